@@ -1,0 +1,45 @@
+"""Event (de)serialization: msgspec JSON on the wire, the public JSON shape for clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from nodedrop.contracts.events import AnyEvent, Event, type_name
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)  # type: ignore[arg-type]
+
+#: Fields lifted out of ``data`` in the public event shape (CONTRACT.md section 4).
+_ENVELOPE = frozenset({"type", "event_id", "execution_id", "time", "v", "node", "attempt"})
+
+
+class EventDecodeError(ValueError):
+    """Bytes on an event subject that are not an event of this catalogue."""
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes) -> AnyEvent:
+    try:
+        return _decoder.decode(data)
+    except msgspec.DecodeError as error:
+        raise EventDecodeError(str(error)) from error
+
+
+def to_public(event: Event, seq: int) -> dict[str, Any]:
+    """``{"seq", "type", "time", "execution_id", "node", "attempt", "data"}`` for clients."""
+    raw: dict[str, Any] = msgspec.to_builtins(event)
+    return {
+        "seq": seq,
+        "type": type_name(event),
+        "time": raw["time"],
+        "execution_id": event.execution_id,
+        "node": raw.get("node"),
+        "attempt": raw.get("attempt"),
+        "event_id": event.event_id,
+        "data": {k: v for k, v in raw.items() if k not in _ENVELOPE},
+    }

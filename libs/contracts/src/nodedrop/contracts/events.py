@@ -1,0 +1,143 @@
+"""The event catalogue: everything that happens to an execution, as immutable records.
+
+Events are msgspec structs (frozen, tagged by ``type``): they are encoded and decoded on every hop
+of the hot path, and msgspec does that several times faster than pydantic (docs/benchmarks.md).
+
+Schema rules: a field is only ever added, with a default, so events stored by older versions keep
+decoding; ``v`` is the schema version of the event's type. Every event carries its execution id,
+a deterministic ``event_id`` (also its ``Nats-Msg-Id``, see :mod:`nodedrop.contracts.ids`) and the
+``time`` it happened, decided by whoever recorded it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from nodedrop.contracts.items import Item, PortItems
+
+ExecutionMode = Literal["trigger", "node"]
+FinalStatus = Literal["succeeded", "partial", "failed", "cancelled", "timed_out"]
+SkipReason = Literal["no_input", "execution_failed", "cancelled", "timed_out"]
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A node's or an execution's error. ``retryable=False`` fails the node at once."""
+
+    type: str
+    message: str
+    stack: str | None = None
+    retryable: bool = True
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+    event_id: str
+    execution_id: str
+    time: datetime
+    v: int = 1
+
+
+class ExecutionRequested(Event, tag=True):
+    """A user asked for an execution. Carries a snapshot of the definition: the run never
+    depends on the workflow being edited or deleted later."""
+
+    workflow: dict[str, Any]
+    requested_by: str
+    mode: ExecutionMode = "trigger"
+    trigger: str | None = None
+    node: str | None = None
+    #: trigger mode: the trigger's output items; node mode: the node's input ``{port: items}``.
+    input: list[Item] | PortItems | None = None
+    timeout_ms: int | None = None
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    rerun_of: str | None = None
+
+
+class ExecutionStarted(Event, tag=True):
+    #: The plan: the nodes this execution may run, in definition order.
+    plan: list[str]
+
+
+class NodeReady(Event, tag=True):
+    """Work for a runner: everything it needs to run one attempt of one node."""
+
+    node: str
+    attempt: int
+    node_type: str
+    input: PortItems
+    parameters: dict[str, Any] = {}
+    timeout_ms: int | None = None
+    trigger: str | None = None
+
+
+class NodeStarted(Event, tag=True):
+    node: str
+    attempt: int
+    worker: str = ""
+
+
+class NodeSucceeded(Event, tag=True):
+    node: str
+    attempt: int
+    output: PortItems
+    pinned: bool = False
+
+
+class NodeFailed(Event, tag=True):
+    node: str
+    attempt: int
+    error: ErrorInfo
+
+
+class NodeRetryScheduled(Event, tag=True):
+    node: str
+    #: The attempt that failed; the next one is ``attempt + 1``.
+    attempt: int
+    delay_ms: int
+    due_at: datetime
+
+
+class NodeSkipped(Event, tag=True):
+    node: str
+    reason: SkipReason
+
+
+class NodeCancelled(Event, tag=True):
+    """A queued or running attempt was stopped because its execution ended."""
+
+    node: str
+    attempt: int
+
+
+class ExecutionCancelRequested(Event, tag=True):
+    requested_by: str
+    reason: str | None = None
+
+
+class ExecutionFinished(Event, tag=True):
+    status: FinalStatus
+    error: ErrorInfo | None = None
+
+
+AnyEvent = (
+    ExecutionRequested | ExecutionStarted | NodeReady | NodeStarted | NodeSucceeded | NodeFailed
+    | NodeRetryScheduled | NodeSkipped | NodeCancelled | ExecutionCancelRequested
+    | ExecutionFinished
+)
+EVENT_TYPES: tuple[type[Event], ...] = (
+    ExecutionRequested, ExecutionStarted, NodeReady, NodeStarted, NodeSucceeded, NodeFailed,
+    NodeRetryScheduled, NodeSkipped, NodeCancelled, ExecutionCancelRequested, ExecutionFinished,
+)
+#: The events a runner or a user records; the scheduler records all the others.
+INPUT_EVENT_TYPES: tuple[type[Event], ...] = (
+    ExecutionRequested, NodeStarted, NodeSucceeded, NodeFailed, ExecutionCancelRequested,
+)
+NODE_RESULT_TYPES = (NodeSucceeded, NodeFailed)
+
+
+def type_name(event: Event | type[Event]) -> str:
+    cls = event if isinstance(event, type) else type(event)
+    return cls.__name__

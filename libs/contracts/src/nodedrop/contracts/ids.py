@@ -1,0 +1,49 @@
+"""Deterministic event ids.
+
+An event's id is also its ``Nats-Msg-Id``: recording the same decision twice (after a crash or a
+redelivery) yields the same id, and JetStream's duplicate window drops the copy. Ids say what the
+event is about, never when it was made. Both results of one attempt share an id, so the first
+result recorded for an attempt wins.
+"""
+
+from __future__ import annotations
+
+
+def execution_requested(execution_id: str) -> str:
+    return f"{execution_id}.requested"
+
+
+def execution_started(execution_id: str) -> str:
+    return f"{execution_id}.started"
+
+
+def cancel_requested(execution_id: str) -> str:
+    return f"{execution_id}.cancel"
+
+
+def execution_finished(execution_id: str) -> str:
+    return f"{execution_id}.finished"
+
+
+def node_ready(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.ready"
+
+
+def node_started(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.started"
+
+
+def node_result(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.result"
+
+
+def node_retry(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.retry"
+
+
+def node_cancelled(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.cancelled"
+
+
+def node_skipped(execution_id: str, node: str) -> str:
+    return f"{execution_id}.{node}.skipped"

@@ -1,0 +1,11 @@
+"""The data that flows between nodes (CONTRACT.md section 2)."""
+
+from typing import Any
+
+#: One item: a JSON object.
+Item = dict[str, Any]
+#: A node's input or output: items per port, e.g. ``{"main": [{...}, {...}]}``.
+PortItems = dict[str, list[Item]]
+
+MAIN_PORT = "main"
+ERROR_PORT = "error"

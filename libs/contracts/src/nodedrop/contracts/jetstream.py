@@ -1,0 +1,115 @@
+"""The JetStream layout every service relies on: one audit stream and three durable consumers.
+
+The events stream is the source of truth (ENGINEERING.md section 2): file storage, limits
+retention (consuming never removes an event), deletes and purges denied, a duplicate window for
+``Nats-Msg-Id``. Work reaches runners through a durable pull consumer on the same stream, so any
+number of runner processes share it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from nodedrop.contracts import subjects
+from nodedrop.contracts.events import INPUT_EVENT_TYPES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    duplicate_window_s: float = 120.0
+    #: 0 keeps events forever; retention is a deliberate operator choice (docs/operations.md).
+    max_age_s: float = 0.0
+    max_msg_size: int = 8 * 1024 * 1024
+    #: How long a runner may hold a task without a heartbeat before it goes to another runner.
+    runner_ack_wait_s: float = 30.0
+    runner_max_deliver: int = 5
+
+
+def events_stream_config(settings: StreamSettings) -> StreamConfig:
+    return StreamConfig(
+        name=subjects.EVENTS_STREAM,
+        description="nodedrop execution events: the audit log and source of truth",
+        subjects=[subjects.all_events()],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=settings.max_age_s,
+        max_msg_size=settings.max_msg_size,
+        duplicate_window=settings.duplicate_window_s,
+        deny_delete=True,
+        deny_purge=True,
+        allow_direct=True,
+    )
+
+
+def consumer_configs(settings: StreamSettings, *, fresh_stream: bool) -> list[ConsumerConfig]:
+    # A consumer created on a stream that already holds events must not redo old work: the
+    # scheduler rebuilds what it needs from per-execution history, runners take new tasks only.
+    work_start = DeliverPolicy.ALL if fresh_stream else DeliverPolicy.NEW
+    return [
+        ConsumerConfig(
+            durable_name=subjects.SCHEDULER_CONSUMER,
+            description="scheduler: the events that call for a decision",
+            filter_subjects=[subjects.events_of_type(t) for t in INPUT_EVENT_TYPES],
+            deliver_policy=work_start,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            max_ack_pending=20_000,
+        ),
+        ConsumerConfig(
+            durable_name=subjects.RUNNER_CONSUMER,
+            description="runners: node attempts to execute, shared by every runner process",
+            filter_subject=subjects.node_ready_subjects(),
+            deliver_policy=work_start,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=settings.runner_ack_wait_s,
+            max_deliver=settings.runner_max_deliver,
+            max_ack_pending=20_000,
+        ),
+        ConsumerConfig(
+            durable_name=subjects.NOTIFIER_CONSUMER,
+            description="notifier: every event, projected into PostgreSQL",
+            filter_subject=subjects.all_events(),
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=60.0,
+            max_ack_pending=50_000,
+        ),
+    ]
+
+
+async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None = None) -> None:
+    """Create the stream and consumers if missing; idempotent, safe from every service at once."""
+    settings = settings or StreamSettings()
+    config = events_stream_config(settings)
+    try:
+        await js.stream_info(subjects.EVENTS_STREAM)
+        fresh = False
+        await js.update_stream(config)
+    except NotFoundError:
+        await js.add_stream(config)
+        fresh = True
+    for consumer in consumer_configs(settings, fresh_stream=fresh):
+        assert consumer.durable_name is not None
+        try:
+            await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)
+        except NotFoundError:
+            if not fresh:
+                log.warning("creating consumer %s on an existing stream from new events on",
+                            consumer.durable_name)
+            await js.add_consumer(subjects.EVENTS_STREAM, consumer)

@@ -1,0 +1,186 @@
+"""Node type specifications: what the API validates and the scheduler plans with.
+
+A spec is declarative (type name, category, parameter model, ports). Implementations live in the
+runner; custom node types are classes registered under the entry-point group ``nodedrop.nodes``
+whose ``spec`` attribute is a :class:`NodeTypeSpec`, so the API can validate them without running
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nodedrop.contracts.items import MAIN_PORT, Item
+
+Category = Literal["trigger", "action", "flow"]
+ENTRY_POINT_GROUP = "nodedrop.nodes"
+
+
+class Parameters(BaseModel):
+    """Base of every parameter model: unknown parameters are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NoParameters(Parameters):
+    pass
+
+
+class WebhookTriggerParameters(Parameters):
+    secret: str | None = Field(default=None, min_length=1, max_length=512)
+
+
+class ScheduleTriggerParameters(Parameters):
+    cron: str = Field(min_length=9, max_length=200, description="five-field cron expression")
+
+
+class WaitParameters(Parameters):
+    ms: int = Field(ge=0, le=31 * 24 * 3600 * 1000, description="delay in milliseconds")
+
+
+class StopAndErrorParameters(Parameters):
+    message: str = Field(default="Stopped by stop_and_error", max_length=10_000)
+    error_type: str = Field(default="StopAndError", pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
+
+
+class SetParameters(Parameters):
+    values: dict[str, Any] = Field(default_factory=dict)
+
+
+class IfParameters(Parameters):
+    condition: str | bool = Field(description="expression, e.g. {{ item.total > 100 }}")
+
+
+class SwitchCase(Parameters):
+    output: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    condition: str | bool
+
+
+class SwitchParameters(Parameters):
+    cases: list[SwitchCase] = Field(min_length=1, max_length=64)
+    default_output: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+class HttpRequestParameters(Parameters):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
+    url: str = Field(min_length=1, max_length=8192)
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    body: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _fixed(*ports: str) -> Callable[[BaseModel], tuple[str, ...]]:
+    return lambda _parameters: ports
+
+
+def _switch_outputs(parameters: BaseModel) -> tuple[str, ...]:
+    assert isinstance(parameters, SwitchParameters)
+    names = [case.output for case in parameters.cases]
+    if parameters.default_output is not None:
+        names.append(parameters.default_output)
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class NodeTypeSpec:
+    """What a node type declares about itself."""
+
+    type: str
+    display_name: str
+    category: Category
+    parameters: type[Parameters] = NoParameters
+    #: Output ports, computed from the validated parameters (``switch`` names its own).
+    output_ports: Callable[[BaseModel], tuple[str, ...]] = field(default=_fixed(MAIN_PORT))
+    #: Input ports; ``None`` accepts any port name (``merge``). Triggers take none.
+    input_ports: tuple[str, ...] | None = (MAIN_PORT,)
+    description: str = ""
+
+    @property
+    def is_trigger(self) -> bool:
+        return self.category == "trigger"
+
+    def parameters_schema(self) -> dict[str, Any]:
+        return self.parameters.model_json_schema(by_alias=True)
+
+    def static_outputs(self) -> list[str]:
+        """Ports to advertise when no parameters are known (``switch``: none are fixed)."""
+        if self.parameters is SwitchParameters:
+            return []
+        return list(self.output_ports(self.parameters.model_construct()))
+
+
+BUILTIN_SPECS: tuple[NodeTypeSpec, ...] = (
+    NodeTypeSpec("manual_trigger", "Manual trigger", "trigger", input_ports=(),
+                 description="Outputs the request's input items."),
+    NodeTypeSpec("webhook_trigger", "Webhook trigger", "trigger", WebhookTriggerParameters,
+                 input_ports=(), description="Outputs the webhook request body as one item."),
+    NodeTypeSpec("schedule_trigger", "Schedule trigger", "trigger", ScheduleTriggerParameters,
+                 input_ports=(), description="Runs a saved workflow on a cron schedule."),
+    NodeTypeSpec("noop", "No operation", "flow", description="Passes its input items through."),
+    NodeTypeSpec("set", "Set fields", "action", SetParameters,
+                 description="Updates each item with the given values."),
+    NodeTypeSpec("if", "If", "flow", IfParameters, output_ports=_fixed("true", "false"),
+                 description="Sends each item to port true or false."),
+    NodeTypeSpec("switch", "Switch", "flow", SwitchParameters, output_ports=_switch_outputs,
+                 description="Sends each item to the first matching case."),
+    NodeTypeSpec("merge", "Merge", "flow", input_ports=None,
+                 description="Concatenates all its inputs into main."),
+    NodeTypeSpec("wait", "Wait", "flow", WaitParameters,
+                 description="Passes items through after a delay."),
+    NodeTypeSpec("http_request", "HTTP request", "action", HttpRequestParameters,
+                 description="One HTTP request per item."),
+    NodeTypeSpec("stop_and_error", "Stop and error", "flow", StopAndErrorParameters,
+                 description="Fails with the given error."),
+)
+
+
+class NodeTypeRegistry:
+    """The node types a deployment knows, by type name."""
+
+    def __init__(self, specs: Iterable[NodeTypeSpec] = BUILTIN_SPECS) -> None:
+        self._specs: dict[str, NodeTypeSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    def register(self, spec: NodeTypeSpec) -> None:
+        if spec.type in self._specs:
+            raise ValueError(f"node type {spec.type!r} is registered twice")
+        self._specs[spec.type] = spec
+
+    def get(self, type_name: str) -> NodeTypeSpec | None:
+        return self._specs.get(type_name)
+
+    def __contains__(self, type_name: object) -> bool:
+        return type_name in self._specs
+
+    def __iter__(self) -> Iterable[NodeTypeSpec]:  # type: ignore[override]
+        return iter(self._specs.values())
+
+    @property
+    def specs(self) -> Mapping[str, NodeTypeSpec]:
+        return self._specs
+
+    @classmethod
+    def with_plugins(cls) -> NodeTypeRegistry:
+        """Built-ins plus every class registered under the ``nodedrop.nodes`` entry points."""
+        registry = cls()
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            plugin = entry_point.load()
+            spec = getattr(plugin, "spec", None)
+            if not isinstance(spec, NodeTypeSpec):
+                raise TypeError(f"entry point {entry_point.name!r} has no NodeTypeSpec `spec`")
+            registry.register(spec)
+        return registry
+
+
+def passthrough_items(node_input: Mapping[str, list[Item]]) -> list[Item]:
+    """All input items, port by port in port order: what pass-through nodes emit."""
+    return [item for items in node_input.values() for item in items]

@@ -1,0 +1,52 @@
+"""Stream, subject and consumer names: built here and nowhere else.
+
+Every event of an execution goes to ``nodedrop.events.<slot>.<execution_id>.<EventType>``. The
+slot (``00``-``15``) is a stable hash of the execution id: several scheduler copies can later own
+disjoint slot sets through consumer filter subjects, without changing a subject or a stored event.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from nodedrop.contracts.events import Event, NodeReady, type_name
+
+EVENTS_STREAM = "NODEDROP_EVENTS"
+EVENTS_PREFIX = "nodedrop.events"
+SLOTS = 16
+
+SCHEDULER_CONSUMER = "scheduler"
+RUNNER_CONSUMER = "runners"
+NOTIFIER_CONSUMER = "notifier"
+
+SCHEDULER_STATE_BUCKET = "nodedrop_scheduler"
+
+
+def slot(execution_id: str) -> str:
+    return f"{zlib.crc32(execution_id.encode()) % SLOTS:02d}"
+
+
+def event_subject(event: Event) -> str:
+    return f"{EVENTS_PREFIX}.{slot(event.execution_id)}.{event.execution_id}.{type_name(event)}"
+
+
+def execution_subject(execution_id: str, event_type: str = ">") -> str:
+    """All of one execution's events (or one type of them)."""
+    return f"{EVENTS_PREFIX}.{slot(execution_id)}.{execution_id}.{event_type}"
+
+
+def all_events() -> str:
+    return f"{EVENTS_PREFIX}.>"
+
+
+def events_of_type(event_type: type[Event] | str) -> str:
+    name = event_type if isinstance(event_type, str) else type_name(event_type)
+    return f"{EVENTS_PREFIX}.*.*.{name}"
+
+
+def node_ready_subjects() -> str:
+    return events_of_type(NodeReady)
+
+
+def execution_id_of(subject: str) -> str:
+    return subject.split(".")[3]

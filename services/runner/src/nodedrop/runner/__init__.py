@@ -1,0 +1,1 @@
+"""nodedrop runner service."""
