@@ -1,0 +1,112 @@
+"""Table definitions (SQLModel). Every projection value comes from events, never from the clock
+at projection time, so a rebuild from the stream yields the same rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(JSONB, nullable=nullable))
+
+
+def _time(nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=nullable))
+
+
+class WorkflowRow(SQLModel, table=True):
+    __tablename__ = "workflows"
+
+    id: str = Field(primary_key=True)
+    name: str
+    version: int
+    definition: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    owner: str = Field(index=True)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    #: Deleted workflows keep their rows so that their executions stay explainable.
+    deleted_at: datetime | None = _time()
+
+
+class WorkflowVersionRow(SQLModel, table=True):
+    __tablename__ = "workflow_versions"
+
+    workflow_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    definition: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_by: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ExecutionRow(SQLModel, table=True):
+    __tablename__ = "executions"
+    __table_args__ = (
+        Index("ix_executions_owner_created", "requested_by", "created_at"),
+        Index("ix_executions_workflow_created", "workflow_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    mode: str
+    trigger: str | None = None
+    node: str | None = None
+    status: str
+    requested_by: str
+    rerun_of: str | None = None
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    error: dict[str, Any] | None = _json()
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class NodeExecutionRow(SQLModel, table=True):
+    __tablename__ = "node_executions"
+
+    execution_id: str = Field(primary_key=True)
+    node: str = Field(primary_key=True)
+    #: Position in the plan, so nodes list in definition order.
+    position: int
+    status: str
+    attempts: int = 0
+    started_at: datetime | None = _time()
+    finished_at: datetime | None = _time()
+    input: dict[str, Any] | None = _json()
+    output: dict[str, Any] | None = _json()
+    error: dict[str, Any] | None = _json()
+    skip_reason: str | None = None
+    pinned: bool = False
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ExecutionLogRow(SQLModel, table=True):
+    __tablename__ = "execution_logs"
+    __table_args__ = (UniqueConstraint("execution_id", "seq", name="uq_execution_logs_seq"),)
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
+    )
+    execution_id: str = Field(index=True)
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    time: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    level: str
+    node: str | None = None
+    message: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ProjectionCheckpointRow(SQLModel, table=True):
+    """The last stream sequence a projector applied; written in the same transaction as rows."""
+
+    __tablename__ = "projection_checkpoints"
+
+    name: str = Field(primary_key=True)
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+metadata = SQLModel.metadata
