@@ -1,0 +1,26 @@
+"""The scheduler's pure core: no I/O, no clock, no random ids.
+
+- :func:`evolve` folds one recorded event into an execution's state;
+- :func:`step` folds an event and decides what to record in answer;
+- :func:`tick` decides what the passing of time calls for (retries, timeouts);
+- :func:`resume` re-derives decisions after a rebuild from the stream;
+- :func:`next_wakeup` says when :func:`tick` next has work.
+"""
+
+from nodedrop.scheduler.core.decide import next_wakeup, resume, step, tick
+from nodedrop.scheduler.core.fold import evolve
+from nodedrop.scheduler.core.plan import Plan, build_plan
+from nodedrop.scheduler.core.state import ExecutionState, NodeState, NodeStatus
+
+__all__ = [
+    "ExecutionState",
+    "NodeState",
+    "NodeStatus",
+    "Plan",
+    "build_plan",
+    "evolve",
+    "next_wakeup",
+    "resume",
+    "step",
+    "tick",
+]

@@ -1,0 +1,344 @@
+"""Decisions: what the scheduler records in answer to an event or to the passing of time.
+
+``step(state, event, now)`` folds an event and returns the events the scheduler decides in answer,
+already folded into ``state`` (decisions cascade: a skipped node may make its children ready).
+``tick(state, now)`` answers the passing of time (retry backoff, node and execution timeouts);
+``resume(state, now)`` re-derives, after a rebuild from the stream, whatever an interrupted
+scheduler decided but may not have recorded. ``now`` is always passed in, and every decided event
+has a deterministic id, so the same inputs give the same decisions, and deciding twice records
+nothing twice.
+
+Work per event is proportional to the out-degree of the node it concerns, except when an
+execution ends (every unfinished node is cancelled or skipped once).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta
+
+from nodedrop.contracts import ids
+from nodedrop.contracts.events import (
+    ErrorInfo,
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionStarted,
+    FinalStatus,
+    NodeCancelled,
+    NodeFailed,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeSucceeded,
+    SkipReason,
+)
+from nodedrop.contracts.items import MAIN_PORT, PortItems
+from nodedrop.contracts.workflow import Node
+from nodedrop.scheduler.core.fold import apply, evolve
+from nodedrop.scheduler.core.rules import NODE_TIMEOUT, gather_input, has_items
+from nodedrop.scheduler.core.state import IN_FLIGHT, TERMINAL, ExecutionState, NodeStatus
+
+
+def step(
+    state: ExecutionState | None,
+    event: Event,
+    now: datetime,
+) -> tuple[ExecutionState | None, list[Event]]:
+    """Fold ``event`` and decide; returns the (updated) state and the new decisions."""
+    if state is None:
+        state = evolve(None, event)
+        if state is None:
+            return None, []  # an event of an execution we never saw requested
+        decider = _Decider(state, now)
+        decider.start()
+        return state, decider.decisions
+    if not apply(state, event):
+        return state, []  # a duplicate, a late result, or after the end: nothing to decide
+    decider = _Decider(state, now)
+    match event:
+        case NodeSucceeded() | NodeSkipped():
+            decider.examine_children(event.node)
+        case NodeFailed():
+            decider.after_failure(event.node)
+        case ExecutionCancelRequested():
+            decider.end("cancelled", "cancelled")
+        case _:
+            pass
+    decider.finish_if_done()
+    return state, decider.decisions
+
+
+def tick(state: ExecutionState, now: datetime) -> list[Event]:
+    """Fire every timer of ``state`` that is due at ``now``."""
+    if state.finished or not state.started:
+        return []
+    decider = _Decider(state, now)
+    if state.deadline is not None and state.deadline <= now:
+        decider.end("timed_out", "timed_out")
+        return decider.decisions
+    while not state.finished and (timer := state.next_timer()) is not None and timer[0] <= now:
+        node_id = timer[1]
+        node = state.nodes[node_id]
+        if node.status == NodeStatus.RETRYING:
+            decider.ready(node_id, node.attempt + 1, node.input or {})
+        elif node.status == NodeStatus.RUNNING:
+            timeout_ms = _definition(state, node_id).timeout_ms
+            decider.emit(
+                NodeFailed(
+                    event_id=ids.node_result(state.execution_id, node_id, node.attempt),
+                    execution_id=state.execution_id,
+                    time=now,
+                    node=node_id,
+                    attempt=node.attempt,
+                    error=ErrorInfo(
+                        type=NODE_TIMEOUT,
+                        message=f"node {node_id!r} attempt {node.attempt} ran longer "
+                        f"than its timeout of {timeout_ms} ms",
+                    ),
+                )
+            )
+            decider.after_failure(node_id)
+        else:  # pragma: no cover - the fold clears timers of nodes in any other status
+            state.set_timer(node_id, None)
+    decider.finish_if_done()
+    return decider.decisions
+
+
+def resume(state: ExecutionState, now: datetime) -> list[Event]:
+    """After a rebuild: decide again everything the state calls for (recorded decisions have
+    the same ids, so re-recording them is harmless), then fire overdue timers."""
+    if state.finished:
+        return []
+    decider = _Decider(state, now)
+    if not state.started:
+        decider.start()
+        return decider.decisions
+    if state.cancel_requested:
+        decider.end("cancelled", "cancelled")
+        return decider.decisions
+    if state.failure is not None:
+        decider.end("failed", "execution_failed")
+        return decider.decisions
+    assert state.plan is not None
+    for node_id, node in state.nodes.items():
+        if node.status == NodeStatus.RETRYING and node.timer is None:
+            decider.after_failure(node_id)
+        elif node.status == NodeStatus.PENDING and node.waiting_on == 0:
+            decider.examine(node_id)
+    decider.finish_if_done()
+    return decider.decisions + tick(state, now)
+
+
+def next_wakeup(state: ExecutionState) -> datetime | None:
+    """The earliest time at which :func:`tick` has something to do."""
+    if state.finished or not state.started:
+        return None
+    timer = state.next_timer()
+    times = [t for t in (timer[0] if timer else None, state.deadline) if t is not None]
+    return min(times, default=None)
+
+
+class _Decider:
+    """Collects the decisions of one step, folding each into the state as it is made."""
+
+    def __init__(self, state: ExecutionState, now: datetime) -> None:
+        self.state = state
+        self.now = now
+        self.decisions: list[Event] = []
+        self._id = state.execution_id
+
+    def emit(self, event: Event) -> None:
+        self.decisions.append(event)
+        apply(self.state, event)
+
+    # ------------------------------------------------------------------ execution level
+    def start(self) -> None:
+        state = self.state
+        if state.plan is None:
+            self.emit(
+                ExecutionFinished(
+                    event_id=ids.execution_finished(self._id),
+                    execution_id=self._id,
+                    time=self.now,
+                    status="failed",
+                    error=ErrorInfo(
+                        type="InvalidRequest",
+                        message=state.plan_error or "no plan",
+                        retryable=False,
+                    ),
+                )
+            )
+            return
+        self.emit(
+            ExecutionStarted(
+                event_id=ids.execution_started(self._id),
+                execution_id=self._id,
+                time=self.now,
+                plan=state.plan.order,
+            )
+        )
+        self.examine(state.plan.root)
+        self.examine_children(state.plan.root)
+        self.finish_if_done()
+
+    def _root_input(self) -> PortItems:
+        request = self.state.request
+        if request.mode == "trigger":
+            items = request.input if isinstance(request.input, list) else [{}]
+            return {MAIN_PORT: items}
+        return request.input if isinstance(request.input, dict) else {MAIN_PORT: [{}]}
+
+    def end(self, status: FinalStatus, skip_reason: SkipReason) -> None:
+        """End the execution: stop what runs, skip what has not run (rules 5, 7, 8)."""
+        state = self.state
+        if state.finished:
+            return
+        for node_id, node in state.nodes.items():
+            if node.status in IN_FLIGHT or node.status == NodeStatus.RETRYING:
+                self.emit(
+                    NodeCancelled(
+                        event_id=ids.node_cancelled(self._id, node_id, node.attempt),
+                        execution_id=self._id,
+                        time=self.now,
+                        node=node_id,
+                        attempt=node.attempt,
+                    )
+                )
+            elif node.status not in TERMINAL:
+                self._skip(node_id, skip_reason)
+        error = None
+        if status == "failed" and state.failure is not None:
+            error = state.failure
+        elif status == "timed_out":
+            error = ErrorInfo(
+                type="ExecutionTimeout",
+                retryable=False,
+                message=f"execution ran longer than {state.timeout_ms} ms",
+            )
+        self.emit(
+            ExecutionFinished(
+                event_id=ids.execution_finished(self._id),
+                execution_id=self._id,
+                time=self.now,
+                status=status,
+                error=error,
+            )
+        )
+
+    def finish_if_done(self) -> None:
+        state = self.state
+        if state.finished or not state.started:
+            return
+        if state.failure is not None:
+            self.end("failed", "execution_failed")
+        elif state.unfinished == 0:
+            status: FinalStatus = "partial" if state.tolerated_failures else "succeeded"
+            self.emit(
+                ExecutionFinished(
+                    event_id=ids.execution_finished(self._id),
+                    execution_id=self._id,
+                    time=self.now,
+                    status=status,
+                )
+            )
+
+    # ------------------------------------------------------------------ node level
+    def after_failure(self, node_id: str) -> None:
+        node = self.state.nodes[node_id]
+        if node.status == NodeStatus.RETRYING:
+            delay_ms = _definition(self.state, node_id).retry_policy.delay_ms(node.attempt)
+            due = self.now + timedelta(milliseconds=delay_ms)
+            self.emit(
+                NodeRetryScheduled(
+                    event_id=ids.node_retry(self._id, node_id, node.attempt),
+                    execution_id=self._id,
+                    time=self.now,
+                    node=node_id,
+                    attempt=node.attempt,
+                    delay_ms=delay_ms,
+                    due_at=due,
+                )
+            )
+            if delay_ms == 0:
+                self.ready(node_id, node.attempt + 1, node.input or {})
+        elif node.status == NodeStatus.FAILED and self.state.failure is None:
+            self.examine_children(node_id)  # continue / error_output: the run goes on
+
+    def examine_children(self, node_id: str) -> None:
+        assert self.state.plan is not None
+        work = deque(self.state.plan.nodes[node_id].children)
+        while work:
+            child = work.popleft()
+            if self.examine(child):
+                work.extend(self.state.plan.nodes[child].children)
+
+    def examine(self, node_id: str) -> bool:
+        """Run or skip a pending node whose plan parents all finished (rules 2 and 3).
+        Returns True when the node finished at once (skipped or pinned), so its children
+        need a look too."""
+        state = self.state
+        node = state.nodes[node_id]
+        if state.finished or node.status != NodeStatus.PENDING or node.waiting_on > 0:
+            return False
+        assert state.plan is not None
+        if node_id == state.plan.root:
+            # The root always runs (rule 3), with the request's input.
+            return self._run_or_pin(node_id, self._root_input())
+        node_input = gather_input(state, state.plan.nodes[node_id])
+        if not has_items(node_input):
+            self._skip(node_id, "no_input")
+            return True
+        return self._run_or_pin(node_id, node_input)
+
+    def ready(self, node_id: str, attempt: int, node_input: PortItems) -> None:
+        definition = _definition(self.state, node_id)
+        self.emit(
+            NodeReady(
+                event_id=ids.node_ready(self._id, node_id, attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=attempt,
+                node_type=definition.type,
+                input=node_input,
+                parameters=definition.parameters,
+                timeout_ms=definition.timeout_ms,
+                trigger=self.state.request.trigger,
+            )
+        )
+
+    def _run_or_pin(self, node_id: str, node_input: PortItems) -> bool:
+        pinned = _definition(self.state, node_id).pinned_output
+        if pinned is None:
+            self.ready(node_id, 1, node_input)
+            return False
+        self.state.nodes[node_id].input = node_input
+        self.emit(
+            NodeSucceeded(
+                event_id=ids.node_result(self._id, node_id, 0),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=0,
+                output=pinned,
+                pinned=True,
+            )
+        )
+        return True
+
+    def _skip(self, node_id: str, reason: SkipReason) -> None:
+        self.emit(
+            NodeSkipped(
+                event_id=ids.node_skipped(self._id, node_id),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                reason=reason,
+            )
+        )
+
+
+def _definition(state: ExecutionState, node_id: str) -> Node:
+    assert state.plan is not None
+    return state.plan.nodes[node_id].node

@@ -1,0 +1,222 @@
+"""``evolve``: fold one recorded event into an execution's state.
+
+The fold never decides anything; it only records what an event says. It is idempotent per
+event: a duplicate, a late result for an old attempt, or anything after ``ExecutionFinished``
+changes nothing (the first result recorded for an attempt wins). Work per event is proportional
+to the node's out-degree.
+
+For speed the state is updated in place and returned; callers own their state objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from nodedrop.contracts.events import (
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeFailed,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+)
+from nodedrop.contracts.workflow import Node, Workflow
+from nodedrop.scheduler.core.plan import PlanError, build_plan
+from nodedrop.scheduler.core.rules import (
+    NODE_TIMEOUT_GRACE_MS,
+    error_output,
+    will_retry,
+)
+from nodedrop.scheduler.core.state import (
+    IN_FLIGHT,
+    TERMINAL,
+    ExecutionState,
+    NodeState,
+    NodeStatus,
+)
+
+
+def evolve(state: ExecutionState | None, event: Event) -> ExecutionState | None:
+    """Fold ``event`` into ``state`` (``None`` before the execution's first event)."""
+    if state is None:
+        return new_execution(event) if isinstance(event, ExecutionRequested) else None
+    apply(state, event)
+    return state
+
+
+def new_execution(request: ExecutionRequested) -> ExecutionState:
+    root = request.trigger if request.mode == "trigger" else request.node
+    try:
+        workflow = Workflow.model_validate(request.workflow)
+        if root is None:
+            raise PlanError(f"the request names no {request.mode}")
+        plan = build_plan(workflow, request.mode, root)
+    except (ValueError, PlanError) as error:
+        return ExecutionState(request.execution_id, request, None, plan_error=str(error))
+    state = ExecutionState(request.execution_id, request, plan)
+    state.timeout_ms = request.timeout_ms or workflow.settings.timeout_ms
+    for node_id, plan_node in plan.nodes.items():
+        state.nodes[node_id] = NodeState(waiting_on=plan_node.parent_count)
+    state.unfinished = len(plan.nodes)
+    return state
+
+
+def apply(state: ExecutionState, event: Event) -> bool:
+    """Fold ``event`` in place; return whether it changed anything."""
+    if state.finished:
+        return False
+    handler = _HANDLERS.get(type(event))
+    return handler(state, event) if handler is not None else False
+
+
+def _execution_started(state: ExecutionState, event: ExecutionStarted) -> bool:
+    if state.started:
+        return False
+    state.started = True
+    state.started_at = event.time
+    if state.timeout_ms is not None:
+        state.deadline = event.time + timedelta(milliseconds=state.timeout_ms)
+    return True
+
+
+def _node_ready(state: ExecutionState, event: NodeReady) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or node.status in TERMINAL or event.attempt <= node.attempt:
+        return False
+    node.status = NodeStatus.QUEUED
+    node.attempt = event.attempt
+    node.input = event.input
+    state.set_timer(event.node, None)
+    return True
+
+
+def _node_started(state: ExecutionState, event: NodeStarted) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or node.status != NodeStatus.QUEUED or event.attempt != node.attempt:
+        return False
+    node.status = NodeStatus.RUNNING
+    node.started_at = event.time
+    timeout_ms = _plan_node(state, event.node).timeout_ms
+    if timeout_ms is not None:
+        grace = timedelta(milliseconds=timeout_ms + NODE_TIMEOUT_GRACE_MS)
+        state.set_timer(event.node, event.time + grace)
+    return True
+
+
+def _node_succeeded(state: ExecutionState, event: NodeSucceeded) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or not _accepts_result(node, event.attempt, pinned=event.pinned):
+        return False
+    node.status = NodeStatus.SUCCEEDED
+    node.output = event.output
+    node.error = None
+    state.set_timer(event.node, None)
+    _finish_node(state, event.node)
+    return True
+
+
+def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or not _accepts_result(node, event.attempt, pinned=False):
+        return False
+    node.error = event.error
+    state.set_timer(event.node, None)
+    definition = _plan_node(state, event.node)
+    if will_retry(definition, event.attempt, event.error):
+        # The retry's due time arrives with NodeRetryScheduled.
+        node.status = NodeStatus.RETRYING
+        return True
+    node.status = NodeStatus.FAILED
+    if definition.on_error == "fail":
+        state.failure = event.error
+        node.output = None
+    else:
+        state.tolerated_failures += 1
+        node.output = (
+            error_output(node.input, event.error) if definition.on_error == "error_output" else None
+        )
+    _finish_node(state, event.node)
+    return True
+
+
+def _node_retry_scheduled(state: ExecutionState, event: NodeRetryScheduled) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or node.status != NodeStatus.RETRYING or event.attempt != node.attempt:
+        return False
+    state.set_timer(event.node, event.due_at)
+    return True
+
+
+def _node_skipped(state: ExecutionState, event: NodeSkipped) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or node.status in TERMINAL:
+        return False
+    node.status = NodeStatus.SKIPPED
+    node.skip_reason = event.reason
+    state.set_timer(event.node, None)
+    _finish_node(state, event.node)
+    return True
+
+
+def _node_cancelled(state: ExecutionState, event: NodeCancelled) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or node.status in TERMINAL:
+        return False
+    node.status = NodeStatus.CANCELLED
+    state.set_timer(event.node, None)
+    _finish_node(state, event.node)
+    return True
+
+
+def _execution_cancel_requested(state: ExecutionState, event: ExecutionCancelRequested) -> bool:
+    if state.cancel_requested:
+        return False
+    state.cancel_requested = True
+    return True
+
+
+def _execution_finished(state: ExecutionState, event: ExecutionFinished) -> bool:
+    state.finished = True
+    state.final_status = event.status
+    return True
+
+
+_HANDLERS: dict[type[Event], Callable[[ExecutionState, Any], bool]] = {
+    ExecutionStarted: _execution_started,
+    NodeReady: _node_ready,
+    NodeStarted: _node_started,
+    NodeSucceeded: _node_succeeded,
+    NodeFailed: _node_failed,
+    NodeRetryScheduled: _node_retry_scheduled,
+    NodeSkipped: _node_skipped,
+    NodeCancelled: _node_cancelled,
+    ExecutionCancelRequested: _execution_cancel_requested,
+    ExecutionFinished: _execution_finished,
+}
+
+
+def _accepts_result(node: NodeState, attempt: int, *, pinned: bool) -> bool:
+    if pinned:
+        # Pinned data stands in for a run: recorded once, while the node is still pending.
+        return node.status == NodeStatus.PENDING and node.waiting_on == 0 and attempt == 0
+    return node.status in IN_FLIGHT and attempt == node.attempt
+
+
+def _finish_node(state: ExecutionState, node_id: str) -> None:
+    state.unfinished -= 1
+    assert state.plan is not None
+    for child in state.plan.nodes[node_id].children:
+        state.nodes[child].waiting_on -= 1
+
+
+def _plan_node(state: ExecutionState, node_id: str) -> Node:
+    assert state.plan is not None
+    return state.plan.nodes[node_id].node

@@ -1,0 +1,95 @@
+"""An execution's state: what the fold of its events says, nothing more."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from nodedrop.contracts.events import ErrorInfo, ExecutionRequested
+from nodedrop.contracts.items import PortItems
+from nodedrop.scheduler.core.plan import Plan
+
+
+class NodeStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset(
+    {NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.SKIPPED, NodeStatus.CANCELLED}
+)
+#: A node in one of these has an attempt that a runner may be working on.
+IN_FLIGHT = frozenset({NodeStatus.QUEUED, NodeStatus.RUNNING})
+
+
+@dataclass(slots=True)
+class NodeState:
+    status: NodeStatus = NodeStatus.PENDING
+    #: The current attempt (0 before the first NodeReady).
+    attempt: int = 0
+    #: Plan parents not yet finished; the node is examined when this reaches 0.
+    waiting_on: int = 0
+    input: PortItems | None = None
+    #: What the node delivers downstream: its output, the error port's items, or nothing.
+    output: PortItems | None = None
+    error: ErrorInfo | None = None
+    skip_reason: str | None = None
+    started_at: datetime | None = None
+    #: When the retry of a RETRYING node is due, or when a RUNNING attempt times out.
+    timer: datetime | None = None
+
+
+@dataclass(slots=True)
+class ExecutionState:
+    execution_id: str
+    request: ExecutionRequested
+    plan: Plan | None
+    #: Why no plan could be made (the request names an unknown trigger or node).
+    plan_error: str | None = None
+    nodes: dict[str, NodeState] = field(default_factory=dict)
+    started: bool = False
+    started_at: datetime | None = None
+    #: The request's ``timeout_ms``, else the workflow's ``settings.timeout_ms``.
+    timeout_ms: int | None = None
+    deadline: datetime | None = None
+    #: Plan nodes not yet in a terminal state.
+    unfinished: int = 0
+    #: Nodes that failed under ``continue`` / ``error_output`` (the run ends ``partial``).
+    tolerated_failures: int = 0
+    #: A node failed under ``on_error: fail``: the execution is ending as failed.
+    failure: ErrorInfo | None = None
+    #: (due, node) for every timer ever set; stale entries (the node's timer changed since) are
+    #: dropped lazily, so finding the next due timer never scans the whole graph.
+    timer_heap: list[tuple[datetime, str]] = field(default_factory=list)
+    cancel_requested: bool = False
+    finished: bool = False
+    final_status: str | None = None
+
+    def set_timer(self, node_id: str, due: datetime | None) -> None:
+        self.nodes[node_id].timer = due
+        if due is not None:
+            heapq.heappush(self.timer_heap, (due, node_id))
+
+    def next_timer(self) -> tuple[datetime, str] | None:
+        """The earliest live timer, discarding stale heap entries on the way."""
+        heap = self.timer_heap
+        while heap:
+            due, node_id = heap[0]
+            if self.nodes[node_id].timer == due:
+                return due, node_id
+            heapq.heappop(heap)
+        return None
+
+    @property
+    def status(self) -> str:
+        if self.final_status is not None:
+            return self.final_status
+        return "running" if self.started else "queued"

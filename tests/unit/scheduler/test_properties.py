@@ -1,0 +1,346 @@
+"""Property tests of the scheduler core over random DAGs and random runner behaviour.
+
+A random world plays the runner: it starts, succeeds (with random item counts, sometimes none)
+or fails (retryable or not) ready attempts in any order, lets time pass, redelivers events it
+already recorded, and sometimes cancels. Whatever it does, the execution must finish, every plan
+node must end in exactly one terminal state, nothing outside the plan may run, nothing may run
+before its plan parents finished, and replaying the record must give the same state and the
+same decisions.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nodedrop.contracts import ids
+from nodedrop.contracts.events import (
+    INPUT_EVENT_TYPES,
+    ErrorInfo,
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    NodeCancelled,
+    NodeFailed,
+    NodeReady,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+)
+from nodedrop.scheduler.core import ExecutionState, evolve, resume, step, tick
+from nodedrop.scheduler.core.state import TERMINAL
+
+from .harness import T0
+
+EXAMPLES = settings(
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@st.composite
+def workflows(draw: st.DrawFn) -> dict[str, Any]:
+    """A random DAG: node 0 and sometimes node 1 are triggers; edges only go forward."""
+    size = draw(st.integers(2, 12))
+    second_trigger = size > 3 and draw(st.booleans())
+    nodes: list[dict[str, Any]] = []
+    for i in range(size):
+        if i == 0 or (i == 1 and second_trigger):
+            nodes.append({"id": f"n{i}", "type": "manual_trigger"})
+            continue
+        kind = draw(st.sampled_from(["noop", "noop", "if"]))
+        node: dict[str, Any] = {
+            "id": f"n{i}",
+            "type": kind,
+            "on_error": draw(st.sampled_from(["fail", "continue", "error_output"])),
+        }
+        if kind == "if":
+            node["parameters"] = {"condition": True}
+        if draw(st.booleans()):
+            node["retry"] = {
+                "max_attempts": draw(st.integers(1, 3)),
+                "initial_interval_ms": draw(st.sampled_from([0, 10, 500])),
+            }
+        if draw(st.integers(0, 3)) == 0:
+            node["timeout_ms"] = draw(st.sampled_from([5, 1000]))
+        nodes.append(node)
+    connections = []
+    for j in range(1, size):
+        if nodes[j]["type"] == "manual_trigger":
+            continue
+        parents = draw(st.sets(st.integers(0, j - 1), min_size=1, max_size=3))
+        for i in sorted(parents):
+            conn: dict[str, Any] = {"from": f"n{i}", "to": f"n{j}"}
+            ports = ["main"]
+            if nodes[i]["type"] == "if":
+                ports = ["true", "false"]
+            if nodes[i].get("on_error") == "error_output":
+                ports = [*ports, "error"]
+            conn["output"] = draw(st.sampled_from(ports))
+            connections.append(conn)
+    return {"name": "random", "nodes": nodes, "connections": connections}
+
+
+def reachable(workflow: dict[str, Any], root: str) -> set[str]:
+    seen, todo = {root}, [root]
+    while todo:
+        current = todo.pop()
+        for conn in workflow["connections"]:
+            if conn["from"] == current and conn["to"] not in seen:
+                seen.add(conn["to"])
+                todo.append(conn["to"])
+    return seen
+
+
+def plan_parents(workflow: dict[str, Any], plan: set[str], node: str) -> set[str]:
+    return {c["from"] for c in workflow["connections"] if c["to"] == node and c["from"] in plan}
+
+
+@dataclass
+class World:
+    workflow: dict[str, Any]
+    trigger: str
+    now: datetime = T0
+    state: ExecutionState | None = None
+    #: Everything recorded, in order.
+    log: list[Event] = field(default_factory=list)
+    #: What the scheduler was asked, to replay: ("step", event, now) or ("tick", None, now).
+    inputs: list[tuple[str, Event | None, datetime]] = field(default_factory=list)
+    #: The decisions of each input, in order, to compare with a replay.
+    decided: list[list[Event]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.plan = reachable(self.workflow, self.trigger)
+
+    def feed(self, event: Event) -> None:
+        self.log.append(event)
+        self.state, decisions = step(self.state, event, self.now)
+        self._after(("step", event, self.now), decisions)
+
+    def advance(self, ms: int) -> None:
+        self.now += timedelta(milliseconds=ms)
+        assert self.state is not None
+        self._after(("tick", None, self.now), tick(self.state, self.now))
+
+    def _after(self, source: tuple[str, Event | None, datetime], decisions: list[Event]) -> None:
+        self.inputs.append(source)
+        self.decided.append(decisions)
+        self.log.extend(decisions)
+        assert self.state is not None
+        for decision in decisions:
+            if isinstance(decision, NodeReady) and decision.attempt == 1:
+                assert decision.node in self.plan, "a node outside the plan was made ready"
+                for parent in plan_parents(self.workflow, self.plan, decision.node):
+                    assert self.state.nodes[parent].status in TERMINAL, (
+                        f"{decision.node} ready before its parent {parent} finished"
+                    )
+
+    def open_attempts(self) -> list[NodeReady]:
+        answered = {
+            (e.node, e.attempt) for e in self.log if isinstance(e, NodeSucceeded | NodeFailed)
+        }
+        return [
+            e for e in self.log if isinstance(e, NodeReady) and (e.node, e.attempt) not in answered
+        ]
+
+    def finished(self) -> bool:
+        return self.state is not None and self.state.finished
+
+
+def result(task: NodeReady, now: datetime, outcome: str, items: int, port_pick: int) -> Event:
+    if outcome == "succeed":
+        ports = ["main"] if task.node_type != "if" else ["true", "false"]
+        port = ports[port_pick % len(ports)]
+        return NodeSucceeded(
+            event_id=ids.node_result(task.execution_id, task.node, task.attempt),
+            execution_id=task.execution_id,
+            time=now,
+            node=task.node,
+            attempt=task.attempt,
+            output={port: [{"i": k} for k in range(items)]},
+        )
+    return NodeFailed(
+        event_id=ids.node_result(task.execution_id, task.node, task.attempt),
+        execution_id=task.execution_id,
+        time=now,
+        node=task.node,
+        attempt=task.attempt,
+        error=ErrorInfo(type="Boom", message="boom", retryable=outcome == "fail"),
+    )
+
+
+def play(data: st.DataObject, workflow: dict[str, Any], *, allow_cancel: bool = True) -> World:
+    trigger = (
+        "n1"
+        if workflow["nodes"][1]["type"] == "manual_trigger" and data.draw(st.booleans())
+        else "n0"
+    )
+    world = World(workflow, trigger)
+    world.feed(
+        ExecutionRequested(
+            event_id=ids.execution_requested("ex"),
+            execution_id="ex",
+            time=world.now,
+            workflow=workflow,
+            requested_by="prop",
+            trigger=trigger,
+            input=[{"seed": 1}],
+        )
+    )
+    actions = ["result", "result", "result", "start", "time", "redeliver"]
+    if allow_cancel:
+        actions.append("cancel")
+    for _ in range(data.draw(st.integers(0, 60))):
+        if world.finished():
+            break
+        action = data.draw(st.sampled_from(actions))
+        open_attempts = world.open_attempts()
+        if action in ("result", "start") and open_attempts:
+            task = data.draw(st.sampled_from(open_attempts))
+            if action == "start":
+                world.feed(
+                    NodeStarted(
+                        event_id=ids.node_started("ex", task.node, task.attempt),
+                        execution_id="ex",
+                        time=world.now,
+                        node=task.node,
+                        attempt=task.attempt,
+                    )
+                )
+            else:
+                outcome = data.draw(st.sampled_from(["succeed", "succeed", "fail", "fatal"]))
+                world.feed(
+                    result(
+                        task,
+                        world.now,
+                        outcome,
+                        data.draw(st.integers(0, 2)),
+                        data.draw(st.integers(0, 1)),
+                    )
+                )
+        elif action == "time":
+            world.advance(data.draw(st.sampled_from([1, 10, 600, 5000])))
+        elif action == "redeliver":
+            recorded = [e for e in world.log if isinstance(e, INPUT_EVENT_TYPES)]
+            world.feed(data.draw(st.sampled_from(recorded)))
+        elif action == "cancel" and data.draw(st.integers(0, 4)) == 0:
+            world.feed(
+                ExecutionCancelRequested(
+                    event_id=ids.cancel_requested("ex"),
+                    execution_id="ex",
+                    time=world.now,
+                    requested_by="prop",
+                )
+            )
+    # A well-behaved runner from here on: answer everything, let time pass.
+    for _ in range(500):
+        if world.finished():
+            break
+        open_attempts = world.open_attempts()
+        if open_attempts:
+            world.feed(result(open_attempts[0], world.now, "succeed", 1, 0))
+        else:
+            world.advance(60_000)
+    return world
+
+
+def summary(state: ExecutionState | None) -> Any:
+    assert state is not None
+    return (
+        state.status,
+        state.unfinished,
+        state.tolerated_failures,
+        {
+            k: (v.status, v.attempt, v.output, v.error, v.skip_reason, v.waiting_on)
+            for k, v in state.nodes.items()
+        },
+    )
+
+
+@EXAMPLES
+@given(data=st.data(), workflow=workflows())
+def test_every_execution_finishes_with_each_plan_node_terminal_once(
+    data: st.DataObject, workflow: dict[str, Any]
+) -> None:
+    world = play(data, workflow)
+    assert world.finished(), "the execution did not finish"
+    finishes = [e for e in world.log if isinstance(e, ExecutionFinished)]
+    assert len(finishes) == 1
+    state = world.state
+    assert state is not None
+    assert set(state.nodes) == world.plan
+    assert all(node.status in TERMINAL for node in state.nodes.values())
+    # Exactly one terminal record per node: skips and cancels are never decided twice, and a
+    # node that was skipped or cancelled has no accepted result.
+    terminal_decisions = Counter(
+        e.node for e in world.log if isinstance(e, NodeSkipped | NodeCancelled)
+    )
+    assert all(count == 1 for count in terminal_decisions.values())
+    ready_nodes = {e.node for e in world.log if isinstance(e, NodeReady)}
+    assert ready_nodes <= world.plan
+    # Status agrees with the node outcomes.
+    final = finishes[0].status
+    if final == "succeeded":
+        assert all(n.status in ("succeeded", "skipped") for n in state.nodes.values())
+
+
+@EXAMPLES
+@given(data=st.data(), workflow=workflows())
+def test_replaying_the_record_gives_the_same_state_and_decisions(
+    data: st.DataObject, workflow: dict[str, Any]
+) -> None:
+    world = play(data, workflow)
+    # 1. Folding the whole record gives the live state.
+    folded: ExecutionState | None = None
+    for recorded in world.log:
+        folded = evolve(folded, recorded)
+    assert summary(folded) == summary(world.state)
+    # 2. Deciding again on the same inputs at the same times gives the same decisions.
+    replayed: ExecutionState | None = None
+    for (kind, source, now), expected in zip(world.inputs, world.decided, strict=True):
+        if kind == "step":
+            assert source is not None
+            replayed, decisions = step(replayed, source, now)
+        else:
+            assert replayed is not None
+            decisions = tick(replayed, now)
+        assert decisions == expected
+    assert summary(replayed) == summary(world.state)
+
+
+@EXAMPLES
+@given(data=st.data(), workflow=workflows())
+def test_a_rebuilt_scheduler_decides_nothing_twice_and_recovers_lost_decisions(
+    data: st.DataObject, workflow: dict[str, Any]
+) -> None:
+    world = play(data, workflow)
+    # The scheduler crashed while recording the decisions of input number `cut`: only the first
+    # `kept` of them reached the stream.
+    deciding = [i for i, decisions in enumerate(world.decided) if decisions]
+    cut = data.draw(st.sampled_from(deciding))
+    kept = data.draw(st.integers(0, len(world.decided[cut])))
+    stream: list[Event] = []
+    for index, ((_, event, _), decisions) in enumerate(
+        zip(world.inputs[: cut + 1], world.decided, strict=False)
+    ):
+        if event is not None:
+            stream.append(event)
+        stream.extend(decisions[:kept] if index == cut else decisions)
+    rebuilt: ExecutionState | None = None
+    for event in stream:
+        rebuilt = evolve(rebuilt, event)
+    assert rebuilt is not None
+    now = world.inputs[cut][2]
+    recovered = resume(rebuilt, now)
+    recorded_ids = {e.event_id for e in stream}
+    assert not any(e.event_id in recorded_ids for e in recovered), "decided something twice"
+    lost = {e.event_id for e in world.decided[cut][kept:]}
+    assert lost <= {e.event_id for e in recovered}, "a lost decision was not recovered"
+    assert resume(rebuilt, now) == []  # recovery is complete: a second resume finds nothing
