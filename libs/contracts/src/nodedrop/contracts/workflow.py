@@ -119,8 +119,10 @@ def _problem(loc: list[str | int], msg: str, kind: str) -> Problem:
 
 def validate_workflow(data: Any, registry: NodeTypeRegistry) -> Workflow:
     """Parse and check a definition; raise :class:`WorkflowInvalid` naming every problem."""
+    # by_name=False: only the JSON names are fields ("from", "json"); the Python names that
+    # populate_by_name allows in code ("from_", "json_body") are unknown fields in a definition.
     try:
-        workflow = Workflow.model_validate(data)
+        workflow = Workflow.model_validate(data, by_name=False)
     except ValidationError as error:
         raise WorkflowInvalid([
             _problem(list(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)
@@ -149,7 +151,7 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
                                      "unknown_node_type"))
             continue
         try:
-            parameters = spec.parameters.model_validate(node.parameters)
+            parameters = spec.parameters.model_validate(node.parameters, by_name=False)
         except ValidationError as error:
             problems.extend(
                 _problem(["nodes", i, "parameters", *e["loc"]],

@@ -1,0 +1,581 @@
+"""The event catalogue on the wire: round trips, immutability, the public shape, stored samples,
+deterministic ids and subjects.
+
+``event_samples/v1/<EventType>.json`` are encodings recorded once from :data:`SAMPLES` and
+committed. They stand for events already stored in JetStream: they must keep decoding to the same
+values for as long as the catalogue lives. Never regenerate or edit them; when a field is added,
+record samples of the new shape in a new ``v2`` folder next to them. To record samples of a new
+event type: ``.venv/bin/python tests/unit/contracts/test_events_codec.py``, which writes only the
+files that are missing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from nodedrop.contracts import ids, subjects
+from nodedrop.contracts.codec import EventDecodeError, decode, encode, to_public
+from nodedrop.contracts.events import (
+    EVENT_TYPES,
+    ErrorInfo,
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeFailed,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+    type_name,
+)
+
+SAMPLES_DIR = Path(__file__).parent / "event_samples" / "v1"
+EXECUTION = "01JD3Z7Q8X9ABCDEF0123456"
+T0 = datetime(2026, 11, 26, 10, 0, 0, 123456, tzinfo=UTC)
+WORKFLOW = {
+    "name": "Order sync",
+    "nodes": [
+        {"id": "start", "type": "manual_trigger"},
+        {"id": "fetch", "type": "http_request", "parameters": {"url": "https://x.example"}},
+    ],
+    "connections": [{"from": "start", "to": "fetch"}],
+}
+ERROR = ErrorInfo(type="HttpServerError", message="503", stack="Traceback ...", retryable=False)
+
+#: One event of every type with every field set to a value other than its default, so that
+#: renaming or retyping any field breaks the decoding of the committed samples.
+SAMPLES: dict[str, Event] = {
+    "ExecutionRequested": ExecutionRequested(
+        event_id=ids.execution_requested(EXECUTION),
+        execution_id=EXECUTION,
+        time=T0,
+        v=1,
+        workflow=WORKFLOW,
+        requested_by="user-1",
+        mode="node",
+        trigger="start",
+        node="fetch",
+        input={"main": [{"order": 1}, {"order": 2}]},
+        timeout_ms=60_000,
+        workflow_id="wf-1",
+        workflow_version=3,
+        rerun_of="01JD3Z7Q8X9ABCDEF0000000",
+    ),
+    "ExecutionStarted": ExecutionStarted(
+        event_id=ids.execution_started(EXECUTION),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=1),
+        plan=["start", "fetch"],
+    ),
+    "NodeReady": NodeReady(
+        event_id=ids.node_ready(EXECUTION, "fetch", 2),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=2),
+        node="fetch",
+        attempt=2,
+        node_type="http_request",
+        input={"main": [{"order": 1}]},
+        parameters={"url": "https://x.example", "method": "POST"},
+        timeout_ms=10_000,
+        trigger="start",
+    ),
+    "NodeStarted": NodeStarted(
+        event_id=ids.node_started(EXECUTION, "fetch", 2),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=3),
+        node="fetch",
+        attempt=2,
+        worker="runner-7",
+    ),
+    "NodeSucceeded": NodeSucceeded(
+        event_id=ids.node_result(EXECUTION, "fetch", 2),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=4),
+        node="fetch",
+        attempt=2,
+        output={"main": [{"status": 200, "body": {"total": 120.5, "items": [1, 2]}}], "x": []},
+        pinned=True,
+    ),
+    "NodeFailed": NodeFailed(
+        event_id=ids.node_result(EXECUTION, "fetch", 1),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=5),
+        node="fetch",
+        attempt=1,
+        error=ERROR,
+    ),
+    "NodeRetryScheduled": NodeRetryScheduled(
+        event_id=ids.node_retry(EXECUTION, "fetch", 1),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=6),
+        node="fetch",
+        attempt=1,
+        delay_ms=200,
+        due_at=T0 + timedelta(milliseconds=206),
+    ),
+    "NodeSkipped": NodeSkipped(
+        event_id=ids.node_skipped(EXECUTION, "notify"),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=7),
+        node="notify",
+        reason="no_input",
+    ),
+    "NodeCancelled": NodeCancelled(
+        event_id=ids.node_cancelled(EXECUTION, "fetch", 3),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=8),
+        node="fetch",
+        attempt=3,
+    ),
+    "ExecutionCancelRequested": ExecutionCancelRequested(
+        event_id=ids.cancel_requested(EXECUTION),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=9),
+        requested_by="user-1",
+        reason="changed my mind",
+    ),
+    "ExecutionFinished": ExecutionFinished(
+        event_id=ids.execution_finished(EXECUTION),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(seconds=1),
+        status="failed",
+        error=ErrorInfo(type="HttpServerError", message="503"),
+    ),
+}
+
+#: The smallest valid event of every type: only the required fields.
+MINIMAL: dict[str, Event] = {
+    "ExecutionRequested": ExecutionRequested(
+        event_id="e", execution_id="x", time=T0, workflow={}, requested_by="u"
+    ),
+    "ExecutionStarted": ExecutionStarted(event_id="e", execution_id="x", time=T0, plan=[]),
+    "NodeReady": NodeReady(
+        event_id="e", execution_id="x", time=T0, node="n", attempt=1, node_type="noop", input={}
+    ),
+    "NodeStarted": NodeStarted(event_id="e", execution_id="x", time=T0, node="n", attempt=1),
+    "NodeSucceeded": NodeSucceeded(
+        event_id="e", execution_id="x", time=T0, node="n", attempt=1, output={}
+    ),
+    "NodeFailed": NodeFailed(
+        event_id="e",
+        execution_id="x",
+        time=T0,
+        node="n",
+        attempt=1,
+        error=ErrorInfo(type="E", message=""),
+    ),
+    "NodeRetryScheduled": NodeRetryScheduled(
+        event_id="e", execution_id="x", time=T0, node="n", attempt=1, delay_ms=0, due_at=T0
+    ),
+    "NodeSkipped": NodeSkipped(
+        event_id="e", execution_id="x", time=T0, node="n", reason="cancelled"
+    ),
+    "NodeCancelled": NodeCancelled(event_id="e", execution_id="x", time=T0, node="n", attempt=1),
+    "ExecutionCancelRequested": ExecutionCancelRequested(
+        event_id="e", execution_id="x", time=T0, requested_by="u"
+    ),
+    "ExecutionFinished": ExecutionFinished(
+        event_id="e", execution_id="x", time=T0, status="succeeded"
+    ),
+}
+
+EVENT_TYPE_NAMES = [cls.__name__ for cls in EVENT_TYPES]
+
+
+def sample_path(name: str) -> Path:
+    return SAMPLES_DIR / f"{name}.json"
+
+
+def write_missing_samples() -> list[Path]:
+    """Record the samples of event types that have none yet; existing ones are never touched."""
+    SAMPLES_DIR.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, event in SAMPLES.items():
+        path = sample_path(name)
+        if not path.exists():
+            path.write_bytes(encode(event) + b"\n")
+            written.append(path)
+    return written
+
+
+def fields_of(event: msgspec.Struct) -> tuple[str, ...]:
+    return type(event).__struct_fields__
+
+
+# ------------------------------------------------------------------------------ the catalogue
+
+
+def test_samples_cover_every_event_type() -> None:
+    assert list(SAMPLES) == EVENT_TYPE_NAMES
+    assert list(MINIMAL) == EVENT_TYPE_NAMES
+    assert [type_name(event) for event in SAMPLES.values()] == EVENT_TYPE_NAMES
+    assert [type_name(event) for event in MINIMAL.values()] == EVENT_TYPE_NAMES
+
+
+@pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
+def test_full_samples_set_every_field(name: str) -> None:
+    """Every field differs from its default, so every field is in the encoding."""
+    encoded = json.loads(encode(SAMPLES[name]))
+    optional = {"v"}  # the schema version is left out while it is the default, 1
+    assert set(encoded) == {"type", *fields_of(SAMPLES[name])} - optional
+
+
+# ------------------------------------------------------------------------------ codec
+
+
+@pytest.mark.parametrize("events", [SAMPLES, MINIMAL], ids=["full", "minimal"])
+@pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
+def test_round_trip(events: dict[str, Event], name: str) -> None:
+    event = events[name]
+
+    decoded = decode(encode(event))
+
+    assert type(decoded) is type(event)
+    assert decoded == event
+    assert encode(decoded) == encode(event)
+
+
+@pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
+def test_encoding_is_json_tagged_by_type(name: str) -> None:
+    encoded = json.loads(encode(SAMPLES[name]))
+
+    assert encoded["type"] == name
+    assert encoded["execution_id"] == EXECUTION
+    assert encoded["event_id"] == SAMPLES[name].event_id
+
+
+def test_time_is_encoded_as_utc_iso_8601() -> None:
+    encoded = json.loads(encode(SAMPLES["NodeRetryScheduled"]))
+
+    assert encoded["time"] == "2026-11-26T10:00:00.129456Z"
+    assert encoded["due_at"] == "2026-11-26T10:00:00.329456Z"
+
+
+def test_unknown_fields_are_ignored_so_older_readers_decode_newer_events() -> None:
+    encoded = json.loads(encode(SAMPLES["NodeSucceeded"]))
+    encoded["added_in_a_later_version"] = {"anything": [1, 2]}
+
+    assert decode(json.dumps(encoded).encode()) == SAMPLES["NodeSucceeded"]
+
+
+def test_schema_version_defaults_to_1_and_is_kept_when_set() -> None:
+    event = MINIMAL["NodeStarted"]
+    assert event.v == 1
+    assert "v" not in json.loads(encode(event))
+
+    newer = msgspec.structs.replace(event, v=2)
+    assert decode(encode(newer)).v == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"garbage",
+        b"\xff\xfe",
+        b"null",
+        b"[]",
+        b'"NodeStarted"',
+        b"{}",
+        b'{"type": "NodeExploded", "event_id": "e", "execution_id": "x", '
+        b'"time": "2026-11-26T10:00:00Z"}',
+        b'{"type": "Event", "event_id": "e", "execution_id": "x", "time": "2026-11-26T10:00:00Z"}',
+        b'{"type": "NodeStarted", "event_id": "e", "execution_id": "x", '
+        b'"time": "2026-11-26T10:00:00Z"}',
+        b'{"type": "NodeStarted", "event_id": "e", "execution_id": "x", '
+        b'"time": "2026-11-26T10:00:00Z", "node": "n", "attempt": "one"}',
+        b'{"type": "NodeStarted", "event_id": "e", "execution_id": "x", '
+        b'"time": "yesterday", "node": "n", "attempt": 1}',
+        b'{"type": "NodeSkipped", "event_id": "e", "execution_id": "x", '
+        b'"time": "2026-11-26T10:00:00Z", "node": "n", "reason": "bored"}',
+        b'{"type": "NodeStarted", "event_id": "e", "execution_id": "x", '
+        b'"time": "2026-11-26T10:00:00Z", "node": "n", "attempt": 1',
+    ],
+    ids=[
+        "empty",
+        "garbage",
+        "not-utf8",
+        "null",
+        "array",
+        "string",
+        "no-type",
+        "unknown-type",
+        "base-class",
+        "missing-field",
+        "wrong-field-type",
+        "bad-time",
+        "bad-literal",
+        "truncated",
+    ],
+)
+def test_decode_rejects_what_is_not_an_event(data: bytes) -> None:
+    with pytest.raises(EventDecodeError):
+        decode(data)
+
+
+def test_decode_error_is_a_value_error_with_the_cause() -> None:
+    with pytest.raises(ValueError, match="NodeExploded") as info:
+        decode(b'{"type": "NodeExploded"}')
+
+    assert isinstance(info.value, EventDecodeError)
+    assert isinstance(info.value.__cause__, msgspec.DecodeError)
+
+
+# ------------------------------------------------------------------------------ immutability
+
+
+@pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
+def test_events_are_immutable(name: str) -> None:
+    event = SAMPLES[name]
+    before = encode(event)
+
+    for field in fields_of(event):
+        with pytest.raises(AttributeError):
+            setattr(event, field, None)
+    with pytest.raises(AttributeError):
+        event.new_field = 1  # type: ignore[attr-defined]
+    assert encode(event) == before
+
+
+def test_error_info_is_immutable() -> None:
+    with pytest.raises(AttributeError):
+        ERROR.message = "changed"  # type: ignore[misc]
+    assert ERROR.message == "503"
+
+
+def test_replace_makes_a_new_event() -> None:
+    event = SAMPLES["NodeStarted"]
+    assert isinstance(event, NodeStarted)
+
+    moved = msgspec.structs.replace(event, attempt=3)
+
+    assert (event.attempt, moved.attempt) == (2, 3)
+    assert moved != event
+
+
+# ------------------------------------------------------------------------------ public shape
+
+CONTRACT_KEYS = {"seq", "type", "time", "execution_id", "node", "attempt", "data"}
+
+
+def test_public_shape_of_a_node_event() -> None:
+    public = to_public(SAMPLES["NodeSucceeded"], seq=17)
+
+    assert public == {
+        "seq": 17,
+        "type": "NodeSucceeded",
+        "time": "2026-11-26T10:00:00.127456Z",
+        "execution_id": EXECUTION,
+        "node": "fetch",
+        "attempt": 2,
+        "event_id": f"{EXECUTION}.fetch.2.result",
+        "data": {
+            "output": {
+                "main": [{"status": 200, "body": {"total": 120.5, "items": [1, 2]}}],
+                "x": [],
+            },
+            "pinned": True,
+        },
+    }
+
+
+def test_public_shape_of_an_execution_event() -> None:
+    public = to_public(SAMPLES["ExecutionFinished"], seq=99)
+
+    assert public == {
+        "seq": 99,
+        "type": "ExecutionFinished",
+        "time": "2026-11-26T10:00:01.123456Z",
+        "execution_id": EXECUTION,
+        "node": None,
+        "attempt": None,
+        "event_id": f"{EXECUTION}.finished",
+        "data": {"status": "failed", "error": {"type": "HttpServerError", "message": "503"}},
+    }
+
+
+def test_public_shape_of_a_node_event_without_attempt() -> None:
+    public = to_public(SAMPLES["NodeSkipped"], seq=3)
+
+    assert (public["node"], public["attempt"], public["data"]) == (
+        "notify",
+        None,
+        {"reason": "no_input"},
+    )
+
+
+@pytest.mark.parametrize("events", [SAMPLES, MINIMAL], ids=["full", "minimal"])
+@pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
+def test_public_shape_of_every_event(events: dict[str, Event], name: str) -> None:
+    event = events[name]
+
+    public = to_public(event, seq=5)
+
+    # The contract's keys, plus event_id (a documented addition).
+    assert set(public) == CONTRACT_KEYS | {"event_id"}
+    assert (public["seq"], public["type"], public["execution_id"]) == (
+        5,
+        name,
+        event.execution_id,
+    )
+    assert datetime.fromisoformat(public["time"]) == event.time
+    assert public["node"] == getattr(event, "node", None)
+    assert public["attempt"] == getattr(event, "attempt", None)
+    # Everything else is in data, and nothing is there twice.
+    envelope = {"event_id", "execution_id", "time", "v", "node", "attempt"}
+    assert set(public["data"]) <= set(fields_of(event)) - envelope
+    assert set(public["data"]) >= set(json.loads(encode(event))) - envelope - {"type"}
+    # Clients get plain JSON.
+    assert json.loads(json.dumps(public)) == public
+
+
+# ------------------------------------------------------------------------------ stored samples
+
+
+def test_every_event_type_has_a_committed_sample() -> None:
+    assert sorted(p.stem for p in SAMPLES_DIR.glob("*.json")) == sorted(EVENT_TYPE_NAMES)
+
+
+@pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
+def test_committed_sample_still_decodes_to_the_same_event(name: str) -> None:
+    stored = sample_path(name).read_bytes()
+
+    decoded = decode(stored)
+
+    assert type(decoded).__name__ == name
+    assert decoded == SAMPLES[name]
+    assert to_public(decoded, seq=1) == to_public(SAMPLES[name], seq=1)
+
+
+# ------------------------------------------------------------------------------ ids
+
+
+def all_ids(execution: str, node: str, attempt: int) -> dict[str, str]:
+    return {
+        "requested": ids.execution_requested(execution),
+        "started": ids.execution_started(execution),
+        "cancel": ids.cancel_requested(execution),
+        "finished": ids.execution_finished(execution),
+        "node_ready": ids.node_ready(execution, node, attempt),
+        "node_started": ids.node_started(execution, node, attempt),
+        "node_result": ids.node_result(execution, node, attempt),
+        "node_retry": ids.node_retry(execution, node, attempt),
+        "node_cancelled": ids.node_cancelled(execution, node, attempt),
+        "node_skipped": ids.node_skipped(execution, node),
+    }
+
+
+def test_ids_are_deterministic_and_known() -> None:
+    # Recorded ids are Nats-Msg-Ids: a format change would let a redelivered decision through
+    # the duplicate window, so the format is pinned here.
+    assert all_ids("ex1", "fetch", 2) == {
+        "requested": "ex1.requested",
+        "started": "ex1.started",
+        "cancel": "ex1.cancel",
+        "finished": "ex1.finished",
+        "node_ready": "ex1.fetch.2.ready",
+        "node_started": "ex1.fetch.2.started",
+        "node_result": "ex1.fetch.2.result",
+        "node_retry": "ex1.fetch.2.retry",
+        "node_cancelled": "ex1.fetch.2.cancelled",
+        "node_skipped": "ex1.fetch.skipped",
+    }
+    assert all_ids("ex1", "fetch", 2) == all_ids("ex1", "fetch", 2)
+
+
+@pytest.mark.parametrize("node", ["fetch", "requested", "started", "cancel", "finished", "ready"])
+def test_ids_of_different_events_never_collide(node: str) -> None:
+    """Even when a node is named like an execution-level event."""
+    produced = [
+        *all_ids("ex1", node, 1).values(),
+        *all_ids("ex1", node, 2).values(),
+        *all_ids("ex1", "other", 1).values(),
+        *all_ids("ex2", node, 1).values(),
+    ]
+    # ex1/node/1: 10 ids; attempt 2 adds its 5 attempt-level ids (the execution-level ones and
+    # node_skipped are the same); another node adds its 6 node-level ids; ex2 adds all 10.
+    assert len(set(produced)) == 10 + 5 + 6 + 10
+
+
+def test_both_results_of_one_attempt_share_an_id() -> None:
+    succeeded = SAMPLES["NodeSucceeded"]
+    failed = msgspec.structs.replace(SAMPLES["NodeFailed"], attempt=2)
+    assert isinstance(succeeded, NodeSucceeded)
+    assert isinstance(failed, NodeFailed)
+
+    result_id = ids.node_result(EXECUTION, "fetch", 2)
+
+    assert succeeded.event_id == result_id
+    assert ids.node_result(failed.execution_id, failed.node, failed.attempt) == result_id
+    assert ids.node_result(EXECUTION, "fetch", 3) != result_id
+    assert ids.node_started(EXECUTION, "fetch", 2) != result_id
+
+
+# ------------------------------------------------------------------------------ subjects
+
+
+@pytest.mark.parametrize(
+    ("execution_id", "expected"),
+    [("exec-1", "09"), (EXECUTION, "04"), ("ex", "03"), ("a", "03")],
+)
+def test_slot_is_stable(execution_id: str, expected: str) -> None:
+    # crc32, not hash(): the same in every process and every Python version.
+    assert subjects.slot(execution_id) == expected
+
+
+def test_slots_are_two_digits_in_range_and_all_used() -> None:
+    seen = {subjects.slot(f"execution-{i}") for i in range(2000)}
+
+    assert seen == {f"{n:02d}" for n in range(subjects.SLOTS)}
+    assert subjects.SLOTS == 16
+
+
+@pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
+def test_event_subject_holds_slot_execution_and_type(name: str) -> None:
+    event = SAMPLES[name]
+
+    subject = subjects.event_subject(event)
+
+    assert subject == f"nodedrop.events.04.{EXECUTION}.{name}"
+    assert subjects.execution_id_of(subject) == EXECUTION
+
+
+@pytest.mark.parametrize("execution_id", ["exec-1", EXECUTION, "a", "0b9f1c2e-uuid-like-id"])
+def test_execution_id_of_inverts_event_subject(execution_id: str) -> None:
+    event = msgspec.structs.replace(MINIMAL["ExecutionFinished"], execution_id=execution_id)
+
+    subject = subjects.event_subject(event)
+
+    assert subject.split(".")[2] == subjects.slot(execution_id)
+    assert subjects.execution_id_of(subject) == execution_id
+    assert subjects.execution_id_of(subjects.execution_subject(execution_id)) == execution_id
+
+
+def test_execution_subject_covers_the_event_subjects_of_that_execution() -> None:
+    wildcard = subjects.execution_subject(EXECUTION)
+
+    assert wildcard == f"nodedrop.events.04.{EXECUTION}.>"
+    assert subjects.event_subject(SAMPLES["NodeReady"]).startswith(wildcard[:-1])
+    assert subjects.execution_subject(EXECUTION, "NodeReady") == subjects.event_subject(
+        SAMPLES["NodeReady"]
+    )
+
+
+def test_type_filters() -> None:
+    assert subjects.all_events() == "nodedrop.events.>"
+    assert subjects.events_of_type(NodeReady) == "nodedrop.events.*.*.NodeReady"
+    assert subjects.events_of_type("NodeFailed") == "nodedrop.events.*.*.NodeFailed"
+    assert subjects.node_ready_subjects() == subjects.events_of_type(NodeReady)
+
+
+if __name__ == "__main__":
+    write_missing_samples()
