@@ -111,7 +111,7 @@ def test_contract_example_validates() -> None:
         initial_interval_ms=200,
         backoff_coefficient=2.0,
         max_interval_ms=5000,
-        non_retryable_errors=("HttpClientError",),
+        non_retryable_errors=["HttpClientError"],
     )
     assert fetch.timeout_ms == 10000
     assert fetch.on_error == "fail"
@@ -143,7 +143,7 @@ def test_retry_defaults() -> None:
     assert policy.max_attempts == 1
     assert policy.initial_interval_ms == 1000
     assert policy.backoff_coefficient == 2.0
-    assert policy.non_retryable_errors == ()
+    assert policy.non_retryable_errors == []
     assert policy.effective_max_interval_ms == 100_000
     assert RetryPolicy(initial_interval_ms=30).effective_max_interval_ms == 3000
 
@@ -464,9 +464,14 @@ def test_no_trigger_node(nodes: list[Json]) -> None:
             "greater_than_equal",
             "greater than or equal to 0",
         ),
-        ({"max_attempts": "many"}, ["max_attempts"], "int_parsing", "valid integer"),
+        ({"max_attempts": "many"}, ["max_attempts"], "int_type", "valid integer"),
         ({"max_attemps": 3}, ["max_attemps"], "extra_forbidden", "Extra inputs"),
-        ({"non_retryable_errors": "HttpClientError"}, ["non_retryable_errors"], "tuple_type", ""),
+        (
+            {"non_retryable_errors": "HttpClientError"},
+            ["non_retryable_errors"],
+            "list_type",
+            "valid list",
+        ),
     ],
 )
 def test_invalid_retry_policy(retry: Json, loc: list[str], kind: str, msg: str) -> None:
@@ -553,7 +558,7 @@ def test_connection_without_from() -> None:
     ("target", "field", "kind", "msg"),
     [
         (node("w", "wait"), "ms", "missing", "Field required"),
-        (node("w", "wait", parameters={"ms": "x"}), "ms", "int_parsing", "valid integer"),
+        (node("w", "wait", parameters={"ms": "x"}), "ms", "int_type", "valid integer"),
         (node("w", "wait", parameters={"ms": -1}), "ms", "greater_than_equal", "greater than"),
         (node("w", "if"), "condition", "missing", "Field required"),
         (node("w", "if", parameters={"condition": None}), "condition", "string_type", "string"),

@@ -9,7 +9,7 @@ import msgspec
 from nodedrop.contracts.events import AnyEvent, Event, type_name
 
 _encoder = msgspec.json.Encoder()
-_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)  # type: ignore[arg-type]
+_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
 #: Fields lifted out of ``data`` in the public event shape (CONTRACT.md section 4).
 _ENVELOPE = frozenset({"type", "event_id", "execution_id", "time", "v", "node", "attempt"})

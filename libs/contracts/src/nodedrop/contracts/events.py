@@ -39,7 +39,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_de
     v: int = 1
 
 
-class ExecutionRequested(Event, tag=True):
+class ExecutionRequested(Event, tag=True, frozen=True):
     """A user asked for an execution. Carries a snapshot of the definition: the run never
     depends on the workflow being edited or deleted later."""
 
@@ -56,12 +56,12 @@ class ExecutionRequested(Event, tag=True):
     rerun_of: str | None = None
 
 
-class ExecutionStarted(Event, tag=True):
+class ExecutionStarted(Event, tag=True, frozen=True):
     #: The plan: the nodes this execution may run, in definition order.
     plan: list[str]
 
 
-class NodeReady(Event, tag=True):
+class NodeReady(Event, tag=True, frozen=True):
     """Work for a runner: everything it needs to run one attempt of one node."""
 
     node: str
@@ -73,26 +73,26 @@ class NodeReady(Event, tag=True):
     trigger: str | None = None
 
 
-class NodeStarted(Event, tag=True):
+class NodeStarted(Event, tag=True, frozen=True):
     node: str
     attempt: int
     worker: str = ""
 
 
-class NodeSucceeded(Event, tag=True):
+class NodeSucceeded(Event, tag=True, frozen=True):
     node: str
     attempt: int
     output: PortItems
     pinned: bool = False
 
 
-class NodeFailed(Event, tag=True):
+class NodeFailed(Event, tag=True, frozen=True):
     node: str
     attempt: int
     error: ErrorInfo
 
 
-class NodeRetryScheduled(Event, tag=True):
+class NodeRetryScheduled(Event, tag=True, frozen=True):
     node: str
     #: The attempt that failed; the next one is ``attempt + 1``.
     attempt: int
@@ -100,40 +100,61 @@ class NodeRetryScheduled(Event, tag=True):
     due_at: datetime
 
 
-class NodeSkipped(Event, tag=True):
+class NodeSkipped(Event, tag=True, frozen=True):
     node: str
     reason: SkipReason
 
 
-class NodeCancelled(Event, tag=True):
+class NodeCancelled(Event, tag=True, frozen=True):
     """A queued or running attempt was stopped because its execution ended."""
 
     node: str
     attempt: int
 
 
-class ExecutionCancelRequested(Event, tag=True):
+class ExecutionCancelRequested(Event, tag=True, frozen=True):
     requested_by: str
     reason: str | None = None
 
 
-class ExecutionFinished(Event, tag=True):
+class ExecutionFinished(Event, tag=True, frozen=True):
     status: FinalStatus
     error: ErrorInfo | None = None
 
 
 AnyEvent = (
-    ExecutionRequested | ExecutionStarted | NodeReady | NodeStarted | NodeSucceeded | NodeFailed
-    | NodeRetryScheduled | NodeSkipped | NodeCancelled | ExecutionCancelRequested
+    ExecutionRequested
+    | ExecutionStarted
+    | NodeReady
+    | NodeStarted
+    | NodeSucceeded
+    | NodeFailed
+    | NodeRetryScheduled
+    | NodeSkipped
+    | NodeCancelled
+    | ExecutionCancelRequested
     | ExecutionFinished
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
-    ExecutionRequested, ExecutionStarted, NodeReady, NodeStarted, NodeSucceeded, NodeFailed,
-    NodeRetryScheduled, NodeSkipped, NodeCancelled, ExecutionCancelRequested, ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    NodeReady,
+    NodeStarted,
+    NodeSucceeded,
+    NodeFailed,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeCancelled,
+    ExecutionCancelRequested,
+    ExecutionFinished,
 )
 #: The events a runner or a user records; the scheduler records all the others.
 INPUT_EVENT_TYPES: tuple[type[Event], ...] = (
-    ExecutionRequested, NodeStarted, NodeSucceeded, NodeFailed, ExecutionCancelRequested,
+    ExecutionRequested,
+    NodeStarted,
+    NodeSucceeded,
+    NodeFailed,
+    ExecutionCancelRequested,
 )
 NODE_RESULT_TYPES = (NodeSucceeded, NodeFailed)
 

@@ -110,6 +110,8 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
             await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)
         except NotFoundError:
             if not fresh:
-                log.warning("creating consumer %s on an existing stream from new events on",
-                            consumer.durable_name)
+                log.warning(
+                    "creating consumer %s on an existing stream from new events on",
+                    consumer.durable_name,
+                )
             await js.add_consumer(subjects.EVENTS_STREAM, consumer)

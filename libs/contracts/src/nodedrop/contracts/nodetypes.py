@@ -8,7 +8,8 @@ them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import builtins
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
@@ -24,7 +25,7 @@ ENTRY_POINT_GROUP = "nodedrop.nodes"
 class Parameters(BaseModel):
     """Base of every parameter model: unknown parameters are errors, not silently ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class NoParameters(Parameters):
@@ -74,7 +75,7 @@ class HttpRequestParameters(Parameters):
     json_body: Any = Field(default=None, alias="json")
     body: str | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
 def _fixed(*ports: str) -> Callable[[BaseModel], tuple[str, ...]]:
@@ -96,7 +97,7 @@ class NodeTypeSpec:
     type: str
     display_name: str
     category: Category
-    parameters: type[Parameters] = NoParameters
+    parameters: builtins.type[Parameters] = NoParameters
     #: Output ports, computed from the validated parameters (``switch`` names its own).
     output_ports: Callable[[BaseModel], tuple[str, ...]] = field(default=_fixed(MAIN_PORT))
     #: Input ports; ``None`` accepts any port name (``merge``). Triggers take none.
@@ -108,7 +109,8 @@ class NodeTypeSpec:
         return self.category == "trigger"
 
     def parameters_schema(self) -> dict[str, Any]:
-        return self.parameters.model_json_schema(by_alias=True)
+        schema: dict[str, Any] = self.parameters.model_json_schema(by_alias=True)
+        return schema
 
     def static_outputs(self) -> list[str]:
         """Ports to advertise when no parameters are known (``switch``: none are fixed)."""
@@ -118,27 +120,77 @@ class NodeTypeSpec:
 
 
 BUILTIN_SPECS: tuple[NodeTypeSpec, ...] = (
-    NodeTypeSpec("manual_trigger", "Manual trigger", "trigger", input_ports=(),
-                 description="Outputs the request's input items."),
-    NodeTypeSpec("webhook_trigger", "Webhook trigger", "trigger", WebhookTriggerParameters,
-                 input_ports=(), description="Outputs the webhook request body as one item."),
-    NodeTypeSpec("schedule_trigger", "Schedule trigger", "trigger", ScheduleTriggerParameters,
-                 input_ports=(), description="Runs a saved workflow on a cron schedule."),
+    NodeTypeSpec(
+        "manual_trigger",
+        "Manual trigger",
+        "trigger",
+        input_ports=(),
+        description="Outputs the request's input items.",
+    ),
+    NodeTypeSpec(
+        "webhook_trigger",
+        "Webhook trigger",
+        "trigger",
+        WebhookTriggerParameters,
+        input_ports=(),
+        description="Outputs the webhook request body as one item.",
+    ),
+    NodeTypeSpec(
+        "schedule_trigger",
+        "Schedule trigger",
+        "trigger",
+        ScheduleTriggerParameters,
+        input_ports=(),
+        description="Runs a saved workflow on a cron schedule.",
+    ),
     NodeTypeSpec("noop", "No operation", "flow", description="Passes its input items through."),
-    NodeTypeSpec("set", "Set fields", "action", SetParameters,
-                 description="Updates each item with the given values."),
-    NodeTypeSpec("if", "If", "flow", IfParameters, output_ports=_fixed("true", "false"),
-                 description="Sends each item to port true or false."),
-    NodeTypeSpec("switch", "Switch", "flow", SwitchParameters, output_ports=_switch_outputs,
-                 description="Sends each item to the first matching case."),
-    NodeTypeSpec("merge", "Merge", "flow", input_ports=None,
-                 description="Concatenates all its inputs into main."),
-    NodeTypeSpec("wait", "Wait", "flow", WaitParameters,
-                 description="Passes items through after a delay."),
-    NodeTypeSpec("http_request", "HTTP request", "action", HttpRequestParameters,
-                 description="One HTTP request per item."),
-    NodeTypeSpec("stop_and_error", "Stop and error", "flow", StopAndErrorParameters,
-                 description="Fails with the given error."),
+    NodeTypeSpec(
+        "set",
+        "Set fields",
+        "action",
+        SetParameters,
+        description="Updates each item with the given values.",
+    ),
+    NodeTypeSpec(
+        "if",
+        "If",
+        "flow",
+        IfParameters,
+        output_ports=_fixed("true", "false"),
+        description="Sends each item to port true or false.",
+    ),
+    NodeTypeSpec(
+        "switch",
+        "Switch",
+        "flow",
+        SwitchParameters,
+        output_ports=_switch_outputs,
+        description="Sends each item to the first matching case.",
+    ),
+    NodeTypeSpec(
+        "merge",
+        "Merge",
+        "flow",
+        input_ports=None,
+        description="Concatenates all its inputs into main.",
+    ),
+    NodeTypeSpec(
+        "wait", "Wait", "flow", WaitParameters, description="Passes items through after a delay."
+    ),
+    NodeTypeSpec(
+        "http_request",
+        "HTTP request",
+        "action",
+        HttpRequestParameters,
+        description="One HTTP request per item.",
+    ),
+    NodeTypeSpec(
+        "stop_and_error",
+        "Stop and error",
+        "flow",
+        StopAndErrorParameters,
+        description="Fails with the given error.",
+    ),
 )
 
 
@@ -161,7 +213,7 @@ class NodeTypeRegistry:
     def __contains__(self, type_name: object) -> bool:
         return type_name in self._specs
 
-    def __iter__(self) -> Iterable[NodeTypeSpec]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[NodeTypeSpec]:
         return iter(self._specs.values())
 
     @property

@@ -22,7 +22,7 @@ OnError = Literal["fail", "continue", "error_output"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
 class RetryPolicy(_Strict):
@@ -30,7 +30,7 @@ class RetryPolicy(_Strict):
     initial_interval_ms: int = Field(default=1000, ge=0, le=MAX_TIMEOUT_MS)
     backoff_coefficient: float = Field(default=2.0, ge=1.0, le=100.0)
     max_interval_ms: int | None = Field(default=None, ge=0, le=MAX_TIMEOUT_MS)
-    non_retryable_errors: tuple[str, ...] = ()
+    non_retryable_errors: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _max_not_below_initial(self) -> RetryPolicy:
@@ -87,8 +87,8 @@ class Settings(_Strict):
 
 class Workflow(_Strict):
     name: str = Field(default="Untitled", max_length=200)
-    nodes: tuple[Node, ...] = Field(max_length=5000)
-    connections: tuple[Connection, ...] = Field(default=(), max_length=20000)
+    nodes: list[Node] = Field(max_length=5000)
+    connections: list[Connection] = Field(default_factory=list, max_length=20000)
     settings: Settings = Field(default_factory=Settings)
 
     def node(self, node_id: str) -> Node:
@@ -105,7 +105,7 @@ class Workflow(_Strict):
 Problem = dict[str, Any]
 
 
-class WorkflowInvalid(ValueError):
+class WorkflowInvalid(ValueError):  # noqa: N818 - a verdict, read as "the workflow is invalid"
     """A definition was rejected; ``problems`` are FastAPI-style ``{"loc", "msg", "type"}``."""
 
     def __init__(self, problems: list[Problem]) -> None:
@@ -124,9 +124,9 @@ def validate_workflow(data: Any, registry: NodeTypeRegistry) -> Workflow:
     try:
         workflow = Workflow.model_validate(data, by_name=False)
     except ValidationError as error:
-        raise WorkflowInvalid([
-            _problem(list(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)
-        ]) from None
+        raise WorkflowInvalid(
+            [_problem(list(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]
+        ) from None
     problems = graph_problems(workflow, registry)
     if problems:
         raise WorkflowInvalid(problems)
@@ -140,22 +140,32 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
     outputs: dict[str, tuple[str, ...]] = {}
     for i, node in enumerate(workflow.nodes):
         if node.id in index:
-            problems.append(_problem(["nodes", i, "id"],
-                                     f"duplicate node id {node.id!r} (first at nodes[{index[node.id]}])",
-                                     "duplicate_node_id"))
+            problems.append(
+                _problem(
+                    ["nodes", i, "id"],
+                    f"duplicate node id {node.id!r} (first at nodes[{index[node.id]}])",
+                    "duplicate_node_id",
+                )
+            )
             continue
         index[node.id] = i
         spec = registry.get(node.type)
         if spec is None:
-            problems.append(_problem(["nodes", i, "type"], f"unknown node type {node.type!r}",
-                                     "unknown_node_type"))
+            problems.append(
+                _problem(
+                    ["nodes", i, "type"], f"unknown node type {node.type!r}", "unknown_node_type"
+                )
+            )
             continue
         try:
             parameters = spec.parameters.model_validate(node.parameters, by_name=False)
         except ValidationError as error:
             problems.extend(
-                _problem(["nodes", i, "parameters", *e["loc"]],
-                         f"node {node.id!r}: {e['msg']}", e["type"])
+                _problem(
+                    ["nodes", i, "parameters", *e["loc"]],
+                    f"node {node.id!r}: {e['msg']}",
+                    e["type"],
+                )
                 for e in error.errors(include_url=False)
             )
             continue
@@ -164,39 +174,67 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
             ports = (*ports, ERROR_PORT)
         outputs[node.id] = ports
         for port in sorted(set(node.pinned_output or {}) - set(ports)):
-            problems.append(_problem(["nodes", i, "pinned_output", port],
-                                     f"node {node.id!r} has no output port {port!r}", "unknown_port"))
+            problems.append(
+                _problem(
+                    ["nodes", i, "pinned_output", port],
+                    f"node {node.id!r} has no output port {port!r}",
+                    "unknown_port",
+                )
+            )
 
     for j, conn in enumerate(workflow.connections):
         for end, node_id in (("from", conn.from_), ("to", conn.to)):
             if node_id not in index:
-                problems.append(_problem(["connections", j, end],
-                                         f"connection {end} unknown node {node_id!r}", "unknown_node"))
+                problems.append(
+                    _problem(
+                        ["connections", j, end],
+                        f"connection {end} unknown node {node_id!r}",
+                        "unknown_node",
+                    )
+                )
         if conn.from_ in outputs and conn.output not in outputs[conn.from_]:
-            problems.append(_problem(
-                ["connections", j, "output"],
-                f"node {conn.from_!r} has no output port {conn.output!r} "
-                f"(ports: {', '.join(outputs[conn.from_]) or 'none'})", "unknown_port"))
+            problems.append(
+                _problem(
+                    ["connections", j, "output"],
+                    f"node {conn.from_!r} has no output port {conn.output!r} "
+                    f"(ports: {', '.join(outputs[conn.from_]) or 'none'})",
+                    "unknown_port",
+                )
+            )
         target = workflow.nodes[index[conn.to]] if conn.to in index else None
         target_spec = registry.get(target.type) if target else None
         if target_spec is not None:
             if target_spec.input_ports == ():
-                problems.append(_problem(["connections", j, "to"],
-                                         f"trigger node {conn.to!r} takes no input", "unknown_port"))
+                problems.append(
+                    _problem(
+                        ["connections", j, "to"],
+                        f"trigger node {conn.to!r} takes no input",
+                        "unknown_port",
+                    )
+                )
             elif target_spec.input_ports is not None and conn.input not in target_spec.input_ports:
-                problems.append(_problem(
-                    ["connections", j, "input"],
-                    f"node {conn.to!r} has no input port {conn.input!r}", "unknown_port"))
+                problems.append(
+                    _problem(
+                        ["connections", j, "input"],
+                        f"node {conn.to!r} has no input port {conn.input!r}",
+                        "unknown_port",
+                    )
+                )
 
-    if not any((spec := registry.get(n.type)) is not None and spec.is_trigger
-               for n in workflow.nodes):
+    if not any(
+        (spec := registry.get(n.type)) is not None and spec.is_trigger for n in workflow.nodes
+    ):
         problems.append(_problem(["nodes"], "workflow has no trigger node", "no_trigger"))
 
     cycle = find_cycle(workflow)
     if cycle:
-        problems.append(_problem(["connections"],
-                                 f"connections form a cycle: {' -> '.join([*cycle, cycle[0]])}",
-                                 "cycle"))
+        problems.append(
+            _problem(
+                ["connections"],
+                f"connections form a cycle: {' -> '.join([*cycle, cycle[0]])}",
+                "cycle",
+            )
+        )
     return problems
 
 
@@ -219,7 +257,7 @@ def find_cycle(workflow: Workflow) -> list[str] | None:
                 colour[path.pop()] = black
                 iterators.pop()
             elif colour[nxt] == grey:
-                return path[path.index(nxt):]
+                return path[path.index(nxt) :]
             elif colour[nxt] == white:
                 colour[nxt] = grey
                 path.append(nxt)
@@ -228,5 +266,8 @@ def find_cycle(workflow: Workflow) -> list[str] | None:
 
 
 def trigger_ids(workflow: Workflow, registry: NodeTypeRegistry) -> list[str]:
-    return [n.id for n in workflow.nodes
-            if (spec := registry.get(n.type)) is not None and spec.is_trigger]
+    return [
+        n.id
+        for n in workflow.nodes
+        if (spec := registry.get(n.type)) is not None and spec.is_trigger
+    ]
