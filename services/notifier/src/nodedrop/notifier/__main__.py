@@ -1,0 +1,5 @@
+"""``python -m nodedrop.notifier``."""
+
+from nodedrop.notifier.main import main
+
+main()

@@ -1,0 +1,115 @@
+"""Bootstrap: wires NATS, PostgreSQL, the projector and the WebSocket server, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+
+import nats
+import uvicorn
+
+from nodedrop.contracts.config import Config
+from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.notifier.consumer import Projector
+from nodedrop.notifier.store import ProjectionStore, create_pool
+from nodedrop.notifier.websocket import create_app
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: serve() owns shutdown for both halves."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn would re-raise a captured signal after its shutdown, killing the process
+        # before the projector and the connections are closed.
+        yield
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run the notifier until SIGTERM or SIGINT (or until ``stop`` is set)."""
+    if not config.nats_url or not config.database_url:
+        raise ValueError("the notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
+    stop = stop or asyncio.Event()
+    nc = await nats.connect(config.nats_url, name="nodedrop-notifier", max_reconnect_attempts=-1)
+    try:
+        js = nc.jetstream()
+        await ensure_jetstream(js)
+        pool = await create_pool(config.database_url)
+        try:
+            projector = Projector(js, ProjectionStore(pool))
+            server = _Server(
+                uvicorn.Config(
+                    create_app(js, config.admin_token),
+                    host=config.host,
+                    port=config.notifier_port,
+                    lifespan="off",
+                    ws="websockets-sansio",
+                    log_config=None,
+                    timeout_graceful_shutdown=5,
+                )
+            )
+            with _stop_on_signals(stop):
+                await _run_until_stopped(projector, server, stop)
+        finally:
+            await pool.close()
+    finally:
+        await nc.drain()
+
+
+async def _run_until_stopped(
+    projector: Projector, server: uvicorn.Server, stop: asyncio.Event
+) -> None:
+    async def http() -> None:
+        try:
+            await server.serve()
+        except SystemExit as exit_:  # uvicorn exits when it cannot bind its port
+            raise RuntimeError(f"the WebSocket server could not start ({exit_.code})") from None
+
+    tasks = [
+        asyncio.create_task(projector.run(stop), name="projector"),
+        asyncio.create_task(http(), name="websocket-server"),
+    ]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        # Either half ending on its own (a crash) stops the other one.
+        await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        server.should_exit = True
+        await asyncio.gather(*tasks, stopping, return_exceptions=True)
+    for task in tasks:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # Not the main thread (tests), or a platform without it.
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def main() -> None:
+    """``nodedrop-notifier`` / ``python -m nodedrop.notifier``: configured from the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = Config.from_env()
+    if not config.nats_url or not config.database_url:
+        sys.exit("nodedrop-notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
+    asyncio.run(serve(config))

@@ -1,0 +1,376 @@
+"""The read model as a fold: ``(seq, event)`` pairs in, final row states out. Pure code.
+
+No clock, no I/O: every value comes from the events, so replaying the stream into an empty
+database rebuilds identical rows. The fold is given the rows that already exist (read by the store
+once per batch) and returns only the rows the batch changed, each once, in its final state: several
+events on one row collapse into one write.
+
+Fencing mirrors the scheduler's: a node result counts only for the node's current attempt while
+that attempt is queued or running (the first result wins, a late or duplicate one changes nothing),
+and once an execution has finished its status and its nodes no longer change. Ignored events still
+advance the execution's ``last_seq`` and leave a warning in the log, so the log tells the whole
+story of the stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from nodedrop.contracts.events import (
+    AnyEvent,
+    ErrorInfo,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeFailed,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+)
+
+LogLevel = Literal["info", "warning", "error"]
+NodeKey = tuple[str, str]
+
+FINAL_STATUSES = frozenset({"succeeded", "partial", "failed", "cancelled", "timed_out"})
+#: Node statuses no event moves a node out of (a failed node can still be retried, see below).
+_NODE_DONE = frozenset({"succeeded", "skipped", "cancelled"})
+_NODE_ACTIVE = frozenset({"queued", "running"})
+_FINISH_LEVEL: dict[str, LogLevel] = {
+    "succeeded": "info",
+    "partial": "warning",
+    "cancelled": "warning",
+    "failed": "error",
+    "timed_out": "error",
+}
+
+
+@dataclass(slots=True)
+class ExecutionRecord:
+    """One ``executions`` row."""
+
+    id: str
+    mode: str
+    status: str
+    requested_by: str
+    created_at: datetime
+    last_seq: int
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    trigger: str | None = None
+    node: str | None = None
+    rerun_of: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    """One ``node_executions`` row."""
+
+    execution_id: str
+    node: str
+    position: int
+    status: str
+    last_seq: int
+    attempts: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    input: dict[str, Any] | None = None
+    output: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    skip_reason: str | None = None
+    pinned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One ``execution_logs`` row; unique on ``(execution_id, seq)``."""
+
+    execution_id: str
+    seq: int
+    time: datetime
+    level: LogLevel
+    node: str | None
+    message: str
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a batch changed: final row states keyed by primary key, and the new log lines."""
+
+    executions: dict[str, ExecutionRecord] = field(default_factory=dict)
+    nodes: dict[NodeKey, NodeRecord] = field(default_factory=dict)
+    logs: list[LogLine] = field(default_factory=list)
+
+
+def fold(
+    events: Iterable[tuple[int, AnyEvent]],
+    executions: Mapping[str, ExecutionRecord] | None = None,
+    nodes: Mapping[NodeKey, NodeRecord] | None = None,
+) -> Changes:
+    """Apply ``events`` (in stream order) to the existing rows; the inputs are not modified."""
+    folder = _Folder(executions or {}, nodes or {})
+    for seq, event in events:
+        folder.apply(seq, event)
+    return folder.finish()
+
+
+class _Folder:
+    def __init__(
+        self, executions: Mapping[str, ExecutionRecord], nodes: Mapping[NodeKey, NodeRecord]
+    ) -> None:
+        self._known_executions = executions
+        self._known_nodes = nodes
+        self.changes = Changes()
+
+    # Rows are copied on first touch: the caller's rows stay as they were, and only touched rows
+    # end up in the changes.
+    def _execution(self, execution_id: str) -> ExecutionRecord | None:
+        row = self.changes.executions.get(execution_id)
+        if row is None:
+            known = self._known_executions.get(execution_id)
+            if known is None:
+                return None
+            row = self.changes.executions[execution_id] = dataclasses.replace(known)
+        return row
+
+    def _node(self, execution_id: str, node: str) -> NodeRecord | None:
+        key = (execution_id, node)
+        row = self.changes.nodes.get(key)
+        if row is None:
+            known = self._known_nodes.get(key)
+            if known is None:
+                return None
+            row = self.changes.nodes[key] = dataclasses.replace(known)
+        return row
+
+    def finish(self) -> Changes:
+        # A node row touched only by ignored events is unchanged: no need to write it again.
+        self.changes.nodes = {
+            key: row for key, row in self.changes.nodes.items() if row != self._known_nodes.get(key)
+        }
+        return self.changes
+
+    def _log(self, seq: int, event: AnyEvent, level: LogLevel, message: str) -> None:
+        node: str | None = getattr(event, "node", None)
+        self.changes.logs.append(
+            LogLine(event.execution_id, seq, _utc(event.time), level, node, message)
+        )
+
+    def apply(self, seq: int, event: AnyEvent) -> None:
+        execution = self._execution(event.execution_id)
+        if execution is None and isinstance(event, ExecutionRequested):
+            self.changes.executions[event.execution_id] = _requested(seq, event)
+            self._log(seq, event, "info", _describe(event))
+            return
+        if execution is None:
+            # Its ExecutionRequested is not in the stream (or not yet): there is no row to change,
+            # but the log still records what the stream says.
+            self._log(seq, event, "warning", _ignored(event))
+            return
+        execution.last_seq = max(execution.last_seq, seq)
+        applied = self._apply_to(execution, seq, event)
+        if applied:
+            self._log(seq, event, _level(event), _describe(event))
+        else:
+            self._log(seq, event, "warning", _ignored(event))
+
+    def _apply_to(self, execution: ExecutionRecord, seq: int, event: AnyEvent) -> bool:
+        """Change the rows for one event; False when fencing ignores it."""
+        if isinstance(event, ExecutionRequested):
+            return False  # A copy: the row exists already.
+        if isinstance(event, ExecutionCancelRequested):
+            return True  # Recorded in the log only; the status changes when the execution ends.
+        if execution.status in FINAL_STATUSES:
+            return False
+        if isinstance(event, ExecutionStarted):
+            return self._started(execution, seq, event)
+        if isinstance(event, ExecutionFinished):
+            execution.status = event.status
+            execution.finished_at = _utc(event.time)
+            execution.error = _error(event.error)
+            return True
+        node = self._node(event.execution_id, event.node)
+        if node is None:
+            return False  # Not a plan node of this execution.
+        if _apply_to_node(node, event):
+            node.last_seq = seq
+            return True
+        return False
+
+    def _started(self, execution: ExecutionRecord, seq: int, event: ExecutionStarted) -> bool:
+        if execution.status != "queued":
+            return False
+        execution.status = "running"
+        execution.started_at = _utc(event.time)
+        for position, name in enumerate(event.plan):
+            if self._node(event.execution_id, name) is None:
+                self.changes.nodes[(event.execution_id, name)] = NodeRecord(
+                    execution_id=event.execution_id,
+                    node=name,
+                    position=position,
+                    status="pending",
+                    last_seq=seq,
+                )
+        return True
+
+
+_NodeEvent = (
+    NodeReady | NodeStarted | NodeSucceeded | NodeFailed | NodeRetryScheduled | NodeSkipped
+    | NodeCancelled
+)  # fmt: skip
+
+
+def _apply_to_node(node: NodeRecord, event: _NodeEvent) -> bool:
+    time = _utc(event.time)
+    if isinstance(event, NodeReady):
+        # A newer attempt starts, unless the node is already done; a duplicate ready is ignored.
+        if event.attempt <= node.attempts or node.status in _NODE_DONE:
+            return False
+        node.status = "queued"
+        node.attempts = event.attempt
+        node.input = event.input
+        node.finished_at = None
+        return True
+    if isinstance(event, NodeStarted):
+        if node.status != "queued" or event.attempt != node.attempts:
+            return False
+        node.status = "running"
+        node.started_at = time
+        return True
+    if isinstance(event, NodeSucceeded | NodeFailed):
+        if not _result_counts(node, event.attempt):
+            return False
+        node.attempts = max(node.attempts, event.attempt)
+        node.finished_at = time
+        if isinstance(event, NodeSucceeded):
+            node.status = "succeeded"
+            node.output = event.output
+            node.pinned = event.pinned
+            node.error = None
+        else:
+            node.status = "failed"
+            node.error = _error(event.error)
+        return True
+    if isinstance(event, NodeRetryScheduled):
+        if event.attempt != node.attempts or node.status not in {"queued", "running", "failed"}:
+            return False
+        node.status = "retrying"
+        node.finished_at = None  # The node is not done: attempt + 1 follows.
+        return True
+    if isinstance(event, NodeSkipped):
+        if node.status in _NODE_DONE or node.status == "failed":
+            return False
+        node.status = "skipped"
+        node.skip_reason = event.reason
+        node.finished_at = time
+        return True
+    # NodeCancelled
+    if node.status in _NODE_DONE or node.status == "failed" or event.attempt < node.attempts:
+        return False
+    node.status = "cancelled"
+    node.finished_at = time
+    return True
+
+
+def _result_counts(node: NodeRecord, attempt: int) -> bool:
+    """The first result of the current attempt wins. A node still pending has had no attempt to
+    fence against: its result is recorded without one (pinned or reused outputs)."""
+    if node.status == "pending":
+        return True
+    return node.status in _NODE_ACTIVE and attempt == node.attempts
+
+
+def _requested(seq: int, event: ExecutionRequested) -> ExecutionRecord:
+    return ExecutionRecord(
+        id=event.execution_id,
+        mode=event.mode,
+        status="queued",
+        requested_by=event.requested_by,
+        created_at=_utc(event.time),
+        last_seq=seq,
+        workflow_id=event.workflow_id,
+        workflow_version=event.workflow_version,
+        trigger=event.trigger,
+        node=event.node,
+        rerun_of=event.rerun_of,
+    )
+
+
+def _utc(time: datetime) -> datetime:
+    # Events carry aware UTC times; a naive one can only mean UTC (the wire format is ISO 8601).
+    return time.replace(tzinfo=UTC) if time.tzinfo is None else time
+
+
+def _error(error: ErrorInfo | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"type": error.type, "message": error.message, "stack": error.stack}
+
+
+# ------------------------------------------------------------------------------------------ logs
+
+
+def _level(event: AnyEvent) -> LogLevel:
+    if isinstance(event, NodeFailed):
+        return "error"
+    if isinstance(event, NodeRetryScheduled | NodeCancelled | ExecutionCancelRequested):
+        return "warning"
+    if isinstance(event, ExecutionFinished):
+        return _FINISH_LEVEL.get(event.status, "info")
+    return "info"
+
+
+def _ignored(event: AnyEvent) -> str:
+    return f"ignored (duplicate, late or after the end): {_describe(event)}"
+
+
+def _count_items(ports: Mapping[str, list[Any]]) -> int:
+    return sum(len(items) for items in ports.values())
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _describe(event: AnyEvent) -> str:
+    """A human line for the execution log, e.g. ``node fetch failed (attempt 2): Type: msg``."""
+    match event:
+        case ExecutionRequested(mode="node", node=node, requested_by=who):
+            return f"execution requested by {who}: run node {node}"
+        case ExecutionRequested(trigger=trigger, requested_by=who):
+            return f"execution requested by {who}" + (f" from trigger {trigger}" if trigger else "")
+        case ExecutionStarted(plan=plan):
+            return f"execution started: {_plural(len(plan), 'node')} planned"
+        case NodeReady(node=node, attempt=attempt, input=ports):
+            items = _plural(_count_items(ports), "input item")
+            return f"node {node} queued (attempt {attempt}, {items})"
+        case NodeStarted(node=node, attempt=attempt, worker=worker):
+            return f"node {node} started (attempt {attempt})" + (f" on {worker}" if worker else "")
+        case NodeSucceeded(node=node, pinned=True):
+            return f"node {node} used its pinned output"
+        case NodeSucceeded(node=node, attempt=attempt, output=ports):
+            items = _plural(_count_items(ports), "item")
+            return f"node {node} succeeded (attempt {attempt}): {items} out"
+        case NodeFailed(node=node, attempt=attempt, error=error):
+            return f"node {node} failed (attempt {attempt}): {error.type}: {error.message}"
+        case NodeRetryScheduled(node=node, attempt=attempt, delay_ms=delay):
+            return f"node {node} will retry in {delay} ms (attempt {attempt + 1})"
+        case NodeSkipped(node=node, reason=reason):
+            return f"node {node} skipped: {reason}"
+        case NodeCancelled(node=node, attempt=attempt):
+            return f"node {node} cancelled (attempt {attempt})"
+        case ExecutionCancelRequested(requested_by=who, reason=reason):
+            return f"cancel requested by {who}" + (f": {reason}" if reason else "")
+        case ExecutionFinished(status=status, error=error):
+            return f"execution {status}" + (f": {error.type}: {error.message}" if error else "")
+    return type(event).__name__  # pragma: no cover - the match covers the catalogue

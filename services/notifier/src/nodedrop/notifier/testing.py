@@ -1,0 +1,213 @@
+"""Test support shipped with the service: build the event history of an execution the way the
+scheduler and the runners record it, with deterministic ids and times.
+
+Used by the notifier's unit and integration tests and by its benchmark; no I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nodedrop.contracts import ids
+from nodedrop.contracts.events import (
+    AnyEvent,
+    ErrorInfo,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    FinalStatus,
+    NodeCancelled,
+    NodeFailed,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+    SkipReason,
+)
+from nodedrop.contracts.items import PortItems
+
+T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+
+
+def numbered(events: Iterable[AnyEvent], start: int = 1) -> list[tuple[int, AnyEvent]]:
+    """Events with consecutive stream sequences, as a consumer sees them."""
+    return list(enumerate(events, start=start))
+
+
+class History:
+    """One execution's events, appended in order; every event is 10 ms after the previous."""
+
+    def __init__(
+        self,
+        execution_id: str = "ex1",
+        *,
+        start: datetime = T0,
+        requested_by: str = "user-1",
+        workflow_id: str | None = "wf-1",
+        step_ms: int = 10,
+    ) -> None:
+        self.execution_id = execution_id
+        self.requested_by = requested_by
+        self.workflow_id = workflow_id
+        self.now = start
+        self.step = timedelta(milliseconds=step_ms)
+        self.events: list[AnyEvent] = []
+
+    def _add(self, event: AnyEvent) -> AnyEvent:
+        self.events.append(event)
+        self.now += self.step
+        return event
+
+    def _common(self, event_id: str) -> dict[str, Any]:
+        return {"event_id": event_id, "execution_id": self.execution_id, "time": self.now}
+
+    def requested(
+        self,
+        *,
+        trigger: str | None = "start",
+        mode: str = "trigger",
+        node: str | None = None,
+        rerun_of: str | None = None,
+    ) -> AnyEvent:
+        return self._add(
+            ExecutionRequested(
+                **self._common(ids.execution_requested(self.execution_id)),
+                workflow={"name": "test", "nodes": [], "connections": []},
+                requested_by=self.requested_by,
+                mode="node" if mode == "node" else "trigger",
+                trigger=trigger,
+                node=node,
+                workflow_id=self.workflow_id,
+                workflow_version=1 if self.workflow_id else None,
+                rerun_of=rerun_of,
+            )
+        )
+
+    def started(self, plan: list[str]) -> AnyEvent:
+        return self._add(
+            ExecutionStarted(**self._common(ids.execution_started(self.execution_id)), plan=plan)
+        )
+
+    def ready(self, node: str, attempt: int = 1, input: PortItems | None = None) -> AnyEvent:
+        return self._add(
+            NodeReady(
+                **self._common(ids.node_ready(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+                node_type="noop",
+                input=input if input is not None else {"main": [{}]},
+            )
+        )
+
+    def node_started(self, node: str, attempt: int = 1) -> AnyEvent:
+        return self._add(
+            NodeStarted(
+                **self._common(ids.node_started(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+                worker="runner-1",
+            )
+        )
+
+    def succeeded(
+        self, node: str, attempt: int = 1, output: PortItems | None = None, pinned: bool = False
+    ) -> AnyEvent:
+        return self._add(
+            NodeSucceeded(
+                **self._common(ids.node_result(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+                output=output if output is not None else {"main": [{"node": node}]},
+                pinned=pinned,
+            )
+        )
+
+    def failed(
+        self,
+        node: str,
+        attempt: int = 1,
+        error_type: str = "HttpServerError",
+        message: str = "boom",
+    ) -> AnyEvent:
+        return self._add(
+            NodeFailed(
+                **self._common(ids.node_result(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+                error=ErrorInfo(type=error_type, message=message, stack="Traceback ..."),
+            )
+        )
+
+    def retry(self, node: str, attempt: int = 1, delay_ms: int = 200) -> AnyEvent:
+        return self._add(
+            NodeRetryScheduled(
+                **self._common(ids.node_retry(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+                delay_ms=delay_ms,
+                due_at=self.now + timedelta(milliseconds=delay_ms),
+            )
+        )
+
+    def skipped(self, node: str, reason: SkipReason = "no_input") -> AnyEvent:
+        return self._add(
+            NodeSkipped(
+                **self._common(ids.node_skipped(self.execution_id, node)), node=node, reason=reason
+            )
+        )
+
+    def cancelled(self, node: str, attempt: int = 1) -> AnyEvent:
+        return self._add(
+            NodeCancelled(
+                **self._common(ids.node_cancelled(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+            )
+        )
+
+    def cancel_requested(self, reason: str | None = None) -> AnyEvent:
+        return self._add(
+            ExecutionCancelRequested(
+                **self._common(ids.cancel_requested(self.execution_id)),
+                requested_by=self.requested_by,
+                reason=reason,
+            )
+        )
+
+    def finished(
+        self, status: FinalStatus = "succeeded", error: ErrorInfo | None = None
+    ) -> AnyEvent:
+        return self._add(
+            ExecutionFinished(
+                **self._common(ids.execution_finished(self.execution_id)),
+                status=status,
+                error=error,
+            )
+        )
+
+    def run_node(self, node: str, attempt: int = 1) -> None:
+        """One attempt that succeeds: ready, started, succeeded."""
+        self.ready(node, attempt)
+        self.node_started(node, attempt)
+        self.succeeded(node, attempt)
+
+    def typical(self, nodes: int = 3) -> History:
+        """A whole execution: a trigger and a chain of nodes, the second one failing once."""
+        plan = ["start", *(f"n{i}" for i in range(1, nodes))]
+        self.requested()
+        self.started(plan)
+        for name in plan:
+            if name == "n1":
+                self.ready(name)
+                self.node_started(name)
+                self.failed(name)
+                self.retry(name)
+                self.run_node(name, attempt=2)
+            else:
+                self.run_node(name)
+        self.finished()
+        return self

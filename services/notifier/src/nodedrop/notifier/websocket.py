@@ -1,0 +1,176 @@
+"""Live execution events over WebSocket (CONTRACT.md section 5).
+
+``GET /ws/executions/{id}?after_seq=N`` sends every event of the execution with ``seq > N``, one
+JSON text message each, stored ones first and then live ones, and closes with 1000 after
+``ExecutionFinished``. Events come from the stream, not from the projection, which lags: an ordered
+consumer on the execution's subjects starts at ``N + 1`` and delivers in stream order with no gap
+(the client library recreates it from the last sequence seen if one appears).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from nodedrop.contracts import codec, subjects
+from nodedrop.contracts.events import ExecutionFinished
+
+log = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_BAD_REQUEST = 4400  # an addition: ``after_seq`` is not a non-negative integer
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_NOT_FOUND = 4404
+CLOSE_INTERNAL_ERROR = 1011
+
+_encoder = msgspec.json.Encoder()
+
+
+def create_app(js: JetStreamContext, admin_token: str | None) -> Starlette:
+    """The notifier's ASGI app. ``admin_token`` None accepts no key at all."""
+    stream = _ExecutionStream(js)
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def execution_events(websocket: WebSocket) -> None:
+        # Accept first, so that the client sees a close code rather than a failed handshake.
+        await websocket.accept()
+        if not _authorized(websocket, admin_token):
+            await websocket.close(CLOSE_UNAUTHORIZED)
+            return
+        try:
+            after_seq = int(websocket.query_params.get("after_seq", "0"))
+        except ValueError:
+            after_seq = -1
+        if after_seq < 0:
+            await websocket.close(CLOSE_BAD_REQUEST)
+            return
+        await stream.send(websocket, websocket.path_params["execution_id"], after_seq)
+
+    return Starlette(
+        routes=[
+            Route("/health", health),
+            WebSocketRoute("/ws/executions/{execution_id}", execution_events),
+        ]
+    )
+
+
+def _authorized(websocket: WebSocket, admin_token: str | None) -> bool:
+    if not admin_token:
+        return False
+    key = websocket.query_params.get("token")
+    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        key = credentials.strip()
+    # Constant time: the comparison must not tell how much of a guess was right.
+    return key is not None and hmac.compare_digest(key.encode(), admin_token.encode())
+
+
+class _ExecutionStream:
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def _last_seq(self, execution_id: str, event_type: str) -> int | None:
+        try:
+            msg = await self._js.get_last_msg(
+                subjects.EVENTS_STREAM, subjects.execution_subject(execution_id, event_type)
+            )
+        except NotFoundError:
+            return None
+        return msg.seq
+
+    async def send(self, websocket: WebSocket, execution_id: str, after_seq: int) -> None:
+        if (
+            not _valid_id(execution_id)
+            or await self._last_seq(execution_id, "ExecutionRequested") is None
+        ):
+            await websocket.close(CLOSE_NOT_FOUND)
+            return
+        finished = await self._last_seq(execution_id, "ExecutionFinished")
+        if finished is not None and finished <= after_seq:
+            await websocket.close(CLOSE_NORMAL)  # The client has seen the end already.
+            return
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after_seq else DeliverPolicy.ALL,
+            opt_start_seq=after_seq + 1 if after_seq else None,
+        )
+        try:
+            sub = await self._js.subscribe(
+                subjects.execution_subject(execution_id),
+                stream=subjects.EVENTS_STREAM,
+                ordered_consumer=True,
+                config=config,
+            )
+        except Exception:
+            log.exception("cannot follow execution %s", execution_id)
+            await websocket.close(CLOSE_INTERNAL_ERROR)
+            return
+        pump = asyncio.create_task(_pump(sub, websocket, after_seq))
+        watch = asyncio.create_task(_until_disconnect(websocket))
+        try:
+            await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, watch):
+                task.cancel()
+            await asyncio.gather(pump, watch, return_exceptions=True)
+            await _drop(self._js, sub)
+        if pump.done() and not pump.cancelled() and pump.exception() is None and pump.result():
+            with contextlib.suppress(Exception):
+                await websocket.close(CLOSE_NORMAL)
+
+
+async def _pump(
+    sub: JetStreamContext.PushSubscription, websocket: WebSocket, after_seq: int
+) -> bool:
+    """Forward events until ``ExecutionFinished``; True when it was sent."""
+    last = after_seq
+    while True:
+        msg = await sub.next_msg(timeout=None)
+        seq = msg.metadata.sequence.stream
+        if seq <= last:
+            continue  # Redelivered after the ordered consumer was recreated.
+        last = seq
+        try:
+            event = codec.decode(msg.data)
+        except codec.EventDecodeError:
+            log.error("event %d on %s does not decode; not sent", seq, msg.subject)
+            continue
+        await websocket.send_text(_encoder.encode(codec.to_public(event, seq)).decode())
+        if isinstance(event, ExecutionFinished):
+            return True
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    # Clients only listen; anything they send is ignored until they go.
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+
+
+async def _drop(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
+    # The ordered consumer is ephemeral and would expire on its own; deleting it now frees the
+    # server at once.
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()
+    with contextlib.suppress(Exception):
+        await js.delete_consumer(subjects.EVENTS_STREAM, sub._consumer)
+
+
+def _valid_id(execution_id: str) -> bool:
+    # A subject token: wildcards or dots would widen the subscription to other executions.
+    return bool(execution_id) and not any(c in execution_id for c in ".*> \t")

@@ -1,0 +1,186 @@
+"""The WebSocket endpoint (CONTRACT.md section 5) served by uvicorn, read by a real client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from nats.js import JetStreamContext
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from nodedrop.contracts import codec, subjects
+from nodedrop.contracts.events import AnyEvent
+from nodedrop.notifier.testing import History
+from nodedrop.notifier.websocket import create_app
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture
+async def base_url(events: JetStreamContext) -> AsyncIterator[str]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(events, TOKEN), lifespan="off", ws="websockets-sansio", log_level="warning"
+        )
+    )
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):  # uvicorn signals readiness by a flag only
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+        sock.close()
+
+
+async def receive_all(ws: ClientConnection, limit: float = 5.0) -> tuple[list[dict[str, Any]], int]:
+    """Every message until the server closes; the messages and the close code."""
+    messages: list[dict[str, Any]] = []
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            messages.append(json.loads(await asyncio.wait_for(ws.recv(), limit)))
+    assert ws.close_code is not None
+    return messages, ws.close_code
+
+
+def ws_url(base: str, execution_id: str, after_seq: int | None = None, token: str = TOKEN) -> str:
+    query = f"token={token}" + (f"&after_seq={after_seq}" if after_seq is not None else "")
+    return f"ws://{base}/ws/executions/{execution_id}?{query}"
+
+
+def public(events: list[AnyEvent], seqs: list[int]) -> list[dict[str, Any]]:
+    return [
+        json.loads(json.dumps(codec.to_public(e, s))) for e, s in zip(events, seqs, strict=True)
+    ]
+
+
+async def test_health(base_url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"http://{base_url}/health")
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+@pytest.mark.parametrize("token", ["wrong", ""])
+async def test_a_bad_or_missing_key_is_closed_with_4401_before_any_event(
+    base_url: str, publish: Any, token: str
+) -> None:
+    await publish(History("ex1").typical(2).events)
+    async with connect(ws_url(base_url, "ex1", token=token)) as ws:
+        messages, code = await receive_all(ws)
+    assert (messages, code) == ([], 4401)
+
+
+async def test_the_key_may_come_as_a_bearer_header(base_url: str, publish: Any) -> None:
+    history = History("ex1").typical(2).events
+    seqs = await publish(history)
+    async with connect(
+        f"ws://{base_url}/ws/executions/ex1",
+        additional_headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as ws:
+        messages, code = await receive_all(ws)
+    assert (messages, code) == (public(history, seqs), 1000)
+
+
+async def test_an_unknown_execution_is_closed_with_4404(base_url: str, publish: Any) -> None:
+    await publish(History("ex1").typical(2).events)
+    for execution_id in ("nope", "ex*", "ex1.x"):
+        async with connect(ws_url(base_url, execution_id)) as ws:
+            messages, code = await receive_all(ws)
+        assert (messages, code) == ([], 4404), execution_id
+
+
+async def test_after_seq_sends_exactly_the_later_events_then_closes_1000(
+    base_url: str, publish: Any
+) -> None:
+    other = History("other")
+    history = History("ex1")
+    # Interleaved (by time) with another execution, whose events must not appear.
+    for h in (history, other):
+        h.requested()
+        h.started(["start", "n1"])
+    for name in ("start", "n1"):
+        history.run_node(name)
+        other.run_node(name)
+    history.finished()
+    ordered = sorted(history.events + other.events, key=lambda e: (e.time, e.execution_id))
+    seqs = await publish(ordered)
+    mine = [(s, e) for s, e in zip(seqs, ordered, strict=True) if e.execution_id == "ex1"]
+    cut = mine[3][0]
+    async with connect(ws_url(base_url, "ex1", after_seq=cut)) as ws:
+        messages, code = await receive_all(ws)
+    expected = [(s, e) for s, e in mine if s > cut]
+    assert messages == public([e for _, e in expected], [s for s, _ in expected])
+    assert messages[-1]["type"] == "ExecutionFinished"
+    assert code == 1000
+
+
+async def test_stored_then_live_events_in_order_and_a_reconnect_sees_each_once(
+    base_url: str, events: JetStreamContext, publish: Any
+) -> None:
+    history = History("ex1")
+    history.requested()
+    history.started(["start", "a", "b", "c"])
+    for name in ("start", "a", "b", "c"):
+        history.run_node(name)
+    history.finished()
+    stored, live = history.events[:5], history.events[5:]
+    all_seqs = await publish(stored)
+
+    seen: list[dict[str, Any]] = []
+    # First client: reads the stored events and two live ones, then drops the connection.
+    async with connect(ws_url(base_url, "ex1")) as ws:
+        for _ in stored:
+            seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        all_seqs += await publish(live[:2])
+        for _ in range(2):
+            seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+    all_seqs += await publish(live[2:6])  # while nobody listens
+
+    # Second client resumes after the last event it saw; the rest arrives live.
+    async with connect(ws_url(base_url, "ex1", after_seq=seen[-1]["seq"])) as ws:
+        first = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        all_seqs += await publish(live[6:])
+        rest, code = await receive_all(ws)
+    seen += [first, *rest]
+    assert seen == public(history.events, all_seqs)
+    assert code == 1000
+
+    # Both ordered consumers are gone once their clients are.
+    async def consumers() -> int:
+        return (await events.stream_info(subjects.EVENTS_STREAM)).state.consumer_count
+
+    for _ in range(100):
+        if await consumers() == 3:  # the three durable consumers of ensure_jetstream
+            break
+        await asyncio.sleep(0.05)
+    assert await consumers() == 3
+
+
+async def test_a_client_past_the_end_is_closed_1000_at_once(base_url: str, publish: Any) -> None:
+    seqs = await publish(History("ex1").typical(2).events)
+    async with connect(ws_url(base_url, "ex1", after_seq=seqs[-1])) as ws:
+        messages, code = await receive_all(ws)
+    assert (messages, code) == ([], 1000)
+
+
+async def test_a_bad_after_seq_is_refused(base_url: str, publish: Any) -> None:
+    await publish(History("ex1").typical(2).events)
+    async with connect(ws_url(base_url, "ex1") + "&after_seq=-3") as ws:
+        messages, code = await receive_all(ws)
+    assert (messages, code) == ([], 4400)
