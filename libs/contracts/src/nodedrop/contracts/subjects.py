@@ -50,3 +50,13 @@ def node_ready_subjects() -> str:
 
 def execution_id_of(subject: str) -> str:
     return subject.split(".")[3]
+
+
+def active_key(execution_id: str) -> str:
+    """Key of an unfinished execution in the scheduler's bucket (grouped by slot, so a
+    scheduler that owns some slots lists only its own)."""
+    return f"active.{slot(execution_id)}.{execution_id}"
+
+
+def active_key_subject(execution_id: str) -> str:
+    return f"$KV.{SCHEDULER_STATE_BUCKET}.{active_key(execution_id)}"

@@ -1,0 +1,3 @@
+from nodedrop.scheduler.main import main
+
+main()

@@ -1,0 +1,39 @@
+"""``nodedrop scheduler``: connect, make sure the stream exists, run until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import nats
+
+from nodedrop.contracts.config import Config
+from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.scheduler.service import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config: Config) -> None:
+    if not config.nats_url:
+        raise SystemExit("NODEDROP_NATS_URL is not set")
+    nc = await nats.connect(config.nats_url, name="nodedrop-scheduler", max_reconnect_attempts=-1)
+    js = nc.jetstream()
+    await ensure_jetstream(js)
+    scheduler = Scheduler(nc, js)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, scheduler.stop)
+    log.info("scheduler running")
+    try:
+        await scheduler.run()
+    finally:
+        await nc.drain()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s"
+    )
+    asyncio.run(serve(Config.from_env()))

@@ -1,0 +1,273 @@
+"""The scheduler service: the thin adapter around the pure core.
+
+For each batch of input events it loads, folds, decides, records, then acknowledges:
+
+1. take what the consumer has (no waiting for a batch to fill);
+2. fold each event into its execution's state with ``core.step``; an execution not in memory
+   (after a restart, or a redelivery) is first rebuilt from its history in the stream and
+   ``core.resume``d, so a decision lost in a crash is made again;
+3. fire due timers with ``core.tick``;
+4. record all decisions in one batch of publishes (deterministic ``Nats-Msg-Id``s: nothing is
+   recorded twice), together with the set of unfinished executions;
+5. only then acknowledge the inputs. If recording fails, the inputs are redelivered and the
+   executions concerned are rebuilt from the stream before they are touched again.
+
+The scheduler never waits on PostgreSQL. All state is per execution, keyed by execution id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from nodedrop.contracts import codec, subjects
+from nodedrop.contracts.bus import EventPublisher, PublishError
+from nodedrop.contracts.codec import EventDecodeError
+from nodedrop.contracts.events import Event, ExecutionRequested
+from nodedrop.contracts.history import read_execution
+from nodedrop.contracts.pull import PullConsumer
+from nodedrop.scheduler.active import ActiveExecutions
+from nodedrop.scheduler.core import ExecutionState, evolve, next_wakeup, resume, step, tick
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RecentlyFinished:
+    """Ids of executions that ended lately: their late events are dropped without a lookup."""
+
+    def __init__(self, size: int = 100_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, execution_id: str) -> None:
+        self._ids[execution_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, execution_id: object) -> bool:
+        return execution_id in self._ids
+
+
+@dataclass
+class _Batch:
+    now: datetime
+    decisions: list[Event] = field(default_factory=list)
+    #: Inputs to acknowledge once the decisions are recorded.
+    inputs: list[Msg] = field(default_factory=list)
+    #: Executions seen for the first time: listed as unfinished with the decisions.
+    new: list[str] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        *,
+        clock: Clock = utc_now,
+        batch_size: int = 512,
+        history_concurrency: int = 16,
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self._clock = clock
+        self._batch_size = batch_size
+        self._history_limit = asyncio.Semaphore(history_concurrency)
+        self._publisher = EventPublisher(js)
+        self._active = ActiveExecutions(js)
+        self._states: dict[str, ExecutionState] = {}
+        self._finished = RecentlyFinished()
+        self._wakeups: list[tuple[datetime, str]] = []
+        self._scheduled: dict[str, datetime] = {}
+        #: Executions whose in-memory state may be behind the stream (a failed record).
+        self._stale: set[str] = set()
+        self._stopping = asyncio.Event()
+
+    @property
+    def active_count(self) -> int:
+        return len(self._states)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await self._active.open()
+        await self.recover()
+        consumer = PullConsumer(
+            self._nc,
+            subjects.EVENTS_STREAM,
+            subjects.SCHEDULER_CONSUMER,
+            capacity=2 * self._batch_size,
+        )
+        await consumer.start()
+        try:
+            while not self._stopping.is_set():
+                msgs = await consumer.next_batch(self._batch_size, self._wait_s())
+                await self.handle(msgs)
+        finally:
+            await consumer.stop()
+
+    async def recover(self) -> None:
+        """Rebuild every unfinished execution and decide what a crash may have left undone."""
+        execution_ids = await self._active.ids()
+        log.info("recovering %d unfinished executions", len(execution_ids))
+        self._stale.update(execution_ids)
+        await self.handle([])
+
+    # ------------------------------------------------------------------ one batch
+    async def handle(self, msgs: list[Msg]) -> None:
+        batch = _Batch(self._clock())
+        stale, self._stale = self._stale, set()
+        for execution_id, state, recovered in await self._rebuild(stale, batch.now):
+            batch.touched.add(execution_id)
+            batch.decisions.extend(recovered)
+            if state is not None:
+                self._states[execution_id] = state
+        for msg in msgs:
+            await self._decide(msg, batch)
+        for execution_id in self._due(batch.now):
+            state = self._states.get(execution_id)
+            if state is not None:
+                batch.decisions.extend(tick(state, batch.now))
+                batch.touched.add(execution_id)
+        await self._record(batch)
+
+    async def _decide(self, msg: Msg, batch: _Batch) -> None:
+        try:
+            event = codec.decode(msg.data)
+        except EventDecodeError:
+            log.error(
+                "dropping an undecodable message on %s (seq %s)",
+                msg.subject,
+                msg.metadata.sequence.stream,
+            )
+            await msg.term()
+            return
+        execution_id = event.execution_id
+        batch.inputs.append(msg)
+        if execution_id in self._finished:
+            return
+        state = self._states.get(execution_id)
+        if state is None and (
+            not isinstance(event, ExecutionRequested) or msg.metadata.num_delivered > 1
+        ):
+            # Not seen since this process started: the stream knows what happened.
+            [(_, state, recovered)] = await self._rebuild([execution_id], batch.now)
+            batch.decisions.extend(recovered)
+            batch.touched.add(execution_id)
+            if state is None:
+                return
+            self._states[execution_id] = state
+        try:
+            state, decided = step(state, event, batch.now)
+        except Exception:  # a bug must not stop every other execution
+            log.exception("deciding on %s of %s failed", type(event).__name__, execution_id)
+            self._states.pop(execution_id, None)
+            batch.inputs.remove(msg)
+            await msg.nak(delay=5)
+            return
+        if state is None:
+            return
+        if execution_id not in self._states:
+            batch.new.append(execution_id)
+            self._states[execution_id] = state
+        batch.decisions.extend(decided)
+        batch.touched.add(execution_id)
+
+    async def _record(self, batch: _Batch) -> None:
+        """Record the batch's decisions, then acknowledge its inputs (or have them redelivered
+        and the executions rebuilt, if recording failed)."""
+        ended = [i for i in batch.touched if (s := self._states.get(i)) is not None and s.finished]
+        try:
+            await asyncio.gather(
+                self._publisher.publish(batch.decisions), self._active.add(batch.new)
+            )
+        except (PublishError, TimeoutError, ConnectionError) as error:
+            log.warning(
+                "recording %d decisions failed (%r); will rebuild %d executions",
+                len(batch.decisions),
+                error,
+                len(batch.touched),
+            )
+            for execution_id in batch.touched:
+                self._states.pop(execution_id, None)
+            self._stale.update(batch.touched)
+            for msg in batch.inputs:
+                await msg.nak(delay=1)
+            return
+        for msg in batch.inputs:
+            await msg.ack()
+        for execution_id in ended:
+            self._states.pop(execution_id, None)
+            self._scheduled.pop(execution_id, None)
+            self._finished.add(execution_id)
+        for execution_id in batch.touched - set(ended):
+            self._schedule(execution_id)
+        if ended:
+            try:
+                await self._active.remove(ended)
+            except (TimeoutError, ConnectionError):  # harmless: cleaned up on the next start
+                log.warning("could not unlist %d finished executions", len(ended))
+
+    async def _rebuild(
+        self,
+        execution_ids: Iterable[str],
+        now: datetime,
+    ) -> list[tuple[str, ExecutionState | None, list[Event]]]:
+        async def one(execution_id: str) -> tuple[str, ExecutionState | None, list[Event]]:
+            async with self._history_limit:
+                history = await read_execution(self._js, execution_id)
+            state: ExecutionState | None = None
+            for _, event in history:
+                state = evolve(state, event)
+            if state is None:
+                return execution_id, None, []
+            if state.finished:
+                self._finished.add(execution_id)
+                return execution_id, None, []
+            return execution_id, state, resume(state, now)
+
+        return list(await asyncio.gather(*(one(i) for i in execution_ids)))
+
+    # ------------------------------------------------------------------ timers
+    def _schedule(self, execution_id: str) -> None:
+        state = self._states.get(execution_id)
+        wakeup = next_wakeup(state) if state is not None else None
+        if wakeup is None:
+            self._scheduled.pop(execution_id, None)
+        elif self._scheduled.get(execution_id) != wakeup:
+            self._scheduled[execution_id] = wakeup
+            heapq.heappush(self._wakeups, (wakeup, execution_id))
+
+    def _due(self, now: datetime) -> list[str]:
+        due = []
+        while self._wakeups and self._wakeups[0][0] <= now:
+            wakeup, execution_id = heapq.heappop(self._wakeups)
+            if self._scheduled.get(execution_id) == wakeup:
+                del self._scheduled[execution_id]
+                due.append(execution_id)
+        return due
+
+    def _wait_s(self) -> float:
+        """How long the consumer may wait for messages before a timer is due (at most 1 s)."""
+        if self._stale:
+            return 0.0
+        if not self._wakeups:
+            return 1.0
+        return min(max((self._wakeups[0][0] - self._clock()).total_seconds(), 0.0), 1.0)
