@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -40,9 +41,7 @@ def chain(*nodes: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": "chain",
         "nodes": all_nodes,
-        "connections": [
-            {"from": a["id"], "to": b["id"]} for a, b in zip(all_nodes, all_nodes[1:], strict=False)
-        ],
+        "connections": [{"from": a["id"], "to": b["id"]} for a, b in itertools.pairwise(all_nodes)],
     }
 
 
