@@ -130,6 +130,7 @@ async def wait_finished(
     js: JetStreamContext, execution_id: str, timeout_s: float = 10.0
 ) -> list[Event]:
     deadline = asyncio.get_running_loop().time() + timeout_s
+    events: list[Event] = []
     while asyncio.get_running_loop().time() < deadline:
         events = [event for _, event in await read_execution(js, execution_id)]
         if any(isinstance(e, ExecutionFinished) for e in events):
