@@ -13,11 +13,13 @@ import httpx
 import pytest
 import uvicorn
 from nats.js import JetStreamContext
+from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.notifier.auth import Caller
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
 
@@ -26,16 +28,14 @@ pytestmark = pytest.mark.integration
 TOKEN = "test-admin-token"
 
 
-@pytest.fixture
-async def base_url(events: JetStreamContext) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """``app`` on a real uvicorn server on a free port; yields ``host:port``."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(events, TOKEN), lifespan="off", ws="websockets-sansio", log_level="warning"
-        )
-    )
+    config = uvicorn.Config(app, lifespan="off", ws="websockets-sansio", log_level="warning")
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(500):  # uvicorn signals readiness by a flag only
         if server.started:
@@ -47,6 +47,12 @@ async def base_url(events: JetStreamContext) -> AsyncIterator[str]:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
         sock.close()
+
+
+@pytest.fixture
+async def base_url(events: JetStreamContext) -> AsyncIterator[str]:
+    async with serving(create_app(events, TOKEN)) as base:
+        yield base
 
 
 async def receive_all(ws: ClientConnection, limit: float = 5.0) -> tuple[list[dict[str, Any]], int]:
@@ -184,3 +190,20 @@ async def test_a_bad_after_seq_is_refused(base_url: str, publish: Any) -> None:
     async with connect(ws_url(base_url, "ex1") + "&after_seq=-3") as ws:
         messages, code = await receive_all(ws)
     assert (messages, code) == ([], 4400)
+
+
+async def test_another_users_execution_is_closed_with_4404(
+    events: JetStreamContext, publish: Any
+) -> None:
+    callers = {"alice-key": Caller("alice"), "bob-key": Caller("bob")}
+
+    async def authenticate(key: str) -> Caller | None:
+        return callers.get(key)
+
+    history = History("ex1", requested_by="alice").typical(2).events
+    seqs = await publish(history)
+    async with serving(create_app(events, None, authenticate=authenticate)) as base:
+        async with connect(ws_url(base, "ex1", token="bob-key")) as ws:
+            assert await receive_all(ws) == ([], 4404)
+        async with connect(ws_url(base, "ex1", token="alice-key")) as ws:
+            assert await receive_all(ws) == (public(history, seqs), 1000)

@@ -36,7 +36,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     if not config.nats_url or not config.database_url:
         raise ValueError("the notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
     stop = stop or asyncio.Event()
-    nc = await nats.connect(config.nats_url, name="nodedrop-notifier", max_reconnect_attempts=-1)
+    nc = await nats.connect(
+        config.nats_url,
+        name="nodedrop-notifier",
+        max_reconnect_attempts=-1,  # the server restarting is no reason to stop serving
+        error_cb=_nats_error,
+        disconnected_cb=_nats_disconnected,
+        reconnected_cb=_nats_reconnected,
+    )
     try:
         js = nc.jetstream()
         await ensure_jetstream(js)
@@ -87,6 +94,19 @@ async def _run_until_stopped(
         error = None if task.cancelled() else task.exception()
         if error is not None:
             raise error
+
+
+# One line per connection event, instead of nats-py's default traceback for each retry.
+async def _nats_error(error: Exception) -> None:
+    log.warning("NATS: %s", error or type(error).__name__)
+
+
+async def _nats_disconnected() -> None:
+    log.warning("NATS: disconnected, reconnecting")
+
+
+async def _nats_reconnected() -> None:
+    log.info("NATS: reconnected")
 
 
 @contextlib.contextmanager

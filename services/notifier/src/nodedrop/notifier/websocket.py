@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import NotFoundError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,7 +24,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nodedrop.contracts import codec, subjects
-from nodedrop.contracts.events import ExecutionFinished
+from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
+from nodedrop.notifier.auth import Authenticate, Caller, admin_token_auth, presented_key
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,13 @@ CLOSE_INTERNAL_ERROR = 1011
 _encoder = msgspec.json.Encoder()
 
 
-def create_app(js: JetStreamContext, admin_token: str | None) -> Starlette:
-    """The notifier's ASGI app. ``admin_token`` None accepts no key at all."""
+def create_app(
+    js: JetStreamContext, admin_token: str | None, *, authenticate: Authenticate | None = None
+) -> Starlette:
+    """The notifier's ASGI app. Keys are checked by ``authenticate``, by default against
+    ``admin_token`` (None: no key is valid)."""
     stream = _ExecutionStream(js)
+    authenticate = authenticate or admin_token_auth(admin_token)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -48,7 +52,9 @@ def create_app(js: JetStreamContext, admin_token: str | None) -> Starlette:
     async def execution_events(websocket: WebSocket) -> None:
         # Accept first, so that the client sees a close code rather than a failed handshake.
         await websocket.accept()
-        if not _authorized(websocket, admin_token):
+        key = presented_key(websocket.headers, websocket.query_params)
+        caller = await authenticate(key) if key else None
+        if caller is None:
             await websocket.close(CLOSE_UNAUTHORIZED)
             return
         try:
@@ -58,7 +64,7 @@ def create_app(js: JetStreamContext, admin_token: str | None) -> Starlette:
         if after_seq < 0:
             await websocket.close(CLOSE_BAD_REQUEST)
             return
-        await stream.send(websocket, websocket.path_params["execution_id"], after_seq)
+        await stream.send(websocket, caller, websocket.path_params["execution_id"], after_seq)
 
     return Starlette(
         routes=[
@@ -68,39 +74,40 @@ def create_app(js: JetStreamContext, admin_token: str | None) -> Starlette:
     )
 
 
-def _authorized(websocket: WebSocket, admin_token: str | None) -> bool:
-    if not admin_token:
-        return False
-    key = websocket.query_params.get("token")
-    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        key = credentials.strip()
-    # Constant time: the comparison must not tell how much of a guess was right.
-    return key is not None and hmac.compare_digest(key.encode(), admin_token.encode())
-
-
 class _ExecutionStream:
     def __init__(self, js: JetStreamContext) -> None:
         self._js = js
 
-    async def _last_seq(self, execution_id: str, event_type: str) -> int | None:
+    async def _last(self, execution_id: str, event_type: str) -> RawStreamMsg | None:
+        # From the stream, not the projection: a client may connect right after the request,
+        # before the notifier has projected it.
         try:
-            msg = await self._js.get_last_msg(
+            return await self._js.get_last_msg(
                 subjects.EVENTS_STREAM, subjects.execution_subject(execution_id, event_type)
             )
         except NotFoundError:
             return None
-        return msg.seq
 
-    async def send(self, websocket: WebSocket, execution_id: str, after_seq: int) -> None:
-        if (
-            not _valid_id(execution_id)
-            or await self._last_seq(execution_id, "ExecutionRequested") is None
-        ):
+    async def _visible(self, caller: Caller, execution_id: str) -> bool:
+        if not _valid_id(execution_id):
+            return False
+        requested = await self._last(execution_id, "ExecutionRequested")
+        if requested is None or requested.data is None:
+            return False
+        try:
+            event = codec.decode(requested.data)
+        except codec.EventDecodeError:
+            return False
+        return isinstance(event, ExecutionRequested) and caller.can_see(event.requested_by)
+
+    async def send(
+        self, websocket: WebSocket, caller: Caller, execution_id: str, after_seq: int
+    ) -> None:
+        if not await self._visible(caller, execution_id):
             await websocket.close(CLOSE_NOT_FOUND)
             return
-        finished = await self._last_seq(execution_id, "ExecutionFinished")
-        if finished is not None and finished <= after_seq:
+        finished = await self._last(execution_id, "ExecutionFinished")
+        if finished is not None and finished.seq is not None and finished.seq <= after_seq:
             await websocket.close(CLOSE_NORMAL)  # The client has seen the end already.
             return
         config = ConsumerConfig(
