@@ -1,0 +1,3 @@
+from nodedrop.api.main import main
+
+main()

@@ -1,0 +1,137 @@
+"""The app factory. Connections open in the lifespan, never at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import nats
+from fastapi import APIRouter, Depends, FastAPI
+from nats.aio.client import Client as NatsClient
+
+from nodedrop.api import ws_relay
+from nodedrop.api.db import create_engine, session_factory
+from nodedrop.api.definitions import openapi_schemas
+from nodedrop.api.deps import get_current_user
+from nodedrop.api.errors import install_error_handlers
+from nodedrop.api.eventlog import EventLog
+from nodedrop.api.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from nodedrop.api.resources import Resources
+from nodedrop.api.routes import executions, health, node_types, workflows
+from nodedrop.api.schemas import Message
+from nodedrop.contracts.config import Config
+from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.nodetypes import NodeTypeRegistry
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+async def _connect_nats(url: str) -> NatsClient:
+    client: list[NatsClient] = []
+
+    async def disconnected() -> None:
+        if client and not (client[0].is_closed or client[0].is_draining):
+            log.warning("NATS connection lost; reconnecting")
+
+    async def reconnected() -> None:
+        log.info("NATS connection restored")
+
+    async def error(exc: Exception) -> None:
+        # nats-py's default logs a traceback for every failed reconnect attempt.
+        log.warning("NATS: %r", exc)
+
+    nc = await nats.connect(
+        url,
+        name="nodedrop-api",
+        connect_timeout=5,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        # No reconnect buffer: a publish while disconnected fails at once (a 503 that truly
+        # recorded nothing) instead of being sent later, after the client was told it failed.
+        pending_size=0,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+        error_cb=error,
+    )
+    client.append(nc)
+    return nc
+
+
+def create_app(
+    config: Config,
+    *,
+    registry: NodeTypeRegistry | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not config.nats_url or not config.database_url:
+            raise ConfigurationError(
+                "the api needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL "
+                "(`nodedrop up` sets both)"
+            )
+        if not config.admin_token:
+            log.warning("NODEDROP_ADMIN_TOKEN is not set: every /api request will be answered 401")
+        nc = await _connect_nats(config.nats_url)
+        engine = create_engine(config.database_url)
+        try:
+            js = nc.jetstream()
+            await ensure_jetstream(js)
+            app.state.resources = Resources(
+                nc=nc, engine=engine, sessions=session_factory(engine), events=EventLog(nc, js)
+            )
+            yield
+        finally:
+            app.state.resources = None
+            await nc.drain()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="nodedrop",
+        summary="Event-sourced workflow engine: REST API",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.registry = registry or NodeTypeRegistry.with_plugins()
+    app.state.resources = None
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    api = APIRouter(
+        prefix="/api",
+        dependencies=[Depends(get_current_user)],
+        responses={
+            401: {"model": Message, "description": "missing or invalid API key"},
+            503: {"model": Message, "description": "database or event log unavailable"},
+        },
+    )
+    api.include_router(workflows.router)
+    api.include_router(executions.router)
+    api.include_router(node_types.router)
+    app.include_router(health.router)
+    app.include_router(api)
+    app.include_router(ws_relay.router)
+    _document_definitions(app)
+    return app
+
+
+def _document_definitions(app: FastAPI) -> None:
+    """Definitions are validated by ``validate_workflow`` from plain JSON, so FastAPI does not
+    see their model: add the Workflow schemas to the document's components."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()  # cached by FastAPI in app.openapi_schema
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(openapi_schemas())
+        return generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,56 @@
+"""Workflow definitions as the API receives, documents and stores them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import WithJsonSchema
+
+from nodedrop.api.errors import Loc, UnprocessableError, located
+from nodedrop.contracts.nodetypes import NodeTypeRegistry
+from nodedrop.contracts.workflow import Workflow, WorkflowInvalid, validate_workflow
+
+_SCHEMA_REFS = "#/components/schemas/{model}"
+
+#: A definition arrives as plain JSON and goes through ``validate_workflow`` (which only accepts
+#: the JSON names, e.g. ``from``); the OpenAPI document still shows the Workflow schema.
+WorkflowJson = Annotated[
+    dict[str, Any], WithJsonSchema({"$ref": _SCHEMA_REFS.format(model="Workflow")})
+]
+
+
+def openapi_schemas() -> dict[str, Any]:
+    """Workflow and the models it uses, for the OpenAPI document's components."""
+    schema = Workflow.model_json_schema(by_alias=True, ref_template=_SCHEMA_REFS)
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    return {**definitions, "Workflow": schema}
+
+
+def parse_definition(data: Any, registry: NodeTypeRegistry, loc: Loc) -> Workflow:
+    """``validate_workflow``, its problems located under ``loc`` (e.g. ``["body"]``)."""
+    try:
+        return validate_workflow(data, registry)
+    except WorkflowInvalid as invalid:
+        raise UnprocessableError(located(loc, invalid.problems)) from None
+
+
+def revalidate(definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc) -> Workflow:
+    """A stored definition, checked again: node types come and go with plugins."""
+    try:
+        return validate_workflow(definition, registry)
+    except WorkflowInvalid as invalid:
+        raise UnprocessableError(
+            located(
+                loc,
+                [
+                    {**p, "msg": f"the saved workflow is no longer valid: {p['msg']}"}
+                    for p in invalid.problems
+                ],
+            )
+        ) from None
+
+
+def stored_definition(workflow: Workflow) -> dict[str, Any]:
+    """What is stored and answered: the definition as a user would write it, with the
+    top-level keys always present."""
+    return {"name": workflow.name, "connections": [], "settings": {}, **workflow.to_json()}

@@ -1,0 +1,78 @@
+"""Dependencies of the routes, as ``Annotated`` aliases (one place to swap an implementation)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from nodedrop.api.auth import User, authenticate
+from nodedrop.api.errors import ServiceUnavailableError
+from nodedrop.api.eventlog import EventLog
+from nodedrop.api.resources import Resources
+from nodedrop.contracts.config import Config
+from nodedrop.contracts.nodetypes import NodeTypeRegistry
+
+_bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
+
+
+def get_config(request: Request) -> Config:
+    return cast(Config, request.app.state.config)
+
+
+def get_registry(request: Request) -> NodeTypeRegistry:
+    return cast(NodeTypeRegistry, request.app.state.registry)
+
+
+def get_resources(request: Request) -> Resources:
+    resources = getattr(request.app.state, "resources", None)
+    if resources is None:
+        raise ServiceUnavailableError("the API is starting or stopping")
+    return cast(Resources, resources)
+
+
+ConfigDep = Annotated[Config, Depends(get_config)]
+RegistryDep = Annotated[NodeTypeRegistry, Depends(get_registry)]
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
+    async with resources.sessions() as session:
+        try:
+            yield session
+        except (OSError, TimeoutError) as error:
+            # asyncpg's connection errors reach the route unwrapped by SQLAlchemy. (The event
+            # log wraps its own, so what gets here comes from the database.)
+            raise ServiceUnavailableError(
+                f"the database is unavailable ({type(error).__name__}), try again later"
+            ) from error
+
+
+def get_event_log(resources: ResourcesDep) -> EventLog:
+    return resources.events
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+EventLogDep = Annotated[EventLog, Depends(get_event_log)]
+
+
+async def get_current_user(
+    config: ConfigDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    """The caller, from its API key. Today only the admin token is a key; the users issue
+    replaces this function and nothing else."""
+    user = authenticate(config.admin_token, credentials.credentials if credentials else None)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or invalid API key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -1,0 +1,124 @@
+"""Errors the API answers with, and the handlers that turn exceptions into those answers.
+
+Bad input is a 422 naming the field, a missing thing 404, a conflict 409, a too large body 413;
+an unavailable database or event log is a 503 with a clear message, never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import nats.errors
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger(__name__)
+
+Problem = dict[str, Any]
+Loc = Sequence[str | int]
+
+
+def problem(loc: Loc, msg: str, kind: str) -> Problem:
+    """One entry of a 422 body, in FastAPI's ``{"loc", "msg", "type"}`` form."""
+    return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+def located(prefix: Loc, problems: Sequence[Problem]) -> list[Problem]:
+    """``problems`` with ``prefix`` put in front of every ``loc``."""
+    return [{**p, "loc": [*prefix, *p["loc"]]} for p in problems]
+
+
+class UnprocessableError(Exception):
+    """The request is well-formed JSON but wrong: answered 422 with every problem."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(str(p["msg"]) for p in self.problems))
+
+
+class ServiceUnavailableError(Exception):
+    """A dependency (PostgreSQL, NATS) cannot be reached: answered 503."""
+
+
+class PayloadTooLargeError(HTTPException):
+    """Answered 413. An HTTPException so that FastAPI's body reader lets it through unchanged
+    (it turns other exceptions raised while reading a body into a 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+
+    def __str__(self) -> str:
+        return str(self.detail)
+
+
+def _detail(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+async def _request_validation(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    # Only loc, msg and type: FastAPI's default also echoes the input, which can be huge.
+    problems = [problem(e["loc"], e["msg"], e["type"]) for e in error.errors()]
+    return JSONResponse({"detail": jsonable_encoder(problems)}, status_code=422)
+
+
+async def _unprocessable(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, UnprocessableError)
+    return JSONResponse({"detail": jsonable_encoder(error.problems)}, status_code=422)
+
+
+async def _too_large(_: Request, error: Exception) -> JSONResponse:
+    return _detail(413, str(error))
+
+
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
+    return _detail(503, str(error), {"Retry-After": "1"})
+
+
+async def _database_down(request: Request, error: Exception) -> JSONResponse:
+    log.warning("database unavailable during %s %s: %s", request.method, request.url.path, error)
+    return _detail(503, "the database is unavailable, try again later", {"Retry-After": "1"})
+
+
+async def _database_rejected(_: Request, error: Exception) -> JSONResponse:
+    # A value PostgreSQL refuses (e.g. a NUL character in JSON text) is bad input, not a crash.
+    orig = getattr(error, "orig", None) or error
+    return JSONResponse(
+        {"detail": [problem(["body"], f"the database rejected a value: {orig}", "value_error")]},
+        status_code=422,
+    )
+
+
+async def _connection_lost(request: Request, error: Exception) -> JSONResponse:
+    log.warning("connection lost during %s %s: %r", request.method, request.url.path, error)
+    return _detail(503, "a backing service is unavailable, try again later", {"Retry-After": "1"})
+
+
+async def _nats_down(request: Request, error: Exception) -> JSONResponse:
+    log.warning("NATS unavailable during %s %s: %r", request.method, request.url.path, error)
+    return _detail(
+        503, "the event log (NATS) is unavailable, try again later", {"Retry-After": "1"}
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(UnprocessableError, _unprocessable)
+    app.add_exception_handler(PayloadTooLargeError, _too_large)
+    app.add_exception_handler(ServiceUnavailableError, _unavailable)
+    app.add_exception_handler(sa_exc.DataError, _database_rejected)
+    for db_error in (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.TimeoutError,
+        sa_exc.DisconnectionError,
+    ):
+        app.add_exception_handler(db_error, _database_down)
+    for os_error in (ConnectionError, TimeoutError):
+        app.add_exception_handler(os_error, _connection_lost)
+    app.add_exception_handler(nats.errors.Error, _nats_down)

@@ -1,0 +1,22 @@
+"""``nodedrop-api``: the API on NODEDROP_HOST:NODEDROP_PORT."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from nodedrop.api.app import create_app
+from nodedrop.contracts.config import Config
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = Config.from_env()
+    uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Reads of the projection the notifier writes (executions, node_executions, execution_logs).
+It lags behind the event stream: absence here does not mean an execution does not exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, tuple_
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from nodedrop.api.pagination import Position
+from nodedrop.contracts.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
+
+FINAL_STATUSES = frozenset({"succeeded", "partial", "failed", "cancelled", "timed_out"})
+
+
+async def get_execution(session: AsyncSession, execution_id: str) -> ExecutionRow | None:
+    return await session.get(ExecutionRow, execution_id)
+
+
+async def node_executions(session: AsyncSession, execution_id: str) -> list[NodeExecutionRow]:
+    statement = (
+        select(NodeExecutionRow)
+        .where(col(NodeExecutionRow.execution_id) == execution_id)
+        .order_by(col(NodeExecutionRow.position), col(NodeExecutionRow.node))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def page(
+    session: AsyncSession,
+    *,
+    owner: str | None,
+    workflow_id: str | None,
+    status: str | None,
+    limit: int,
+    after: Position | None,
+) -> list[ExecutionRow]:
+    """Executions newest first: (created_at, id) descending, after the cursor position."""
+    statement = select(ExecutionRow)
+    if owner is not None:
+        statement = statement.where(col(ExecutionRow.requested_by) == owner)
+    if workflow_id is not None:
+        statement = statement.where(col(ExecutionRow.workflow_id) == workflow_id)
+    if status is not None:
+        statement = statement.where(col(ExecutionRow.status) == status)
+    if after is not None:
+        statement = statement.where(
+            tuple_(col(ExecutionRow.created_at), col(ExecutionRow.id)) < tuple_(*after)
+        )
+    statement = statement.order_by(
+        col(ExecutionRow.created_at).desc(), col(ExecutionRow.id).desc()
+    ).limit(limit)
+    return list((await session.exec(statement)).all())
+
+
+async def logs(session: AsyncSession, execution_id: str) -> list[ExecutionLogRow]:
+    statement = (
+        select(ExecutionLogRow)
+        .where(col(ExecutionLogRow.execution_id) == execution_id)
+        .order_by(col(ExecutionLogRow.seq))
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def recorded_outputs(
+    session: AsyncSession, workflow_id: str, nodes: list[str]
+) -> dict[str, dict[str, Any]]:
+    """For each of ``nodes``: its output in the latest finished execution of the workflow that
+    recorded one. Nodes that never produced an output are absent."""
+    if not nodes:
+        return {}
+    statement = (
+        select(NodeExecutionRow.node, NodeExecutionRow.output)
+        .join(ExecutionRow, col(ExecutionRow.id) == col(NodeExecutionRow.execution_id))
+        .where(
+            col(ExecutionRow.workflow_id) == workflow_id,
+            col(ExecutionRow.finished_at).is_not(None),
+            col(NodeExecutionRow.node).in_(nodes),
+            # JSON null is not an output either (the column stores None as 'null').
+            func.jsonb_typeof(col(NodeExecutionRow.output)) == "object",
+        )
+        .order_by(
+            col(NodeExecutionRow.node),
+            col(ExecutionRow.finished_at).desc(),
+            col(ExecutionRow.id).desc(),
+        )
+        .ext(distinct_on(col(NodeExecutionRow.node)))
+    )
+    return {
+        node: dict(output)
+        for node, output in (await session.exec(statement)).all()
+        if output is not None
+    }

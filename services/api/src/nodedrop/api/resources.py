@@ -1,0 +1,19 @@
+"""What the app holds while it runs: connections opened in the lifespan, closed after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NatsClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from nodedrop.api.db import Sessions
+from nodedrop.api.eventlog import EventLog
+
+
+@dataclass(frozen=True)
+class Resources:
+    nc: NatsClient
+    engine: AsyncEngine
+    sessions: Sessions
+    events: EventLog

@@ -1,0 +1,329 @@
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from nodedrop.api import execution_requests as rules
+from nodedrop.api import projection, workflow_store
+from nodedrop.api.auth import User
+from nodedrop.api.definitions import parse_definition, revalidate
+from nodedrop.api.deps import CurrentUser, EventLogDep, RegistryDep, SessionDep
+from nodedrop.api.errors import UnprocessableError, problem
+from nodedrop.api.eventlog import EventLog
+from nodedrop.api.pagination import encode_cursor, parse_cursor
+from nodedrop.api.schemas import (
+    CancelAccepted,
+    EventList,
+    ExecutionAccepted,
+    ExecutionCreate,
+    ExecutionOut,
+    ExecutionPage,
+    ExecutionStatus,
+    ExecutionSummary,
+    LogEntry,
+    LogList,
+    Message,
+    NodeExecutionOut,
+    PublicEvent,
+)
+from nodedrop.api.timefmt import iso, iso_or_none, utcnow
+from nodedrop.api.workflow_store import new_id
+from nodedrop.contracts import ids
+from nodedrop.contracts.codec import to_public
+from nodedrop.contracts.db.tables import ExecutionRow, NodeExecutionRow
+from nodedrop.contracts.events import (
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+)
+from nodedrop.contracts.items import Item, PortItems
+from nodedrop.contracts.nodetypes import NodeTypeRegistry
+from nodedrop.contracts.workflow import Workflow
+
+router = APIRouter(prefix="/executions", tags=["executions"])
+
+#: Execution ids go into NATS subjects: anything else (dots, wildcards) cannot exist.
+_EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+Found = ExecutionRow | tuple[ExecutionRequested, int]
+
+
+def _not_found(execution_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id!r} not found")
+
+
+async def _find(execution_id: str, user: User, session: AsyncSession, events: EventLog) -> Found:
+    """The projection's row, or (while the projection lags) the ExecutionRequested event."""
+    if not _EXECUTION_ID.match(execution_id):
+        raise _not_found(execution_id)
+    row = await projection.get_execution(session, execution_id)
+    if row is not None:
+        if not user.can_see(row.requested_by):
+            raise _not_found(execution_id)
+        return row
+    requested = await events.last(execution_id, ExecutionRequested)
+    if requested is None or not user.can_see(requested[0].requested_by):
+        raise _not_found(execution_id)
+    return requested
+
+
+# ------------------------------------------------------------------------------ request
+
+
+async def _workflow_of(
+    body: ExecutionCreate, user: User, session: AsyncSession, registry: NodeTypeRegistry
+) -> tuple[Workflow, str | None, int | None]:
+    if (body.workflow_id is None) == (body.workflow is None):
+        raise UnprocessableError(
+            [problem(["body"], "give exactly one of workflow_id or workflow", "value_error")]
+        )
+    if body.workflow is not None:
+        return parse_definition(body.workflow, registry, ["body", "workflow"]), None, None
+    assert body.workflow_id is not None
+    row = await workflow_store.get(session, body.workflow_id)
+    if row is None or not user.can_see(row.owner):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {body.workflow_id!r} not found")
+    return revalidate(row.definition, registry, ["body", "workflow_id"]), row.id, row.version
+
+
+async def _recorded_input(
+    session: AsyncSession, workflow: Workflow, workflow_id: str | None, node: str
+) -> PortItems:
+    parents = rules.parents(workflow, node)
+    outputs = rules.pinned_outputs(workflow, parents)
+    unpinned = [p for p in parents if p not in outputs]
+    if unpinned and workflow_id is not None:
+        outputs |= await projection.recorded_outputs(session, workflow_id, unpinned)
+    return rules.assemble_node_input(workflow, node, outputs)
+
+
+_REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "queued: the request is in the event log",
+        "headers": {
+            "Location": {"description": "/api/executions/{id}", "schema": {"type": "string"}}
+        },
+    },
+    404: {"model": Message, "description": "unknown workflow_id"},
+    413: {"model": Message, "description": "the request does not fit in one event"},
+    503: {"model": Message, "description": "the event log did not acknowledge the request"},
+}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=_REQUEST_ERRORS)
+async def request_execution(
+    *,
+    body: ExecutionCreate,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    registry: RegistryDep,
+    events: EventLogDep,
+) -> ExecutionAccepted:
+    """Queue an execution. Answered once the request is durably in the event log."""
+    workflow, workflow_id, version = await _workflow_of(body, user, session, registry)
+    run_input: list[Item] | PortItems
+    trigger: str | None
+    if body.mode == "trigger":
+        if body.node is not None:
+            raise UnprocessableError(
+                [problem(["body", "node"], "only used when mode is 'node'", "value_error")]
+            )
+        trigger = rules.choose_trigger(workflow, registry, body.trigger)
+        node = None
+        run_input = rules.trigger_input(body.input)
+    else:
+        node = rules.check_node(workflow, body.node)
+        trigger = rules.node_mode_trigger(workflow, registry, body.trigger)
+        if body.input is not None:
+            run_input = rules.check_input_ports(
+                workflow, registry, node, rules.node_input(body.input)
+            )
+        else:
+            run_input = await _recorded_input(session, workflow, workflow_id, node)
+    execution_id = new_id()
+    await events.append(
+        ExecutionRequested(
+            event_id=ids.execution_requested(execution_id),
+            execution_id=execution_id,
+            time=utcnow(),
+            workflow=workflow.to_json(),
+            requested_by=user.id,
+            mode=body.mode,
+            trigger=trigger,
+            node=node,
+            input=run_input,
+            timeout_ms=body.timeout_ms,
+            workflow_id=workflow_id,
+            workflow_version=version,
+        )
+    )
+    response.headers["Location"] = f"/api/executions/{execution_id}"
+    return ExecutionAccepted(id=execution_id)
+
+
+# ------------------------------------------------------------------------------ read
+
+
+def _summary_fields(row: ExecutionRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "workflow_id": row.workflow_id,
+        "workflow_version": row.workflow_version,
+        "mode": row.mode,
+        "trigger": row.trigger,
+        "node": row.node,
+        "status": row.status,
+        "requested_by": row.requested_by,
+        "rerun_of": row.rerun_of,
+        "created_at": iso(row.created_at),
+        "started_at": iso_or_none(row.started_at),
+        "finished_at": iso_or_none(row.finished_at),
+        "error": row.error,
+        "last_seq": row.last_seq,
+    }
+
+
+def _node_out(row: NodeExecutionRow) -> NodeExecutionOut:
+    return NodeExecutionOut(
+        status=row.status,
+        attempts=row.attempts,
+        started_at=iso_or_none(row.started_at),
+        finished_at=iso_or_none(row.finished_at),
+        output=row.output,
+        error=row.error,
+        skip_reason=row.skip_reason,
+        pinned=row.pinned,
+    )
+
+
+def execution_from_event(event: ExecutionRequested, seq: int) -> ExecutionOut:
+    """What the projection will say once it has applied the request: queued, no node yet."""
+    return ExecutionOut(
+        id=event.execution_id,
+        workflow_id=event.workflow_id,
+        workflow_version=event.workflow_version,
+        mode=event.mode,
+        trigger=event.trigger,
+        node=event.node,
+        status="queued",
+        requested_by=event.requested_by,
+        rerun_of=event.rerun_of,
+        created_at=iso(event.time),
+        started_at=None,
+        finished_at=None,
+        error=None,
+        last_seq=seq,
+        nodes={},
+    )
+
+
+_UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"model": Message}}
+
+
+@router.get("/{execution_id}", responses=_UNKNOWN)
+async def get_execution(
+    execution_id: str, user: CurrentUser, session: SessionDep, events: EventLogDep
+) -> ExecutionOut:
+    """The execution as projected (eventually consistent), nodes in plan order."""
+    found = await _find(execution_id, user, session, events)
+    if isinstance(found, ExecutionRow):
+        nodes = await projection.node_executions(session, execution_id)
+        return ExecutionOut(**_summary_fields(found), nodes={n.node: _node_out(n) for n in nodes})
+    return execution_from_event(*found)
+
+
+@router.get("")
+async def list_executions(
+    *,
+    user: CurrentUser,
+    session: SessionDep,
+    workflow_id: str | None = None,
+    status: ExecutionStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> ExecutionPage:
+    """Executions newest first (from the projection: a just-queued one may not be listed yet)."""
+    rows = await projection.page(
+        session,
+        owner=user.owner_filter,
+        workflow_id=workflow_id,
+        status=status,
+        limit=limit + 1,
+        after=parse_cursor(cursor),
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return ExecutionPage(
+        items=[ExecutionSummary(**_summary_fields(r)) for r in rows], next_cursor=next_cursor
+    )
+
+
+@router.get("/{execution_id}/events", responses=_UNKNOWN)
+async def list_events(
+    execution_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    events: EventLogDep,
+    after_seq: Annotated[int, Query(ge=0, description="only events with a greater seq")] = 0,
+) -> EventList:
+    """The execution's events from the event stream, in order."""
+    await _find(execution_id, user, session, events)
+    return EventList(
+        events=[
+            PublicEvent.model_validate(to_public(event, seq))
+            for event, seq in await events.read(execution_id, after_seq)
+        ]
+    )
+
+
+@router.get("/{execution_id}/logs", responses=_UNKNOWN)
+async def list_logs(
+    execution_id: str, user: CurrentUser, session: SessionDep, events: EventLogDep
+) -> LogList:
+    await _find(execution_id, user, session, events)
+    return LogList(
+        logs=[
+            LogEntry(seq=r.seq, time=iso(r.time), level=r.level, node=r.node, message=r.message)
+            for r in await projection.logs(session, execution_id)
+        ]
+    )
+
+
+# ------------------------------------------------------------------------------ cancel
+
+
+@router.post(
+    "/{execution_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"model": Message}, 409: {"model": Message}, 503: {"model": Message}},
+)
+async def cancel_execution(
+    execution_id: str, user: CurrentUser, session: SessionDep, events: EventLogDep
+) -> CancelAccepted:
+    """Ask for the execution to stop; it ends ``cancelled`` unless it finishes first."""
+    found = await _find(execution_id, user, session, events)
+    final = (
+        found.status
+        if isinstance(found, ExecutionRow) and found.status in projection.FINAL_STATUSES
+        else None
+    )
+    if final is None and (finished := await events.last(execution_id, ExecutionFinished)):
+        final = finished[0].status
+    if final is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"execution {execution_id!r} already finished ({final})"
+        )
+    await events.append(
+        ExecutionCancelRequested(
+            event_id=ids.cancel_requested(execution_id),
+            execution_id=execution_id,
+            time=utcnow(),
+            requested_by=user.id,
+        )
+    )
+    return CancelAccepted(id=execution_id)

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+
+from nodedrop.api import workflow_store
+from nodedrop.api.auth import User
+from nodedrop.api.definitions import WorkflowJson, parse_definition, stored_definition
+from nodedrop.api.deps import CurrentUser, RegistryDep, SessionDep
+from nodedrop.api.pagination import encode_cursor, parse_cursor
+from nodedrop.api.schemas import WorkflowOut, WorkflowPage
+from nodedrop.api.timefmt import iso, utcnow
+from nodedrop.contracts.db.tables import WorkflowRow
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+
+def workflow_out(
+    row: WorkflowRow, definition: dict[str, object] | None = None, version: int | None = None
+) -> WorkflowOut:
+    return WorkflowOut.model_validate(
+        {
+            **(definition if definition is not None else row.definition),
+            "id": row.id,
+            "version": version if version is not None else row.version,
+            "owner": row.owner,
+            "created_at": iso(row.created_at),
+            "updated_at": iso(row.updated_at),
+        }
+    )
+
+
+def _not_found(workflow_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {workflow_id!r} not found")
+
+
+async def _visible(
+    session: SessionDep, workflow_id: str, user: User, *, for_update: bool = False
+) -> WorkflowRow:
+    row = await workflow_store.get(session, workflow_id, for_update=for_update)
+    if row is None or not user.can_see(row.owner):
+        raise _not_found(workflow_id)
+    return row
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_workflow(
+    definition: Annotated[WorkflowJson, Body()],
+    user: CurrentUser,
+    session: SessionDep,
+    registry: RegistryDep,
+) -> WorkflowOut:
+    """Save a workflow as version 1."""
+    workflow = parse_definition(definition, registry, ["body"])
+    row = await workflow_store.create(
+        session,
+        definition=stored_definition(workflow),
+        name=workflow.name,
+        owner=user.id,
+        now=utcnow(),
+    )
+    return workflow_out(row)
+
+
+@router.get("")
+async def list_workflows(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> WorkflowPage:
+    """Saved (not deleted) workflows, newest first."""
+    rows = await workflow_store.page(
+        session, owner=user.owner_filter, limit=limit + 1, after=parse_cursor(cursor)
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more else None
+    return WorkflowPage(items=[workflow_out(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{workflow_id}")
+async def get_workflow(workflow_id: str, user: CurrentUser, session: SessionDep) -> WorkflowOut:
+    """The latest version."""
+    return workflow_out(await _visible(session, workflow_id, user))
+
+
+@router.get("/{workflow_id}/versions/{version}")
+async def get_workflow_version(
+    workflow_id: str, version: int, user: CurrentUser, session: SessionDep
+) -> WorkflowOut:
+    """An earlier (or the latest) version of a saved workflow."""
+    row = await _visible(session, workflow_id, user)
+    old = await workflow_store.get_version(session, workflow_id, version)
+    if old is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"workflow {workflow_id!r} has no version {version}"
+        )
+    return workflow_out(row, old.definition, old.version)
+
+
+@router.put("/{workflow_id}")
+async def replace_workflow(
+    workflow_id: str,
+    definition: Annotated[WorkflowJson, Body()],
+    user: CurrentUser,
+    session: SessionDep,
+    registry: RegistryDep,
+) -> WorkflowOut:
+    """Save a new version (version + 1); earlier versions stay readable."""
+    workflow = parse_definition(definition, registry, ["body"])
+    row = await _visible(session, workflow_id, user, for_update=True)
+    row = await workflow_store.update(
+        session,
+        row,
+        definition=stored_definition(workflow),
+        name=workflow.name,
+        actor=user.id,
+        now=utcnow(),
+    )
+    return workflow_out(row)
+
+
+@router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_workflow(workflow_id: str, user: CurrentUser, session: SessionDep) -> Response:
+    """Soft delete: the workflow disappears from the API; its executions stay explainable."""
+    row = await _visible(session, workflow_id, user, for_update=True)
+    await workflow_store.soft_delete(session, row, now=utcnow())
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

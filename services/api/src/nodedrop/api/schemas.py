@@ -1,0 +1,151 @@
+"""Request and response bodies (CONTRACT.md section 4), so /openapi.json describes them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nodedrop.api.definitions import WorkflowJson
+from nodedrop.contracts.events import ExecutionMode
+from nodedrop.contracts.nodetypes import Category
+from nodedrop.contracts.workflow import MAX_TIMEOUT_MS
+
+ExecutionStatus = Literal[
+    "queued", "running", "succeeded", "partial", "failed", "cancelled", "timed_out"
+]
+NodeStatus = Literal[
+    "pending", "queued", "running", "retrying", "succeeded", "failed", "skipped", "cancelled"
+]
+
+
+class Message(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class WorkflowOut(BaseModel):
+    """A saved workflow: its definition plus id, version and times."""
+
+    id: str
+    version: int
+    name: str
+    nodes: list[dict[str, Any]]
+    connections: list[dict[str, Any]] = []
+    settings: dict[str, Any] = {}
+    owner: str
+    created_at: str
+    updated_at: str
+
+
+class WorkflowPage(BaseModel):
+    items: list[WorkflowOut]
+    next_cursor: str | None
+
+
+class ExecutionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str | None = Field(default=None, description="a saved workflow (or `workflow`)")
+    workflow: WorkflowJson | None = Field(default=None, description="an inline definition")
+    mode: ExecutionMode = "trigger"
+    trigger: str | None = Field(
+        default=None, description="the trigger node; optional when the workflow has one"
+    )
+    node: str | None = Field(default=None, description="node mode: the node to run")
+    input: Any = Field(
+        default=None,
+        description="trigger mode: a list of JSON objects (default [{}]); node mode: "
+        "{port: [JSON objects]} (default: the outputs its parents recorded)",
+    )
+    timeout_ms: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_MS)
+
+
+class ExecutionAccepted(BaseModel):
+    id: str
+    status: Literal["queued"] = "queued"
+
+
+class CancelAccepted(BaseModel):
+    id: str
+    cancel_requested: bool = True
+
+
+class NodeExecutionOut(BaseModel):
+    status: NodeStatus | str
+    attempts: int
+    started_at: str | None
+    finished_at: str | None
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    skip_reason: str | None
+    pinned: bool = False
+
+
+class ExecutionSummary(BaseModel):
+    id: str
+    workflow_id: str | None
+    workflow_version: int | None
+    mode: str
+    trigger: str | None
+    node: str | None
+    status: ExecutionStatus | str
+    requested_by: str
+    rerun_of: str | None = None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: dict[str, Any] | None
+    last_seq: int
+
+
+class ExecutionOut(ExecutionSummary):
+    nodes: dict[str, NodeExecutionOut]
+
+
+class ExecutionPage(BaseModel):
+    items: list[ExecutionSummary]
+    next_cursor: str | None
+
+
+class PublicEvent(BaseModel):
+    seq: int
+    type: str
+    time: str
+    execution_id: str
+    node: str | None
+    attempt: int | None
+    event_id: str
+    data: dict[str, Any]
+
+
+class EventList(BaseModel):
+    events: list[PublicEvent]
+
+
+class LogEntry(BaseModel):
+    seq: int
+    time: str
+    level: str
+    node: str | None
+    message: str
+
+
+class LogList(BaseModel):
+    logs: list[LogEntry]
+
+
+class NodeTypeOut(BaseModel):
+    type: str
+    display_name: str
+    category: Category
+    description: str
+    parameters_schema: dict[str, Any]
+    outputs: list[str]
+
+
+class NodeTypeList(BaseModel):
+    items: list[NodeTypeOut]

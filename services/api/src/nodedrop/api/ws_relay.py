@@ -1,0 +1,113 @@
+"""``/ws/executions/{id}`` on the API's base URL, relayed to the notifier, which serves it.
+
+The relay is transparent: the query string and the ``Authorization`` header go upstream, text
+and binary messages go both ways, and the notifier's close code and reason (4401, 4404, 1000...)
+reach the client. The notifier does the authentication, so the answer is the same either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import cast
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from nodedrop.contracts.config import Config
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Close codes that only report what happened locally and may not be sent in a close frame.
+_UNSENDABLE = {1005: 1000, 1006: 1011, 1015: 1011}
+_HANDSHAKE_REFUSED = {401: 4401, 403: 4401, 404: 4404}
+
+
+def upstream_url(notifier_url: str, path: str, query: str) -> str:
+    base = urlsplit(notifier_url)
+    scheme = "wss" if base.scheme in {"https", "wss"} else "ws"
+    return urlunsplit((scheme, base.netloc, base.path.rstrip("/") + path, query, ""))
+
+
+def client_close_code(upstream_code: int | None) -> int:
+    if upstream_code is None:
+        return 1011
+    return _UNSENDABLE.get(upstream_code, upstream_code)
+
+
+@router.websocket("/ws/executions/{execution_id}")
+async def relay_execution_events(websocket: WebSocket, execution_id: str) -> None:
+    config = cast(Config, websocket.app.state.config)
+    url = upstream_url(
+        config.notifier_url, f"/ws/executions/{quote(execution_id, safe='')}", websocket.url.query
+    )
+    headers = {}
+    if (authorization := websocket.headers.get("authorization")) is not None:
+        headers["Authorization"] = authorization
+    try:
+        upstream = await connect(
+            url, additional_headers=headers, open_timeout=5, max_size=MAX_MESSAGE_BYTES
+        )
+    except InvalidStatus as refused:
+        code = _HANDSHAKE_REFUSED.get(refused.response.status_code, 1011)
+        await websocket.accept()
+        await websocket.close(code, f"notifier refused: HTTP {refused.response.status_code}")
+        return
+    except (OSError, TimeoutError, InvalidHandshake) as error:
+        log.warning("notifier WebSocket %s unreachable: %r", url, error)
+        await websocket.accept()
+        await websocket.close(1013, "event notifier unavailable, try again later")
+        return
+    await websocket.accept()
+    async with upstream:
+        await _pump(websocket, upstream)
+
+
+async def _pump(client: WebSocket, upstream: ClientConnection) -> None:
+    to_client = asyncio.create_task(_upstream_to_client(upstream, client))
+    to_upstream = asyncio.create_task(_client_to_upstream(client, upstream))
+    _, pending = await asyncio.wait({to_client, to_upstream}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+async def _upstream_to_client(upstream: ClientConnection, client: WebSocket) -> None:
+    try:
+        async for message in upstream:
+            if isinstance(message, str):
+                await client.send_text(message)
+            else:
+                await client.send_bytes(message)
+    except ConnectionClosed:
+        pass
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        return  # the client went away; the other direction closes upstream
+    if client.application_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(RuntimeError, OSError):
+            await client.close(client_close_code(upstream.close_code), upstream.close_reason or "")
+
+
+async def _client_to_upstream(client: WebSocket, upstream: ClientConnection) -> None:
+    while True:
+        message = await client.receive()
+        if message["type"] == "websocket.disconnect":
+            await upstream.close()
+            return
+        try:
+            if (text := message.get("text")) is not None:
+                await upstream.send(text)
+            elif (data := message.get("bytes")) is not None:
+                await upstream.send(data)
+        except ConnectionClosed:
+            # Upstream is closing: the other direction relays its code; wait to be cancelled.
+            await asyncio.Future()

@@ -1,0 +1,131 @@
+"""Helpers of the API integration tests: the running app and what a test inspects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from nats.js import JetStreamContext
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from nodedrop.api.resources import Resources
+from nodedrop.contracts import subjects
+from nodedrop.contracts.codec import decode
+from nodedrop.contracts.config import Config
+from nodedrop.contracts.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
+from nodedrop.contracts.events import AnyEvent
+
+TOKEN = "test-admin-token"
+
+
+@dataclass
+class Api:
+    app: FastAPI
+    client: httpx.AsyncClient
+    js: JetStreamContext
+
+    @property
+    def resources(self) -> Resources:
+        resources = self.app.state.resources
+        assert isinstance(resources, Resources)
+        return resources
+
+    def session(self) -> AsyncSession:
+        return self.resources.sessions()
+
+    async def stream_count(self) -> int:
+        info = await self.js.stream_info(subjects.EVENTS_STREAM)
+        return info.state.messages
+
+    async def stream_events(self, execution_id: str | None = None) -> list[tuple[AnyEvent, int]]:
+        """Every event in the stream (of one execution), with its seq, via direct gets."""
+        found: list[tuple[AnyEvent, int]] = []
+        last = (await self.js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
+        for seq in range(1, last + 1):
+            raw = await self.js.get_msg(subjects.EVENTS_STREAM, seq)
+            assert raw.data is not None
+            event = decode(raw.data)
+            if execution_id is None or event.execution_id == execution_id:
+                found.append((event, seq))
+        return found
+
+
+def api_config(nats_url: str, database_url: str, **changes: Any) -> Config:
+    settings: dict[str, Any] = {"admin_token": TOKEN, **changes}
+    return Config(nats_url=nats_url, database_url=database_url, **settings)
+
+
+WORKFLOW: dict[str, Any] = {
+    "name": "Order sync",
+    "nodes": [
+        {"id": "start", "type": "manual_trigger"},
+        {"id": "shape", "type": "set", "parameters": {"values": {"total": 150}}},
+        {"id": "big", "type": "if", "parameters": {"condition": "{{ item.total > 100 }}"}},
+        {"id": "done", "type": "noop"},
+    ],
+    "connections": [
+        {"from": "start", "to": "shape"},
+        {"from": "shape", "to": "big"},
+        {"from": "big", "output": "true", "to": "done"},
+    ],
+}
+
+
+T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+
+
+async def project_execution(
+    api: Api,
+    execution_id: str,
+    *,
+    workflow_id: str | None = None,
+    status: str = "running",
+    created_at: datetime = T0,
+    finished_at: datetime | None = None,
+    requested_by: str = "admin",
+    nodes: dict[str, dict[str, Any]] | None = None,
+    logs: Sequence[tuple[str, str | None, str]] = (),
+) -> None:
+    """Write what the notifier would have projected for an execution."""
+    async with api.session() as session:
+        session.add(
+            ExecutionRow(
+                id=execution_id,
+                workflow_id=workflow_id,
+                workflow_version=1 if workflow_id else None,
+                mode="trigger",
+                trigger="start",
+                status=status,
+                requested_by=requested_by,
+                created_at=created_at,
+                started_at=created_at + timedelta(milliseconds=5),
+                finished_at=finished_at,
+                last_seq=10,
+            )
+        )
+        for position, (node, fields) in enumerate((nodes or {}).items()):
+            session.add(
+                NodeExecutionRow(
+                    execution_id=execution_id,
+                    node=node,
+                    position=position,
+                    last_seq=10,
+                    **{"status": "succeeded", "attempts": 1, **fields},
+                )
+            )
+        for seq, (level, log_node, message) in enumerate(logs, start=1):
+            session.add(
+                ExecutionLogRow(
+                    execution_id=execution_id,
+                    seq=seq,
+                    time=created_at + timedelta(seconds=seq),
+                    level=level,
+                    node=log_node,
+                    message=message,
+                )
+            )
+        await session.commit()

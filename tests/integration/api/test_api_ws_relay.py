@@ -1,0 +1,139 @@
+"""/ws/executions/{id} on the API relays to the notifier's WebSocket, both ways, close codes too.
+
+The notifier is faked by a small websockets server; the API runs under a real uvicorn (httpx's
+ASGI transport speaks no WebSocket). The relay needs neither NATS nor PostgreSQL, so the app runs
+without its lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from nodedrop.api.app import create_app
+from nodedrop.contracts.config import Config
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class FakeNotifier:
+    port: int = 0
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+    received: list[str] = field(default_factory=list)
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        path = ws.request.path
+        self.requests.append((path, ws.request.headers.get("Authorization")))
+        if "/bad-key" in path:
+            await ws.close(4401, "invalid API key")
+        elif "/unknown" in path:
+            await ws.close(4404, "unknown execution")
+        elif "/echo" in path:
+            try:
+                async for message in ws:
+                    assert isinstance(message, str)
+                    self.received.append(message)
+                    await ws.send(f"echo {message}")
+            finally:
+                self.closed.set()
+        else:
+            await ws.send('{"seq": 4}')
+            await ws.send('{"seq": 5}')
+            await ws.close(1000, "execution finished")
+
+
+def _listening_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@dataclass
+class Servers:
+    api_url: str
+    notifier: FakeNotifier
+
+
+@asynccontextmanager
+async def serve_api(config: Config) -> AsyncIterator[str]:
+    """The app under uvicorn on a free port, without its lifespan; yields its ws:// base URL."""
+    sock = _listening_socket()
+    server = uvicorn.Server(uvicorn.Config(create_app(config), lifespan="off", log_level="error"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:  # noqa: ASYNC110  # uvicorn offers no event to wait on
+            await asyncio.sleep(0.01)
+        yield f"ws://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    notifier = FakeNotifier()
+    async with serve(notifier.handle, "127.0.0.1", 0) as upstream:
+        notifier.port = upstream.sockets[0].getsockname()[1]
+        config = Config(host="127.0.0.1", notifier_port=notifier.port, admin_token="k")
+        async with serve_api(config) as api_url:
+            yield Servers(api_url, notifier)
+
+
+async def test_events_and_normal_close_are_relayed(servers: Servers) -> None:
+    url = f"{servers.api_url}/ws/executions/e1?after_seq=3&token=k"
+    async with connect(url, additional_headers={"Authorization": "Bearer k"}) as ws:
+        messages = [message async for message in ws]
+    assert messages == ['{"seq": 4}', '{"seq": 5}']
+    assert ws.close_code == 1000
+    assert ws.close_reason == "execution finished"
+    assert servers.notifier.requests == [("/ws/executions/e1?after_seq=3&token=k", "Bearer k")]
+
+
+@pytest.mark.parametrize(
+    ("execution", "code", "reason"),
+    [("bad-key", 4401, "invalid API key"), ("unknown", 4404, "unknown execution")],
+)
+async def test_refusals_keep_their_close_code(
+    servers: Servers, execution: str, code: int, reason: str
+) -> None:
+    async with connect(f"{servers.api_url}/ws/executions/{execution}") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+    assert ws.close_code == code
+    assert ws.close_reason == reason
+    assert servers.notifier.requests[0][1] is None
+
+
+async def test_client_messages_go_upstream_and_closing_closes_upstream(
+    servers: Servers,
+) -> None:
+    async with connect(f"{servers.api_url}/ws/executions/echo") as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "echo hello"
+    await asyncio.wait_for(servers.notifier.closed.wait(), timeout=5)
+    assert servers.notifier.received == ["hello"]
+
+
+async def test_notifier_down_closes_with_try_again_later() -> None:
+    unused = _listening_socket()  # bound but not listening: connections are refused
+    config = Config(host="127.0.0.1", notifier_port=unused.getsockname()[1])
+    try:
+        async with serve_api(config) as api_url, connect(f"{api_url}/ws/executions/e1") as ws:
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+        assert ws.close_code == 1013
+    finally:
+        unused.close()
