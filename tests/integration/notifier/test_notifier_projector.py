@@ -13,6 +13,7 @@ from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.events import AnyEvent, ErrorInfo
+from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.projection import fold
 from nodedrop.notifier.store import ProjectionStore
 from nodedrop.notifier.testing import History, numbered
@@ -197,3 +198,35 @@ async def test_nul_characters_do_not_stall_the_projection(pool: Any, db: Any) ->
     rows = await db.dump()
     assert rows["nodes"][0]["input"] == {"main": [{"body": "a\ufffdb"}]}
     assert rows["logs"][-1]["message"].endswith("bad \ufffd byte")
+
+
+class FlakyStore(ProjectionStore):
+    """Fails its first writes, as a database that restarts does."""
+
+    def __init__(self, pool: Any, failures: int) -> None:
+        super().__init__(pool)
+        self.failures = failures
+
+    async def apply(self, events: Any, through_seq: int) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database restarting")
+        return await super().apply(events, through_seq)
+
+
+async def test_a_batch_that_fails_to_commit_is_retried_in_order(
+    events: JetStreamContext, publish: Any, pool: Any, db: Any
+) -> None:
+    history = scenario()
+    await publish(history)
+    store = FlakyStore(pool, failures=3)
+    projector = Projector(events, store, batch_size=8, max_backoff=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(projector.run(stop))
+    try:
+        await asyncio.wait_for(projector.wait_for(len(history)), 10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert store.failures == 0
+    assert await db.dump() == expected_rows(history)

@@ -90,12 +90,21 @@ class Projector:
                     log.warning("fetching events failed; retrying", exc_info=True)
                     await _sleep_unless(stop, backoff.next())
                     continue
-                backoff.reset()
                 try:
                     await self._project(msgs, stop)
+                    backoff.reset()
                 except _RewindError:
                     await _unsubscribe(sub)
                     sub = None
+                except _StoppedError:
+                    raise
+                except Exception:
+                    # The batch stays unacked; binding again rewinds the consumer to it.
+                    log.warning("projecting a batch failed; starting over from the checkpoint",
+                                exc_info=True)  # fmt: skip
+                    await _unsubscribe(sub)
+                    sub = None
+                    await _sleep_unless(stop, backoff.next())
         except _StoppedError:
             log.info("projector stopped with a batch uncommitted; the next start resumes there")
         finally:

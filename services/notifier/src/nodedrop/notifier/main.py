@@ -66,7 +66,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         finally:
             await pool.close()
     finally:
-        await nc.drain()
+        try:
+            await nc.drain()
+        except Exception:  # the server may be gone: closing is all that is left to do
+            await nc.close()
 
 
 async def _run_until_stopped(
