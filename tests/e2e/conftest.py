@@ -1,0 +1,54 @@
+"""End-to-end fixtures: the whole system on its own nats-server and database."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import httpx
+import pytest
+
+from nodedrop.contracts.db.migrate import upgrade
+from nodedrop.embedded import EmbeddedNats
+
+from .system import System
+
+
+def _dsn(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+@pytest.fixture(scope="module")
+async def system(pg_server_url: str) -> AsyncIterator[System]:
+    work = Path(tempfile.mkdtemp(prefix="nodedrop-e2e-"))
+    nats = EmbeddedNats(work / "nats", port=0)
+    nats.start()
+    name = f"nodedrop_e2e_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(_dsn(pg_server_url))
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+    database_url = pg_server_url.rsplit("/", 1)[0] + f"/{name}"
+    system = System(nats.url, database_url, work)
+    try:
+        await asyncio.to_thread(upgrade, database_url)
+        await asyncio.to_thread(system.start_all)
+        yield system
+    finally:
+        await asyncio.to_thread(system.stop_all)
+        nats.stop()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=system.base_url, headers=system.headers, timeout=10
+    ) as http:
+        yield http
