@@ -1,0 +1,1 @@
+"""The ``nodedrop`` command line: ``up``, one service, ``migrate``, ``run`` (see main.py)."""

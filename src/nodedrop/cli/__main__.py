@@ -1,0 +1,3 @@
+from nodedrop.cli.main import main
+
+main()

@@ -1,0 +1,203 @@
+"""The ``nodedrop`` command (CONTRACT.md section 7).
+
+- ``nodedrop up``: the whole system in the foreground, on embedded servers by default.
+- ``nodedrop api|scheduler|runner|notifier``: one service in the foreground.
+- ``nodedrop migrate``: bring the database schema up to date.
+- ``nodedrop run FILE.json``: submit a workflow and show its progress live.
+
+Commands import what they need only when they run, so ``nodedrop --help`` stays fast and a
+service's dependencies are loaded only by that service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import NoReturn
+
+from nodedrop.cli import settings
+
+SERVICES = ("api", "scheduler", "runner", "notifier")
+_SERVICE_HELP = {
+    "api": "the REST API (and the /ws relay) on NODEDROP_HOST:NODEDROP_PORT",
+    "scheduler": "the scheduler: decides what runs next",
+    "runner": "a runner: executes nodes",
+    "notifier": "the notifier: projections and the WebSocket event stream",
+}
+_ENVIRONMENT = """\
+environment:
+  NODEDROP_DATA_DIR       data directory of `nodedrop up` (default ./.nodedrop)
+  NODEDROP_NATS_URL       use this NATS server; `up` then starts no embedded one
+  NODEDROP_DATABASE_URL   use this PostgreSQL; `up` then starts no embedded one
+  NODEDROP_HOST, NODEDROP_PORT, NODEDROP_NOTIFIER_PORT   where the API and the notifier listen
+  NODEDROP_NATS_PORT, NODEDROP_PG_PORT   ports of the embedded servers (4250, 5440)
+  NODEDROP_ADMIN_TOKEN    the admin key (`up` otherwise keeps one in the data directory)
+  NODEDROP_URL, NODEDROP_TOKEN   what `nodedrop run` talks to and with which key
+"""
+
+
+def _version() -> str:
+    try:
+        return version("nodedrop")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nodedrop",
+        description="nodedrop: an event-sourced workflow engine.",
+        epilog=_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"nodedrop {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    up = commands.add_parser(
+        "up",
+        help="start the whole system in the foreground (what `make run` runs)",
+        description="Start NATS and PostgreSQL (unless NODEDROP_NATS_URL / "
+        "NODEDROP_DATABASE_URL are set), run the migrations, start the services and keep "
+        "them running until Ctrl-C or SIGTERM.",
+        epilog=_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("--runners", type=_positive_int, default=1, help="runner processes (1)")
+    up.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long the services get to stop before SIGKILL (10)",
+    )
+
+    for name in SERVICES:
+        commands.add_parser(
+            name,
+            help=f"start {_SERVICE_HELP[name]}",
+            description=f"Start {_SERVICE_HELP[name]}, in the foreground, configured by the "
+            "environment.",
+            epilog=_ENVIRONMENT,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    commands.add_parser(
+        "migrate",
+        help="bring the schema of NODEDROP_DATABASE_URL up to date",
+        description="Run the database migrations against NODEDROP_DATABASE_URL.",
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="submit a workflow (inline) and show its progress live",
+        description="POST the workflow in FILE to /api/executions and follow the execution's "
+        "events until it finishes. Exit status: 0 succeeded, 1 finished otherwise, 2 rejected.",
+    )
+    run.add_argument("file", type=Path, metavar="FILE.json", help="the workflow definition")
+    run.add_argument("--trigger", metavar="ID", help="the trigger node (if it has several)")
+    run.add_argument(
+        "--input",
+        metavar="JSON",
+        help="the trigger's input items: a JSON list of objects, one object, or @file",
+    )
+    run.add_argument("--url", help=f"the API's base URL (NODEDROP_URL, {settings.DEFAULT_URL})")
+    run.add_argument(
+        "--token",
+        help="API key (NODEDROP_TOKEN, NODEDROP_ADMIN_TOKEN, or <data dir>/admin_token)",
+    )
+    run.add_argument("--no-color", action="store_true", help="no colors even on a terminal")
+    return parser
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _exec_service(name: str) -> int:
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(f"nodedrop.{name}.__main__")
+    except ModuleNotFoundError:
+        spec = None
+    if spec is not None:
+        _exec_module(f"nodedrop.{name}")
+    print(f"nodedrop {name}: nodedrop.{name} is not installed (make install)", file=sys.stderr)
+    return 1
+
+
+def _exec_module(module: str) -> NoReturn:
+    """Replace this process with ``python -m module`` (same interpreter, same environment)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module])
+
+
+def _migrate() -> int:
+    url = os.environ.get("NODEDROP_DATABASE_URL")
+    if not url:
+        print("nodedrop migrate: NODEDROP_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    from nodedrop.contracts.db.migrate import upgrade
+
+    try:
+        upgrade(url)
+    except Exception as error:
+        print(f"nodedrop migrate: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print("database schema is up to date")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from nodedrop.cli import run
+
+    try:
+        request = run.RunRequest(
+            file=args.file,
+            url=settings.client_url(args.url),
+            token=settings.client_token(args.token),
+            trigger=args.trigger,
+            input=run.parse_input(args.input),
+            color=not args.no_color and sys.stdout.isatty() and not os.environ.get("NO_COLOR"),
+        )
+    except settings.SettingError as error:
+        print(f"nodedrop run: {error}", file=sys.stderr)
+        return 2
+    except run.RunError as error:
+        print(f"nodedrop run: {error}", file=sys.stderr)
+        return error.code
+    return run.main(request)
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    command: str = args.command
+    if command == "up":
+        from nodedrop.cli.up import up
+
+        return up(runners=args.runners, stop_timeout=args.stop_timeout)
+    if command in SERVICES:
+        return _exec_service(command)
+    if command == "migrate":
+        return _migrate()
+    if command == "run":
+        return _run(args)
+    raise AssertionError(command)  # pragma: no cover - argparse allows no other
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(dispatch(args))
+
+
+if __name__ == "__main__":
+    main()

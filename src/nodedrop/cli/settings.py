@@ -1,0 +1,99 @@
+"""What the commands read from the environment and the data directory (CONTRACT.md section 7).
+
+The services read their own configuration with :class:`nodedrop.contracts.config.Config`; the
+command line adds the few settings only it uses: the ports of the embedded servers, the client's
+base URL and its API key.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+#: Default ports of the embedded servers. Not NATS's well-known 4222 nor PostgreSQL's 5432: a
+#: system server may run there, and ``nodedrop up`` must never mistake it for its own.
+DEFAULT_NATS_PORT = 4250
+DEFAULT_PG_PORT = 5440
+DEFAULT_URL = "http://127.0.0.1:8000"
+DATABASE_NAME = "nodedrop"
+ADMIN_TOKEN_FILE = "admin_token"
+
+
+class SettingError(Exception):
+    """A setting is missing or malformed; the message says which and what to do."""
+
+
+def env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingError(f"{name} must be an integer, not {raw!r}") from None
+    if not 0 < value < 65536 and name.endswith("_PORT"):
+        raise SettingError(f"{name} must be a TCP port (1-65535), not {value}")
+    return value
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``NODEDROP_DATA_DIR`` (default ``./.nodedrop``), absolute."""
+    env = os.environ if env is None else env
+    return Path(env.get("NODEDROP_DATA_DIR") or ".nodedrop").expanduser().resolve()
+
+
+def admin_token_path(directory: Path) -> Path:
+    return directory / ADMIN_TOKEN_FILE
+
+
+def read_admin_token(directory: Path) -> str | None:
+    """The admin key ``nodedrop up`` keeps in the data directory, if there is one."""
+    try:
+        token = admin_token_path(directory).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    return token or None
+
+
+def ensure_admin_token(directory: Path) -> tuple[str, bool]:
+    """The data directory's admin key, generated (mode 0600) on first use. True if new."""
+    existing = read_admin_token(directory)
+    if existing is not None:
+        return existing, False
+    token = secrets.token_urlsafe(32)
+    path = admin_token_path(directory)
+    # O_EXCL: two concurrent first starts cannot overwrite each other's key unnoticed.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # an empty file (a crash between create and write): replace it
+        path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token, True
+
+
+def client_url(explicit: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The API's base URL: ``--url``, else ``NODEDROP_URL``, else the default."""
+    env = os.environ if env is None else env
+    url = explicit or env.get("NODEDROP_URL") or DEFAULT_URL
+    return url.rstrip("/")
+
+
+def client_token(explicit: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The API key: ``--token``, ``NODEDROP_TOKEN``, ``NODEDROP_ADMIN_TOKEN``, or the data
+    directory's ``admin_token`` file, in that order."""
+    env = os.environ if env is None else env
+    for candidate in (explicit, env.get("NODEDROP_TOKEN"), env.get("NODEDROP_ADMIN_TOKEN")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    directory = data_dir(env)
+    token = read_admin_token(directory)
+    if token is None:
+        raise SettingError(
+            "no API key: pass --token, set NODEDROP_TOKEN, or start the system with "
+            f"`nodedrop up` (which keeps its admin key in {admin_token_path(directory)})"
+        )
+    return token

@@ -1,0 +1,186 @@
+"""``nodedrop run``: the request, 422 problems, and following the event stream across drops."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from nodedrop.cli import run
+from nodedrop.cli.render import ExecutionView
+
+HELLO = {
+    "name": "hello",
+    "nodes": [{"id": "start", "type": "manual_trigger"}, {"id": "n", "type": "noop"}],
+    "connections": [{"from": "start", "to": "n"}],
+}
+
+
+def event(seq: int, kind: str, node: str | None = None, **data: Any) -> str:
+    return json.dumps(
+        {
+            "seq": seq,
+            "type": kind,
+            "time": "2026-11-26T10:00:00.000Z",
+            "execution_id": "ex1",
+            "node": node,
+            "attempt": 1 if node else None,
+            "data": data,
+        }
+    )
+
+
+EVENTS = [
+    event(1, "ExecutionRequested", trigger="start"),
+    event(2, "ExecutionStarted", plan=["start", "n"]),
+    event(3, "NodeSucceeded", "start", output={"main": [{}]}),
+    event(5, "NodeSucceeded", "n", output={"main": [{}]}),
+    event(8, "ExecutionFinished", status="succeeded"),
+]
+
+
+def test_problems_read_as_location_and_message() -> None:
+    body = {
+        "detail": [
+            {"loc": ["body", "workflow", "nodes", 1, "type"], "msg": "unknown type", "type": "x"},
+            {"loc": ["body"], "msg": "bad", "type": "x"},
+            "odd",
+        ]
+    }
+    assert run.format_problems(body) == [
+        "workflow.nodes[1].type: unknown type",
+        "body: bad",
+        "odd",
+    ]
+    assert run.format_problems({"detail": "not found"}) == ["not found"]
+
+
+def test_input_is_json_or_a_file_and_one_object_becomes_a_list(tmp_path: Path) -> None:
+    assert run.parse_input(None) is None
+    assert run.parse_input('{"a": 1}') == [{"a": 1}]
+    assert run.parse_input('[{"a": 1}, {"b": 2}]') == [{"a": 1}, {"b": 2}]
+    (tmp_path / "in.json").write_text('{"c": 3}')
+    assert run.parse_input(f"@{tmp_path / 'in.json'}") == [{"c": 3}]
+    with pytest.raises(run.RunError, match="not valid JSON"):
+        run.parse_input("{")
+
+
+def test_websocket_url_follows_the_base_url() -> None:
+    assert (
+        run.websocket_url("http://127.0.0.1:8000", "ex1", 0)
+        == "ws://127.0.0.1:8000/ws/executions/ex1?after_seq=0"
+    )
+    assert (
+        run.websocket_url("https://h.example/nd/", "a b", 7)
+        == "wss://h.example/nd/ws/executions/a%20b?after_seq=7"
+    )
+
+
+def _request(tmp_path: Path, url: str = "http://nodedrop.test") -> run.RunRequest:
+    path = tmp_path / "hello.json"
+    path.write_text(json.dumps(HELLO))
+    return run.RunRequest(file=path, url=url, token="k", trigger="start", input=[{"x": 1}])
+
+
+async def test_submit_posts_the_workflow_inline(tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(202, json={"id": "ex1", "status": "queued"})
+
+    transport = httpx.MockTransport(answer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test") as client:
+        execution_id = await run.submit(client, _request(tmp_path), io.StringIO())
+
+    assert execution_id == "ex1"
+    assert seen[0].url.path == "/api/executions"
+    assert json.loads(seen[0].content) == {
+        "workflow": HELLO,
+        "trigger": "start",
+        "input": [{"x": 1}],
+    }
+
+
+async def test_a_422_is_listed_and_exits_2(tmp_path: Path) -> None:
+    problems = {"detail": [{"loc": ["body", "workflow"], "msg": "cycle: a -> b -> a"}]}
+    transport = httpx.MockTransport(lambda _: httpx.Response(422, json=problems))
+    async with httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test") as client:
+        with pytest.raises(run.RunError) as raised:
+            await run.submit(client, _request(tmp_path), io.StringIO())
+    assert raised.value.code == 2
+    assert "  workflow: cycle: a -> b -> a" in str(raised.value)
+
+
+class FakeNotifier:
+    """Serves the events, dropping the first connection after three of them."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str | None]] = []
+        self.close_with: int | None = None
+
+    async def handler(self, websocket: ServerConnection) -> None:
+        request = websocket.request
+        assert request is not None
+        self.requests.append((request.path, request.headers.get("Authorization")))
+        if self.close_with is not None:
+            await websocket.close(self.close_with)
+            return
+        if len(self.requests) == 1:
+            for message in EVENTS[:3]:
+                await websocket.send(message)
+            websocket.transport.abort()  # a dropped connection: no close frame
+            return
+        after = int(request.path.rsplit("=", 1)[1])
+        for message in EVENTS:
+            if json.loads(message)["seq"] > after - 1:  # one duplicate, which must be ignored
+                await websocket.send(message)
+        await websocket.close(1000)
+
+
+@pytest.fixture
+async def notifier() -> AsyncIterator[tuple[FakeNotifier, str]]:
+    fake = FakeNotifier()
+    server: Server
+    async with serve(fake.handler, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield fake, f"http://127.0.0.1:{port}"
+
+
+async def test_follow_reconnects_after_the_last_seq(
+    tmp_path: Path, notifier: tuple[FakeNotifier, str]
+) -> None:
+    fake, url = notifier
+    view = ExecutionView("ex1")
+    out, err = io.StringIO(), io.StringIO()
+
+    await run.follow(_request(tmp_path, url), "ex1", view, out, err)
+
+    assert [path for path, _ in fake.requests] == [
+        "/ws/executions/ex1?after_seq=0",
+        "/ws/executions/ex1?after_seq=3",
+    ]
+    assert {auth for _, auth in fake.requests} == {"Bearer k"}
+    assert view.status == "succeeded"
+    assert out.getvalue().count("start ") == 1  # the duplicate was not shown twice
+    assert "reconnecting after seq 3" in err.getvalue()
+
+
+@pytest.mark.parametrize(("code", "message"), [(4401, "refused the key"), (4404, "not found")])
+async def test_follow_stops_on_a_bad_key_or_an_unknown_execution(
+    tmp_path: Path, notifier: tuple[FakeNotifier, str], code: int, message: str
+) -> None:
+    fake, url = notifier
+    fake.close_with = code
+    with pytest.raises(run.RunError, match=message) as raised:
+        await run.follow(
+            _request(tmp_path, url), "ex1", ExecutionView("ex1"), io.StringIO(), io.StringIO()
+        )
+    assert raised.value.code == 1
+    assert len(fake.requests) == 1
