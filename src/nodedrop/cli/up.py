@@ -7,8 +7,8 @@
 3. Run the migrations, make sure there is an admin key, start the services as child processes
    (their output prefixed with their name), wait for ``GET /health``, print the URL and the key.
 4. Supervise: a child that exits on its own is restarted after a growing delay.
-5. On SIGINT or SIGTERM: SIGTERM to the services, SIGKILL after ``--stop-timeout``, then stop the
-   servers; exit 0.
+5. On SIGINT, SIGTERM or SIGHUP: SIGTERM to the services, SIGKILL after ``--stop-timeout``,
+   then stop the servers; exit 0.
 
 Each child runs in a process group of its own: a Ctrl-C in the terminal reaches this process
 only, which then stops everything in order. The services also get SIGTERM should this process
@@ -408,7 +408,8 @@ class Up:
 
     def run(self) -> int:
         previous = {
-            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+            sig: signal.signal(sig, self._on_signal)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
         }
         try:
             with contextlib.ExitStack() as held:
