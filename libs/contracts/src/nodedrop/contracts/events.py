@@ -54,6 +54,8 @@ class ExecutionRequested(Event, tag=True, frozen=True):
     workflow_id: str | None = None
     workflow_version: int | None = None
     rerun_of: str | None = None
+    #: W3C trace context of the request (``traceparent``...), when tracing is on.
+    trace_context: dict[str, str] | None = None
 
 
 class ExecutionStarted(Event, tag=True, frozen=True):
@@ -71,6 +73,8 @@ class NodeReady(Event, tag=True, frozen=True):
     parameters: dict[str, Any] = {}
     timeout_ms: int | None = None
     trigger: str | None = None
+    #: The request's trace context, so the runner's span joins the request's trace.
+    trace_context: dict[str, str] | None = None
 
 
 class NodeStarted(Event, tag=True, frozen=True):

@@ -8,6 +8,7 @@ import uvicorn
 
 from nodedrop.api.app import create_app
 from nodedrop.contracts.config import Config
+from nodedrop.contracts.tracing import setup_tracing
 
 
 def main() -> None:
@@ -15,6 +16,7 @@ def main() -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     config = Config.from_env()
+    setup_tracing("api", config.otel_exporter)
     uvicorn.run(create_app(config), host=config.host, port=config.port, log_level="info")
 
 

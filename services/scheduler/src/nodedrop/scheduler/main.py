@@ -10,6 +10,7 @@ import nats
 
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.scheduler.service import Scheduler
 
 log = logging.getLogger(__name__)
@@ -36,4 +37,6 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s"
     )
-    asyncio.run(serve(Config.from_env()))
+    config = Config.from_env()
+    setup_tracing("scheduler", config.otel_exporter)
+    asyncio.run(serve(config))
