@@ -1,0 +1,5 @@
+"""``python -m nodedrop.runner``."""
+
+from nodedrop.runner.main import main
+
+main()

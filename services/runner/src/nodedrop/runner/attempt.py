@@ -1,0 +1,141 @@
+"""Running one attempt of one node and turning what happened into its result event.
+
+No NATS here: the worker feeds in a decoded ``NodeReady`` and records what comes out, so the
+mapping from a node's behaviour to ``NodeSucceeded``/``NodeFailed`` is tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from datetime import datetime
+
+import msgspec
+
+from nodedrop.contracts import ids
+from nodedrop.contracts.events import ErrorInfo, NodeFailed, NodeReady, NodeSucceeded
+from nodedrop.contracts.items import PortItems
+from nodedrop.runner.nodes.api import NodeContext, NodeError
+from nodedrop.runner.nodes.registry import NodeRegistry
+
+#: Error texts travel in events and end up in the UI: keep a runaway message or a deep
+#: recursion's traceback from making the result event too large to record.
+MAX_MESSAGE_CHARS = 10_000
+MAX_STACK_CHARS = 32_000
+
+_encoder = msgspec.json.Encoder()
+
+
+def context_of(task: NodeReady) -> NodeContext:
+    return NodeContext(task.execution_id, task.node, task.attempt, task.trigger)
+
+
+async def run_attempt(
+    registry: NodeRegistry, task: NodeReady, *, max_output_bytes: int | None = None
+) -> PortItems | ErrorInfo:
+    """The node's validated output, or the error it failed with. Cancellation propagates."""
+    node = registry.get(task.node_type)
+    if node is None:
+        return ErrorInfo(
+            type="UnknownNodeType",
+            message=f"this runner has no implementation of node type {task.node_type!r}",
+            retryable=False,
+        )
+    timeout_s = task.timeout_ms / 1000 if task.timeout_ms is not None else None
+    # asyncio.timeout rather than wait_for: it tells our deadline apart from a TimeoutError the
+    # node raised itself (an HTTP client's, say), which is the node's own error.
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        async with deadline:
+            output = await node.run(context_of(task), task.input, task.parameters)
+    except TimeoutError as error:
+        if deadline.expired():
+            return _timed_out(task)
+        return error_info(error)
+    except Exception as error:
+        return error_info(error)
+    if deadline.expired():  # the node swallowed its cancellation and finished late anyway
+        return _timed_out(task)
+    problem = output_problem(output, max_output_bytes)
+    if problem is not None:
+        return ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
+    return output
+
+
+def _timed_out(task: NodeReady) -> ErrorInfo:
+    return ErrorInfo(
+        type="NodeTimeout",
+        message=f"node {task.node!r} did not finish within {task.timeout_ms} ms",
+        retryable=True,
+    )
+
+
+def error_info(error: Exception) -> ErrorInfo:
+    """NodeError keeps the type and retryability the node chose; anything else is named by its
+    class and may be retried (a bug stays a bug, but a flaky dependency often recovers)."""
+    stack = "".join(traceback.format_exception(error))[-MAX_STACK_CHARS:]
+    if isinstance(error, NodeError):
+        return ErrorInfo(
+            type=error.type,
+            message=error.message[:MAX_MESSAGE_CHARS],
+            stack=stack,
+            retryable=error.retryable,
+        )
+    return ErrorInfo(
+        type=type(error).__name__,
+        message=(str(error) or repr(error))[:MAX_MESSAGE_CHARS],
+        stack=stack,
+        retryable=True,
+    )
+
+
+def output_problem(output: object, max_bytes: int | None = None) -> str | None:
+    """Why ``output`` cannot be recorded as a node's output ``{port: [item, ...]}``, if it can't.
+
+    Items must also encode as JSON (a node may return a set or an object by mistake) and fit in
+    one event; finding out here fails the node instead of failing the publish over and over.
+    """
+    if not isinstance(output, dict):
+        return f"a node must return {{port: [items]}}, not {type(output).__name__}"
+    for port, items in output.items():
+        if not isinstance(port, str):
+            return f"output port names must be strings, not {type(port).__name__}"
+        if not isinstance(items, list):
+            return f"output port {port!r} must hold a list of items, not {type(items).__name__}"
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                return (
+                    f"output port {port!r} item {index} must be a JSON object, "
+                    f"not {type(item).__name__}"
+                )
+    try:
+        size = len(_encoder.encode(output))
+    except (TypeError, ValueError, OverflowError) as error:
+        return f"output is not JSON: {error}"
+    if max_bytes is not None and size > max_bytes:
+        return f"output is {size} bytes of JSON, more than the {max_bytes} an event may carry"
+    return None
+
+
+def result_event(
+    task: NodeReady, outcome: PortItems | ErrorInfo, time: datetime
+) -> NodeSucceeded | NodeFailed:
+    """Both results share one id, so whichever is recorded first for the attempt wins."""
+    event_id = ids.node_result(task.execution_id, task.node, task.attempt)
+    if isinstance(outcome, ErrorInfo):
+        return NodeFailed(
+            event_id=event_id,
+            execution_id=task.execution_id,
+            time=time,
+            node=task.node,
+            attempt=task.attempt,
+            error=outcome,
+        )
+    return NodeSucceeded(
+        event_id=event_id,
+        execution_id=task.execution_id,
+        time=time,
+        node=task.node,
+        attempt=task.attempt,
+        output=outcome,
+    )

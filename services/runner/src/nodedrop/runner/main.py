@@ -1,0 +1,65 @@
+"""Bootstrap: connect to NATS, make sure the stream and consumers exist, run one Runner."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+
+import nats
+
+from nodedrop.contracts.config import Config
+from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.runner.nodes.registry import load_registry
+from nodedrop.runner.worker import Runner, default_worker_id
+
+log = logging.getLogger(__name__)
+
+
+async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+    """Run a runner until SIGTERM or SIGINT (or until ``stop`` is set), then shut down
+    gracefully: running nodes get a grace period, the rest go back to the queue."""
+    if not config.nats_url:
+        raise ValueError("the runner needs NODEDROP_NATS_URL")
+    stop = stop or asyncio.Event()
+    registry = load_registry()  # a broken plugin fails here, before any task is taken
+    worker_id = default_worker_id()
+    nc = await nats.connect(
+        config.nats_url, name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
+    )
+    try:
+        await ensure_jetstream(nc.jetstream())
+        runner = Runner(nc, registry, concurrency=config.runner_concurrency, worker_id=worker_id)
+        with _stop_on_signals(stop):
+            await runner.run(stop)
+    finally:
+        await nc.drain()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (tests), or a platform without it
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def main() -> None:
+    """``nodedrop-runner`` / ``python -m nodedrop.runner``: configured from the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    config = Config.from_env()
+    if not config.nats_url:
+        sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")
+    asyncio.run(serve(config))

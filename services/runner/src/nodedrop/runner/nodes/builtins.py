@@ -1,0 +1,84 @@
+"""The built-in node types the runner executes itself (CONTRACT.md section 6)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar
+
+import pydantic
+
+from nodedrop.contracts.items import MAIN_PORT, Item, PortItems
+from nodedrop.contracts.nodetypes import (
+    Parameters,
+    StopAndErrorParameters,
+    WaitParameters,
+    passthrough_items,
+)
+from nodedrop.runner.nodes.api import NodeContext, NodeError, NodeImplementation
+
+P = TypeVar("P", bound=Parameters)
+
+#: What a trigger outputs when its execution was requested without input (CONTRACT.md section 2).
+_DEFAULT_TRIGGER_ITEMS: list[Item] = [{}]
+
+
+def parse_parameters(model: type[P], parameters: dict[str, Any]) -> P:
+    """The parameters as their spec's model. The API validated them already, so a failure here
+    means a mismatched definition: retrying cannot fix it."""
+    try:
+        return model.model_validate(parameters)
+    except pydantic.ValidationError as error:
+        raise NodeError("InvalidParameters", str(error), retryable=False) from error
+
+
+class TriggerNode:
+    """Triggers output what the execution was started with, as given to them on ``main``."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type = type_name
+
+    async def run(
+        self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
+    ) -> PortItems:
+        return {MAIN_PORT: node_input.get(MAIN_PORT, _DEFAULT_TRIGGER_ITEMS)}
+
+
+class NoopNode:
+    type = "noop"
+
+    async def run(
+        self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
+    ) -> PortItems:
+        return {MAIN_PORT: passthrough_items(node_input)}
+
+
+class WaitNode:
+    type = "wait"
+
+    async def run(
+        self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
+    ) -> PortItems:
+        await asyncio.sleep(parse_parameters(WaitParameters, parameters).ms / 1000)
+        return {MAIN_PORT: passthrough_items(node_input)}
+
+
+class StopAndErrorNode:
+    type = "stop_and_error"
+
+    async def run(
+        self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
+    ) -> PortItems:
+        chosen = parse_parameters(StopAndErrorParameters, parameters)
+        # The user asked for this failure: retrying would only repeat it.
+        raise NodeError(chosen.error_type, chosen.message, retryable=False)
+
+
+def builtin_nodes() -> list[NodeImplementation]:
+    return [
+        TriggerNode("manual_trigger"),
+        TriggerNode("webhook_trigger"),
+        TriggerNode("schedule_trigger"),
+        NoopNode(),
+        WaitNode(),
+        StopAndErrorNode(),
+    ]

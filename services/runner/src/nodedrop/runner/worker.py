@@ -1,0 +1,267 @@
+"""The runner: takes node attempts from the shared durable consumer and records their results.
+
+Per task: ``NodeStarted`` is sent without waiting for its acknowledgement (the node starts at
+once), the node runs, its result is recorded, and only once the stream has acknowledged the
+result is the task acked. A crash anywhere before that leaves the task unacked, so it is
+redelivered (at once after a nak, otherwise after the consumer's ack wait) and run again; both
+events have deterministic ids, so whichever copy is recorded first wins.
+
+Concurrency is bounded by the pull consumer's credit: it never asks for more tasks than there
+are free slots, so the tasks this process cannot start yet stay with the server for other
+runners. Any number of runner processes share the consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from nodedrop.contracts import codec, ids, subjects
+from nodedrop.contracts.bus import EventPublisher
+from nodedrop.contracts.events import (
+    Event,
+    ExecutionFinished,
+    NodeCancelled,
+    NodeReady,
+    NodeStarted,
+)
+from nodedrop.contracts.pull import PullConsumer
+from nodedrop.runner.attempt import result_event, run_attempt
+from nodedrop.runner.cancellation import RunningAttempt, RunningAttempts
+from nodedrop.runner.nodes.registry import NodeRegistry
+
+log = logging.getLogger(__name__)
+
+#: Room left in a message for the result event around a node's output.
+_EVENT_ENVELOPE_BYTES = 64 * 1024
+#: How long a task whose result could not be recorded waits before it is delivered again.
+_NAK_DELAY_S = 1.0
+
+
+class Publisher(Protocol):
+    async def publish(self, events: Sequence[Event]) -> list[int]: ...
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runner:
+    def __init__(
+        self,
+        nc: NatsClient,
+        registry: NodeRegistry,
+        *,
+        concurrency: int = 64,
+        worker_id: str | None = None,
+        publisher: Publisher | None = None,
+        heartbeat_s: float = 10.0,
+        grace_s: float = 8.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("a runner needs at least one slot")
+        self._nc = nc
+        self._registry = registry
+        self.concurrency = concurrency
+        self.worker_id = worker_id or default_worker_id()
+        self._publisher: Publisher = publisher or EventPublisher(nc.jetstream())
+        # The consumer's ack wait is 30 s: a heartbeat every 10 s survives two lost ones.
+        self._heartbeat_s = heartbeat_s
+        # Under `nodedrop up` a service is SIGKILLed 10 s after SIGTERM: finish the grace
+        # period before that, so abandoned tasks are nak'ed rather than left to the ack wait.
+        self._grace_s = grace_s
+        self._clock = clock
+        self._consumer = PullConsumer(
+            nc, subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER, capacity=concurrency
+        )
+        # Slots are given back when a task is finished with, not when it is handed over.
+        self._consumer.auto_release = False
+        self._attempts = RunningAttempts()
+        self._tasks: dict[asyncio.Task[None], Msg] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._stop_subs: list[Subscription] = []
+
+    @property
+    def busy(self) -> int:
+        """Tasks this runner holds (running, or recording their result)."""
+        return len(self._tasks)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then shut down gracefully."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        for event_type in (NodeCancelled, ExecutionFinished):
+            sub = await self._nc.subscribe(
+                subjects.events_of_type(event_type), cb=self._on_stop_event
+            )
+            self._stop_subs.append(sub)
+        # Listen for stops before taking work, so none is missed for a task started now. Twice:
+        # nats-py 2.16 writes flush()'s PING straight to the socket, ahead of the SUBs still
+        # buffered for its flusher task, so the first PONG proves nothing about them; by the
+        # second round trip the buffer has certainly been written.
+        await self._nc.flush()
+        await self._nc.flush()
+        await self._consumer.start()
+        self._background = [
+            asyncio.create_task(self._pull(), name="runner-pull"),
+            asyncio.create_task(self._heartbeat(), name="runner-heartbeat"),
+        ]
+        log.info("runner %s started with %d slots", self.worker_id, self.concurrency)
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking tasks, give running ones ``grace_s`` to finish, then cancel the rest.
+        Cancelled tasks are nak'ed (never acked), so another runner takes them at once."""
+        if not self._background:
+            return  # never started
+        grace_s = self._grace_s if grace_s is None else grace_s
+        self._background[0].cancel()  # pulling first: nothing new may start
+        await self._consumer.stop()
+        for msg in await self._consumer.next_batch(self.concurrency, 0):
+            await _settle(msg.nak)  # arrived, never started
+        if self._tasks:
+            log.info("runner %s waiting for %d running tasks", self.worker_id, len(self._tasks))
+            _, late = await asyncio.wait(self._tasks, timeout=grace_s)
+            abandoned = {task: self._tasks[task] for task in late}
+            for task in abandoned:
+                task.cancel()
+            await asyncio.gather(*abandoned, return_exceptions=True)
+            for msg in abandoned.values():
+                await _settle(msg.nak)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
+        for sub in self._stop_subs:
+            await _settle(sub.unsubscribe)
+        self._stop_subs.clear()
+        await _settle(self._nc.flush)  # the naks and acks above are on their way
+        log.info("runner %s stopped", self.worker_id)
+
+    async def _pull(self) -> None:
+        while True:
+            for msg in await self._consumer.next_batch(self.concurrency, None):
+                task = asyncio.create_task(self._handle(msg))
+                self._tasks[task] = msg
+                task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._consumer.release()
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("task handling failed", exc_info=error)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            task = codec.decode(msg.data)
+        except codec.EventDecodeError:
+            task = None
+        if not isinstance(task, NodeReady):
+            # Redelivering cannot make it decode: take it out of the queue for good.
+            log.error("terminating an undecodable task on %s", msg.subject)
+            await msg.term()
+            return
+        if self._attempts.was_stopped(task):
+            await msg.ack()  # its execution ended before the task got here
+            return
+        started = NodeStarted(
+            event_id=ids.node_started(task.execution_id, task.node, task.attempt),
+            execution_id=task.execution_id,
+            time=self._clock(),
+            node=task.node,
+            attempt=task.attempt,
+            worker=self.worker_id,
+        )
+        started_ack = asyncio.create_task(self._publisher.publish([started]))
+        started_ack.add_done_callback(_observed)
+        max_output = max(self._nc.max_payload - _EVENT_ENVELOPE_BYTES, 0) or None
+        node_run = asyncio.create_task(
+            run_attempt(self._registry, task, max_output_bytes=max_output)
+        )
+        attempt = RunningAttempt(task, msg, node_run)
+        self._attempts.add(attempt)
+        try:
+            outcome = await node_run
+        except asyncio.CancelledError:
+            if _current_task_cancelling() or not attempt.stopped:
+                raise  # shutdown: the task goes back unacked
+        finally:
+            self._attempts.remove(attempt)
+        if attempt.stopped:
+            # A stop event cancelled the node (a node that ignored the cancellation and
+            # returned anyway included): its execution wants no result for it.
+            with contextlib.suppress(Exception):
+                await started_ack
+            await msg.ack()
+            return
+        result = result_event(task, outcome, self._clock())
+        try:
+            await started_ack
+            pending: list[Event] = [result]
+        except Exception:
+            pending = [started, result]  # still in order; a stored copy is deduplicated
+        try:
+            await self._publisher.publish(pending)
+        except Exception as error:
+            # PublishError mostly; anything else (a closed connection) is no better handled by
+            # waiting out the ack wait. The node runs again on redelivery.
+            log.warning("result %s not recorded, retrying later: %r", result.event_id, error)
+            await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
+            return
+        await msg.ack()
+
+    async def _on_stop_event(self, msg: Msg) -> None:
+        stopped = self._attempts.on_stop_event(msg.data)
+        if stopped:
+            log.info("stopped %d running node(s) on %s", stopped, msg.subject)
+
+    async def _heartbeat(self) -> None:
+        """Tell the server that long nodes are still running, so their ack wait doesn't expire
+        and hand them to another runner."""
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            due = time.monotonic() - self._heartbeat_s / 2
+            for attempt in self._attempts:
+                if attempt.started_at <= due:
+                    await _settle(attempt.msg.in_progress)
+
+
+def _observed(task: asyncio.Task[list[int]]) -> None:
+    """Mark a background publish's failure as seen: the handler deals with it when it awaits
+    the task, and a handler cancelled by shutdown does not care."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def _settle(action: Callable[[], Awaitable[object]]) -> None:
+    """Best effort for naks, heartbeats and cleanup: the connection may be gone, and then the
+    server redelivers after the ack wait anyway."""
+    try:
+        await action()
+    except Exception as error:
+        log.debug("ignored: %r", error)

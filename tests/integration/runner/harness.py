@@ -1,0 +1,146 @@
+"""The test rig of the runner's integration tests: runners in-process on their own connections,
+events published as the scheduler would, results read back from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+
+from nodedrop.contracts import ids, subjects
+from nodedrop.contracts.bus import EventPublisher
+from nodedrop.contracts.events import AnyEvent, Event, NodeFailed, NodeReady, NodeSucceeded
+from nodedrop.contracts.history import read_execution
+from nodedrop.contracts.items import PortItems
+from nodedrop.runner.nodes import NodeContext, NodeRegistry
+from nodedrop.runner.worker import Runner
+
+
+@dataclass
+class Probe:
+    """A node type that sleeps ``parameters["ms"]`` and records its runs and its concurrency:
+    the stream deduplicates results, so only the node itself can tell how often it ran."""
+
+    type: str = "probe"
+    runs: list[tuple[str, str, int]] = field(default_factory=list)
+    running: int = 0
+    most_at_once: int = 0
+
+    async def run(
+        self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
+    ) -> PortItems:
+        self.runs.append((ctx.execution_id, ctx.node, ctx.attempt))
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(parameters.get("ms", 0) / 1000)
+        finally:
+            self.running -= 1
+        return {"main": node_input.get("main", [])}
+
+
+@dataclass
+class ConsumerState:
+    ack_pending: int
+    redelivered: int
+    pending: int
+
+
+class Rig:
+    def __init__(
+        self, nats_url: str, js: JetStreamContext, registry: NodeRegistry, probe: Probe
+    ) -> None:
+        self.nats_url = nats_url
+        self.js = js
+        self.registry = registry
+        self.probe = probe
+        self.publisher = EventPublisher(js)
+        self._runners: list[tuple[Runner, NatsClient]] = []
+
+    async def start_runner(self, **options: Any) -> Runner:
+        """A started Runner on its own connection, as a separate process would have."""
+        nc = await nats.connect(self.nats_url)
+        options.setdefault("worker_id", f"runner-{len(self._runners) + 1}")
+        runner = Runner(nc, options.pop("registry", self.registry), **options)
+        await runner.start()
+        self._runners.append((runner, nc))
+        return runner
+
+    async def close(self) -> None:
+        for runner, nc in self._runners:
+            await runner.stop(grace_s=0)
+            await nc.close()
+
+    def ready(self, node_type: str, **fields: Any) -> NodeReady:
+        """A NodeReady in a fresh execution (or ``execution_id``), as the scheduler records it."""
+        execution_id = fields.pop("execution_id", None) or uuid.uuid4().hex
+        node = fields.pop("node", "n1")
+        attempt = fields.pop("attempt", 1)
+        return NodeReady(
+            event_id=ids.node_ready(execution_id, node, attempt),
+            execution_id=execution_id,
+            time=datetime.now(UTC),
+            node=node,
+            attempt=attempt,
+            node_type=node_type,
+            input=fields.pop("input", {"main": [{"n": 1}]}),
+            **fields,
+        )
+
+    async def publish(self, *events: Event) -> None:
+        await self.publisher.publish(events)
+
+    async def stored(
+        self,
+        execution_id: str,
+        until: Callable[[list[AnyEvent]], bool] | None = None,
+        within_s: float = 5.0,
+    ) -> list[AnyEvent]:
+        """The execution's stored events, polled until ``until(events)`` holds."""
+        deadline = time.monotonic() + within_s
+        while True:
+            found = [event for _, event in await read_execution(self.js, execution_id)]
+            if until is None or until(found):
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not reached within {within_s} s: {found}")
+            await asyncio.sleep(0.02)
+
+    async def consumer(self) -> ConsumerState:
+        """The counters of the runners' shared durable consumer."""
+        info = await self.js.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
+        return ConsumerState(
+            info.num_ack_pending or 0, info.num_redelivered or 0, info.num_pending or 0
+        )
+
+    async def all_acked(self) -> bool:
+        state = await self.consumer()
+        return state.ack_pending == 0 and state.pending == 0
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within_s: float = 5.0, interval_s: float = 0.01
+) -> float:
+    """Poll ``check`` until it holds; return how long that took. Fails after ``within_s``."""
+    began = time.monotonic()
+    while not await check():
+        if time.monotonic() - began > within_s:
+            raise AssertionError(f"not reached within {within_s} s")
+        await asyncio.sleep(interval_s)
+    return time.monotonic() - began
+
+
+def results(events: list[AnyEvent]) -> list[NodeSucceeded | NodeFailed]:
+    return [e for e in events if isinstance(e, NodeSucceeded | NodeFailed)]
+
+
+def has_result(events: list[AnyEvent]) -> bool:
+    return bool(results(events))
