@@ -98,7 +98,8 @@ async def projected(client: httpx.AsyncClient, execution_id: str) -> dict[str, A
 
 
 def started(node: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda event: event["type"] == "NodeStarted" and event["node"] == node
+    """The node began: a runner took it, or (a ``wait``) the scheduler's timer holds it."""
+    return lambda event: event["type"] in ("NodeStarted", "NodeWaiting") and event["node"] == node
 
 
 def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -279,7 +280,7 @@ async def test_a_scheduler_killed_mid_execution_is_restarted_and_the_run_finishe
     execution_id = await submit(client, workflow)
     seen = await asyncio.wait_for(watch(system, execution_id, stop_when=started("slow")), 10)
     await asyncio.to_thread(system.stop, "scheduler", signal.SIGKILL)
-    await asyncio.sleep(1.0)  # the wait ends while no scheduler runs
+    await asyncio.sleep(1.0)  # the wait's time passes while no scheduler runs: it must wake
     system.start("scheduler")
     rest = await asyncio.wait_for(watch(system, execution_id, after_seq=seen[-1]["seq"]), 20)
     assert rest[-1]["data"]["status"] == "succeeded"

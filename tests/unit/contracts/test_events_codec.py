@@ -35,6 +35,7 @@ from nodedrop.contracts.events import (
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
+    NodeWaiting,
     type_name,
 )
 
@@ -87,6 +88,15 @@ SAMPLES: dict[str, Event] = {
         parameters={"url": "https://x.example", "method": "POST"},
         timeout_ms=10_000,
         trigger="start",
+    ),
+    "NodeWaiting": NodeWaiting(
+        event_id=ids.node_waiting(EXECUTION, "pause", 1),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=2),
+        node="pause",
+        attempt=1,
+        input={"main": [{"order": 1}]},
+        until=T0 + timedelta(seconds=30),
     ),
     "NodeStarted": NodeStarted(
         event_id=ids.node_started(EXECUTION, "fetch", 2),
@@ -160,6 +170,9 @@ MINIMAL: dict[str, Event] = {
     "ExecutionStarted": ExecutionStarted(event_id="e", execution_id="x", time=T0, plan=[]),
     "NodeReady": NodeReady(
         event_id="e", execution_id="x", time=T0, node="n", attempt=1, node_type="noop", input={}
+    ),
+    "NodeWaiting": NodeWaiting(
+        event_id="e", execution_id="x", time=T0, node="n", attempt=1, input={}, until=T0
     ),
     "NodeStarted": NodeStarted(event_id="e", execution_id="x", time=T0, node="n", attempt=1),
     "NodeSucceeded": NodeSucceeded(

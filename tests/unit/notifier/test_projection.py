@@ -325,3 +325,21 @@ class TestDeterminism:
         h = History(start=datetime(2026, 1, 1, 12, 0))  # naive on purpose
         h.requested()
         assert project(h).executions["ex1"].created_at == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class TestWaitingNodes:
+    def test_a_waiting_node_is_running_from_its_event(self) -> None:
+        h = started(("start", "pause"))
+        h.run_node("start")
+        h.waiting("pause")
+        node = project(h).nodes[("ex1", "pause")]
+        assert (node.status, node.attempts, node.input) == ("running", 1, {"main": [{}]})
+        assert node.started_at == at(len(h.events) - 1)
+
+    def test_a_waiting_node_succeeds_when_the_scheduler_wakes_it(self) -> None:
+        h = started(("start", "pause"))
+        h.run_node("start")
+        h.waiting("pause")
+        h.succeeded("pause", output={"main": [{}]})
+        node = project(h).nodes[("ex1", "pause")]
+        assert node.status == "succeeded"

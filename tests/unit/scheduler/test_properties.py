@@ -55,7 +55,7 @@ def workflows(draw: st.DrawFn) -> dict[str, Any]:
         if i == 0 or (i == 1 and second_trigger):
             nodes.append({"id": f"n{i}", "type": "manual_trigger"})
             continue
-        kind = draw(st.sampled_from(["noop", "noop", "if"]))
+        kind = draw(st.sampled_from(["noop", "noop", "if", "wait"]))
         node: dict[str, Any] = {
             "id": f"n{i}",
             "type": kind,
@@ -63,6 +63,8 @@ def workflows(draw: st.DrawFn) -> dict[str, Any]:
         }
         if kind == "if":
             node["parameters"] = {"condition": True}
+        if kind == "wait":
+            node["parameters"] = {"ms": draw(st.sampled_from([0, 50, 2000]))}
         if draw(st.booleans()):
             node["retry"] = {
                 "max_attempts": draw(st.integers(1, 3)),

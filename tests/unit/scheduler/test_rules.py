@@ -14,8 +14,9 @@ from nodedrop.contracts.events import (
     NodeReady,
     NodeRetryScheduled,
     NodeSucceeded,
+    NodeWaiting,
 )
-from nodedrop.scheduler.core import NodeStatus, step
+from nodedrop.scheduler.core import NodeStatus, evolve, resume, step
 from nodedrop.scheduler.core.rules import NODE_TIMEOUT_GRACE_MS
 
 from .harness import T0, Sim, n, wf
@@ -440,3 +441,67 @@ def test_a_request_for_an_unknown_trigger_fails_visibly() -> None:
     assert finished.status == "failed"
     assert finished.error is not None
     assert "nope" in finished.error.message
+
+
+class TestWait:
+    WORKFLOW = wf(
+        [n("start", "manual_trigger"), n("pause", "wait", parameters={"ms": 1000}), n("after")],
+        [("start", "pause"), ("pause", "after")],
+    )
+
+    def test_a_wait_runs_on_the_schedulers_timer_without_a_runner(self) -> None:
+        sim = Sim(self.WORKFLOW)
+        sim.request(input=[{"x": 1}])
+        sim.succeed("start")
+        waiting = sim.of_type(NodeWaiting)
+        assert [(e.node, e.until - e.time) for e in waiting] == [("pause", timedelta(seconds=1))]
+        assert "pause" not in sim.ready_ids()  # no runner task for it
+        assert sim.wakeup() == waiting[0].until
+        assert sim.advance(999) == []
+        woken = sim.advance(1)
+        done = [e for e in woken if isinstance(e, NodeSucceeded)]
+        assert [(e.node, e.output) for e in done] == [("pause", {"main": [{"x": 1}]})]
+        assert sim.ready_ids() == ["after"]
+
+    def test_a_wait_survives_a_rebuild_from_the_record(self) -> None:
+        sim = Sim(self.WORKFLOW)
+        sim.request()
+        sim.succeed("start")
+        rebuilt = None
+        for event in sim.log:
+            rebuilt = evolve(rebuilt, event)
+        assert rebuilt is not None
+        later = sim.now + timedelta(seconds=2)
+        assert resume(rebuilt, later)[0].node == "pause"  # type: ignore[attr-defined]
+        assert rebuilt.nodes["pause"].status == NodeStatus.SUCCEEDED
+
+    def test_cancel_stops_a_waiting_node(self) -> None:
+        sim = Sim(self.WORKFLOW)
+        sim.request()
+        sim.succeed("start")
+        sim.cancel()
+        assert [e.node for e in sim.of_type(NodeCancelled)] == ["pause"]
+        assert sim.advance(5000) == []
+        assert sim.status() == "cancelled"
+
+    def test_a_wait_longer_than_its_timeout_fails_with_node_timeout(self) -> None:
+        sim = Sim(
+            wf(
+                [
+                    n("start", "manual_trigger"),
+                    n("pause", "wait", parameters={"ms": 5000}, timeout_ms=100),
+                ],
+                [("start", "pause")],
+            )
+        )
+        sim.request()
+        sim.succeed("start")
+        failed = [e for e in sim.advance(100) if isinstance(e, NodeFailed)]
+        assert [(e.node, e.error.type) for e in failed] == [("pause", "NodeTimeout")]
+        assert sim.status() == "failed"
+
+    def test_node_mode_runs_a_wait_on_the_timer_too(self) -> None:
+        sim = Sim(self.WORKFLOW)
+        sim.request(mode="node", node="pause", input={"main": [{"y": 2}]})
+        sim.advance(1000)
+        assert sim.status() == "succeeded"

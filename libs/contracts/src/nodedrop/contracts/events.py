@@ -77,6 +77,17 @@ class NodeReady(Event, tag=True, frozen=True):
     trace_context: dict[str, str] | None = None
 
 
+class NodeWaiting(Event, tag=True, frozen=True):
+    """A ``wait`` node started waiting. The scheduler keeps the timer (a runner holds no slot
+    for it) and records the node's success at ``until``; the wait survives restarts because
+    ``until`` is recorded here."""
+
+    node: str
+    attempt: int
+    input: PortItems
+    until: datetime
+
+
 class NodeStarted(Event, tag=True, frozen=True):
     node: str
     attempt: int
@@ -130,6 +141,7 @@ AnyEvent = (
     ExecutionRequested
     | ExecutionStarted
     | NodeReady
+    | NodeWaiting
     | NodeStarted
     | NodeSucceeded
     | NodeFailed
@@ -143,6 +155,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ExecutionRequested,
     ExecutionStarted,
     NodeReady,
+    NodeWaiting,
     NodeStarted,
     NodeSucceeded,
     NodeFailed,

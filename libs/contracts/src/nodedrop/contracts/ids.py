@@ -29,6 +29,10 @@ def node_ready(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.ready"
 
 
+def node_waiting(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.waiting"
+
+
 def node_started(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.started"
 

@@ -34,6 +34,7 @@ from nodedrop.contracts.events import (
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
+    NodeWaiting,
 )
 
 LogLevel = Literal["info", "warning", "error"]
@@ -225,8 +226,8 @@ class _Folder:
 
 
 _NodeEvent = (
-    NodeReady | NodeStarted | NodeSucceeded | NodeFailed | NodeRetryScheduled | NodeSkipped
-    | NodeCancelled
+    NodeReady | NodeWaiting | NodeStarted | NodeSucceeded | NodeFailed | NodeRetryScheduled
+    | NodeSkipped | NodeCancelled
 )  # fmt: skip
 
 
@@ -239,6 +240,16 @@ def _apply_to_node(node: NodeRecord, event: _NodeEvent) -> bool:
         node.status = "queued"
         node.attempts = event.attempt
         node.input = event.input
+        node.finished_at = None
+        return True
+    if isinstance(event, NodeWaiting):
+        # A wait starts at once on the scheduler's timer: queued and started in one event.
+        if event.attempt <= node.attempts or node.status in _NODE_DONE:
+            return False
+        node.status = "running"
+        node.attempts = event.attempt
+        node.input = event.input
+        node.started_at = time
         node.finished_at = None
         return True
     if isinstance(event, NodeStarted):
@@ -354,6 +365,8 @@ def _describe(event: AnyEvent) -> str:
         case NodeReady(node=node, attempt=attempt, input=ports):
             items = _plural(_count_items(ports), "input item")
             return f"node {node} queued (attempt {attempt}, {items})"
+        case NodeWaiting(node=node, attempt=attempt, until=until):
+            return f"node {node} waiting until {until.isoformat()} (attempt {attempt})"
         case NodeStarted(node=node, attempt=attempt, worker=worker):
             return f"node {node} started (attempt {attempt})" + (f" on {worker}" if worker else "")
         case NodeSucceeded(node=node, pinned=True):

@@ -26,6 +26,7 @@ from nodedrop.contracts.events import (
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
+    NodeWaiting,
     SkipReason,
 )
 from nodedrop.contracts.items import PortItems
@@ -100,6 +101,17 @@ class History:
                 attempt=attempt,
                 node_type="noop",
                 input=input if input is not None else {"main": [{}]},
+            )
+        )
+
+    def waiting(self, node: str, attempt: int = 1, ms: int = 1000) -> AnyEvent:
+        return self._add(
+            NodeWaiting(
+                **self._common(ids.node_waiting(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+                input={"main": [{}]},
+                until=self.now + timedelta(milliseconds=ms),
             )
         )
 

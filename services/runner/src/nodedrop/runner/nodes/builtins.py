@@ -53,6 +53,10 @@ class NoopNode:
 
 
 class WaitNode:
+    """The scheduler runs ``wait`` nodes on its own durable timer (``NodeWaiting``) and never
+    gives them to a runner. This implementation stays for node-mode tools and tests that hand
+    a runner a ``wait`` task directly: a runner must never fail a task of a known type."""
+
     type = "wait"
 
     async def run(

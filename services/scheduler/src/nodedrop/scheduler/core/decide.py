@@ -31,13 +31,18 @@ from nodedrop.contracts.events import (
     NodeRetryScheduled,
     NodeSkipped,
     NodeSucceeded,
+    NodeWaiting,
     SkipReason,
 )
 from nodedrop.contracts.items import MAIN_PORT, PortItems
+from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.workflow import Node
 from nodedrop.scheduler.core.fold import apply, evolve
 from nodedrop.scheduler.core.rules import NODE_TIMEOUT, gather_input, has_items
 from nodedrop.scheduler.core.state import IN_FLIGHT, TERMINAL, ExecutionState, NodeStatus
+
+#: The node type the scheduler runs itself, on its durable timer.
+WAIT_TYPE = "wait"
 
 
 def step(
@@ -82,6 +87,12 @@ def tick(state: ExecutionState, now: datetime) -> list[Event]:
         node = state.nodes[node_id]
         if node.status == NodeStatus.RETRYING:
             decider.ready(node_id, node.attempt + 1, node.input or {})
+        elif (
+            node.status == NodeStatus.RUNNING
+            and node.wait_until is not None
+            and (node.wait_until <= now)
+        ):
+            decider.wake(node_id)
         elif node.status == NodeStatus.RUNNING:
             timeout_ms = _definition(state, node_id).timeout_ms
             decider.emit(
@@ -293,6 +304,9 @@ class _Decider:
 
     def ready(self, node_id: str, attempt: int, node_input: PortItems) -> None:
         definition = _definition(self.state, node_id)
+        if definition.type == WAIT_TYPE:
+            self._wait(node_id, attempt, node_input, definition.parameters.get("ms"))
+            return
         self.emit(
             NodeReady(
                 event_id=ids.node_ready(self._id, node_id, attempt),
@@ -305,8 +319,55 @@ class _Decider:
                 parameters=definition.parameters,
                 timeout_ms=definition.timeout_ms,
                 trigger=self.state.request.trigger,
+                trace_context=self.state.request.trace_context,
             )
         )
+
+    def _wait(self, node_id: str, attempt: int, node_input: PortItems, ms: object) -> None:
+        """``wait`` runs on the scheduler's durable timer: no runner holds a slot for it."""
+        if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
+            self.emit(
+                NodeFailed(
+                    event_id=ids.node_result(self._id, node_id, attempt),
+                    execution_id=self._id,
+                    time=self.now,
+                    node=node_id,
+                    attempt=attempt,
+                    error=ErrorInfo(
+                        type="InvalidParameters",
+                        retryable=False,
+                        message=f"wait node {node_id!r} needs a whole number `ms` >= 0",
+                    ),
+                )
+            )
+            self.after_failure(node_id)
+            return
+        self.emit(
+            NodeWaiting(
+                event_id=ids.node_waiting(self._id, node_id, attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=attempt,
+                input=node_input,
+                until=self.now + timedelta(milliseconds=ms),
+            )
+        )
+
+    def wake(self, node_id: str) -> None:
+        """A waiting ``wait`` node's time has come: it passes its items through."""
+        node = self.state.nodes[node_id]
+        self.emit(
+            NodeSucceeded(
+                event_id=ids.node_result(self._id, node_id, node.attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=node.attempt,
+                output={MAIN_PORT: passthrough_items(node.input or {})},
+            )
+        )
+        self.examine_children(node_id)
 
     def _run_or_pin(self, node_id: str, node_input: PortItems) -> bool:
         pinned = _definition(self.state, node_id).pinned_output

@@ -27,6 +27,7 @@ from nodedrop.contracts.events import (
     NodeSkipped,
     NodeStarted,
     NodeSucceeded,
+    NodeWaiting,
 )
 from nodedrop.contracts.workflow import Node, Workflow
 from nodedrop.scheduler.core.plan import PlanError, build_plan
@@ -95,6 +96,23 @@ def _node_ready(state: ExecutionState, event: NodeReady) -> bool:
     node.attempt = event.attempt
     node.input = event.input
     state.set_timer(event.node, None)
+    return True
+
+
+def _node_waiting(state: ExecutionState, event: NodeWaiting) -> bool:
+    node = state.nodes.get(event.node)
+    if node is None or node.status in TERMINAL or event.attempt <= node.attempt:
+        return False
+    node.status = NodeStatus.RUNNING
+    node.attempt = event.attempt
+    node.input = event.input
+    node.started_at = event.time
+    node.wait_until = event.until
+    due = event.until
+    timeout_ms = _plan_node(state, event.node).timeout_ms
+    if timeout_ms is not None:
+        due = min(due, event.time + timedelta(milliseconds=timeout_ms))
+    state.set_timer(event.node, due)
     return True
 
 
@@ -192,6 +210,7 @@ def _execution_finished(state: ExecutionState, event: ExecutionFinished) -> bool
 _HANDLERS: dict[type[Event], Callable[[ExecutionState, Any], bool]] = {
     ExecutionStarted: _execution_started,
     NodeReady: _node_ready,
+    NodeWaiting: _node_waiting,
     NodeStarted: _node_started,
     NodeSucceeded: _node_succeeded,
     NodeFailed: _node_failed,

@@ -43,8 +43,11 @@ class NodeState:
     error: ErrorInfo | None = None
     skip_reason: str | None = None
     started_at: datetime | None = None
-    #: When the retry of a RETRYING node is due, or when a RUNNING attempt times out.
+    #: When the retry of a RETRYING node is due, when a RUNNING attempt times out, or when a
+    #: waiting ``wait`` node is done.
     timer: datetime | None = None
+    #: A ``wait`` node waiting on the scheduler's timer (no runner has it) until this time.
+    wait_until: datetime | None = None
 
 
 @dataclass(slots=True)
