@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import uuid
@@ -26,6 +27,15 @@ def _dsn(url: str) -> str:
 
 @pytest.fixture(scope="module")
 async def system(pg_server_url: str) -> AsyncIterator[System]:
+    async with running_system(pg_server_url) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def running_system(
+    pg_server_url: str, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[System]:
+    """The four services on a fresh nats-server and database; everything stopped afterwards."""
     work = Path(tempfile.mkdtemp(prefix="nodedrop-e2e-"))
     nats = EmbeddedNats(work / "nats", port=0)
     nats.start()
@@ -33,7 +43,7 @@ async def system(pg_server_url: str) -> AsyncIterator[System]:
     admin = await asyncpg.connect(_dsn(pg_server_url))
     await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     database_url = pg_server_url.rsplit("/", 1)[0] + f"/{name}"
-    system = System(nats.url, database_url, work)
+    system = System(nats.url, database_url, work, extra_env=extra_env or {})
     try:
         await asyncio.to_thread(upgrade, database_url)
         await asyncio.to_thread(system.start_all)

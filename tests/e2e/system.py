@@ -34,6 +34,9 @@ class System:
     api_port: int = field(default_factory=free_port)
     notifier_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Extra environment for every service (e.g. tracing settings); ``{log_dir}`` in a value
+    #: stands for :attr:`log_dir`.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -56,6 +59,10 @@ class System:
             "NODEDROP_PORT": str(self.api_port),
             "NODEDROP_NOTIFIER_PORT": str(self.notifier_port),
             "NODEDROP_ADMIN_TOKEN": self.token,
+            **{
+                key: value.replace("{log_dir}", str(self.log_dir))
+                for key, value in self.extra_env.items()
+            },
         }
 
     def start(self, name: str) -> None:

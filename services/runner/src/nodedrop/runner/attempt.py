@@ -11,8 +11,9 @@ import traceback
 from datetime import datetime
 
 import msgspec
+from opentelemetry import trace
 
-from nodedrop.contracts import ids
+from nodedrop.contracts import ids, tracing
 from nodedrop.contracts.events import ErrorInfo, NodeFailed, NodeReady, NodeSucceeded
 from nodedrop.contracts.items import PortItems
 from nodedrop.runner.nodes.api import NodeContext, NodeError
@@ -24,6 +25,7 @@ MAX_MESSAGE_CHARS = 10_000
 MAX_STACK_CHARS = 32_000
 
 _encoder = msgspec.json.Encoder()
+_tracer = trace.get_tracer("nodedrop.runner")
 
 
 def context_of(task: NodeReady) -> NodeContext:
@@ -33,7 +35,29 @@ def context_of(task: NodeReady) -> NodeContext:
 async def run_attempt(
     registry: NodeRegistry, task: NodeReady, *, max_output_bytes: int | None = None
 ) -> PortItems | ErrorInfo:
-    """The node's validated output, or the error it failed with. Cancellation propagates."""
+    """The node's validated output, or the error it failed with. Cancellation propagates.
+
+    The attempt is a span in the trace of the request that started the execution (its context
+    travels in the task), when tracing is on."""
+    with _tracer.start_as_current_span(
+        f"node {task.node}",
+        context=tracing.attach(task.trace_context),
+        attributes={
+            "nodedrop.execution_id": task.execution_id,
+            "nodedrop.node": task.node,
+            "nodedrop.node_type": task.node_type,
+            "nodedrop.attempt": task.attempt,
+        },
+    ) as span:
+        result = await _run(registry, task, max_output_bytes)
+        if isinstance(result, ErrorInfo):
+            span.set_status(trace.StatusCode.ERROR, f"{result.type}: {result.message}")
+        return result
+
+
+async def _run(
+    registry: NodeRegistry, task: NodeReady, max_output_bytes: int | None
+) -> PortItems | ErrorInfo:
     node = registry.get(task.node_type)
     if node is None:
         return ErrorInfo(

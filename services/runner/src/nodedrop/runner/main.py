@@ -13,6 +13,7 @@ import nats
 
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
 from nodedrop.runner.worker import Runner, default_worker_id
 
@@ -62,4 +63,5 @@ def main() -> None:
     config = Config.from_env()
     if not config.nats_url:
         sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")
+    setup_tracing("runner", config.otel_exporter)
     asyncio.run(serve(config))
