@@ -505,3 +505,19 @@ class TestWait:
         sim.request(mode="node", node="pause", input={"main": [{"y": 2}]})
         sim.advance(1000)
         assert sim.status() == "succeeded"
+
+
+def test_a_wait_with_invalid_ms_fails_visibly_instead_of_hanging() -> None:
+    sim = Sim(
+        wf(
+            [n("start", "manual_trigger"), n("pause", "wait", parameters={"ms": "soon"})],
+            [("start", "pause")],
+        )
+    )
+    sim.request()
+    sim.succeed("start")
+    failed = sim.of_type(NodeFailed)
+    assert [(e.node, e.error.type, e.error.retryable) for e in failed] == [
+        ("pause", "InvalidParameters", False)
+    ]
+    assert sim.status() == "failed"

@@ -95,21 +95,11 @@ def tick(state: ExecutionState, now: datetime) -> list[Event]:
             decider.wake(node_id)
         elif node.status == NodeStatus.RUNNING:
             timeout_ms = _definition(state, node_id).timeout_ms
-            decider.emit(
-                NodeFailed(
-                    event_id=ids.node_result(state.execution_id, node_id, node.attempt),
-                    execution_id=state.execution_id,
-                    time=now,
-                    node=node_id,
-                    attempt=node.attempt,
-                    error=ErrorInfo(
-                        type=NODE_TIMEOUT,
-                        message=f"node {node_id!r} attempt {node.attempt} ran longer "
-                        f"than its timeout of {timeout_ms} ms",
-                    ),
-                )
+            message = (
+                f"node {node_id!r} attempt {node.attempt} ran longer than its timeout "
+                f"of {timeout_ms} ms"
             )
-            decider.after_failure(node_id)
+            decider.fail(node_id, ErrorInfo(type=NODE_TIMEOUT, message=message))
         else:  # pragma: no cover - the fold clears timers of nodes in any other status
             state.set_timer(node_id, None)
     decider.finish_if_done()
@@ -325,23 +315,7 @@ class _Decider:
 
     def _wait(self, node_id: str, attempt: int, node_input: PortItems, ms: object) -> None:
         """``wait`` runs on the scheduler's durable timer: no runner holds a slot for it."""
-        if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
-            self.emit(
-                NodeFailed(
-                    event_id=ids.node_result(self._id, node_id, attempt),
-                    execution_id=self._id,
-                    time=self.now,
-                    node=node_id,
-                    attempt=attempt,
-                    error=ErrorInfo(
-                        type="InvalidParameters",
-                        retryable=False,
-                        message=f"wait node {node_id!r} needs a whole number `ms` >= 0",
-                    ),
-                )
-            )
-            self.after_failure(node_id)
-            return
+        delay_ms = ms if isinstance(ms, int) and not isinstance(ms, bool) and ms >= 0 else None
         self.emit(
             NodeWaiting(
                 event_id=ids.node_waiting(self._id, node_id, attempt),
@@ -350,9 +324,29 @@ class _Decider:
                 node=node_id,
                 attempt=attempt,
                 input=node_input,
-                until=self.now + timedelta(milliseconds=ms),
+                until=self.now + timedelta(milliseconds=delay_ms or 0),
             )
         )
+        if delay_ms is None:  # the API validates `ms`; a hand-made request may not have
+            message = f"wait node {node_id!r} needs a whole number `ms` >= 0, not {ms!r}"
+            self.fail(
+                node_id, ErrorInfo(type="InvalidParameters", message=message, retryable=False)
+            )
+
+    def fail(self, node_id: str, error: ErrorInfo) -> None:
+        """Record the current attempt of a running node as failed, and what follows from it."""
+        attempt = self.state.nodes[node_id].attempt
+        self.emit(
+            NodeFailed(
+                event_id=ids.node_result(self._id, node_id, attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=attempt,
+                error=error,
+            )
+        )
+        self.after_failure(node_id)
 
     def wake(self, node_id: str) -> None:
         """A waiting ``wait`` node's time has come: it passes its items through."""
