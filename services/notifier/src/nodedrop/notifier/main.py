@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Iterator
 
@@ -14,6 +13,7 @@ import uvicorn
 
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.store import ProjectionStore, create_pool
 from nodedrop.notifier.websocket import create_app
@@ -61,7 +61,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                     timeout_graceful_shutdown=5,
                 )
             )
-            with _stop_on_signals(stop):
+            with stop_on_signals(stop):
                 await _run_until_stopped(projector, server, stop)
         finally:
             await pool.close()
@@ -110,23 +110,6 @@ async def _nats_disconnected() -> None:
 
 async def _nats_reconnected() -> None:
     log.info("NATS: reconnected")
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # Not the main thread (tests), or a platform without it.
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def main() -> None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
-from collections.abc import Iterator
 
 import nats
 
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
 from nodedrop.runner.worker import Runner, default_worker_id
@@ -34,27 +32,10 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     try:
         await ensure_jetstream(nc.jetstream())
         runner = Runner(nc, registry, concurrency=config.runner_concurrency, worker_id=worker_id)
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             await runner.run(stop)
     finally:
         await nc.drain()
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (tests), or a platform without it
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 def main() -> None:
