@@ -1,0 +1,51 @@
+"""What a failed expression looks like to the runner (a node error) and to the API (a problem)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Error messages quote the expression; a 10,000-character one would drown the reason.
+_SHOWN_CHARS = 200
+
+
+def shorten(text: str, limit: int = _SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class ExpressionError(Exception):
+    """An expression could not be compiled or evaluated.
+
+    ``str(error)`` names the expression (CONTRACT.md section 6: the node fails with error type
+    ``ExpressionError`` and a message naming the expression). ``expression`` is empty only for
+    problems of the parameter value around the expressions (nested too deeply).
+    """
+
+    def __init__(self, expression: str, message: str, *, syntax: bool = False) -> None:
+        # Both go to Exception.args so the error pickles and copies like any exception.
+        super().__init__(expression, message)
+        self.expression = expression
+        self.message = message
+        #: The text does not parse (in a template: perhaps a "}}" inside it ended it early).
+        self.syntax = syntax
+
+    def __str__(self) -> str:
+        if not self.expression:
+            return self.message
+        return f"{self.message} in expression {{{{ {shorten(self.expression)} }}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExpressionProblem:
+    """One save-time problem: where it is inside the checked value, and what is wrong.
+
+    ``path`` continues a FastAPI ``loc``: the API prefixes it with
+    ``["nodes", i, "parameters"]``.
+    """
+
+    path: tuple[str | int, ...]
+    expression: str
+    message: str
+
+    @classmethod
+    def from_error(cls, path: tuple[str | int, ...], error: ExpressionError) -> ExpressionProblem:
+        return cls(path, error.expression, str(error))
