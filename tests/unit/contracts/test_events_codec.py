@@ -235,7 +235,7 @@ def test_samples_cover_every_event_type() -> None:
 
 
 #: Fields added to the catalogue after the v1 samples were stored (all with defaults).
-ADDED_AFTER_V1 = {"trace_context"}
+ADDED_AFTER_V1 = {"trace_context", "upstream"}
 
 
 @pytest.mark.parametrize("name", EVENT_TYPE_NAMES)

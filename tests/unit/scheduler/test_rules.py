@@ -521,3 +521,41 @@ def test_a_wait_with_invalid_ms_fails_visibly_instead_of_hanging() -> None:
         ("pause", "InvalidParameters", False)
     ]
     assert sim.status() == "failed"
+
+
+def test_a_node_gets_the_upstream_outputs_its_expressions_read_and_only_those() -> None:
+    sim = Sim(
+        wf(
+            [
+                n("start", "manual_trigger"),
+                n("a"),
+                n("b"),
+                n("use", "set", parameters={"values": {"x": '{{ nodes["a"].main[0].v }}'}}),
+            ],
+            [("start", "a"), ("a", "b"), ("b", "use")],
+        )
+    )
+    sim.request()
+    sim.succeed("start")
+    sim.succeed("a", {"main": [{"v": 1}]})
+    sim.succeed("b", {"main": [{"w": 2}]})
+    task = sim.ready()[0]
+    assert task.node == "use"
+    assert task.upstream == {"a": {"main": [{"v": 1}]}}
+
+
+def test_a_dynamic_nodes_reference_gets_every_recorded_output() -> None:
+    sim = Sim(
+        wf(
+            [
+                n("start", "manual_trigger"),
+                n("a"),
+                n("use", "if", parameters={"condition": "{{ len(nodes) > 0 }}"}),
+            ],
+            [("start", "a"), ("a", "use")],
+        )
+    )
+    sim.request(input=[{"s": 1}])
+    sim.succeed("start")
+    sim.succeed("a")
+    assert set(sim.ready()[0].upstream) == {"start", "a"}

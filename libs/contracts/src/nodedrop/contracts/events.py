@@ -75,6 +75,8 @@ class NodeReady(Event, tag=True, frozen=True):
     trigger: str | None = None
     #: The request's trace context, so the runner's span joins the request's trace.
     trace_context: dict[str, str] | None = None
+    #: Outputs of earlier nodes that the parameters' expressions read (``nodes["id"]``).
+    upstream: dict[str, PortItems] = {}
 
 
 class NodeWaiting(Event, tag=True, frozen=True):

@@ -81,6 +81,7 @@ from nodedrop.contracts.expressions.compiler import (
 )
 from nodedrop.contracts.expressions.errors import ExpressionError, ExpressionProblem
 from nodedrop.contracts.expressions.helpers import HELPERS, METHODS
+from nodedrop.contracts.expressions.references import ANY_NODE, referenced_nodes
 from nodedrop.contracts.expressions.templates import (
     Template,
     check_syntax,
@@ -92,6 +93,7 @@ from nodedrop.contracts.expressions.templates import (
 )
 
 __all__ = [
+    "ANY_NODE",
     "HELPERS",
     "METHODS",
     "SCOPE_NAMES",
@@ -105,5 +107,6 @@ __all__ = [
     "contains_expression",
     "evaluate",
     "make_scope",
+    "referenced_nodes",
     "render",
 ]

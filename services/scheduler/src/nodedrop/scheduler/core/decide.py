@@ -34,6 +34,7 @@ from nodedrop.contracts.events import (
     NodeWaiting,
     SkipReason,
 )
+from nodedrop.contracts.expressions import ANY_NODE
 from nodedrop.contracts.items import MAIN_PORT, PortItems
 from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.workflow import Node
@@ -310,8 +311,24 @@ class _Decider:
                 timeout_ms=definition.timeout_ms,
                 trigger=self.state.request.trigger,
                 trace_context=self.state.request.trace_context,
+                upstream=self._upstream(node_id),
             )
         )
+
+    def _upstream(self, node_id: str) -> dict[str, PortItems]:
+        """The recorded outputs the node's expressions may read, and only those."""
+        assert self.state.plan is not None
+        reads = self.state.plan.nodes[node_id].reads
+        if not reads:
+            return {}
+        wanted = self.state.nodes.keys() if ANY_NODE in reads else reads
+        return {
+            other: output
+            for other in wanted
+            if other != node_id
+            and (state := self.state.nodes.get(other)) is not None
+            and (output := state.output) is not None
+        }
 
     def _wait(self, node_id: str, attempt: int, node_input: PortItems, ms: object) -> None:
         """``wait`` runs on the scheduler's durable timer: no runner holds a slot for it."""

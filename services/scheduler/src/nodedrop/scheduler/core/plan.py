@@ -11,6 +11,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from nodedrop.contracts.events import ExecutionMode
+from nodedrop.contracts.expressions import referenced_nodes
 from nodedrop.contracts.workflow import Node, Workflow
 
 
@@ -38,6 +39,9 @@ class PlanNode:
     #: Distinct children and parents: a node waits once per parent, however many edges.
     children: tuple[str, ...]
     parent_count: int
+    #: Earlier nodes whose outputs the node's expressions read (``nodes["id"]``); ``ANY_NODE``
+    #: when an expression may read any of them.
+    reads: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +63,10 @@ def build_plan(workflow: Workflow, mode: ExecutionMode, root: str) -> Plan:
         raise PlanError(f"workflow has no {what} {root!r}")
     if mode == "node":
         # Node mode runs exactly one node with the input given in the request.
-        return Plan(mode, root, {root: PlanNode(by_id[root], (), (), (), 0)})
+        node = by_id[root]
+        return Plan(
+            mode, root, {root: PlanNode(node, (), (), (), 0, referenced_nodes(node.parameters))}
+        )
 
     children: dict[str, list[str]] = defaultdict(list)
     for conn in workflow.connections:
@@ -89,5 +96,6 @@ def build_plan(workflow: Workflow, mode: ExecutionMode, root: str) -> Plan:
                 inc,
                 tuple(dict.fromkeys(e.child for e in out)),
                 len({e.parent for e in inc}),
+                referenced_nodes(node.parameters),
             )
     return Plan(mode, root, nodes)
