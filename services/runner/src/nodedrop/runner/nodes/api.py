@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from nodedrop.contracts.items import PortItems
@@ -16,6 +17,8 @@ class NodeContext:
     node: str
     attempt: int
     trigger: str | None = None
+    #: Outputs of earlier nodes that this node's expressions read: ``nodes["id"]["main"]``.
+    upstream: Mapping[str, PortItems] = field(default_factory=dict)
 
 
 @runtime_checkable
