@@ -669,3 +669,24 @@ def test_not_a_workflow(data: Any, loc: list[str], kind: str) -> None:
 
     assert problem["loc"] == loc
     assert problem["type"] == kind
+
+
+def test_an_invalid_expression_is_rejected_at_save_time_with_its_location() -> None:
+    data = {
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {
+                "id": "pick",
+                "type": "set",
+                "parameters": {"values": {"ok": "{{ item.a }}", "bad": "{{ item.__class__ }}"}},
+            },
+        ],
+        "connections": [{"from": "start", "to": "pick"}],
+    }
+    with pytest.raises(WorkflowInvalid) as raised:
+        validate_workflow(data, NodeTypeRegistry())
+    [problem] = raised.value.problems
+    assert problem["loc"] == ["nodes", 1, "parameters", "values", "bad"]
+    assert problem["type"] == "expression"
+    assert "pick" in problem["msg"]
+    assert "__class__" in problem["msg"]

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from nodedrop.contracts.expressions import check_syntax
 from nodedrop.contracts.items import ERROR_PORT, MAIN_PORT, Item
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
@@ -169,6 +170,14 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
                 for e in error.errors(include_url=False)
             )
             continue
+        problems.extend(
+            _problem(
+                ["nodes", i, "parameters", *found.path],
+                f"node {node.id!r}: {found.message}",
+                "expression",
+            )
+            for found in check_syntax(node.parameters)
+        )
         ports = spec.output_ports(parameters)
         if node.on_error == "error_output":
             ports = (*ports, ERROR_PORT)
