@@ -24,6 +24,8 @@ class Config:
     http_allow_private: bool = False
     runner_concurrency: int = 64
     otel_exporter: str | None = None
+    #: Scheduler: a missed cron tick at most this old (seconds) is still fired, once.
+    schedule_grace_s: float = 300.0
 
     @property
     def notifier_url(self) -> str:
@@ -43,4 +45,5 @@ class Config:
             http_allow_private=_flag(env.get("NODEDROP_HTTP_ALLOW_PRIVATE")),
             runner_concurrency=int(env.get("NODEDROP_RUNNER_CONCURRENCY", "64")),
             otel_exporter=env.get("NODEDROP_OTEL_EXPORTER") or None,
+            schedule_grace_s=float(env.get("NODEDROP_SCHEDULE_GRACE_S", "300")),
         )

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nodedrop.contracts.items import MAIN_PORT, Item
+from nodedrop.contracts.schedules import check_cron
 
 Category = Literal["trigger", "action", "flow"]
 ENTRY_POINT_GROUP = "nodedrop.nodes"
@@ -37,7 +38,17 @@ class WebhookTriggerParameters(Parameters):
 
 
 class ScheduleTriggerParameters(Parameters):
-    cron: str = Field(min_length=9, max_length=200, description="five-field cron expression")
+    cron: str = Field(
+        min_length=9,
+        max_length=200,
+        description="five-field cron expression (minute hour day-of-month month day-of-week), "
+        "in UTC",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, cron: str) -> str:
+        return check_cron(cron)
 
 
 class WaitParameters(Parameters):

@@ -60,3 +60,9 @@ def active_key(execution_id: str) -> str:
 
 def active_key_subject(execution_id: str) -> str:
     return f"$KV.{SCHEDULER_STATE_BUCKET}.{active_key(execution_id)}"
+
+
+#: Key-value bucket of cron schedules: one entry per saved workflow with schedule_trigger nodes
+#: (written by the api), and the last fired tick of each trigger (claimed by the scheduler).
+#: Layout and entry format: :mod:`nodedrop.contracts.schedules`.
+SCHEDULES_BUCKET = "nodedrop_schedules"

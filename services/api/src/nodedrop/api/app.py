@@ -19,7 +19,8 @@ from nodedrop.api.errors import install_error_handlers
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from nodedrop.api.resources import Resources
-from nodedrop.api.routes import executions, health, node_types, workflows
+from nodedrop.api.routes import executions, health, node_types, webhooks, workflows
+from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_jetstream
@@ -84,7 +85,11 @@ def create_app(
             js = nc.jetstream()
             await ensure_jetstream(js)
             app.state.resources = Resources(
-                nc=nc, engine=engine, sessions=session_factory(engine), events=EventLog(nc, js)
+                nc=nc,
+                engine=engine,
+                sessions=session_factory(engine),
+                events=EventLog(nc, js),
+                schedules=await ScheduleStore.open(js),
             )
             yield
         finally:
@@ -117,6 +122,8 @@ def create_app(
     api.include_router(node_types.router)
     app.include_router(health.router)
     app.include_router(api)
+    # Not under /api and not behind the bearer key: a webhook node's own secret guards it.
+    app.include_router(webhooks.router)
     app.include_router(ws_relay.router)
     _document_definitions(app)
     return app

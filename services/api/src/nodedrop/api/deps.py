@@ -13,6 +13,7 @@ from nodedrop.api.auth import User, authenticate
 from nodedrop.api.errors import ServiceUnavailableError
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.resources import Resources
+from nodedrop.api.schedules import ScheduleStore
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
@@ -55,8 +56,13 @@ def get_event_log(resources: ResourcesDep) -> EventLog:
     return resources.events
 
 
+def get_schedule_store(resources: ResourcesDep) -> ScheduleStore:
+    return resources.schedules
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 EventLogDep = Annotated[EventLog, Depends(get_event_log)]
+ScheduleStoreDep = Annotated[ScheduleStore, Depends(get_schedule_store)]
 
 
 async def get_current_user(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nodedrop.api.db import Sessions
 from nodedrop.api.eventlog import EventLog
+from nodedrop.api.schedules import ScheduleStore
 
 
 @dataclass(frozen=True)
@@ -17,3 +18,4 @@ class Resources:
     engine: AsyncEngine
     sessions: Sessions
     events: EventLog
+    schedules: ScheduleStore

@@ -1,4 +1,9 @@
-"""Saved workflows and their versions (the api owns these tables)."""
+"""Saved workflows and their versions (the api owns these tables).
+
+``create``, ``update`` and ``soft_delete`` stage their change in the session's transaction and
+do not commit: the route commits it together with the workflow's schedule entry
+(``nodedrop.api.schedules.commit_with_schedule``).
+"""
 
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ async def create(
             workflow_id=row.id, version=1, definition=definition, created_by=owner, created_at=now
         )
     )
-    await session.commit()
+    await session.flush()
     return row
 
 
@@ -77,14 +82,14 @@ async def update(
             created_at=now,
         )
     )
-    await session.commit()
+    await session.flush()
     return row
 
 
 async def soft_delete(session: AsyncSession, row: WorkflowRow, *, now: datetime) -> None:
     row.deleted_at = now
     session.add(row)
-    await session.commit()
+    await session.flush()
 
 
 async def get_version(

@@ -4,11 +4,10 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from opentelemetry import trace
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api import execution_requests as rules
-from nodedrop.api import projection, workflow_store
+from nodedrop.api import projection, submission, workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.definitions import parse_definition, revalidate
 from nodedrop.api.deps import CurrentUser, EventLogDep, RegistryDep, SessionDep
@@ -31,8 +30,7 @@ from nodedrop.api.schemas import (
     PublicEvent,
 )
 from nodedrop.api.timefmt import iso, iso_or_none, utcnow
-from nodedrop.api.workflow_store import new_id
-from nodedrop.contracts import ids, tracing
+from nodedrop.contracts import ids
 from nodedrop.contracts.codec import to_public
 from nodedrop.contracts.db.tables import ExecutionRow, NodeExecutionRow
 from nodedrop.contracts.events import (
@@ -45,7 +43,6 @@ from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.workflow import Workflow
 
 router = APIRouter(prefix="/executions", tags=["executions"])
-_tracer = trace.get_tracer("nodedrop.api")
 
 #: Execution ids go into NATS subjects: anything else (dots, wildcards) cannot exist.
 _EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -146,30 +143,18 @@ async def request_execution(
             )
         else:
             run_input = await _recorded_input(session, workflow, workflow_id, node)
-    execution_id = new_id()
-    # The request's span is the root of the execution's trace: its context is recorded in the
-    # event, and every node's span on a runner joins it.
-    with _tracer.start_as_current_span(
-        "execution requested",
-        attributes={"nodedrop.execution_id": execution_id, "nodedrop.mode": body.mode},
-    ):
-        await events.append(
-            ExecutionRequested(
-                event_id=ids.execution_requested(execution_id),
-                execution_id=execution_id,
-                time=utcnow(),
-                workflow=workflow.to_json(),
-                requested_by=user.id,
-                mode=body.mode,
-                trigger=trigger,
-                node=node,
-                input=run_input,
-                timeout_ms=body.timeout_ms,
-                workflow_id=workflow_id,
-                workflow_version=version,
-                trace_context=tracing.current_context(),
-            )
-        )
+    execution_id = await submission.request_execution(
+        events,
+        workflow=workflow,
+        requested_by=user.id,
+        mode=body.mode,
+        trigger=trigger,
+        node=node,
+        run_input=run_input,
+        timeout_ms=body.timeout_ms,
+        workflow_id=workflow_id,
+        workflow_version=version,
+    )
     response.headers["Location"] = f"/api/executions/{execution_id}"
     return ExecutionAccepted(id=execution_id)
 

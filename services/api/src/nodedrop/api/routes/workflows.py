@@ -7,8 +7,9 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.definitions import WorkflowJson, parse_definition, stored_definition
-from nodedrop.api.deps import CurrentUser, RegistryDep, SessionDep
+from nodedrop.api.deps import CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
 from nodedrop.api.pagination import encode_cursor, parse_cursor
+from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import WorkflowOut, WorkflowPage
 from nodedrop.api.timefmt import iso, utcnow
 from nodedrop.contracts.db.tables import WorkflowRow
@@ -50,6 +51,7 @@ async def create_workflow(
     user: CurrentUser,
     session: SessionDep,
     registry: RegistryDep,
+    schedules: ScheduleStoreDep,
 ) -> WorkflowOut:
     """Save a workflow as version 1."""
     workflow = parse_definition(definition, registry, ["body"])
@@ -60,6 +62,7 @@ async def create_workflow(
         owner=user.id,
         now=utcnow(),
     )
+    await commit_with_schedule(session, schedules, row.id, before=None, after=entry_of(row))
     return workflow_out(row)
 
 
@@ -102,15 +105,18 @@ async def get_workflow_version(
 
 @router.put("/{workflow_id}")
 async def replace_workflow(
+    *,
     workflow_id: str,
     definition: Annotated[WorkflowJson, Body()],
     user: CurrentUser,
     session: SessionDep,
     registry: RegistryDep,
+    schedules: ScheduleStoreDep,
 ) -> WorkflowOut:
     """Save a new version (version + 1); earlier versions stay readable."""
     workflow = parse_definition(definition, registry, ["body"])
     row = await _visible(session, workflow_id, user, for_update=True)
+    before = entry_of(row)
     row = await workflow_store.update(
         session,
         row,
@@ -119,12 +125,18 @@ async def replace_workflow(
         actor=user.id,
         now=utcnow(),
     )
+    await commit_with_schedule(session, schedules, row.id, before=before, after=entry_of(row))
     return workflow_out(row)
 
 
 @router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_workflow(workflow_id: str, user: CurrentUser, session: SessionDep) -> Response:
-    """Soft delete: the workflow disappears from the API; its executions stay explainable."""
+async def delete_workflow(
+    workflow_id: str, user: CurrentUser, session: SessionDep, schedules: ScheduleStoreDep
+) -> Response:
+    """Soft delete: the workflow disappears from the API; its executions stay explainable.
+    Its schedule, if it had one, stops."""
     row = await _visible(session, workflow_id, user, for_update=True)
+    before = entry_of(row)
     await workflow_store.soft_delete(session, row, now=utcnow())
+    await commit_with_schedule(session, schedules, row.id, before=before, after=None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,193 @@
+"""Cron schedules of saved workflows: the key-value layout shared by the api and the scheduler.
+
+The api owns saved workflows (PostgreSQL); the scheduler never reads PostgreSQL. So whenever a
+workflow with ``schedule_trigger`` nodes is saved, the api writes a :class:`ScheduleEntry` (a
+snapshot of what to run) into the bucket ``nodedrop_schedules``, and deletes it when the
+workflow is deleted or loses its last schedule trigger. Every scheduler copy watches the bucket.
+
+Keys of the bucket:
+
+- ``schedule.<workflow_id>``: the workflow's :class:`ScheduleEntry` (msgspec JSON);
+- ``fired.<workflow_id>.<node_id>``: the last tick fired for that trigger (ISO 8601 text),
+  claimed with a compare-and-swap so that one tick is fired by one scheduler copy only.
+
+Cron expressions have five fields (minute hour day-of-month month day-of-week) and are read in
+UTC. A tick's execution id is derived from the workflow, the trigger and the tick
+(:func:`execution_id`), so recording a tick twice stores it once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from croniter import CroniterBadDateError, CroniterError, croniter
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+from nodedrop.contracts import subjects
+
+SCHEDULE_TRIGGER_TYPE = "schedule_trigger"
+CRON_FIELDS = 5
+ENTRY_PREFIX = "schedule."
+FIRED_PREFIX = "fired."
+#: What a watcher of schedule entries (not of claims) subscribes to.
+ENTRY_KEYS = f"{ENTRY_PREFIX}>"
+
+#: Namespace of the uuid5 in scheduled execution ids (fixed forever: ids must not change).
+_ID_NAMESPACE = uuid.UUID("6f1c2a8e-5d0b-5a53-9a51-2f4c1e7b9d30")
+_MINUTE = timedelta(minutes=1)
+
+
+class ScheduledTrigger(msgspec.Struct, frozen=True, kw_only=True):
+    node_id: str
+    cron: str
+
+
+class ScheduleEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """What the scheduler needs to run a saved workflow on schedule, without PostgreSQL."""
+
+    workflow_id: str
+    version: int
+    owner: str
+    #: The definition as ``ExecutionRequested.workflow`` carries it (``Workflow.to_json()``).
+    workflow: dict[str, Any]
+    triggers: list[ScheduledTrigger]
+    #: When this version was saved: ticks at or before it never fire for it.
+    saved_at: datetime
+    v: int = 1
+
+
+_entry_decoder = msgspec.json.Decoder(ScheduleEntry)
+
+
+def encode_entry(entry: ScheduleEntry) -> bytes:
+    return msgspec.json.encode(entry)
+
+
+def decode_entry(data: bytes) -> ScheduleEntry:
+    """Raises ``msgspec.DecodeError`` (a ``ValueError``) on anything else."""
+    return _entry_decoder.decode(data)
+
+
+def entry_key(workflow_id: str) -> str:
+    return f"{ENTRY_PREFIX}{workflow_id}"
+
+
+def workflow_id_of(key: str) -> str:
+    return key.removeprefix(ENTRY_PREFIX)
+
+
+def fired_key(workflow_id: str, node_id: str) -> str:
+    return f"{FIRED_PREFIX}{workflow_id}.{node_id}"
+
+
+def schedule_triggers(definition: Mapping[str, Any]) -> list[ScheduledTrigger]:
+    """The ``schedule_trigger`` nodes of a (validated) definition in JSON form, in node order."""
+    return [
+        ScheduledTrigger(node_id=node["id"], cron=node["parameters"]["cron"])
+        for node in definition.get("nodes", [])
+        if node.get("type") == SCHEDULE_TRIGGER_TYPE
+    ]
+
+
+def entry_for(
+    *,
+    workflow_id: str,
+    version: int,
+    owner: str,
+    workflow: dict[str, Any],
+    saved_at: datetime,
+) -> ScheduleEntry | None:
+    """The entry for a saved workflow, or None when it has no schedule trigger."""
+    triggers = schedule_triggers(workflow)
+    if not triggers:
+        return None
+    return ScheduleEntry(
+        workflow_id=workflow_id,
+        version=version,
+        owner=owner,
+        workflow=workflow,
+        triggers=triggers,
+        saved_at=saved_at.astimezone(UTC),
+    )
+
+
+# ------------------------------------------------------------------------------ cron
+
+
+def check_cron(cron: str) -> str:
+    """``cron`` if it is a five-field expression that fires at least once; else ValueError."""
+    fields = cron.split()
+    if len(fields) != CRON_FIELDS:
+        raise ValueError(
+            f"a cron expression has five fields (minute hour day-of-month month day-of-week), "
+            f"got {len(fields)}"
+        )
+    try:
+        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"cron expression {cron!r} never fires") from None
+    except (CroniterError, TypeError, ValueError) as error:
+        raise ValueError(f"invalid cron expression {cron!r}: {error}") from None
+    return cron
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("a timezone-aware datetime is needed")
+    return moment.astimezone(UTC)
+
+
+def _minute(moment: datetime) -> datetime:
+    return _utc(moment).replace(second=0, microsecond=0)
+
+
+def next_fire_after(cron: str, after: datetime) -> datetime:
+    """The first tick of ``cron`` strictly after ``after``, in UTC. Ticks are whole minutes."""
+    result: datetime = croniter(cron, _minute(after)).get_next(datetime)
+    return result.astimezone(UTC).replace(fold=0)
+
+
+def last_fire_at_or_before(cron: str, moment: datetime) -> datetime:
+    """The latest tick of ``cron`` at or before ``moment``, in UTC."""
+    result: datetime = croniter(cron, _minute(moment) + _MINUTE).get_prev(datetime)
+    return result.astimezone(UTC).replace(fold=0)
+
+
+def tick_iso(tick: datetime) -> str:
+    """A tick as text: ``2026-11-26T10:00:00Z``."""
+    return _utc(tick).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_tick(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def execution_id(workflow_id: str, node_id: str, tick: datetime) -> str:
+    """The execution id of one tick of one trigger: ``sched-<uuid5>``, only ``[a-z0-9-]``."""
+    name = f"{workflow_id}/{node_id}/{tick_iso(tick)}"
+    return f"sched-{uuid.uuid5(_ID_NAMESPACE, name)}"
+
+
+# ------------------------------------------------------------------------------ bucket
+
+
+async def open_bucket(js: JetStreamContext) -> KeyValue:
+    """The schedules bucket, created if missing (safe from every service at once)."""
+    try:
+        return await js.key_value(subjects.SCHEDULES_BUCKET)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=subjects.SCHEDULES_BUCKET,
+                history=1,
+                storage=StorageType.FILE,
+                description="nodedrop: cron schedules of saved workflows and their fired ticks",
+            )
+        )
