@@ -24,3 +24,13 @@ from nodedrop.contracts.expressions import ANY_NODE, referenced_nodes
 )
 def test_referenced_nodes(parameters: dict[str, object], expected: set[str]) -> None:
     assert referenced_nodes(parameters) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "value"),
+    [("true", True), ("false", False), ("null", None), ("[x for x in [null, true]]", [None, True])],
+)
+def test_json_literals_read_as_in_json(source: str, value: object) -> None:
+    from nodedrop.contracts.expressions import evaluate
+
+    assert evaluate(source, {}) == value

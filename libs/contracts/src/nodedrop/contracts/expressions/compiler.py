@@ -39,6 +39,8 @@ from nodedrop.contracts.expressions.runtime import (
 Evaluator = Callable[[Context], Any]
 #: The names an expression may read (CONTRACT.md section 6).
 SCOPE_NAMES = frozenset({"item", "nodes", "execution"})
+#: JSON's literals, accepted beside Python's True, False and None.
+JSON_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
 
 _BINARY: dict[type[ast.operator], operators.BinaryOperator] = {
     ast.Add: operators.add,
@@ -272,6 +274,11 @@ class _Compiler:
                 return ctx.locals[ident]
 
             return local
+        if ident in JSON_LITERALS:
+            # Workflow authors write JSON and JavaScript: `true`, `false` and `null` read as
+            # they do there (a comprehension variable of that name still wins, above).
+            literal = JSON_LITERALS[ident]
+            return lambda ctx: literal
         if ident in SCOPE_NAMES:
 
             def scoped(ctx: Context) -> Any:
