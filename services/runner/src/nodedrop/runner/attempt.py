@@ -2,6 +2,10 @@
 
 No NATS here: the worker feeds in a decoded ``NodeReady`` and records what comes out, so the
 mapping from a node's behaviour to ``NodeSucceeded``/``NodeFailed`` is tested without a server.
+
+Built-in node types run here, in the event loop; custom ones (:class:`PluginNode`) in a worker
+process of ``processes`` (:mod:`nodedrop.runner.isolation`), which the timeout or a cancellation
+kills. Either way the result is mapped the same way.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 from datetime import datetime
+from typing import cast
 
 import msgspec
 from opentelemetry import trace
@@ -16,8 +21,9 @@ from opentelemetry import trace
 from nodedrop.contracts import ids, tracing
 from nodedrop.contracts.events import ErrorInfo, NodeFailed, NodeReady, NodeSucceeded
 from nodedrop.contracts.items import PortItems
+from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
-from nodedrop.runner.nodes.registry import NodeRegistry
+from nodedrop.runner.nodes.registry import NodeRegistry, PluginNode
 
 #: Error texts travel in events and end up in the UI: keep a runaway message or a deep
 #: recursion's traceback from making the result event too large to record.
@@ -33,7 +39,11 @@ def context_of(task: NodeReady) -> NodeContext:
 
 
 async def run_attempt(
-    registry: NodeRegistry, task: NodeReady, *, max_output_bytes: int | None = None
+    registry: NodeRegistry,
+    task: NodeReady,
+    *,
+    processes: ProcessPool | None = None,
+    max_output_bytes: int | None = None,
 ) -> PortItems | ErrorInfo:
     """The node's validated output, or the error it failed with. Cancellation propagates.
 
@@ -49,14 +59,17 @@ async def run_attempt(
             "nodedrop.attempt": task.attempt,
         },
     ) as span:
-        result = await _run(registry, task, max_output_bytes)
+        result = await _run(registry, task, processes, max_output_bytes)
         if isinstance(result, ErrorInfo):
             span.set_status(trace.StatusCode.ERROR, f"{result.type}: {result.message}")
         return result
 
 
 async def _run(
-    registry: NodeRegistry, task: NodeReady, max_output_bytes: int | None
+    registry: NodeRegistry,
+    task: NodeReady,
+    processes: ProcessPool | None,
+    max_output_bytes: int | None,
 ) -> PortItems | ErrorInfo:
     node = registry.get(task.node_type)
     if node is None:
@@ -69,9 +82,19 @@ async def _run(
     # asyncio.timeout rather than wait_for: it tells our deadline apart from a TimeoutError the
     # node raised itself (an HTTP client's, say), which is the node's own error.
     deadline = asyncio.timeout(timeout_s)
+    output: object
     try:
         async with deadline:
-            output = await node.run(context_of(task), task.input, task.parameters)
+            if isinstance(node, PluginNode) and processes is not None:
+                output = await processes.run(
+                    node,
+                    context_of(task),
+                    task.input,
+                    task.parameters,
+                    max_output_bytes=max_output_bytes,
+                )
+            else:
+                output = await node.run(context_of(task), task.input, task.parameters)
     except TimeoutError as error:
         if deadline.expired():
             return _timed_out(task)
@@ -83,7 +106,7 @@ async def _run(
     problem = output_problem(output, max_output_bytes)
     if problem is not None:
         return ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
-    return output
+    return cast(PortItems, output)  # checked just above
 
 
 def _timed_out(task: NodeReady) -> ErrorInfo:
@@ -94,9 +117,17 @@ def _timed_out(task: NodeReady) -> ErrorInfo:
     )
 
 
-def error_info(error: Exception) -> ErrorInfo:
+def error_info(error: BaseException) -> ErrorInfo:
     """NodeError keeps the type and retryability the node chose; anything else is named by its
-    class and may be retried (a bug stays a bug, but a flaky dependency often recovers)."""
+    class and may be retried (a bug stays a bug, but a flaky dependency often recovers). An
+    error from a worker process keeps the stack it was raised with over there."""
+    if isinstance(error, RemoteNodeError):
+        return ErrorInfo(
+            type=error.type,
+            message=error.message[:MAX_MESSAGE_CHARS],
+            stack=error.stack[-MAX_STACK_CHARS:] if error.stack is not None else None,
+            retryable=error.retryable,
+        )
     stack = "".join(traceback.format_exception(error))[-MAX_STACK_CHARS:]
     if isinstance(error, NodeError):
         return ErrorInfo(

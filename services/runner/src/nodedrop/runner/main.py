@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+from collections.abc import Mapping
+from typing import NamedTuple
 
 import nats
 
@@ -17,6 +20,35 @@ from nodedrop.runner.worker import Runner, default_worker_id
 
 log = logging.getLogger(__name__)
 
+#: Worker processes for custom node types (default: min(4, NODEDROP_RUNNER_CONCURRENCY)).
+PROCESSES_ENV = "NODEDROP_RUNNER_PROCESSES"
+#: Address-space limit of each worker process, in MiB (default: none).
+PROCESS_MEMORY_ENV = "NODEDROP_RUNNER_PROCESS_MEMORY_MB"
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return int(value)
+
+
+class ProcessOptions(NamedTuple):
+    processes: int | None
+    memory_limit_bytes: int | None
+
+
+def process_options(env: Mapping[str, str] | None = None) -> ProcessOptions:
+    """The worker-process settings of the runner, from the environment."""
+    env = os.environ if env is None else env
+    memory_mb = _positive_int(env, PROCESS_MEMORY_ENV)
+    return ProcessOptions(
+        processes=_positive_int(env, PROCESSES_ENV),
+        memory_limit_bytes=memory_mb * 1024 * 1024 if memory_mb else None,
+    )
+
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run a runner until SIGTERM or SIGINT (or until ``stop`` is set), then shut down
@@ -25,13 +57,21 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         raise ValueError("the runner needs NODEDROP_NATS_URL")
     stop = stop or asyncio.Event()
     registry = load_registry()  # a broken plugin fails here, before any task is taken
+    options = process_options()
     worker_id = default_worker_id()
     nc = await nats.connect(
         config.nats_url, name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
     )
     try:
         await ensure_jetstream(nc.jetstream())
-        runner = Runner(nc, registry, concurrency=config.runner_concurrency, worker_id=worker_id)
+        runner = Runner(
+            nc,
+            registry,
+            concurrency=config.runner_concurrency,
+            worker_id=worker_id,
+            processes=options.processes,
+            process_memory_limit_bytes=options.memory_limit_bytes,
+        )
         with stop_on_signals(stop):
             await runner.run(stop)
     finally:
@@ -44,5 +84,9 @@ def main() -> None:
     config = Config.from_env()
     if not config.nats_url:
         sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")
+    try:
+        process_options()
+    except ValueError as error:
+        sys.exit(f"nodedrop-runner: {error}")
     setup_tracing("runner", config.otel_exporter)
     asyncio.run(serve(config))

@@ -9,6 +9,10 @@ events have deterministic ids, so whichever copy is recorded first wins.
 Concurrency is bounded by the pull consumer's credit: it never asks for more tasks than there
 are free slots, so the tasks this process cannot start yet stay with the server for other
 runners. Any number of runner processes share the consumer.
+
+Built-in node types run in this process's event loop; custom node types in a pool of
+``processes`` worker processes (:mod:`nodedrop.runner.isolation`), started with the runner when
+the registry has any and stopped with it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.pull import PullConsumer
 from nodedrop.runner.attempt import result_event, run_attempt
 from nodedrop.runner.cancellation import RunningAttempt, RunningAttempts
+from nodedrop.runner.isolation import ProcessPool
 from nodedrop.runner.nodes.registry import NodeRegistry
 
 log = logging.getLogger(__name__)
@@ -47,6 +52,12 @@ log = logging.getLogger(__name__)
 _EVENT_ENVELOPE_BYTES = 64 * 1024
 #: How long a task whose result could not be recorded waits before it is delivered again.
 _NAK_DELAY_S = 1.0
+#: Worker processes for custom node types, unless told: a few, never more than the slots.
+_DEFAULT_PROCESSES = 4
+
+
+def default_processes(concurrency: int) -> int:
+    return min(_DEFAULT_PROCESSES, concurrency)
 
 
 class Publisher(Protocol):
@@ -68,6 +79,8 @@ class Runner:
         registry: NodeRegistry,
         *,
         concurrency: int = 64,
+        processes: int | None = None,
+        process_memory_limit_bytes: int | None = None,
         worker_id: str | None = None,
         publisher: Publisher | None = None,
         heartbeat_s: float = 10.0,
@@ -92,6 +105,12 @@ class Runner:
         )
         # Slots are given back when a task is finished with, not when it is handed over.
         self._consumer.auto_release = False
+        #: Runs the custom node types; its processes start with the runner if the registry has
+        #: any, else on the first custom node's attempt.
+        self.processes = ProcessPool(
+            default_processes(concurrency) if processes is None else processes,
+            memory_limit_bytes=process_memory_limit_bytes,
+        )
         self._attempts = RunningAttempts()
         self._tasks: dict[asyncio.Task[None], Msg] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -111,6 +130,24 @@ class Runner:
             await self.stop()
 
     async def start(self) -> None:
+        plugins = self._registry.plugins()
+        try:
+            if plugins:
+                # Before any task is taken: a plugin that does not load stops the runner here.
+                await self.processes.start(preload=[plugin.target for plugin in plugins])
+            await self._subscribe_and_pull()
+        except BaseException:
+            await self.processes.stop()
+            raise
+        log.info(
+            "runner %s started with %d slots, %d worker processes for %d custom node types",
+            self.worker_id,
+            self.concurrency,
+            self.processes.size,
+            len(plugins),
+        )
+
+    async def _subscribe_and_pull(self) -> None:
         for event_type in (NodeCancelled, ExecutionFinished):
             sub = await self._nc.subscribe(
                 subjects.events_of_type(event_type), cb=self._on_stop_event
@@ -127,7 +164,6 @@ class Runner:
             asyncio.create_task(self._pull(), name="runner-pull"),
             asyncio.create_task(self._heartbeat(), name="runner-heartbeat"),
         ]
-        log.info("runner %s started with %d slots", self.worker_id, self.concurrency)
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking tasks, give running ones ``grace_s`` to finish, then cancel the rest.
@@ -152,6 +188,7 @@ class Runner:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
+        await self.processes.stop()  # every node is done with by now: no worker outlives us
         for sub in self._stop_subs:
             await _settle(sub.unsubscribe)
         self._stop_subs.clear()
@@ -196,7 +233,7 @@ class Runner:
         started_ack.add_done_callback(_observed)
         max_output = max(self._nc.max_payload - _EVENT_ENVELOPE_BYTES, 0) or None
         node_run = asyncio.create_task(
-            run_attempt(self._registry, task, max_output_bytes=max_output)
+            run_attempt(self._registry, task, processes=self.processes, max_output_bytes=max_output)
         )
         attempt = RunningAttempt(task, msg, node_run)
         self._attempts.add(attempt)

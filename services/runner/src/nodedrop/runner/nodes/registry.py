@@ -1,8 +1,14 @@
-"""Node type -> implementation: the built-ins plus the ``nodedrop.nodes`` entry points."""
+"""Node type -> implementation: the built-ins plus the ``nodedrop.nodes`` entry points.
+
+Built-ins run in the runner's event loop. A custom node type from an entry point is only
+*named* here (:class:`PluginNode`, an import path); its code runs in a worker process the runner
+can kill (:mod:`nodedrop.runner.isolation`), never in the runner's own process.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -26,6 +32,10 @@ class NodeRegistry:
     def get(self, type_name: str) -> NodeImplementation | None:
         return self._nodes.get(type_name)
 
+    def plugins(self) -> list[PluginNode]:
+        """The node types whose code runs in worker processes."""
+        return [node for node in self._nodes.values() if isinstance(node, PluginNode)]
+
     def __contains__(self, type_name: object) -> bool:
         return type_name in self._nodes
 
@@ -33,33 +43,54 @@ class NodeRegistry:
         return iter(self._nodes)
 
 
+@dataclass(slots=True)
 class PluginNode:
-    """A custom node class from an entry point: its type is its ``spec.type`` (the same spec the
-    API validates definitions with), its code its ``run`` method."""
+    """A custom node type: its type is its class's ``spec.type`` (the same spec the API validates
+    definitions with), its code the class at ``target`` (``"module:qualname"``), which a worker
+    process imports, instantiates once without arguments and calls ``run`` on."""
 
-    def __init__(self, plugin: Any) -> None:
-        self.type: str = plugin.spec.type
-        self._plugin = plugin
+    type: str
+    target: str
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
     ) -> PortItems:
-        output: PortItems = await self._plugin.run(ctx, node_input, parameters)
-        return output
+        # run_attempt hands plugin nodes to the runner's worker processes; reaching this means
+        # it was called without them. Never fall back to running user code in-process.
+        raise RuntimeError(
+            f"custom node type {self.type!r} runs only in a worker process "
+            "(run_attempt(..., processes=ProcessPool(...)))"
+        )
 
 
-def plugin_node(cls: Any, name: str) -> PluginNode:
-    if not isinstance(getattr(cls, "spec", None), NodeTypeSpec):
+def import_path(cls: Any) -> str:
+    """``"module:qualname"`` of a class defined at a module's top level (or nested in one)."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def plugin_node(cls: Any, name: str, target: str | None = None) -> PluginNode:
+    """Checks what can be checked without running the plugin's code: the class is not
+    instantiated here (that happens in the worker processes)."""
+    if not isinstance(cls, type):
+        raise TypeError(f"entry point {name!r} must name a class, not {type(cls).__name__}")
+    spec = getattr(cls, "spec", None)
+    if not isinstance(spec, NodeTypeSpec):
         raise TypeError(f"entry point {name!r} has no NodeTypeSpec `spec`")
     if not callable(getattr(cls, "run", None)):
         raise TypeError(f"entry point {name!r} has no `run` method")
-    return PluginNode(cls())
+    if "<locals>" in cls.__qualname__:
+        raise TypeError(f"entry point {name!r}: a class defined in a function cannot be imported")
+    return PluginNode(spec.type, target or import_path(cls))
 
 
 def load_registry() -> NodeRegistry:
     """Built-ins plus every class registered under the ``nodedrop.nodes`` entry-point group.
-    A broken plugin stops the runner at start rather than failing its nodes one by one later."""
+    A broken plugin stops the runner at start rather than failing its nodes one by one later.
+
+    The entry point's module is imported here for the class's ``spec`` (as the API does);
+    ``run`` and the constructor only ever run in worker processes."""
     registry = NodeRegistry(builtin_nodes())
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        registry.register(plugin_node(entry_point.load(), entry_point.name))
+        target = f"{entry_point.module}:{entry_point.attr}"
+        registry.register(plugin_node(entry_point.load(), entry_point.name, target))
     return registry
