@@ -78,11 +78,16 @@ class SwitchParameters(Parameters):
     default_output: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
+HttpScalar = str | int | float | bool
+
+
 class HttpRequestParameters(Parameters):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
     url: str = Field(min_length=1, max_length=8192)
-    headers: dict[str, str] = Field(default_factory=dict)
-    query: dict[str, str] = Field(default_factory=dict)
+    # Values may be numbers or booleans too (what an expression such as `{{ item.id }}` gives);
+    # they are sent as their JSON text.
+    headers: dict[str, HttpScalar] = Field(default_factory=dict)
+    query: dict[str, HttpScalar] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     body: str | None = None
 

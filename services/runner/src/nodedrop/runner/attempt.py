@@ -35,7 +35,7 @@ _tracer = trace.get_tracer("nodedrop.runner")
 
 
 def context_of(task: NodeReady) -> NodeContext:
-    return NodeContext(task.execution_id, task.node, task.attempt, task.trigger)
+    return NodeContext(task.execution_id, task.node, task.attempt, task.trigger, task.upstream)
 
 
 async def run_attempt(

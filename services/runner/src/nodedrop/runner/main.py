@@ -56,7 +56,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     if not config.nats_url:
         raise ValueError("the runner needs NODEDROP_NATS_URL")
     stop = stop or asyncio.Event()
-    registry = load_registry()  # a broken plugin fails here, before any task is taken
+    # A broken plugin fails here, before any task is taken.
+    registry = load_registry(http_allow_private=config.http_allow_private)
     options = process_options()
     worker_id = default_worker_id()
     nc = await nats.connect(
@@ -75,6 +76,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         with stop_on_signals(stop):
             await runner.run(stop)
     finally:
+        await registry.aclose()
         await nc.drain()
 
 

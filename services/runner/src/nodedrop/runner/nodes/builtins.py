@@ -78,6 +78,7 @@ class StopAndErrorNode:
 
 
 def builtin_nodes() -> list[NodeImplementation]:
+    """The built-ins defined here (``flow`` and ``http_request`` have modules of their own)."""
     return [
         TriggerNode("manual_trigger"),
         TriggerNode("webhook_trigger"),

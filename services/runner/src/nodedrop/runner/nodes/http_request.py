@@ -35,7 +35,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
@@ -43,10 +43,11 @@ from typing import Any
 import httpx
 
 from nodedrop.contracts.items import MAIN_PORT, Item, PortItems
-from nodedrop.contracts.nodetypes import HttpRequestParameters, passthrough_items
+from nodedrop.contracts.nodetypes import HttpRequestParameters, HttpScalar, passthrough_items
 from nodedrop.runner.netguard import NetGuard, UrlRefusedError, check_scheme, guarded_client
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.builtins import parse_parameters
+from nodedrop.runner.nodes.flow import rendered
 
 #: Whether a 4xx answer (``HttpClientError``) may be retried. Yes, deliberately: the contract's
 #: own example lists ``HttpClientError`` in ``retry.non_retryable_errors``, which only means
@@ -167,15 +168,15 @@ class HttpRequestNode:
         # Every item's request is prepared before any is sent, so a bad parameter fails the node
         # without side effects.
         requests = [
-            self.request_for(ctx, index, item, parameters) for index, item in enumerate(items)
+            self.request_for(ctx, index, item, rendered(parameters, ctx, item))
+            for index, item in enumerate(items)
         ]
         return {MAIN_PORT: await self._send_all(requests)}
 
     def request_for(
         self, ctx: NodeContext, item_index: int, item: Item, parameters: dict[str, Any]
     ) -> OutgoingRequest:
-        """The request for one item. Takes the item and its own parameters so that parameters
-        rendered per item can be passed in; today every item gets the node's parameters."""
+        """The request for one item, from the parameters rendered for that item."""
         try:
             chosen = parse_parameters(HttpRequestParameters, parameters)
         except NodeError as error:
@@ -187,8 +188,8 @@ class HttpRequestNode:
             raise _invalid(item_index, f"invalid url {chosen.url!r}: {error}") from error
         _check_url(item_index, url)
         if chosen.query:
-            url = url.copy_merge_params(chosen.query)
-        headers = _headers(item_index, chosen.headers)
+            url = url.copy_merge_params(_texts(chosen.query))
+        headers = _headers(item_index, _texts(chosen.headers))
         # A key the user set (e.g. rendered from the item) wins over ours.
         headers.setdefault(
             "Idempotency-Key", idempotency_key(ctx.execution_id, ctx.node, item_index)
@@ -377,6 +378,13 @@ def _same_origin(old: httpx.URL, new: httpx.URL) -> bool:
         return True
     # http -> https on the default ports of the same host is an upgrade, not another site.
     return (old.scheme, old.port, new.scheme, new.port) == ("http", None, "https", None)
+
+
+def _texts(values: Mapping[str, HttpScalar]) -> dict[str, str]:
+    """Query and header values as sent: numbers and booleans as their JSON text."""
+    return {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()
+    }
 
 
 def _headers(item_index: int, given: dict[str, str]) -> httpx.Headers:

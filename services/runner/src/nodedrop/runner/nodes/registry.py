@@ -16,6 +16,8 @@ from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.nodetypes import ENTRY_POINT_GROUP, NodeTypeSpec
 from nodedrop.runner.nodes.api import NodeContext, NodeImplementation
 from nodedrop.runner.nodes.builtins import builtin_nodes
+from nodedrop.runner.nodes.flow import flow_nodes
+from nodedrop.runner.nodes.http_request import HttpRequestNode
 
 
 class NodeRegistry:
@@ -35,6 +37,13 @@ class NodeRegistry:
     def plugins(self) -> list[PluginNode]:
         """The node types whose code runs in worker processes."""
         return [node for node in self._nodes.values() if isinstance(node, PluginNode)]
+
+    async def aclose(self) -> None:
+        """Release what nodes hold between attempts (the HTTP node's connection pool)."""
+        for node in self._nodes.values():
+            close = getattr(node, "aclose", None)
+            if close is not None:
+                await close()
 
     def __contains__(self, type_name: object) -> bool:
         return type_name in self._nodes
@@ -83,13 +92,19 @@ def plugin_node(cls: Any, name: str, target: str | None = None) -> PluginNode:
     return PluginNode(spec.type, target or import_path(cls))
 
 
-def load_registry() -> NodeRegistry:
+def load_registry(*, http_allow_private: bool = False) -> NodeRegistry:
     """Built-ins plus every class registered under the ``nodedrop.nodes`` entry-point group.
     A broken plugin stops the runner at start rather than failing its nodes one by one later.
 
     The entry point's module is imported here for the class's ``spec`` (as the API does);
     ``run`` and the constructor only ever run in worker processes."""
-    registry = NodeRegistry(builtin_nodes())
+    registry = NodeRegistry(
+        [
+            *builtin_nodes(),
+            *flow_nodes(),
+            HttpRequestNode(allow_private=http_allow_private),
+        ]
+    )
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         target = f"{entry_point.module}:{entry_point.attr}"
         registry.register(plugin_node(entry_point.load(), entry_point.name, target))
