@@ -270,6 +270,18 @@ async def test_a_custom_node_type_from_an_installed_package_runs(client: httpx.A
     assert execution["nodes"]["hello"]["output"] == {
         "main": [{"name": "ann", "greeting": "hi, ann"}]
     }
+    # What the node logged (in its worker process) is in the execution's logs and events.
+    logs = (await client.get(f"/api/executions/{execution['id']}/logs")).json()["logs"]
+    assert [
+        (line["node"], line["level"], line["message"])
+        for line in logs
+        if line["message"].startswith("greeting")
+    ] == [("hello", "info", "greeting 1 item(s) with 'hi'")]
+    events = (await client.get(f"/api/executions/{execution['id']}/events")).json()["events"]
+    logged = [e for e in events if e["type"] == "NodeLogged"]
+    assert [line["message"] for line in logged[0]["data"]["lines"]] == [
+        "greeting 1 item(s) with 'hi'"
+    ]
     bad = await client.post(
         "/api/workflows",
         json={

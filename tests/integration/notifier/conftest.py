@@ -113,8 +113,8 @@ class ProjectionDb:
             executions = await conn.fetch("SELECT * FROM executions ORDER BY id")
             nodes = await conn.fetch("SELECT * FROM node_executions ORDER BY execution_id, node")
             logs = await conn.fetch(
-                "SELECT execution_id, seq, time, level, node, message FROM execution_logs "
-                "ORDER BY execution_id, seq"
+                "SELECT execution_id, seq, line, time, level, node, message FROM execution_logs "
+                "ORDER BY execution_id, seq, line"
             )
         return {
             "executions": [_decoded(r, "error") for r in executions],

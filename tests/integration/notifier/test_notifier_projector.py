@@ -59,7 +59,7 @@ def expected_rows(events: list[AnyEvent]) -> dict[str, list[dict[str, Any]]]:
         "nodes": [dataclasses.asdict(r) for _, r in sorted(changes.nodes.items())],
         "logs": sorted(
             (dataclasses.asdict(line) for line in changes.logs),
-            key=lambda r: (r["execution_id"], r["seq"]),
+            key=lambda r: (r["execution_id"], r["seq"], r["line"]),
         ),
     }
 

@@ -28,8 +28,10 @@ from nodedrop.contracts.events import (
     ExecutionFinished,
     ExecutionRequested,
     ExecutionStarted,
+    LogLine,
     NodeCancelled,
     NodeFailed,
+    NodeLogged,
     NodeReady,
     NodeRetryScheduled,
     NodeSkipped,
@@ -123,6 +125,14 @@ SAMPLES: dict[str, Event] = {
         attempt=1,
         error=ERROR,
     ),
+    "NodeLogged": NodeLogged(
+        event_id=ids.node_logged(EXECUTION, "fetch", 2),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=4),
+        node="fetch",
+        attempt=2,
+        lines=[LogLine(time=T0 + timedelta(milliseconds=3), level="warning", message="slow")],
+    ),
     "NodeRetryScheduled": NodeRetryScheduled(
         event_id=ids.node_retry(EXECUTION, "fetch", 1),
         execution_id=EXECUTION,
@@ -185,6 +195,9 @@ MINIMAL: dict[str, Event] = {
         node="n",
         attempt=1,
         error=ErrorInfo(type="E", message=""),
+    ),
+    "NodeLogged": NodeLogged(
+        event_id="e", execution_id="x", time=T0, node="n", attempt=1, lines=[]
     ),
     "NodeRetryScheduled": NodeRetryScheduled(
         event_id="e", execution_id="x", time=T0, node="n", attempt=1, delay_ms=0, due_at=T0

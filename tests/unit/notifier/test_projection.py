@@ -343,3 +343,33 @@ class TestWaitingNodes:
         h.succeeded("pause", output={"main": [{}]})
         node = project(h).nodes[("ex1", "pause")]
         assert node.status == "succeeded"
+
+
+class TestNodeLogs:
+    def test_each_logged_line_is_a_log_row_with_the_nodes_time_and_level(self) -> None:
+        from nodedrop.contracts import ids
+        from nodedrop.contracts.events import LogLine, NodeLogged
+
+        h = started(("start", "fetch"))
+        h.run_node("start")
+        logged = NodeLogged(
+            event_id=ids.node_logged("ex1", "fetch", 1),
+            execution_id="ex1",
+            time=at(9),
+            node="fetch",
+            attempt=1,
+            lines=[
+                LogLine(time=at(7), level="info", message="3 orders"),
+                LogLine(time=at(8), level="error", message="one bad"),
+            ],
+        )
+        changes = fold(numbered([*h.events, logged]))
+        rows = [
+            (line.seq, line.line, line.time, line.level, line.node, line.message)
+            for line in changes.logs
+            if line.node == "fetch" and line.seq == len(h.events) + 1
+        ]
+        assert rows == [
+            (len(h.events) + 1, 0, at(7), "info", "fetch", "3 orders"),
+            (len(h.events) + 1, 1, at(8), "error", "fetch", "one bad"),
+        ]

@@ -100,3 +100,18 @@ async def test_an_escape_attempt_fails_as_an_expression_error() -> None:
     with pytest.raises(NodeError) as raised:
         await SetNode().run(CTX, ORDERS, {"values": {"x": "{{ item.__class__ }}"}})
     assert raised.value.type == "ExpressionError"
+
+
+def test_node_log_keeps_lines_in_order_and_caps_them() -> None:
+    from nodedrop.runner.nodes.api import MAX_LOG_CHARS, MAX_LOG_LINES, NodeLog
+
+    log = NodeLog()
+    log.info("first")
+    log.error("x" * (MAX_LOG_CHARS + 5))
+    for i in range(MAX_LOG_LINES + 10):
+        log.debug(f"line {i}")
+    assert [line.level for line in log.lines[:2]] == ["info", "error"]
+    assert len(log.lines[1].message) == MAX_LOG_CHARS
+    assert len(log.lines) == MAX_LOG_LINES
+    assert log.lines[-1].level == "warning"
+    assert "truncated" in log.lines[-1].message

@@ -14,12 +14,18 @@ class GreetParameters(Parameters):
 
 
 class Greet:
-    spec = NodeTypeSpec("greet", "Greet", "action", GreetParameters,
-                        description="Adds `greeting` to each item")
+    spec = NodeTypeSpec(
+        "greet", "Greet", "action", GreetParameters, description="Adds `greeting` to each item"
+    )
 
-    def run(self, ctx: Any, node_input: dict[str, list[dict[str, Any]]],
-            parameters: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    def run(
+        self, ctx: Any, node_input: dict[str, list[dict[str, Any]]], parameters: dict[str, Any]
+    ) -> dict[str, list[dict[str, Any]]]:
         greeting = GreetParameters.model_validate(parameters).greeting
         items = [item for port in node_input.values() for item in port]
-        return {"main": [{**item, "greeting": f"{greeting}, {item.get('name', 'world')}"}
-                         for item in items]}
+        ctx.log.info(f"greeting {len(items)} item(s) with {greeting!r}")
+        return {
+            "main": [
+                {**item, "greeting": f"{greeting}, {item.get('name', 'world')}"} for item in items
+            ]
+        }

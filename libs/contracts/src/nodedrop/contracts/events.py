@@ -109,6 +109,23 @@ class NodeFailed(Event, tag=True, frozen=True):
     error: ErrorInfo
 
 
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+class LogLine(msgspec.Struct, frozen=True, kw_only=True):
+    time: datetime
+    level: LogLevel
+    message: str
+
+
+class NodeLogged(Event, tag=True, frozen=True):
+    """What a node attempt wrote to ``ctx.log``, recorded with its result."""
+
+    node: str
+    attempt: int
+    lines: list[LogLine]
+
+
 class NodeRetryScheduled(Event, tag=True, frozen=True):
     node: str
     #: The attempt that failed; the next one is ``attempt + 1``.
@@ -147,6 +164,7 @@ AnyEvent = (
     | NodeStarted
     | NodeSucceeded
     | NodeFailed
+    | NodeLogged
     | NodeRetryScheduled
     | NodeSkipped
     | NodeCancelled
@@ -161,6 +179,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     NodeStarted,
     NodeSucceeded,
     NodeFailed,
+    NodeLogged,
     NodeRetryScheduled,
     NodeSkipped,
     NodeCancelled,

@@ -41,6 +41,10 @@ def node_result(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.result"
 
 
+def node_logged(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.log"
+
+
 def node_retry(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.retry"
 

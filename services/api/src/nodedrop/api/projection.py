@@ -60,7 +60,7 @@ async def logs(session: AsyncSession, execution_id: str) -> list[ExecutionLogRow
     statement = (
         select(ExecutionLogRow)
         .where(col(ExecutionLogRow.execution_id) == execution_id)
-        .order_by(col(ExecutionLogRow.seq))
+        .order_by(col(ExecutionLogRow.seq), col(ExecutionLogRow.line))
     )
     return list((await session.exec(statement)).all())
 

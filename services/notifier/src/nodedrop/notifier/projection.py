@@ -29,6 +29,7 @@ from nodedrop.contracts.events import (
     ExecutionStarted,
     NodeCancelled,
     NodeFailed,
+    NodeLogged,
     NodeReady,
     NodeRetryScheduled,
     NodeSkipped,
@@ -37,7 +38,7 @@ from nodedrop.contracts.events import (
     NodeWaiting,
 )
 
-LogLevel = Literal["info", "warning", "error"]
+LogLevel = Literal["debug", "info", "warning", "error"]
 NodeKey = tuple[str, str]
 
 FINAL_STATUSES = frozenset({"succeeded", "partial", "failed", "cancelled", "timed_out"})
@@ -94,7 +95,7 @@ class NodeRecord:
 
 @dataclass(frozen=True, slots=True)
 class LogLine:
-    """One ``execution_logs`` row; unique on ``(execution_id, seq)``."""
+    """One ``execution_logs`` row; unique on ``(execution_id, seq, line)``."""
 
     execution_id: str
     seq: int
@@ -102,6 +103,8 @@ class LogLine:
     level: LogLevel
     node: str | None
     message: str
+    #: Position within the event (a ``NodeLogged`` event holds several lines).
+    line: int = 0
 
 
 @dataclass(slots=True)
@@ -168,6 +171,22 @@ class _Folder:
         )
 
     def apply(self, seq: int, event: AnyEvent) -> None:
+        if isinstance(event, NodeLogged):
+            # What the node wrote, line by line, with the node's own times and levels; it
+            # changes no row, whatever the attempt (a late attempt's lines still explain it).
+            self.changes.logs.extend(
+                LogLine(
+                    event.execution_id,
+                    seq,
+                    _utc(line.time),
+                    line.level,
+                    event.node,
+                    line.message,
+                    index,
+                )
+                for index, line in enumerate(event.lines)
+            )
+            return
         execution = self._execution(event.execution_id)
         if execution is None and isinstance(event, ExecutionRequested):
             self.changes.executions[event.execution_id] = _requested(seq, event)
@@ -200,6 +219,8 @@ class _Folder:
             execution.finished_at = _utc(event.time)
             execution.error = _error(event.error)
             return True
+        if isinstance(event, NodeLogged):
+            return False  # its lines are written by `apply`, they change no row
         node = self._node(event.execution_id, event.node)
         if node is None:
             return False  # Not a plan node of this execution.
@@ -380,6 +401,8 @@ def _describe(event: AnyEvent) -> str:
             return f"node {node} will retry in {delay} ms (attempt {attempt + 1})"
         case NodeSkipped(node=node, reason=reason):
             return f"node {node} skipped: {reason}"
+        case NodeLogged(node=node, attempt=attempt, lines=lines):
+            return f"node {node} logged {_plural(len(lines), 'line')} (attempt {attempt})"
         case NodeCancelled(node=node, attempt=attempt):
             return f"node {node} cancelled (attempt {attempt})"
         case ExecutionCancelRequested(requested_by=who, reason=reason):

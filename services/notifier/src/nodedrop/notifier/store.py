@@ -70,9 +70,9 @@ _UPSERT_NODES = _unnest_upsert(
     "node_executions", _NODE_COLUMNS, _NODE_TYPES, ("execution_id", "node")
 )
 _INSERT_LOGS = (
-    "INSERT INTO execution_logs (execution_id, seq, time, level, node, message) "
-    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], "
-    "$6::text[]) ON CONFLICT (execution_id, seq) DO NOTHING"
+    "INSERT INTO execution_logs (execution_id, seq, line, time, level, node, message) "
+    "SELECT * FROM unnest($1::text[], $2::bigint[], $3::int[], $4::timestamptz[], $5::text[], "
+    "$6::text[], $7::text[]) ON CONFLICT (execution_id, seq, line) DO NOTHING"
 )
 # The no-op update makes the statement lock the row and return it: one round trip that serialises
 # concurrent projectors and reads where this one left off.
@@ -197,6 +197,7 @@ async def _write(conn: _Connection, changes: Changes) -> None:
             _INSERT_LOGS,
             [line.execution_id for line in logs],
             [line.seq for line in logs],
+            [line.line for line in logs],
             [line.time for line in logs],
             [line.level for line in logs],
             [line.node for line in logs],

@@ -19,7 +19,14 @@ import msgspec
 from opentelemetry import trace
 
 from nodedrop.contracts import ids, tracing
-from nodedrop.contracts.events import ErrorInfo, NodeFailed, NodeReady, NodeSucceeded
+from nodedrop.contracts.events import (
+    ErrorInfo,
+    LogLine,
+    NodeFailed,
+    NodeLogged,
+    NodeReady,
+    NodeSucceeded,
+)
 from nodedrop.contracts.items import PortItems
 from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
@@ -42,10 +49,12 @@ async def run_attempt(
     registry: NodeRegistry,
     task: NodeReady,
     *,
+    ctx: NodeContext | None = None,
     processes: ProcessPool | None = None,
     max_output_bytes: int | None = None,
 ) -> PortItems | ErrorInfo:
     """The node's validated output, or the error it failed with. Cancellation propagates.
+    What the node logs lands in ``ctx.log`` (pass a ``ctx`` to read it afterwards).
 
     The attempt is a span in the trace of the request that started the execution (its context
     travels in the task), when tracing is on."""
@@ -59,7 +68,7 @@ async def run_attempt(
             "nodedrop.attempt": task.attempt,
         },
     ) as span:
-        result = await _run(registry, task, processes, max_output_bytes)
+        result = await _run(registry, task, ctx or context_of(task), processes, max_output_bytes)
         if isinstance(result, ErrorInfo):
             span.set_status(trace.StatusCode.ERROR, f"{result.type}: {result.message}")
         return result
@@ -68,6 +77,7 @@ async def run_attempt(
 async def _run(
     registry: NodeRegistry,
     task: NodeReady,
+    ctx: NodeContext,
     processes: ProcessPool | None,
     max_output_bytes: int | None,
 ) -> PortItems | ErrorInfo:
@@ -88,13 +98,13 @@ async def _run(
             if isinstance(node, PluginNode) and processes is not None:
                 output = await processes.run(
                     node,
-                    context_of(task),
+                    ctx,
                     task.input,
                     task.parameters,
                     max_output_bytes=max_output_bytes,
                 )
             else:
-                output = await node.run(context_of(task), task.input, task.parameters)
+                output = await node.run(ctx, task.input, task.parameters)
     except TimeoutError as error:
         if deadline.expired():
             return _timed_out(task)
@@ -107,6 +117,17 @@ async def _run(
     if problem is not None:
         return ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
     return cast(PortItems, output)  # checked just above
+
+
+def logged_event(task: NodeReady, lines: list[LogLine], time: datetime) -> NodeLogged:
+    return NodeLogged(
+        event_id=ids.node_logged(task.execution_id, task.node, task.attempt),
+        execution_id=task.execution_id,
+        time=time,
+        node=task.node,
+        attempt=task.attempt,
+        lines=lines,
+    )
 
 
 def _timed_out(task: NodeReady) -> ErrorInfo:

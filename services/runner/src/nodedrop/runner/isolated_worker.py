@@ -81,11 +81,12 @@ class Plugins:
                 result = self._event_loop().run_until_complete(_awaited(result))
         # Anything the node raises, SystemExit included, is its attempt's result.
         except BaseException as error:
-            return Reply(error=error_info(error))
+            return Reply(error=error_info(error), log=call.ctx.log.lines)
         problem = output_problem(result, call.max_output_bytes)
         if problem is not None:
-            return Reply(error=ErrorInfo(type="InvalidOutput", message=problem, retryable=False))
-        return Reply(output=result)
+            invalid = ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
+            return Reply(error=invalid, log=call.ctx.log.lines)
+        return Reply(output=result, log=call.ctx.log.lines)
 
     def close(self) -> None:
         if self._loop is not None:

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from nodedrop.contracts.events import ErrorInfo
+from nodedrop.contracts.events import ErrorInfo, LogLine
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.registry import PluginNode
 
@@ -82,6 +82,8 @@ class Call(msgspec.Struct, kw_only=True):
 class Reply(msgspec.Struct, kw_only=True, omit_defaults=True):
     output: Any = None
     error: ErrorInfo | None = None
+    #: What the node wrote to ``ctx.log`` in the worker.
+    log: list[LogLine] = []
 
 
 _encoder = msgspec.json.Encoder()
@@ -320,6 +322,7 @@ class ProcessPool:
             self._retire(worker)
             raise
         self._release(worker)
+        ctx.log.lines.extend(reply.log)
         if reply.error is not None:
             raise RemoteNodeError.from_info(reply.error)
         output: object = reply.output

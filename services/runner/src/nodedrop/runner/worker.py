@@ -41,7 +41,7 @@ from nodedrop.contracts.events import (
     NodeStarted,
 )
 from nodedrop.contracts.pull import PullConsumer
-from nodedrop.runner.attempt import result_event, run_attempt
+from nodedrop.runner.attempt import context_of, logged_event, result_event, run_attempt
 from nodedrop.runner.cancellation import RunningAttempt, RunningAttempts
 from nodedrop.runner.isolation import ProcessPool
 from nodedrop.runner.nodes.registry import NodeRegistry
@@ -232,8 +232,15 @@ class Runner:
         started_ack = asyncio.create_task(self._publisher.publish([started]))
         started_ack.add_done_callback(_observed)
         max_output = max(self._nc.max_payload - _EVENT_ENVELOPE_BYTES, 0) or None
+        ctx = context_of(task)
         node_run = asyncio.create_task(
-            run_attempt(self._registry, task, processes=self.processes, max_output_bytes=max_output)
+            run_attempt(
+                self._registry,
+                task,
+                ctx=ctx,
+                processes=self.processes,
+                max_output_bytes=max_output,
+            )
         )
         attempt = RunningAttempt(task, msg, node_run)
         self._attempts.add(attempt)
@@ -252,11 +259,14 @@ class Runner:
             await msg.ack()
             return
         result = result_event(task, outcome, self._clock())
+        # The node's log lines go just before its result: in the record, they belong to it.
+        logged = logged_event(task, ctx.log.lines, result.time) if ctx.log.lines else None
         try:
             await started_ack
-            pending: list[Event] = [result]
+            pending: list[Event] = []
         except Exception:
-            pending = [started, result]  # still in order; a stored copy is deduplicated
+            pending = [started]  # still in order; a stored copy is deduplicated
+        pending += [logged, result] if logged is not None else [result]
         try:
             await self._publisher.publish(pending)
         except Exception as error:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -87,13 +87,17 @@ class NodeExecutionRow(SQLModel, table=True):
 
 class ExecutionLogRow(SQLModel, table=True):
     __tablename__ = "execution_logs"
-    __table_args__ = (UniqueConstraint("execution_id", "seq", name="uq_execution_logs_seq"),)
+    __table_args__ = (
+        UniqueConstraint("execution_id", "seq", "line", name="uq_execution_logs_seq_line"),
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)
     )
     execution_id: str = Field(index=True)
     seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: Position within the event: a ``NodeLogged`` event holds several lines.
+    line: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     time: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     level: str
     node: str | None = None

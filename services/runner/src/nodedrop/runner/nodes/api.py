@@ -4,9 +4,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
+
+from nodedrop.contracts.events import LogLevel, LogLine
 from nodedrop.contracts.items import PortItems
+
+#: A node writes at most this many lines per attempt, of at most this many characters.
+MAX_LOG_LINES = 1000
+MAX_LOG_CHARS = 10_000
+
+
+class NodeLog(msgspec.Struct):
+    """``ctx.log``: lines recorded with the attempt's result (event ``NodeLogged``), shown by
+    ``GET /api/executions/{id}/logs`` and on the WebSocket."""
+
+    lines: list[LogLine] = msgspec.field(default_factory=list)
+
+    def debug(self, message: str) -> None:
+        self._write("debug", message)
+
+    def info(self, message: str) -> None:
+        self._write("info", message)
+
+    def warning(self, message: str) -> None:
+        self._write("warning", message)
+
+    def error(self, message: str) -> None:
+        self._write("error", message)
+
+    def _write(self, level: LogLevel, message: str) -> None:
+        if len(self.lines) >= MAX_LOG_LINES:
+            return
+        if len(self.lines) == MAX_LOG_LINES - 1:
+            level, message = "warning", f"log truncated: at most {MAX_LOG_LINES} lines"
+        self.lines.append(
+            LogLine(time=datetime.now(UTC), level=level, message=str(message)[:MAX_LOG_CHARS])
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +55,8 @@ class NodeContext:
     trigger: str | None = None
     #: Outputs of earlier nodes that this node's expressions read: ``nodes["id"]["main"]``.
     upstream: Mapping[str, PortItems] = field(default_factory=dict)
+    #: Where the node writes log lines: ``ctx.log.info("fetched 3 orders")``.
+    log: NodeLog = field(default_factory=NodeLog)
 
 
 @runtime_checkable
