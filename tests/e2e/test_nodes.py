@@ -257,7 +257,7 @@ async def test_a_webhook_runs_the_saved_workflow_with_its_body(client: httpx.Asy
 async def test_a_custom_node_type_from_an_installed_package_runs(client: httpx.AsyncClient) -> None:
     types = (await client.get("/api/node-types")).json()["items"]
     assert "greet" in {t["type"] for t in types}
-    workflow = {
+    workflow: dict[str, Any] = {
         "name": "plugin",
         "nodes": [
             {"id": "start", "type": "manual_trigger"},
