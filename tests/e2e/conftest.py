@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
@@ -62,3 +64,29 @@ async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
         base_url=system.base_url, headers=system.headers, timeout=10
     ) as http:
         yield http
+
+
+PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "plugin"
+
+
+@pytest.fixture(scope="session")
+def plugin_path() -> Iterator[str]:
+    """The example plugin package (examples/plugin), really installed, into a directory of its
+    own that the services get on their PYTHONPATH."""
+    with tempfile.TemporaryDirectory(prefix="nodedrop-plugin-") as target:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                target,
+                str(PLUGIN),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield target

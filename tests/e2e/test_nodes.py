@@ -6,13 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,30 +18,6 @@ from .conftest import running_system
 from .system import System
 
 pytestmark = pytest.mark.e2e
-
-PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "plugin"
-
-
-@pytest.fixture(scope="module")
-def plugin_path() -> Iterator[str]:
-    """The example plugin package, really installed (into a directory of its own)."""
-    with tempfile.TemporaryDirectory(prefix="nodedrop-plugin-") as target:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--target",
-                target,
-                str(PLUGIN),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield target
 
 
 @pytest.fixture(scope="module")

@@ -29,3 +29,29 @@ class Greet:
                 {**item, "greeting": f"{greeting}, {item.get('name', 'world')}"} for item in items
             ]
         }
+
+
+class GenerateParameters(Parameters):
+    count: int = Field(default=10, ge=0, le=1_000_000)
+    #: Characters of padding per item, to make items of a realistic size.
+    padding: int = Field(default=0, ge=0, le=100_000)
+
+
+class Generate:
+    """Makes ``count`` items: a source of test data of any size."""
+
+    spec = NodeTypeSpec(
+        "generate",
+        "Generate items",
+        "action",
+        GenerateParameters,
+        description="Outputs `count` items {n, padding}",
+    )
+
+    def run(
+        self, ctx: Any, node_input: dict[str, list[dict[str, Any]]], parameters: dict[str, Any]
+    ) -> dict[str, list[dict[str, Any]]]:
+        chosen = GenerateParameters.model_validate(parameters)
+        pad = "x" * chosen.padding
+        ctx.log.info(f"generating {chosen.count} items")
+        return {"main": [{"n": n, "padding": pad} for n in range(chosen.count)]}

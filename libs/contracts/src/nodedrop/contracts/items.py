@@ -9,3 +9,7 @@ PortItems = dict[str, list[Item]]
 
 MAIN_PORT = "main"
 ERROR_PORT = "error"
+
+#: Reserved item key of a reference to items kept in the object store (see
+#: ``nodedrop.contracts.datastore``): only runners may produce it.
+REF_KEY = "$nodedrop_ref"

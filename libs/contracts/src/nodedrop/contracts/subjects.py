@@ -66,3 +66,6 @@ def active_key_subject(execution_id: str) -> str:
 #: (written by the api), and the last fired tick of each trigger (claimed by the scheduler).
 #: Layout and entry format: :mod:`nodedrop.contracts.schedules`.
 SCHEDULES_BUCKET = "nodedrop_schedules"
+
+#: Object store bucket holding node outputs too large to travel inside events.
+DATA_BUCKET = "nodedrop_data"

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nodedrop.contracts.expressions import check_syntax
-from nodedrop.contracts.items import ERROR_PORT, MAIN_PORT, Item
+from nodedrop.contracts.items import ERROR_PORT, MAIN_PORT, REF_KEY, Item
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
 NODE_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -182,6 +182,15 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
         if node.on_error == "error_output":
             ports = (*ports, ERROR_PORT)
         outputs[node.id] = ports
+        for port, items in (node.pinned_output or {}).items():
+            if any(REF_KEY in item for item in items):
+                problems.append(
+                    _problem(
+                        ["nodes", i, "pinned_output", port],
+                        f"node {node.id!r}: the key {REF_KEY!r} is reserved",
+                        "reserved",
+                    )
+                )
         for port in sorted(set(node.pinned_output or {}) - set(ports)):
             problems.append(
                 _problem(

@@ -19,10 +19,11 @@ from nodedrop.api.errors import install_error_handlers
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from nodedrop.api.resources import Resources
-from nodedrop.api.routes import executions, health, node_types, webhooks, workflows
+from nodedrop.api.routes import executions, health, node_types, outputs, webhooks, workflows
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.contracts.config import Config
+from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
@@ -90,6 +91,7 @@ def create_app(
                 sessions=session_factory(engine),
                 events=EventLog(nc, js),
                 schedules=await ScheduleStore.open(js),
+                data=DataStore(js),
             )
             yield
         finally:
@@ -119,6 +121,7 @@ def create_app(
     )
     api.include_router(workflows.router)
     api.include_router(executions.router)
+    api.include_router(outputs.router)
     api.include_router(node_types.router)
     app.include_router(health.router)
     app.include_router(api)

@@ -15,6 +15,7 @@ from nodedrop.api.eventlog import EventLog
 from nodedrop.api.resources import Resources
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.contracts.config import Config
+from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
@@ -60,7 +61,12 @@ def get_schedule_store(resources: ResourcesDep) -> ScheduleStore:
     return resources.schedules
 
 
+def get_data_store(resources: ResourcesDep) -> DataStore:
+    return resources.data
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+DataStoreDep = Annotated[DataStore, Depends(get_data_store)]
 EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 ScheduleStoreDep = Annotated[ScheduleStore, Depends(get_schedule_store)]
 

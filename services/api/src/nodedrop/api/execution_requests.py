@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from nodedrop.api.errors import UnprocessableError, located, problem
-from nodedrop.contracts.items import Item, PortItems
+from nodedrop.contracts.items import REF_KEY, Item, PortItems
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.workflow import Connection, Workflow, trigger_ids
 
@@ -84,7 +84,7 @@ def trigger_input(raw: Any) -> list[Item]:
     if raw is None:
         return [dict(item) for item in DEFAULT_TRIGGER_INPUT]
     try:
-        return _trigger_input.validate_python(raw)
+        items = _trigger_input.validate_python(raw)
     except ValidationError as error:
         raise UnprocessableError(
             located(
@@ -99,12 +99,24 @@ def trigger_input(raw: Any) -> list[Item]:
                 ],
             )
         ) from None
+    refuse_references(items, ["body", "input"])
+    return items
+
+
+def refuse_references(items: list[Item], loc: list[str | int]) -> None:
+    """Only a runner that stored data may reference it: users may not send the reserved key
+    (it would let them read data stored for somebody else's execution)."""
+    for index, item in enumerate(items):
+        if REF_KEY in item:
+            raise UnprocessableError(
+                [problem([*loc, index, REF_KEY], f"the key {REF_KEY!r} is reserved", "reserved")]
+            )
 
 
 def node_input(raw: Any) -> PortItems:
     """Node mode: ``{port: [items]}``."""
     try:
-        return _node_input.validate_python(raw)
+        ports = _node_input.validate_python(raw)
     except ValidationError as error:
         raise UnprocessableError(
             located(
@@ -119,6 +131,9 @@ def node_input(raw: Any) -> PortItems:
                 ],
             )
         ) from None
+    for port, items in ports.items():
+        refuse_references(items, ["body", "input", port])
+    return ports
 
 
 def incoming(workflow: Workflow, node: str) -> list[Connection]:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from nodedrop.api.db import Sessions
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.schedules import ScheduleStore
+from nodedrop.contracts.datastore import DataStore
 
 
 @dataclass(frozen=True)
@@ -19,3 +20,5 @@ class Resources:
     sessions: Sessions
     events: EventLog
     schedules: ScheduleStore
+    #: Large node outputs, kept in the object store by the runners.
+    data: DataStore

@@ -11,6 +11,7 @@ kills. Either way the result is mapped the same way.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import traceback
 from datetime import datetime
 from typing import cast
@@ -19,6 +20,7 @@ import msgspec
 from opentelemetry import trace
 
 from nodedrop.contracts import ids, tracing
+from nodedrop.contracts.datastore import DataStore, DataUnavailableError
 from nodedrop.contracts.events import (
     ErrorInfo,
     LogLine,
@@ -27,7 +29,7 @@ from nodedrop.contracts.events import (
     NodeReady,
     NodeSucceeded,
 )
-from nodedrop.contracts.items import PortItems
+from nodedrop.contracts.items import REF_KEY, PortItems
 from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.registry import NodeRegistry, PluginNode
@@ -38,6 +40,9 @@ MAX_MESSAGE_CHARS = 10_000
 MAX_STACK_CHARS = 32_000
 
 _encoder = msgspec.json.Encoder()
+#: The most a node may output (as JSON). Large outputs travel through the object store, not
+#: events; this only keeps a runaway node from exhausting the runner's memory.
+MAX_OUTPUT_BYTES = 256 * 1024 * 1024
 _tracer = trace.get_tracer("nodedrop.runner")
 
 
@@ -51,6 +56,7 @@ async def run_attempt(
     *,
     ctx: NodeContext | None = None,
     processes: ProcessPool | None = None,
+    store: DataStore | None = None,
     max_output_bytes: int | None = None,
 ) -> PortItems | ErrorInfo:
     """The node's validated output, or the error it failed with. Cancellation propagates.
@@ -68,10 +74,46 @@ async def run_attempt(
             "nodedrop.attempt": task.attempt,
         },
     ) as span:
-        result = await _run(registry, task, ctx or context_of(task), processes, max_output_bytes)
+        result = await _run_with_data(
+            registry,
+            task,
+            ctx or context_of(task),
+            processes,
+            store=store,
+            max_output_bytes=max_output_bytes,
+        )
         if isinstance(result, ErrorInfo):
             span.set_status(trace.StatusCode.ERROR, f"{result.type}: {result.message}")
         return result
+
+
+async def _run_with_data(
+    registry: NodeRegistry,
+    task: NodeReady,
+    ctx: NodeContext,
+    processes: ProcessPool | None,
+    *,
+    store: DataStore | None,
+    max_output_bytes: int | None,
+) -> PortItems | ErrorInfo:
+    """Expand stored inputs, run, store a large output: the node itself sees only items."""
+    if store is not None:
+        try:
+            task = msgspec.structs.replace(task, input=await store.expand(task.input))
+            if task.upstream:
+                upstream = {n: await store.expand(o) for n, o in task.upstream.items()}
+                ctx = dataclasses.replace(ctx, upstream=upstream)
+        except DataUnavailableError as error:
+            return ErrorInfo(type="DataUnavailable", message=str(error), retryable=False)
+        except Exception as error:  # the object store unreachable: worth another attempt
+            return ErrorInfo(type="DataStoreError", message=repr(error), retryable=True)
+    result = await _run(registry, task, ctx, processes, max_output_bytes)
+    if store is None or isinstance(result, ErrorInfo):
+        return result
+    try:
+        return await store.offload(result, f"{task.execution_id}/{task.node}/{task.attempt}")
+    except Exception as error:
+        return ErrorInfo(type="DataStoreError", message=repr(error), retryable=True)
 
 
 async def _run(
@@ -184,6 +226,8 @@ def output_problem(output: object, max_bytes: int | None = None) -> str | None:
                     f"output port {port!r} item {index} must be a JSON object, "
                     f"not {type(item).__name__}"
                 )
+            if REF_KEY in item:
+                return f"output port {port!r} item {index} uses the reserved key {REF_KEY!r}"
     try:
         size = len(_encoder.encode(output))
     except (TypeError, ValueError, OverflowError) as error:

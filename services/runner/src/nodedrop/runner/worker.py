@@ -33,6 +33,7 @@ from nats.aio.subscription import Subscription
 
 from nodedrop.contracts import codec, ids, subjects
 from nodedrop.contracts.bus import EventPublisher
+from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.events import (
     Event,
     ExecutionFinished,
@@ -41,7 +42,13 @@ from nodedrop.contracts.events import (
     NodeStarted,
 )
 from nodedrop.contracts.pull import PullConsumer
-from nodedrop.runner.attempt import context_of, logged_event, result_event, run_attempt
+from nodedrop.runner.attempt import (
+    MAX_OUTPUT_BYTES,
+    context_of,
+    logged_event,
+    result_event,
+    run_attempt,
+)
 from nodedrop.runner.cancellation import RunningAttempt, RunningAttempts
 from nodedrop.runner.isolation import ProcessPool
 from nodedrop.runner.nodes.registry import NodeRegistry
@@ -49,7 +56,6 @@ from nodedrop.runner.nodes.registry import NodeRegistry
 log = logging.getLogger(__name__)
 
 #: Room left in a message for the result event around a node's output.
-_EVENT_ENVELOPE_BYTES = 64 * 1024
 #: How long a task whose result could not be recorded waits before it is delivered again.
 _NAK_DELAY_S = 1.0
 #: Worker processes for custom node types, unless told: a few, never more than the slots.
@@ -83,6 +89,7 @@ class Runner:
         process_memory_limit_bytes: int | None = None,
         worker_id: str | None = None,
         publisher: Publisher | None = None,
+        data_store: DataStore | None = None,
         heartbeat_s: float = 10.0,
         grace_s: float = 8.0,
         clock: Callable[[], datetime] = utc_now,
@@ -94,6 +101,8 @@ class Runner:
         self.concurrency = concurrency
         self.worker_id = worker_id or default_worker_id()
         self._publisher: Publisher = publisher or EventPublisher(nc.jetstream())
+        # Large outputs go to the object store; references to them are expanded before a run.
+        self._data = data_store or DataStore(nc.jetstream())
         # The consumer's ack wait is 30 s: a heartbeat every 10 s survives two lost ones.
         self._heartbeat_s = heartbeat_s
         # Under `nodedrop up` a service is SIGKILLed 10 s after SIGTERM: finish the grace
@@ -231,7 +240,6 @@ class Runner:
         )
         started_ack = asyncio.create_task(self._publisher.publish([started]))
         started_ack.add_done_callback(_observed)
-        max_output = max(self._nc.max_payload - _EVENT_ENVELOPE_BYTES, 0) or None
         ctx = context_of(task)
         node_run = asyncio.create_task(
             run_attempt(
@@ -239,7 +247,8 @@ class Runner:
                 task,
                 ctx=ctx,
                 processes=self.processes,
-                max_output_bytes=max_output,
+                store=self._data,
+                max_output_bytes=MAX_OUTPUT_BYTES,
             )
         )
         attempt = RunningAttempt(task, msg, node_run)

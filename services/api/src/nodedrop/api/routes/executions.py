@@ -54,7 +54,9 @@ def _not_found(execution_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id!r} not found")
 
 
-async def _find(execution_id: str, user: User, session: AsyncSession, events: EventLog) -> Found:
+async def find_execution(
+    execution_id: str, user: User, session: AsyncSession, events: EventLog
+) -> Found:
     """The projection's row, or (while the projection lags) the ExecutionRequested event."""
     if not _EXECUTION_ID.match(execution_id):
         raise _not_found(execution_id)
@@ -223,7 +225,7 @@ async def get_execution(
     execution_id: str, user: CurrentUser, session: SessionDep, events: EventLogDep
 ) -> ExecutionOut:
     """The execution as projected (eventually consistent), nodes in plan order."""
-    found = await _find(execution_id, user, session, events)
+    found = await find_execution(execution_id, user, session, events)
     if isinstance(found, ExecutionRow):
         nodes = await projection.node_executions(session, execution_id)
         return ExecutionOut(**_summary_fields(found), nodes={n.node: _node_out(n) for n in nodes})
@@ -266,7 +268,7 @@ async def list_events(
     after_seq: Annotated[int, Query(ge=0, description="only events with a greater seq")] = 0,
 ) -> EventList:
     """The execution's events from the event stream, in order."""
-    await _find(execution_id, user, session, events)
+    await find_execution(execution_id, user, session, events)
     return EventList(
         events=[
             PublicEvent.model_validate(to_public(event, seq))
@@ -279,7 +281,7 @@ async def list_events(
 async def list_logs(
     execution_id: str, user: CurrentUser, session: SessionDep, events: EventLogDep
 ) -> LogList:
-    await _find(execution_id, user, session, events)
+    await find_execution(execution_id, user, session, events)
     return LogList(
         logs=[
             LogEntry(seq=r.seq, time=iso(r.time), level=r.level, node=r.node, message=r.message)
@@ -300,7 +302,7 @@ async def cancel_execution(
     execution_id: str, user: CurrentUser, session: SessionDep, events: EventLogDep
 ) -> CancelAccepted:
     """Ask for the execution to stop; it ends ``cancelled`` unless it finishes first."""
-    found = await _find(execution_id, user, session, events)
+    found = await find_execution(execution_id, user, session, events)
     final = (
         found.status
         if isinstance(found, ExecutionRow) and found.status in projection.FINAL_STATUSES

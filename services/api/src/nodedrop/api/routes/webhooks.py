@@ -17,6 +17,7 @@ from nodedrop.api import submission, workflow_store
 from nodedrop.api.definitions import revalidate
 from nodedrop.api.deps import EventLogDep, RegistryDep, SessionDep
 from nodedrop.api.errors import UnprocessableError, problem
+from nodedrop.api.execution_requests import refuse_references
 from nodedrop.api.schemas import ExecutionAccepted, Message
 from nodedrop.contracts.items import Item
 
@@ -68,9 +69,9 @@ def webhook_input(raw: bytes) -> list[Item]:
         raise UnprocessableError(
             [problem(["body"], f"the body is not valid JSON: {error}", "json_invalid")]
         ) from None
-    if isinstance(value, dict):
-        return [value]
-    return [{"body": value}]
+    items = [value] if isinstance(value, dict) else [{"body": value}]
+    refuse_references(items, ["body"])
+    return items
 
 
 @router.post("/{workflow_id}/{node_id}", status_code=status.HTTP_202_ACCEPTED, responses=_RESPONSES)
