@@ -265,3 +265,35 @@ async def test_a_custom_node_type_from_an_installed_package_runs(client: httpx.A
         },
     )
     assert bad.status_code == 422
+
+
+async def test_a_scheduled_workflow_runs_at_the_next_minute(client: httpx.AsyncClient) -> None:
+    """The real clock: a `* * * * *` schedule fires at the next minute boundary (so this test
+    waits up to a minute), through the scheduler's cron firer."""
+    saved = await client.post(
+        "/api/workflows",
+        json={
+            "name": "every minute",
+            "nodes": [
+                {"id": "tick", "type": "schedule_trigger", "parameters": {"cron": "* * * * *"}},
+                {"id": "work", "type": "noop"},
+            ],
+            "connections": [{"from": "tick", "to": "work"}],
+        },
+    )
+    assert saved.status_code == 201, saved.text
+    workflow_id = saved.json()["id"]
+    try:
+        for _ in range(700):
+            page = (await client.get("/api/executions", params={"workflow_id": workflow_id})).json()
+            if page["items"]:
+                break
+            await asyncio.sleep(0.1)
+        assert page["items"], "the schedule did not fire within 70 s"
+        execution = await finished(client, page["items"][0]["id"])
+        assert execution["status"] == "succeeded"
+        assert execution["trigger"] == "tick"
+        [item] = execution["nodes"]["work"]["output"]["main"]
+        assert item["scheduled_at"].endswith(":00Z") or item["scheduled_at"].endswith(":00+00:00")
+    finally:
+        await client.delete(f"/api/workflows/{workflow_id}")
