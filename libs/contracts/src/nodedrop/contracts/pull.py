@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 _EXPIRES_S = 30.0
 _HEARTBEAT_S = 5.0
+#: How often the keep-alive looks for an expiring request or a re-established connection.
+_RECHECK_S = 0.5
 
 
 class PullConsumer:
@@ -123,9 +125,17 @@ class PullConsumer:
             log.exception("pull request not sent")
 
     async def _keep_alive(self) -> None:
-        """Requests expire after 30 s (and vanish with a server restart): ask again before."""
+        """Requests expire after 30 s, and vanish when the connection is re-established (the
+        server forgets them): ask again before the one, at once after the other."""
+        reconnects = self._reconnects()
         while True:
-            await asyncio.sleep(_HEARTBEAT_S)
-            if time.monotonic() - self._last_request > _EXPIRES_S - _HEARTBEAT_S:
-                self._credit = 0  # whatever was left of the old request is about to expire
+            await asyncio.sleep(_RECHECK_S)
+            now_reconnects = self._reconnects()
+            expiring = time.monotonic() - self._last_request > _EXPIRES_S - _HEARTBEAT_S
+            if expiring or now_reconnects != reconnects:
+                reconnects = now_reconnects
+                self._credit = 0  # whatever was left of the old request is gone or going
                 await self._top_up()
+
+    def _reconnects(self) -> int:
+        return int(self._nc.stats.get("reconnects", 0))
