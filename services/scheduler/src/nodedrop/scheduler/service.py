@@ -18,6 +18,7 @@ The scheduler never waits on PostgreSQL. All state is per execution, keyed by ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from collections import OrderedDict
@@ -119,9 +120,25 @@ class Scheduler:
         try:
             while not self._stopping.is_set():
                 msgs = await consumer.next_batch(self._batch_size, self._wait_s())
-                await self.handle(msgs)
+                try:
+                    await self.handle(msgs)
+                except Exception:  # e.g. a history read timed out while NATS was away
+                    log.exception("a batch of %d events failed; redelivering it", len(msgs))
+                    await self._give_back(msgs)
         finally:
             await consumer.stop()
+
+    async def _give_back(self, msgs: list[Msg]) -> None:
+        """Have a failed batch redelivered, and forget what it may have half-applied: its
+        executions are rebuilt from the stream before they are touched again."""
+        for msg in msgs:
+            with contextlib.suppress(EventDecodeError):
+                execution_id = codec.decode(msg.data).execution_id
+                self._states.pop(execution_id, None)
+                self._stale.add(execution_id)
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=1)
+        await asyncio.sleep(0.5)
 
     async def recover(self) -> None:
         """Rebuild every unfinished execution and decide what a crash may have left undone."""
@@ -133,8 +150,10 @@ class Scheduler:
     # ------------------------------------------------------------------ one batch
     async def handle(self, msgs: list[Msg]) -> None:
         batch = _Batch(self._clock())
-        stale, self._stale = self._stale, set()
-        for execution_id, state, recovered in await self._rebuild(stale, batch.now):
+        stale = set(self._stale)
+        rebuilt = await self._rebuild(stale, batch.now)
+        self._stale -= stale  # only once rebuilt: a failed read leaves them to the next batch
+        for execution_id, state, recovered in rebuilt:
             batch.touched.add(execution_id)
             batch.decisions.extend(recovered)
             if state is not None:
