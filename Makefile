@@ -39,8 +39,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# make bench: every scenario of tests/bench, results into docs/benchmarks.md (several minutes);
+# QUICK=1: the seconds-long smoke CI runs; ONLY=S1,S4: some scenarios (nothing written).
 bench: install
-	$(BIN)/python -m tests.bench $(if $(QUICK),--quick,)
+	$(BIN)/python -m tests.bench $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,1 +1,4 @@
-"""Benchmarks: run one with ``.venv/bin/python -m tests.bench.<name>``."""
+"""Benchmarks. ``make bench`` (``python -m tests.bench``) runs the system scenarios S1-S7
+(:mod:`tests.bench.harness`); micro-benchmarks run alone, e.g.
+``python -m tests.bench.serialization``.
+"""

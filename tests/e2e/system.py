@@ -65,10 +65,12 @@ class System:
             },
         }
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, service: str | None = None) -> None:
+        """Start ``service`` (default: ``name``) as the process called ``name``, so that several
+        copies of one service (e.g. runners ``runner``, ``runner-2``) can run side by side."""
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"nodedrop.{name}"],
+            [sys.executable, "-m", f"nodedrop.{service or name}"],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,

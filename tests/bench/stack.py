@@ -1,0 +1,220 @@
+"""The system under test: embedded servers with their default settings and the services as
+processes (:class:`tests.e2e.system.System`), the way ``nodedrop up`` runs them.
+
+One PostgreSQL server serves the whole harness run; every scenario gets a database of its own and
+a nats-server of its own (a fresh, empty stream), so no scenario measures the leftovers of
+another. Everything started here is stopped when the context exits, also on an error or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import httpx
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+from tests.bench.load import ApiConnection
+from tests.bench.tap import EventTap
+from tests.e2e.system import SERVICES, System
+
+from nodedrop.contracts import subjects
+from nodedrop.contracts.db.migrate import upgrade
+from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
+
+
+def asyncpg_dsn(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+@dataclass
+class Stack:
+    """A running system (or part of one) for one scenario."""
+
+    nats: EmbeddedNats
+    system: System
+    database_url: str
+    nc: NatsClient
+    runners: list[str] = field(default_factory=list)
+
+    @property
+    def js(self) -> JetStreamContext:
+        return self.nc.jetstream()
+
+    def api(self) -> ApiConnection:
+        return ApiConnection(self.system.api_port, self.system.token)
+
+    def tap(self, *types: str) -> EventTap:
+        return EventTap(self.nc, types)
+
+    def pid(self, name: str) -> int:
+        return self.system.processes[name].pid
+
+    def start(self, *services: str) -> None:
+        for name in services:
+            self.system.start(name)
+            if name == "runner":
+                self.runners.append(name)
+
+    async def wait_healthy(self, timeout_s: float = 30.0) -> None:
+        """:meth:`System.wait_healthy`, but cancellable at once (Ctrl-C during a start)."""
+        deadline = time.monotonic() + timeout_s
+        urls = [
+            f"{self.system.base_url}/health",
+            f"http://127.0.0.1:{self.system.notifier_port}/health",
+        ]
+        async with httpx.AsyncClient(timeout=1) as client:
+            while True:
+                for name, process in self.system.processes.items():
+                    if process.poll() is not None:
+                        raise RuntimeError(
+                            f"{name} exited with {process.returncode}:\n{self.system.logs(name)}"
+                        )
+                with contextlib.suppress(httpx.HTTPError):
+                    answers = [await client.get(url) for url in urls]
+                    if all(answer.status_code == 200 for answer in answers):
+                        return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the system did not become healthy in {timeout_s} s")
+                await asyncio.sleep(0.05)
+
+    async def set_runners(self, count: int, timeout_s: float = 30.0) -> None:
+        """Run ``count`` runner processes (more are started; never fewer), and return once
+        each one waits for tasks on the shared consumer."""
+        while len(self.runners) < count:
+            name = f"runner-{len(self.runners) + 1}"
+            self.system.start(name, "runner")
+            self.runners.append(name)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with contextlib.suppress(NotFoundError):  # until a service has created it
+                info = await self.js.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
+                if (info.num_waiting or 0) >= count:
+                    return
+            for name in self.runners:
+                process = self.system.processes[name]
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited:\n{self.system.logs(name)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{count} runners not all waiting for tasks after {timeout_s} s")
+            await asyncio.sleep(0.1)
+
+    async def last_seq(self) -> int:
+        info = await self.js.stream_info(subjects.EVENTS_STREAM)
+        return int(info.state.last_seq)
+
+    async def checkpoint(self) -> int:
+        connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
+        try:
+            value = await connection.fetchval(
+                "SELECT last_seq FROM projection_checkpoints WHERE name = 'notifier'"
+            )
+        finally:
+            await connection.close()
+        return int(value or 0)
+
+    async def settle(self, timeout_s: float = 120.0) -> float:
+        """Wait until the notifier has projected every stored event (so that the next
+        measurement does not share the machine with a backlog); returns the seconds waited."""
+        started = time.monotonic()
+        target = await self.last_seq()
+        while await self.checkpoint() < target:
+            if time.monotonic() - started > timeout_s:
+                raise TimeoutError(f"projection still behind seq {target} after {timeout_s} s")
+            await asyncio.sleep(0.1)
+        return time.monotonic() - started
+
+
+class Bench:
+    """The harness's servers: one PostgreSQL for the run, a nats-server per scenario."""
+
+    def __init__(self, quick: bool) -> None:
+        self.quick = quick
+        self.work = Path(tempfile.mkdtemp(prefix="nodedrop-bench-"))
+        os.chmod(self.work, 0o711)  # traversable by PostgreSQL's system user when run as root
+        self.postgres = EmbeddedPostgres(self.work / "pg", port=0)
+        self.nats_version = ""
+        self.postgres_version = ""
+
+    def start(self) -> None:
+        self.postgres.start()
+
+    def close(self) -> None:
+        try:
+            self.postgres.stop()
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    async def new_database(self) -> str:
+        name = f"bench_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(self.postgres.dsn("postgres"))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            if not self.postgres_version:
+                self.postgres_version = str(await admin.fetchval("SHOW server_version"))
+        finally:
+            await admin.close()
+        url = self.postgres.url(name)
+        await asyncio.to_thread(upgrade, url)
+        return url
+
+    async def drop_database(self, url: str) -> None:
+        name = url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(self.postgres.dsn("postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    @contextlib.asynccontextmanager
+    async def stack(self, name: str, services: Iterable[str] = SERVICES) -> AsyncIterator[Stack]:
+        """A fresh nats-server and database, and ``services`` started and healthy (the api's
+        and the notifier's health are only awaited when they are started)."""
+        directory = self.work / name
+        directory.mkdir()
+        server = EmbeddedNats(directory / "nats", port=0)
+        await asyncio.to_thread(server.start)
+        self.nats_version = self.nats_version or server.server_version
+        database_url = ""
+        system: System | None = None
+        nc: NatsClient | None = None
+        try:
+            database_url = await self.new_database()
+            system = System(server.url, database_url, directory)
+            nc = await nats.connect(server.url, name=f"bench {name}")
+            # The stream and its consumers exist before any service starts: the services all
+            # run ensure_jetstream at start, and on an empty server two of them can race
+            # (one creates the stream, another then adds a consumer from new events on, and
+            # the first fails with "deliver policy can not be updated" and exits).
+            await ensure_jetstream(nc.jetstream())
+            stack = Stack(server, system, database_url, nc)
+            services = list(services)
+            stack.start(*services)
+            if {"api", "notifier"} <= set(services):
+                await stack.wait_healthy()
+            if "runner" in services:
+                await stack.set_runners(1)
+            yield stack
+        finally:
+            if nc is not None:
+                with contextlib.suppress(Exception):
+                    await nc.close()
+            if system is not None:
+                await asyncio.to_thread(system.stop_all)
+            await asyncio.to_thread(server.stop)
+            if database_url:
+                with contextlib.suppress(Exception):
+                    await self.drop_database(database_url)
