@@ -21,7 +21,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.events import INPUT_EVENT_TYPES
@@ -114,4 +114,9 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
                     "creating consumer %s on an existing stream from new events on",
                     consumer.durable_name,
                 )
-            await js.add_consumer(subjects.EVENTS_STREAM, consumer)
+            try:
+                await js.add_consumer(subjects.EVENTS_STREAM, consumer)
+            except APIError:
+                # Services start together: another one may have created it a moment ago
+                # (with the settings of a fresh stream). Existing is all that matters.
+                await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)

@@ -1,0 +1,31 @@
+"""Every service ensures the stream and consumers at start, all at once on an empty server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import nats
+import pytest
+from nats.js import JetStreamContext
+
+from nodedrop.contracts import subjects
+from nodedrop.contracts.jetstream import ensure_jetstream
+
+pytestmark = pytest.mark.integration
+
+
+async def test_services_starting_together_all_succeed(
+    jetstream: JetStreamContext, nats_url: str
+) -> None:
+    clients = [await nats.connect(nats_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(ensure_jetstream(nc.jetstream()) for nc in clients))
+    finally:
+        for nc in clients:
+            await nc.close()
+    names = {info.name for info in await jetstream.consumers_info(subjects.EVENTS_STREAM)}
+    assert names == {
+        subjects.SCHEDULER_CONSUMER,
+        subjects.RUNNER_CONSUMER,
+        subjects.NOTIFIER_CONSUMER,
+    }
