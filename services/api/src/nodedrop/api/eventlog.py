@@ -5,28 +5,25 @@ in PostgreSQL lags behind it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import TypeVar
 
 import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from nodedrop.api.errors import PayloadTooLargeError, ServiceUnavailableError
 from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import EventDecodeError, decode, encode
 from nodedrop.contracts.events import AnyEvent, Event, type_name
+from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import StreamSettings
 
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Event)
 Sequenced = tuple[AnyEvent, int]
-
-_FETCH_BATCH = 256
 
 
 class EventLog:
@@ -105,47 +102,15 @@ class EventLog:
     async def read(self, execution_id: str, after_seq: int = 0) -> list[Sequenced]:
         """Every event of the execution with a stream sequence above ``after_seq``, in order,
         up to what is stored when the read starts."""
-        config = ConsumerConfig(
-            name=self._nc.new_inbox().rsplit(".", 1)[-1],
-            description=f"api: events of {execution_id}",
-            filter_subject=subjects.execution_subject(execution_id),
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=after_seq + 1,
-            ack_policy=AckPolicy.NONE,
-            # Ephemeral: gone soon even if this process dies before deleting it.
-            inactive_threshold=30.0,
-            mem_storage=True,
-            num_replicas=1,
-        )
         try:
-            info = await self._js.add_consumer(subjects.EVENTS_STREAM, config)
-            try:
-                return await self._drain(info.name, info.num_pending or 0)
-            finally:
-                with contextlib.suppress(NotFoundError):
-                    await self._js.delete_consumer(subjects.EVENTS_STREAM, info.name)
+            stored = await read_execution(
+                self._js, execution_id, after_seq=after_seq, timeout_s=self._timeout_s
+            )
         except (nats.errors.Error, OSError) as error:
             raise ServiceUnavailableError(
                 f"the event log (NATS JetStream) cannot be read ({type(error).__name__})"
             ) from error
-
-    async def _drain(self, consumer: str, pending: int) -> list[Sequenced]:
-        events: list[Sequenced] = []
-        if pending == 0:
-            return events
-        sub = await self._js.pull_subscribe_bind(consumer=consumer, stream=subjects.EVENTS_STREAM)
-        try:
-            remaining = pending
-            while remaining > 0:
-                for msg in await sub.fetch(min(_FETCH_BATCH, remaining), timeout=self._timeout_s):
-                    seq = msg.metadata.sequence.stream
-                    remaining = min(remaining - 1, msg.metadata.num_pending)
-                    event = _decode(msg.data, seq)
-                    if event is not None:
-                        events.append((event, seq))
-        finally:
-            await sub.unsubscribe()
-        return events
+        return [(event, seq) for seq, event in stored]
 
 
 def _decode(data: bytes, seq: int | None) -> AnyEvent | None:
