@@ -22,6 +22,7 @@ from nodedrop.contracts import ids, subjects
 from nodedrop.contracts.codec import EventDecodeError, decode, encode, to_public
 from nodedrop.contracts.events import (
     EVENT_TYPES,
+    SCHEDULER_ACTOR,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
@@ -248,7 +249,7 @@ def test_samples_cover_every_event_type() -> None:
 
 
 #: Fields added to the catalogue after the v1 samples were stored (all with defaults).
-ADDED_AFTER_V1 = {"trace_context", "upstream"}
+ADDED_AFTER_V1 = {"trace_context", "upstream", "reused_outputs", "reused_from"}
 
 
 @pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
@@ -410,6 +411,7 @@ def test_public_shape_of_a_node_event() -> None:
         "node": "fetch",
         "attempt": 2,
         "event_id": f"{EXECUTION}.fetch.2.result",
+        "actor": None,
         "data": {
             "output": {
                 "main": [{"status": 200, "body": {"total": 120.5, "items": [1, 2]}}],
@@ -431,8 +433,40 @@ def test_public_shape_of_an_execution_event() -> None:
         "node": None,
         "attempt": None,
         "event_id": f"{EXECUTION}.finished",
+        "actor": None,
         "data": {"status": "failed", "error": {"type": "HttpServerError", "message": "503"}},
     }
+
+
+@pytest.mark.parametrize("name", ["ExecutionRequested", "ExecutionCancelRequested"])
+def test_public_shape_names_the_user_who_caused_the_event(name: str) -> None:
+    public = to_public(SAMPLES[name], seq=1)
+
+    assert public["actor"] == "user-1"
+    assert public["data"]["requested_by"] == "user-1"
+
+
+def test_what_the_scheduler_asks_for_itself_has_no_actor() -> None:
+    timeout = msgspec.structs.replace(
+        SAMPLES["ExecutionCancelRequested"], requested_by=SCHEDULER_ACTOR, reason="timed_out"
+    )
+
+    assert to_public(timeout, seq=1)["actor"] is None
+
+
+def test_v1_events_decode_without_reuse_and_reuse_round_trips() -> None:
+    requested = decode(sample_path("ExecutionRequested").read_bytes())
+    succeeded = decode(sample_path("NodeSucceeded").read_bytes())
+    assert isinstance(requested, ExecutionRequested)
+    assert isinstance(succeeded, NodeSucceeded)
+    assert (requested.reused_outputs, succeeded.reused_from) == ({}, None)
+
+    rerun = msgspec.structs.replace(requested, reused_outputs={"start": {"main": [{"a": 1}]}})
+    reused = msgspec.structs.replace(succeeded, pinned=False, reused_from="first")
+
+    assert decode(encode(rerun)) == rerun
+    assert decode(encode(reused)) == reused
+    assert to_public(reused, seq=2)["data"]["reused_from"] == "first"
 
 
 def test_public_shape_of_a_node_event_without_attempt() -> None:
@@ -452,8 +486,8 @@ def test_public_shape_of_every_event(events: dict[str, Event], name: str) -> Non
 
     public = to_public(event, seq=5)
 
-    # The contract's keys, plus event_id (a documented addition).
-    assert set(public) == CONTRACT_KEYS | {"event_id"}
+    # The contract's keys, plus event_id and actor (documented additions).
+    assert set(public) == CONTRACT_KEYS | {"event_id", "actor"}
     assert (public["seq"], public["type"], public["execution_id"]) == (
         5,
         name,

@@ -165,6 +165,21 @@ class TestNodeRows:
             {"main": [{"pinned": 1}]},
         )
 
+    def test_reused_output_of_a_node_that_never_ran_in_this_execution(self) -> None:
+        h = started()
+        h.succeeded("fetch", attempt=0, output={"main": [{"old": 1}]}, reused_from="ex0")
+        changes = project(h)
+        row = changes.nodes[("ex1", "fetch")]
+        assert (row.status, row.attempts, row.pinned, row.output, row.finished_at) == (
+            "succeeded",
+            0,
+            False,
+            {"main": [{"old": 1}]},
+            at(2),
+        )
+        assert changes.logs[-1].message == "node fetch reused its output recorded by execution ex0"
+        assert changes.logs[-1].level == "info"
+
     def test_an_event_for_a_node_outside_the_plan_is_ignored(self) -> None:
         h = started(("start",))
         h.ready("elsewhere")

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from nodedrop.contracts.events import AnyEvent, Event, type_name
+from nodedrop.contracts.events import SCHEDULER_ACTOR, AnyEvent, Event, type_name
 
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
@@ -31,7 +31,9 @@ def decode(data: bytes) -> AnyEvent:
 
 
 def to_public(event: Event, seq: int) -> dict[str, Any]:
-    """``{"seq", "type", "time", "execution_id", "node", "attempt", "data"}`` for clients."""
+    """``{"seq", "type", "time", "execution_id", "node", "attempt", "data"}`` for clients, plus
+    ``event_id`` and ``actor``: the user who caused the event (its ``requested_by``: a request or
+    a cancel), ``None`` for what the system did by itself."""
     raw: dict[str, Any] = msgspec.to_builtins(event)
     return {
         "seq": seq,
@@ -41,5 +43,10 @@ def to_public(event: Event, seq: int) -> dict[str, Any]:
         "node": raw.get("node"),
         "attempt": raw.get("attempt"),
         "event_id": event.event_id,
+        "actor": _actor(raw.get("requested_by")),
         "data": {k: v for k, v in raw.items() if k not in _ENVELOPE},
     }
+
+
+def _actor(requested_by: str | None) -> str | None:
+    return None if requested_by == SCHEDULER_ACTOR else requested_by

@@ -56,6 +56,9 @@ class ExecutionRequested(Event, tag=True, frozen=True):
     rerun_of: str | None = None
     #: W3C trace context of the request (``traceparent``...), when tracing is on.
     trace_context: dict[str, str] | None = None
+    #: A rerun (``rerun_of``): outputs the first execution recorded for nodes upstream of the
+    #: rerun's starting node. Each such node succeeds with this output instead of running.
+    reused_outputs: dict[str, PortItems] = {}
 
 
 class ExecutionStarted(Event, tag=True, frozen=True):
@@ -101,6 +104,8 @@ class NodeSucceeded(Event, tag=True, frozen=True):
     attempt: int
     output: PortItems
     pinned: bool = False
+    #: The execution whose recorded output this is: the node did not run in this one (a rerun).
+    reused_from: str | None = None
 
 
 class NodeFailed(Event, tag=True, frozen=True):
@@ -144,6 +149,10 @@ class NodeCancelled(Event, tag=True, frozen=True):
 
     node: str
     attempt: int
+
+
+#: ``requested_by`` of what the scheduler asks for on its own (not a user's act).
+SCHEDULER_ACTOR = "scheduler"
 
 
 class ExecutionCancelRequested(Event, tag=True, frozen=True):

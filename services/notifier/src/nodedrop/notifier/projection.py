@@ -392,6 +392,8 @@ def _describe(event: AnyEvent) -> str:
             return f"node {node} started (attempt {attempt})" + (f" on {worker}" if worker else "")
         case NodeSucceeded(node=node, pinned=True):
             return f"node {node} used its pinned output"
+        case NodeSucceeded(node=node, reused_from=str() as origin):
+            return f"node {node} reused its output recorded by execution {origin}"
         case NodeSucceeded(node=node, attempt=attempt, output=ports):
             items = _plural(_count_items(ports), "item")
             return f"node {node} succeeded (attempt {attempt}): {items} out"

@@ -126,7 +126,12 @@ class History:
         )
 
     def succeeded(
-        self, node: str, attempt: int = 1, output: PortItems | None = None, pinned: bool = False
+        self,
+        node: str,
+        attempt: int = 1,
+        output: PortItems | None = None,
+        pinned: bool = False,
+        reused_from: str | None = None,
     ) -> AnyEvent:
         return self._add(
             NodeSucceeded(
@@ -135,6 +140,7 @@ class History:
                 attempt=attempt,
                 output=output if output is not None else {"main": [{"node": node}]},
                 pinned=pinned,
+                reused_from=reused_from,
             )
         )
 

@@ -381,8 +381,15 @@ class _Decider:
         self.examine_children(node_id)
 
     def _run_or_pin(self, node_id: str, node_input: PortItems) -> bool:
+        """Run the node, or record at once the output that stands in for a run: its
+        ``pinned_output``, else (a rerun) the output the first execution recorded for it."""
+        request = self.state.request
         pinned = _definition(self.state, node_id).pinned_output
-        if pinned is None:
+        reused = None
+        if pinned is None and request.rerun_of is not None:  # reuse needs an origin to name
+            reused = request.reused_outputs.get(node_id)
+        output = pinned if pinned is not None else reused
+        if output is None:
             self.ready(node_id, 1, node_input)
             return False
         self.state.nodes[node_id].input = node_input
@@ -393,8 +400,9 @@ class _Decider:
                 time=self.now,
                 node=node_id,
                 attempt=0,
-                output=pinned,
-                pinned=True,
+                output=output,
+                pinned=pinned is not None,
+                reused_from=request.rerun_of if reused is not None else None,
             )
         )
         return True

@@ -131,7 +131,8 @@ def _node_started(state: ExecutionState, event: NodeStarted) -> bool:
 
 def _node_succeeded(state: ExecutionState, event: NodeSucceeded) -> bool:
     node = state.nodes.get(event.node)
-    if node is None or not _accepts_result(node, event.attempt, pinned=event.pinned):
+    stands_in = event.pinned or event.reused_from is not None  # recorded without a run
+    if node is None or not _accepts_result(node, event.attempt, pinned=stands_in):
         return False
     node.status = NodeStatus.SUCCEEDED
     node.output = event.output
