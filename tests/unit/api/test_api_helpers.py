@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from nodedrop.api.auth import ADMIN_USER_ID, User, authenticate
+from nodedrop.api.auth import User
 from nodedrop.api.definitions import openapi_schemas, parse_definition, stored_definition
 from nodedrop.api.errors import UnprocessableError, located, problem
 from nodedrop.api.pagination import InvalidCursorError, decode_cursor, encode_cursor, parse_cursor
@@ -36,15 +36,6 @@ def test_parse_cursor_names_the_query_parameter() -> None:
     with pytest.raises(UnprocessableError) as caught:
         parse_cursor("garbage")
     assert caught.value.problems[0]["loc"] == ["query", "cursor"]
-
-
-def test_only_the_admin_token_authenticates() -> None:
-    assert authenticate("secret", "secret") == User(ADMIN_USER_ID, is_admin=True)
-    assert authenticate("secret", "Secret") is None
-    assert authenticate("secret", None) is None
-    assert authenticate("secret", "") is None
-    assert authenticate(None, "secret") is None
-    assert authenticate("", "") is None
 
 
 def test_visibility() -> None:

@@ -39,3 +39,20 @@ def test_a_user_sees_only_its_own_executions() -> None:
     assert Caller("alice").can_see("alice")
     assert not Caller("alice").can_see("bob")
     assert Caller(ADMIN_ID, is_admin=True).can_see("bob")
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed", "ok"),
+    [
+        (None, set(), True),  # not a browser
+        ("http://127.0.0.1:8000", {"http://127.0.0.1:8000"}, True),
+        ("http://127.0.0.1:8000/", {"http://127.0.0.1:8000"}, True),
+        ("https://evil.example", {"http://127.0.0.1:8000"}, False),
+        ("http://127.0.0.1:8001", {"http://127.0.0.1:8000"}, False),
+        ("https://evil.example", {"*"}, True),
+    ],
+)
+def test_origin_allowed(origin: str | None, allowed: set[str], ok: bool) -> None:
+    from nodedrop.notifier.auth import origin_allowed
+
+    assert origin_allowed(origin, allowed) is ok

@@ -11,6 +11,16 @@ def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _origins(value: str | None) -> tuple[str, ...] | None:
+    """A comma-separated list; unset means the default (the server's own base URLs)."""
+    if value is None or not value.strip():
+        return None
+    return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+
+
+_WEB = ("http", "https")
+
+
 @dataclass(frozen=True)
 class Config:
     nats_url: str | None = None
@@ -26,10 +36,29 @@ class Config:
     otel_exporter: str | None = None
     #: Scheduler: a missed cron tick at most this old (seconds) is still fired, once.
     schedule_grace_s: float = 300.0
+    #: API request limits (docs/api.md, "Limits"): a larger body is a 413, the others a 422.
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_workflow_nodes: int = 2000
+    max_input_items: int = 10_000
+    #: Characters of one ``{{ }}`` expression; the evaluator's own bound (10,000) is the ceiling.
+    max_expression_length: int = 10_000
+    #: Origins a browser may open the WebSocket from (``Origin`` header); None: the server's
+    #: own base URLs (:attr:`websocket_origins`). Requests without ``Origin`` are not browsers.
+    allowed_origins: tuple[str, ...] | None = None
 
     @property
     def notifier_url(self) -> str:
         return f"http://{self.host}:{self.notifier_port}"
+
+    @property
+    def websocket_origins(self) -> frozenset[str]:
+        """The configured allowed origins, or the API's own base URL (by the names a local
+        address is reached under)."""
+        if self.allowed_origins is not None:
+            return frozenset(self.allowed_origins)
+        local = {"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"}
+        hosts = {"127.0.0.1", "localhost", "[::1]"} if self.host in local else {self.host}
+        return frozenset(f"{scheme}://{host}:{self.port}" for host in hosts for scheme in _WEB)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -46,4 +75,9 @@ class Config:
             runner_concurrency=int(env.get("NODEDROP_RUNNER_CONCURRENCY", "64")),
             otel_exporter=env.get("NODEDROP_OTEL_EXPORTER") or None,
             schedule_grace_s=float(env.get("NODEDROP_SCHEDULE_GRACE_S", "300")),
+            max_body_bytes=int(env.get("NODEDROP_MAX_BODY_BYTES", str(8 * 1024 * 1024))),
+            max_workflow_nodes=int(env.get("NODEDROP_MAX_WORKFLOW_NODES", "2000")),
+            max_input_items=int(env.get("NODEDROP_MAX_INPUT_ITEMS", "10000")),
+            max_expression_length=int(env.get("NODEDROP_MAX_EXPRESSION_LENGTH", "10000")),
+            allowed_origins=_origins(env.get("NODEDROP_ALLOWED_ORIGINS")),
         )

@@ -8,17 +8,22 @@ reports every problem with its location in FastAPI's ``{"loc", "msg", "type"}`` 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from nodedrop.contracts.expressions import check_syntax
+from nodedrop.contracts.expressions import ExpressionError, check_syntax, compile_template
+from nodedrop.contracts.expressions.limits import MAX_EXPRESSION_LENGTH
 from nodedrop.contracts.items import ERROR_PORT, MAIN_PORT, REF_KEY, Item
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
 NODE_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 PORT_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 MAX_TIMEOUT_MS = 31 * 24 * 3600 * 1000
+#: The most nodes any definition may have (the API's setting may lower it: WorkflowLimits).
+MAX_NODES = 5000
 OnError = Literal["fail", "continue", "error_output"]
 
 
@@ -88,7 +93,7 @@ class Settings(_Strict):
 
 class Workflow(_Strict):
     name: str = Field(default="Untitled", max_length=200)
-    nodes: list[Node] = Field(max_length=5000)
+    nodes: list[Node] = Field(max_length=MAX_NODES)
     connections: list[Connection] = Field(default_factory=list, max_length=20000)
     settings: Settings = Field(default_factory=Settings)
 
@@ -106,6 +111,21 @@ class Workflow(_Strict):
 Problem = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class WorkflowLimits:
+    """Size limits a definition must keep to: the API's settings (docs/api.md "Limits"). The
+    defaults are the ceilings that hold whatever the settings: the model's and the evaluator's."""
+
+    max_nodes: int = MAX_NODES
+    #: Characters of one ``{{ }}`` expression.
+    max_expression_length: int = MAX_EXPRESSION_LENGTH
+    #: Items of one port of a node's ``pinned_output``; None: no limit.
+    max_items: int | None = None
+
+
+DEFAULT_LIMITS = WorkflowLimits()
+
+
 class WorkflowInvalid(ValueError):  # noqa: N818 - a verdict, read as "the workflow is invalid"
     """A definition was rejected; ``problems`` are FastAPI-style ``{"loc", "msg", "type"}``."""
 
@@ -118,8 +138,22 @@ def _problem(loc: list[str | int], msg: str, kind: str) -> Problem:
     return {"loc": loc, "msg": msg, "type": kind}
 
 
-def validate_workflow(data: Any, registry: NodeTypeRegistry) -> Workflow:
+def validate_workflow(
+    data: Any, registry: NodeTypeRegistry, limits: WorkflowLimits = DEFAULT_LIMITS
+) -> Workflow:
     """Parse and check a definition; raise :class:`WorkflowInvalid` naming every problem."""
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if isinstance(nodes, list) and len(nodes) > limits.max_nodes:
+        # Before parsing: the size alone decides, whatever the nodes hold.
+        raise WorkflowInvalid(
+            [
+                _problem(
+                    ["nodes"],
+                    f"{len(nodes):,} nodes; a workflow has at most {limits.max_nodes:,}",
+                    "too_long",
+                )
+            ]
+        )
     # by_name=False: only the JSON names are fields ("from", "json"); the Python names that
     # populate_by_name allows in code ("from_", "json_body") are unknown fields in a definition.
     try:
@@ -128,7 +162,7 @@ def validate_workflow(data: Any, registry: NodeTypeRegistry) -> Workflow:
         raise WorkflowInvalid(
             [_problem(list(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]
         ) from None
-    problems = graph_problems(workflow, registry)
+    problems = graph_problems(workflow, registry) + size_problems(workflow, limits)
     if problems:
         raise WorkflowInvalid(problems)
     return workflow
@@ -254,6 +288,51 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
             )
         )
     return problems
+
+
+def size_problems(workflow: Workflow, limits: WorkflowLimits) -> list[Problem]:
+    """Expressions and pinned outputs over the limits (node counts are checked before)."""
+    problems: list[Problem] = []
+    for i, node in enumerate(workflow.nodes):
+        for path, length in _expression_lengths(node.parameters):
+            if length > limits.max_expression_length:
+                problems.append(
+                    _problem(
+                        ["nodes", i, "parameters", *path],
+                        f"node {node.id!r}: expression of {length:,} characters; at most "
+                        f"{limits.max_expression_length:,}",
+                        "too_long",
+                    )
+                )
+        for port, items in (node.pinned_output or {}).items():
+            if limits.max_items is not None and len(items) > limits.max_items:
+                problems.append(
+                    _problem(
+                        ["nodes", i, "pinned_output", port],
+                        f"node {node.id!r}: {len(items):,} items; at most {limits.max_items:,}",
+                        "too_long",
+                    )
+                )
+    return problems
+
+
+def _expression_lengths(value: Any) -> Iterator[tuple[tuple[str | int, ...], int]]:
+    """(path, characters) of every expression in a parameter value that compiles (those that
+    do not are reported by the syntax check)."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        path, current = stack.pop()
+        if isinstance(current, str) and "{{" in current:
+            try:
+                template = compile_template(current)
+            except ExpressionError:
+                continue
+            for expression in template.expressions:
+                yield path, len(expression.source)
+        elif isinstance(current, dict):
+            stack.extend(((*path, key), child) for key, child in current.items())
+        elif isinstance(current, list):
+            stack.extend(((*path, index), child) for index, child in enumerate(current))
 
 
 def find_cycle(workflow: Workflow) -> list[str] | None:

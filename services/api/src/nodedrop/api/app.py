@@ -12,14 +12,23 @@ from fastapi import APIRouter, Depends, FastAPI
 from nats.aio.client import Client as NatsClient
 
 from nodedrop.api import ws_relay
+from nodedrop.api.auth import key_verifier
 from nodedrop.api.db import create_engine, session_factory
 from nodedrop.api.definitions import openapi_schemas
 from nodedrop.api.deps import get_current_user
 from nodedrop.api.errors import install_error_handlers
 from nodedrop.api.eventlog import EventLog
-from nodedrop.api.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from nodedrop.api.limits import BodySizeLimit
 from nodedrop.api.resources import Resources
-from nodedrop.api.routes import executions, health, node_types, outputs, webhooks, workflows
+from nodedrop.api.routes import (
+    executions,
+    health,
+    node_types,
+    outputs,
+    users,
+    webhooks,
+    workflows,
+)
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.contracts.config import Config
@@ -69,7 +78,7 @@ def create_app(
     config: Config,
     *,
     registry: NodeTypeRegistry | None = None,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,7 +88,7 @@ def create_app(
                 "(`nodedrop up` sets both)"
             )
         if not config.admin_token:
-            log.warning("NODEDROP_ADMIN_TOKEN is not set: every /api request will be answered 401")
+            log.warning("NODEDROP_ADMIN_TOKEN is not set: only users' keys are accepted")
         nc = await _connect_nats(config.nats_url)
         engine = create_engine(config.database_url)
         try:
@@ -108,8 +117,9 @@ def create_app(
     app.state.config = config
     app.state.registry = registry or NodeTypeRegistry.with_plugins()
     app.state.resources = None
+    app.state.keys = key_verifier(app, config.admin_token)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes or config.max_body_bytes)
 
     api = APIRouter(
         prefix="/api",
@@ -123,6 +133,7 @@ def create_app(
     api.include_router(executions.router)
     api.include_router(outputs.router)
     api.include_router(node_types.router)
+    api.include_router(users.router)
     app.include_router(health.router)
     app.include_router(api)
     # Not under /api and not behind the bearer key: a webhook node's own secret guards it.

@@ -1,38 +1,31 @@
 """Who is calling: API keys to users.
 
-Until users exist (a later issue), the only key is ``NODEDROP_ADMIN_TOKEN`` and it acts as the
-user ``admin``. Everything else reaches the caller through ``deps.CurrentUser``, so swapping this
-lookup for a user table changes no route.
+Keys are verified by ``nodedrop.contracts.apikeys.KeyVerifier`` (shared with the notifier, so the
+WebSocket accepts the same keys): ``NODEDROP_ADMIN_TOKEN`` is the admin, any other key is looked
+up in PostgreSQL by its public id and cached briefly. Routes only see ``deps.CurrentUser``.
 """
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
+from fastapi import FastAPI
 
-ADMIN_USER_ID = "admin"
+from nodedrop.api.errors import ServiceUnavailableError
+from nodedrop.contracts.apikeys import ADMIN_ID, KeyVerifier, Principal, StoredKey
+from nodedrop.contracts.db.apikeys import engine_lookup
 
-
-@dataclass(frozen=True)
-class User:
-    id: str
-    is_admin: bool = False
-
-    def can_see(self, owner: str | None) -> bool:
-        """Whether a workflow or an execution of ``owner`` is visible (else it answers 404)."""
-        return self.is_admin or owner == self.id
-
-    @property
-    def owner_filter(self) -> str | None:
-        """The owner to restrict listings to; ``None`` lists everyone's (admins)."""
-        return None if self.is_admin else self.id
+ADMIN_USER_ID = ADMIN_ID
+#: The caller of a request: a user, or the admin.
+User = Principal
 
 
-def authenticate(admin_token: str | None, presented: str | None) -> User | None:
-    """The user a presented key belongs to, or ``None``. Without a configured admin token no key
-    is valid. The comparison takes the same time wherever the strings differ."""
-    if not admin_token or not presented:
-        return None
-    if hmac.compare_digest(presented.encode(), admin_token.encode()):
-        return User(ADMIN_USER_ID, is_admin=True)
-    return None
+def key_verifier(app: FastAPI, admin_token: str | None) -> KeyVerifier:
+    """The app's verifier. The admin token works before the database is connected (health
+    checks, node types); a user key then answers 503, like any request needing the database."""
+
+    async def lookup(key_id: str) -> StoredKey | None:
+        resources = getattr(app.state, "resources", None)
+        if resources is None:
+            raise ServiceUnavailableError("the API is starting or stopping")
+        return await engine_lookup(resources.engine)(key_id)
+
+    return KeyVerifier(lookup, admin_token=admin_token)

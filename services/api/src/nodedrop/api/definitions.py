@@ -7,8 +7,15 @@ from typing import Annotated, Any
 from pydantic import WithJsonSchema
 
 from nodedrop.api.errors import Loc, UnprocessableError, located
+from nodedrop.contracts.config import Config
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
-from nodedrop.contracts.workflow import Workflow, WorkflowInvalid, validate_workflow
+from nodedrop.contracts.workflow import (
+    DEFAULT_LIMITS,
+    Workflow,
+    WorkflowInvalid,
+    WorkflowLimits,
+    validate_workflow,
+)
 
 _SCHEMA_REFS = "#/components/schemas/{model}"
 
@@ -26,16 +33,27 @@ def openapi_schemas() -> dict[str, Any]:
     return {**definitions, "Workflow": schema}
 
 
-def parse_definition(data: Any, registry: NodeTypeRegistry, loc: Loc) -> Workflow:
+def workflow_limits(config: Config) -> WorkflowLimits:
+    return WorkflowLimits(
+        max_nodes=config.max_workflow_nodes,
+        max_expression_length=config.max_expression_length,
+        max_items=config.max_input_items,
+    )
+
+
+def parse_definition(
+    data: Any, registry: NodeTypeRegistry, loc: Loc, limits: WorkflowLimits = DEFAULT_LIMITS
+) -> Workflow:
     """``validate_workflow``, its problems located under ``loc`` (e.g. ``["body"]``)."""
     try:
-        return validate_workflow(data, registry)
+        return validate_workflow(data, registry, limits)
     except WorkflowInvalid as invalid:
         raise UnprocessableError(located(loc, invalid.problems)) from None
 
 
 def revalidate(definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc) -> Workflow:
-    """A stored definition, checked again: node types come and go with plugins."""
+    """A stored definition, checked again: node types come and go with plugins. (Not against
+    the size limits, which may have been lowered since: what was saved stays runnable.)"""
     try:
         return validate_workflow(definition, registry)
     except WorkflowInvalid as invalid:

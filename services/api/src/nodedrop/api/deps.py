@@ -9,11 +9,12 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from nodedrop.api.auth import User, authenticate
+from nodedrop.api.auth import User
 from nodedrop.api.errors import ServiceUnavailableError
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.resources import Resources
 from nodedrop.api.schedules import ScheduleStore
+from nodedrop.contracts.apikeys import KeyVerifier
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
@@ -71,13 +72,19 @@ EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 ScheduleStoreDep = Annotated[ScheduleStore, Depends(get_schedule_store)]
 
 
+def get_key_verifier(request: Request) -> KeyVerifier:
+    return cast(KeyVerifier, request.app.state.keys)
+
+
+KeyVerifierDep = Annotated[KeyVerifier, Depends(get_key_verifier)]
+
+
 async def get_current_user(
-    config: ConfigDep,
+    verifier: KeyVerifierDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> User:
-    """The caller, from its API key. Today only the admin token is a key; the users issue
-    replaces this function and nothing else."""
-    user = authenticate(config.admin_token, credentials.credentials if credentials else None)
+    """The caller, from its API key (the admin token or a user's key)."""
+    user = await verifier.verify(credentials.credentials if credentials else None)
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -87,4 +94,12 @@ async def get_current_user(
     return user
 
 
+async def get_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
+    """The caller, who must be an admin. Others get 403: the route exists, they may not use it."""
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may do this")
+    return user
+
+
 CurrentUser = Annotated[User, Depends(get_current_user)]
+AdminUser = Annotated[User, Depends(get_admin)]

@@ -17,6 +17,8 @@ from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.workflow import Connection, Workflow, trigger_ids
 
 DEFAULT_TRIGGER_INPUT: list[Item] = [{}]
+#: Items of one input (a trigger's list, a node-mode port) when no limit is given.
+DEFAULT_MAX_ITEMS = 10_000
 
 _trigger_input = TypeAdapter(list[Item])
 _node_input = TypeAdapter(dict[str, list[Item]])
@@ -79,10 +81,18 @@ def check_node(workflow: Workflow, node: str | None) -> str:
     return node
 
 
-def trigger_input(raw: Any) -> list[Item]:
+def _too_many(loc: list[str | int], count: int, max_items: int) -> UnprocessableError:
+    return UnprocessableError(
+        [problem(loc, f"{count:,} items; an input has at most {max_items:,}", "too_long")]
+    )
+
+
+def trigger_input(raw: Any, max_items: int = DEFAULT_MAX_ITEMS) -> list[Item]:
     """Trigger mode: a list of JSON objects, ``[{}]`` when omitted."""
     if raw is None:
         return [dict(item) for item in DEFAULT_TRIGGER_INPUT]
+    if isinstance(raw, list) and len(raw) > max_items:
+        raise _too_many(["body", "input"], len(raw), max_items)
     try:
         items = _trigger_input.validate_python(raw)
     except ValidationError as error:
@@ -113,8 +123,12 @@ def refuse_references(items: list[Item], loc: list[str | int]) -> None:
             )
 
 
-def node_input(raw: Any) -> PortItems:
+def node_input(raw: Any, max_items: int = DEFAULT_MAX_ITEMS) -> PortItems:
     """Node mode: ``{port: [items]}``."""
+    if isinstance(raw, dict):
+        for port, items in raw.items():
+            if isinstance(items, list) and len(items) > max_items:
+                raise _too_many(["body", "input", port], len(items), max_items)
     try:
         ports = _node_input.validate_python(raw)
     except ValidationError as error:

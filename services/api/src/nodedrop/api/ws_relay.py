@@ -1,8 +1,9 @@
 """``/ws/executions/{id}`` on the API's base URL, relayed to the notifier, which serves it.
 
-The relay is transparent: the query string and the ``Authorization`` header go upstream, text
-and binary messages go both ways, and the notifier's close code and reason (4401, 4404, 1000...)
-reach the client. The notifier does the authentication, so the answer is the same either way.
+The relay is transparent: the query string and the ``Authorization`` and ``Origin`` headers go
+upstream, text and binary messages go both ways, and the notifier's close code and reason (4401,
+4403, 4404, 1000...) reach the client. The notifier does the authentication and the origin check,
+so the answer is the same either way.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ async def relay_execution_events(websocket: WebSocket, execution_id: str) -> Non
     headers = {}
     if (authorization := websocket.headers.get("authorization")) is not None:
         headers["Authorization"] = authorization
+    if (origin := websocket.headers.get("origin")) is not None:
+        headers["Origin"] = origin  # the notifier checks it against the allowed origins
     try:
         upstream = await connect(
             url, additional_headers=headers, open_timeout=5, max_size=MAX_MESSAGE_BYTES

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 
 import msgspec
 from nats.js import JetStreamContext
@@ -25,24 +26,37 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
-from nodedrop.notifier.auth import Authenticate, Caller, admin_token_auth, presented_key
+from nodedrop.notifier.auth import (
+    Authenticate,
+    Caller,
+    admin_token_auth,
+    origin_allowed,
+    presented_key,
+)
 
 log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
 CLOSE_BAD_REQUEST = 4400  # an addition: ``after_seq`` is not a non-negative integer
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403  # an addition: a browser page of an origin not allowed
 CLOSE_NOT_FOUND = 4404
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
 
 _encoder = msgspec.json.Encoder()
 
 
 def create_app(
-    js: JetStreamContext, admin_token: str | None, *, authenticate: Authenticate | None = None
+    js: JetStreamContext,
+    admin_token: str | None,
+    *,
+    authenticate: Authenticate | None = None,
+    allowed_origins: Collection[str] = (),
 ) -> Starlette:
     """The notifier's ASGI app. Keys are checked by ``authenticate``, by default against
-    ``admin_token`` (None: no key is valid)."""
+    ``admin_token`` (None: no key is valid). Browsers (requests with ``Origin``) are served
+    only from ``allowed_origins``."""
     stream = _ExecutionStream(js)
     authenticate = authenticate or admin_token_auth(admin_token)
 
@@ -52,8 +66,16 @@ def create_app(
     async def execution_events(websocket: WebSocket) -> None:
         # Accept first, so that the client sees a close code rather than a failed handshake.
         await websocket.accept()
+        if not origin_allowed(websocket.headers.get("origin"), allowed_origins):
+            await websocket.close(CLOSE_FORBIDDEN_ORIGIN)
+            return
         key = presented_key(websocket.headers, websocket.query_params)
-        caller = await authenticate(key) if key else None
+        try:
+            caller = await authenticate(key) if key else None
+        except Exception:  # the database is away: no answer about the key either way
+            log.exception("cannot verify a WebSocket key")
+            await websocket.close(CLOSE_TRY_AGAIN_LATER)
+            return
         if caller is None:
             await websocket.close(CLOSE_UNAUTHORIZED)
             return

@@ -113,4 +113,28 @@ class ProjectionCheckpointRow(SQLModel, table=True):
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
+class UserRow(SQLModel, table=True):
+    """A user: owns workflows and executions (their ``owner`` / ``requested_by`` is its id)."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True)
+    name: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    is_admin: bool = False
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key, by its public id; only the SHA-256 digest of the key is kept
+    (``nodedrop.contracts.apikeys`` says why that suffices)."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True)
+    user_id: str = Field(foreign_key="users.id", index=True)
+    digest: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    revoked_at: datetime | None = _time()
+
+
 metadata = SQLModel.metadata

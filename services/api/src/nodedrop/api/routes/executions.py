@@ -9,8 +9,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from nodedrop.api import execution_requests as rules
 from nodedrop.api import projection, submission, workflow_store
 from nodedrop.api.auth import User
-from nodedrop.api.definitions import parse_definition, revalidate
-from nodedrop.api.deps import CurrentUser, EventLogDep, RegistryDep, SessionDep
+from nodedrop.api.definitions import parse_definition, revalidate, workflow_limits
+from nodedrop.api.deps import ConfigDep, CurrentUser, EventLogDep, RegistryDep, SessionDep
 from nodedrop.api.errors import UnprocessableError, problem
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.pagination import encode_cursor, parse_cursor
@@ -40,7 +40,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.items import Item, PortItems
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
-from nodedrop.contracts.workflow import Workflow
+from nodedrop.contracts.workflow import Workflow, WorkflowLimits
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 
@@ -75,14 +75,18 @@ async def find_execution(
 
 
 async def _workflow_of(
-    body: ExecutionCreate, user: User, session: AsyncSession, registry: NodeTypeRegistry
+    body: ExecutionCreate,
+    user: User,
+    session: AsyncSession,
+    registry: NodeTypeRegistry,
+    limits: WorkflowLimits,
 ) -> tuple[Workflow, str | None, int | None]:
     if (body.workflow_id is None) == (body.workflow is None):
         raise UnprocessableError(
             [problem(["body"], "give exactly one of workflow_id or workflow", "value_error")]
         )
     if body.workflow is not None:
-        return parse_definition(body.workflow, registry, ["body", "workflow"]), None, None
+        return parse_definition(body.workflow, registry, ["body", "workflow"], limits), None, None
     assert body.workflow_id is not None
     row = await workflow_store.get(session, body.workflow_id)
     if row is None or not user.can_see(row.owner):
@@ -123,9 +127,11 @@ async def request_execution(
     session: SessionDep,
     registry: RegistryDep,
     events: EventLogDep,
+    config: ConfigDep,
 ) -> ExecutionAccepted:
     """Queue an execution. Answered once the request is durably in the event log."""
-    workflow, workflow_id, version = await _workflow_of(body, user, session, registry)
+    limits = workflow_limits(config)
+    workflow, workflow_id, version = await _workflow_of(body, user, session, registry, limits)
     run_input: list[Item] | PortItems
     trigger: str | None
     if body.mode == "trigger":
@@ -135,13 +141,13 @@ async def request_execution(
             )
         trigger = rules.choose_trigger(workflow, registry, body.trigger)
         node = None
-        run_input = rules.trigger_input(body.input)
+        run_input = rules.trigger_input(body.input, config.max_input_items)
     else:
         node = rules.check_node(workflow, body.node)
         trigger = rules.node_mode_trigger(workflow, registry, body.trigger)
         if body.input is not None:
             run_input = rules.check_input_ports(
-                workflow, registry, node, rules.node_input(body.input)
+                workflow, registry, node, rules.node_input(body.input, config.max_input_items)
             )
         else:
             run_input = await _recorded_input(session, workflow, workflow_id, node)

@@ -6,8 +6,13 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 
 from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
-from nodedrop.api.definitions import WorkflowJson, parse_definition, stored_definition
-from nodedrop.api.deps import CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
+from nodedrop.api.definitions import (
+    WorkflowJson,
+    parse_definition,
+    stored_definition,
+    workflow_limits,
+)
+from nodedrop.api.deps import ConfigDep, CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import WorkflowOut, WorkflowPage
@@ -47,14 +52,16 @@ async def _visible(
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_workflow(
+    *,
     definition: Annotated[WorkflowJson, Body()],
     user: CurrentUser,
     session: SessionDep,
     registry: RegistryDep,
     schedules: ScheduleStoreDep,
+    config: ConfigDep,
 ) -> WorkflowOut:
     """Save a workflow as version 1."""
-    workflow = parse_definition(definition, registry, ["body"])
+    workflow = parse_definition(definition, registry, ["body"], workflow_limits(config))
     row = await workflow_store.create(
         session,
         definition=stored_definition(workflow),
@@ -112,9 +119,10 @@ async def replace_workflow(
     session: SessionDep,
     registry: RegistryDep,
     schedules: ScheduleStoreDep,
+    config: ConfigDep,
 ) -> WorkflowOut:
     """Save a new version (version + 1); earlier versions stay readable."""
-    workflow = parse_definition(definition, registry, ["body"])
+    workflow = parse_definition(definition, registry, ["body"], workflow_limits(config))
     row = await _visible(session, workflow_id, user, for_update=True)
     before = entry_of(row)
     row = await workflow_store.update(
