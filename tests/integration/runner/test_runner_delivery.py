@@ -1,5 +1,6 @@
 """Delivery guarantees of the runner: acks after the result is stored, redelivery when it is not,
-heartbeats for long nodes, stopping nodes on cancel, graceful shutdown."""
+a redelivered attempt recorded as RunnerLost (never run twice), heartbeats for long nodes,
+stopping nodes on cancel, graceful shutdown."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from nodedrop.contracts import ids, subjects
 from nodedrop.contracts.bus import PublishError
+from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
     Event,
     ExecutionFinished,
@@ -108,19 +110,46 @@ async def test_the_task_is_acked_only_after_its_result_is_stored(rig: Rig) -> No
     assert held_without_result
 
 
-async def test_an_unacknowledged_result_redelivers_the_task(rig: Rig) -> None:
-    failing = FailingResults(rig, failures=1)
+async def test_an_unacknowledged_result_is_sent_again_without_running_the_node_again(
+    rig: Rig,
+) -> None:
+    failing = FailingResults(rig, failures=2)
     await rig.start_runner(publisher=failing)
     task = rig.ready("probe")
     await rig.publish(task)
 
     found = await rig.stored(task.execution_id, until=has_result, within_s=10)
     assert failing.failures == 0
-    assert len(rig.probe.runs) == 2  # ran again after the nak
-    assert len(results(found)) == 1
+    assert len(rig.probe.runs) == 1
+    [result] = results(found)
+    assert isinstance(result, NodeSucceeded)
     assert sum(isinstance(e, NodeStarted) for e in found) == 1  # deduplicated by id
     await eventually(rig.all_acked)
-    assert (await rig.consumer()).redelivered == 0  # nothing left in redelivery
+    assert (await rig.consumer()).redelivered == 0  # never handed back
+
+
+def _runner_lost(events: Sequence[Event]) -> NodeFailed:
+    [result] = [e for e in events if isinstance(e, NodeSucceeded | NodeFailed)]
+    assert isinstance(result, NodeFailed), result
+    assert result.error.type == RUNNER_LOST
+    assert result.error.retryable
+    return result
+
+
+async def test_a_task_given_back_is_recorded_as_runner_lost_not_run_again(rig: Rig) -> None:
+    # The stream refuses every send of the result: the task goes back (nak). Its next delivery
+    # must not run the node under the same attempt again.
+    failing = FailingResults(rig, failures=3)
+    await rig.start_runner(publisher=failing)
+    task = rig.ready("probe")
+    await rig.publish(task)
+
+    found = await rig.stored(task.execution_id, until=has_result, within_s=10)
+    assert rig.probe.runs == [(task.execution_id, "n1", 1)]
+    lost = _runner_lost(found)
+    assert lost.attempt == 1
+    assert "delivery 2" in lost.error.message
+    await eventually(rig.all_acked)
 
 
 async def test_an_undecodable_task_is_terminated(rig: Rig) -> None:
@@ -234,14 +263,20 @@ async def test_a_task_of_a_finished_execution_is_not_run(rig: Rig) -> None:
 async def test_heartbeats_keep_a_long_node_from_being_redelivered(
     rig: Rig, heartbeat_s: float, redelivered: bool
 ) -> None:
-    # Ack wait 1 s, node 2.5 s: with heartbeats it runs once; without (the control case) the
-    # server hands it out again after the ack wait.
+    # Ack wait 1 s, node 2.5 s: with heartbeats it runs once and succeeds; without (the control
+    # case) the server hands it out again after the ack wait, and that delivery records the
+    # attempt as RunnerLost, which beats the late success (one result per attempt).
     await rig.start_runner(heartbeat_s=heartbeat_s)
     task = rig.ready("probe", parameters={"ms": 2_500})
     await rig.publish(task)
-    await rig.stored(task.execution_id, until=has_result, within_s=6)
+    found = await rig.stored(task.execution_id, until=has_result, within_s=6)
     await asyncio.sleep(0.2)
-    assert (len(rig.probe.runs) > 1) is redelivered
+    assert len(rig.probe.runs) == 1  # never run twice under one attempt
+    if redelivered:
+        _runner_lost(found)
+    else:
+        [result] = results(found)
+        assert isinstance(result, NodeSucceeded)
 
 
 async def test_shutdown_finishes_short_nodes_and_hands_back_the_rest(rig: Rig) -> None:
@@ -261,10 +296,12 @@ async def test_shutdown_finishes_short_nodes_and_hands_back_the_rest(rig: Rig) -
     found = await rig.stored(execution_id)
     assert [r.node for r in results(found)] == ["short"]
 
-    # The abandoned task went back unacked (nak'ed): another runner takes it at once.
+    # The abandoned task went back unacked (nak'ed): another runner gets it at once and
+    # records the attempt as RunnerLost (the scheduler then makes another).
     second = await rig.start_runner(concurrency=2)
     found = await rig.stored(execution_id, until=lambda ev: len(results(ev)) == 2, within_s=4)
-    assert sorted(node for _, node, _ in rig.probe.runs) == ["long", "long", "short"]
+    assert sorted(node for _, node, _ in rig.probe.runs) == ["long", "short"]
+    assert _runner_lost([e for e in found if getattr(e, "node", None) == "long"]).attempt == 1
     assert second.busy == 0
     await eventually(rig.all_acked)
 

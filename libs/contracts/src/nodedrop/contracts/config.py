@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def seconds_setting(env: Mapping[str, str], name: str) -> float | None:
+    """A duration in seconds from the environment: None when unset, ValueError naming the
+    variable unless it is a number > 0."""
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:  # also refuses nan
+        raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
+    return seconds
 
 
 def _flag(value: str | None) -> bool:

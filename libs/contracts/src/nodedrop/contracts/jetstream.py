@@ -9,6 +9,8 @@ number of runner processes share it.
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -24,6 +26,7 @@ from nats.js.api import (
 from nats.js.errors import APIError, NotFoundError
 
 from nodedrop.contracts import subjects
+from nodedrop.contracts.config import seconds_setting
 from nodedrop.contracts.events import INPUT_EVENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,26 @@ class StreamSettings:
     #: 0 keeps events forever; retention is a deliberate operator choice (docs/operations.md).
     max_age_s: float = 0.0
     max_msg_size: int = 8 * 1024 * 1024
-    #: How long a runner may hold a task without a heartbeat before it goes to another runner.
-    runner_ack_wait_s: float = 30.0
+    #: How long a runner may hold a task without a heartbeat before it goes to another runner,
+    #: which records the attempt as ``RunnerLost`` (runners heartbeat at a third of this). Lower
+    #: finds a dead runner sooner; too low, and a runner whose event loop stalls that long
+    #: loses live attempts (docs/operations.md, "Crash recovery").
+    runner_ack_wait_s: float = 15.0
     runner_max_deliver: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
+        """The defaults, with ``NODEDROP_RUNNER_ACK_WAIT_S`` when set (seconds, > 0). Every
+        service applies these at start, so give them all the same environment."""
+        ack_wait_s = seconds_setting(os.environ if env is None else env, RUNNER_ACK_WAIT_ENV)
+        return cls() if ack_wait_s is None else cls(runner_ack_wait_s=ack_wait_s)
+
+
+RUNNER_ACK_WAIT_ENV = "NODEDROP_RUNNER_ACK_WAIT_S"
+#: Settings an existing consumer is brought in line with at start; the server lets them change
+#: on a live consumer (its filter and start position cannot, and need not).
+_EDITABLE_CONSUMER_FIELDS = ("ack_wait", "max_deliver")
+
 
 
 def events_stream_config(settings: StreamSettings) -> StreamConfig:
@@ -94,8 +114,10 @@ def consumer_configs(settings: StreamSettings, *, fresh_stream: bool) -> list[Co
 
 
 async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None = None) -> None:
-    """Create the stream and consumers if missing; idempotent, safe from every service at once."""
-    settings = settings or StreamSettings()
+    """Create the stream and consumers if missing, and bring the editable settings of existing
+    consumers in line (a changed ack wait); idempotent, safe from every service at once.
+    Without ``settings``: :meth:`StreamSettings.from_env`."""
+    settings = settings or StreamSettings.from_env()
     config = events_stream_config(settings)
     try:
         await js.stream_info(subjects.EVENTS_STREAM)
@@ -107,7 +129,7 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
     for consumer in consumer_configs(settings, fresh_stream=fresh):
         assert consumer.durable_name is not None
         try:
-            await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)
+            info = await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)
         except NotFoundError:
             if not fresh:
                 log.warning(
@@ -120,3 +142,21 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
                 # Services start together: another one may have created it a moment ago
                 # (with the settings of a fresh stream). Existing is all that matters.
                 await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)
+        else:
+            await _update_consumer(js, info.config, consumer)
+
+
+async def _update_consumer(
+    js: JetStreamContext, current: ConsumerConfig, wanted: ConsumerConfig
+) -> None:
+    changes = {
+        name: value
+        for name in _EDITABLE_CONSUMER_FIELDS
+        if (value := getattr(wanted, name)) is not None and getattr(current, name) != value
+    }
+    if not changes:
+        return
+    log.info("updating consumer %s: %s", current.durable_name, changes)
+    # The live config with only these fields changed: a create request for an existing durable
+    # is an update, refused if it touched anything that cannot change.
+    await js.add_consumer(subjects.EVENTS_STREAM, current.evolve(**changes))

@@ -10,13 +10,15 @@ from collections.abc import Mapping
 from typing import NamedTuple
 
 import nats
+from nats.js import JetStreamContext
 
-from nodedrop.contracts.config import Config
+from nodedrop.contracts import subjects
+from nodedrop.contracts.config import Config, seconds_setting
 from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
-from nodedrop.runner.worker import Runner, default_worker_id
+from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,9 @@ log = logging.getLogger(__name__)
 PROCESSES_ENV = "NODEDROP_RUNNER_PROCESSES"
 #: Address-space limit of each worker process, in MiB (default: none).
 PROCESS_MEMORY_ENV = "NODEDROP_RUNNER_PROCESS_MEMORY_MB"
+#: Seconds between heartbeats of running nodes (default: a third of the consumer's ack wait,
+#: NODEDROP_RUNNER_ACK_WAIT_S).
+HEARTBEAT_ENV = "NODEDROP_RUNNER_HEARTBEAT_S"
 
 
 def _positive_int(env: Mapping[str, str], name: str) -> int | None:
@@ -33,6 +38,26 @@ def _positive_int(env: Mapping[str, str], name: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return int(value)
+
+
+async def heartbeat_interval(js: JetStreamContext, env: Mapping[str, str] | None = None) -> float:
+    """The heartbeat of running nodes: as configured, else a third of the ack wait the runners'
+    consumer really has (whoever set it), so a live node is never taken for lost."""
+    env = os.environ if env is None else env
+    ack_wait_s = (
+        await js.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
+    ).config.ack_wait
+    configured = seconds_setting(env, HEARTBEAT_ENV)
+    if ack_wait_s is None:  # pragma: no cover - ensure_jetstream always sets one
+        return configured or 5.0
+    if configured is not None and configured > ack_wait_s / 2:
+        log.warning(
+            "%s=%s is more than half the ack wait (%s s): live nodes may be taken for lost",
+            HEARTBEAT_ENV,
+            configured,
+            ack_wait_s,
+        )
+    return configured or ack_wait_s / HEARTBEATS_PER_ACK_WAIT
 
 
 class ProcessOptions(NamedTuple):
@@ -65,6 +90,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     )
     try:
         await ensure_jetstream(nc.jetstream())
+        heartbeat_s = await heartbeat_interval(nc.jetstream())
         runner = Runner(
             nc,
             registry,
@@ -72,6 +98,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             worker_id=worker_id,
             processes=options.processes,
             process_memory_limit_bytes=options.memory_limit_bytes,
+            heartbeat_s=heartbeat_s,
         )
         with stop_on_signals(stop):
             await runner.run(stop)
@@ -88,6 +115,7 @@ def main() -> None:
         sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")
     try:
         process_options()
+        seconds_setting(os.environ, HEARTBEAT_ENV)
     except ValueError as error:
         sys.exit(f"nodedrop-runner: {error}")
     setup_tracing("runner", config.otel_exporter)

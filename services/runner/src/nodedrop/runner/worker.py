@@ -3,8 +3,12 @@
 Per task: ``NodeStarted`` is sent without waiting for its acknowledgement (the node starts at
 once), the node runs, its result is recorded, and only once the stream has acknowledged the
 result is the task acked. A crash anywhere before that leaves the task unacked, so it is
-redelivered (at once after a nak, otherwise after the consumer's ack wait) and run again; both
-events have deterministic ids, so whichever copy is recorded first wins.
+redelivered (at once after a nak, otherwise after the consumer's ack wait). A redelivered task
+is never run again under the same attempt: the runner that gets it records the attempt as
+failed with ``RunnerLost`` and the scheduler makes one more attempt (the node may have run
+partly, so only a new attempt says honestly that it runs again). Results have deterministic
+ids, so whichever result of an attempt is recorded first wins: a result that the first runner
+did record stands, and the ``RunnerLost`` copy is dropped.
 
 Concurrency is bounded by the pull consumer's credit: it never asks for more tasks than there
 are free slots, so the tasks this process cannot start yet stay with the server for other
@@ -34,10 +38,13 @@ from nats.aio.subscription import Subscription
 from nodedrop.contracts import codec, ids, subjects
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.datastore import DataStore
+from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
+    ErrorInfo,
     Event,
     ExecutionFinished,
     NodeCancelled,
+    NodeFailed,
     NodeReady,
     NodeStarted,
 )
@@ -55,9 +62,15 @@ from nodedrop.runner.nodes.registry import NodeRegistry
 
 log = logging.getLogger(__name__)
 
-#: Room left in a message for the result event around a node's output.
 #: How long a task whose result could not be recorded waits before it is delivered again.
 _NAK_DELAY_S = 1.0
+#: A result the stream did not acknowledge is sent again this many times in all (the same id:
+#: a copy that was stored after all is dropped), a pause apart, before the task is given back.
+_RESULT_SENDS = 3
+_RESEND_PAUSE_S = 0.5
+#: Heartbeats per ack wait when the interval is not given: two may be lost before a live node
+#: is taken for lost.
+HEARTBEATS_PER_ACK_WAIT = 3
 #: Worker processes for custom node types, unless told: a few, never more than the slots.
 _DEFAULT_PROCESSES = 4
 
@@ -90,7 +103,7 @@ class Runner:
         worker_id: str | None = None,
         publisher: Publisher | None = None,
         data_store: DataStore | None = None,
-        heartbeat_s: float = 10.0,
+        heartbeat_s: float = 5.0,
         grace_s: float = 8.0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -103,7 +116,8 @@ class Runner:
         self._publisher: Publisher = publisher or EventPublisher(nc.jetstream())
         # Large outputs go to the object store; references to them are expanded before a run.
         self._data = data_store or DataStore(nc.jetstream())
-        # The consumer's ack wait is 30 s: a heartbeat every 10 s survives two lost ones.
+        # A third of the consumer's ack wait (main.py derives it), so two lost heartbeats
+        # still leave a live node with its runner.
         self._heartbeat_s = heartbeat_s
         # Under `nodedrop up` a service is SIGKILLed 10 s after SIGTERM: finish the grace
         # period before that, so abandoned tasks are nak'ed rather than left to the ack wait.
@@ -176,7 +190,8 @@ class Runner:
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking tasks, give running ones ``grace_s`` to finish, then cancel the rest.
-        Cancelled tasks are nak'ed (never acked), so another runner takes them at once."""
+        Cancelled tasks are nak'ed (never acked): another runner gets them at once, records
+        their attempts as ``RunnerLost``, and the scheduler makes new attempts."""
         if not self._background:
             return  # never started
         grace_s = self._grace_s if grace_s is None else grace_s
@@ -230,6 +245,9 @@ class Runner:
         if self._attempts.was_stopped(task):
             await msg.ack()  # its execution ended before the task got here
             return
+        if _delivered_before(msg):
+            await self._record_runner_lost(task, msg)
+            return
         started = NodeStarted(
             event_id=ids.node_started(task.execution_id, task.node, task.attempt),
             execution_id=task.execution_id,
@@ -276,15 +294,52 @@ class Runner:
         except Exception:
             pending = [started]  # still in order; a stored copy is deduplicated
         pending += [logged, result] if logged is not None else [result]
-        try:
-            await self._publisher.publish(pending)
-        except Exception as error:
-            # PublishError mostly; anything else (a closed connection) is no better handled by
-            # waiting out the ack wait. The node runs again on redelivery.
-            log.warning("result %s not recorded, retrying later: %r", result.event_id, error)
-            await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
-            return
+        await self._record_then_ack(pending, msg)
+
+    async def _record_then_ack(self, events: Sequence[Event], msg: Msg) -> None:
+        """Record ``events`` and ack the task; if the stream will not take them, give the task
+        back (its next delivery records the attempt as ``RunnerLost``)."""
+        for send in range(1, _RESULT_SENDS + 1):
+            try:
+                await self._publisher.publish(events)
+                break
+            except Exception as error:
+                # PublishError mostly; anything else (a closed connection) is no better
+                # handled by waiting out the ack wait.
+                log.warning("%s not recorded (send %d): %r", events[-1].event_id, send, error)
+                if send == _RESULT_SENDS:
+                    await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
+                    return
+                await _settle(msg.in_progress)  # still ours while we try again
+                await asyncio.sleep(_RESEND_PAUSE_S)
         await msg.ack()
+
+    async def _record_runner_lost(self, task: NodeReady, msg: Msg) -> None:
+        """The task was delivered before: whoever had it may have run the node partly, or all
+        the way without recording the result. Running it again under the same attempt would
+        hide that, so the attempt ends here as ``RunnerLost`` and the scheduler makes another."""
+        deliveries = msg.metadata.num_delivered
+        log.warning(
+            "attempt %d of %s in %s delivered again (delivery %s): recording RunnerLost",
+            task.attempt,
+            task.node,
+            task.execution_id,
+            deliveries,
+        )
+        message = (
+            f"attempt {task.attempt} of node {task.node!r} was handed out again "
+            f"(delivery {deliveries}): the runner that had it stopped or died before "
+            "recording a result"
+        )
+        lost = NodeFailed(
+            event_id=ids.node_result(task.execution_id, task.node, task.attempt),
+            execution_id=task.execution_id,
+            time=self._clock(),
+            node=task.node,
+            attempt=task.attempt,
+            error=ErrorInfo(type=RUNNER_LOST, message=message, retryable=True),
+        )
+        await self._record_then_ack([lost], msg)
 
     async def _on_stop_event(self, msg: Msg) -> None:
         stopped = self._attempts.on_stop_event(msg.data)
@@ -300,6 +355,12 @@ class Runner:
             for attempt in self._attempts:
                 if attempt.started_at <= due:
                     await _settle(attempt.msg.in_progress)
+
+
+def _delivered_before(msg: Msg) -> bool:
+    """Whether the server handed this task out before (to this runner or another)."""
+    delivered = msg.metadata.num_delivered
+    return delivered is not None and delivered > 1
 
 
 def _observed(task: asyncio.Task[list[int]]) -> None:

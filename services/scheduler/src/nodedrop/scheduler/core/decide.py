@@ -39,7 +39,12 @@ from nodedrop.contracts.items import MAIN_PORT, PortItems
 from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.workflow import Node
 from nodedrop.scheduler.core.fold import apply, evolve
-from nodedrop.scheduler.core.rules import NODE_TIMEOUT, gather_input, has_items
+from nodedrop.scheduler.core.rules import (
+    NODE_TIMEOUT,
+    counted_attempts,
+    gather_input,
+    has_items,
+)
 from nodedrop.scheduler.core.state import IN_FLIGHT, TERMINAL, ExecutionState, NodeStatus
 
 #: The node type the scheduler runs itself, on its durable timer.
@@ -249,7 +254,10 @@ class _Decider:
     def after_failure(self, node_id: str) -> None:
         node = self.state.nodes[node_id]
         if node.status == NodeStatus.RETRYING:
-            delay_ms = _definition(self.state, node_id).retry_policy.delay_ms(node.attempt)
+            policy = _definition(self.state, node_id).retry_policy
+            # A lost runner's attempt is made again at once: nothing to back off from.
+            lost = node.attempt in node.runner_lost
+            delay_ms = 0 if lost else policy.delay_ms(counted_attempts(node))
             due = self.now + timedelta(milliseconds=delay_ms)
             self.emit(
                 NodeRetryScheduled(

@@ -33,7 +33,9 @@ from nodedrop.contracts.workflow import Node, Workflow
 from nodedrop.scheduler.core.plan import PlanError, build_plan
 from nodedrop.scheduler.core.rules import (
     NODE_TIMEOUT_GRACE_MS,
+    counted_attempts,
     error_output,
+    runner_lost_again,
     will_retry,
 )
 from nodedrop.scheduler.core.state import (
@@ -149,7 +151,11 @@ def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
     node.error = event.error
     state.set_timer(event.node, None)
     definition = _plan_node(state, event.node)
-    if will_retry(definition, event.attempt, event.error):
+    if runner_lost_again(definition, node, event.error):
+        node.runner_lost += (event.attempt,)
+        node.status = NodeStatus.RETRYING  # made again at once (decide.after_failure)
+        return True
+    if will_retry(definition, counted_attempts(node), event.error):
         # The retry's due time arrives with NodeRetryScheduled.
         node.status = NodeStatus.RETRYING
         return True

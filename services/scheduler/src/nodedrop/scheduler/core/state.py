@@ -48,6 +48,9 @@ class NodeState:
     timer: datetime | None = None
     #: A ``wait`` node waiting on the scheduler's timer (no runner has it) until this time.
     wait_until: datetime | None = None
+    #: Attempts that a lost runner ended (``RunnerLost``) and that were made again at once;
+    #: the retry policy does not count them.
+    runner_lost: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)

@@ -1,0 +1,9 @@
+"""Error types that one service records and another acts on."""
+
+from __future__ import annotations
+
+#: A node attempt whose task reached a runner a second time: the runner that had it first was
+#: killed, lost its connection or was stopped before recording a result. The runner that gets
+#: the task again does not run it; it records the attempt as failed with this type, and the
+#: scheduler answers with one more attempt at once (docs/architecture.md, "Runner lost").
+RUNNER_LOST = "RunnerLost"

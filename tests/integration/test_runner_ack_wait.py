@@ -1,0 +1,60 @@
+"""The runners' ack wait is a setting (NODEDROP_RUNNER_ACK_WAIT_S): applied to an existing
+consumer at start, and the runner's heartbeat follows the consumer's real value."""
+
+from __future__ import annotations
+
+import pytest
+from nats.js import JetStreamContext
+from nats.js.api import DeliverPolicy
+
+from nodedrop.contracts import subjects
+from nodedrop.contracts.jetstream import RUNNER_ACK_WAIT_ENV, StreamSettings, ensure_jetstream
+from nodedrop.runner.main import HEARTBEAT_ENV, heartbeat_interval
+
+pytestmark = pytest.mark.integration
+
+
+async def _config(js: JetStreamContext, consumer: str) -> object:
+    return (await js.consumer_info(subjects.EVENTS_STREAM, consumer)).config
+
+
+async def test_a_changed_ack_wait_is_applied_to_the_existing_consumer(
+    jetstream: JetStreamContext,
+) -> None:
+    await ensure_jetstream(jetstream, StreamSettings(runner_ack_wait_s=30.0))
+    scheduler_before = await _config(jetstream, subjects.SCHEDULER_CONSUMER)
+
+    await ensure_jetstream(jetstream, StreamSettings(runner_ack_wait_s=4.0, runner_max_deliver=7))
+
+    runners = (
+        await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
+    ).config
+    assert runners.ack_wait == 4.0
+    assert runners.max_deliver == 7
+    # What cannot change on a live consumer stayed as it was (the stream existed before).
+    assert runners.deliver_policy == DeliverPolicy.ALL
+    assert runners.filter_subject == subjects.node_ready_subjects()
+    assert await _config(jetstream, subjects.SCHEDULER_CONSUMER) == scheduler_before
+
+
+async def test_the_environment_sets_the_ack_wait_and_the_heartbeat_follows_it(
+    jetstream: JetStreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(RUNNER_ACK_WAIT_ENV, "4.5")
+    await ensure_jetstream(jetstream)
+    runners = (
+        await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
+    ).config
+    assert runners.ack_wait == 4.5
+    assert await heartbeat_interval(jetstream, {}) == 1.5
+    assert await heartbeat_interval(jetstream, {HEARTBEAT_ENV: "0.5"}) == 0.5
+
+
+def test_the_default_ack_wait_is_15_s() -> None:
+    assert StreamSettings.from_env({}).runner_ack_wait_s == 15.0
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "soon"])
+def test_a_bad_ack_wait_is_refused_with_its_name(value: str) -> None:
+    with pytest.raises(ValueError, match=RUNNER_ACK_WAIT_ENV):
+        StreamSettings.from_env({RUNNER_ACK_WAIT_ENV: value})
