@@ -59,7 +59,6 @@ RUNNER_ACK_WAIT_ENV = "NODEDROP_RUNNER_ACK_WAIT_S"
 _EDITABLE_CONSUMER_FIELDS = ("ack_wait", "max_deliver")
 
 
-
 def events_stream_config(settings: StreamSettings) -> StreamConfig:
     return StreamConfig(
         name=subjects.EVENTS_STREAM,
