@@ -69,6 +69,19 @@ class ExecutionAccepted(BaseModel):
     status: Literal["queued"] = "queued"
 
 
+class RerunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_node: str = Field(
+        description="the node to run again, with everything downstream of it; the outputs "
+        "recorded upstream of it are reused"
+    )
+
+
+class RerunAccepted(ExecutionAccepted):
+    rerun_of: str
+
+
 class CancelAccepted(BaseModel):
     id: str
     cancel_requested: bool = True
@@ -119,6 +132,8 @@ class PublicEvent(BaseModel):
     node: str | None
     attempt: int | None
     event_id: str
+    #: The user who caused the event (a request, a cancel); None for the system's own events.
+    actor: str | None = None
     data: dict[str, Any]
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry import trace
 
 from nodedrop.api.eventlog import EventLog
@@ -19,18 +21,21 @@ _tracer = trace.get_tracer("nodedrop.api")
 async def request_execution(
     events: EventLog,
     *,
-    workflow: Workflow,
+    workflow: Workflow | dict[str, Any],
     requested_by: str,
     mode: ExecutionMode,
     trigger: str | None,
     node: str | None,
-    run_input: list[Item] | PortItems,
+    run_input: list[Item] | PortItems | None,
     timeout_ms: int | None = None,
     workflow_id: str | None = None,
     workflow_version: int | None = None,
+    rerun_of: str | None = None,
+    reused_outputs: dict[str, PortItems] | None = None,
 ) -> str:
     """Record the request under a new execution id and return the id once JetStream has
-    acknowledged it. Raises what :meth:`EventLog.append` raises (503, 413)."""
+    acknowledged it. Raises what :meth:`EventLog.append` raises (503, 413). ``workflow`` is a
+    definition, or (a rerun) the snapshot another request recorded, kept as it was."""
     execution_id = new_id()
     # The request's span is the root of the execution's trace: its context is recorded in the
     # event, and every node's span on a runner joins it.
@@ -43,7 +48,7 @@ async def request_execution(
                 event_id=ids.execution_requested(execution_id),
                 execution_id=execution_id,
                 time=utcnow(),
-                workflow=workflow.to_json(),
+                workflow=workflow.to_json() if isinstance(workflow, Workflow) else workflow,
                 requested_by=requested_by,
                 mode=mode,
                 trigger=trigger,
@@ -52,6 +57,8 @@ async def request_execution(
                 timeout_ms=timeout_ms,
                 workflow_id=workflow_id,
                 workflow_version=workflow_version,
+                rerun_of=rerun_of,
+                reused_outputs=reused_outputs or {},
                 trace_context=tracing.current_context(),
             )
         )

@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api import execution_requests as rules
-from nodedrop.api import projection, submission, workflow_store
+from nodedrop.api import projection, reruns, submission, workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.definitions import parse_definition, revalidate, workflow_limits
 from nodedrop.api.deps import ConfigDep, CurrentUser, EventLogDep, RegistryDep, SessionDep
@@ -28,6 +28,8 @@ from nodedrop.api.schemas import (
     Message,
     NodeExecutionOut,
     PublicEvent,
+    RerunAccepted,
+    RerunCreate,
 )
 from nodedrop.api.timefmt import iso, iso_or_none, utcnow
 from nodedrop.contracts import ids
@@ -165,6 +167,52 @@ async def request_execution(
     )
     response.headers["Location"] = f"/api/executions/{execution_id}"
     return ExecutionAccepted(id=execution_id)
+
+
+@router.post(
+    "/{execution_id}/rerun",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**_REQUEST_ERRORS, 404: {"model": Message}, 409: {"model": Message}},
+)
+async def rerun_execution(
+    *,
+    execution_id: str,
+    body: RerunCreate,
+    response: Response,
+    user: CurrentUser,
+    session: SessionDep,
+    events: EventLogDep,
+) -> RerunAccepted:
+    """Queue a new execution of a finished one's recorded request (its definition snapshot,
+    trigger and input) that reuses the outputs recorded upstream of ``from_node`` and runs
+    ``from_node`` and everything downstream of it."""
+    await find_execution(execution_id, user, session, events)
+    original = reruns.read_history(event for event, _ in await events.read(execution_id))
+    if original is None:  # the projection has a row, but the stream no longer has the request
+        raise _not_found(execution_id)
+    if not original.finished:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"execution {execution_id!r} has not finished: only a finished execution is rerun",
+        )
+    reused = reruns.reused_outputs(original, body.from_node)
+    request = original.request
+    rerun_id = await submission.request_execution(
+        events,
+        workflow=request.workflow,
+        requested_by=user.id,
+        mode=request.mode,
+        trigger=request.trigger,
+        node=request.node,
+        run_input=request.input,
+        timeout_ms=request.timeout_ms,
+        workflow_id=request.workflow_id,
+        workflow_version=request.workflow_version,
+        rerun_of=execution_id,
+        reused_outputs=reused,
+    )
+    response.headers["Location"] = f"/api/executions/{rerun_id}"
+    return RerunAccepted(id=rerun_id, rerun_of=execution_id)
 
 
 # ------------------------------------------------------------------------------ read
