@@ -7,6 +7,7 @@ import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,9 +18,9 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import apikeys, codec, subjects
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.notifier.auth import Caller
+from nodedrop.notifier.auth import Caller, key_auth
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
 
@@ -207,3 +208,76 @@ async def test_another_users_execution_is_closed_with_4404(
             assert await receive_all(ws) == ([], 4404)
         async with connect(ws_url(base, "ex1", token="alice-key")) as ws:
             assert await receive_all(ws) == (public(history, seqs), 1000)
+
+
+# ------------------------------------------------------------ users' keys and origins
+# The notifier's real wiring (key_auth: keys from PostgreSQL), and the Origin allow-list.
+
+UI = "https://ui.example"
+
+
+async def add_user(pool: Any, user_id: str) -> tuple[str, str]:
+    """A user row and an active key, as the API stores them; (key text, key id)."""
+    issued = apikeys.issue()
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO users (id, name, is_admin, created_at) VALUES ($1, $1, false, $2)",
+            user_id,
+            now,
+        )
+        await conn.execute(
+            "INSERT INTO api_keys (id, user_id, digest, created_at) VALUES ($1, $2, $3, $4)",
+            issued.key_id,
+            user_id,
+            issued.digest,
+            now,
+        )
+    return issued.text, issued.key_id
+
+
+@pytest.fixture
+async def keyed_base_url(events: JetStreamContext, pool: Any) -> AsyncIterator[str]:
+    app = create_app(events, TOKEN, authenticate=key_auth(pool, TOKEN), allowed_origins={UI})
+    async with serving(app) as base:
+        yield base
+
+
+async def test_a_users_key_reads_its_own_execution_only(
+    keyed_base_url: str, pool: Any, publish: Any
+) -> None:
+    base_url = keyed_base_url
+    alice_key, _ = await add_user(pool, "u-alice")
+    bob_key, _ = await add_user(pool, "u-bob")
+    history = History("ex1", requested_by="u-alice").typical(2).events
+    seqs = await publish(history)
+    async with connect(ws_url(base_url, "ex1", token=alice_key)) as ws:
+        assert await receive_all(ws) == (public(history, seqs), 1000)
+    async with connect(ws_url(base_url, "ex1", token=bob_key)) as ws:
+        assert await receive_all(ws) == ([], 4404)
+    async with connect(ws_url(base_url, "ex1", token=bob_key[:-1] + "x")) as ws:
+        assert await receive_all(ws) == ([], 4401)
+    async with connect(ws_url(base_url, "ex1")) as ws:  # the admin token sees everyone's
+        assert (await receive_all(ws))[1] == 1000
+
+
+async def test_a_revoked_key_is_refused(events: JetStreamContext, pool: Any, publish: Any) -> None:
+    key, key_id = await add_user(pool, "u-alice")
+    await publish(History("ex1", requested_by="u-alice").typical(2).events)
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id)
+    app = create_app(events, None, authenticate=key_auth(pool, None))
+    async with serving(app) as base, connect(ws_url(base, "ex1", token=key)) as ws:
+        assert await receive_all(ws) == ([], 4401)
+
+
+async def test_browsers_only_from_allowed_origins(keyed_base_url: str, publish: Any) -> None:
+    base_url = keyed_base_url
+    history = History("ex1").typical(2).events
+    seqs = await publish(history)
+    async with connect(ws_url(base_url, "ex1"), origin="https://evil.example") as ws:  # type: ignore[arg-type]
+        assert await receive_all(ws) == ([], 4403)
+    async with connect(ws_url(base_url, "ex1"), origin=UI) as ws:  # type: ignore[arg-type]
+        assert await receive_all(ws) == (public(history, seqs), 1000)
+    async with connect(ws_url(base_url, "ex1")) as ws:  # no Origin: not a browser
+        assert (await receive_all(ws))[1] == 1000
