@@ -7,7 +7,7 @@ PACKAGES := -e libs/contracts[db] -e services/api -e services/scheduler -e servi
             -e services/notifier -e .[test,dev]
 PYPROJECTS := pyproject.toml libs/contracts/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test test-unit test-integration lint format bench clean
+.PHONY: install run test test-unit test-integration lint format bench clean web test-web
 
 install: $(STAMP)
 
@@ -17,8 +17,18 @@ $(STAMP): $(PYPROJECTS)
 	$(BIN)/python -m pip install --quiet $(PACKAGES)
 	touch $(STAMP)
 
-run: install
+run: install web/dist/index.html
 	$(BIN)/nodedrop up
+
+# The web UI (web/, needs Node.js 20 and npm): built by `make run` when missing, by `make web` always.
+web/dist/index.html:
+	@if command -v npm >/dev/null; then $(MAKE) web; \
+	else echo "warning: npm not found: the web UI is not built (install Node.js 20 and npm)"; fi
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
+# Vitest unit tests, then the browser tests (headless Chromium) against a real `nodedrop up`.
+test-web: install web
+	cd web && npm test && npm run test:browser
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

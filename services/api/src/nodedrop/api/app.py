@@ -31,6 +31,7 @@ from nodedrop.api.routes import (
 )
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
+from nodedrop.api.webui import install_web_ui
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.jetstream import ensure_jetstream
@@ -140,6 +141,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(ws_relay.router)
     _document_definitions(app)
+    install_web_ui(app)  # last: its catch-all must not shadow an API route
     return app
 
 

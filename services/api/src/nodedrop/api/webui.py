@@ -1,0 +1,72 @@
+"""The web UI (``web/``, a single-page app) served at the API's base URL.
+
+``/`` and every path no API route claims answer ``index.html`` (the app routes in the browser),
+a file of the build answers itself. Paths under the API's own prefixes (``/api/``, ``/ws/``,
+``/webhooks/``, the docs) never fall back to the app: an unknown API path stays a JSON 404.
+
+The build directory is ``NODEDROP_WEB_DIR``, default the repository's ``web/dist``. Without a
+build the API runs as before and ``/`` says how to build the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+
+#: First path segments that belong to the API, never to the app.
+API_PREFIXES = frozenset({"api", "ws", "webhooks", "health", "openapi.json", "docs", "redoc"})
+#: Vite puts content-hashed files here: they never change under one name.
+HASHED_ASSETS = "assets"
+NOT_BUILT = (
+    "The nodedrop web UI is not built.\n"
+    "Build it with `make web` (needs Node.js 20 and npm), or set NODEDROP_WEB_DIR to a build.\n"
+    "The API is at /api (see /docs).\n"
+)
+
+
+def default_web_dir() -> Path:
+    """``web/dist`` of the checkout this module is installed from (an editable install)."""
+    # services/api/src/nodedrop/api/webui.py -> the repository root is five levels up.
+    return Path(__file__).resolve().parents[5] / "web" / "dist"
+
+
+def web_dir_from_env(env: dict[str, str] | None = None) -> Path:
+    env = dict(os.environ if env is None else env)
+    configured = env.get("NODEDROP_WEB_DIR", "").strip()
+    return Path(configured).expanduser().resolve() if configured else default_web_dir()
+
+
+def install_web_ui(app: FastAPI, web_dir: Path | None = None) -> None:
+    """Add the catch-all route; call it after every API route is registered."""
+    root = (web_dir or web_dir_from_env()).resolve()
+
+    @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def web_ui(path: str) -> Response:
+        first = path.split("/", 1)[0]
+        if first in API_PREFIXES:
+            raise HTTPException(status_code=404, detail="Not Found")
+        index = root / "index.html"
+        if not index.is_file():
+            return PlainTextResponse(NOT_BUILT, status_code=200 if path == "" else 404)
+        file = _file_in(root, path)
+        if file is not None:
+            immutable = path.startswith(f"{HASHED_ASSETS}/")
+            cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+            return FileResponse(file, headers={"Cache-Control": cache})
+        if path.startswith(f"{HASHED_ASSETS}/"):
+            raise HTTPException(status_code=404, detail="Not Found")  # a stale asset name
+        # Any other path is a route of the app: it decides what to show.
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+def _file_in(root: Path, path: str) -> Path | None:
+    """The file ``path`` names inside ``root``; None when there is none or it would leave root."""
+    if not path:
+        return None
+    candidate = (root / path).resolve()
+    if not candidate.is_relative_to(root) or not candidate.is_file():
+        return None
+    return candidate

@@ -1,0 +1,120 @@
+"""The web UI served at the API's base URL (nodedrop.api.webui), beside a real API.
+
+The app runs with its lifespan on the test's nats-server and PostgreSQL; NODEDROP_WEB_DIR points
+at a small stand-in build, or at an empty directory for "not built".
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from nats.js import JetStreamContext
+
+from nodedrop.api.app import create_app
+
+from .harness import TOKEN, api_config
+
+INDEX = "<!doctype html><title>nodedrop ui</title>"
+ASSET = "console.log('app');"
+
+Serve = Callable[[Path], AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text(INDEX)
+    (dist / "assets" / "index-abc123.js").write_text(ASSET)
+    (dist / "robots.txt").write_text("User-agent: *\n")
+    (tmp_path / "secret.txt").write_text("outside the build")
+    return dist
+
+
+@pytest.fixture
+def serve(
+    nats_url: str,
+    migrated_database_url: str,
+    jetstream: JetStreamContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Serve:
+    @asynccontextmanager
+    async def start(web_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+        monkeypatch.setenv("NODEDROP_WEB_DIR", str(web_dir))
+        app = create_app(api_config(nats_url, migrated_database_url))
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://api"
+            ) as client,
+        ):
+            yield client
+
+    return start
+
+
+async def test_root_and_app_routes_answer_index_html(serve: Serve, built: Path) -> None:
+    async with serve(built) as client:
+        for path in ("/", "/workflows/abc", "/workflows/abc/executions/def"):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            assert response.text == INDEX
+            assert response.headers["content-type"].startswith("text/html")
+            assert response.headers["cache-control"] == "no-cache"
+
+
+async def test_build_files_are_served_and_hashed_assets_cached(serve: Serve, built: Path) -> None:
+    async with serve(built) as client:
+        asset = await client.get("/assets/index-abc123.js")
+        assert asset.status_code == 200
+        assert asset.text == ASSET
+        assert "immutable" in asset.headers["cache-control"]
+        assert (await client.get("/robots.txt")).text == "User-agent: *\n"
+        # A stale asset name is a 404, not the app's HTML under a script's name.
+        assert (await client.get("/assets/index-old.js")).status_code == 404
+
+
+async def test_no_file_outside_the_build_is_served(serve: Serve, built: Path) -> None:
+    async with serve(built) as client:
+        for path in ("/../secret.txt", "/%2e%2e/secret.txt", "/assets/..%2f..%2fsecret.txt"):
+            response = await client.get(path)
+            assert "outside the build" not in response.text, path
+
+
+async def test_api_paths_keep_working_and_never_fall_back(serve: Serve, built: Path) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with serve(built) as client:
+        assert (await client.get("/health")).json() == {"status": "ok"}
+        assert (await client.get("/api/workflows")).status_code == 401
+        listed = await client.get("/api/workflows", headers=auth)
+        assert listed.status_code == 200
+        assert "items" in listed.json()
+        assert (await client.get("/api/node-types", headers=auth)).status_code == 200
+        for path in ("/api/no-such-thing", "/ws/nothing", "/webhooks/x", "/docs/extra"):
+            response = await client.get(path, headers=auth)
+            assert response.status_code == 404, path
+            assert response.json() == {"detail": "Not Found"}
+        schema = (await client.get("/openapi.json")).json()
+        assert "/api/workflows" in schema["paths"]
+        assert "/{path}" not in schema["paths"]
+        docs = await client.get("/docs")
+        assert docs.status_code == 200
+        assert "swagger" in docs.text.lower()
+
+
+async def test_without_a_build_the_api_runs_and_root_says_how_to_build(
+    serve: Serve, tmp_path: Path
+) -> None:
+    empty = tmp_path / "nothing-built"
+    empty.mkdir()
+    async with serve(empty) as client:
+        root = await client.get("/")
+        assert root.status_code == 200
+        assert "make web" in root.text
+        assert (await client.get("/workflows/x")).status_code == 404
+        listed = await client.get("/api/workflows", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert listed.status_code == 200

@@ -1,0 +1,155 @@
+// A thin client for the REST API: every request carries the signed-in key as a Bearer token.
+import type {
+  ConnectionDef,
+  Execution,
+  ExecutionEvent,
+  ExecutionSummary,
+  LogEntry,
+  NodeType,
+  PortItems,
+  ValidationIssue,
+  Workflow,
+  WorkflowDef,
+  Item,
+} from "./types";
+
+const KEY_STORAGE = "nodedrop.apiKey";
+
+export function storedKey(): string | null {
+  return sessionStorage.getItem(KEY_STORAGE);
+}
+
+export function storeKey(key: string | null): void {
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    /** FastAPI's 422 items, when the API named the problems. */
+    readonly issues: ValidationIssue[] = [],
+  ) {
+    super(message);
+  }
+}
+
+function describe(status: number, detail: unknown): string {
+  if (typeof detail === "string") return detail;
+  if (Array.isArray(detail))
+    return detail.map((d: ValidationIssue) => `${(d.loc ?? []).join(".")}: ${d.msg}`).join("; ");
+  if (status === 401) return "The API key was not accepted.";
+  return `HTTP ${status}`;
+}
+
+export class Api {
+  constructor(
+    readonly key: string,
+    private readonly base = "",
+  ) {}
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(this.base + path, {
+        method,
+        headers: {
+          Authorization: `Bearer ${this.key}`,
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (error) {
+      throw new ApiError(0, `The API cannot be reached (${String(error)}).`);
+    }
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    let parsed: any = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    if (!response.ok) {
+      const detail = parsed?.detail ?? parsed;
+      throw new ApiError(
+        response.status,
+        describe(response.status, detail),
+        Array.isArray(detail) ? detail : [],
+      );
+    }
+    return parsed as T;
+  }
+
+  nodeTypes() {
+    return this.request<{ items: NodeType[] }>("GET", "/api/node-types").then((r) => r.items);
+  }
+  listWorkflows() {
+    return this.request<{ items: Workflow[]; next_cursor: string | null }>(
+      "GET",
+      "/api/workflows?limit=200",
+    );
+  }
+  getWorkflow(id: string) {
+    return this.request<Workflow>("GET", `/api/workflows/${encodeURIComponent(id)}`);
+  }
+  createWorkflow(def: WorkflowDef) {
+    return this.request<Workflow>("POST", "/api/workflows", def);
+  }
+  saveWorkflow(id: string, def: WorkflowDef) {
+    return this.request<Workflow>("PUT", `/api/workflows/${encodeURIComponent(id)}`, def);
+  }
+  deleteWorkflow(id: string) {
+    return this.request<void>("DELETE", `/api/workflows/${encodeURIComponent(id)}`);
+  }
+  runTrigger(workflowId: string, trigger: string, input?: Item[]) {
+    return this.request<{ id: string }>("POST", "/api/executions", {
+      workflow_id: workflowId,
+      mode: "trigger",
+      trigger,
+      ...(input === undefined ? {} : { input }),
+    });
+  }
+  runNode(workflowId: string, node: string, input?: PortItems) {
+    return this.request<{ id: string }>("POST", "/api/executions", {
+      workflow_id: workflowId,
+      mode: "node",
+      node,
+      ...(input === undefined ? {} : { input }),
+    });
+  }
+  getExecution(id: string) {
+    return this.request<Execution>("GET", `/api/executions/${encodeURIComponent(id)}`);
+  }
+  listExecutions(workflowId: string) {
+    return this.request<{ items: ExecutionSummary[]; next_cursor: string | null }>(
+      "GET",
+      `/api/executions?workflow_id=${encodeURIComponent(workflowId)}&limit=100`,
+    );
+  }
+  cancel(id: string) {
+    return this.request<unknown>("POST", `/api/executions/${encodeURIComponent(id)}/cancel`);
+  }
+  events(id: string, afterSeq = 0) {
+    return this.request<{ events: ExecutionEvent[] }>(
+      "GET",
+      `/api/executions/${encodeURIComponent(id)}/events?after_seq=${afterSeq}`,
+    ).then((r) => r.events);
+  }
+  logs(id: string) {
+    return this.request<{ logs: LogEntry[] }>(
+      "GET",
+      `/api/executions/${encodeURIComponent(id)}/logs`,
+    ).then((r) => r.logs);
+  }
+}
+
+/** The WebSocket URL of an execution's events, on the page's own host. */
+export function eventsSocketUrl(executionId: string, afterSeq: number, key: string): string {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const query = new URLSearchParams({ after_seq: String(afterSeq), token: key });
+  return `${scheme}//${location.host}/ws/executions/${encodeURIComponent(executionId)}?${query}`;
+}
+
+export type { ConnectionDef };

@@ -1,0 +1,626 @@
+// The workflow editor: palette, canvas, side panel (settings and results), run bar and the
+// bottom panel (log, executions, timeline).
+import {
+  Background,
+  Controls,
+  MiniMap,
+  ReactFlow,
+  ReactFlowProvider,
+  addEdge,
+  useEdgesState,
+  useNodesState,
+  useReactFlow,
+  type Connection,
+  type Edge,
+  type EdgeChange,
+  type NodeChange,
+} from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
+import { ApiError, eventsSocketUrl, type Api } from "../api";
+import {
+  emptyIssues,
+  initialParameters,
+  mapIssues,
+  newNodeId,
+  outputPorts,
+  toCanvas,
+  toDefinition,
+  toEdge,
+  type CanvasNode,
+  type Issues,
+} from "../graph";
+import { navigate } from "../router";
+import { applyEvent, applyEvents, emptyRun, isFinished, type RunState } from "../state/executionState";
+import { ExecutionStream, type ConnectionState } from "../state/liveStream";
+import type { ExecutionEvent, NodeDef, NodeType, PortItems, Workflow, WorkflowDef } from "../types";
+import { ContextMenu } from "./ContextMenu";
+import { EditorContext, type EditorContextValue } from "./EditorContext";
+import { HistoryPanel } from "./HistoryPanel";
+import { LogPanel } from "./LogPanel";
+import { NodeCard } from "./NodeCard";
+import { NodeResults } from "./NodeResults";
+import { NodeSettings } from "./NodeSettings";
+import { Palette, PALETTE_MIME } from "./Palette";
+import { RunBar } from "./RunBar";
+import { TimelinePanel } from "./TimelinePanel";
+import { TopBar } from "./TopBar";
+import { InputDialog } from "./InputDialog";
+
+const NODE_TYPES = { nd: NodeCard };
+const MINIMAP_COLORS: Record<string, string> = { succeeded: "#2b8a3e", failed: "#c92a2a", running: "#1971c2", retrying: "#e67700", queued: "#7048e8" };
+const minimapColor = (status: string | undefined) => (status && MINIMAP_COLORS[status]) || "#adb5bd";
+
+interface Shown {
+  id: string;
+  run: RunState;
+  events: ExecutionEvent[];
+}
+
+type Toast = { kind: "ok" | "error" | "info"; text: string } | null;
+
+interface Props {
+  api: Api;
+  nodeTypes: NodeType[];
+  workflowId: string;
+  executionId: string | null;
+  onSignOut: () => void;
+}
+
+export function Editor(props: Props) {
+  return (
+    <ReactFlowProvider>
+      <EditorInner {...props} />
+    </ReactFlowProvider>
+  );
+}
+
+function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Props) {
+  const types = useMemo(() => Object.fromEntries(nodeTypes.map((t) => [t.type, t])), [nodeTypes]);
+  const flow = useReactFlow();
+  const [workflow, setWorkflow] = useState<Workflow | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+  const [name, setName] = useState("");
+  const [nodes, setNodes, onNodesChangeBase] = useNodesState<CanvasNode>([]);
+  const [edges, setEdges, onEdgesChangeBase] = useEdgesState<Edge>([]);
+  const [dirty, setDirty] = useState(false);
+  const [saving, setSaving] = useState(false);
+  const [issues, setIssues] = useState<Issues>(emptyIssues());
+  const [selected, setSelected] = useState<string | null>(null);
+  const [sideTab, setSideTab] = useState<"settings" | "results">("settings");
+  const [bottomTab, setBottomTab] = useState<"logs" | "history" | "timeline">("logs");
+  const [toast, setToast] = useState<Toast>(null);
+  const [menu, setMenu] = useState<{ nodeId: string; x: number; y: number } | null>(null);
+  const [inputFor, setInputFor] = useState<string | null>(null);
+  const [shown, setShown] = useState<Shown | null>(null);
+  const [snapshot, setSnapshot] = useState<{ nodes: CanvasNode[]; edges: Edge[] } | null>(null);
+  const [connection, setConnection] = useState<{ state: ConnectionState; detail?: string } | null>(null);
+  const [step, setStep] = useState<number | null>(null);
+  const [cancelling, setCancelling] = useState(false);
+  const [historyVersion, setHistoryVersion] = useState(0);
+  const stream = useRef<ExecutionStream | null>(null);
+  const readOnly = executionId !== null;
+
+  // ------------------------------------------------------------------ loading
+
+  useEffect(() => {
+    api.getWorkflow(workflowId).then(
+      (wf) => {
+        setWorkflow(wf);
+        setName(wf.name);
+        const canvas = toCanvas(wf);
+        setNodes(canvas.nodes);
+        setEdges(canvas.edges);
+        setTimeout(() => flow.fitView({ maxZoom: 1.1, padding: 0.2 }), 50);
+      },
+      (e: ApiError) => setLoadError(e.status === 404 ? "This workflow does not exist (or is not yours)." : e.message),
+    );
+    return () => stream.current?.stop();
+  }, [workflowId]);
+
+  useEffect(() => {
+    if (!dirty) return;
+    const warn = (e: BeforeUnloadEvent) => e.preventDefault();
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [dirty]);
+
+  useEffect(() => {
+    if (!toast || toast.kind === "error") return;
+    const t = setTimeout(() => setToast(null), 4000);
+    return () => clearTimeout(t);
+  }, [toast]);
+
+  // ------------------------------------------------------------------ executions
+
+  const follow = useCallback(
+    (id: string, initial: ExecutionEvent[]) => {
+      stream.current?.stop();
+      stream.current = null;
+      const run = applyEvents(emptyRun(id), initial);
+      setShown({ id, run, events: initial });
+      setStep(null);
+      setCancelling(false);
+      setConnection(null);
+      if (isFinished(run)) return;
+      const s = new ExecutionStream({
+        executionId: id,
+        afterSeq: run.lastSeq,
+        url: (exec, after) => eventsSocketUrl(exec, after, api.key),
+        onEvent: (event) => {
+          setShown((prev) =>
+            prev && prev.id === id ? { id, run: applyEvent(prev.run, event), events: [...prev.events, event] } : prev,
+          );
+          if (event.type === "ExecutionFinished") setHistoryVersion((v) => v + 1);
+        },
+        onConnection: (state, detail) => setConnection({ state, detail }),
+      });
+      stream.current = s;
+      s.start();
+    },
+    [api],
+  );
+
+  // A past execution from the URL: its events, and the definition it ran with, read-only.
+  useEffect(() => {
+    if (!executionId) {
+      setSnapshot(null);
+      return;
+    }
+    let live = true;
+    api.events(executionId).then(
+      (events) => {
+        if (!live) return;
+        const requested = events.find((e) => e.type === "ExecutionRequested");
+        const def = requested?.data?.workflow as WorkflowDef | undefined;
+        if (def) setSnapshot(toCanvas(def));
+        follow(executionId, events);
+        setTimeout(() => flow.fitView({ maxZoom: 1.1, padding: 0.2 }), 50);
+      },
+      (e: ApiError) => setToast({ kind: "error", text: `Cannot open the execution: ${e.message}` }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [executionId]);
+
+  const displayedRun = useMemo(() => {
+    if (!shown) return null;
+    if (step === null) return shown.run;
+    return applyEvents(emptyRun(shown.id), shown.events.slice(0, step + 1));
+  }, [shown, step]);
+  const busy = shown !== null && !isFinished(shown.run);
+
+  // ------------------------------------------------------------------ editing
+
+  const markDirty = () => setDirty(true);
+
+  const onNodesChange = useCallback(
+    (changes: NodeChange<CanvasNode>[]) => {
+      if (readOnly) {
+        onNodesChangeBase(changes.filter((c) => c.type === "select" || c.type === "dimensions"));
+        return;
+      }
+      onNodesChangeBase(changes);
+      if (changes.some((c) => c.type === "remove" || (c.type === "position" && c.dragging === false))) markDirty();
+      for (const c of changes) if (c.type === "remove") setSelected((s) => (s === c.id ? null : s));
+    },
+    [readOnly],
+  );
+  const onEdgesChange = useCallback(
+    (changes: EdgeChange<Edge>[]) => {
+      if (readOnly) return;
+      onEdgesChangeBase(changes);
+      if (changes.some((c) => c.type === "remove")) markDirty();
+    },
+    [readOnly],
+  );
+  const onConnect = useCallback(
+    (c: Connection) => {
+      if (readOnly) return;
+      const edge = toEdge({ from: c.source, to: c.target, output: c.sourceHandle ?? "main", input: c.targetHandle ?? "main" });
+      setEdges((es) => (es.some((e) => e.id === edge.id) ? es : addEdge(edge, es)));
+      markDirty();
+    },
+    [readOnly],
+  );
+
+  function addNode(type: NodeType, at?: { x: number; y: number }) {
+    if (readOnly) return;
+    const id = newNodeId(type.type, nodes.map((n) => n.id));
+    const from = selected ? nodes.find((n) => n.id === selected) : undefined;
+    let position = at;
+    if (!position && from) position = { x: from.position.x + 280, y: from.position.y };
+    if (!position) {
+      const right = nodes.reduce((m, n) => Math.max(m, n.position.x), -200);
+      position = { x: right + 280, y: 160 };
+    }
+    // Keep nodes from landing on one another.
+    while (nodes.some((n) => Math.abs(n.position.x - position!.x) < 60 && Math.abs(n.position.y - position!.y) < 60))
+      position = { x: position.x, y: position.y + 130 };
+    const parameters = initialParameters(type);
+    const def: NodeDef = { id, type: type.type, ...(parameters ? { parameters } : {}) };
+    setNodes((ns) => [...ns.map((n) => ({ ...n, selected: false })), { id, type: "nd", position, data: { def }, selected: true }]);
+    // Added after the selected node: connected to it, the usual next step.
+    if (!at && from && type.category !== "trigger") {
+      const port = outputPorts(from.data.def, types[from.data.def.type])[0];
+      if (port) setEdges((es) => addEdge(toEdge({ from: from.id, to: id, output: port }), es));
+    }
+    setSelected(id);
+    setSideTab("settings");
+    markDirty();
+    // Keep the new node in view.
+    setTimeout(() => flow.fitView({ maxZoom: 1.1, padding: 0.2, duration: 200 }), 30);
+  }
+
+  function onDrop(e: DragEvent) {
+    const type = types[e.dataTransfer.getData(PALETTE_MIME)];
+    if (!type) return;
+    e.preventDefault();
+    addNode(type, flow.screenToFlowPosition({ x: e.clientX - 100, y: e.clientY - 30 }));
+  }
+
+  function updateDef(id: string, def: NodeDef) {
+    setNodes((ns) => ns.map((n) => (n.id === id ? { ...n, data: { def } } : n)));
+    markDirty();
+  }
+
+  function renameNode(oldId: string, newId: string) {
+    setNodes((ns) => ns.map((n) => (n.id === oldId ? { ...n, id: newId, data: { def: { ...n.data.def, id: newId } } } : n)));
+    setEdges((es) =>
+      es.map((e) => {
+        if (e.source !== oldId && e.target !== oldId) return e;
+        const source = e.source === oldId ? newId : e.source;
+        const target = e.target === oldId ? newId : e.target;
+        return toEdge({ from: source, to: target, output: e.sourceHandle ?? "main", input: e.targetHandle ?? "main" });
+      }),
+    );
+    setSelected(newId);
+    markDirty();
+  }
+
+  function deleteNode(id: string) {
+    setNodes((ns) => ns.filter((n) => n.id !== id));
+    setEdges((es) => es.filter((e) => e.source !== id && e.target !== id));
+    setSelected((s) => (s === id ? null : s));
+    markDirty();
+  }
+
+  async function save(): Promise<boolean> {
+    if (readOnly || !workflow) return false;
+    const def = toDefinition(name.trim() || workflow.name, nodes, edges, workflow.settings);
+    setSaving(true);
+    try {
+      const saved = await api.saveWorkflow(workflow.id, def);
+      setWorkflow(saved);
+      setDirty(false);
+      setIssues(emptyIssues());
+      setToast({ kind: "ok", text: `Saved as version ${saved.version}.` });
+      return true;
+    } catch (e) {
+      const err = e as ApiError;
+      if (err.status === 422 && err.issues.length) {
+        const mapped = mapIssues(def, err.issues);
+        setIssues(mapped);
+        const count = err.issues.length;
+        setToast({ kind: "error", text: `Not saved: ${count} problem${count === 1 ? "" : "s"}; see the marked nodes and fields.` });
+        const first = Object.keys(mapped.nodes)[0];
+        if (first) {
+          setSelected(first);
+          setSideTab("settings");
+        }
+      } else setToast({ kind: "error", text: `Not saved: ${err.message}` });
+      return false;
+    } finally {
+      setSaving(false);
+    }
+  }
+
+  async function runTrigger(nodeId: string) {
+    if (readOnly || busy || !workflow) return;
+    if (dirty && !(await save())) return;
+    try {
+      const { id } = await api.runTrigger(workflow.id, nodeId);
+      follow(id, []);
+      setHistoryVersion((v) => v + 1);
+      setToast({ kind: "info", text: `Running from ${nodeId}…` });
+    } catch (e) {
+      setToast({ kind: "error", text: `Could not run: ${(e as Error).message}` });
+    }
+  }
+
+  async function runNode(nodeId: string, input?: PortItems) {
+    if (readOnly || busy || !workflow) return;
+    if (dirty && !(await save())) return;
+    try {
+      const { id } = await api.runNode(workflow.id, nodeId, input);
+      follow(id, []);
+      setHistoryVersion((v) => v + 1);
+      setSelected(nodeId);
+      setSideTab("results");
+      setToast({ kind: "info", text: `Running node ${nodeId} alone…` });
+    } catch (e) {
+      setToast({ kind: "error", text: `Could not run node ${nodeId}: ${(e as Error).message}` });
+    }
+  }
+
+  async function cancel() {
+    if (!shown) return;
+    setCancelling(true);
+    try {
+      await api.cancel(shown.id);
+    } catch (e) {
+      if ((e as ApiError).status !== 409) setToast({ kind: "error", text: `Cancel failed: ${(e as Error).message}` });
+    }
+  }
+
+  function openExecution(id: string) {
+    if (dirty && !readOnly && !window.confirm("Leave the editor with unsaved changes? They stay in this tab until you leave the page.")) return;
+    navigate({ page: "workflow", workflowId, executionId: id });
+  }
+
+  // ------------------------------------------------------------------ rendering
+
+  const onKeyDown = (e: React.KeyboardEvent) => {
+    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
+      e.preventDefault();
+      void save();
+    }
+  };
+
+  const context: EditorContextValue = {
+    types,
+    run: displayedRun,
+    issues: readOnly ? emptyIssues() : issues,
+    readOnly,
+    busy,
+    runTrigger: (id) => void runTrigger(id),
+    openMenu: (nodeId, x, y) => {
+      setSelected(nodeId);
+      setMenu({ nodeId, x, y });
+    },
+  };
+
+  if (loadError)
+    return (
+      <div className="page">
+        <TopBar onSignOut={onSignOut} />
+        <main className="centered">
+          <p role="alert">{loadError}</p>
+          <button type="button" onClick={() => navigate({ page: "list" })}>
+            Back to workflows
+          </button>
+        </main>
+      </div>
+    );
+
+  const canvasNodes = readOnly && snapshot ? snapshot.nodes : nodes;
+  const canvasEdges = (readOnly && snapshot ? snapshot.edges : edges).map((e) =>
+    !readOnly && issues.edges[e.id]
+      ? { ...e, className: "edge-invalid", label: `⚠ ${issues.edges[e.id][0]}`, ariaLabel: issues.edges[e.id].join("; ") }
+      : e,
+  );
+  const selectedNode = canvasNodes.find((n) => n.id === selected);
+  const planNodes = displayedRun?.plan ?? [];
+
+  return (
+    <EditorContext.Provider value={context}>
+      <div className="page editor" onKeyDown={onKeyDown}>
+        <TopBar onSignOut={onSignOut}>
+          <nav aria-label="Breadcrumb" className="crumbs">
+            <a
+              href="/"
+              onClick={(e) => {
+                e.preventDefault();
+                navigate({ page: "list" });
+              }}
+            >
+              Workflows
+            </a>
+            <span aria-hidden="true">/</span>
+          </nav>
+          <input
+            className="wf-name"
+            aria-label="Workflow name"
+            value={name}
+            disabled={readOnly}
+            onChange={(e) => {
+              setName(e.target.value);
+              markDirty();
+            }}
+          />
+          {workflow && <span className="muted">v{workflow.version}</span>}
+          {!readOnly && (
+            <button type="button" className="primary" onClick={() => void save()} disabled={saving || !workflow} title="Ctrl+S">
+              {saving ? "Saving…" : dirty ? "Save •" : "Saved"}
+            </button>
+          )}
+          {dirty && !readOnly && <span className="unsaved">unsaved changes</span>}
+        </TopBar>
+
+        {readOnly && (
+          <div className="banner" role="note">
+            Viewing a past execution as it ran (read-only).{" "}
+            <button type="button" onClick={() => navigate({ page: "workflow", workflowId, executionId: null })}>
+              ← Back to editing
+            </button>
+          </div>
+        )}
+        {!readOnly && issues.general.length > 0 && (
+          <div className="banner error" role="alert">
+            <strong>Problems:</strong>
+            <ul>
+              {issues.general.map((g, i) => (
+                <li key={i}>{g}</li>
+              ))}
+            </ul>
+          </div>
+        )}
+        {displayedRun && (
+          <RunBar run={displayedRun} connection={connection} stepping={step !== null} onCancel={() => void cancel()} cancelling={cancelling} />
+        )}
+
+        <div className="workspace">
+          {!readOnly && <Palette nodeTypes={nodeTypes} onAdd={(t) => addNode(t)} hasSelection={!!selectedNode} />}
+          <div className="canvas" onDrop={onDrop} onDragOver={(e) => e.preventDefault()} aria-label="Workflow canvas">
+            <ReactFlow
+              nodes={canvasNodes}
+              edges={canvasEdges}
+              nodeTypes={NODE_TYPES}
+              onNodesChange={onNodesChange}
+              onEdgesChange={onEdgesChange}
+              onConnect={onConnect}
+              onNodeClick={(_, n) => {
+                setSelected(n.id);
+                setSideTab(displayedRun?.nodes[n.id] ? "results" : "settings");
+              }}
+              onNodeContextMenu={(e, n) => {
+                e.preventDefault();
+                setSelected(n.id);
+                setMenu({ nodeId: n.id, x: e.clientX, y: e.clientY });
+              }}
+              onPaneClick={() => {
+                setSelected(null);
+                setMenu(null);
+              }}
+              nodesDraggable={!readOnly}
+              nodesConnectable={!readOnly}
+              deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]}
+              fitView
+              fitViewOptions={{ maxZoom: 1.1, padding: 0.2 }}
+              proOptions={{ hideAttribution: true }}
+            >
+              <Background gap={20} />
+              <Controls />
+              <MiniMap pannable zoomable ariaLabel="Minimap" nodeColor={(n) => minimapColor(displayedRun?.nodes[n.id]?.status)} />
+            </ReactFlow>
+          </div>
+
+          <aside className="side-panel" aria-label="Node details">
+            {selectedNode ? (
+              <>
+                <div className="side-head">
+                  <h2>{selectedNode.data.def.name || selectedNode.id}</h2>
+                  <span className="muted">{types[selectedNode.data.def.type]?.display_name ?? selectedNode.data.def.type}</span>
+                </div>
+                <div className="tabs" role="tablist" aria-label="Node panel">
+                  <button type="button" role="tab" aria-selected={sideTab === "settings"} onClick={() => setSideTab("settings")}>
+                    Settings{!readOnly && issues.nodes[selectedNode.id]?.length ? " ⚠" : ""}
+                  </button>
+                  <button type="button" role="tab" aria-selected={sideTab === "results"} onClick={() => setSideTab("results")}>
+                    Results{displayedRun?.nodes[selectedNode.id] ? ` (${displayedRun.nodes[selectedNode.id].status})` : ""}
+                  </button>
+                </div>
+                <div role="tabpanel" className="side-body">
+                  {sideTab === "settings" ? (
+                    <NodeSettings
+                      key={selectedNode.id}
+                      def={selectedNode.data.def}
+                      type={types[selectedNode.data.def.type]}
+                      problems={readOnly ? [] : issues.nodes[selectedNode.id] ?? []}
+                      takenIds={canvasNodes.map((n) => n.id).filter((i) => i !== selectedNode.id)}
+                      readOnly={readOnly}
+                      onChange={(def) => updateDef(selectedNode.id, def)}
+                      onRename={(newId) => renameNode(selectedNode.id, newId)}
+                      onDelete={() => deleteNode(selectedNode.id)}
+                    />
+                  ) : (
+                    <NodeResults key={`${selectedNode.id}-${shown?.id}`} state={displayedRun?.nodes[selectedNode.id]} />
+                  )}
+                </div>
+              </>
+            ) : (
+              <div className="side-body help-text">
+                <h2>How to</h2>
+                <ol>
+                  <li>Add nodes from the palette on the left (click adds after the selected node; or drag onto the canvas).</li>
+                  <li>Connect an output port (right dot) to an input port (left dot).</li>
+                  <li>Select a node to edit its parameters here.</li>
+                  <li>Save, then press <strong>▶ Run workflow</strong> on a trigger.</li>
+                  <li>Right-click a node (or its ⋯ button) to run it alone.</li>
+                </ol>
+                <p className="muted">Delete or Backspace removes the selected node or connection. Ctrl+S saves.</p>
+              </div>
+            )}
+          </aside>
+        </div>
+
+        <section className="bottom-panel" aria-label="Execution details">
+          <div className="tabs" role="tablist" aria-label="Execution panel">
+            <button type="button" role="tab" aria-selected={bottomTab === "logs"} onClick={() => setBottomTab("logs")}>
+              Log
+            </button>
+            <button type="button" role="tab" aria-selected={bottomTab === "history"} onClick={() => setBottomTab("history")}>
+              Executions
+            </button>
+            <button type="button" role="tab" aria-selected={bottomTab === "timeline"} onClick={() => setBottomTab("timeline")}>
+              Timeline{shown ? ` (${shown.events.length} events)` : ""}
+            </button>
+          </div>
+          <div role="tabpanel" className="bottom-body">
+            {bottomTab === "logs" && (
+              <LogPanel api={api} executionId={shown?.id ?? null} version={shown?.run.lastSeq ?? 0} nodes={planNodes} />
+            )}
+            {bottomTab === "history" && (
+              <HistoryPanel api={api} workflowId={workflowId} refresh={historyVersion} current={executionId} onOpen={openExecution} />
+            )}
+            {bottomTab === "timeline" &&
+              (shown ? (
+                <TimelinePanel events={shown.events} step={step} onStep={setStep} />
+              ) : (
+                <p className="muted pad">Run the workflow, or open one of its executions, to step through its events.</p>
+              ))}
+          </div>
+        </section>
+
+        {menu && (
+          <ContextMenu
+            x={menu.x}
+            y={menu.y}
+            label={`Node ${menu.nodeId}`}
+            onClose={() => setMenu(null)}
+            items={[
+              { label: "Execute node", onSelect: () => void runNode(menu.nodeId), disabled: readOnly || busy },
+              { label: "Execute node with input…", onSelect: () => setInputFor(menu.nodeId), disabled: readOnly || busy },
+              {
+                label: "Show results",
+                onSelect: () => {
+                  setSelected(menu.nodeId);
+                  setSideTab("results");
+                },
+              },
+              {
+                label: "Edit settings",
+                onSelect: () => {
+                  setSelected(menu.nodeId);
+                  setSideTab("settings");
+                },
+              },
+              { label: "Delete node", onSelect: () => deleteNode(menu.nodeId), disabled: readOnly, danger: true },
+            ]}
+          />
+        )}
+        {inputFor && (
+          <InputDialog
+            nodeId={inputFor}
+            initial={displayedRun?.nodes[inputFor]?.input ?? { main: [{}] }}
+            onCancel={() => setInputFor(null)}
+            onRun={(input) => {
+              setInputFor(null);
+              void runNode(inputFor, input);
+            }}
+          />
+        )}
+        {toast && (
+          <div className={`toast ${toast.kind}`} role={toast.kind === "error" ? "alert" : "status"}>
+            <span>{toast.text}</span>
+            <button type="button" className="icon-button" aria-label="Dismiss" onClick={() => setToast(null)}>
+              ×
+            </button>
+          </div>
+        )}
+      </div>
+    </EditorContext.Provider>
+  );
+}
+
+export type { WorkflowDef };

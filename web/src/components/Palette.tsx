@@ -1,0 +1,55 @@
+import type { NodeType } from "../types";
+
+export const PALETTE_MIME = "application/x-nodedrop-type";
+const GROUPS: [NodeType["category"], string][] = [
+  ["trigger", "Triggers"],
+  ["action", "Actions"],
+  ["flow", "Flow"],
+];
+
+export function Palette({
+  nodeTypes,
+  onAdd,
+  hasSelection,
+}: {
+  nodeTypes: NodeType[];
+  onAdd: (type: NodeType) => void;
+  hasSelection: boolean;
+}) {
+  return (
+    <nav className="palette" aria-label="Node palette">
+      <h2>Add a node</h2>
+      <p className="muted small">{hasSelection ? "Click: adds after the selected node." : "Click to add, or drag onto the canvas."}</p>
+      {GROUPS.map(([category, title]) => {
+        const group = nodeTypes.filter((t) => t.category === category);
+        if (!group.length) return null;
+        return (
+          <section key={category}>
+            <h3>{title}</h3>
+            <ul>
+              {group.map((t) => (
+                <li key={t.type}>
+                  <button
+                    type="button"
+                    className={`palette-item cat-${category}`}
+                    draggable
+                    onDragStart={(e) => {
+                      e.dataTransfer.setData(PALETTE_MIME, t.type);
+                      e.dataTransfer.effectAllowed = "move";
+                    }}
+                    onClick={() => onAdd(t)}
+                    title={t.description || t.type}
+                    aria-label={`Add ${t.display_name}`}
+                  >
+                    <span className="palette-name">{t.display_name}</span>
+                    <span className="palette-type">{t.type}</span>
+                  </button>
+                </li>
+              ))}
+            </ul>
+          </section>
+        );
+      })}
+    </nav>
+  );
+}

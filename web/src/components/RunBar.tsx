@@ -1,0 +1,61 @@
+import { useEffect, useState } from "react";
+import { duration } from "../format";
+import { isFinished, progress, type RunState } from "../state/executionState";
+import type { ConnectionState } from "../state/liveStream";
+import { StatusBadge } from "./StatusBadge";
+
+export function RunBar({
+  run,
+  connection,
+  stepping,
+  onCancel,
+  cancelling,
+}: {
+  run: RunState;
+  connection: { state: ConnectionState; detail?: string } | null;
+  stepping: boolean;
+  onCancel: () => void;
+  cancelling: boolean;
+}) {
+  const [, tick] = useState(0);
+  const finished = isFinished(run);
+  useEffect(() => {
+    if (finished) return;
+    const t = setInterval(() => tick((n) => n + 1), 500);
+    return () => clearInterval(t);
+  }, [finished]);
+  const p = progress(run);
+  const what = run.mode === "node" ? `node ${run.node ?? ""}` : `from ${run.trigger ?? "trigger"}`;
+  return (
+    <div className="run-bar" role="status" aria-label="Execution status">
+      <span className="run-title">
+        Execution <code title={run.executionId}>{run.executionId.slice(-8)}</code> ({what})
+      </span>
+      <StatusBadge status={run.status} label={run.cancelRequested && !finished ? "cancelling" : undefined} />
+      <div className="progress" aria-label="Progress">
+        <progress max={Math.max(1, p.total)} value={finished ? Math.max(1, p.total) : p.done} />
+        <span>
+          {p.done}/{p.total} nodes done
+        </span>
+      </div>
+      <span className="muted">{duration(run.startedAt ?? run.createdAt, run.finishedAt)}</span>
+      {stepping && <span className="notice">Timeline view: showing a past step</span>}
+      {connection?.state === "reconnecting" && (
+        <span className="notice warn" role="alert">
+          ⚠ Live updates disconnected — reconnecting… {connection.detail ?? ""}
+        </span>
+      )}
+      {connection?.state === "refused" && <span className="notice warn">⚠ Live updates refused: {connection.detail}</span>}
+      {run.error && finished && (
+        <span className="error">
+          {run.error.type}: {run.error.message}
+        </span>
+      )}
+      {!finished && (
+        <button type="button" className="danger" onClick={onCancel} disabled={cancelling || run.cancelRequested}>
+          ■ Cancel
+        </button>
+      )}
+    </div>
+  );
+}

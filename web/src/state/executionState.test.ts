@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+import type { ExecutionEvent } from "../types";
+import {
+  applyEvent,
+  applyEvents,
+  emptyRun,
+  progress,
+  runFromExecution,
+  statusLabel,
+  timeline,
+} from "./executionState";
+
+let seq = 0;
+function ev(type: string, node: string | null = null, attempt: number | null = null, data = {}): ExecutionEvent {
+  seq += 1;
+  return { seq, type, time: `2026-11-26T10:00:${String(seq).padStart(2, "0")}Z`, execution_id: "x", node, attempt, data };
+}
+
+function started(plan: string[]) {
+  seq = 0;
+  return [ev("ExecutionRequested", null, null, { mode: "trigger", trigger: plan[0] }), ev("ExecutionStarted", null, null, { plan })];
+}
+
+describe("applyEvent", () => {
+  it("moves nodes through queued, running and succeeded and records input and output", () => {
+    const events = [
+      ...started(["start", "fetch"]),
+      ev("NodeReady", "start", 1, { input: { main: [{ a: 1 }] } }),
+      ev("NodeStarted", "start", 1),
+    ];
+    let run = applyEvents(emptyRun("x"), events);
+    expect(run.status).toBe("running");
+    expect(run.nodes.start.status).toBe("running");
+    expect(run.nodes.start.input).toEqual({ main: [{ a: 1 }] });
+    expect(run.nodes.fetch.status).toBe("pending");
+    run = applyEvent(run, ev("NodeSucceeded", "start", 1, { output: { main: [{ a: 2 }] } }));
+    expect(run.nodes.start.status).toBe("succeeded");
+    expect(run.nodes.start.output).toEqual({ main: [{ a: 2 }] });
+    expect(progress(run)).toEqual({ done: 1, total: 2, fraction: 0.5 });
+  });
+
+  it("shows a retry with the attempt number and fences a late result of the old attempt", () => {
+    let run = applyEvents(emptyRun("x"), [
+      ...started(["fetch"]),
+      ev("NodeReady", "fetch", 1, { input: { main: [{}] } }),
+      ev("NodeStarted", "fetch", 1),
+      ev("NodeFailed", "fetch", 1, { error: { type: "HttpServerError", message: "503" } }),
+      ev("NodeRetryScheduled", "fetch", 1, { delay_ms: 200 }),
+    ]);
+    expect(run.nodes.fetch.status).toBe("retrying");
+    expect(statusLabel(run.nodes.fetch)).toBe("retrying (attempt 2 next)");
+    run = applyEvents(run, [ev("NodeReady", "fetch", 2, { input: { main: [{}] } }), ev("NodeStarted", "fetch", 2)]);
+    expect(statusLabel(run.nodes.fetch)).toBe("running (attempt 2)");
+    // A duplicate result of attempt 1 arriving late changes nothing.
+    run = applyEvent(run, ev("NodeSucceeded", "fetch", 1, { output: { main: [] } }));
+    expect(run.nodes.fetch.status).toBe("running");
+    run = applyEvent(run, ev("NodeSucceeded", "fetch", 2, { output: { main: [{ ok: true }] } }));
+    expect(run.nodes.fetch.status).toBe("succeeded");
+    expect(run.nodes.fetch.attempts).toBe(2);
+  });
+
+  it("ignores an event at or below the last applied seq (a replay after reconnect)", () => {
+    const events = [...started(["a"]), ev("NodeReady", "a", 1, { input: {} })];
+    const run = applyEvents(emptyRun("x"), events);
+    expect(applyEvent(run, events[2])).toBe(run);
+    expect(applyEvents(run, events)).toBe(run);
+  });
+
+  it("records skips, cancels and the final status, after which nothing changes", () => {
+    let run = applyEvents(emptyRun("x"), [
+      ...started(["t", "w", "n"]),
+      ev("NodeReady", "t", 1, { input: {} }),
+      ev("NodeSucceeded", "t", 1, { output: { main: [{}] } }),
+      ev("NodeWaiting", "w", 1, { input: { main: [{}] }, until: "later" }),
+      ev("ExecutionCancelRequested", null, null, { requested_by: "admin" }),
+      ev("NodeCancelled", "w", 1),
+      ev("NodeSkipped", "n", null, { reason: "cancelled" }),
+      ev("ExecutionFinished", null, null, { status: "cancelled" }),
+    ]);
+    expect(run.cancelRequested).toBe(true);
+    expect(run.nodes.w.status).toBe("cancelled");
+    expect(statusLabel(run.nodes.n)).toBe("skipped (cancelled)");
+    expect(run.status).toBe("cancelled");
+    expect(progress(run).fraction).toBe(1);
+    const after = applyEvent(run, ev("NodeSucceeded", "n", 1, { output: {} }));
+    expect(after.nodes.n.status).toBe("skipped");
+  });
+
+  it("ignores events of nodes outside the plan", () => {
+    const run = applyEvents(emptyRun("x"), [...started(["a"]), ev("NodeReady", "other", 1, { input: {} })]);
+    expect(Object.keys(run.nodes)).toEqual(["a"]);
+  });
+});
+
+describe("runFromExecution and timeline", () => {
+  it("seeds from the projection and continues with later events only", () => {
+    const run = runFromExecution({
+      id: "x", workflow_id: "w", workflow_version: 1, mode: "trigger", trigger: "t", node: null,
+      status: "running", created_at: "c", started_at: "s", finished_at: null, error: null, last_seq: 5,
+      nodes: {
+        t: { status: "succeeded", attempts: 1, started_at: null, finished_at: null, output: { main: [{}] }, error: null, skip_reason: null },
+        n: { status: "queued", attempts: 1, started_at: null, finished_at: null, output: null, error: null, skip_reason: null },
+      },
+    });
+    expect(run.plan).toEqual(["t", "n"]);
+    const same = applyEvent(run, { seq: 5, type: "NodeStarted", time: "t", execution_id: "x", node: "n", attempt: 1, data: {} });
+    expect(same.nodes.n.status).toBe("queued");
+    const next = applyEvent(run, { seq: 6, type: "NodeStarted", time: "t", execution_id: "x", node: "n", attempt: 1, data: {} });
+    expect(next.nodes.n.status).toBe("running");
+  });
+
+  it("gives the graph's state after each event", () => {
+    const events = [...started(["a"]), ev("NodeReady", "a", 1, { input: {} }), ev("NodeSucceeded", "a", 1, { output: {} }), ev("ExecutionFinished", null, null, { status: "succeeded" })];
+    const steps = timeline("x", events);
+    expect(steps.map((s) => s.nodes.a?.status ?? "-")).toEqual(["-", "pending", "queued", "succeeded", "succeeded"]);
+    expect(steps.map((s) => s.status)).toEqual(["queued", "running", "running", "running", "succeeded"]);
+  });
+});

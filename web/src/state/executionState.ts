@@ -1,0 +1,296 @@
+// Folds an execution's event stream into the state the canvas shows: one status per node, the
+// execution's status and its progress. The rules mirror the notifier's projection
+// (services/notifier/.../projection.py): the first result of the current attempt wins, a done
+// node never changes again, and an event at or below the last applied seq changes nothing (so a
+// reconnect that repeats events is harmless).
+import type {
+  ErrorInfo,
+  Execution,
+  ExecutionEvent,
+  ExecutionStatus,
+  NodeStatus,
+  PortItems,
+} from "../types";
+import { FINAL_EXECUTION_STATUSES } from "../types";
+
+export interface NodeRunState {
+  status: NodeStatus;
+  /** The current (or last) attempt number; 0 before the first. */
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  input: PortItems | null;
+  output: PortItems | null;
+  error: ErrorInfo | null;
+  skipReason: string | null;
+  pinned: boolean;
+  /** When a retry is scheduled: its delay. */
+  retryDelayMs: number | null;
+}
+
+export interface RunState {
+  executionId: string;
+  status: ExecutionStatus;
+  mode: string | null;
+  trigger: string | null;
+  node: string | null;
+  lastSeq: number;
+  /** Plan nodes in definition order; empty until the execution started. */
+  plan: string[];
+  nodes: Record<string, NodeRunState>;
+  error: ErrorInfo | null;
+  createdAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  cancelRequested: boolean;
+}
+
+const DONE: ReadonlySet<NodeStatus> = new Set(["succeeded", "skipped", "cancelled"]);
+const ACTIVE: ReadonlySet<NodeStatus> = new Set(["queued", "running"]);
+/** Node statuses that count as finished for the progress indicator. */
+export const NODE_FINISHED: ReadonlySet<NodeStatus> = new Set([
+  "succeeded",
+  "failed",
+  "skipped",
+  "cancelled",
+]);
+
+export function emptyRun(executionId: string): RunState {
+  return {
+    executionId,
+    status: "queued",
+    mode: null,
+    trigger: null,
+    node: null,
+    lastSeq: 0,
+    plan: [],
+    nodes: {},
+    error: null,
+    createdAt: null,
+    startedAt: null,
+    finishedAt: null,
+    cancelRequested: false,
+  };
+}
+
+function pendingNode(): NodeRunState {
+  return {
+    status: "pending",
+    attempts: 0,
+    startedAt: null,
+    finishedAt: null,
+    input: null,
+    output: null,
+    error: null,
+    skipReason: null,
+    pinned: false,
+    retryDelayMs: null,
+  };
+}
+
+/** The state as of the API's projection (``GET /api/executions/{id}``); events after its
+ * ``last_seq`` are then applied on top. */
+export function runFromExecution(execution: Execution): RunState {
+  const nodes: Record<string, NodeRunState> = {};
+  for (const [name, n] of Object.entries(execution.nodes ?? {})) {
+    nodes[name] = {
+      ...pendingNode(),
+      status: n.status,
+      attempts: n.attempts,
+      startedAt: n.started_at,
+      finishedAt: n.finished_at,
+      output: n.output,
+      error: n.error,
+      skipReason: n.skip_reason,
+      pinned: n.pinned ?? false,
+    };
+  }
+  return {
+    ...emptyRun(execution.id),
+    status: execution.status,
+    mode: execution.mode,
+    trigger: execution.trigger,
+    node: execution.node,
+    lastSeq: execution.last_seq,
+    plan: Object.keys(nodes),
+    nodes,
+    error: execution.error,
+    createdAt: execution.created_at,
+    startedAt: execution.started_at,
+    finishedAt: execution.finished_at,
+  };
+}
+
+function resultCounts(node: NodeRunState, attempt: number): boolean {
+  // A node still pending has had no attempt to fence against (pinned or reused outputs).
+  if (node.status === "pending") return true;
+  return ACTIVE.has(node.status) && attempt === node.attempts;
+}
+
+/** The node's state after one event, or null when the event does not change it. */
+function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | null {
+  const attempt = event.attempt ?? 0;
+  const data = event.data ?? {};
+  switch (event.type) {
+    case "NodeReady":
+      if (attempt <= node.attempts || DONE.has(node.status)) return null;
+      return {
+        ...node,
+        status: "queued",
+        attempts: attempt,
+        input: data.input ?? null,
+        finishedAt: null,
+        retryDelayMs: null,
+      };
+    case "NodeWaiting":
+      // A wait starts at once on the scheduler's timer: queued and started in one event.
+      if (attempt <= node.attempts || DONE.has(node.status)) return null;
+      return {
+        ...node,
+        status: "running",
+        attempts: attempt,
+        input: data.input ?? null,
+        startedAt: event.time,
+        finishedAt: null,
+        retryDelayMs: null,
+      };
+    case "NodeStarted":
+      if (node.status !== "queued" || attempt !== node.attempts) return null;
+      return { ...node, status: "running", startedAt: event.time };
+    case "NodeSucceeded":
+      if (!resultCounts(node, attempt)) return null;
+      return {
+        ...node,
+        status: "succeeded",
+        attempts: Math.max(node.attempts, attempt),
+        finishedAt: event.time,
+        output: data.output ?? null,
+        pinned: Boolean(data.pinned),
+        error: null,
+      };
+    case "NodeFailed":
+      if (!resultCounts(node, attempt)) return null;
+      return {
+        ...node,
+        status: "failed",
+        attempts: Math.max(node.attempts, attempt),
+        finishedAt: event.time,
+        error: data.error ?? null,
+      };
+    case "NodeRetryScheduled":
+      if (attempt !== node.attempts || !["queued", "running", "failed"].includes(node.status))
+        return null;
+      return {
+        ...node,
+        status: "retrying",
+        finishedAt: null,
+        retryDelayMs: typeof data.delay_ms === "number" ? data.delay_ms : null,
+      };
+    case "NodeSkipped":
+      if (DONE.has(node.status) || node.status === "failed") return null;
+      return {
+        ...node,
+        status: "skipped",
+        skipReason: data.reason ?? null,
+        finishedAt: event.time,
+      };
+    case "NodeCancelled":
+      if (DONE.has(node.status) || node.status === "failed" || attempt < node.attempts)
+        return null;
+      return { ...node, status: "cancelled", finishedAt: event.time };
+    default:
+      return null;
+  }
+}
+
+/** The run after one event. Pure: the given state is not changed. */
+export function applyEvent(state: RunState, event: ExecutionEvent): RunState {
+  if (event.seq <= state.lastSeq) return state; // already applied (a reconnect repeats nothing)
+  const next: RunState = { ...state, lastSeq: event.seq };
+  const data = event.data ?? {};
+  switch (event.type) {
+    case "ExecutionRequested":
+      return {
+        ...next,
+        mode: data.mode ?? "trigger",
+        trigger: data.trigger ?? null,
+        node: data.node ?? null,
+        createdAt: next.createdAt ?? event.time,
+      };
+    case "ExecutionCancelRequested":
+      return { ...next, cancelRequested: true };
+    case "ExecutionStarted": {
+      if (state.status !== "queued") return next;
+      const plan: string[] = Array.isArray(data.plan) ? data.plan : [];
+      const nodes = { ...state.nodes };
+      for (const name of plan) nodes[name] ??= pendingNode();
+      return { ...next, status: "running", startedAt: event.time, plan, nodes };
+    }
+    case "ExecutionFinished":
+      if (FINAL_EXECUTION_STATUSES.has(state.status)) return next;
+      return {
+        ...next,
+        status: data.status ?? "failed",
+        error: data.error ?? null,
+        finishedAt: event.time,
+      };
+  }
+  if (FINAL_EXECUTION_STATUSES.has(state.status) || !event.node) return next;
+  const node = state.nodes[event.node];
+  if (!node) return next; // not a plan node of this execution
+  const changed = nextNode(node, event);
+  if (!changed) return next;
+  return { ...next, nodes: { ...state.nodes, [event.node]: changed } };
+}
+
+export function applyEvents(state: RunState, events: Iterable<ExecutionEvent>): RunState {
+  let current = state;
+  for (const event of events) current = applyEvent(current, event);
+  return current;
+}
+
+export function isFinished(state: RunState): boolean {
+  return FINAL_EXECUTION_STATUSES.has(state.status);
+}
+
+export interface Progress {
+  done: number;
+  total: number;
+  /** 0..1 */
+  fraction: number;
+}
+
+export function progress(state: RunState): Progress {
+  const total = state.plan.length;
+  const done = state.plan.filter((n) => NODE_FINISHED.has(state.nodes[n]?.status)).length;
+  const fraction = isFinished(state) ? 1 : total === 0 ? 0 : done / total;
+  return { done, total, fraction };
+}
+
+/** The words shown next to a node's colour, so that state is never colour alone. */
+export function statusLabel(node: NodeRunState): string {
+  switch (node.status) {
+    case "retrying":
+      return `retrying (attempt ${node.attempts + 1} next)`;
+    case "queued":
+    case "running":
+      return node.attempts > 1 ? `${node.status} (attempt ${node.attempts})` : node.status;
+    case "failed":
+      return node.attempts > 1 ? `failed after ${node.attempts} attempts` : "failed";
+    case "skipped":
+      return node.skipReason ? `skipped (${node.skipReason.replace(/_/g, " ")})` : "skipped";
+    default:
+      return node.status;
+  }
+}
+
+/** The runs's state after each of ``events``: step i is the state after events[0..i]. */
+export function timeline(executionId: string, events: ExecutionEvent[]): RunState[] {
+  const steps: RunState[] = [];
+  let state = emptyRun(executionId);
+  for (const event of events) {
+    state = applyEvent(state, event);
+    steps.push(state);
+  }
+  return steps;
+}

@@ -1,0 +1,163 @@
+// The shapes of the nodedrop API (CONTRACT.md sections 1 and 4) that the UI reads and writes.
+
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type Item = Record<string, JsonValue>;
+export type PortItems = Record<string, Item[]>;
+
+export interface RetryPolicy {
+  max_attempts?: number;
+  initial_interval_ms?: number;
+  backoff_coefficient?: number;
+  max_interval_ms?: number;
+  non_retryable_errors?: string[];
+}
+
+export type OnError = "fail" | "continue" | "error_output";
+
+export interface NodeDef {
+  id: string;
+  type: string;
+  name?: string;
+  parameters?: Record<string, JsonValue>;
+  retry?: RetryPolicy;
+  timeout_ms?: number;
+  on_error?: OnError;
+  pinned_output?: PortItems;
+  position?: { x: number; y: number };
+}
+
+export interface ConnectionDef {
+  from: string;
+  to: string;
+  output?: string;
+  input?: string;
+}
+
+export interface WorkflowDef {
+  name: string;
+  nodes: NodeDef[];
+  connections: ConnectionDef[];
+  settings?: Record<string, JsonValue>;
+}
+
+export interface Workflow extends WorkflowDef {
+  id: string;
+  version: number;
+  owner?: string;
+  created_at?: string;
+  updated_at?: string;
+}
+
+export interface JsonSchema {
+  type?: string | string[];
+  title?: string;
+  description?: string;
+  properties?: Record<string, JsonSchema>;
+  required?: string[];
+  enum?: JsonValue[];
+  default?: JsonValue;
+  anyOf?: JsonSchema[];
+  items?: JsonSchema;
+  $ref?: string;
+  $defs?: Record<string, JsonSchema>;
+  minimum?: number;
+  maximum?: number;
+  additionalProperties?: boolean | JsonSchema;
+  [key: string]: unknown;
+}
+
+export interface NodeType {
+  type: string;
+  display_name: string;
+  category: "trigger" | "action" | "flow";
+  description?: string;
+  parameters_schema: JsonSchema;
+  outputs: string[];
+}
+
+export type NodeStatus =
+  | "pending"
+  | "queued"
+  | "running"
+  | "retrying"
+  | "succeeded"
+  | "failed"
+  | "skipped"
+  | "cancelled";
+
+export type ExecutionStatus =
+  | "queued"
+  | "running"
+  | "succeeded"
+  | "partial"
+  | "failed"
+  | "cancelled"
+  | "timed_out";
+
+export interface ErrorInfo {
+  type: string;
+  message: string;
+  stack?: string | null;
+}
+
+export interface NodeExecution {
+  status: NodeStatus;
+  attempts: number;
+  started_at: string | null;
+  finished_at: string | null;
+  output: PortItems | null;
+  error: ErrorInfo | null;
+  skip_reason: string | null;
+  pinned?: boolean;
+}
+
+export interface ExecutionSummary {
+  id: string;
+  workflow_id: string | null;
+  workflow_version: number | null;
+  mode: "trigger" | "node";
+  trigger: string | null;
+  node: string | null;
+  status: ExecutionStatus;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  error: ErrorInfo | null;
+  last_seq: number;
+}
+
+export interface Execution extends ExecutionSummary {
+  nodes: Record<string, NodeExecution>;
+}
+
+export interface ExecutionEvent {
+  seq: number;
+  type: string;
+  time: string;
+  execution_id: string;
+  node: string | null;
+  attempt: number | null;
+  data: Record<string, any>;
+}
+
+export interface LogEntry {
+  seq?: number;
+  time: string;
+  level: string;
+  node: string | null;
+  message: string;
+}
+
+export interface ValidationIssue {
+  loc: (string | number)[];
+  msg: string;
+  type?: string;
+}
+
+export const FINAL_EXECUTION_STATUSES: ReadonlySet<string> = new Set([
+  "succeeded",
+  "partial",
+  "failed",
+  "cancelled",
+  "timed_out",
+]);
