@@ -1,0 +1,283 @@
+"""Audit and recovery through the real system: rerun from a node (reused outputs are not run
+again), node mode on recorded outputs (also reused and stored-by-reference ones), and the user
+named on the events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import running_system
+from .system import System
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def system(pg_server_url: str) -> AsyncIterator[System]:
+    async with running_system(pg_server_url, {"NODEDROP_HTTP_ALLOW_PRIVATE": "true"}) as started:
+        yield started
+
+
+@pytest.fixture
+async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=system.base_url, headers=system.headers, timeout=30
+    ) as http:
+        yield http
+
+
+class FailsOnce(BaseHTTPRequestHandler):
+    """Answers 500 to the first request, then 200 with the number of the call."""
+
+    calls = 0
+
+    def do_GET(self) -> None:
+        FailsOnce.calls += 1
+        status = 500 if FailsOnce.calls == 1 else 200
+        body = f'{{"call": {FailsOnce.calls}}}'.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def flaky_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
+    FailsOnce.calls = 0
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/flaky"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def chain(url: str) -> dict[str, Any]:
+    """start -> a -> b -> c (http, fails once; on_error continue) -> d, and start -> side ->
+    side2. The first run ends partial: c failed, d got no input."""
+    return {
+        "name": "chain with a side branch",
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {"id": "a", "type": "set", "parameters": {"values": {"a": True}}},
+            {"id": "b", "type": "set", "parameters": {"values": {"b": True}}},
+            {
+                "id": "c",
+                "type": "http_request",
+                "parameters": {"method": "GET", "url": url},
+                "on_error": "continue",
+            },
+            {"id": "d", "type": "set", "parameters": {"values": {"d": "{{ item.body.call }}"}}},
+            {"id": "side", "type": "noop"},
+            {"id": "side2", "type": "noop"},
+        ],
+        "connections": [
+            {"from": "start", "to": "a"},
+            {"from": "a", "to": "b"},
+            {"from": "b", "to": "c"},
+            {"from": "c", "to": "d"},
+            {"from": "start", "to": "side"},
+            {"from": "side", "to": "side2"},
+        ],
+    }
+
+
+async def finished(client: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
+    """The execution once the projection has seen it end."""
+    for _ in range(600):
+        body: dict[str, Any] = (await client.get(f"/api/executions/{execution_id}")).json()
+        if body.get("finished_at"):
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{execution_id} did not finish: {body}")
+
+
+async def submit(client: httpx.AsyncClient, **body: Any) -> str:
+    response = await client.post("/api/executions", json=body)
+    assert response.status_code == 202, response.text
+    execution_id: str = response.json()["id"]
+    return execution_id
+
+
+async def rerun(client: httpx.AsyncClient, execution_id: str, from_node: str) -> str:
+    response = await client.post(
+        f"/api/executions/{execution_id}/rerun", json={"from_node": from_node}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["rerun_of"] == execution_id
+    rerun_id: str = response.json()["id"]
+    return rerun_id
+
+
+async def events_of(client: httpx.AsyncClient, execution_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = (
+        await client.get(f"/api/executions/{execution_id}/events")
+    ).json()["events"]
+    return events
+
+
+def nodes_with(events: list[dict[str, Any]], kind: str) -> list[str]:
+    return sorted(e["node"] for e in events if e["type"] == kind)
+
+
+async def test_rerun_from_the_failed_node_reuses_what_ran_before_it(
+    client: httpx.AsyncClient, flaky_url: str
+) -> None:
+    first_id = await submit(client, workflow=chain(flaky_url), input=[{"n": 1}])
+    first = await finished(client, first_id)
+    assert first["status"] == "partial"
+    assert (first["nodes"]["c"]["status"], first["nodes"]["d"]["status"]) == ("failed", "skipped")
+
+    rerun_id = await rerun(client, first_id, "c")
+    second = await finished(client, rerun_id)
+
+    assert (second["status"], second["rerun_of"]) == ("succeeded", first_id)
+    assert {node: row["status"] for node, row in second["nodes"].items()} == dict.fromkeys(
+        ["start", "a", "b", "c", "d", "side", "side2"], "succeeded"
+    )
+    # Only c and d ran; the others say they reused the first execution's outputs.
+    events = await events_of(client, rerun_id)
+    assert nodes_with(events, "NodeStarted") == ["c", "d"]
+    reused = {e["node"]: e for e in events if e["type"] == "NodeSucceeded" and e["attempt"] == 0}
+    assert sorted(reused) == ["a", "b", "side", "side2", "start"]
+    assert {e["data"]["reused_from"] for e in reused.values()} == {first_id}
+    assert second["nodes"]["b"]["output"] == first["nodes"]["b"]["output"]
+    assert second["nodes"]["d"]["output"]["main"][0]["d"] == 2  # the server's second call
+    assert FailsOnce.calls == 2
+    # Who asked: the request names the user, the rest is the system's.
+    actors = [(e["type"], e["actor"]) for e in events if e["actor"] is not None]
+    assert actors == [("ExecutionRequested", "admin")]
+
+
+async def test_a_saved_workflow_is_rerun_from_its_recorded_snapshot(
+    client: httpx.AsyncClient,
+) -> None:
+    definition: dict[str, Any] = {
+        "name": "edited later",
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {"id": "a", "type": "set", "parameters": {"values": {"v": 1}}},
+            {"id": "b", "type": "set", "parameters": {"values": {"seen": "{{ item.v }}"}}},
+        ],
+        "connections": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}],
+    }
+    workflow_id = (await client.post("/api/workflows", json=definition)).json()["id"]
+    first_id = await submit(client, workflow_id=workflow_id)
+    assert (await finished(client, first_id))["status"] == "succeeded"
+    definition["nodes"][1]["parameters"]["values"]["v"] = 2
+    definition["nodes"][2]["parameters"]["values"]["seen"] = "edited"
+    assert (await client.put(f"/api/workflows/{workflow_id}", json=definition)).status_code == 200
+
+    for from_node in ("b", "a"):
+        second = await finished(client, await rerun(client, first_id, from_node))
+        assert second["status"] == "succeeded"
+        assert (second["workflow_id"], second["workflow_version"]) == (workflow_id, 1)
+        assert second["nodes"]["b"]["output"] == {"main": [{"v": 1, "seen": 1}]}
+
+
+async def test_rerun_refusals(client: httpx.AsyncClient) -> None:
+    workflow = {
+        "name": "slow",
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {"id": "pause", "type": "wait", "parameters": {"ms": 60_000}},
+        ],
+        "connections": [{"from": "start", "to": "pause"}],
+    }
+    running = await submit(client, workflow=workflow)
+
+    async def rerun_status(execution_id: str, body: dict[str, Any]) -> httpx.Response:
+        return await client.post(f"/api/executions/{execution_id}/rerun", json=body)
+
+    refused = await rerun_status(running, {"from_node": "pause"})
+    assert refused.status_code == 409, refused.text
+    assert (await client.post(f"/api/executions/{running}/cancel")).status_code == 202
+    assert (await finished(client, running))["status"] == "cancelled"
+
+    unknown_node = await rerun_status(running, {"from_node": "ghost"})
+    assert unknown_node.status_code == 422
+    assert unknown_node.json()["detail"][0]["loc"] == ["body", "from_node"]
+    assert (await rerun_status("no-such-execution", {"from_node": "pause"})).status_code == 404
+    # The cancel names the user who asked for it.
+    events = await events_of(client, running)
+    assert [e["type"] for e in events if e["actor"] == "admin"] == [
+        "ExecutionRequested",
+        "ExecutionCancelRequested",
+    ]
+
+
+# ------------------------------------------------------------------------------ node mode
+
+
+async def test_node_mode_takes_a_parent_output_that_a_rerun_reused(
+    client: httpx.AsyncClient, flaky_url: str
+) -> None:
+    workflow_id = (await client.post("/api/workflows", json=chain(flaky_url))).json()["id"]
+    first_id = await submit(client, workflow_id=workflow_id, input=[{"n": 7}])
+    assert (await finished(client, first_id))["status"] == "partial"
+    # c failed in the only finished execution: d has no recorded input yet.
+    refused = await client.post(
+        "/api/executions", json={"workflow_id": workflow_id, "mode": "node", "node": "d"}
+    )
+    assert refused.status_code == 422
+    [problem] = refused.json()["detail"]
+    assert (problem["loc"], "parent node 'c'" in problem["msg"]) == (["body", "input"], True)
+    second_id = await rerun(client, first_id, "c")
+    second = await finished(client, second_id)
+    assert second["status"] == "succeeded"
+
+    # d's parent c ran (with success) in the latest finished execution, the rerun; c's parent b
+    # was reused there. d first: running c in node mode makes that run c's latest output.
+    for node, parent in (("d", "c"), ("c", "b")):
+        execution_id = await submit(client, workflow_id=workflow_id, mode="node", node=node)
+        node_run = await finished(client, execution_id)
+        assert node_run["status"] == "succeeded", node_run
+        [requested] = [
+            e for e in await events_of(client, execution_id) if e["type"] == "ExecutionRequested"
+        ]
+        assert requested["data"]["input"] == second["nodes"][parent]["output"]
+        assert nodes_with(await events_of(client, execution_id), "NodeStarted") == [node]
+
+
+async def test_node_mode_and_rerun_take_outputs_stored_by_reference(
+    client: httpx.AsyncClient,
+) -> None:
+    """The trigger's output is over 256 KiB: it is stored in the object store and recorded as a
+    reference, which node mode and a rerun pass on as it is and the runner expands."""
+    items = [{"n": i, "padding": "x" * 500} for i in range(600)]
+    definition = {
+        "name": "large parent",
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {"id": "child", "type": "set", "parameters": {"values": {"seen": True}}},
+        ],
+        "connections": [{"from": "start", "to": "child"}],
+    }
+    workflow_id = (await client.post("/api/workflows", json=definition)).json()["id"]
+    first = await finished(client, await submit(client, workflow_id=workflow_id, input=items))
+    assert first["status"] == "succeeded"
+    [reference] = first["nodes"]["start"]["output"]["main"]
+    assert reference["$nodedrop_ref"]["count"] == 600
+
+    node_id = await submit(client, workflow_id=workflow_id, mode="node", node="child")
+    rerun_id = await rerun(client, first["id"], "child")
+
+    for execution_id in (node_id, rerun_id):
+        assert (await finished(client, execution_id))["status"] == "succeeded"
+        whole = (await client.get(f"/api/executions/{execution_id}/nodes/child/output")).json()
+        assert whole["main"] == [{**item, "seen": True} for item in items]
+    rerun_events = await events_of(client, rerun_id)
+    assert nodes_with(rerun_events, "NodeStarted") == ["child"]
