@@ -28,6 +28,7 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.items import PortItems
 
 from .harness import T0, Api
+from .users import client_for, create_user
 
 pytestmark = pytest.mark.integration
 
@@ -344,6 +345,31 @@ async def test_events_name_the_user_who_asked(api: Api) -> None:
         ]
     first_events = (await api.client.get(f"/api/executions/{first.execution_id}/events")).json()
     assert all("actor" in e for e in first_events["events"])
+
+
+async def test_the_user_who_asks_for_the_rerun_is_recorded(api: Api) -> None:
+    alice = await create_user(api, "alice")
+    async with client_for(api.app, alice.key) as as_alice:
+        response = await as_alice.post(
+            "/api/executions", json={"workflow": CHAIN, "input": [{"n": 1}]}
+        )
+        first = History(api, response.json()["id"])
+        await first.started(["start", "a", "b", "c", "d", "side"])
+        await first.succeeded("start")
+        await first.failed("a")
+        await first.finished("failed")
+
+        response = await as_alice.post(
+            f"/api/executions/{first.execution_id}/rerun", json={"from_node": "a"}
+        )
+        assert response.status_code == 202, response.text
+        rerun_id = response.json()["id"]
+        events = (await as_alice.get(f"/api/executions/{rerun_id}/events")).json()["events"]
+
+    [(requested, _)] = await api.stream_events(rerun_id)
+    assert isinstance(requested, ExecutionRequested)
+    assert requested.requested_by == alice.id
+    assert [(e["type"], e["actor"]) for e in events] == [("ExecutionRequested", alice.id)]
 
 
 # ------------------------------------------------------------------------------ rejections
