@@ -4,6 +4,7 @@
 - ``nodedrop api|scheduler|runner|notifier``: one service in the foreground.
 - ``nodedrop migrate``: bring the database schema up to date.
 - ``nodedrop run FILE.json``: submit a workflow and show its progress live.
+- ``nodedrop projections rebuild``, ``nodedrop prune``: operator commands (docs/operations.md).
 
 Commands import what they need only when they run, so ``nodedrop --help`` stays fast and a
 service's dependencies are loaded only by that service.
@@ -109,7 +110,58 @@ def build_parser() -> argparse.ArgumentParser:
         help="API key (NODEDROP_TOKEN, NODEDROP_ADMIN_TOKEN, or <data dir>/admin_token)",
     )
     run.add_argument("--no-color", action="store_true", help="no colors even on a terminal")
+    _add_admin_commands(commands)
     return parser
+
+
+def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``projections rebuild`` and ``prune``: operator commands on the stream and projection."""
+    projections = commands.add_parser(
+        "projections",
+        help="check the PostgreSQL projection against the event stream",
+        description="Commands on the projection (docs/operations.md).",
+    )
+    actions = projections.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rebuild = actions.add_parser(
+        "rebuild",
+        help="rebuild the projection from the stream beside the live one and compare",
+        description="Replay the whole event stream into fresh tables (schema rebuild_*) with "
+        "the notifier's own projection code and compare them with the live projection, row by "
+        "row. Exit status: 0 identical, 1 different, 2 failed. The live projection is only read.",
+    )
+    rebuild.add_argument(
+        "--keep", action="store_true", help="keep the rebuilt schema (default: drop it)"
+    )
+    rebuild.add_argument(
+        "--batch-size", type=_positive_int, default=1000, help="events per batch (1000)"
+    )
+    rebuild.add_argument(
+        "--max-differences", type=_positive_int, default=20, help="differences shown (20)"
+    )
+    prune = commands.add_parser(
+        "prune",
+        help="remove executions that finished long ago (stream, projection, stored data)",
+        description="Remove every execution whose ExecutionFinished is older than DAYS from "
+        "the event stream, the projection and the data bucket. Unfinished executions are "
+        "never removed. The notifier does this periodically (NODEDROP_RETENTION_DAYS).",
+    )
+    prune.add_argument(
+        "--older-than",
+        type=_non_negative_float,
+        metavar="DAYS",
+        help="finished more than DAYS ago (default NODEDROP_RETENTION_DAYS, 30)",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+
+
+def _non_negative_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {raw!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -191,6 +243,16 @@ def dispatch(args: argparse.Namespace) -> int:
         return _migrate()
     if command == "run":
         return _run(args)
+    if command == "projections":
+        from nodedrop.cli import projections
+
+        return projections.rebuild(
+            projections.RebuildRequest(args.keep, args.batch_size, args.max_differences)
+        )
+    if command == "prune":
+        from nodedrop.cli import prune
+
+        return prune.prune(prune.PruneRequest(args.older_than, args.dry_run))
     raise AssertionError(command)  # pragma: no cover - argparse allows no other
 
 

@@ -1,9 +1,11 @@
 """The JetStream layout every service relies on: one audit stream and three durable consumers.
 
 The events stream is the source of truth (ENGINEERING.md section 2): file storage, limits
-retention (consuming never removes an event), deletes and purges denied, a duplicate window for
-``Nats-Msg-Id``. Work reaches runners through a durable pull consumer on the same stream, so any
-number of runner processes share it.
+retention (consuming never removes an event), message deletes denied, a duplicate window for
+``Nats-Msg-Id``. Purges are allowed for retention only: the notifier's pruning job purges the
+subjects of executions that finished long ago (docs/operations.md, "Retention"), and NATS
+permissions keep every other service from purging. Work reaches runners through a durable pull
+consumer on the same stream, so any number of runner processes share it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -71,7 +73,8 @@ def events_stream_config(settings: StreamSettings) -> StreamConfig:
         max_msg_size=settings.max_msg_size,
         duplicate_window=settings.duplicate_window_s,
         deny_delete=True,
-        deny_purge=True,
+        # Retention purges old finished executions by subject; who may is a NATS permission.
+        deny_purge=False,
         allow_direct=True,
     )
 
@@ -119,8 +122,12 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
     settings = settings or StreamSettings.from_env()
     config = events_stream_config(settings)
     try:
-        await js.stream_info(subjects.EVENTS_STREAM)
+        existing = await js.stream_info(subjects.EVENTS_STREAM)
         fresh = False
+        if existing.config.deny_purge:
+            # A stream created with purges denied keeps them denied: NATS refuses to lift it
+            # (and would refuse the whole update). Pruning then reports that it cannot run.
+            config = replace(config, deny_purge=True)
         await js.update_stream(config)
     except NotFoundError:
         await js.add_stream(config)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -166,18 +167,24 @@ class Projector:
         await _settle(ack=done, term=broken)
 
     async def _check_continues(self, seqs: list[int]) -> None:
-        # The events stream denies deletes, so its sequences have no holes except at the front,
-        # where retention (max_age) may have dropped events before they were projected.
-        if any(b != a + 1 for a, b in itertools.pairwise(seqs)):
-            raise _RewindError
-        expected = self.checkpoint + 1
-        if seqs[0] == expected:
-            return
-        first = (await self._js.stream_info(subjects.EVENTS_STREAM)).state.first_seq
-        if seqs[0] > first:
-            log.warning("events from %d are outstanding (got %d on); rewinding", expected, seqs[0])
-            raise _RewindError
-        log.warning("events %d-%d left the stream unprojected", expected, seqs[0] - 1)
+        # A gap in the sequences is either events still outstanding (delivered later, behind
+        # newer ones: rewind) or a hole in the stream: pruned executions (retention purges
+        # their subjects) or events aged out by max_age. The stream tells which.
+        for start, end in itertools.pairwise([self.checkpoint, *seqs]):
+            if end != start + 1 and await self._first_stored_from(start + 1) < end:
+                log.warning("events from %d are outstanding (got %d on); rewinding",
+                            start + 1, end)  # fmt: skip
+                raise _RewindError
+
+    async def _first_stored_from(self, seq: int) -> int:
+        """The sequence of the first event still in the stream at or after ``seq``."""
+        try:
+            msg = await self._js.get_msg(
+                subjects.EVENTS_STREAM, seq=seq, subject=subjects.all_events(), next=True
+            )
+        except NotFoundError:
+            return sys.maxsize  # Nothing from there on: the events went while we looked.
+        return msg.seq or sys.maxsize
 
     async def _until_done(
         self,

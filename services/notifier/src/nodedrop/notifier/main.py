@@ -16,6 +16,7 @@ from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.notifier.auth import key_auth
 from nodedrop.notifier.consumer import Projector
+from nodedrop.notifier.retention import Pruner, RetentionSettings
 from nodedrop.notifier.store import ProjectionStore, create_pool
 from nodedrop.notifier.websocket import create_app
 
@@ -51,6 +52,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         pool = await create_pool(config.database_url)
         try:
             projector = Projector(js, ProjectionStore(pool))
+            pruner = Pruner(js, pool, RetentionSettings.from_env())
             server = _Server(
                 uvicorn.Config(
                     create_app(
@@ -68,7 +70,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                 )
             )
             with stop_on_signals(stop):
-                await _run_until_stopped(projector, server, stop)
+                await _run_until_stopped(projector, pruner, server, stop)
         finally:
             await pool.close()
     finally:
@@ -79,7 +81,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
 
 
 async def _run_until_stopped(
-    projector: Projector, server: uvicorn.Server, stop: asyncio.Event
+    projector: Projector, pruner: Pruner, server: uvicorn.Server, stop: asyncio.Event
 ) -> None:
     async def http() -> None:
         try:
@@ -90,10 +92,11 @@ async def _run_until_stopped(
     tasks = [
         asyncio.create_task(projector.run(stop), name="projector"),
         asyncio.create_task(http(), name="websocket-server"),
+        asyncio.create_task(pruner.run(stop), name="pruner"),
     ]
     stopping = asyncio.create_task(stop.wait())
     try:
-        # Either half ending on its own (a crash) stops the other one.
+        # Any task ending on its own (a crash) stops the others.
         await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.set()
