@@ -1,0 +1,400 @@
+"""Replay: check a recorded history against the decisions the core makes now.
+
+An execution's history interleaves what runners and users recorded (inputs: the request, starts,
+results, cancel requests) with what the scheduler decided. :func:`verify` plays the scheduler
+again over the inputs, with the real :func:`step` and :func:`tick`, and compares every decision
+it makes with the recorded one of the same id (ids are deterministic, :mod:`nodedrop.contracts.
+ids`). Nothing here re-implements a rule: a history verifies exactly when today's core, fed what
+the live scheduler was fed, records what the live scheduler recorded.
+
+What the live scheduler was fed is not written down, so it is reconstructed from the record:
+
+- The scheduler works in batches. Every decision of one batch carries the batch's time (its
+  ``now``), and a batch's decisions are recorded after its inputs. So a recorded decision that
+  no earlier replay step explains marks a batch at its time ``T``: some prefix of the inputs
+  recorded since the previous batch was stepped at ``T``, and due timers fired at ``T``.
+- Usually all those inputs were in the batch, then timers fired. But an input can be recorded
+  while a batch is being published (it goes to the next batch), a timer set in a batch fires in
+  the next one, and a rebuilt execution fires its overdue timers before its inputs. So the
+  replay tries those readings in order of likelihood on a copy of its state and keeps the first
+  that explains the recorded decisions of that time without deciding anything that was not
+  recorded then; if none does, it keeps the usual reading and reports what differs.
+- Decision times are the batch's clock, so ``due_at``/``until`` are compared relative to the
+  event's own ``time``; ``time`` itself is never compared.
+- The recorded events of input types (including a scheduler's own results and timeout
+  proposals, which come back to it through its consumer) are stepped like any input; the fold
+  ignores what it already knows.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from nodedrop.contracts.events import (
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    NodeFailed,
+    NodeLogged,
+    NodeReady,
+    NodeStarted,
+    NodeSucceeded,
+    type_name,
+)
+from nodedrop.scheduler.core.decide import resume, step, tick
+from nodedrop.scheduler.core.fold import evolve
+from nodedrop.scheduler.core.state import ExecutionState
+
+DifferenceKind = Literal["changed", "missing", "unexpected", "duplicate"]
+
+#: Readings of one batch tried before giving up on explaining it (each costs a state copy).
+_MAX_INPUTS_CONSIDERED = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One place where the record and today's core disagree."""
+
+    kind: DifferenceKind
+    #: Stream sequence of the recorded event; for a missing decision, of the event after which
+    #: the core would have recorded it.
+    seq: int
+    event_type: str
+    node: str | None
+    attempt: int | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"seq {self.seq}: {self.event_type}"
+        if self.node is not None:
+            where += f" {self.node}"
+        if self.attempt is not None:
+            where += f"#{self.attempt}"
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+@dataclass(slots=True)
+class Verification:
+    #: Recorded scheduler decisions that match what the core decides now.
+    matched: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    #: Decisions the core would make that are not recorded yet, in an execution that has not
+    #: finished (the scheduler may simply not have got there).
+    awaiting: list[Event] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def verify(history: Sequence[tuple[int, Event]]) -> Verification:
+    """Compare the scheduler decisions recorded in ``history`` (``(seq, event)`` of one
+    execution, in stream order) with the decisions the core makes when replaying its inputs."""
+    return _Replay(history).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing decisions
+
+
+def content(event: Event) -> dict[str, object]:
+    """What a decision says, for comparison: every field but its id, ``time`` and schema
+    version, with times as offsets from the event's own ``time`` (a batch's clock differs from
+    one run to the next, the delay it decided does not)."""
+    said: dict[str, object] = {"type": type_name(event)}
+    for name in event.__struct_fields__:
+        if name in ("event_id", "time", "v"):
+            continue
+        value = getattr(event, name)
+        said[name] = value - event.time if isinstance(value, datetime) else value
+    return said
+
+
+def describe_change(expected: Event, recorded: Event) -> str:
+    want, got = content(expected), content(recorded)
+    parts = [
+        f"{name}: expected {_short(want.get(name))}, recorded {_short(got.get(name))}"
+        for name in sorted(want.keys() | got.keys())
+        if want.get(name) != got.get(name)
+    ]
+    return "; ".join(parts)
+
+
+def _short(value: object, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _node_of(event: Event) -> tuple[str | None, int | None]:
+    node = getattr(event, "node", None)
+    attempt = getattr(event, "attempt", None)
+    return (node if isinstance(node, str) else None, attempt if isinstance(attempt, int) else None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The replay
+
+#: Always recorded by a runner or a user, never decided by the scheduler.
+_PLAIN_INPUTS = (ExecutionRequested, NodeStarted)
+#: Recorded by a runner or a user, or by the scheduler (its own results, timeout proposals);
+#: the scheduler steps them whoever recorded them.
+_INPUT_TYPES = (
+    ExecutionRequested,
+    NodeStarted,
+    NodeSucceeded,
+    NodeFailed,
+    ExecutionCancelRequested,
+)
+
+
+def clone(state: ExecutionState | None) -> ExecutionState | None:
+    """A copy of ``state`` that the core can change without touching the original: nodes and
+    every list, dict or set are copied; the plan, the request and events are immutable."""
+    if state is None:
+        return None
+    copied = copy.copy(state)
+    for spec in dataclasses.fields(state):
+        value = getattr(state, spec.name)
+        if spec.name == "nodes":
+            copied.nodes = {node_id: copy.copy(node) for node_id, node in value.items()}
+        elif isinstance(value, list | dict | set):
+            setattr(copied, spec.name, copy.copy(value))
+    return copied
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """One way the scheduler may have handled a batch: which queued inputs it stepped, and
+    whether due timers fired before and after them."""
+
+    inputs: int
+    tick_before: bool
+    tick_after: bool
+    #: The scheduler lost a publish, so it rebuilt the execution from the stream and resumed
+    #: it: the decisions it had made but not recorded are forgotten, not expected any more.
+    rebuild: bool = False
+
+
+@dataclass(slots=True)
+class _Trial:
+    reading: _Reading
+    state: ExecutionState | None
+    produced: list[Event]
+
+
+class _Replay:
+    def __init__(self, history: Sequence[tuple[int, Event]]) -> None:
+        self.events = [(seq, e) for seq, e in history if not isinstance(e, NodeLogged)]
+        self.state: ExecutionState | None = None
+        #: Inputs recorded but not stepped yet: (seq, event).
+        self.queue: list[tuple[int, Event]] = []
+        #: Decisions the core made that no recorded event matched yet: id -> (event, seq).
+        self.pending: dict[str, tuple[Event, int]] = {}
+        #: Recorded decisions already checked, by id (to tell duplicates).
+        self.seen: dict[str, Event] = {}
+        #: (time, id) of every recorded event: what a batch at a time did record.
+        self.recorded_at = {(e.time, e.event_id) for _, e in self.events}
+        #: (node, attempt) of every recorded NodeReady: only those attempts ran on a runner.
+        self.readied = {(e.node, e.attempt) for _, e in self.events if isinstance(e, NodeReady)}
+        self.result = Verification()
+
+    # ------------------------------------------------------------------ driving
+    def run(self) -> Verification:
+        index = 0
+        while index < len(self.events):
+            seq, event = self.events[index]
+            if event.event_id in self.seen:
+                self._duplicate(seq, event)
+            elif event.event_id in self.pending:
+                expected, _ = self.pending[event.event_id]
+                if content(expected) != content(event):
+                    # Decided differently later, after a rebuild from the stream, perhaps.
+                    self._explain(index, strict_only=True)
+                self._match(seq, event)
+            elif self._plain_input(event):
+                self.queue.append((seq, event))
+            elif self._maybe_input(event):
+                # Either the scheduler proposed it at a timer, or a runner or user recorded it.
+                if not self._explain(index, strict_only=True):
+                    self.queue.append((seq, event))
+                    index += 1
+                    continue
+                self._match(seq, event)
+            else:
+                self._explain(index, strict_only=False)
+                if event.event_id in self.pending:
+                    self._match(seq, event)
+                else:
+                    self._unexpected(seq, event)
+            index += 1
+        self._finish()
+        return self.result
+
+    def _plain_input(self, event: Event) -> bool:
+        if isinstance(event, _PLAIN_INPUTS):
+            return True
+        # A runner's success of an attempt it was given (the scheduler never decides those).
+        return isinstance(event, NodeSucceeded) and self._ran_on_runner(event)
+
+    def _maybe_input(self, event: Event) -> bool:
+        if isinstance(event, ExecutionCancelRequested):
+            return True
+        return isinstance(event, NodeFailed) and self._ran_on_runner(event)
+
+    def _ran_on_runner(self, event: NodeSucceeded | NodeFailed) -> bool:
+        if isinstance(event, NodeSucceeded) and (event.pinned or event.reused_from is not None):
+            return False
+        return (event.node, event.attempt) in self.readied
+
+    # ------------------------------------------------------------------ explaining a batch
+    def _explain(self, index: int, *, strict_only: bool) -> bool:
+        """Step queued inputs and fire timers at the time of the event at ``index`` so as to
+        explain it (see the module doc). Returns whether a reading explained it."""
+        seq, event = self.events[index]
+        now = event.time
+        batch = self._recorded_batch(index)
+        readings = self._readings()
+        passes = (True,) if strict_only else (True, False)
+        for strict in passes:
+            for reading in readings:
+                trial = self._try(reading, now, index)
+                if self._explains(trial, batch, now, strict=strict):
+                    self._commit(trial, seq)
+                    return True
+            if strict:
+                # Perhaps a publish failed: the scheduler then rebuilt the execution from the
+                # stream (inputs it had not handled yet included) and resumed it.
+                rebuilt = _Reading(len(self.queue), False, False, rebuild=True)
+                trial = self._try(rebuilt, now, index)
+                if self._explains(trial, batch, now, strict=True):
+                    self._commit(trial, seq)
+                    return True
+        if strict_only:
+            return False
+        # Nothing explains it: keep the usual reading and let the comparison say what differs.
+        self._commit(self._try(readings[0], now, index), seq)
+        return False
+
+    def _readings(self) -> list[_Reading]:
+        waiting = min(len(self.queue), _MAX_INPUTS_CONSIDERED)
+        readings = []
+        for inputs in range(waiting, -1, -1):
+            readings.append(_Reading(inputs, tick_before=False, tick_after=True))
+            if inputs:
+                readings.append(_Reading(inputs, tick_before=False, tick_after=False))
+                readings.append(_Reading(inputs, tick_before=True, tick_after=True))
+        if waiting < len(self.queue):  # a long backlog: the usual reading first of all
+            readings.insert(0, _Reading(len(self.queue), tick_before=False, tick_after=True))
+        return readings
+
+    def _recorded_batch(self, index: int) -> list[Event]:
+        """The recorded decisions that open at ``index``: consecutive events of the same time up
+        to the next input (or possible input)."""
+        first = self.events[index][1]
+        batch = [first]
+        for _, event in self.events[index + 1 :]:
+            if event.time != first.time or self._plain_input(event) or self._maybe_input(event):
+                break
+            if event.event_id not in self.seen:
+                batch.append(event)
+        return batch
+
+    def _try(self, reading: _Reading, now: datetime, index: int) -> _Trial:
+        produced: list[Event] = []
+        if reading.rebuild:
+            state = None
+            for _, event in self.events[:index]:
+                state = evolve(state, event)
+            if state is not None and not state.finished:
+                produced += resume(state, now)
+            return _Trial(reading, state, produced)
+        state = clone(self.state)
+        if reading.tick_before and state is not None:
+            produced += tick(state, now)
+        for _, event in self.queue[: reading.inputs]:
+            state, decided = step(state, event, now)
+            produced += decided
+        if reading.tick_after and state is not None:
+            produced += tick(state, now)
+        return _Trial(reading, state, produced)
+
+    def _explains(self, trial: _Trial, batch: list[Event], now: datetime, *, strict: bool) -> bool:
+        """Every recorded decision of the batch is decided (same id, same content); strictly,
+        also nothing is decided that was not recorded at that time."""
+        decided = {} if trial.reading.rebuild else {e.event_id: e for e, _ in self.pending.values()}
+        decided.update((e.event_id, e) for e in trial.produced)
+        for recorded in batch:
+            expected = decided.get(recorded.event_id)
+            if expected is None or content(expected) != content(recorded):
+                return False
+        return not strict or all((now, e.event_id) in self.recorded_at for e in trial.produced)
+
+    def _commit(self, trial: _Trial, seq: int) -> None:
+        self.state = trial.state
+        del self.queue[: trial.reading.inputs]
+        if trial.reading.rebuild:
+            self.pending.clear()
+        for decision in trial.produced:
+            self.pending.setdefault(decision.event_id, (decision, seq))
+
+    # ------------------------------------------------------------------ comparing
+    def _match(self, seq: int, recorded: Event) -> None:
+        expected, _ = self.pending.pop(recorded.event_id)
+        self.seen[recorded.event_id] = recorded
+        if content(expected) == content(recorded):
+            self.result.matched += 1
+        else:
+            self._differ("changed", seq, recorded, describe_change(expected, recorded))
+        self._follow(seq, recorded)
+
+    def _unexpected(self, seq: int, recorded: Event) -> None:
+        self.seen[recorded.event_id] = recorded
+        self._differ("unexpected", seq, recorded, "recorded, but the core does not decide it")
+        self._follow(seq, recorded)
+
+    def _duplicate(self, seq: int, recorded: Event) -> None:
+        first = self.seen[recorded.event_id]
+        if content(first) != content(recorded):
+            detail = "recorded again with other content: " + describe_change(first, recorded)
+            self._differ("duplicate", seq, recorded, detail)
+
+    def _follow(self, seq: int, recorded: Event) -> None:
+        """Carry on from what was recorded: inputs are stepped when their batch comes (the
+        scheduler receives its own results and proposals too); other decisions are folded."""
+        if isinstance(recorded, _INPUT_TYPES):
+            self.queue.append((seq, recorded))
+        else:
+            self.state = evolve(self.state, recorded)
+        if isinstance(recorded, ExecutionFinished):
+            self.result.finished = True
+
+    def _differ(self, kind: DifferenceKind, seq: int, event: Event, detail: str) -> None:
+        node, attempt = _node_of(event)
+        self.result.differences.append(
+            Difference(kind, seq, type_name(event), node, attempt, detail)
+        )
+
+    def _finish(self) -> None:
+        """Step what is left (inputs after the last decision) and report what was decided but
+        never recorded: missing in a finished execution, awaited in a running one."""
+        for seq, event in self.queue:
+            self.state, decided = step(self.state, event, event.time)
+            for decision in decided:
+                self.pending.setdefault(decision.event_id, (decision, seq))
+        self.queue.clear()
+        for decision, seq in _in_order(self.pending.values()):
+            if self.result.finished:
+                self._differ("missing", seq, decision, "the core decides it; not recorded")
+            else:
+                self.result.awaiting.append(decision)
+
+
+def _in_order(pending: Iterable[tuple[Event, int]]) -> list[tuple[Event, int]]:
+    return sorted(pending, key=lambda item: item[1])

@@ -1,0 +1,433 @@
+"""Replay verification (``core.replay.verify``): recorded histories made by the core itself
+verify, however the live loop batched them; any one altered, removed or added decision is
+reported."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nodedrop.contracts import ids
+from nodedrop.contracts.events import (
+    Event,
+    ExecutionFinished,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeFailed,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeSucceeded,
+    NodeWaiting,
+)
+from nodedrop.scheduler.core.replay import verify
+
+from .harness import Sim, n, wf
+from .live import Live
+from .test_properties import workflows
+
+EXAMPLES = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def numbered(events: list[Event]) -> list[tuple[int, Event]]:
+    return list(enumerate(events, start=1))
+
+
+def assert_verifies(history: list[tuple[int, Event]]) -> None:
+    result = verify(history)
+    assert result.differences == [], "\n".join(map(str, result.differences))
+    assert result.finished
+
+
+# ------------------------------------------------------------------ scenarios on the harness
+def test_a_chain_with_a_retry_a_wait_and_a_branch_verifies() -> None:
+    sim = Sim(
+        wf(
+            [
+                n("start", "manual_trigger"),
+                n("a", retry={"max_attempts": 3, "initial_interval_ms": 100}),
+                n("w", "wait", parameters={"ms": 50}),
+                n("check", "if", parameters={"condition": True}),
+                n("yes"),
+                n("no"),
+            ],
+            [
+                ("start", "a"),
+                ("a", "w"),
+                ("w", "check"),
+                ("check", "yes", "true"),
+                ("check", "no", "false"),
+            ],
+        )
+    )
+    sim.request(input=[{"x": 1}])
+    sim.succeed("start")
+    sim.fail("a")
+    sim.advance(100)
+    sim.succeed("a")
+    sim.advance(50)
+    sim.succeed("check", {"true": [{"x": 1}]})
+    sim.succeed("yes")
+    assert sim.status() == "succeeded"
+    assert sim.skipped() == {"no": "no_input"}
+
+    result = verify(numbered(sim.log))
+
+    assert result.ok
+    assert result.finished
+    # Every scheduler decision was compared: started, 5 ready, retry, waiting, wake, skip, end.
+    assert result.matched == 11
+
+
+def test_failures_under_each_policy_and_pinned_outputs_verify() -> None:
+    for policy, status in (
+        ("fail", "failed"),
+        ("continue", "partial"),
+        ("error_output", "partial"),
+    ):
+        sim = Sim(
+            wf(
+                [
+                    n("start", "manual_trigger"),
+                    n("bad", on_error=policy),
+                    n("pinned", pinned_output={"main": [{"p": 1}]}),
+                    n("after"),
+                    n("handler"),
+                ],
+                [
+                    ("start", "bad"),
+                    ("start", "pinned"),
+                    ("bad", "after"),
+                    ("bad", "handler", "error" if policy == "error_output" else "main"),
+                ],
+            )
+        )
+        sim.request()
+        sim.succeed("start")
+        sim.fail("bad", retryable=False)
+        sim.run_all()
+        assert sim.status() == status
+
+        result = verify(numbered(sim.log))
+
+        assert result.ok, (policy, [str(d) for d in result.differences])
+
+
+def test_cancellation_and_execution_timeout_verify() -> None:
+    workflow = wf(
+        [n("start", "manual_trigger"), n("slow"), n("next")], [("start", "slow"), ("slow", "next")]
+    )
+    cancelled = Sim(workflow)
+    cancelled.request()
+    cancelled.succeed("start")
+    cancelled.start("slow")
+    cancelled.cancel()
+    assert cancelled.status() == "cancelled"
+    assert verify(numbered(cancelled.log)).ok
+
+    live = Live(workflow)
+    live.request(timeout_ms=100)
+    live.batch()
+    task = live.open_attempts()[0]
+    live.record(live.start(task))
+    live.record(live.result(task, "succeed"))
+    live.batch()
+    live.now += timedelta(milliseconds=200)
+    live.settle()
+    finished = [e for e in live.stream if isinstance(e, ExecutionFinished)]
+    assert finished[0].status == "timed_out"
+    assert verify(live.history()).ok
+
+
+def test_a_node_timeout_fired_by_the_scheduler_verifies() -> None:
+    live = Live(wf([n("start", "manual_trigger"), n("hang", timeout_ms=10)], [("start", "hang")]))
+    live.request()
+    live.batch()
+    start = live.open_attempts()[0]
+    live.record(live.start(start))
+    live.record(live.result(start, "succeed"))
+    live.batch()
+    hang = live.open_attempts()[0]
+    live.record(live.start(hang))
+    live.batch()
+    live.now += timedelta(seconds=5)  # the runner never answers: the backstop fires
+    live.batch()
+    live.settle()
+    timeouts = [e for e in live.stream if isinstance(e, NodeFailed)]
+    assert timeouts
+    assert timeouts[0].error.type == "NodeTimeout"
+    assert ids.node_result("ex", "hang", 1) in live.decided
+    result = verify(live.history())
+    assert result.ok, [str(d) for d in result.differences]
+
+
+def test_an_input_recorded_while_a_batch_is_published_belongs_to_the_next_batch() -> None:
+    live = Live(
+        wf(
+            [n("start", "manual_trigger"), n("a"), n("b"), n("c")],
+            [("start", "a"), ("start", "b"), ("a", "c"), ("b", "c")],
+        )
+    )
+    live.request()
+    live.batch()
+    start = live.open_attempts()[0]
+    live.record(live.start(start))
+    live.record(live.result(start, "succeed"))
+    a, b = [], []
+    live.batch()
+    a_task, b_task = live.open_attempts()
+    live.record(live.start(a_task))
+    live.record(live.result(a_task, "succeed"))
+    # While a's batch is published, b's runner records its start and result.
+    a = live.batch(during_publish=[live.start(b_task), live.result(b_task, "succeed")])
+    assert a == []  # a's success alone decides nothing: c waits for b
+    b = live.batch()
+    assert [type(e) for e in b] == [NodeReady]
+    live.settle()
+    assert verify(live.history()).ok
+
+
+def test_a_lost_publish_is_resumed_and_verifies() -> None:
+    live = Live(
+        wf(
+            [n("start", "manual_trigger"), n("a"), n("b"), n("c")],
+            [("start", "a"), ("start", "b"), ("start", "c")],
+        )
+    )
+    live.request()
+    live.batch()
+    start = live.open_attempts()[0]
+    live.record(live.start(start))
+    live.record(live.result(start, "succeed"))
+    kept = live.batch(publish_upto=1)  # one of three NodeReady reaches the stream
+    assert len(kept) == 1
+    assert live.lost
+    live.settle()
+    assert len([e for e in live.stream if isinstance(e, NodeReady)]) == 4
+    assert verify(live.history()).ok
+
+
+# ------------------------------------------------------------------ tampering
+def first(events: list[Event], kind: type[Event]) -> int:
+    return next(i for i, e in enumerate(events) if isinstance(e, kind))
+
+
+def retried_chain() -> Sim:
+    sim = Sim(
+        wf(
+            [
+                n("start", "manual_trigger"),
+                n("a", retry={"max_attempts": 2, "initial_interval_ms": 10}),
+                n("check", "if", parameters={"condition": True}),
+                n("no"),
+            ],
+            [("start", "a"), ("a", "check"), ("check", "no", "false")],
+        )
+    )
+    sim.request()
+    sim.succeed("start")
+    sim.fail("a")
+    sim.advance(10)
+    sim.succeed("a")
+    sim.succeed("check", {"true": [{}]})
+    assert sim.status() == "succeeded"
+    return sim
+
+
+def test_an_altered_decision_is_reported_with_what_differs() -> None:
+    events = retried_chain().log
+    at = first(events, NodeSkipped)
+    events[at] = msgspec.structs.replace(events[at], reason="cancelled")
+
+    result = verify(numbered(events))
+
+    [difference] = result.differences
+    assert (difference.kind, difference.seq, difference.event_type, difference.node) == (
+        "changed",
+        at + 1,
+        "NodeSkipped",
+        "no",
+    )
+    assert "reason: expected 'no_input', recorded 'cancelled'" in str(difference)
+
+
+def test_a_retry_delay_altered_is_reported() -> None:
+    events = retried_chain().log
+    at = first(events, NodeRetryScheduled)
+    retry = events[at]
+    assert isinstance(retry, NodeRetryScheduled)
+    events[at] = msgspec.structs.replace(retry, due_at=retry.due_at + timedelta(milliseconds=5))
+    result = verify(numbered(events))
+    assert [d.kind for d in result.differences][:1] == ["changed"]
+    assert "due_at" in result.differences[0].detail
+
+
+def test_a_removed_decision_is_reported_missing() -> None:
+    events = retried_chain().log
+    at = first(events, NodeSkipped)
+    del events[at]
+    result = verify(numbered(events))
+    assert [(d.kind, d.event_type, d.node) for d in result.differences] == [
+        ("missing", "NodeSkipped", "no")
+    ]
+
+
+def test_an_added_decision_is_reported_unexpected() -> None:
+    events = retried_chain().log
+    at = first(events, ExecutionStarted)
+    extra = NodeReady(
+        event_id=ids.node_ready("ex1", "no", 1),
+        execution_id="ex1",
+        time=events[at].time,
+        node="no",
+        attempt=1,
+        node_type="noop",
+        input={"main": [{}]},
+    )
+    events.insert(at + 1, extra)
+    result = verify(numbered(events))
+    assert ("unexpected", at + 2, "NodeReady", "no") in [
+        (d.kind, d.seq, d.event_type, d.node) for d in result.differences
+    ]
+
+
+def test_a_running_execution_awaits_rather_than_misses() -> None:
+    sim = retried_chain()
+    cut = first(sim.log, ExecutionFinished)
+    result = verify(numbered(sim.log[:cut]))
+    assert result.ok
+    assert not result.finished
+    assert [type(e) for e in result.awaiting] == [ExecutionFinished]
+
+
+# ------------------------------------------------------------------ properties
+def started(live: Live) -> bool:
+    return any(isinstance(e, ExecutionStarted) for e in live.stream)
+
+
+def play(data: st.DataObject, workflow: dict[str, Any]) -> Live:
+    """A random live run: random batch sizes, runner outcomes, time, cancels, races between
+    runners and publishes, lost publishes; then a well-behaved finish."""
+    trigger = (
+        "n1"
+        if workflow["nodes"][1]["type"] == "manual_trigger" and data.draw(st.booleans())
+        else "n0"
+    )
+    live = Live(workflow)
+    live.request(trigger, timeout_ms=data.draw(st.sampled_from([None, None, 30_000])))
+    for _ in range(data.draw(st.integers(0, 50))):
+        if live.done:
+            break
+        action = data.draw(
+            st.sampled_from(
+                ["batch", "batch", "start", "result", "result", "time", "race", "lose", "cancel"]
+            )
+        )
+        tasks = live.open_attempts()
+        if action in ("start", "result", "race") and tasks:
+            task = data.draw(st.sampled_from(tasks))
+            event = (
+                live.start(task)
+                if action == "start" or not live.started(task)
+                else live.result(
+                    task,
+                    data.draw(
+                        st.sampled_from(["succeed", "succeed", "fail", "fatal", "timeout", "lost"])
+                    ),
+                    data.draw(st.integers(0, 2)),
+                    data.draw(st.integers(0, 1)),
+                )
+            )
+            if action == "race":
+                live.batch(data.draw(st.integers(0, 3)), during_publish=[event])
+            else:
+                live.record(event)
+        elif action == "batch":
+            live.batch(data.draw(st.none() | st.integers(0, 3)))
+        elif action == "time":
+            live.now += timedelta(milliseconds=data.draw(st.sampled_from([1, 10, 600, 5000])))
+        elif action == "lose":
+            live.batch(publish_upto=data.draw(st.integers(0, 2)))
+        elif action == "cancel" and started(live) and data.draw(st.integers(0, 5)) == 0:
+            # (Only once started: a cancel folded by a rebuild before the start is not acted
+            # on by core.resume, a gap of the core that replay cannot verify around.)
+            live.cancel()
+    live.settle()
+    return live
+
+
+@EXAMPLES
+@given(data=st.data(), workflow=workflows())
+def test_every_recorded_history_verifies(data: st.DataObject, workflow: dict[str, Any]) -> None:
+    live = play(data, workflow)
+    result = verify(live.history())
+    assert result.differences == [], "\n".join(map(str, result.differences))
+    assert result.finished
+    assert result.matched >= len(live.decided) - sum(
+        1 for e in live.stream if e.event_id in live.decided and isinstance(e, NodeFailed)
+    )
+
+
+def altered(event: Event) -> Event:
+    """The same decision saying something else."""
+    replace = msgspec.structs.replace
+    match event:
+        case ExecutionStarted():
+            return replace(event, plan=[*event.plan, "ghost"])
+        case NodeReady() | NodeWaiting():
+            return replace(event, input={**event.input, "main": [{"forged": True}]})
+        case NodeRetryScheduled():
+            return replace(event, delay_ms=event.delay_ms + 1)
+        case NodeSkipped():
+            return replace(event, reason="no_input" if event.reason != "no_input" else "cancelled")
+        case NodeCancelled():
+            return replace(event, attempt=event.attempt + 1)
+        case NodeSucceeded():
+            return replace(event, output={"main": [{"forged": True}]})
+        case NodeFailed():
+            return replace(event, error=replace(event.error, message="forged"))
+        case ExecutionFinished():
+            return replace(event, status="failed" if event.status != "failed" else "succeeded")
+    raise AssertionError(event)
+
+
+@EXAMPLES
+@given(data=st.data(), workflow=workflows(), how=st.sampled_from(["alter", "remove", "add"]))
+def test_any_one_tampered_decision_is_reported(
+    data: st.DataObject, workflow: dict[str, Any], how: str
+) -> None:
+    live = play(data, workflow)
+    stream = list(live.stream)
+    # Removing the last ExecutionFinished leaves a history that looks like a running one.
+    candidates = [
+        i
+        for i, e in enumerate(stream)
+        if e.event_id in live.decided and not (how == "remove" and isinstance(e, ExecutionFinished))
+    ]
+    at = data.draw(st.sampled_from(candidates))
+    target = stream[at]
+    if how == "alter":
+        stream[at] = altered(target)
+    elif how == "remove":
+        del stream[at]
+    else:
+        stream.insert(
+            at + 1,
+            NodeSkipped(
+                event_id=ids.node_skipped("ex", "forged"),
+                execution_id="ex",
+                time=target.time,
+                node="forged",
+                reason="no_input",
+            ),
+        )
+    result = verify(numbered(stream))
+    assert result.differences, f"{how} of {type(target).__name__} at {at + 1} went unnoticed"
