@@ -12,6 +12,7 @@ from typing import Any
 
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
+    INPUT_EVENT_TYPES,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
@@ -59,9 +60,21 @@ class Sim:
 
     def _record(self, event: Event) -> list[Event]:
         self.log.append(event)
+        return self._decide(event)
+
+    def _decide(self, event: Event) -> list[Event]:
         self.state, decisions = step(self.state, event, self.now)
         self.log.extend(decisions)
-        return decisions
+        return decisions + self._deliver_proposals(decisions)
+
+    def _deliver_proposals(self, decisions: list[Event]) -> list[Event]:
+        """What the scheduler records as an input (a timeout) comes back to it from the
+        stream; here at once, as if nothing else had been recorded in between."""
+        follow_ups: list[Event] = []
+        for decision in decisions:
+            if isinstance(decision, INPUT_EVENT_TYPES):
+                follow_ups.extend(self._decide(decision))
+        return follow_ups
 
     def request(
         self,
@@ -192,7 +205,7 @@ class Sim:
         assert self.state is not None
         decisions = tick(self.state, self.now)
         self.log.extend(decisions)
-        return decisions
+        return decisions + self._deliver_proposals(decisions)
 
     def wakeup(self) -> datetime | None:
         assert self.state is not None

@@ -123,6 +123,9 @@ class World:
 
     def feed(self, event: Event) -> None:
         self.log.append(event)
+        self._decide(event)
+
+    def _decide(self, event: Event) -> None:
         self.state, decisions = step(self.state, event, self.now)
         self._after(("step", event, self.now), decisions)
 
@@ -143,6 +146,10 @@ class World:
                     assert self.state.nodes[parent].status in TERMINAL, (
                         f"{decision.node} ready before its parent {parent} finished"
                     )
+        # A timeout the scheduler recorded as an input comes back to it from the stream.
+        for decision in decisions:
+            if isinstance(decision, INPUT_EVENT_TYPES):
+                self._decide(decision)
 
     def open_attempts(self) -> list[NodeReady]:
         answered = {

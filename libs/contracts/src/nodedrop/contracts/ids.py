@@ -21,6 +21,11 @@ def cancel_requested(execution_id: str) -> str:
     return f"{execution_id}.cancel"
 
 
+def execution_timed_out(execution_id: str) -> str:
+    """The cancel request the scheduler records when the execution's deadline passes."""
+    return f"{execution_id}.timeout"
+
+
 def execution_finished(execution_id: str) -> str:
     return f"{execution_id}.finished"
 

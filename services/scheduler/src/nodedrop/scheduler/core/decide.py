@@ -49,6 +49,10 @@ from nodedrop.scheduler.core.state import IN_FLIGHT, TERMINAL, ExecutionState, N
 
 #: The node type the scheduler runs itself, on its durable timer.
 WAIT_TYPE = "wait"
+#: ``reason`` of the cancel request the scheduler records when an execution's deadline passes.
+TIMED_OUT = "timed_out"
+#: ``requested_by`` of what the scheduler records on its own behalf.
+SCHEDULER_ACTOR = "scheduler"
 
 
 def step(
@@ -72,8 +76,11 @@ def step(
             decider.examine_children(event.node)
         case NodeFailed():
             decider.after_failure(event.node)
-        case ExecutionCancelRequested():
-            decider.end("cancelled", "cancelled")
+        case ExecutionCancelRequested(reason=reason):
+            if reason == TIMED_OUT:
+                decider.end("timed_out", "timed_out")
+            else:
+                decider.end("cancelled", "cancelled")
         case _:
             pass
     decider.finish_if_done()
@@ -86,7 +93,7 @@ def tick(state: ExecutionState, now: datetime) -> list[Event]:
         return []
     decider = _Decider(state, now)
     if state.deadline is not None and state.deadline <= now:
-        decider.end("timed_out", "timed_out")
+        decider.propose_timeout()
         return decider.decisions
     while not state.finished and (timer := state.next_timer()) is not None and timer[0] <= now:
         node_id = timer[1]
@@ -105,7 +112,7 @@ def tick(state: ExecutionState, now: datetime) -> list[Event]:
                 f"node {node_id!r} attempt {node.attempt} ran longer than its timeout "
                 f"of {timeout_ms} ms"
             )
-            decider.fail(node_id, ErrorInfo(type=NODE_TIMEOUT, message=message))
+            decider.propose_failure(node_id, ErrorInfo(type=NODE_TIMEOUT, message=message))
         else:  # pragma: no cover - the fold clears timers of nodes in any other status
             state.set_timer(node_id, None)
     decider.finish_if_done()
@@ -122,7 +129,10 @@ def resume(state: ExecutionState, now: datetime) -> list[Event]:
         decider.start()
         return decider.decisions
     if state.cancel_requested:
-        decider.end("cancelled", "cancelled")
+        if state.cancel_reason == TIMED_OUT:
+            decider.end("timed_out", "timed_out")
+        else:
+            decider.end("cancelled", "cancelled")
         return decider.decisions
     if state.failure is not None:
         decider.end("failed", "execution_failed")
@@ -158,6 +168,37 @@ class _Decider:
     def emit(self, event: Event) -> None:
         self.decisions.append(event)
         apply(self.state, event)
+
+    # Timeouts race with what runners and users record: a result may already be in the stream,
+    # not yet delivered, when the timer fires. So a timeout is only proposed here: recorded like
+    # a runner's result or a user's cancel (the node's timeout shares the id of the attempt's
+    # result, so only the first of the two is stored), and acted on when it comes back from the
+    # stream, in stream order. The live state then never differs from a fold of the stream.
+    def propose_failure(self, node_id: str, error: ErrorInfo) -> None:
+        attempt = self.state.nodes[node_id].attempt
+        self.decisions.append(
+            NodeFailed(
+                event_id=ids.node_result(self._id, node_id, attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=attempt,
+                error=error,
+            )
+        )
+        self.state.set_timer(node_id, None)  # proposed once; a rebuild proposes it again
+
+    def propose_timeout(self) -> None:
+        self.decisions.append(
+            ExecutionCancelRequested(
+                event_id=ids.execution_timed_out(self._id),
+                execution_id=self._id,
+                time=self.now,
+                requested_by=SCHEDULER_ACTOR,
+                reason=TIMED_OUT,
+            )
+        )
+        self.state.deadline = None  # proposed once; a rebuild proposes it again
 
     # ------------------------------------------------------------------ execution level
     def start(self) -> None:

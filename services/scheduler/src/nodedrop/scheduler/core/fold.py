@@ -134,7 +134,11 @@ def _node_started(state: ExecutionState, event: NodeStarted) -> bool:
 def _node_succeeded(state: ExecutionState, event: NodeSucceeded) -> bool:
     node = state.nodes.get(event.node)
     stands_in = event.pinned or event.reused_from is not None  # recorded without a run
-    if node is None or not _accepts_result(node, event.attempt, pinned=stands_in):
+    if (
+        node is None
+        or not (stands_in or state.accepts_results)
+        or not _accepts_result(node, event.attempt, pinned=stands_in)
+    ):
         return False
     node.status = NodeStatus.SUCCEEDED
     node.output = event.output
@@ -146,7 +150,11 @@ def _node_succeeded(state: ExecutionState, event: NodeSucceeded) -> bool:
 
 def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
     node = state.nodes.get(event.node)
-    if node is None or not _accepts_result(node, event.attempt, pinned=False):
+    if (
+        node is None
+        or not state.accepts_results
+        or not _accepts_result(node, event.attempt, pinned=False)
+    ):
         return False
     node.error = event.error
     state.set_timer(event.node, None)
@@ -186,6 +194,7 @@ def _node_skipped(state: ExecutionState, event: NodeSkipped) -> bool:
         return False
     node.status = NodeStatus.SKIPPED
     node.skip_reason = event.reason
+    state.ending = state.ending or event.reason in ENDING_SKIP_REASONS
     state.set_timer(event.node, None)
     _finish_node(state, event.node)
     return True
@@ -196,6 +205,7 @@ def _node_cancelled(state: ExecutionState, event: NodeCancelled) -> bool:
     if node is None or node.status in TERMINAL:
         return False
     node.status = NodeStatus.CANCELLED
+    state.ending = True
     state.set_timer(event.node, None)
     _finish_node(state, event.node)
     return True
@@ -205,6 +215,7 @@ def _execution_cancel_requested(state: ExecutionState, event: ExecutionCancelReq
     if state.cancel_requested:
         return False
     state.cancel_requested = True
+    state.cancel_reason = event.reason
     return True
 
 
@@ -227,6 +238,10 @@ _HANDLERS: dict[type[Event], Callable[[ExecutionState, Any], bool]] = {
     ExecutionCancelRequested: _execution_cancel_requested,
     ExecutionFinished: _execution_finished,
 }
+
+
+#: Skips that only the ending of an execution decides.
+ENDING_SKIP_REASONS = frozenset({"cancelled", "timed_out", "execution_failed"})
 
 
 def _accepts_result(node: NodeState, attempt: int, *, pinned: bool) -> bool:

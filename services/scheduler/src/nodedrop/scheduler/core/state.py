@@ -76,6 +76,12 @@ class ExecutionState:
     #: dropped lazily, so finding the next due timer never scans the whole graph.
     timer_heap: list[tuple[datetime, str]] = field(default_factory=list)
     cancel_requested: bool = False
+    #: The first cancel request's reason (``timed_out`` when the scheduler's deadline fired).
+    cancel_reason: str | None = None
+    #: The scheduler recorded the first decision of ending the execution (a cancelled node or a
+    #: skip for cancel, failure or timeout). Results recorded after it are ignored, as the live
+    #: scheduler, which had already ended the run, ignored them.
+    ending: bool = False
     finished: bool = False
     final_status: str | None = None
 
@@ -93,6 +99,11 @@ class ExecutionState:
                 return due, node_id
             heapq.heappop(heap)
         return None
+
+    @property
+    def accepts_results(self) -> bool:
+        """Whether a runner's result can still change a node: not once the execution ends."""
+        return not (self.cancel_requested or self.ending or self.failure is not None)
 
     @property
     def status(self) -> str:
