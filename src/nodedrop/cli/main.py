@@ -5,6 +5,7 @@
 - ``nodedrop migrate``: bring the database schema up to date.
 - ``nodedrop run FILE.json``: submit a workflow and show its progress live.
 - ``nodedrop projections rebuild``, ``nodedrop prune``: operator commands (docs/operations.md).
+- ``nodedrop audit EXECUTION_ID [--verify]``: an execution's history; a replay check of it.
 
 Commands import what they need only when they run, so ``nodedrop --help`` stays fast and a
 service's dependencies are loaded only by that service.
@@ -152,6 +153,17 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="finished more than DAYS ago (default NODEDROP_RETENTION_DAYS, 30)",
     )
     prune.add_argument("--dry-run", action="store_true", help="only count what would be removed")
+    audit = commands.add_parser(
+        "audit",
+        help="an execution's recorded history as a timeline; --verify replays its decisions",
+        description="Read an execution's events from the stream and show them as a timeline "
+        "with a summary per node. --verify replays the history through the scheduler's core "
+        "and checks every recorded decision. Exit status: 0 shown / verified, 1 a decision "
+        "differs, 2 unknown execution or servers unreachable (docs/operations.md).",
+    )
+    audit.add_argument("execution_id", metavar="EXECUTION_ID")
+    audit.add_argument("--verify", action="store_true", help="check every recorded decision")
+    audit.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def _non_negative_float(raw: str) -> float:
@@ -253,6 +265,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from nodedrop.cli import prune
 
         return prune.prune(prune.PruneRequest(args.older_than, args.dry_run))
+    if command == "audit":
+        from nodedrop.cli import audit
+
+        return audit.audit(audit.AuditRequest(args.execution_id, args.verify, args.json))
     raise AssertionError(command)  # pragma: no cover - argparse allows no other
 
 

@@ -1,0 +1,283 @@
+"""``nodedrop audit EXECUTION_ID [--verify] [--json]``: an execution's recorded history as a
+timeline, a summary per node, and (``--verify``) a replay of the history through the scheduler's
+core that checks every recorded decision (``nodedrop.scheduler.core.replay``).
+
+It reads the stream directly (``NODEDROP_NATS_URL``, else the NATS of a running ``nodedrop up``),
+so it shows exactly what was recorded, whatever the projection says.
+
+Exit status: 0 shown (and, with ``--verify``, every decision matches), 1 ``--verify`` found a
+difference, 2 unknown execution or the servers could not be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+from nodedrop.cli import admin, settings
+from nodedrop.contracts.events import (
+    Event,
+    ExecutionFinished,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeFailed,
+    NodeLogged,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+    NodeWaiting,
+    type_name,
+)
+from nodedrop.scheduler.core.replay import Verification, verify
+
+EXIT_OK = 0
+EXIT_DIFFERENT = 1
+EXIT_UNKNOWN = 2
+
+History = Sequence[tuple[int, Event]]
+
+
+@dataclass(frozen=True)
+class AuditRequest:
+    execution_id: str
+    verify: bool = False
+    as_json: bool = False
+
+
+def audit(request: AuditRequest) -> int:
+    try:
+        servers = admin.servers()
+    except settings.SettingError as error:
+        print(f"nodedrop audit: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    try:
+        history = asyncio.run(read_history(servers.nats_url, request.execution_id))
+    except Exception as error:
+        print(f"nodedrop audit: failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_UNKNOWN
+    return report(request, history, sys.stdout)
+
+
+async def read_history(nats_url: str, execution_id: str) -> list[tuple[int, Event]]:
+    import nats
+
+    from nodedrop.contracts.history import read_execution
+
+    nc = await nats.connect(nats_url, max_reconnect_attempts=2)
+    try:
+        return list(await read_execution(nc.jetstream(), execution_id))
+    finally:
+        await nc.close()
+
+
+def report(request: AuditRequest, history: History, out: IO[str]) -> int:
+    """Print the audit of ``history`` to ``out``; returns the exit status."""
+    if not history:
+        print(f"nodedrop audit: no events recorded for execution {request.execution_id!r}",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_UNKNOWN
+    nodes = summarize(history)
+    verification = verify(history) if request.verify else None
+    if request.as_json:
+        json.dump(as_json(request.execution_id, history, nodes, verification), out, indent=2)
+        out.write("\n")
+    else:
+        print_timeline(request.execution_id, history, out)
+        print_nodes(nodes, out)
+        if verification is not None:
+            print_verification(verification, out)
+    if verification is not None and not verification.ok:
+        return EXIT_DIFFERENT
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------ timeline
+def describe(event: Event) -> str:
+    """The part of an event worth a glance on its timeline line."""
+    match event:
+        case ExecutionStarted():
+            return f"plan: {', '.join(event.plan)}"
+        case NodeSucceeded():
+            counts = ", ".join(f"{port}: {len(items)}" for port, items in event.output.items())
+            origin = " (pinned)" if event.pinned else ""
+            origin += f" (reused from {event.reused_from})" if event.reused_from else ""
+            return f"items {counts or 'none'}{origin}"
+        case NodeFailed():
+            return f"{event.error.type}: {event.error.message}"
+        case NodeRetryScheduled():
+            return f"next attempt in {event.delay_ms} ms"
+        case NodeWaiting():
+            return f"waits {_ms(event.until, event.time)} ms"
+        case NodeSkipped():
+            return event.reason
+        case ExecutionFinished():
+            error = f" ({event.error.type}: {event.error.message})" if event.error else ""
+            return event.status + error
+        case NodeLogged():
+            return f"{len(event.lines)} log lines"
+        case _:
+            return ""
+
+
+def print_timeline(execution_id: str, history: History, out: IO[str]) -> None:
+    start = history[0][1].time
+    print(f"execution {execution_id}: {len(history)} events", file=out)
+    for seq, event in history:
+        node = getattr(event, "node", None) or ""
+        attempt = getattr(event, "attempt", None)
+        where = f"{node}#{attempt}" if node and attempt is not None else node
+        line = f"{_offset(event.time, start):>10}  {seq:>8}  {type_name(event):<24} {where:<20}"
+        print(f"{line} {describe(event)}".rstrip(), file=out)
+
+
+def _offset(time: datetime, start: datetime) -> str:
+    return f"+{(time - start).total_seconds():.3f}s"
+
+
+def _ms(later: datetime, earlier: datetime) -> int:
+    return round((later - earlier).total_seconds() * 1000)
+
+
+# ------------------------------------------------------------------ per node
+@dataclass
+class NodeSummary:
+    node: str
+    status: str = "pending"
+    attempts: int = 0
+    #: From NodeStarted (or NodeWaiting) to the result, of the last attempt that has both.
+    duration_ms: int | None = None
+    error: str | None = None
+    _started: dict[int, datetime] = field(default_factory=dict, repr=False)
+
+
+def summarize(history: History) -> dict[str, NodeSummary]:
+    nodes: dict[str, NodeSummary] = {}
+    for _, event in history:
+        if isinstance(event, ExecutionStarted):
+            for node_id in event.plan:
+                nodes.setdefault(node_id, NodeSummary(node_id))
+        named = getattr(event, "node", None)
+        if not isinstance(named, str):
+            continue
+        summary = nodes.setdefault(named, NodeSummary(named))
+        _fold(summary, event)
+    return nodes
+
+
+def _fold(summary: NodeSummary, event: Event) -> None:
+    match event:
+        case NodeReady():
+            summary.attempts = max(summary.attempts, event.attempt)
+            summary.status = "queued"
+        case NodeWaiting():
+            summary.attempts = max(summary.attempts, event.attempt)
+            summary._started[event.attempt] = event.time
+            summary.status = "waiting"
+        case NodeStarted():
+            summary._started.setdefault(event.attempt, event.time)
+            summary.status = "running"
+        case NodeSucceeded() | NodeFailed():
+            started = summary._started.get(event.attempt)
+            if started is not None:
+                summary.duration_ms = _ms(event.time, started)
+            if isinstance(event, NodeSucceeded):
+                summary.status = "succeeded"
+            else:
+                summary.status = "failed"
+                summary.error = f"#{event.attempt} {event.error.type}: {event.error.message}"
+        case NodeRetryScheduled():
+            summary.status = "retrying"
+        case NodeSkipped():
+            summary.status = f"skipped ({event.reason})"
+        case NodeCancelled():
+            summary.status = "cancelled"
+        case _:
+            pass
+
+
+def print_nodes(nodes: dict[str, NodeSummary], out: IO[str]) -> None:
+    print("\nnodes:", file=out)
+    width = max((len(node) for node in nodes), default=4)
+    for summary in nodes.values():
+        duration = f"{summary.duration_ms} ms" if summary.duration_ms is not None else "-"
+        line = (
+            f"  {summary.node:<{width}}  {summary.status:<24} attempts {summary.attempts:<3}"
+            f" {duration:>10}"
+        )
+        if summary.error:
+            line += f"  {summary.error}"
+        print(line, file=out)
+
+
+# ------------------------------------------------------------------ verification
+def print_verification(verification: Verification, out: IO[str]) -> None:
+    print("", file=out)
+    if verification.ok:
+        print(f"verified: {verification.matched} decisions match", file=out)
+    else:
+        print(f"NOT verified: {len(verification.differences)} differences "
+              f"({verification.matched} decisions match)", file=out)  # fmt: skip
+        for difference in verification.differences:
+            print(f"  {difference}", file=out)
+    if verification.awaiting:
+        kinds = ", ".join(type_name(e) for e in verification.awaiting)
+        print(f"still running: the scheduler has yet to record {kinds}", file=out)
+
+
+def as_json(
+    execution_id: str,
+    history: History,
+    nodes: dict[str, NodeSummary],
+    verification: Verification | None,
+) -> dict[str, Any]:
+    start = history[0][1].time
+    body: dict[str, Any] = {
+        "execution_id": execution_id,
+        "events": [
+            {
+                "seq": seq,
+                "offset_ms": _ms(event.time, start),
+                "time": event.time.isoformat(),
+                "type": type_name(event),
+                "node": getattr(event, "node", None),
+                "attempt": getattr(event, "attempt", None),
+                "detail": describe(event),
+            }
+            for seq, event in history
+        ],
+        "nodes": {
+            s.node: {
+                "status": s.status,
+                "attempts": s.attempts,
+                "duration_ms": s.duration_ms,
+                "error": s.error,
+            }
+            for s in nodes.values()
+        },
+    }
+    if verification is not None:
+        body["verification"] = {
+            "ok": verification.ok,
+            "matched": verification.matched,
+            "finished": verification.finished,
+            "differences": [
+                {
+                    "kind": d.kind,
+                    "seq": d.seq,
+                    "type": d.event_type,
+                    "node": d.node,
+                    "attempt": d.attempt,
+                    "detail": d.detail,
+                }
+                for d in verification.differences
+            ],
+            "awaiting": [type_name(e) for e in verification.awaiting],
+        }
+    return body
