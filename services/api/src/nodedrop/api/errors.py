@@ -94,6 +94,25 @@ async def _database_rejected(_: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(request: Request, error: Exception) -> JSONResponse:
+    # PostgreSQL's "data exception" class (SQLSTATE 22...: a NUL character in a text value, a
+    # number out of range...) is bad input; asyncpg's errors reach SQLAlchemy's generic
+    # DBAPIError rather than DataError.
+    if _sqlstate(error).startswith("22"):
+        return await _database_rejected(request, error)
+    log.error("database error during %s %s: %s", request.method, request.url.path, error)
+    return _detail(500, "internal error")
+
+
+def _sqlstate(error: Exception) -> str:
+    orig = getattr(error, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return ""
+
+
 async def _connection_lost(request: Request, error: Exception) -> JSONResponse:
     log.warning("connection lost during %s %s: %r", request.method, request.url.path, error)
     return _detail(503, "a backing service is unavailable, try again later", {"Retry-After": "1"})
@@ -112,6 +131,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PayloadTooLargeError, _too_large)
     app.add_exception_handler(ServiceUnavailableError, _unavailable)
     app.add_exception_handler(sa_exc.DataError, _database_rejected)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
     for db_error in (
         sa_exc.OperationalError,
         sa_exc.InterfaceError,

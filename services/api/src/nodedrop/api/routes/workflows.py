@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Response, status
 
@@ -15,11 +15,15 @@ from nodedrop.api.definitions import (
 from nodedrop.api.deps import ConfigDep, CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.schedules import commit_with_schedule, entry_of
-from nodedrop.api.schemas import WorkflowOut, WorkflowPage
+from nodedrop.api.schemas import Message, WorkflowOut, WorkflowPage
 from nodedrop.api.timefmt import iso, utcnow
 from nodedrop.contracts.db.tables import WorkflowRow
 
 router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+_UNKNOWN: dict[int | str, dict[str, Any]] = {
+    404: {"model": Message, "description": "no such workflow, or another user's"}
+}
 
 
 def workflow_out(
@@ -90,13 +94,13 @@ async def list_workflows(
     return WorkflowPage(items=[workflow_out(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{workflow_id}")
+@router.get("/{workflow_id}", responses=_UNKNOWN)
 async def get_workflow(workflow_id: str, user: CurrentUser, session: SessionDep) -> WorkflowOut:
     """The latest version."""
     return workflow_out(await _visible(session, workflow_id, user))
 
 
-@router.get("/{workflow_id}/versions/{version}")
+@router.get("/{workflow_id}/versions/{version}", responses=_UNKNOWN)
 async def get_workflow_version(
     workflow_id: str, version: int, user: CurrentUser, session: SessionDep
 ) -> WorkflowOut:
@@ -110,7 +114,7 @@ async def get_workflow_version(
     return workflow_out(row, old.definition, old.version)
 
 
-@router.put("/{workflow_id}")
+@router.put("/{workflow_id}", responses=_UNKNOWN)
 async def replace_workflow(
     *,
     workflow_id: str,
@@ -137,7 +141,7 @@ async def replace_workflow(
     return workflow_out(row)
 
 
-@router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_UNKNOWN)
 async def delete_workflow(
     workflow_id: str, user: CurrentUser, session: SessionDep, schedules: ScheduleStoreDep
 ) -> Response:
