@@ -6,6 +6,11 @@ features nodedrop uses (ENGINEERING.md section 1). The configuration is
 ``infra/nats/nodedrop.conf``: loopback only, JetStream with ``sync_interval: always``, 8 MB
 payloads. The store directory and the port are given on the command line, so one configuration
 file serves every data directory.
+
+With ``passwords`` (one per user of :mod:`nodedrop.contracts.natsauth`), the server requires
+authentication: the launcher writes ``<data dir>/nats-server.conf`` (that file plus the
+authorization block, which names no password, mode 0600) and hands the passwords to the server
+in its environment, where the configuration reads them.
 """
 
 from __future__ import annotations
@@ -14,15 +19,19 @@ import atexit
 import contextlib
 import json
 import logging
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sysconfig
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
+
+from nodedrop.contracts import natsauth
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +72,12 @@ class EmbeddedNats:
         binary: Path | str | None = None,
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
+        passwords: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.config = Path(config) if config is not None else DEFAULT_CONFIG
+        #: Users and passwords the server requires (None: no authentication).
+        self.passwords = dict(passwords) if passwords is not None else None
         self._binary = Path(binary) if binary is not None else None
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
@@ -87,6 +99,12 @@ class EmbeddedNats:
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    def url_as(self, user: str) -> str:
+        """The URL with ``user``'s credentials in it (a server started with ``passwords``)."""
+        if self.passwords is None:
+            raise RuntimeError("this nats-server was started without authentication")
+        return natsauth.url_with_credentials(self.url, user, self.passwords[user])
 
     @property
     def server_version(self) -> str:
@@ -110,17 +128,22 @@ class EmbeddedNats:
             self._binary = find_nats_server()
         binary = self._binary
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        config, env = self._config_and_environment()
         port = self._requested_port if self._requested_port > 0 else -1  # -1: a free port
         command = [
             str(binary),
-            "-c", str(self.config),
+            "-c", str(config),
             "-sd", str(self.data_dir),
             "-p", str(port),
             "--ports_file_dir", str(self.data_dir),
         ]  # fmt: skip
         with self.log_file.open("ab") as log_out:
             self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log_out, stderr=subprocess.STDOUT
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_out,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
         atexit.register(self.stop)
         try:
@@ -158,6 +181,17 @@ class EmbeddedNats:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def _config_and_environment(self) -> tuple[Path, dict[str, str] | None]:
+        """The configuration to start with, and the server's environment (None: inherited)."""
+        if self.passwords is None:
+            return self.config, None
+        config = self.data_dir / "nats-server.conf"
+        text = f"{self.config.read_text()}\n{natsauth.authorization_config()}"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        return config, {**os.environ, **natsauth.server_environment(self.passwords)}
 
     def _ports_file(self, pid: int) -> Path:
         # nats-server names it after its executable and pid.

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodedrop.contracts import natsauth
+
 
 def seconds_setting(env: Mapping[str, str], name: str) -> float | None:
     """A duration in seconds from the environment: None when unset, ValueError naming the
@@ -37,9 +39,20 @@ def _origins(value: str | None) -> tuple[str, ...] | None:
 _WEB = ("http", "https")
 
 
+def _nats_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("NODEDROP_NATS_URL") or None
+    if url is None:
+        return None
+    user = env.get(natsauth.USER_ENV) or None
+    return natsauth.url_with_credentials(url, user, env.get(natsauth.PASSWORD_ENV))
+
+
 @dataclass(frozen=True)
 class Config:
-    nats_url: str | None = None
+    #: The NATS server, with the credentials of ``NODEDROP_NATS_USER`` and
+    #: ``NODEDROP_NATS_PASSWORD`` in it (:mod:`nodedrop.contracts.natsauth`); left out of the
+    #: repr, which may end up in a log.
+    nats_url: str | None = field(default=None, repr=False)
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
@@ -80,7 +93,7 @@ class Config:
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         return cls(
-            nats_url=env.get("NODEDROP_NATS_URL") or None,
+            nats_url=_nats_url(env),
             database_url=env.get("NODEDROP_DATABASE_URL") or None,
             host=env.get("NODEDROP_HOST", "127.0.0.1"),
             port=int(env.get("NODEDROP_PORT", "8000")),

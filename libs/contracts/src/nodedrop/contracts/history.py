@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -26,6 +27,10 @@ async def read_execution(
     malformed message) is skipped with a warning: one bad message must not make an execution
     unreadable."""
     config = ConsumerConfig(
+        # Named here, not by the server: the name is then in the create request's subject,
+        # which is how NATS permissions keep services from creating (changing) a durable
+        # consumer under the same grant (nodedrop.contracts.natsauth).
+        name=f"read-{uuid.uuid4().hex}",
         description=f"read events of {execution_id}",
         filter_subject=subjects.execution_subject(execution_id),
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,

@@ -128,7 +128,8 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
             # A stream created with purges denied keeps them denied: NATS refuses to lift it
             # (and would refuse the whole update). Pruning then reports that it cannot run.
             config = replace(config, deny_purge=True)
-        await js.update_stream(config)
+        if _differs(existing.config, config):
+            await js.update_stream(config)
     except NotFoundError:
         await js.add_stream(config)
         fresh = True
@@ -150,6 +151,14 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
                 await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)
         else:
             await _update_consumer(js, info.config, consumer)
+
+
+def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:
+    """Whether a setting ``wanted`` names differs from the live stream's. Services check the
+    stream at every start, but under NATS users only ``admin`` may update it (natsauth): an
+    update that changes nothing must not be sent."""
+    live = current.as_dict()
+    return any(live.get(name) != value for name, value in wanted.as_dict().items())
 
 
 async def _update_consumer(

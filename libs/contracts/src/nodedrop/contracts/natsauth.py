@@ -1,0 +1,430 @@
+"""Who may do what on NATS: one user per service, each allowed only the subjects it uses.
+
+The one source of the nats-server ``authorization`` block: ``nodedrop up`` appends it to the
+embedded server's configuration, and ``infra/nats/nodedrop-auth.conf`` (the production example)
+is this module's output (``python -m nodedrop.contracts.natsauth``; a test keeps the two equal).
+No password is written into a configuration: each user's is the variable
+``NODEDROP_NATS_<USER>_PASSWORD``, which nats-server reads from its environment when it loads the
+configuration (a bcrypt hash works there as well as plain text).
+
+Users: ``admin`` may do everything (the command line's admin tools, and the one step that
+creates and updates the JetStream layout). The services may publish only the events they record,
+read and acknowledge only their own durable consumer, create only ephemeral consumers (reads of
+an execution's history, ordered consumers), and never update or delete a stream, delete a
+message, or touch a durable consumer of another service. NATS grants by subject; JetStream
+operations are requests on ``$JS.API.<OPERATION>.<stream>[.<consumer>]``, so each grant below
+names the operation and the stream. A denied request gets no reply: the client sees a timeout,
+and the server logs a ``Permissions Violation``.
+
+A client connects as a user through ``NODEDROP_NATS_USER`` and ``NODEDROP_NATS_PASSWORD``
+(:func:`url_with_credentials`, used by :class:`nodedrop.contracts.config.Config`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from nodedrop.contracts import subjects
+from nodedrop.contracts.events import (
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+    ExecutionStarted,
+    NodeCancelled,
+    NodeFailed,
+    NodeLogged,
+    NodeReady,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeStarted,
+    NodeSucceeded,
+    NodeWaiting,
+)
+
+ADMIN = "admin"
+API, SCHEDULER, RUNNER, NOTIFIER = "api", "scheduler", "runner", "notifier"
+SERVICES = (API, SCHEDULER, RUNNER, NOTIFIER)
+USERS = (ADMIN, *SERVICES)
+
+USER_ENV = "NODEDROP_NATS_USER"
+PASSWORD_ENV = "NODEDROP_NATS_PASSWORD"
+
+#: The events each service records (anything else it publishes on the events subjects is
+#: refused by the server). The scheduler records ExecutionRequested for cron ticks, and
+#: NodeSucceeded/NodeFailed for nodes that do not run (pinned or reused outputs, bad input).
+PUBLISHED_EVENTS: Mapping[str, tuple[type[Event], ...]] = {
+    API: (ExecutionRequested, ExecutionCancelRequested),
+    RUNNER: (NodeStarted, NodeSucceeded, NodeFailed, NodeLogged),
+    SCHEDULER: (
+        ExecutionRequested,
+        ExecutionStarted,
+        NodeReady,
+        NodeWaiting,
+        NodeSucceeded,
+        NodeFailed,
+        NodeRetryScheduled,
+        NodeSkipped,
+        NodeCancelled,
+        ExecutionFinished,
+    ),
+    NOTIFIER: (),
+}
+
+#: The durable consumer each service reads (the notifier also deletes and recreates its own to
+#: rewind it); nobody else may pull from it, acknowledge on it, change it or delete it.
+OWN_CONSUMER: Mapping[str, str] = {
+    SCHEDULER: subjects.SCHEDULER_CONSUMER,
+    RUNNER: subjects.RUNNER_CONSUMER,
+    NOTIFIER: subjects.NOTIFIER_CONSUMER,
+}
+DURABLE_CONSUMERS = (
+    subjects.SCHEDULER_CONSUMER,
+    subjects.RUNNER_CONSUMER,
+    subjects.NOTIFIER_CONSUMER,
+)
+
+_JS = "$JS.API"
+INBOX = "_INBOX.>"
+_EVENTS = subjects.EVENTS_STREAM
+_SCHEDULER_KV = f"KV_{subjects.SCHEDULER_STATE_BUCKET}"
+_SCHEDULES_KV = f"KV_{subjects.SCHEDULES_BUCKET}"
+_DATA = f"OBJ_{subjects.DATA_BUCKET}"
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """Allow and deny lists of subjects (a deny wins over an allow)."""
+
+    publish: tuple[str, ...]
+    publish_deny: tuple[str, ...]
+    subscribe: tuple[str, ...]
+
+
+# ------------------------------------------------------------------ building blocks
+
+
+def _stream_info(stream: str) -> list[str]:
+    return [f"{_JS}.STREAM.INFO.{stream}"]
+
+
+def _create_bucket(stream: str) -> list[str]:
+    # Create only succeeds when the stream is missing or has this exact configuration: it can
+    # neither change nor remove anything (services open their buckets lazily, creating them).
+    return [f"{_JS}.STREAM.INFO.{stream}", f"{_JS}.STREAM.CREATE.{stream}"]
+
+
+def _direct_get(stream: str) -> list[str]:
+    """Reading single messages: by sequence, or the last on a subject."""
+    return [
+        f"{_JS}.DIRECT.GET.{stream}",
+        f"{_JS}.DIRECT.GET.{stream}.>",
+        f"{_JS}.STREAM.MSG.GET.{stream}",
+    ]
+
+
+def _ephemeral_reads(stream: str) -> list[str]:
+    """Ordered push consumers (nats-py's, for KV watches and object reads): created without a
+    name, deleted, and answering flow control on ``$JS.FC``. Only on streams without durable
+    consumers: an unnamed create request may name an existing consumer in its body, and the
+    server then changes that consumer."""
+    return [
+        f"{_JS}.CONSUMER.CREATE.{stream}",
+        f"{_JS}.CONSUMER.DELETE.{stream}.*",
+        f"$JS.FC.{stream}.>",
+    ]
+
+
+def _history_reads() -> list[str]:
+    """Reading an execution's events (:mod:`nodedrop.contracts.history`): a consumer under a
+    fresh name, whose create subject carries that name (so the server will not let the body
+    name another), pulled, then deleted. The durables' names are denied below."""
+    return [
+        f"{_JS}.CONSUMER.CREATE.{_EVENTS}.*.>",
+        f"{_JS}.CONSUMER.MSG.NEXT.{_EVENTS}.*",
+        f"{_JS}.CONSUMER.DELETE.{_EVENTS}.*",
+    ]
+
+
+def _own_durable(consumer: str) -> list[str]:
+    # Created (legacy subject) or its settings updated (the named subject, with or without the
+    # filter), pulled, acknowledged.
+    return [
+        f"{_JS}.CONSUMER.DURABLE.CREATE.{_EVENTS}.{consumer}",
+        f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}",
+        f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}.>",
+        f"{_JS}.CONSUMER.MSG.NEXT.{_EVENTS}.{consumer}",
+        f"$JS.ACK.{_EVENTS}.{consumer}.>",
+    ]
+
+
+def _events_base() -> list[str]:
+    # Every service checks the layout at start (ensure_jetstream): the stream and the three
+    # durable consumers, read only.
+    return [*_stream_info(_EVENTS), f"{_JS}.CONSUMER.INFO.{_EVENTS}.*"]
+
+
+def _publish_events(user: str) -> list[str]:
+    return [subjects.events_of_type(t) for t in PUBLISHED_EVENTS[user]]
+
+
+def _kv_keys(bucket: str, keys: str = ">") -> str:
+    return f"$KV.{bucket}.{keys}"
+
+
+def _data_read() -> list[str]:
+    # Reading an object: its info, then its chunks through an ordered consumer, which nats-py
+    # creates after looking the stream up by subject (STREAM.NAMES).
+    return [
+        *_create_bucket(_DATA),
+        *_direct_get(_DATA),
+        *_ephemeral_reads(_DATA),
+        f"{_JS}.STREAM.NAMES",
+    ]
+
+
+#: What no service may do, whatever its allow list says (explicit, so that a too wide allow
+#: added later cannot open it): change or remove a stream, or remove single messages.
+_NEVER = (
+    f"{_JS}.STREAM.DELETE.>",
+    f"{_JS}.STREAM.UPDATE.>",
+    f"{_JS}.STREAM.MSG.DELETE.>",
+    f"{_JS}.STREAM.CREATE.{_EVENTS}",
+)
+
+
+def _durables_of_others(user: str) -> list[str]:
+    """Deny creating (changing), pulling from, and deleting the durable consumers this service
+    does not own (the allows for its own reads match any consumer name)."""
+    denied = []
+    own = OWN_CONSUMER.get(user)
+    for consumer in DURABLE_CONSUMERS:
+        if consumer != own:
+            denied += [
+                f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}",
+                f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}.>",
+                f"{_JS}.CONSUMER.MSG.NEXT.{_EVENTS}.{consumer}",
+            ]
+        if not (user == NOTIFIER and consumer == own):  # the notifier rewinds its own
+            denied.append(f"{_JS}.CONSUMER.DELETE.{_EVENTS}.{consumer}")
+    return denied
+
+
+# ------------------------------------------------------------------ the permission sets
+
+
+def _allowed(user: str) -> list[str]:
+    if user == API:
+        return [
+            *_publish_events(API),
+            *_events_base(),
+            *_direct_get(_EVENTS),  # the last ExecutionRequested/Finished of an execution
+            *_history_reads(),  # the events endpoint
+            *_create_bucket(_SCHEDULES_KV),
+            _kv_keys(subjects.SCHEDULES_BUCKET, "schedule.>"),  # the saved schedules
+            *_data_read(),  # streaming a large node output
+        ]
+    if user == SCHEDULER:
+        return [
+            *_publish_events(SCHEDULER),
+            *_events_base(),
+            *_own_durable(subjects.SCHEDULER_CONSUMER),
+            *_history_reads(),  # rebuilding an execution
+            # the set of unfinished executions (its own bucket)
+            *_create_bucket(_SCHEDULER_KV),
+            _kv_keys(subjects.SCHEDULER_STATE_BUCKET),
+            *_direct_get(_SCHEDULER_KV),
+            *_ephemeral_reads(_SCHEDULER_KV),  # listing its keys
+            # cron: watches the schedules, claims ticks (compare-and-swap on fired.*)
+            *_create_bucket(_SCHEDULES_KV),
+            _kv_keys(subjects.SCHEDULES_BUCKET, "fired.>"),
+            *_direct_get(_SCHEDULES_KV),
+            *_ephemeral_reads(_SCHEDULES_KV),
+        ]
+    if user == RUNNER:
+        return [
+            *_publish_events(RUNNER),
+            *_events_base(),
+            *_own_durable(subjects.RUNNER_CONSUMER),
+            # large outputs: written, read back, and an object's old chunks purged when it is
+            # written again (a runner can overwrite any object anyway)
+            *_data_read(),
+            f"$O.{subjects.DATA_BUCKET}.>",
+            f"{_JS}.STREAM.PURGE.{_DATA}",
+        ]
+    if user == NOTIFIER:
+        return [
+            *_events_base(),
+            *_own_durable(subjects.NOTIFIER_CONSUMER),
+            f"{_JS}.CONSUMER.DELETE.{_EVENTS}.{subjects.NOTIFIER_CONSUMER}",  # rewinding it
+            *_direct_get(_EVENTS),
+            # The WebSocket follows an execution with nats-py's ordered consumer, created
+            # without a name: the one grant through which a service could change a durable
+            # consumer (docs/operations.md, "NATS credentials and permissions").
+            *_ephemeral_reads(_EVENTS),
+            # retention: purging finished executions' events and their stored outputs
+            f"{_JS}.STREAM.PURGE.{_EVENTS}",
+            *_data_read(),
+            f"$O.{subjects.DATA_BUCKET}.M.>",
+            f"{_JS}.STREAM.PURGE.{_DATA}",
+        ]
+    raise ValueError(f"no permissions are defined for NATS user {user!r}")
+
+
+def _subscribed(user: str) -> list[str]:
+    subscribed = [INBOX]  # replies, and deliveries of pull and push consumers
+    if user == RUNNER:  # stop running nodes of a cancelled or finished execution at once
+        subscribed += [subjects.events_of_type(t) for t in (NodeCancelled, ExecutionFinished)]
+    return subscribed
+
+
+def permissions(user: str) -> Permissions | None:
+    """The permissions of ``user``; None for the admin, who may do everything."""
+    if user == ADMIN:
+        return None
+    return Permissions(
+        publish=tuple(dict.fromkeys(_allowed(user))),
+        publish_deny=(*_NEVER, *_durables_of_others(user)),
+        subscribe=tuple(_subscribed(user)),
+    )
+
+
+# ------------------------------------------------------------------ server configuration
+
+
+def password_variable(user: str) -> str:
+    return f"NODEDROP_NATS_{user.upper()}_PASSWORD"
+
+
+def _subject_list(items: tuple[str, ...], indent: str) -> str:
+    inner = "".join(f"{indent}  {json.dumps(item)}\n" for item in items)
+    return f"[\n{inner}{indent}]"
+
+
+def authorization_config() -> str:
+    """The nats-server ``authorization`` block for every user, passwords as variables."""
+    lines = [
+        "# nodedrop's NATS users and what each may do. Generated by",
+        "# `python -m nodedrop.contracts.natsauth` from nodedrop/contracts/natsauth.py: edit that",
+        "# module, not this file. The passwords come from the server's environment, each in",
+        "# double quotes (the variable's value is parsed as configuration text); a bcrypt hash",
+        "# works as well as plain text:",
+        *(f"#   {password_variable(user)}" for user in USERS),
+        "authorization {",
+        "  users = [",
+    ]
+    for user in USERS:
+        password = f"${password_variable(user)}"
+        perms = permissions(user)
+        if perms is None:
+            lines.append(f"    # {user}: every subject (admin tools and the JetStream setup)")
+            lines.append(f"    {{user: {json.dumps(user)}, password: {password}}}")
+            continue
+        indent = "        "
+        lines += [
+            f"    # {user}",
+            f"    {{user: {json.dumps(user)}, password: {password}, permissions: {{",
+            f"      publish: {{\n{indent}allow: {_subject_list(perms.publish, indent)}",
+            f"{indent}deny: {_subject_list(perms.publish_deny, indent)}\n      }}",
+            f"      subscribe: {{\n{indent}allow: {_subject_list(perms.subscribe, indent)}\n"
+            "      }",
+            "    }}",
+        ]
+    lines += ["  ]", "}", ""]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ credentials
+
+
+def generate_passwords() -> dict[str, str]:
+    """A new random password per user (URL-safe: they travel in connection URLs)."""
+    return {user: secrets.token_urlsafe(32) for user in USERS}
+
+
+def read_passwords(path: Path) -> dict[str, str] | None:
+    """The passwords kept in ``path`` (JSON ``{user: password}``), if it holds every user's."""
+    try:
+        stored = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None
+    if not isinstance(stored, dict) or not all(
+        isinstance(stored.get(user), str) and stored[user] for user in USERS
+    ):
+        return None
+    return {user: stored[user] for user in USERS}
+
+
+def ensure_passwords(path: Path) -> tuple[dict[str, str], bool]:
+    """The passwords in ``path``, generated (mode 0600) on first use. True if new."""
+    existing = read_passwords(path)
+    if existing is not None:
+        return existing, False
+    passwords = generate_passwords()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump(passwords, out, indent=2)
+        out.write("\n")
+    temporary.replace(path)  # atomic: never a half-written file
+    return passwords, True
+
+
+def server_environment(passwords: Mapping[str, str]) -> dict[str, str]:
+    """The variables nats-server reads the passwords from (see :func:`authorization_config`).
+
+    nats-server parses a variable's value as configuration text: unquoted, a password that
+    starts with digits may be read as a date or a number. Each value is therefore a quoted
+    string (the quotes are not part of the password)."""
+    return {password_variable(user): json.dumps(passwords[user]) for user in USERS}
+
+
+def client_environment(user: str, password: str) -> dict[str, str]:
+    """What a nodedrop process needs in its environment to connect as ``user``."""
+    return {USER_ENV: user, PASSWORD_ENV: password}
+
+
+#: Characters a password may have to travel unescaped in a URL (nats-py does not unquote).
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
+
+
+def url_with_credentials(url: str, user: str | None, password: str | None) -> str:
+    """``url`` with ``user`` and ``password`` in it (nats-py reads them from there), or ``url``
+    unchanged without a user. A user given here replaces one written in the URL."""
+    if not user:
+        return url
+    for name, value in ((USER_ENV, user), (PASSWORD_ENV, password or "")):
+        if not _URL_SAFE.match(value):
+            raise ValueError(
+                f"{name} must be non-empty and use only letters, digits and . _ ~ - "
+                "(it is passed to the NATS client in the server URL)"
+            )
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+
+
+def without_credentials(url: str) -> str:
+    """``url`` fit for a log line: the password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def main() -> None:
+    """Print the authorization block (what ``infra/nats/nodedrop-auth.conf`` holds)."""
+    sys.stdout.write(authorization_config())
+
+
+if __name__ == "__main__":
+    main()
