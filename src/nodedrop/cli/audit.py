@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from nodedrop.cli import admin, settings
+from nodedrop.contracts import natsauth
 from nodedrop.contracts.events import (
     Event,
     ExecutionFinished,
@@ -54,11 +56,17 @@ class AuditRequest:
 def audit(request: AuditRequest) -> int:
     try:
         servers = admin.servers()
-    except settings.SettingError as error:
+        # As for the services: NODEDROP_NATS_USER / _PASSWORD when the server requires users.
+        nats_url = natsauth.url_with_credentials(
+            servers.nats_url,
+            os.environ.get(natsauth.USER_ENV) or None,
+            os.environ.get(natsauth.PASSWORD_ENV),
+        )
+    except (settings.SettingError, ValueError) as error:
         print(f"nodedrop audit: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
     try:
-        history = asyncio.run(read_history(servers.nats_url, request.execution_id))
+        history = asyncio.run(read_history(nats_url, request.execution_id))
     except Exception as error:
         print(f"nodedrop audit: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
