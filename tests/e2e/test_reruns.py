@@ -19,18 +19,11 @@ from .system import System
 pytestmark = pytest.mark.e2e
 
 
+# conftest's `client` talks to this module's system.
 @pytest.fixture(scope="module")
 async def system(pg_server_url: str) -> AsyncIterator[System]:
     async with running_system(pg_server_url, {"NODEDROP_HTTP_ALLOW_PRIVATE": "true"}) as started:
         yield started
-
-
-@pytest.fixture
-async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=system.base_url, headers=system.headers, timeout=30
-    ) as http:
-        yield http
 
 
 class FailsOnce(BaseHTTPRequestHandler):
