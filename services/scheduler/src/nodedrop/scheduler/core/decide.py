@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
+    SCHEDULER_ACTOR,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
@@ -51,8 +52,6 @@ from nodedrop.scheduler.core.state import IN_FLIGHT, TERMINAL, ExecutionState, N
 WAIT_TYPE = "wait"
 #: ``reason`` of the cancel request the scheduler records when an execution's deadline passes.
 TIMED_OUT = "timed_out"
-#: ``requested_by`` of what the scheduler records on its own behalf.
-SCHEDULER_ACTOR = "scheduler"
 
 
 def step(
