@@ -50,3 +50,20 @@ class EventPublisher:
         except (TimeoutError, APIError, ConnectionError) as error:
             raise PublishError(f"events not acknowledged: {error!r}") from error
         return [ack.seq for ack in acks]
+
+    async def publish_first(self, event: Event) -> bool:
+        """Record one event and say whether this call stored it: False when the stream already
+        held an event with its id (within the duplicate window), i.e. someone recorded it
+        first. Raises :class:`PublishError` when the stream does not answer (then either may
+        be true)."""
+        try:
+            ack = await self._js.publish(
+                subjects.event_subject(event),
+                codec.encode(event),
+                timeout=self._timeout_s,
+                stream=subjects.EVENTS_STREAM,
+                headers={MSG_ID: event.event_id},
+            )
+        except (TimeoutError, APIError, ConnectionError) as error:
+            raise PublishError(f"event not acknowledged: {error!r}") from error
+        return not ack.duplicate

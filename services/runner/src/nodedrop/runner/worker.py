@@ -1,14 +1,16 @@
 """The runner: takes node attempts from the shared durable consumer and records their results.
 
-Per task: ``NodeStarted`` is sent without waiting for its acknowledgement (the node starts at
-once), the node runs, its result is recorded, and only once the stream has acknowledged the
-result is the task acked. A crash anywhere before that leaves the task unacked, so it is
-redelivered (at once after a nak, otherwise after the consumer's ack wait). A redelivered task
-is never run again under the same attempt: the runner that gets it records the attempt as
-failed with ``RunnerLost`` and the scheduler makes one more attempt (the node may have run
-partly, so only a new attempt says honestly that it runs again). Results have deterministic
-ids, so whichever result of an attempt is recorded first wins: a result that the first runner
-did record stands, and the ``RunnerLost`` copy is dropped.
+Per task: ``NodeStarted`` is recorded first, as the claim on the attempt, then the node runs,
+its result is recorded, and only once the stream has acknowledged the result is the task acked.
+A crash anywhere before that leaves the task unacked, so it is redelivered (at once after a
+nak, otherwise after the consumer's ack wait). A redelivered task is never run again under the
+same attempt: the runner that gets it records the attempt as failed with ``RunnerLost`` and the
+scheduler makes one more attempt (the node may have run partly, so only a new attempt says
+honestly that it runs again). The delivery count tells a redelivery, and the claim tells the
+ones the count misses: nats-server forgets deliveries made just before it is killed, and hands
+such a task out again as a first delivery, but its ``NodeStarted`` is already in the stream.
+Results have deterministic ids, so whichever result of an attempt is recorded first wins: a
+result that the first runner did record stands, and the ``RunnerLost`` copy is dropped.
 
 Concurrency is bounded by the pull consumer's credit: it never asks for more tasks than there
 are free slots, so the tasks this process cannot start yet stay with the server for other
@@ -22,7 +24,6 @@ the registry has any and stopped with it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -114,6 +115,8 @@ class Runner:
         self.concurrency = concurrency
         self.worker_id = worker_id or default_worker_id()
         self._publisher: Publisher = publisher or EventPublisher(nc.jetstream())
+        #: Records each attempt's NodeStarted and says whether it was the first (the claim).
+        self._claims = EventPublisher(nc.jetstream())
         # Large outputs go to the object store; references to them are expanded before a run.
         self._data = data_store or DataStore(nc.jetstream())
         # A third of the consumer's ack wait (main.py derives it), so two lost heartbeats
@@ -256,8 +259,20 @@ class Runner:
             attempt=task.attempt,
             worker=self.worker_id,
         )
-        started_ack = asyncio.create_task(self._publisher.publish([started]))
-        started_ack.add_done_callback(_observed)
+        # NodeStarted is the claim on the attempt, recorded before the node may touch anything:
+        # a task delivered again with its delivery count reset (nats-server loses consumer
+        # state written in the last moments before a crash) finds the claim taken.
+        try:
+            first = await self._claims.publish_first(started)
+        except Exception as error:
+            # Maybe stored, maybe not: the node does not run; the next delivery of the task
+            # records RunnerLost and the scheduler makes another attempt.
+            log.warning("%s not recorded (%r): giving the task back", started.event_id, error)
+            await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
+            return
+        if not first:
+            await self._record_runner_lost(task, msg, claimed=True)
+            return
         ctx = context_of(task)
         node_run = asyncio.create_task(
             run_attempt(
@@ -281,20 +296,12 @@ class Runner:
         if attempt.stopped:
             # A stop event cancelled the node (a node that ignored the cancellation and
             # returned anyway included): its execution wants no result for it.
-            with contextlib.suppress(Exception):
-                await started_ack
             await msg.ack()
             return
         result = result_event(task, outcome, self._clock())
         # The node's log lines go just before its result: in the record, they belong to it.
         logged = logged_event(task, ctx.log.lines, result.time) if ctx.log.lines else None
-        try:
-            await started_ack
-            pending: list[Event] = []
-        except Exception:
-            pending = [started]  # still in order; a stored copy is deduplicated
-        pending += [logged, result] if logged is not None else [result]
-        await self._record_then_ack(pending, msg)
+        await self._record_then_ack([logged, result] if logged is not None else [result], msg)
 
     async def _record_then_ack(self, events: Sequence[Event], msg: Msg) -> None:
         """Record ``events`` and ack the task; if the stream will not take them, give the task
@@ -314,22 +321,25 @@ class Runner:
                 await asyncio.sleep(_RESEND_PAUSE_S)
         await msg.ack()
 
-    async def _record_runner_lost(self, task: NodeReady, msg: Msg) -> None:
-        """The task was delivered before: whoever had it may have run the node partly, or all
-        the way without recording the result. Running it again under the same attempt would
-        hide that, so the attempt ends here as ``RunnerLost`` and the scheduler makes another."""
+    async def _record_runner_lost(
+        self, task: NodeReady, msg: Msg, *, claimed: bool = False
+    ) -> None:
+        """The task was delivered before (``claimed``: its ``NodeStarted`` was already
+        recorded): whoever had it may have run the node partly, or all the way without
+        recording the result. Running it again under the same attempt would hide that, so the
+        attempt ends here as ``RunnerLost`` and the scheduler makes another."""
         deliveries = msg.metadata.num_delivered
+        how = "already started" if claimed else f"delivery {deliveries}"
         log.warning(
-            "attempt %d of %s in %s delivered again (delivery %s): recording RunnerLost",
+            "attempt %d of %s in %s handed out again (%s): recording RunnerLost",
             task.attempt,
             task.node,
             task.execution_id,
-            deliveries,
+            how,
         )
         message = (
             f"attempt {task.attempt} of node {task.node!r} was handed out again "
-            f"(delivery {deliveries}): the runner that had it stopped or died before "
-            "recording a result"
+            f"({how}): the runner that had it stopped or died before recording a result"
         )
         lost = NodeFailed(
             event_id=ids.node_result(task.execution_id, task.node, task.attempt),
@@ -361,13 +371,6 @@ def _delivered_before(msg: Msg) -> bool:
     """Whether the server handed this task out before (to this runner or another)."""
     delivered = msg.metadata.num_delivered
     return delivered is not None and delivered > 1
-
-
-def _observed(task: asyncio.Task[list[int]]) -> None:
-    """Mark a background publish's failure as seen: the handler deals with it when it awaits
-    the task, and a handler cancelled by shutdown does not care."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _current_task_cancelling() -> bool:
