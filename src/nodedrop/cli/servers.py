@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from nodedrop.contracts import natsauth
 from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
 
 READY = "READY "
@@ -64,6 +65,16 @@ def _watch_stdin() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _passwords(credentials: Path | None) -> dict[str, str] | None:
+    """The NATS users' passwords in ``credentials`` (None: no authentication)."""
+    if credentials is None:
+        return None
+    passwords = natsauth.read_passwords(credentials)
+    if passwords is None:
+        raise ValueError(f"no NATS credentials in {credentials}")
+    return passwords
+
+
 def serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     ready = False
@@ -83,7 +94,9 @@ def serve(args: argparse.Namespace) -> int:
     try:
         if args.nats_dir is not None:
             _say(f"starting nats-server on port {args.nats_port}, data in {args.nats_dir}")
-            nats = EmbeddedNats(args.nats_dir, port=args.nats_port)
+            nats = EmbeddedNats(
+                args.nats_dir, port=args.nats_port, passwords=_passwords(args.nats_credentials)
+            )
             nats.start()
             started.append(("nats-server", nats))
             urls["nats_url"] = nats.url
@@ -130,6 +143,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--nats-dir", type=Path, help="start nats-server with its data here")
     parser.add_argument("--nats-port", type=int, default=0)
+    parser.add_argument(
+        "--nats-credentials",
+        type=Path,
+        help="require these users and passwords (a JSON file, nodedrop.contracts.natsauth)",
+    )
     parser.add_argument("--pg-dir", type=Path, help="start PostgreSQL with its files here")
     parser.add_argument("--pg-port", type=int, default=0)
     parser.add_argument("--database", default="nodedrop", help="database to create")

@@ -19,6 +19,8 @@ DEFAULT_PG_PORT = 5440
 DEFAULT_URL = "http://127.0.0.1:8000"
 DATABASE_NAME = "nodedrop"
 ADMIN_TOKEN_FILE = "admin_token"
+#: The embedded NATS server's users and passwords (nodedrop.contracts.natsauth), mode 0600.
+NATS_CREDENTIALS_FILE = "nats_credentials.json"
 
 
 class SettingError(Exception):
@@ -46,6 +48,10 @@ def data_dir(env: Mapping[str, str] | None = None) -> Path:
 
 def admin_token_path(directory: Path) -> Path:
     return directory / ADMIN_TOKEN_FILE
+
+
+def nats_credentials_path(directory: Path) -> Path:
+    return directory / NATS_CREDENTIALS_FILE
 
 
 def read_admin_token(directory: Path) -> str | None:

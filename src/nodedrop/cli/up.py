@@ -6,6 +6,9 @@
    ``NODEDROP_DATABASE_URL`` name servers to use (see :mod:`nodedrop.cli.servers`).
 3. Run the migrations, make sure there is an admin key, start the services as child processes
    (their output prefixed with their name), wait for ``GET /health``, print the URL and the key.
+   The embedded NATS server requires a user per service (nodedrop.contracts.natsauth; the
+   passwords are generated into the data directory on first use): the JetStream layout is set
+   up as ``admin`` first, then each service connects as itself and may do only what it needs.
 4. Supervise: a child that exits on its own is restarted after a growing delay.
 5. On SIGINT, SIGTERM or SIGHUP: SIGTERM to the services, SIGKILL after ``--stop-timeout``,
    then stop the servers; exit 0.
@@ -39,6 +42,7 @@ from typing import IO, Any
 
 from nodedrop.cli import settings
 from nodedrop.cli.servers import READY
+from nodedrop.contracts import natsauth
 
 SERVICES = ("api", "scheduler", "runner", "notifier")
 HEALTH_HINT_EVERY_S = 30.0
@@ -380,6 +384,8 @@ class Up:
         color = out.isatty() and not os.environ.get("NO_COLOR")
         self.console = Console(out, ["nodedrop", "servers", *plan.service_names()], color=color)
         self.servers: Child | None = None
+        #: The embedded NATS server's passwords per user (None: not the embedded server).
+        self.nats_passwords: dict[str, str] | None = None
         self.services: list[Child] = []
         self.server_pids: list[int] = []
         self.pump = Pump()
@@ -441,11 +447,18 @@ class Up:
         self._check_ports()
         nats_url, database_url = self._start_servers()
         self._migrate(database_url)
+        if self.nats_passwords is not None:
+            self._set_up_jetstream(nats_url, self.nats_passwords)
         token = self._admin_token()
         env = self._service_env(nats_url, database_url, token)
         for name in plan.service_names():
             module = "runner" if name.startswith("runner") else name
-            child = Child(name, [sys.executable, "-m", f"nodedrop.{module}"], env, self.console)
+            child_env = env
+            if self.nats_passwords is not None:  # each service as its own NATS user
+                user = module
+                child_env = {**env, **natsauth.client_environment(user, self.nats_passwords[user])}
+            argv = [sys.executable, "-m", f"nodedrop.{module}"]
+            child = Child(name, argv, child_env, self.console)
             self.services.append(child)
             self._start(child)
         self.say(f"started {', '.join(plan.service_names())}; waiting for {plan.base_url}/health")
@@ -487,6 +500,10 @@ class Up:
         argv = [sys.executable, "-m", "nodedrop.cli.servers", "--watch-stdin"]
         if plan.nats_url is None:
             argv += ["--nats-dir", str(plan.data_dir / "nats"), "--nats-port", str(plan.nats_port)]
+            credentials = settings.nats_credentials_path(plan.data_dir)
+            self.nats_passwords, created = natsauth.ensure_passwords(credentials)
+            self.say(f"{'generated' if created else 'using the'} NATS credentials in {credentials}")
+            argv += ["--nats-credentials", str(credentials)]
         if plan.database_url is None:
             argv += ["--pg-dir", str(plan.data_dir / "postgres"), "--pg-port", str(plan.pg_port)]
             argv += ["--database", settings.DATABASE_NAME]
@@ -521,6 +538,31 @@ class Up:
         except Exception as error:
             raise UpError(f"migrations failed: {type(error).__name__}: {error}") from error
         self.say("database schema is up to date")
+
+    def _set_up_jetstream(self, nats_url: str, passwords: Mapping[str, str]) -> None:
+        """Create or update the stream and its consumers as the admin user: the services may
+        only check them (nodedrop.contracts.natsauth)."""
+        import asyncio
+
+        import nats
+
+        from nodedrop.contracts.jetstream import ensure_jetstream
+
+        async def ensure() -> None:
+            url = natsauth.url_with_credentials(nats_url, natsauth.ADMIN, passwords[natsauth.ADMIN])
+            nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False)
+            try:
+                await ensure_jetstream(nc.jetstream())
+            finally:
+                await nc.close()
+
+        try:
+            asyncio.run(ensure())
+        except Exception as error:
+            raise UpError(
+                f"setting up JetStream failed: {type(error).__name__}: {error}"
+            ) from error
+        self.say("JetStream stream and consumers are up to date")
 
     def _admin_token(self) -> str:
         if self.plan.admin_token is not None:

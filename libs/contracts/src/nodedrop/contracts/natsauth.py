@@ -138,6 +138,7 @@ def _ephemeral_reads(stream: str) -> list[str]:
     server then changes that consumer."""
     return [
         f"{_JS}.CONSUMER.CREATE.{stream}",
+        f"{_JS}.CONSUMER.INFO.{stream}.*",  # a KV watch asks how much is pending
         f"{_JS}.CONSUMER.DELETE.{stream}.*",
         f"$JS.FC.{stream}.>",
     ]
