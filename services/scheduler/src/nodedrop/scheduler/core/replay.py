@@ -169,6 +169,13 @@ def clone(state: ExecutionState | None) -> ExecutionState | None:
     return copied
 
 
+#: How well a reading must fit the record, tried in this order: ``exact``, it decides what the
+#: batch recorded and nothing that was not recorded at the batch's time; ``later``, what it
+#: decides beyond that is recorded later (a lost publish, re-decided after a rebuild); ``batch``,
+#: it decides what the batch recorded, whatever else.
+_Fit = Literal["exact", "later", "batch"]
+
+
 @dataclass(frozen=True, slots=True)
 class _Reading:
     """One way the scheduler may have handled a batch: which queued inputs it stepped, and
@@ -201,6 +208,9 @@ class _Replay:
         self.seen: dict[str, Event] = {}
         #: (time, id) of every recorded event: what a batch at a time did record.
         self.recorded_at = {(e.time, e.event_id) for _, e in self.events}
+        #: Where each id was last recorded: a decision lost in a failed publish may be
+        #: recorded later, by the rebuilt scheduler.
+        self.last_index = {e.event_id: i for i, (_, e) in enumerate(self.events)}
         #: (node, attempt) of every recorded NodeReady: only those attempts ran on a runner.
         self.readied = {(e.node, e.attempt) for _, e in self.events if isinstance(e, NodeReady)}
         self.result = Verification()
@@ -261,19 +271,16 @@ class _Replay:
         now = event.time
         batch = self._recorded_batch(index)
         readings = self._readings()
-        passes = (True,) if strict_only else (True, False)
-        for strict in passes:
-            for reading in readings:
+        # Perhaps a publish failed: the scheduler then rebuilt the execution from the stream
+        # (inputs it had not handled yet included) and resumed it.
+        rebuilt = _Reading(len(self.queue), False, False, rebuild=True)
+        levels: list[_Fit] = ["exact", "later"] if strict_only else ["exact", "later", "batch"]
+        if self._continues_batch(index):
+            levels = []  # one batch, one clock reading: a new batch cannot start here
+        for fit in levels:
+            for reading in [*readings, rebuilt]:
                 trial = self._try(reading, now, index)
-                if self._explains(trial, batch, now, strict=strict):
-                    self._commit(trial, seq)
-                    return True
-            if strict:
-                # Perhaps a publish failed: the scheduler then rebuilt the execution from the
-                # stream (inputs it had not handled yet included) and resumed it.
-                rebuilt = _Reading(len(self.queue), False, False, rebuild=True)
-                trial = self._try(rebuilt, now, index)
-                if self._explains(trial, batch, now, strict=True):
+                if self._explains(trial, batch, now, index, fit):
                     self._commit(trial, seq)
                     return True
         if strict_only:
@@ -281,6 +288,15 @@ class _Replay:
         # Nothing explains it: keep the usual reading and let the comparison say what differs.
         self._commit(self._try(readings[0], now, index), seq)
         return False
+
+    def _continues_batch(self, index: int) -> bool:
+        """Whether the event at ``index`` directly follows a decision of the same time."""
+        if index == 0:
+            return False
+        previous = self.events[index - 1][1]
+        if self._plain_input(previous) or self._maybe_input(previous):
+            return False
+        return previous.time == self.events[index][1].time
 
     def _readings(self) -> list[_Reading]:
         waiting = min(len(self.queue), _MAX_INPUTS_CONSIDERED)
@@ -325,16 +341,22 @@ class _Replay:
             produced += tick(state, now)
         return _Trial(reading, state, produced)
 
-    def _explains(self, trial: _Trial, batch: list[Event], now: datetime, *, strict: bool) -> bool:
-        """Every recorded decision of the batch is decided (same id, same content); strictly,
-        also nothing is decided that was not recorded at that time."""
+    def _explains(
+        self, trial: _Trial, batch: list[Event], now: datetime, index: int, fit: _Fit
+    ) -> bool:
+        """Every recorded decision of the batch is decided (same id, same content), and (see
+        :data:`_Fit`) nothing is decided that was not recorded then, or later."""
         decided = {} if trial.reading.rebuild else {e.event_id: e for e, _ in self.pending.values()}
         decided.update((e.event_id, e) for e in trial.produced)
         for recorded in batch:
             expected = decided.get(recorded.event_id)
             if expected is None or content(expected) != content(recorded):
                 return False
-        return not strict or all((now, e.event_id) in self.recorded_at for e in trial.produced)
+        if fit == "exact":
+            return all((now, e.event_id) in self.recorded_at for e in trial.produced)
+        if fit == "later":
+            return all(self.last_index.get(e.event_id, -1) >= index for e in trial.produced)
+        return True
 
     def _commit(self, trial: _Trial, seq: int) -> None:
         self.state = trial.state
