@@ -127,14 +127,6 @@ async def system(pg_server_url: str, plugin_path: str) -> AsyncIterator[System]:
         yield started
 
 
-@pytest.fixture
-async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=system.base_url, headers=system.headers, timeout=10
-    ) as http:
-        yield http
-
-
 def workflow(server: str) -> dict[str, Any]:
     """A chain with a fan-out: two slow side effects (so kills land mid-node), a custom node
     in a worker process, a join."""
@@ -427,30 +419,26 @@ async def test_a_runner_killed_mid_node_costs_that_node_one_attempt_not_the_node
         assert started is None or started["data"]["worker"].endswith(killed_worker), started
 
 
-async def test_a_scheduler_killed_mid_run_resumes_every_execution(
-    client: httpx.AsyncClient, system: System, side_effects: tuple[str, SideEffects]
+@pytest.mark.parametrize("service", ["scheduler", "notifier"])
+async def test_a_scheduler_or_notifier_killed_mid_run_is_caught_up_with_no_gap(
+    client: httpx.AsyncClient,
+    system: System,
+    side_effects: tuple[str, SideEffects],
+    service: str,
 ) -> None:
-    server, effects = side_effects
-    execution_ids = await submit_batch(client, server)
-    followers, followers_task = await follow(system, execution_ids[-WATCHED:])
-    await until(lambda: len(effects.seen) >= BATCH // 2, within_s=20)
-    await kill_and_restart(system, "scheduler", "scheduler", down_s=1.0)
-    _, lost = await check_all(client, execution_ids, effects, followers, followers_task)
-    assert lost == []  # the runners lived: no attempt was lost
-
-
-async def test_a_notifier_killed_mid_run_catches_up_and_clients_see_no_gap(
-    client: httpx.AsyncClient, system: System, side_effects: tuple[str, SideEffects]
-) -> None:
+    """The scheduler resumes every execution from the stream; the notifier projects from its
+    checkpoint, and the WebSocket clients it dropped come back with ``after_seq``."""
     server, effects = side_effects
     execution_ids = await submit_batch(client, server)
     followers, followers_task = await follow(system, execution_ids[-WATCHED:])
     await until(lambda: len(effects.seen) >= BATCH // 2, within_s=20)
     cut_off = running(followers)
-    await kill_and_restart(system, "notifier", "notifier", down_s=1.0)
-    await check_all(client, execution_ids, effects, followers, followers_task)
-    assert cut_off, "every watched execution ended before the kill"
-    assert all(f.connections >= 2 for f in cut_off)  # dropped, and came back
+    await kill_and_restart(system, service, service, down_s=1.0)
+    _, lost = await check_all(client, execution_ids, effects, followers, followers_task)
+    assert lost == []  # the runners lived: no attempt was lost
+    if service == "notifier":
+        assert cut_off, "every watched execution ended before the kill"
+        assert all(f.connections >= 2 for f in cut_off)  # dropped, and came back
 
 
 async def test_an_api_killed_mid_submission_loses_no_acknowledged_execution(
