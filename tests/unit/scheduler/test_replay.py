@@ -28,6 +28,7 @@ from nodedrop.scheduler.core.replay import verify
 
 from .harness import Sim, n, wf
 from .live import Live
+from .test_properties import play as play_world
 from .test_properties import workflows
 
 EXAMPLES = settings(
@@ -431,3 +432,15 @@ def test_any_one_tampered_decision_is_reported(
         )
     result = verify(numbered(stream))
     assert result.differences, f"{how} of {type(target).__name__} at {at + 1} went unnoticed"
+
+
+@EXAMPLES
+@given(data=st.data(), workflow=workflows())
+def test_histories_of_the_core_property_world_verify(
+    data: st.DataObject, workflow: dict[str, Any]
+) -> None:
+    """The other shape of history: every input decided at once, redeliveries recorded again."""
+    world = play_world(data, workflow)
+    result = verify(numbered(world.log))
+    assert result.differences == [], "\n".join(map(str, result.differences))
+    assert result.finished
