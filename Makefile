@@ -7,7 +7,7 @@ PACKAGES := -e libs/contracts[db] -e services/api -e services/scheduler -e servi
             -e services/notifier -e .[test,dev]
 PYPROJECTS := pyproject.toml libs/contracts/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test test-unit test-integration lint format bench clean web test-web
+.PHONY: install run test test-unit test-integration lint format bench chaos clean web test-web
 
 install: $(STAMP)
 
@@ -53,6 +53,12 @@ format: install
 # QUICK=1: the seconds-long smoke CI runs; ONLY=S1,S4: some scenarios (nothing written).
 bench: install
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
+
+# make chaos: the fault-injection scenarios of tests/chaos against the real processes, results
+# into docs/reliability.md (~15 min); QUICK=1: the smaller loads CI runs (~5 min); ONLY=1,3:
+# some scenarios (nothing written).
+chaos: install
+	$(BIN)/python -m tests.chaos $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+"""``python -m tests.chaos``: see :mod:`tests.chaos.harness`."""
+
+from tests.chaos.harness import main
+
+main()
