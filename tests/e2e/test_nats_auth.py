@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -141,4 +143,38 @@ def test_every_service_works_as_its_own_nats_user(make_up: Callable[[], Up]) -> 
     assert "Violation" not in "\n".join(
         line for line in log.splitlines() if "authentication error" not in line
     ), log[-3000:]
+    assert up.stop() == 0, up.output()
+
+
+def test_retention_prunes_as_the_notifier_and_admin_tools_connect_as_admin(
+    make_up: Callable[[], Up],
+) -> None:
+    """The notifier's pruning job (events purge, data objects) under its own user; ``nodedrop
+    prune`` finds the embedded server's admin password in the data directory."""
+    up = make_up()
+    up.env.update(NODEDROP_RETENTION_DAYS="0.00002", NODEDROP_PRUNE_INTERVAL_S="1")  # ~2 s
+    up.start()
+    up.wait_until_up()
+    url, key = up.banner()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as http:
+        large = run(http, {"workflow": HELLO, "input": [{"text": "x" * 400_000}]})
+        assert wait_finished(http, large)["status"] == "succeeded"
+        deadline = time.monotonic() + 60
+        while http.get(f"/api/executions/{large}").status_code != 404:
+            assert time.monotonic() < deadline, f"not pruned:\n{up.output()}"
+            time.sleep(0.5)
+        events = http.get(f"/api/executions/{large}/events")
+        assert events.status_code == 404 or events.json()["events"] == []
+
+    pruned = subprocess.run(
+        [sys.executable, "-m", "nodedrop.cli", "prune", "--older-than", "1", "--dry-run"],
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    log = (up.data_dir / "nats" / "nats-server.log").read_text()
+    assert "Violation" not in log, log[-3000:]
     assert up.stop() == 0, up.output()

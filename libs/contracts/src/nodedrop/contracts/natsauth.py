@@ -271,7 +271,9 @@ def _allowed(user: str) -> list[str]:
             # without a name: the one grant through which a service could change a durable
             # consumer (docs/operations.md, "NATS credentials and permissions").
             *_ephemeral_reads(_EVENTS),
-            # retention: purging finished executions' events and their stored outputs
+            # retention: scanning the stream (a pull consumer), purging finished executions'
+            # events and their stored outputs
+            *_history_reads(),
             f"{_JS}.STREAM.PURGE.{_EVENTS}",
             *_data_read(),
             f"$O.{subjects.DATA_BUCKET}.M.>",
