@@ -1,5 +1,6 @@
 """The runners' ack wait is a setting (NODEDROP_RUNNER_ACK_WAIT_S): applied to an existing
-consumer at start, and the runner's heartbeat follows the consumer's real value."""
+consumer when its owner (a runner) starts, and the runner's heartbeat follows the consumer's
+real value."""
 
 from __future__ import annotations
 
@@ -24,7 +25,18 @@ async def test_a_changed_ack_wait_is_applied_to_the_existing_consumer(
     await ensure_jetstream(jetstream, StreamSettings(runner_ack_wait_s=30.0))
     scheduler_before = await _config(jetstream, subjects.SCHEDULER_CONSUMER)
 
-    await ensure_jetstream(jetstream, StreamSettings(runner_ack_wait_s=4.0, runner_max_deliver=7))
+    # Another service with other settings changes nothing it does not own.
+    await ensure_jetstream(jetstream, StreamSettings(runner_ack_wait_s=9.0))
+    runners = (
+        await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
+    ).config
+    assert runners.ack_wait == 30.0
+
+    await ensure_jetstream(
+        jetstream,
+        StreamSettings(runner_ack_wait_s=4.0, runner_max_deliver=7),
+        owner=subjects.RUNNER_CONSUMER,
+    )
 
     runners = (
         await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
@@ -40,8 +52,9 @@ async def test_a_changed_ack_wait_is_applied_to_the_existing_consumer(
 async def test_the_environment_sets_the_ack_wait_and_the_heartbeat_follows_it(
     jetstream: JetStreamContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    await ensure_jetstream(jetstream)  # created with the default
     monkeypatch.setenv(RUNNER_ACK_WAIT_ENV, "4.5")
-    await ensure_jetstream(jetstream)
+    await ensure_jetstream(jetstream, owner=subjects.RUNNER_CONSUMER)
     runners = (
         await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
     ).config

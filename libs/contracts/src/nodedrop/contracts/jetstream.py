@@ -115,10 +115,14 @@ def consumer_configs(settings: StreamSettings, *, fresh_stream: bool) -> list[Co
     ]
 
 
-async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None = None) -> None:
-    """Create the stream and consumers if missing, and bring the editable settings of existing
-    consumers in line (a changed ack wait); idempotent, safe from every service at once.
-    Without ``settings``: :meth:`StreamSettings.from_env`."""
+async def ensure_jetstream(
+    js: JetStreamContext, settings: StreamSettings | None = None, *, owner: str | None = None
+) -> None:
+    """Create the stream and consumers if missing; idempotent, safe from every service at once.
+    ``owner``: the durable consumer the caller owns, whose editable settings (a changed ack
+    wait) are brought in line; only its owner does that, since under NATS users no service may
+    change another's consumer (natsauth), and services with differing settings must not undo
+    each other's. Without ``settings``: :meth:`StreamSettings.from_env`."""
     settings = settings or StreamSettings.from_env()
     config = events_stream_config(settings)
     try:
@@ -150,7 +154,8 @@ async def ensure_jetstream(js: JetStreamContext, settings: StreamSettings | None
                 # (with the settings of a fresh stream). Existing is all that matters.
                 await js.consumer_info(subjects.EVENTS_STREAM, consumer.durable_name)
         else:
-            await _update_consumer(js, info.config, consumer)
+            if consumer.durable_name == owner:
+                await _update_consumer(js, info.config, consumer)
 
 
 def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:

@@ -89,7 +89,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         config.nats_url, name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
     )
     try:
-        await ensure_jetstream(nc.jetstream())
+        # The runners' consumer is ours: a changed NODEDROP_RUNNER_ACK_WAIT_S applies here.
+        await ensure_jetstream(nc.jetstream(), owner=subjects.RUNNER_CONSUMER)
         heartbeat_s = await heartbeat_interval(nc.jetstream())
         runner = Runner(
             nc,
