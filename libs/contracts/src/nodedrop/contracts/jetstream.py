@@ -49,8 +49,8 @@ class StreamSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
-        """The defaults, with ``NODEDROP_RUNNER_ACK_WAIT_S`` when set (seconds, > 0). Every
-        service applies these at start, so give them all the same environment."""
+        """The defaults, with ``NODEDROP_RUNNER_ACK_WAIT_S`` when set (seconds, > 0): used by
+        whichever service creates the runners' consumer, and applied to it by every runner."""
         ack_wait_s = seconds_setting(os.environ if env is None else env, RUNNER_ACK_WAIT_ENV)
         return cls() if ack_wait_s is None else cls(runner_ack_wait_s=ack_wait_s)
 
