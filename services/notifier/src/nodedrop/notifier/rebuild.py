@@ -18,6 +18,7 @@ The live projection is only read. Replay uses an ephemeral in-memory consumer wi
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -26,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec, subjects
@@ -163,33 +165,67 @@ async def replay(
     stream order and in batches, as the live projector does. Returns the events applied.
 
     Sequences missing from the stream (pruned executions, or aged out) are simply not there; a
-    message that does not decode is skipped, as the live projector skips it."""
+    message that does not decode is skipped, as the live projector skips it. The next batch is
+    read while one is written."""
     if through_seq <= after_seq:
         return 0
-    applied = 0
-    batches = read_batches(
-        js,
-        filter_subject=subjects.all_events(),
-        after_seq=after_seq,
-        batch_size=batch_size,
-        description="nodedrop projections rebuild",
-    )
-    async with contextlib.aclosing(batches):
-        async for msgs in batches:
-            events: list[tuple[int, AnyEvent]] = []
-            last = 0
-            for msg in msgs:
-                seq = msg.metadata.sequence.stream
-                if seq > through_seq:
+    # (events, last sequence) per batch; None when the stretch is read.
+    batches: asyncio.Queue[tuple[list[tuple[int, AnyEvent]], int] | None] = asyncio.Queue(2)
+
+    async def read() -> None:
+        msgs = read_batches(
+            js,
+            filter_subject=subjects.all_events(),
+            after_seq=after_seq,
+            batch_size=batch_size,
+            description="nodedrop projections rebuild",
+        )
+        async with contextlib.aclosing(msgs):
+            async for batch in msgs:
+                events, last = _decoded(batch, through_seq)
+                if last:
+                    await batches.put((events, last))
+                if batch[-1].metadata.sequence.stream >= through_seq:
                     break
-                last = seq
-                try:
-                    events.append((seq, codec.decode(msg.data)))
-                except codec.EventDecodeError as error:
-                    log.error("event %d on %s does not decode, skipped: %s",
-                              seq, msg.subject, error)  # fmt: skip
-            if last:
-                applied += await store.apply(events, last)
-            if msgs[-1].metadata.sequence.stream >= through_seq:
-                break
+        await batches.put(None)
+
+    reader = asyncio.create_task(read())
+    applied = 0
+    try:
+        while (item := await _next(batches, reader)) is not None:
+            events, last = item
+            applied += await store.apply(events, last)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
     return applied
+
+
+async def _next(
+    queue: asyncio.Queue[tuple[list[tuple[int, AnyEvent]], int] | None], reader: asyncio.Task[None]
+) -> tuple[list[tuple[int, AnyEvent]], int] | None:
+    """The next batch, or the reader's failure raised here."""
+    getting = asyncio.ensure_future(queue.get())
+    await asyncio.wait({getting, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if getting.done():
+        return getting.result()
+    getting.cancel()
+    reader.result()  # raises what the reader raised
+    raise RuntimeError("the stream reader stopped early")  # pragma: no cover
+
+
+def _decoded(msgs: list[Msg], through_seq: int) -> tuple[list[tuple[int, AnyEvent]], int]:
+    """The decodable events of ``msgs`` up to ``through_seq``, and the last sequence taken."""
+    events: list[tuple[int, AnyEvent]] = []
+    last = 0
+    for msg in msgs:
+        seq = msg.metadata.sequence.stream
+        if seq > through_seq:
+            break
+        last = seq
+        try:
+            events.append((seq, codec.decode(msg.data)))
+        except codec.EventDecodeError as error:
+            log.error("event %d on %s does not decode, skipped: %s", seq, msg.subject, error)
+    return events, last

@@ -147,7 +147,7 @@ async def prune(
     found = await finished_before(js, cutoff, limit=limit)
     ready = [f.execution_id for f in found if f.seq <= checkpoint]
     report.deferred = len(found) - len(ready)
-    objects = await _objects_by_execution(js)
+    objects = await _objects_by_execution(js) if ready else {}
     for start in range(0, len(ready), CHUNK):
         chunk = ready[start : start + CHUNK]
         await _prune_chunk(js, pool, chunk, objects, report)

@@ -7,6 +7,7 @@ the consumer is deleted afterwards (or expires by itself if this process dies fi
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncGenerator
 
 from nats.aio.msg import Msg
@@ -28,6 +29,9 @@ async def read_batches(
     """Batches of the messages on ``filter_subject`` after ``after_seq``, in stream order, until
     none is pending. The caller may stop early by leaving the loop."""
     config = ConsumerConfig(
+        # Named here, as contracts.history names its readers: the name is then in the create
+        # request's subject, which NATS permissions match (nodedrop.contracts.natsauth).
+        name=f"scan-{uuid.uuid4().hex}",
         description=description,
         filter_subject=filter_subject,
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
