@@ -122,7 +122,7 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="check the PostgreSQL projection against the event stream",
         description="Commands on the projection (docs/operations.md).",
     )
-    actions = projections.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = projections.add_subparsers(dest="action", required=True)
     rebuild = actions.add_parser(
         "rebuild",
         help="rebuild the projection from the stream beside the live one and compare",

@@ -104,7 +104,7 @@ async def compare(
     for table in PROJECTION_TABLES:
         columns = await table_columns(live, live_schema, table)
         summary = result.tables[table.name] = TableSummary()
-        await _compare_table(
+        await compare_rows(
             table,
             columns,
             dump(live, live_schema, table, columns),
@@ -157,7 +157,7 @@ async def dump(
         yield tuple(record)
 
 
-async def _compare_table(
+async def compare_rows(
     table: ProjectionTable,
     columns: list[str],
     live_rows: AsyncIterator[tuple[Any, ...]],
