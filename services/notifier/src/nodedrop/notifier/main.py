@@ -127,4 +127,8 @@ def main() -> None:
     config = Config.from_env()
     if not config.nats_url or not config.database_url:
         sys.exit("nodedrop-notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
+    try:
+        RetentionSettings.from_env()  # read again by serve(); a bad value stops us here
+    except ValueError as error:
+        sys.exit(f"nodedrop-notifier: {error}")
     asyncio.run(serve(config))
