@@ -162,10 +162,14 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   // A past execution from the URL: its events, and the definition it ran with, read-only.
   useEffect(() => {
-    if (!executionId) {
-      setSnapshot(null);
-      return;
-    }
+    // Nothing of the execution shown before stays on screen (over the draft, or while this
+    // one loads).
+    setSnapshot(null);
+    stream.current?.stop();
+    setShown(null);
+    setStep(null);
+    setConnection(null);
+    if (!executionId) return;
     let live = true;
     api.events(executionId).then(
       (events) => {
@@ -456,7 +460,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
           </div>
         )}
         {displayedRun && (
-          <RunBar run={displayedRun} connection={connection} stepping={step !== null} onCancel={() => void cancel()} cancelling={cancelling} />
+          <RunBar run={displayedRun} connection={connection} stepping={step !== null} onCancel={() => void cancel()} cancelling={cancelling} canCancel={busy} />
         )}
 
         <div className="workspace">

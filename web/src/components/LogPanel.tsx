@@ -21,7 +21,9 @@ export function LogPanel({
   const lastFetch = useRef(0);
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
 
+  const current = useRef(executionId);
   useEffect(() => {
+    current.current = executionId;
     setLogs([]);
     setFilter("");
   }, [executionId]);
@@ -33,6 +35,7 @@ export function LogPanel({
       lastFetch.current = Date.now();
       api.logs(executionId).then(
         (l) => {
+          if (current.current !== executionId) return; // an answer about the execution shown before
           setLogs(l);
           setError(null);
         },

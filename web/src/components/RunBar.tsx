@@ -10,12 +10,15 @@ export function RunBar({
   stepping,
   onCancel,
   cancelling,
+  canCancel,
 }: {
   run: RunState;
   connection: { state: ConnectionState; detail?: string } | null;
   stepping: boolean;
   onCancel: () => void;
   cancelling: boolean;
+  /** The execution itself (not the timeline step shown) is still running. */
+  canCancel: boolean;
 }) {
   const [, tick] = useState(0);
   const finished = isFinished(run);
@@ -51,7 +54,7 @@ export function RunBar({
           {run.error.type}: {run.error.message}
         </span>
       )}
-      {!finished && (
+      {canCancel && (
         <button type="button" className="danger" onClick={onCancel} disabled={cancelling || run.cancelRequested}>
           ■ Cancel
         </button>

@@ -41,7 +41,7 @@ export function TimelinePanel({
     <div className="timeline">
       <div className="panel-tools">
         <button type="button" onClick={() => go(0)} disabled={at <= 0} aria-label="First event">
-          ⏮
+          |◀
         </button>
         <button type="button" onClick={() => go(at - 1)} disabled={at <= 0}>
           ◀ Previous
@@ -53,7 +53,7 @@ export function TimelinePanel({
           Next ▶
         </button>
         <button type="button" onClick={() => go(last)} disabled={at >= last} aria-label="Last event">
-          ⏭
+          ▶|
         </button>
         {step !== null && (
           <button type="button" className="ghost" onClick={() => onStep(null)}>

@@ -86,6 +86,13 @@ describe("applyEvent", () => {
     expect(after.nodes.n.status).toBe("skipped");
   });
 
+  it("reads a node-mode request's node from the event's own node field", () => {
+    seq = 0;
+    const run = applyEvent(emptyRun("x"), ev("ExecutionRequested", "noop", null, { mode: "node" }));
+    expect(run.mode).toBe("node");
+    expect(run.node).toBe("noop");
+  });
+
   it("ignores events of nodes outside the plan", () => {
     const run = applyEvents(emptyRun("x"), [...started(["a"]), ev("NodeReady", "other", 1, { input: {} })]);
     expect(Object.keys(run.nodes)).toEqual(["a"]);

@@ -214,7 +214,7 @@ export function applyEvent(state: RunState, event: ExecutionEvent): RunState {
         ...next,
         mode: data.mode ?? "trigger",
         trigger: data.trigger ?? null,
-        node: data.node ?? null,
+        node: event.node ?? data.node ?? null,
         createdAt: next.createdAt ?? event.time,
       };
     case "ExecutionCancelRequested":
