@@ -2,7 +2,8 @@
 timeline, a summary per node, and (``--verify``) a replay of the history through the scheduler's
 core that checks every recorded decision (``nodedrop.scheduler.core.replay``).
 
-It reads the stream directly (``NODEDROP_NATS_URL``, else the NATS of a running ``nodedrop up``),
+It reads the stream directly (``NODEDROP_NATS_URL``, else the NATS of a running ``nodedrop up``,
+connecting like the other operator commands, :mod:`nodedrop.cli.admin`),
 so it shows exactly what was recorded, whatever the projection says.
 
 Exit status: 0 shown (and, with ``--verify``, every decision matches), 1 ``--verify`` found a
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import IO, Any
 
 from nodedrop.cli import admin, settings
-from nodedrop.contracts import natsauth
 from nodedrop.contracts.events import (
     Event,
     ExecutionFinished,
@@ -55,14 +54,10 @@ class AuditRequest:
 
 def audit(request: AuditRequest) -> int:
     try:
-        servers = admin.servers()
-        # As for the services: NODEDROP_NATS_USER / _PASSWORD when the server requires users.
-        nats_url = natsauth.url_with_credentials(
-            servers.nats_url,
-            os.environ.get(natsauth.USER_ENV) or None,
-            os.environ.get(natsauth.PASSWORD_ENV),
-        )
-    except (settings.SettingError, ValueError) as error:
+        # Credentials as for the other operator commands (NODEDROP_NATS_USER, else the
+        # embedded server's admin user).
+        nats_url = admin.servers().nats_url
+    except settings.SettingError as error:
         print(f"nodedrop audit: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
     try:
