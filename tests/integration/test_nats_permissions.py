@@ -158,7 +158,7 @@ async def test_every_user_connects_with_its_own_password(server: EmbeddedNats) -
         ("notifier", "ExecutionRequested"),
         ("notifier", "ExecutionFinished"),
         ("runner", "ExecutionFinished"),
-        ("scheduler", "ExecutionCancelRequested"),
+        ("scheduler", "NodeStarted"),  # it records cancels (deadline, dead letter), not starts
     ],
 )
 async def test_a_service_cannot_record_events_of_another(

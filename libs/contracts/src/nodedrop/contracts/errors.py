@@ -7,3 +7,8 @@ from __future__ import annotations
 #: the task again does not run it; it records the attempt as failed with this type, and the
 #: scheduler answers with one more attempt at once (docs/architecture.md, "Runner lost").
 RUNNER_LOST = "RunnerLost"
+
+#: An execution ended because one of its messages in the event stream could not be processed:
+#: a consumer terminated it (it does not decode) or gave up after the delivery limit. The
+#: scheduler fails the execution (docs/architecture.md, "Dead letters").
+DEAD_LETTER = "DeadLetter"

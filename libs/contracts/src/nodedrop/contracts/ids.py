@@ -26,6 +26,12 @@ def execution_timed_out(execution_id: str) -> str:
     return f"{execution_id}.timeout"
 
 
+def execution_dead_lettered(execution_id: str) -> str:
+    """The request to fail the execution that the scheduler records when a message of it was
+    dead-lettered (one per execution, however many of its messages were)."""
+    return f"{execution_id}.deadletter"
+
+
 def execution_finished(execution_id: str) -> str:
     return f"{execution_id}.finished"
 

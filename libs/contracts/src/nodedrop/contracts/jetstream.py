@@ -46,6 +46,7 @@ class StreamSettings:
     #: loses live attempts (docs/operations.md, "Crash recovery").
     runner_ack_wait_s: float = 15.0
     runner_max_deliver: int = 5
+    scheduler_max_deliver: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
@@ -91,6 +92,9 @@ def consumer_configs(settings: StreamSettings, *, fresh_stream: bool) -> list[Co
             deliver_policy=work_start,
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=30.0,
+            # An input the scheduler fails on this often is a poison: dead-lettered, and its
+            # execution failed (docs/architecture.md, "Dead letters").
+            max_deliver=settings.scheduler_max_deliver,
             max_ack_pending=20_000,
         ),
         ConsumerConfig(
@@ -156,6 +160,48 @@ async def ensure_jetstream(
         else:
             if consumer.durable_name == owner:
                 await _update_consumer(js, info.config, consumer)
+
+
+def dead_letters_stream_config() -> StreamConfig:
+    return StreamConfig(
+        name=subjects.DEAD_LETTERS_STREAM,
+        description="nodedrop dead letters: advisories about events a consumer gave up on",
+        subjects=subjects.dead_letter_subjects(),
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_msgs=100_000,
+    )
+
+
+def dead_letters_consumer_config() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=subjects.DEAD_LETTERS_CONSUMER,
+        description="scheduler: fails the executions whose events were dead-lettered",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=30.0,
+        max_ack_pending=1_000,
+    )
+
+
+async def ensure_dead_letters(js: JetStreamContext) -> None:
+    """Create the dead-letter stream and the scheduler's consumer on it if missing (the
+    scheduler, which acts on dead letters, calls this at start; idempotent)."""
+    try:
+        await js.stream_info(subjects.DEAD_LETTERS_STREAM)
+    except NotFoundError:
+        try:
+            await js.add_stream(dead_letters_stream_config())
+        except APIError:  # created a moment ago by another scheduler
+            await js.stream_info(subjects.DEAD_LETTERS_STREAM)
+    try:
+        await js.consumer_info(subjects.DEAD_LETTERS_STREAM, subjects.DEAD_LETTERS_CONSUMER)
+    except NotFoundError:
+        try:
+            await js.add_consumer(subjects.DEAD_LETTERS_STREAM, dead_letters_consumer_config())
+        except APIError:
+            await js.consumer_info(subjects.DEAD_LETTERS_STREAM, subjects.DEAD_LETTERS_CONSUMER)
 
 
 def _differs(current: StreamConfig, wanted: StreamConfig) -> bool:

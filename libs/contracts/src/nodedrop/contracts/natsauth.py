@@ -60,12 +60,15 @@ PASSWORD_ENV = "NODEDROP_NATS_PASSWORD"
 
 #: The events each service records (anything else it publishes on the events subjects is
 #: refused by the server). The scheduler records ExecutionRequested for cron ticks, and
-#: NodeSucceeded/NodeFailed for nodes that do not run (pinned or reused outputs, bad input).
+#: NodeSucceeded/NodeFailed for nodes that do not run (pinned or reused outputs, bad input), and
+#: ExecutionCancelRequested when an execution's deadline passes or one of its events was
+#: dead-lettered.
 PUBLISHED_EVENTS: Mapping[str, tuple[type[Event], ...]] = {
     API: (ExecutionRequested, ExecutionCancelRequested),
     RUNNER: (NodeStarted, NodeSucceeded, NodeFailed, NodeLogged),
     SCHEDULER: (
         ExecutionRequested,
+        ExecutionCancelRequested,
         ExecutionStarted,
         NodeReady,
         NodeWaiting,
@@ -167,6 +170,23 @@ def _own_durable(consumer: str) -> list[str]:
     ]
 
 
+def _dead_letters() -> list[str]:
+    """The scheduler acts on dead letters: it creates their stream if missing (create only
+    succeeds when the stream is missing or identical) and its durable consumer on it, pulls
+    and acknowledges, and reads the message each advisory names."""
+    stream, consumer = subjects.DEAD_LETTERS_STREAM, subjects.DEAD_LETTERS_CONSUMER
+    return [
+        *_create_bucket(stream),
+        f"{_JS}.CONSUMER.INFO.{stream}.{consumer}",
+        f"{_JS}.CONSUMER.DURABLE.CREATE.{stream}.{consumer}",
+        f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}",
+        f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}.>",
+        f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+        f"$JS.ACK.{stream}.{consumer}.>",
+        *_direct_get(_EVENTS),
+    ]
+
+
 def _events_base() -> list[str]:
     # Every service checks the layout at start (ensure_jetstream): the stream and the three
     # durable consumers, read only.
@@ -239,6 +259,7 @@ def _allowed(user: str) -> list[str]:
             *_events_base(),
             *_own_durable(subjects.SCHEDULER_CONSUMER),
             *_history_reads(),  # rebuilding an execution
+            *_dead_letters(),
             # the set of unfinished executions (its own bucket)
             *_create_bucket(_SCHEDULER_KV),
             _kv_keys(subjects.SCHEDULER_STATE_BUCKET),

@@ -21,6 +21,20 @@ NOTIFIER_CONSUMER = "notifier"
 
 SCHEDULER_STATE_BUCKET = "nodedrop_scheduler"
 
+#: Dead letters: JetStream's advisories about messages of the events stream that a consumer gave
+#: up on (terminated as undecodable, or delivered ``max_deliver`` times), kept in a stream of
+#: their own and acted on by the scheduler (docs/architecture.md, "Dead letters").
+DEAD_LETTERS_STREAM = "NODEDROP_DEAD_LETTERS"
+DEAD_LETTERS_CONSUMER = "scheduler"
+
+
+def dead_letter_subjects() -> list[str]:
+    advisories = "$JS.EVENT.ADVISORY.CONSUMER"
+    return [
+        f"{advisories}.MAX_DELIVERIES.{EVENTS_STREAM}.*",
+        f"{advisories}.MSG_TERMINATED.{EVENTS_STREAM}.*",
+    ]
+
 
 def slot(execution_id: str) -> str:
     return f"{zlib.crc32(execution_id.encode()) % SLOTS:02d}"
@@ -50,6 +64,12 @@ def node_ready_subjects() -> str:
 
 def execution_id_of(subject: str) -> str:
     return subject.split(".")[3]
+
+
+def is_event_subject(subject: str) -> bool:
+    """Whether ``subject`` has the shape of an event's (anything may be published there)."""
+    parts = subject.split(".")
+    return len(parts) == 5 and ".".join(parts[:2]) == EVENTS_PREFIX and parts[2] == slot(parts[3])
 
 
 def active_key(execution_id: str) -> str:

@@ -9,11 +9,13 @@ from datetime import timedelta
 
 import nats
 
+from nodedrop.contracts import subjects
 from nodedrop.contracts.config import Config
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import ensure_dead_letters, ensure_jetstream
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.scheduler.cron import CronFirer
-from nodedrop.scheduler.service import Scheduler
+from nodedrop.scheduler.dead_letters import DeadLetters
+from nodedrop.scheduler.service import Scheduler, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +25,17 @@ async def serve(config: Config) -> None:
         raise SystemExit("NODEDROP_NATS_URL is not set")
     nc = await nats.connect(config.nats_url, name="nodedrop-scheduler", max_reconnect_attempts=-1)
     js = nc.jetstream()
-    await ensure_jetstream(js)
+    # The scheduler owns its consumer: its settings (max_deliver) are brought in line.
+    await ensure_jetstream(js, owner=subjects.SCHEDULER_CONSUMER)
+    await ensure_dead_letters(js)
     scheduler = Scheduler(nc, js)
     firer = CronFirer(js, grace=timedelta(seconds=config.schedule_grace_s))
+    dead_letters = DeadLetters(nc, js, clock=utc_now)
 
     def stop() -> None:
         scheduler.stop()
         firer.stop()
+        dead_letters.stop()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -40,6 +46,7 @@ async def serve(config: Config) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(scheduler.run(), name="scheduler")
             tasks.create_task(firer.run(), name="cron firer")
+            tasks.create_task(dead_letters.run(), name="dead letters")
     finally:
         await nc.drain()
 

@@ -31,7 +31,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec, subjects
-from nodedrop.contracts.bus import EventPublisher, PublishError
+from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.codec import EventDecodeError
 from nodedrop.contracts.events import Event, ExecutionRequested
 from nodedrop.contracts.history import read_execution
@@ -120,11 +120,12 @@ class Scheduler:
         try:
             while not self._stopping.is_set():
                 msgs = await consumer.next_batch(self._batch_size, self._wait_s())
-                try:
-                    await self.handle(msgs)
-                except Exception:  # e.g. a history read timed out while NATS was away
-                    log.exception("a batch of %d events failed; redelivering it", len(msgs))
-                    await self._give_back(msgs)
+                for batch in _isolating_redeliveries(msgs):
+                    try:
+                        await self.handle(batch)
+                    except Exception:  # e.g. a history read timed out while NATS was away
+                        log.exception("a batch of %d events failed; redelivering it", len(batch))
+                        await self._give_back(batch)
         finally:
             await consumer.stop()
 
@@ -137,7 +138,7 @@ class Scheduler:
                 self._states.pop(execution_id, None)
                 self._stale.add(execution_id)
             with contextlib.suppress(Exception):
-                await msg.nak(delay=1)
+                await msg.nak(delay=_redelivery_delay_s(msg))
         await asyncio.sleep(0.5)
 
     async def recover(self) -> None:
@@ -199,7 +200,7 @@ class Scheduler:
             log.exception("deciding on %s of %s failed", type(event).__name__, execution_id)
             self._states.pop(execution_id, None)
             batch.inputs.remove(msg)
-            await msg.nak(delay=5)
+            await msg.nak(delay=_redelivery_delay_s(msg))
             return
         if state is None:
             return
@@ -217,7 +218,7 @@ class Scheduler:
             await asyncio.gather(
                 self._publisher.publish(batch.decisions), self._active.add(batch.new)
             )
-        except (PublishError, TimeoutError, ConnectionError) as error:
+        except Exception as error:  # PublishError mostly; also an event too large to send
             log.warning(
                 "recording %d decisions failed (%r); will rebuild %d executions",
                 len(batch.decisions),
@@ -228,7 +229,8 @@ class Scheduler:
                 self._states.pop(execution_id, None)
             self._stale.update(batch.touched)
             for msg in batch.inputs:
-                await msg.nak(delay=1)
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=_redelivery_delay_s(msg))
             return
         for msg in batch.inputs:
             await msg.ack()
@@ -290,3 +292,21 @@ class Scheduler:
         if not self._wakeups:
             return 1.0
         return min(max((self._wakeups[0][0] - self._clock()).total_seconds(), 0.0), 1.0)
+
+
+def _isolating_redeliveries(msgs: list[Msg]) -> list[list[Msg]]:
+    """The new messages as one batch, and each redelivered message as a batch of its own: a
+    batch fails as a whole, so a poison message redelivered with the rest would fail them
+    with it every time, and they would reach the delivery limit together. Alone, only the
+    poison does, and is dead-lettered (:mod:`nodedrop.scheduler.dead_letters`)."""
+    fresh = [m for m in msgs if (m.metadata.num_delivered or 1) <= 1]
+    again = [[m] for m in msgs if (m.metadata.num_delivered or 1) > 1]
+    return [fresh, *again] if fresh or not again else again
+
+
+def _redelivery_delay_s(msg: Msg) -> float:
+    """Backing off: 0.5 s after the first failure, doubling up to 10 s (with the consumer's
+    ``max_deliver`` of 10, a message that always fails is dead-lettered after about a minute,
+    while a few seconds of NATS trouble cost a healthy one only a couple of deliveries)."""
+    deliveries = msg.metadata.num_delivered or 1
+    return float(min(0.5 * 2 ** (deliveries - 1), 10.0))

@@ -18,6 +18,7 @@ from collections import deque
 from datetime import datetime, timedelta
 
 from nodedrop.contracts import ids
+from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import (
     SCHEDULER_ACTOR,
     ErrorInfo,
@@ -52,6 +53,9 @@ from nodedrop.scheduler.core.state import IN_FLIGHT, TERMINAL, ExecutionState, N
 WAIT_TYPE = "wait"
 #: ``reason`` of the cancel request the scheduler records when an execution's deadline passes.
 TIMED_OUT = "timed_out"
+#: ``reason`` of the cancel request the scheduler records when a message of the execution was
+#: dead-lettered: the execution ends ``failed`` (docs/architecture.md, "Dead letters").
+DEAD_LETTERED = "dead_letter"
 
 
 def step(
@@ -76,10 +80,7 @@ def step(
         case NodeFailed():
             decider.after_failure(event.node)
         case ExecutionCancelRequested(reason=reason):
-            if reason == TIMED_OUT:
-                decider.end("timed_out", "timed_out")
-            else:
-                decider.end("cancelled", "cancelled")
+            decider.end_as_requested(reason)
         case _:
             pass
     decider.finish_if_done()
@@ -128,10 +129,7 @@ def resume(state: ExecutionState, now: datetime) -> list[Event]:
         decider.start()
         return decider.decisions
     if state.cancel_requested:
-        if state.cancel_reason == TIMED_OUT:
-            decider.end("timed_out", "timed_out")
-        else:
-            decider.end("cancelled", "cancelled")
+        decider.end_as_requested(state.cancel_reason)
         return decider.decisions
     if state.failure is not None:
         decider.end("failed", "execution_failed")
@@ -236,7 +234,23 @@ class _Decider:
             return {MAIN_PORT: items}
         return request.input if isinstance(request.input, dict) else {MAIN_PORT: [{}]}
 
-    def end(self, status: FinalStatus, skip_reason: SkipReason) -> None:
+    def end_as_requested(self, reason: str | None) -> None:
+        """End the execution for a cancel request: a user's, the deadline's, a dead letter's."""
+        if reason == TIMED_OUT:
+            self.end("timed_out", "timed_out")
+        elif reason == DEAD_LETTERED:
+            message = (
+                "an event of this execution could not be processed and was dead-lettered "
+                "(the scheduler's log and the dead-letter stream name it)"
+            )
+            error = ErrorInfo(type=DEAD_LETTER, message=message, retryable=False)
+            self.end("failed", "execution_failed", error=error)
+        else:
+            self.end("cancelled", "cancelled")
+
+    def end(
+        self, status: FinalStatus, skip_reason: SkipReason, *, error: ErrorInfo | None = None
+    ) -> None:
         """End the execution: stop what runs, skip what has not run (rules 5, 7, 8)."""
         state = self.state
         if state.finished:
@@ -254,10 +268,9 @@ class _Decider:
                 )
             elif node.status not in TERMINAL:
                 self._skip(node_id, skip_reason)
-        error = None
-        if status == "failed" and state.failure is not None:
+        if error is None and status == "failed":
             error = state.failure
-        elif status == "timed_out":
+        elif error is None and status == "timed_out":
             error = ErrorInfo(
                 type="ExecutionTimeout",
                 retryable=False,

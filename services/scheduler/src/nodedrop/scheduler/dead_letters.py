@@ -1,0 +1,150 @@
+"""Acting on dead letters: events a consumer gave up on fail their execution.
+
+A consumer gives up on a message of the events stream in two ways, and JetStream announces
+both with an advisory: it terminates a message that does not decode (``MSG_TERMINATED``), or
+the server stops redelivering one that was delivered ``max_deliver`` times without an ack
+(``MAX_DELIVERIES``). The stream ``NODEDROP_DEAD_LETTERS`` captures those advisories: it is the
+durable record of every dead letter (consumer, stream sequence, deliveries), and the message
+itself stays in the events stream at that sequence.
+
+For each dead letter this process logs it and, when the message was on the subject of an
+execution that was requested and has not finished, records an ``ExecutionCancelRequested``
+with ``reason: "dead_letter"`` (one per execution: a deterministic id). That request comes
+back as an input, in stream order, and the core ends the execution ``failed`` with error type
+``DeadLetter``: nothing waits forever on an event that will never be processed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from nodedrop.contracts import ids, subjects
+from nodedrop.contracts.bus import EventPublisher
+from nodedrop.contracts.events import (
+    SCHEDULER_ACTOR,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionRequested,
+)
+from nodedrop.contracts.history import read_execution
+from nodedrop.contracts.pull import PullConsumer
+from nodedrop.scheduler.core.decide import DEAD_LETTERED
+
+log = logging.getLogger(__name__)
+
+#: A dead letter that could not be acted on (NATS away) comes back after this long.
+_RETRY_S = 2.0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """What an advisory says about a message given up on."""
+
+    kind: str  # "terminated" or "max_deliveries"
+    consumer: str
+    stream_seq: int
+    deliveries: int
+
+    @classmethod
+    def parse(cls, subject: str, data: bytes) -> DeadLetter | None:
+        try:
+            advisory = json.loads(data)
+            return cls(
+                kind="max_deliveries" if ".MAX_DELIVERIES." in subject else "terminated",
+                consumer=str(advisory["consumer"]),
+                stream_seq=int(advisory["stream_seq"]),
+                deliveries=int(advisory.get("deliveries", 0)),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+class DeadLetters:
+    def __init__(
+        self, nc: NatsClient, js: JetStreamContext, *, clock: Callable[[], datetime]
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self._clock = clock
+        self._publisher = EventPublisher(js)
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = PullConsumer(
+            self._nc, subjects.DEAD_LETTERS_STREAM, subjects.DEAD_LETTERS_CONSUMER, capacity=64
+        )
+        await consumer.start()
+        try:
+            while not self._stopping.is_set():
+                for msg in await consumer.next_batch(64, 1.0):
+                    await self._settle(msg)
+        finally:
+            await consumer.stop()
+
+    async def _settle(self, msg: Msg) -> None:
+        try:
+            await self.handle(msg.subject, msg.data)
+        except Exception:  # NATS away, a history read timed out: try again later
+            log.warning("acting on a dead letter failed; retrying", exc_info=True)
+            await msg.nak(delay=_RETRY_S)
+        else:
+            await msg.ack()
+
+    async def handle(self, subject: str, data: bytes) -> str | None:
+        """Log one dead letter and fail its execution if it has one that is still running;
+        returns that execution's id."""
+        letter = DeadLetter.parse(subject, data)
+        if letter is None:
+            log.error("an advisory on %s that does not parse, ignored: %r", subject, data[:200])
+            return None
+        try:
+            original = await self._js.get_msg(subjects.EVENTS_STREAM, letter.stream_seq)
+            on = original.subject or ""
+        except NotFoundError:  # pruned since
+            on = ""
+        log.error(
+            "dead letter: consumer %s gave up on stream seq %d on %r (%s after %d deliveries)",
+            letter.consumer,
+            letter.stream_seq,
+            on,
+            letter.kind,
+            letter.deliveries,
+        )
+        if not subjects.is_event_subject(on):
+            return None
+        execution_id = subjects.execution_id_of(on)
+        if not await self._running(execution_id):
+            return None
+        log.error("failing execution %s: one of its events was dead-lettered", execution_id)
+        await self._publisher.publish(
+            [
+                ExecutionCancelRequested(
+                    event_id=ids.execution_dead_lettered(execution_id),
+                    execution_id=execution_id,
+                    time=self._clock(),
+                    requested_by=SCHEDULER_ACTOR,
+                    reason=DEAD_LETTERED,
+                )
+            ]
+        )
+        return execution_id
+
+    async def _running(self, execution_id: str) -> bool:
+        """Requested (a request that decodes) and not finished."""
+        history = [event for _, event in await read_execution(self._js, execution_id)]
+        return any(isinstance(e, ExecutionRequested) for e in history) and not any(
+            isinstance(e, ExecutionFinished) for e in history
+        )
