@@ -1,4 +1,9 @@
-"""Dependencies of the routes, as ``Annotated`` aliases (one place to swap an implementation)."""
+"""Dependencies of the routes, as ``Annotated`` aliases (one place to swap an implementation).
+
+Every dependency is ``async def``, even the trivial ones: FastAPI runs a plain ``def``
+dependency in a worker thread, a thread hand-off per dependency per request that cost more CPU
+than the rest of a request's dependencies together (docs/benchmarks.md, "CPU per execution").
+"""
 
 from __future__ import annotations
 
@@ -22,15 +27,15 @@ from nodedrop.contracts.nodetypes import NodeTypeRegistry
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
 
 
-def get_config(request: Request) -> Config:
+async def get_config(request: Request) -> Config:
     return cast(Config, request.app.state.config)
 
 
-def get_registry(request: Request) -> NodeTypeRegistry:
+async def get_registry(request: Request) -> NodeTypeRegistry:
     return cast(NodeTypeRegistry, request.app.state.registry)
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
     resources = getattr(request.app.state, "resources", None)
     if resources is None:
         raise ServiceUnavailableError("the API is starting or stopping")
@@ -54,15 +59,15 @@ async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
             ) from error
 
 
-def get_event_log(resources: ResourcesDep) -> EventLog:
+async def get_event_log(resources: ResourcesDep) -> EventLog:
     return resources.events
 
 
-def get_schedule_store(resources: ResourcesDep) -> ScheduleStore:
+async def get_schedule_store(resources: ResourcesDep) -> ScheduleStore:
     return resources.schedules
 
 
-def get_data_store(resources: ResourcesDep) -> DataStore:
+async def get_data_store(resources: ResourcesDep) -> DataStore:
     return resources.data
 
 
@@ -72,7 +77,7 @@ EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 ScheduleStoreDep = Annotated[ScheduleStore, Depends(get_schedule_store)]
 
 
-def get_key_verifier(request: Request) -> KeyVerifier:
+async def get_key_verifier(request: Request) -> KeyVerifier:
     return cast(KeyVerifier, request.app.state.keys)
 
 
