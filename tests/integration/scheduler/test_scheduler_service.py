@@ -29,6 +29,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.scheduler.active import ActiveExecutions
 from nodedrop.scheduler.service import Scheduler
 
 pytestmark = pytest.mark.integration
@@ -237,3 +238,25 @@ async def test_an_execution_timeout_fires_without_any_event(
         events = await wait_finished(js, "ex-timeout", timeout_s=5)
     assert isinstance(events[-1], ExecutionFinished)
     assert events[-1].status == "timed_out"
+
+
+async def test_a_start_unlists_executions_a_crash_left_listed(
+    js: JetStreamContext, nats_url: str
+) -> None:
+    """A key left in the unfinished set by a crash between recording an execution's end and
+    unlisting it (or listing an execution whose history was pruned since) is removed when the
+    next scheduler starts and folds the history."""
+    async with running_scheduler(nats_url), scripted_runner(nats_url, succeed):
+        await request(js, "ex-left", chain({"id": "a", "type": "noop"}))
+        await wait_finished(js, "ex-left")
+    active = ActiveExecutions(js)
+    await active.open()
+    await active.add(["ex-left", "ex-pruned"])  # what the crash left behind
+    assert set(await active.ids()) >= {"ex-left", "ex-pruned"}
+    async with running_scheduler(nats_url) as scheduler:
+        for _ in range(200):
+            if not {"ex-left", "ex-pruned"} & set(await active.ids()):
+                break
+            await asyncio.sleep(0.02)
+        assert not {"ex-left", "ex-pruned"} & set(await active.ids())
+        assert scheduler.active_count == 0

@@ -350,3 +350,28 @@ def test_an_execution_past_its_deadline_ends_timed_out_once_the_proposal_is_back
     assert [f.status for f in finished] == ["timed_out"]
     assert machine.state is not None
     assert machine.state.nodes["n1"].status == "cancelled"
+
+
+def test_a_cancel_folded_in_before_the_start_was_recorded_still_ends_the_run() -> None:
+    machine = CrashingScheduler()
+    workflow = _two_nodes()
+    # The request is delivered, the scheduler crashes before recording any decision, and a
+    # cancel lands in the stream meanwhile: the rebuild folds both and must still end the run.
+    machine.workflow = workflow
+    machine.plan = reachable(workflow, "n0")
+    machine.publish(
+        ExecutionRequested(
+            event_id=ids.execution_requested(EXECUTION),
+            execution_id=EXECUTION,
+            time=machine.now,
+            workflow=workflow,
+            requested_by="stateful",
+            trigger="n0",
+        )
+    )
+    machine.crash_while_recording(0)
+    machine.cancel()
+    while machine.queue:
+        machine.deliver()
+    assert machine.finished()
+    assert machine.final_status() == "cancelled"

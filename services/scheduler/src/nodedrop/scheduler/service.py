@@ -73,6 +73,9 @@ class _Batch:
     #: Executions seen for the first time: listed as unfinished with the decisions.
     new: list[str] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
+    #: Listed as unfinished, but their history says finished (or is gone, pruned): a crash
+    #: came between recording the end and unlisting them.
+    unlist: list[str] = field(default_factory=list)
 
 
 class Scheduler:
@@ -159,6 +162,8 @@ class Scheduler:
             batch.decisions.extend(recovered)
             if state is not None:
                 self._states[execution_id] = state
+            else:
+                batch.unlist.append(execution_id)
         for msg in msgs:
             await self._decide(msg, batch)
         for execution_id in self._due(batch.now):
@@ -240,7 +245,7 @@ class Scheduler:
             self._finished.add(execution_id)
         for execution_id in batch.touched - set(ended):
             self._schedule(execution_id)
-        if ended:
+        if ended := ended + batch.unlist:
             try:
                 await self._active.remove(ended)
             except (TimeoutError, ConnectionError):  # harmless: cleaned up on the next start

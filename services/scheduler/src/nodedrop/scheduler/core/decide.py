@@ -127,6 +127,10 @@ def resume(state: ExecutionState, now: datetime) -> list[Event]:
     decider = _Decider(state, now)
     if not state.started:
         decider.start()
+        if state.cancel_requested:
+            # Cancelled before the start was recorded (a lost publish): the cancel is folded
+            # in already and will not come again, so act on it here.
+            decider.end_as_requested(state.cancel_reason)
         return decider.decisions
     if state.cancel_requested:
         decider.end_as_requested(state.cancel_reason)
