@@ -70,6 +70,8 @@ export default async function setup(project: TestProject) {
       NODEDROP_PG_PORT: String(pg),
       NODEDROP_ADMIN_TOKEN: apiKey,
       NODEDROP_WEB_DIR: join(repo, "web", "dist"),
+      // The retry test calls a closed port on 127.0.0.1.
+      NODEDROP_HTTP_ALLOW_PRIVATE: "true",
       NODEDROP_NATS_URL: "",
       NODEDROP_DATABASE_URL: "",
       NO_COLOR: "1",

@@ -2,6 +2,7 @@
 // canvas, save, run, watch the states, read outputs, run one node, cancel, step through history.
 // One browser page goes through the steps in order, as a person would.
 import { mkdirSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -59,6 +60,32 @@ async function connect(from: string, output: string, to: string) {
   await page.mouse.move((a.x + b.x) / 2, (a.y + b.y) / 2, { steps: 5 });
   await page.mouse.move(b.x + b.width / 2, b.y + b.height / 2, { steps: 5 });
   await page.mouse.up();
+}
+
+async function apiGet(path: string) {
+  const response = await fetch(baseUrl + path, { headers: { Authorization: `Bearer ${apiKey}` } });
+  expect(response.status).toBe(200);
+  return response.json();
+}
+
+async function createWorkflow(definition: object): Promise<string> {
+  const response = await fetch(`${baseUrl}/api/workflows`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify(definition),
+  });
+  expect(response.status).toBe(201);
+  return (await response.json()).id;
+}
+
+/** A port on 127.0.0.1 where nothing listens (connections are refused: a retryable error). */
+function closedPort(): Promise<number> {
+  return new Promise((ok) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const port = (server.address() as AddressInfo).port;
+      server.close(() => ok(port));
+    });
+  });
 }
 
 beforeAll(async () => {
@@ -121,6 +148,19 @@ describe("nodedrop web UI", () => {
     await node("noop").waitFor();
     await connect("set", "main", "noop");
     await expect.poll(() => page.locator(".react-flow__edge").count()).toBe(2);
+    // Move: drag the noop node down by its title.
+    const title = await settledBox(node("noop").locator(".node-title"));
+    await page.mouse.move(title.x + 10, title.y + 5);
+    await page.mouse.down();
+    await page.mouse.move(title.x + 10, title.y + 65, { steps: 5 });
+    await page.mouse.move(title.x + 10, title.y + 125, { steps: 5 });
+    await page.mouse.up();
+    // Delete: a node selected on the canvas goes with the Delete key.
+    await page.locator(".react-flow__pane").click({ position: { x: 20, y: 20 } });
+    await page.getByRole("button", { name: "Add Merge" }).click();
+    await node("merge").waitFor();
+    await page.keyboard.press("Delete");
+    await expect.poll(() => node("merge").count()).toBe(0);
     // An invalid parameter: the API's 422 is shown on the node and on the field.
     await node("set").click();
     await values.fill('["not", "an", "object"]');
@@ -134,6 +174,15 @@ describe("nodedrop web UI", () => {
     await values.blur();
     await save();
     await expect.poll(() => node("set").locator(".node-issues").count()).toBe(0);
+    const workflowId = page.url().split("/workflows/")[1];
+    const saved = await apiGet(`/api/workflows/${workflowId}`);
+    const at = Object.fromEntries(saved.nodes.map((n: { id: string; position: { y: number } }) => [n.id, n.position]));
+    expect(Object.keys(at)).toEqual(["start", "set", "noop"]);
+    expect(at.noop.y).toBeGreaterThan(at.set.y + 50); // the move was saved
+    expect(saved.connections).toEqual([
+      { from: "start", to: "set" },
+      { from: "set", to: "noop" },
+    ]);
     await page.reload(); // what was saved comes back
     await node("noop").waitFor();
     await expect.poll(() => page.locator(".react-flow__edge").count()).toBe(2);
@@ -233,6 +282,96 @@ describe("nodedrop web UI", () => {
     await shot("timeline");
     await page.getByRole("button", { name: "← Back to editing" }).click();
     await node("wait").waitFor();
+  });
+
+  it("shows retries with the attempt number, then the failure with its stack trace", async () => {
+    const closed = `http://127.0.0.1:${await closedPort()}/`;
+    const id = await createWorkflow({
+      name: `Retries ${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        {
+          id: "fetch",
+          type: "http_request",
+          parameters: { url: closed },
+          retry: { max_attempts: 2, initial_interval_ms: 1500 },
+          position: { x: 300, y: 0 },
+        },
+      ],
+      connections: [{ from: "start", to: "fetch" }],
+    });
+    await page.goto(`${baseUrl}/workflows/${id}`);
+    await page.getByRole("button", { name: "Run workflow from start" }).click();
+    await expectStatus("fetch", "retrying");
+    expect(await node("fetch").textContent()).toContain("retrying (attempt 2 next)");
+    await expectStatus("fetch", "failed");
+    expect(await node("fetch").textContent()).toContain("failed after 2 attempts");
+    await node("fetch").click();
+    const error = page.getByRole("region", { name: "Error" });
+    await expect.poll(() => error.textContent()).toContain("HttpServerError");
+    expect(await error.locator("pre").textContent()).toContain("Traceback");
+    const facts = await page.locator(".facts").textContent();
+    expect(facts).toMatch(/Attempts\s*2/);
+    const attempts = page.getByRole("region", { name: "Attempts" }).locator("tbody tr");
+    expect(await attempts.count()).toBe(2);
+    expect(await attempts.nth(0).textContent()).toMatch(/failed[\s\S]*HttpServerError[\s\S]*retry in 1500 ms/);
+    expect(await attempts.nth(1).textContent()).toContain("failed");
+    await shot("failed-node");
+  });
+
+  it("resumes after a dropped WebSocket from the last seq, with a notice meanwhile", async () => {
+    const id = await createWorkflow({
+      name: `Reconnect ${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        { id: "pause", type: "wait", parameters: { ms: 2500 }, position: { x: 300, y: 0 } },
+        { id: "after", type: "noop", position: { x: 600, y: 0 } },
+      ],
+      connections: [
+        { from: "start", to: "pause" },
+        { from: "pause", to: "after" },
+      ],
+    });
+    // The first connection is dropped after 4 events, the first reconnect is refused at once,
+    // the next one goes through.
+    const urls: string[] = [];
+    let dropAfterSeq = 0;
+    await page.routeWebSocket(/\/ws\/executions\//, (ws) => {
+      urls.push(ws.url());
+      if (urls.length === 2) {
+        ws.close({ code: 4000, reason: "test: refused" });
+        return;
+      }
+      const server = ws.connectToServer();
+      if (urls.length !== 1) return;
+      let count = 0;
+      server.onMessage((message) => {
+        if (count === 4) return;
+        ws.send(message);
+        count += 1;
+        if (count === 4) {
+          dropAfterSeq = JSON.parse(String(message)).seq;
+          ws.close({ code: 4000, reason: "test: dropped" });
+          server.close();
+        }
+      });
+    });
+    try {
+      await page.goto(`${baseUrl}/workflows/${id}`);
+      await page.getByRole("button", { name: "Run workflow from start" }).click();
+      await page.getByText("Live updates disconnected").waitFor();
+      for (const n of ["start", "pause", "after"]) await expectStatus(n, "succeeded");
+      expect(urls).toHaveLength(3);
+      expect(urls[0]).toContain("after_seq=0");
+      expect(urls[2]).toContain(`after_seq=${dropAfterSeq}`);
+      expect(await page.getByText("Live updates disconnected").count()).toBe(0);
+      // Every event once, none missing: the same list as the API's.
+      const executionId = new URL(urls[0]).pathname.split("/").pop()!;
+      const stored = await apiGet(`/api/executions/${executionId}/events`);
+      await expect.poll(() => page.getByRole("tab", { name: /Timeline/ }).textContent()).toBe(`Timeline (${stored.events.length} events)`);
+    } finally {
+      await page.unrouteAll();
+    }
   });
 
   it("raised no error in the page", () => {

@@ -126,7 +126,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   useEffect(() => {
     if (!toast || toast.kind === "error") return;
-    const t = setTimeout(() => setToast(null), 4000);
+    const t = setTimeout(() => setToast(null), toast.kind === "info" ? 2500 : 4000);
     return () => clearTimeout(t);
   }, [toast]);
 
@@ -200,6 +200,9 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   const onNodesChange = useCallback(
     (changes: NodeChange<CanvasNode>[]) => {
+      // The canvas's selection drives the side panel (clicking an edge or the pane clears it).
+      for (const c of changes)
+        if (c.type === "select") setSelected((s) => (c.selected ? c.id : s === c.id ? null : s));
       if (readOnly) {
         onNodesChangeBase(changes.filter((c) => c.type === "select" || c.type === "dimensions"));
         return;
@@ -397,7 +400,10 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       </div>
     );
 
-  const canvasNodes = readOnly && snapshot ? snapshot.nodes : nodes;
+  // The node the side panel shows is the one selected on the canvas too.
+  const canvasNodes = (readOnly && snapshot ? snapshot.nodes : nodes).map((n) =>
+    !!n.selected === (n.id === selected) ? n : { ...n, selected: n.id === selected },
+  );
   const canvasEdges = (readOnly && snapshot ? snapshot.edges : edges).map((e) =>
     !readOnly && issues.edges[e.id]
       ? { ...e, className: "edge-invalid", label: `⚠ ${issues.edges[e.id][0]}`, ariaLabel: issues.edges[e.id].join("; ") }
@@ -528,7 +534,12 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                       onDelete={() => deleteNode(selectedNode.id)}
                     />
                   ) : (
-                    <NodeResults key={`${selectedNode.id}-${shown?.id}`} state={displayedRun?.nodes[selectedNode.id]} />
+                    <NodeResults
+                      key={`${selectedNode.id}-${shown?.id}`}
+                      node={selectedNode.id}
+                      state={displayedRun?.nodes[selectedNode.id]}
+                      events={shown ? (step === null ? shown.events : shown.events.slice(0, step + 1)) : []}
+                    />
                   )}
                 </div>
               </>

@@ -1,9 +1,55 @@
-import { duration, formatTime } from "../format";
-import type { NodeRunState } from "../state/executionState";
+import { clockTime, duration, formatTime } from "../format";
+import { nodeAttempts, type NodeRunState } from "../state/executionState";
+import type { ExecutionEvent } from "../types";
+import { StatusBadge } from "./StatusBadge";
 import { ItemsView } from "./ItemsView";
 import { NodeStatusBadge } from "./StatusBadge";
 
-export function NodeResults({ state }: { state: NodeRunState | undefined }) {
+function Attempts({ events, node }: { events: ExecutionEvent[]; node: string }) {
+  const rows = nodeAttempts(events, node);
+  if (rows.length === 0) return null;
+  return (
+    <section aria-label="Attempts">
+      <h4>Attempts</h4>
+      <div className="table-scroll">
+        <table className="table attempts">
+          <thead>
+            <tr>
+              <th scope="col">#</th>
+              <th scope="col">Result</th>
+              <th scope="col">Started</th>
+              <th scope="col">Took</th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.attempt}>
+                <td>{r.attempt}</td>
+                <td>
+                  {r.result ? <StatusBadge status={r.result} /> : <span className="muted">in progress</span>}
+                  {r.error && <div className="error small">{r.error.type}: {r.error.message}</div>}
+                  {r.retryDelayMs !== null && <div className="muted small">retry in {r.retryDelayMs} ms</div>}
+                </td>
+                <td>{clockTime(r.startedAt ?? r.queuedAt)}</td>
+                <td>{r.startedAt ? duration(r.startedAt, r.finishedAt) : "—"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
+
+export function NodeResults({
+  node,
+  state,
+  events,
+}: {
+  node: string;
+  state: NodeRunState | undefined;
+  events: ExecutionEvent[];
+}) {
   if (!state)
     return (
       <p className="muted">
@@ -21,11 +67,11 @@ export function NodeResults({ state }: { state: NodeRunState | undefined }) {
         </dd>
         <dt>Attempts</dt>
         <dd>{state.attempts}</dd>
-        <dt>Started</dt>
+        <dt>{state.attempts > 1 ? "Last attempt started" : "Started"}</dt>
         <dd>{formatTime(state.startedAt)}</dd>
         <dt>Finished</dt>
         <dd>{formatTime(state.finishedAt)}</dd>
-        <dt>Duration</dt>
+        <dt>{state.attempts > 1 ? "Last attempt took" : "Duration"}</dt>
         <dd>{state.startedAt ? duration(state.startedAt, state.finishedAt) : "—"}</dd>
         {state.retryDelayMs !== null && state.status === "retrying" && (
           <>
@@ -47,6 +93,7 @@ export function NodeResults({ state }: { state: NodeRunState | undefined }) {
           )}
         </section>
       )}
+      <Attempts events={events} node={node} />
       <ItemsView label="Input" data={state.input} />
       <ItemsView label="Output" data={state.output} />
       {!state.input && !state.output && !state.error && <p className="muted">No data recorded yet.</p>}

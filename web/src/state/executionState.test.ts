@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ExecutionEvent } from "../types";
 import {
+  nodeAttempts,
   applyEvent,
   applyEvents,
   emptyRun,
@@ -121,5 +122,29 @@ describe("runFromExecution and timeline", () => {
     const steps = timeline("x", events);
     expect(steps.map((s) => s.nodes.a?.status ?? "-")).toEqual(["-", "pending", "queued", "succeeded", "succeeded"]);
     expect(steps.map((s) => s.status)).toEqual(["queued", "running", "running", "running", "succeeded"]);
+  });
+});
+
+describe("nodeAttempts", () => {
+  it("lists each attempt with its times, result, error and the retry delay after it", () => {
+    const events = [
+      ...started(["fetch"]),
+      ev("NodeReady", "fetch", 1, { input: {} }),
+      ev("NodeStarted", "fetch", 1),
+      ev("NodeFailed", "fetch", 1, { error: { type: "HttpServerError", message: "503" } }),
+      ev("NodeRetryScheduled", "fetch", 1, { delay_ms: 200 }),
+      ev("NodeReady", "fetch", 2, { input: {} }),
+      ev("NodeStarted", "fetch", 2),
+      ev("NodeSucceeded", "fetch", 2, { output: {} }),
+      ev("NodeFailed", "fetch", 2, { error: { type: "Late", message: "ignored" } }),
+    ];
+    const rows = nodeAttempts(events, "fetch");
+    expect(rows.map((r) => [r.attempt, r.result, r.error?.type ?? null, r.retryDelayMs])).toEqual([
+      [1, "failed", "HttpServerError", 200],
+      [2, "succeeded", null, null],
+    ]);
+    expect(rows[1].startedAt).toBe(events[7].time);
+    expect(rows[1].finishedAt).toBe(events[8].time);
+    expect(nodeAttempts(events, "other")).toEqual([]);
   });
 });

@@ -294,3 +294,55 @@ export function timeline(executionId: string, events: ExecutionEvent[]): RunStat
   }
   return steps;
 }
+
+export interface AttemptRecord {
+  attempt: number;
+  queuedAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  result: "succeeded" | "failed" | "cancelled" | null;
+  error: ErrorInfo | null;
+  /** The delay before the next attempt, when one was scheduled after this one. */
+  retryDelayMs: number | null;
+}
+
+/** One row per attempt of ``node``, from its events (the first result of an attempt counts). */
+export function nodeAttempts(events: ExecutionEvent[], node: string): AttemptRecord[] {
+  const byAttempt = new Map<number, AttemptRecord>();
+  const row = (attempt: number) => {
+    let r = byAttempt.get(attempt);
+    if (!r) {
+      r = { attempt, queuedAt: null, startedAt: null, finishedAt: null, result: null, error: null, retryDelayMs: null };
+      byAttempt.set(attempt, r);
+    }
+    return r;
+  };
+  for (const e of events) {
+    if (e.node !== node || !e.attempt) continue;
+    const r = row(e.attempt);
+    switch (e.type) {
+      case "NodeReady":
+        r.queuedAt ??= e.time;
+        break;
+      case "NodeWaiting":
+        r.queuedAt ??= e.time;
+        r.startedAt ??= e.time;
+        break;
+      case "NodeStarted":
+        r.startedAt ??= e.time;
+        break;
+      case "NodeSucceeded":
+      case "NodeFailed":
+      case "NodeCancelled":
+        if (r.result) break;
+        r.result = e.type === "NodeSucceeded" ? "succeeded" : e.type === "NodeFailed" ? "failed" : "cancelled";
+        r.finishedAt = e.time;
+        r.error = e.type === "NodeFailed" ? (e.data?.error ?? null) : null;
+        break;
+      case "NodeRetryScheduled":
+        r.retryDelayMs = typeof e.data?.delay_ms === "number" ? e.data.delay_ms : null;
+        break;
+    }
+  }
+  return [...byAttempt.values()].sort((a, b) => a.attempt - b.attempt);
+}

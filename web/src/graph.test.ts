@@ -1,0 +1,64 @@
+import { describe, expect, it } from "vitest";
+import { mapIssues, newNodeId, outputPorts, toCanvas, toDefinition } from "./graph";
+import type { NodeType, WorkflowDef } from "./types";
+
+const def: WorkflowDef = {
+  name: "w",
+  nodes: [
+    { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+    { id: "big", type: "if", parameters: { condition: "{{ true }}" } },
+    { id: "done", type: "noop", on_error: "continue" },
+  ],
+  connections: [
+    { from: "start", to: "big" },
+    { from: "big", output: "true", to: "done" },
+  ],
+};
+
+describe("toCanvas / toDefinition", () => {
+  it("round-trips a definition, with ports as handles and positions filled in", () => {
+    const { nodes, edges } = toCanvas(def);
+    expect(edges.map((e) => [e.source, e.sourceHandle, e.target, e.targetHandle])).toEqual([
+      ["start", "main", "big", "main"],
+      ["big", "true", "done", "main"],
+    ]);
+    // Nodes saved without a position are laid out by depth from the trigger.
+    expect(nodes[1].position.x).toBeGreaterThan(nodes[0].position.x);
+    expect(nodes[2].position.x).toBeGreaterThan(nodes[1].position.x);
+    const back = toDefinition("w", nodes, edges);
+    expect(back.connections).toEqual(def.connections);
+    expect(back.nodes.map(({ position: _p, ...n }) => n)).toEqual(def.nodes.map(({ position: _p, ...n }) => n));
+    expect(back.nodes[0].position).toEqual({ x: 0, y: 0 });
+  });
+});
+
+describe("mapIssues", () => {
+  it("puts each 422 item on the node or connection its loc names, the rest in general", () => {
+    const issues = mapIssues(def, [
+      { loc: ["body", "nodes", 1, "parameters", "condition"], msg: "bad expression" },
+      { loc: ["body", "connections", 1, "to"], msg: "unknown node" },
+      { loc: ["body", "connections"], msg: "cycle: a -> b -> a" },
+      { loc: ["body", "name"], msg: "too long" },
+    ]);
+    expect(issues.nodes).toEqual({ big: [{ field: "parameters.condition", msg: "bad expression" }] });
+    expect(issues.edges).toEqual({ "big:true->done:main": ["unknown node"] });
+    expect(issues.general).toEqual(["connections: cycle: a -> b -> a", "name: too long"]);
+  });
+});
+
+describe("ports and ids", () => {
+  const ifType: NodeType = { type: "if", display_name: "If", category: "flow", parameters_schema: {}, outputs: ["true", "false"] };
+  const switchType: NodeType = { type: "switch", display_name: "Switch", category: "flow", parameters_schema: {}, outputs: [] };
+  it("offers the type's outputs, a switch's cases, and error for error_output", () => {
+    expect(outputPorts({ id: "a", type: "if" }, ifType)).toEqual(["true", "false"]);
+    expect(outputPorts({ id: "a", type: "if", on_error: "error_output" }, ifType)).toEqual(["true", "false", "error"]);
+    expect(
+      outputPorts({ id: "s", type: "switch", parameters: { cases: [{ output: "a", condition: "x" }, { output: "b", condition: "y" }], default_output: "a" } }, switchType),
+    ).toEqual(["a", "b"]);
+  });
+  it("names a new node after its type, numbered when taken", () => {
+    expect(newNodeId("http_request", [])).toBe("http_request");
+    expect(newNodeId("set", ["set", "set_2"])).toBe("set_3");
+    expect(newNodeId("9lives", [])).toBe("n_9lives");
+  });
+});
