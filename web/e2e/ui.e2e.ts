@@ -221,6 +221,18 @@ describe("nodedrop web UI", () => {
     expect(await node("set").getAttribute("data-status")).toBe("idle");
     const input = page.getByRole("region", { name: "Input" });
     await expect.poll(() => input.locator("table").textContent()).toContain("7");
+    // With an input typed in: opened from the node's ⋯ button with the keyboard alone.
+    await page.getByRole("button", { name: "Actions for node noop" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByRole("menu").waitFor();
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Input").fill('{"main": [{"x": 1}, {"x": 2}]}');
+    await dialog.getByRole("button", { name: "▶ Execute node" }).click();
+    const output = page.getByRole("region", { name: "Output" });
+    await expect.poll(() => output.locator("h4").textContent()).toContain("(2 items)");
+    expect(await output.locator("tbody").textContent()).toBe("1122");
   });
 
   it("cancels a long run", async () => {
@@ -254,12 +266,13 @@ describe("nodedrop web UI", () => {
   it("lists the executions and opens one as it ran, stepping through its timeline", async () => {
     await page.getByRole("tab", { name: "Executions" }).click();
     const rows = page.locator("table.history tbody tr");
-    await expect.poll(() => rows.count()).toBe(3);
+    await expect.poll(() => rows.count()).toBe(4);
     expect(await rows.nth(0).textContent()).toContain("cancelled");
     expect(await rows.nth(1).textContent()).toContain("node noop");
+    expect(await rows.nth(2).textContent()).toContain("node noop");
     await shot("history");
     // The oldest: the three-node run, before the wait node was added.
-    await rows.nth(2).getByRole("button", { name: /^Open/ }).click();
+    await rows.nth(3).getByRole("button", { name: /^Open/ }).click();
     await page.getByText("Viewing a past execution").waitFor();
     await expect.poll(() => node("wait").count()).toBe(0); // the definition as it ran
     await expectStatus("noop", "succeeded");
