@@ -13,8 +13,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 /** Set to a directory (docs/images) to save screenshots of the main views there. */
 const SHOTS = process.env.NODEDROP_SCREENSHOTS;
 const UI_TIMEOUT = 20_000;
-/** Names unique to this run, so that a reused system holds no look-alikes. */
-const RUN = Date.now().toString(36);
+/** On a reused system (NODEDROP_E2E_URL), names unique to this run, so it holds no look-alikes. */
+const RUN = process.env.NODEDROP_E2E_URL ? ` ${Date.now().toString(36)}` : "";
 
 let browser: Browser;
 let page: Page;
@@ -115,25 +115,25 @@ describe("nodedrop web UI", () => {
   });
 
   it("creates, renames and deletes a workflow from the list", async () => {
-    await page.getByLabel("New workflow").fill(`Scratch ${RUN}`);
+    await page.getByLabel("New workflow").fill(`Scratch${RUN}`);
     await page.getByRole("button", { name: "+ Create workflow" }).click();
     await node("start").waitFor(); // a new workflow starts with a manual trigger
     await page.getByRole("link", { name: "Workflows" }).click();
-    const row = page.getByRole("row", { name: new RegExp(`Scratch ${RUN}`) });
+    const row = page.getByRole("row", { name: new RegExp(`Scratch${RUN}`) });
     await row.getByRole("button", { name: "Rename" }).click();
-    await page.getByLabel("New name").fill(`Scratch ${RUN} renamed`);
+    await page.getByLabel("New name").fill(`Scratch${RUN} renamed`);
     await page.getByRole("button", { name: "Save name" }).click();
-    const renamed = page.getByRole("row", { name: new RegExp(`Scratch ${RUN} renamed`) });
+    const renamed = page.getByRole("row", { name: new RegExp(`Scratch${RUN} renamed`) });
     await renamed.waitFor();
     await expect.poll(() => renamed.textContent()).toContain("v2");
     await shot("workflows");
     await renamed.getByRole("button", { name: "Delete" }).click();
     await renamed.getByRole("button", { name: "Yes, delete" }).click();
-    await expect.poll(() => page.getByRole("row", { name: new RegExp(`Scratch ${RUN}`) }).count()).toBe(0);
+    await expect.poll(() => page.getByRole("row", { name: new RegExp(`Scratch${RUN}`) }).count()).toBe(0);
   });
 
   it("builds a three-node workflow on the canvas and shows the API's validation errors", async () => {
-    await page.getByLabel("New workflow").fill(`Three nodes ${RUN}`);
+    await page.getByLabel("New workflow").fill(`Three nodes${RUN}`);
     await page.getByRole("button", { name: "+ Create workflow" }).click();
     await node("start").click();
     // With the trigger selected, a palette click adds a node connected after it.
@@ -300,7 +300,7 @@ describe("nodedrop web UI", () => {
   it("shows retries with the attempt number, then the failure with its stack trace", async () => {
     const closed = `http://127.0.0.1:${await closedPort()}/`;
     const id = await createWorkflow({
-      name: `Retries ${RUN}`,
+      name: `Retries${RUN}`,
       nodes: [
         { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
         {
@@ -334,7 +334,7 @@ describe("nodedrop web UI", () => {
 
   it("resumes after a dropped WebSocket from the last seq, with a notice meanwhile", async () => {
     const id = await createWorkflow({
-      name: `Reconnect ${RUN}`,
+      name: `Reconnect${RUN}`,
       nodes: [
         { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
         { id: "pause", type: "wait", parameters: { ms: 2500 }, position: { x: 300, y: 0 } },
