@@ -51,12 +51,20 @@ class StreamSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
         """The defaults, with ``NODEDROP_RUNNER_ACK_WAIT_S`` when set (seconds, > 0): used by
-        whichever service creates the runners' consumer, and applied to it by every runner."""
-        ack_wait_s = seconds_setting(os.environ if env is None else env, RUNNER_ACK_WAIT_ENV)
-        return cls() if ack_wait_s is None else cls(runner_ack_wait_s=ack_wait_s)
+        whichever service creates the runners' consumer, and applied to it by every runner;
+        and ``NODEDROP_DUPLICATE_WINDOW_S`` (seconds, > 0; default 120), which the stream is
+        brought in line with when it differs (so give every service the same value)."""
+        env = os.environ if env is None else env
+        settings = cls()
+        if (ack_wait_s := seconds_setting(env, RUNNER_ACK_WAIT_ENV)) is not None:
+            settings = replace(settings, runner_ack_wait_s=ack_wait_s)
+        if (window_s := seconds_setting(env, DUPLICATE_WINDOW_ENV)) is not None:
+            settings = replace(settings, duplicate_window_s=window_s)
+        return settings
 
 
 RUNNER_ACK_WAIT_ENV = "NODEDROP_RUNNER_ACK_WAIT_S"
+DUPLICATE_WINDOW_ENV = "NODEDROP_DUPLICATE_WINDOW_S"
 #: Settings an existing consumer is brought in line with at start; the server lets them change
 #: on a live consumer (its filter and start position cannot, and need not).
 _EDITABLE_CONSUMER_FIELDS = ("ack_wait", "max_deliver")

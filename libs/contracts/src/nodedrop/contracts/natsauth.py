@@ -276,6 +276,7 @@ def _allowed(user: str) -> list[str]:
             *_publish_events(RUNNER),
             *_events_base(),
             *_own_durable(subjects.RUNNER_CONSUMER),
+            *_history_reads(),  # checking a task too old for its claim to tell
             # large outputs: written, read back, and an object's old chunks purged when it is
             # written again (a runner can overwrite any object anyway)
             *_data_read(),

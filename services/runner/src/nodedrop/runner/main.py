@@ -92,6 +92,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         # The runners' consumer is ours: a changed NODEDROP_RUNNER_ACK_WAIT_S applies here.
         await ensure_jetstream(nc.jetstream(), owner=subjects.RUNNER_CONSUMER)
         heartbeat_s = await heartbeat_interval(nc.jetstream())
+        stream = await nc.jetstream().stream_info(subjects.EVENTS_STREAM)
         runner = Runner(
             nc,
             registry,
@@ -100,6 +101,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             processes=options.processes,
             process_memory_limit_bytes=options.memory_limit_bytes,
             heartbeat_s=heartbeat_s,
+            duplicate_window_s=stream.config.duplicate_window or 120.0,
         )
         with stop_on_signals(stop):
             await runner.run(stop)

@@ -29,7 +29,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from nats.aio.client import Client as NatsClient
@@ -48,7 +48,9 @@ from nodedrop.contracts.events import (
     NodeFailed,
     NodeReady,
     NodeStarted,
+    NodeSucceeded,
 )
+from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.pull import PullConsumer
 from nodedrop.runner.attempt import (
     MAX_OUTPUT_BYTES,
@@ -105,6 +107,7 @@ class Runner:
         publisher: Publisher | None = None,
         data_store: DataStore | None = None,
         heartbeat_s: float = 5.0,
+        duplicate_window_s: float = 120.0,
         grace_s: float = 8.0,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -114,14 +117,19 @@ class Runner:
         self._registry = registry
         self.concurrency = concurrency
         self.worker_id = worker_id or default_worker_id()
-        self._publisher: Publisher = publisher or EventPublisher(nc.jetstream())
+        self._js = nc.jetstream()
+        self._publisher: Publisher = publisher or EventPublisher(self._js)
         #: Records each attempt's NodeStarted and says whether it was the first (the claim).
-        self._claims = EventPublisher(nc.jetstream())
+        self._claims = EventPublisher(self._js)
         # Large outputs go to the object store; references to them are expanded before a run.
         self._data = data_store or DataStore(nc.jetstream())
         # A third of the consumer's ack wait (main.py derives it), so two lost heartbeats
         # still leave a live node with its runner.
         self._heartbeat_s = heartbeat_s
+        # The claim (a duplicate NodeStarted) is only seen within the stream's duplicate window:
+        # a task older than half of it (a copy republished late, a long backlog) is checked
+        # against the execution's history instead.
+        self._claim_trusted_for = timedelta(seconds=duplicate_window_s / 2)
         # Under `nodedrop up` a service is SIGKILLed 10 s after SIGTERM: finish the grace
         # period before that, so abandoned tasks are nak'ed rather than left to the ack wait.
         self._grace_s = grace_s
@@ -251,6 +259,10 @@ class Runner:
         if _delivered_before(msg):
             await self._record_runner_lost(task, msg)
             return
+        if self._clock() - task.time > self._claim_trusted_for and await self._handled_before(
+            task, msg
+        ):
+            return
         started = NodeStarted(
             event_id=ids.node_started(task.execution_id, task.node, task.attempt),
             execution_id=task.execution_id,
@@ -302,6 +314,27 @@ class Runner:
         # The node's log lines go just before its result: in the record, they belong to it.
         logged = logged_event(task, ctx.log.lines, result.time) if ctx.log.lines else None
         await self._record_then_ack([logged, result] if logged is not None else [result], msg)
+
+    async def _handled_before(self, task: NodeReady, msg: Msg) -> bool:
+        """For a task too old for the claim to tell: whether its execution has ended, or its
+        attempt was started or answered already (then it is settled here, never run)."""
+        history = [event for _, event in await read_execution(self._js, task.execution_id)]
+        if any(isinstance(e, ExecutionFinished) for e in history):
+            await msg.ack()
+            return True
+        mine = [
+            e
+            for e in history
+            if isinstance(e, NodeStarted | NodeSucceeded | NodeFailed)
+            and (e.node, e.attempt) == (task.node, task.attempt)
+        ]
+        if any(isinstance(e, NodeSucceeded | NodeFailed) for e in mine):
+            await msg.ack()
+            return True
+        if mine:
+            await self._record_runner_lost(task, msg, claimed=True)
+            return True
+        return False
 
     async def _record_then_ack(self, events: Sequence[Event], msg: Msg) -> None:
         """Record ``events`` and ack the task; if the stream will not take them, give the task
