@@ -236,7 +236,7 @@ async def cluster(
     try:
         # The stream and consumers exist before any service starts (services starting
         # together on an empty server can otherwise race), with the services' settings.
-        await ensure_jetstream(nc.jetstream(), StreamSettings(runner_ack_wait_s=ACK_WAIT_S))
+        await ensure_jetstream(nc.jetstream(), StreamSettings.from_env(env))
         for service in ("api", "scheduler", "notifier"):
             system.start(service)
         await asyncio.to_thread(system.wait_healthy)

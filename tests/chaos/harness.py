@@ -26,7 +26,7 @@ from typing import cast
 
 from tests.bench.harness import machine as bench_machine
 from tests.bench.stack import Bench
-from tests.chaos import stateful
+from tests.chaos import poison, reorder, stateful
 from tests.chaos.checks import Result
 from tests.chaos.cluster import ACK_WAIT_S, Postgres
 from tests.chaos.scenarios import (
@@ -47,6 +47,8 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "2": [s2_scheduler_kills, s2_notifier_kills],
     "3": [s3_nats_kill],
     "4": [s4_postgres],
+    "5": [reorder.s5_republished],
+    "6": [poison.s6_poison],
     "7": [s7_paused_runner],
     "8": [stateful.s8_stateful],
 }

@@ -28,11 +28,16 @@ class Stored:
     msg_id: str | None
     #: None: the message does not decode as an event.
     event: AnyEvent | None
+    data: bytes = b""
 
 
 @dataclass
 class StreamRecord:
     messages: list[Stored] = field(default_factory=list)
+
+    def without(self, seqs: frozenset[int]) -> StreamRecord:
+        """The record without the messages at ``seqs`` (e.g. copies a scenario stored)."""
+        return StreamRecord([m for m in self.messages if m.seq not in seqs])
 
     @property
     def by_seq(self) -> dict[int, Stored]:
@@ -95,6 +100,7 @@ async def read_stream(js: JetStreamContext) -> StreamRecord:
                         msg.subject,
                         (msg.headers or {}).get(MSG_ID),
                         event,
+                        msg.data,
                     )
                 )
     return record

@@ -3,7 +3,7 @@
 
 It runs in a thread of the test process (the services reach it on loopback, with
 ``NODEDROP_HTTP_ALLOW_PRIVATE=true``). ``delay_s`` holds every answer back, so that nodes are
-still running when a fault is injected.
+still running when a fault is injected; requests to paths under ``/fail`` are answered 500.
 """
 
 from __future__ import annotations
@@ -65,9 +65,11 @@ class SideEffectServer:
                 owner._record(self.headers.get("Idempotency-Key") or NO_KEY)
                 if owner.delay_s:
                     time.sleep(owner.delay_s)
-                body = b'{"ok": true}'
+                # /fail...: a far side that always errs (the node raises HttpServerError).
+                status = 500 if self.path.startswith("/fail") else 200
+                body = b'{"ok": true}' if status == 200 else b'{"ok": false}'
                 try:
-                    self.send_response(200)
+                    self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
