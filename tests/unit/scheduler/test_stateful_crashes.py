@@ -375,3 +375,29 @@ def test_a_cancel_folded_in_before_the_start_was_recorded_still_ends_the_run() -
         machine.deliver()
     assert machine.finished()
     assert machine.final_status() == "cancelled"
+
+
+def test_a_wake_decided_before_a_queued_cancel_is_folded_as_the_scheduler_applied_it() -> None:
+    machine = CrashingScheduler()
+    machine.request(
+        {
+            "name": "wake",
+            "nodes": [
+                {"id": "n0", "type": "manual_trigger"},
+                {"id": "n1", "type": "wait", "parameters": {"ms": 0}},
+                {"id": "n2", "type": "noop"},
+            ],
+            "connections": [{"from": "n0", "to": "n1"}, {"from": "n1", "to": "n2"}],
+        }
+    )
+    machine.publish(result(machine.open_attempts()[0], machine.now, "succeed", 1, 0))
+    machine.cancel()  # in the stream, not yet delivered, when the wait's timer fires
+    machine.deliver()  # the trigger's result: n1 starts waiting
+    machine.time_passes(1)  # n1 wakes: a decision recorded after the cancel
+    while machine.queue:
+        machine.deliver()
+    machine.running_state_is_the_fold_of_the_stream()
+    assert machine.final_status() == "cancelled"
+    assert machine.state is not None
+    assert machine.state.nodes["n1"].status == "succeeded"
+    assert machine.state.nodes["n2"].status == "cancelled"

@@ -397,7 +397,7 @@ class _Decider:
 
     def _wait(self, node_id: str, attempt: int, node_input: PortItems, ms: object) -> None:
         """``wait`` runs on the scheduler's durable timer: no runner holds a slot for it."""
-        delay_ms = ms if isinstance(ms, int) and not isinstance(ms, bool) and ms >= 0 else None
+        delay_ms = _wait_ms(ms)
         self.emit(
             NodeWaiting(
                 event_id=ids.node_waiting(self._id, node_id, attempt),
@@ -410,28 +410,21 @@ class _Decider:
             )
         )
         if delay_ms is None:  # the API validates `ms`; a hand-made request may not have
-            message = f"wait node {node_id!r} needs a whole number `ms` >= 0, not {ms!r}"
-            self.fail(
-                node_id, ErrorInfo(type="InvalidParameters", message=message, retryable=False)
-            )
+            self._refuse_wait(node_id, ms)
 
-    def fail(self, node_id: str, error: ErrorInfo) -> None:
-        """Record the current attempt of a running node as failed, and what follows from it."""
-        attempt = self.state.nodes[node_id].attempt
-        self.emit(
-            NodeFailed(
-                event_id=ids.node_result(self._id, node_id, attempt),
-                execution_id=self._id,
-                time=self.now,
-                node=node_id,
-                attempt=attempt,
-                error=error,
-            )
+    def _refuse_wait(self, node_id: str, ms: object) -> None:
+        # Proposed like a timeout, so it is acted on in stream order as a runner's failure is.
+        message = f"wait node {node_id!r} needs a whole number `ms` >= 0, not {ms!r}"
+        self.propose_failure(
+            node_id, ErrorInfo(type="InvalidParameters", message=message, retryable=False)
         )
-        self.after_failure(node_id)
 
     def wake(self, node_id: str) -> None:
         """A waiting ``wait`` node's time has come: it passes its items through."""
+        ms = _definition(self.state, node_id).parameters.get("ms")
+        if _wait_ms(ms) is None:  # after a rebuild that lost the refusal: refuse again
+            self._refuse_wait(node_id, ms)
+            return
         node = self.state.nodes[node_id]
         self.emit(
             NodeSucceeded(
@@ -482,6 +475,11 @@ class _Decider:
                 reason=reason,
             )
         )
+
+
+def _wait_ms(ms: object) -> int | None:
+    """A ``wait`` node's delay, or ``None`` when its ``ms`` is not a whole number >= 0."""
+    return ms if isinstance(ms, int) and not isinstance(ms, bool) and ms >= 0 else None
 
 
 def _definition(state: ExecutionState, node_id: str) -> Node:

@@ -133,11 +133,16 @@ def _node_started(state: ExecutionState, event: NodeStarted) -> bool:
 
 def _node_succeeded(state: ExecutionState, event: NodeSucceeded) -> bool:
     node = state.nodes.get(event.node)
+    if node is None:
+        return False
     stands_in = event.pinned or event.reused_from is not None  # recorded without a run
-    if (
-        node is None
-        or not (stands_in or state.accepts_results)
-        or not _accepts_result(node, event.attempt, pinned=stands_in)
+    # The scheduler's own results (pinned or reused data, a `wait` node's wake) were applied
+    # when decided, even if a cancel was already in the stream, not yet delivered to it: the
+    # fold applies them alike. Runner results are inputs, taken in stream order, so none counts
+    # once the execution's end began.
+    decided = stands_in or node.wait_until is not None
+    if not (decided or state.accepts_results) or not _accepts_result(
+        node, event.attempt, pinned=stands_in
     ):
         return False
     node.status = NodeStatus.SUCCEEDED
