@@ -135,6 +135,10 @@ class Cluster(Stack):
         """SIGKILL: no shutdown, no nak, no flush; whatever it held is left to the ack wait."""
         self.system.stop(name, signal.SIGKILL)
 
+    def log_lines(self, text: str) -> int:
+        """Lines of the services' logs that contain ``text`` (how often a retry happened)."""
+        return sum(path.read_text(errors="replace").count(text) for path in self.work.glob("*.log"))
+
     def restart(self, name: str, service: str | None = None) -> None:
         self.system.start(name, service)
 

@@ -133,6 +133,10 @@ async def s3_nats_kill(env: Env) -> Result:
             ),
         )
         result.notes.append(f"{len(snapshot)} messages stored before the kill, all checked after")
+        resent = c.log_lines("not recorded (send") + c.log_lines("decisions failed (")
+        result.notes.append(
+            f"{resent} publishes that failed were sent again with the same ids (logs)"
+        )
     return result
 
 
@@ -152,8 +156,9 @@ async def s4_postgres(env: Env) -> Result:
             else:
                 terminated += await c.postgres.terminate_connections(c.database_url)
         return (
-            f"pg_terminate_backend of every connection every 5 s ({rounds - 1} times, "
-            f"{terminated} sessions ended); one immediate stop (SIGQUIT), restarted after 2 s"
+            f"pg_terminate_backend of every connection every 5 s ({rounds - 1} "
+            f"round{'s' if rounds > 2 else ''}, {terminated} sessions ended); one immediate "
+            "stop (SIGQUIT), restarted after 2 s"
         )
 
     if env.postgres.embedded is None:
@@ -161,6 +166,8 @@ async def s4_postgres(env: Env) -> Result:
         return result
     async with cluster(env.postgres, "s4", runners=2, effect_delay_s=0.3) as c:
         await under_load(c, result, _stretched(sizes), inject)
+        retried = c.log_lines("writing the projection failed; retrying the same batch")
+        result.notes.append(f"the notifier retried {retried} batches in place (logs)")
     return result
 
 
