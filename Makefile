@@ -55,7 +55,7 @@ bench: install
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
 # make chaos: the fault-injection scenarios of tests/chaos against the real processes, results
-# into docs/reliability.md (~15 min); QUICK=1: the smaller loads CI runs (~5 min); ONLY=1,3:
+# into docs/reliability.md (~4 min); QUICK=1: the smaller loads CI runs (~3 min); ONLY=1,3:
 # some scenarios (nothing written).
 chaos: install
 	$(BIN)/python -m tests.chaos $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
