@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import nats
 import uvicorn
 
+from nodedrop.contracts import eventloop
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
@@ -131,4 +132,4 @@ def main() -> None:
         RetentionSettings.from_env()  # read again by serve(); a bad value stops us here
     except ValueError as error:
         sys.exit(f"nodedrop-notifier: {error}")
-    asyncio.run(serve(config))
+    eventloop.run(serve(config))

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import nats
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import subjects
+from nodedrop.contracts import eventloop, subjects
 from nodedrop.contracts.config import Config, seconds_setting
 from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
@@ -122,4 +122,4 @@ def main() -> None:
     except ValueError as error:
         sys.exit(f"nodedrop-runner: {error}")
     setup_tracing("runner", config.otel_exporter)
-    asyncio.run(serve(config))
+    eventloop.run(serve(config))

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import nats
 
-from nodedrop.contracts import subjects
+from nodedrop.contracts import eventloop, subjects
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_dead_letters, ensure_jetstream
 from nodedrop.contracts.tracing import setup_tracing
@@ -57,4 +57,4 @@ def main() -> None:
     )
     config = Config.from_env()
     setup_tracing("scheduler", config.otel_exporter)
-    asyncio.run(serve(config))
+    eventloop.run(serve(config))
