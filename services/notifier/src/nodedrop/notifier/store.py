@@ -17,7 +17,7 @@ from typing import Any, TypeAlias
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import msgspec
 
-from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.events import AnyEvent, ExecutionStarted
 from nodedrop.notifier.projection import (
     Changes,
     ExecutionRecord,
@@ -85,8 +85,11 @@ _READ_CHECKPOINT = "SELECT last_seq FROM projection_checkpoints WHERE name = $1"
 _SELECT_EXECUTIONS = (
     f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions WHERE id = ANY($1::text[])"
 )
+#: Only the node rows a batch's events name (by primary key), not every row of its executions:
+#: an execution of n nodes would otherwise read and decode n rows for each of its batches.
 _SELECT_NODES = (
-    f"SELECT {', '.join(_NODE_COLUMNS)} FROM node_executions WHERE execution_id = ANY($1::text[])"
+    f"SELECT {', '.join(_NODE_COLUMNS)} FROM node_executions "
+    "WHERE (execution_id, node) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
 )
 
 #: A pooled asyncpg connection (untyped: asyncpg ships no type information).
@@ -149,25 +152,39 @@ class ProjectionStore:
                 return 0
             fresh = [(seq, event) for seq, event in events if seq > checkpoint]
             if fresh:
-                ids = list({event.execution_id for _, event in fresh})
-                executions, nodes = await _read_rows(conn, ids)
+                executions, nodes = await _read_rows(conn, fresh)
                 await _write(conn, fold(fresh, executions, nodes))
             await conn.execute(_SAVE_CHECKPOINT, self._name, through_seq)
         return len(fresh)
 
 
+def _node_keys(events: Sequence[tuple[int, AnyEvent]]) -> set[NodeKey]:
+    """The node rows ``fold`` may read for ``events``: the node each event names, and every
+    node of a plan (``ExecutionStarted`` creates the rows that do not exist yet)."""
+    keys: set[NodeKey] = set()
+    for _, event in events:
+        if isinstance(event, ExecutionStarted):
+            keys.update((event.execution_id, node) for node in event.plan)
+        elif isinstance(node := getattr(event, "node", None), str):
+            keys.add((event.execution_id, node))
+    return keys
+
+
 async def _read_rows(
-    conn: _Connection, execution_ids: list[str]
+    conn: _Connection, events: Sequence[tuple[int, AnyEvent]]
 ) -> tuple[dict[str, ExecutionRecord], dict[NodeKey, NodeRecord]]:
-    """The current rows of the batch's executions, which fencing decides against."""
+    """The current rows the batch's events touch, which fencing decides against."""
     executions: dict[str, ExecutionRecord] = {}
+    execution_ids = list({event.execution_id for _, event in events})
     for record in await conn.fetch(_SELECT_EXECUTIONS, execution_ids):
         row = dict(record)
         row["error"] = _from_json(row["error"])
         executions[row["id"]] = ExecutionRecord(**row)
     nodes: dict[NodeKey, NodeRecord] = {}
-    if executions:
-        for record in await conn.fetch(_SELECT_NODES, list(executions)):
+    keys = [key for key in _node_keys(events) if key[0] in executions]
+    if keys:
+        ids, names = [key[0] for key in keys], [key[1] for key in keys]
+        for record in await conn.fetch(_SELECT_NODES, ids, names):
             row = dict(record)
             for column in ("input", "output", "error"):
                 row[column] = _from_json(row[column])
