@@ -55,8 +55,14 @@ async def relay_execution_events(websocket: WebSocket, execution_id: str) -> Non
     if (origin := websocket.headers.get("origin")) is not None:
         headers["Origin"] = origin  # the notifier checks it against the allowed origins
     try:
+        # No per-message deflate on this hop: the notifier is a neighbour, and compressing each
+        # event there only to inflate it here cost both processes CPU on every event (S5).
         upstream = await connect(
-            url, additional_headers=headers, open_timeout=5, max_size=MAX_MESSAGE_BYTES
+            url,
+            additional_headers=headers,
+            open_timeout=5,
+            max_size=MAX_MESSAGE_BYTES,
+            compression=None,
         )
     except InvalidStatus as refused:
         code = _HANDSHAKE_REFUSED.get(refused.response.status_code, 1011)
