@@ -85,11 +85,14 @@ _READ_CHECKPOINT = "SELECT last_seq FROM projection_checkpoints WHERE name = $1"
 _SELECT_EXECUTIONS = (
     f"SELECT {', '.join(_EXECUTION_COLUMNS)} FROM executions WHERE id = ANY($1::text[])"
 )
-#: Only the node rows a batch's events name (by primary key), not every row of its executions:
-#: an execution of n nodes would otherwise read and decode n rows for each of its batches.
+#: Only the node rows a batch's events name, not every row of its executions: an execution of n
+#: nodes would otherwise read and decode n rows for each of its batches. Both columns of the
+#: primary key are matched against lists (an index scan; the few extra rows it may return, a
+#: named node of another execution of the batch, are harmless), which PostgreSQL plans faster
+#: than a join on exact (execution, node) pairs.
 _SELECT_NODES = (
     f"SELECT {', '.join(_NODE_COLUMNS)} FROM node_executions "
-    "WHERE (execution_id, node) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+    "WHERE execution_id = ANY($1::text[]) AND node = ANY($2::text[])"
 )
 
 #: A pooled asyncpg connection (untyped: asyncpg ships no type information).
@@ -183,7 +186,7 @@ async def _read_rows(
     nodes: dict[NodeKey, NodeRecord] = {}
     keys = [key for key in _node_keys(events) if key[0] in executions]
     if keys:
-        ids, names = [key[0] for key in keys], [key[1] for key in keys]
+        ids, names = list({key[0] for key in keys}), list({key[1] for key in keys})
         for record in await conn.fetch(_SELECT_NODES, ids, names):
             row = dict(record)
             for column in ("input", "output", "error"):
