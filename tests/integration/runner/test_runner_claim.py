@@ -63,6 +63,36 @@ async def test_a_first_delivery_claims_the_attempt_and_runs_it(rig: Rig) -> None
     assert isinstance(results(found)[0], NodeSucceeded)
 
 
+async def test_a_side_effect_free_node_runs_without_waiting_for_its_claim(rig: Rig) -> None:
+    """Running a built-in like ``set`` twice is harmless: it is not held back by a claim taken
+    before (its result is recorded; whichever result of the attempt came first wins), and its
+    NodeStarted still precedes its result in the stream."""
+    await rig.start_runner()
+    task = rig.ready("set", parameters={"values": {"seen": True}})
+    earlier = NodeStarted(
+        event_id=ids.node_started(task.execution_id, task.node, task.attempt),
+        execution_id=task.execution_id,
+        time=datetime.now(UTC),
+        node=task.node,
+        attempt=task.attempt,
+        worker="a runner that died",
+    )
+    await rig.publish(earlier)
+    await rig.publish(task)
+
+    found = await rig.stored(task.execution_id, until=has_result, within_s=10)
+    [result] = results(found)
+    assert isinstance(result, NodeSucceeded)
+    assert result.output == {"main": [{"n": 1, "seen": True}]}
+    await eventually(rig.all_acked)
+
+    fresh = rig.ready("noop")
+    await rig.publish(fresh)
+    found = await rig.stored(fresh.execution_id, until=has_result, within_s=10)
+    kinds = [type(e) for e in found if isinstance(e, NodeStarted | NodeSucceeded)]
+    assert kinds == [NodeStarted, NodeSucceeded]
+
+
 # A copy of a task republished after the duplicate window (or a task that waited that long)
 # cannot rely on the claim: the stream would store a second NodeStarted. The runner checks the
 # execution's history instead.

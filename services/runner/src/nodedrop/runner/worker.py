@@ -271,20 +271,38 @@ class Runner:
             attempt=task.attempt,
             worker=self.worker_id,
         )
-        # NodeStarted is the claim on the attempt, recorded before the node may touch anything:
-        # a task delivered again with its delivery count reset (nats-server loses consumer
-        # state written in the last moments before a crash) finds the claim taken.
+        if self._registry.side_effect_free(task.node_type):
+            # Running such a node twice is harmless, so it does not wait for its claim to be
+            # stored (an fsync, most of a trivial node's time): the claim goes out now, the
+            # result right after it on the same connection, and a result some other runner
+            # recorded first for the attempt simply wins.
+            claim: asyncio.Task[bool] | None = asyncio.create_task(
+                self._claims.publish_first(started)
+            )
+        else:
+            claim = None
+            # NodeStarted is the claim on the attempt, recorded before the node may touch
+            # anything: a task delivered again with its delivery count reset (nats-server loses
+            # consumer state written in the last moments before a crash) finds it taken.
+            try:
+                first = await self._claims.publish_first(started)
+            except Exception as error:
+                # Maybe stored, maybe not: the node does not run; the next delivery of the task
+                # records RunnerLost and the scheduler makes another attempt.
+                log.warning("%s not recorded (%r): giving the task back", started.event_id, error)
+                await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
+                return
+            if not first:
+                await self._record_runner_lost(task, msg, claimed=True)
+                return
         try:
-            first = await self._claims.publish_first(started)
-        except Exception as error:
-            # Maybe stored, maybe not: the node does not run; the next delivery of the task
-            # records RunnerLost and the scheduler makes another attempt.
-            log.warning("%s not recorded (%r): giving the task back", started.event_id, error)
-            await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
-            return
-        if not first:
-            await self._record_runner_lost(task, msg, claimed=True)
-            return
+            await self._run_and_record(task, msg)
+        finally:
+            if claim is not None:
+                # Stored or not, it was sent before the result: nothing depends on its answer.
+                await _settle(lambda: claim)
+
+    async def _run_and_record(self, task: NodeReady, msg: Msg) -> None:
         ctx = context_of(task)
         node_run = asyncio.create_task(
             run_attempt(

@@ -34,6 +34,8 @@ def parse_parameters(model: type[P], parameters: dict[str, Any]) -> P:
 class TriggerNode:
     """Triggers output what the execution was started with, as given to them on ``main``."""
 
+    side_effect_free = True
+
     def __init__(self, type_name: str) -> None:
         self.type = type_name
 
@@ -45,6 +47,7 @@ class TriggerNode:
 
 class NoopNode:
     type = "noop"
+    side_effect_free = True
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
@@ -68,6 +71,7 @@ class WaitNode:
 
 class StopAndErrorNode:
     type = "stop_and_error"
+    side_effect_free = True
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]

@@ -38,6 +38,7 @@ def rendered(value: Any, ctx: NodeContext, item: Item) -> Any:
 
 class SetNode:
     type = "set"
+    side_effect_free = True
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
@@ -52,6 +53,7 @@ class SetNode:
 
 class IfNode:
     type = "if"
+    side_effect_free = True
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
@@ -65,6 +67,7 @@ class IfNode:
 
 class SwitchNode:
     type = "switch"
+    side_effect_free = True
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
@@ -86,6 +89,7 @@ class SwitchNode:
 
 class MergeNode:
     type = "merge"
+    side_effect_free = True
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]

@@ -34,6 +34,13 @@ class NodeRegistry:
     def get(self, type_name: str) -> NodeImplementation | None:
         return self._nodes.get(type_name)
 
+    def side_effect_free(self, type_name: str) -> bool:
+        """Whether running the type twice is harmless (it computes its output from its input
+        and parameters and touches nothing else): the built-ins that declare
+        ``side_effect_free = True``. Plugin nodes never count, whatever they declare."""
+        node = self._nodes.get(type_name)
+        return node is not None and getattr(node, "side_effect_free", False) is True
+
     def plugins(self) -> list[PluginNode]:
         """The node types whose code runs in worker processes."""
         return [node for node in self._nodes.values() if isinstance(node, PluginNode)]
