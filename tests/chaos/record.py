@@ -18,7 +18,7 @@ from nodedrop.contracts.events import (
     NodeReady,
     type_name,
 )
-from nodedrop.notifier.scan import read_batches
+from nodedrop.contracts.history import read_batches
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.history import read_batches
 from nodedrop.notifier.canonical import PROJECTION_TABLES, Comparison, compare, ident
-from nodedrop.notifier.scan import read_batches
 from nodedrop.notifier.store import CHECKPOINT_NAME, ProjectionStore, asyncpg_dsn
 
 log = logging.getLogger(__name__)

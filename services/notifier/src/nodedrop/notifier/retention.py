@@ -38,7 +38,7 @@ from nats.js.object_store import ObjectStore
 
 from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import ExecutionFinished
-from nodedrop.notifier.scan import read_batches
+from nodedrop.contracts.history import read_batches
 from nodedrop.notifier.store import CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
