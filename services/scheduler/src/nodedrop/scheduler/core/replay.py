@@ -224,8 +224,9 @@ class _Replay:
                 self._duplicate(seq, event)
             elif event.event_id in self.pending:
                 expected, _ = self.pending[event.event_id]
-                if content(expected) != content(event):
-                    # Decided differently later, after a rebuild from the stream, perhaps.
+                if content(expected) != content(event) or expected.time != event.time:
+                    # Decided differently, or recorded later than decided: after a lost
+                    # publish and a rebuild from the stream, perhaps, whose batch opens here.
                     self._explain(index, strict_only=True)
                 self._match(seq, event)
             elif self._plain_input(event):
