@@ -27,11 +27,9 @@ from .harness import Rig, eventually, has_result, results
 pytestmark = pytest.mark.integration
 
 
-async def test_an_attempt_already_started_is_recorded_as_runner_lost_not_run(rig: Rig) -> None:
-    await rig.start_runner()
-    task = rig.ready("probe")
-    # What an earlier delivery of this task recorded before the server lost count of it.
-    earlier = NodeStarted(
+def started_by_a_runner_that_died(task: NodeReady) -> NodeStarted:
+    """What an earlier delivery of ``task`` recorded before the server lost count of it."""
+    return NodeStarted(
         event_id=ids.node_started(task.execution_id, task.node, task.attempt),
         execution_id=task.execution_id,
         time=datetime.now(UTC),
@@ -39,7 +37,12 @@ async def test_an_attempt_already_started_is_recorded_as_runner_lost_not_run(rig
         attempt=task.attempt,
         worker="a runner that died",
     )
-    await rig.publish(earlier)
+
+
+async def test_an_attempt_already_started_is_recorded_as_runner_lost_not_run(rig: Rig) -> None:
+    await rig.start_runner()
+    task = rig.ready("probe")
+    await rig.publish(started_by_a_runner_that_died(task))
     await rig.publish(task)
 
     found = await rig.stored(task.execution_id, until=has_result, within_s=10)
@@ -69,15 +72,7 @@ async def test_a_side_effect_free_node_runs_without_waiting_for_its_claim(rig: R
     NodeStarted still precedes its result in the stream."""
     await rig.start_runner()
     task = rig.ready("set", parameters={"values": {"seen": True}})
-    earlier = NodeStarted(
-        event_id=ids.node_started(task.execution_id, task.node, task.attempt),
-        execution_id=task.execution_id,
-        time=datetime.now(UTC),
-        node=task.node,
-        attempt=task.attempt,
-        worker="a runner that died",
-    )
-    await rig.publish(earlier)
+    await rig.publish(started_by_a_runner_that_died(task))
     await rig.publish(task)
 
     found = await rig.stored(task.execution_id, until=has_result, within_s=10)
