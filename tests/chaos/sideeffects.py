@@ -16,13 +16,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 NO_KEY = "<none>"
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 overflows under many runner slots on a busy machine
+    # (requests then fail with ReadError, tests/e2e/test_crash_recovery.py found it).
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class SideEffectServer:
     def __init__(self, delay_s: float = 0.0) -> None:
         self.delay_s = delay_s
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

@@ -60,9 +60,14 @@ class Flaky(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 overflows under many runner slots on a busy machine.
+    request_queue_size = 128
+
+
 @pytest.fixture(scope="module")
 def flaky_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    server = _Server(("127.0.0.1", 0), Flaky)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
