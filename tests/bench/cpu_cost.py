@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import shutil
 import subprocess
@@ -24,8 +25,12 @@ from pathlib import Path
 from tests.bench.load import execution_body, open_loop
 from tests.bench.s1_chain import chain
 from tests.bench.stack import Bench, Stack
+from tests.bench.stats import fmt_ms, ms, percentile
+from tests.bench.tap import EventTap
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+#: The events of a one-node execution, in order: the latency between two is one step.
+_STEPS = ("ExecutionRequested", "NodeReady", "NodeStarted", "NodeSucceeded", "ExecutionFinished")
 SERVICES = ("api", "scheduler", "runner", "notifier")
 
 
@@ -88,6 +93,18 @@ def _top_functions(raw: Path, limit: int = 25) -> str:
     return "\n".join(lines)
 
 
+def _step_latencies(tap: EventTap, ids: list[str]) -> dict[str, list[float]]:
+    """Milliseconds between consecutive events of each execution (stamped by the services)."""
+    steps: dict[str, list[float]] = {}
+    for execution_id in ids:
+        stamps = [tap.of(execution_id, t) for t in _STEPS]
+        if not all(stamps):
+            continue
+        for (a, first), (b, second) in itertools.pairwise(zip(_STEPS, stamps, strict=True)):
+            steps.setdefault(f"{a} -> {b}", []).append(ms(second[0].t - first[0].t))
+    return steps
+
+
 def start_profilers(
     stack: Stack, directory: Path, seconds: float
 ) -> list[tuple[str, subprocess.Popen[bytes], Path]]:
@@ -108,7 +125,7 @@ async def measure(rate: float, seconds: float, profile: Path | None) -> None:
     bench = Bench(quick=True)
     bench.start()
     try:
-        async with bench.stack("cpu") as stack, stack.tap() as tap:
+        async with bench.stack("cpu") as stack, stack.tap(*_STEPS) as tap:
             body = execution_body(chain(0))
             port, token = stack.system.api_port, stack.system.token
             await open_loop(port, token, rate=50, duration_s=1, body=lambda _: body)  # warm-up
@@ -132,12 +149,26 @@ async def measure(rate: float, seconds: float, profile: Path | None) -> None:
             await stack.settle()
             after = snapshot(stack, postgres_pid)
             finished = sum(1 for i in ids if tap.done(i) is not None)
+            # As S3 counts it: from each request's due time, so queueing in the generator counts.
+            latencies = [
+                ms(stamp.t - r.scheduled) if (stamp := tap.done(r.execution_id)) else float("inf")
+                for r in result.requests
+                if r.execution_id
+            ]
+            steps = _step_latencies(tap, ids)
             for name, process, raw in spies:
                 process.wait()
                 (raw.parent / f"{name}.txt").write_text(_top_functions(raw))
     finally:
         bench.close()
     print(f"{finished} executions of one node at {rate:g}/s for {seconds:g} s")
+    print(
+        f"end-to-end (due time -> ExecutionFinished): p50 {fmt_ms(percentile(latencies, 0.5))}, "
+        f"p99 {fmt_ms(percentile(latencies, 0.99))}"
+    )
+    for name, values in steps.items():
+        print(f"  {name:<45} p50 {fmt_ms(percentile(values, 0.5)):>9}  "
+              f"p99 {fmt_ms(percentile(values, 0.99)):>9}")  # fmt: skip
     print(f"{'process':<20} {'CPU ms / execution':>20}")
     total = 0.0
     for name in before:
