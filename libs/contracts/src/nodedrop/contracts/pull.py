@@ -74,6 +74,10 @@ class PullConsumer:
             self.release(len(batch))
         return batch
 
+    def wake(self) -> None:
+        """Have a waiting :meth:`next_batch` return now (with what is queued, maybe nothing)."""
+        self._arrived.set()
+
     def release(self, count: int = 1) -> None:
         """``count`` messages handed over earlier are done with: their slots may be refilled."""
         self._held -= count

@@ -12,6 +12,12 @@ For each batch of input events it loads, folds, decides, records, then acknowled
 5. only then acknowledge the inputs. If recording fails, the inputs are redelivered and the
    executions concerned are rebuilt from the stream before they are touched again.
 
+Recording is pipelined: while one batch waits for its publishes to be stored (each an fsync on
+the server), the next batch is decided and recorded, up to ``max_in_flight`` batches. An
+execution is in at most one batch in flight: its further inputs and timers wait until that
+batch is recorded (or has failed and the execution is to be rebuilt), so every execution's
+decisions are still made from a state whose earlier decisions are recorded or known lost.
+
 The scheduler never waits on PostgreSQL. All state is per execution, keyed by execution id.
 """
 
@@ -87,6 +93,7 @@ class Scheduler:
         clock: Clock = utc_now,
         batch_size: int = 512,
         history_concurrency: int = 16,
+        max_in_flight: int = 8,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -102,6 +109,15 @@ class Scheduler:
         #: Executions whose in-memory state may be behind the stream (a failed record).
         self._stale: set[str] = set()
         self._stopping = asyncio.Event()
+        #: Batches being recorded, and how many of them hold each execution.
+        self._records: set[asyncio.Task[None]] = set()
+        self._max_in_flight = max_in_flight
+        self._in_flight: dict[str, int] = {}
+        #: Inputs of executions in flight, in arrival order: decided once those are recorded.
+        self._held: list[tuple[Msg, Event]] = []
+        #: Executions whose timer fell due while they were in flight.
+        self._deferred_ticks: set[str] = set()
+        self._consumer: PullConsumer | None = None
 
     @property
     def active_count(self) -> int:
@@ -120,17 +136,30 @@ class Scheduler:
             capacity=2 * self._batch_size,
         )
         await consumer.start()
+        self._consumer = consumer
         try:
             while not self._stopping.is_set():
                 msgs = await consumer.next_batch(self._batch_size, self._wait_s())
                 for batch in _isolating_redeliveries(msgs):
-                    try:
-                        await self.handle(batch)
-                    except Exception:  # e.g. a history read timed out while NATS was away
-                        log.exception("a batch of %d events failed; redelivering it", len(batch))
-                        await self._give_back(batch)
+                    await self._handle_or_give_back(batch)
+                while self._released_work():
+                    await self._handle_or_give_back([])
         finally:
+            await self.drain()
+            self._consumer = None
             await consumer.stop()
+
+    async def drain(self) -> None:
+        """Wait until every batch in flight is recorded (or has failed)."""
+        while self._records:
+            await asyncio.gather(*self._records, return_exceptions=True)
+
+    async def _handle_or_give_back(self, msgs: list[Msg]) -> None:
+        try:
+            await self.handle(msgs, wait=False)
+        except _BatchFailedError as failure:  # e.g. a history read timed out while NATS was away
+            log.exception("a batch of %d events failed; redelivering it", len(failure.msgs))
+            await self._give_back(failure.msgs)
 
     async def _give_back(self, msgs: list[Msg]) -> None:
         """Have a failed batch redelivered, and forget what it may have half-applied: its
@@ -152,9 +181,72 @@ class Scheduler:
         await self.handle([])
 
     # ------------------------------------------------------------------ one batch
-    async def handle(self, msgs: list[Msg]) -> None:
+    async def handle(self, msgs: list[Msg], *, wait: bool = True) -> None:
+        """Decide on ``msgs`` (and on held inputs now free, stale executions, due timers) and
+        record the decisions: awaited with ``wait``, else in the background once fewer than
+        ``max_in_flight`` batches are in flight. Raises :class:`_BatchFailedError` with the
+        messages to give back if deciding failed."""
+        while len(self._records) >= self._max_in_flight:
+            await asyncio.wait(self._records, return_when=asyncio.FIRST_COMPLETED)
         batch = _Batch(self._clock())
-        stale = set(self._stale)
+        work = self._release_held()
+        for msg in msgs:
+            try:
+                event = codec.decode(msg.data)
+            except EventDecodeError:
+                log.error(
+                    "dropping an undecodable message on %s (seq %s)",
+                    msg.subject,
+                    msg.metadata.sequence.stream,
+                )
+                await msg.term()
+                continue
+            if event.execution_id in self._in_flight:
+                self._held.append((msg, event))
+            else:
+                work.append((msg, event))
+        try:
+            await self._decide_batch(batch, work)
+        except Exception as error:
+            raise _BatchFailedError([msg for msg, _ in work]) from error
+        if not (batch.decisions or batch.inputs or batch.new or batch.unlist):
+            return
+        # From here to the registration below nothing awaits: no other batch can take up
+        # these executions before they count as in flight.
+        record = asyncio.create_task(self._record(batch))
+        self._records.add(record)
+        for execution_id in batch.touched:
+            self._in_flight[execution_id] = self._in_flight.get(execution_id, 0) + 1
+        record.add_done_callback(lambda _: self._recorded(record, batch))
+        if wait:
+            await record
+
+    def _recorded(self, record: asyncio.Task[None], batch: _Batch) -> None:
+        self._records.discard(record)
+        for execution_id in batch.touched:
+            left = self._in_flight.pop(execution_id, 1) - 1
+            if left:
+                self._in_flight[execution_id] = left
+        if not record.cancelled() and (error := record.exception()) is not None:
+            log.error("recording a batch failed unexpectedly", exc_info=error)
+        if (self._held or self._deferred_ticks) and self._consumer is not None:
+            self._consumer.wake()  # the loop decides what this record held back
+
+    def _release_held(self) -> list[tuple[Msg, Event]]:
+        """Held inputs whose executions are no longer in flight, in arrival order."""
+        free = [(m, e) for m, e in self._held if e.execution_id not in self._in_flight]
+        if free:
+            self._held = [(m, e) for m, e in self._held if e.execution_id in self._in_flight]
+        return free
+
+    def _released_work(self) -> bool:
+        """Whether a finished record left held inputs or deferred timers free to decide."""
+        return any(e.execution_id not in self._in_flight for _, e in self._held) or any(
+            i not in self._in_flight for i in self._deferred_ticks
+        )
+
+    async def _decide_batch(self, batch: _Batch, work: list[tuple[Msg, Event]]) -> None:
+        stale = {i for i in self._stale if i not in self._in_flight}
         rebuilt = await self._rebuild(stale, batch.now)
         self._stale -= stale  # only once rebuilt: a failed read leaves them to the next batch
         for execution_id, state, recovered in rebuilt:
@@ -164,26 +256,15 @@ class Scheduler:
                 self._states[execution_id] = state
             else:
                 batch.unlist.append(execution_id)
-        for msg in msgs:
-            await self._decide(msg, batch)
+        for msg, event in work:
+            await self._decide(msg, event, batch)
         for execution_id in self._due(batch.now):
             state = self._states.get(execution_id)
             if state is not None:
                 batch.decisions.extend(tick(state, batch.now))
                 batch.touched.add(execution_id)
-        await self._record(batch)
 
-    async def _decide(self, msg: Msg, batch: _Batch) -> None:
-        try:
-            event = codec.decode(msg.data)
-        except EventDecodeError:
-            log.error(
-                "dropping an undecodable message on %s (seq %s)",
-                msg.subject,
-                msg.metadata.sequence.stream,
-            )
-            await msg.term()
-            return
+    async def _decide(self, msg: Msg, event: Event, batch: _Batch) -> None:
         execution_id = event.execution_id
         batch.inputs.append(msg)
         if execution_id in self._finished:
@@ -280,23 +361,41 @@ class Scheduler:
         elif self._scheduled.get(execution_id) != wakeup:
             self._scheduled[execution_id] = wakeup
             heapq.heappush(self._wakeups, (wakeup, execution_id))
+            if self._wakeups[0][1] == execution_id and self._consumer is not None:
+                # The loop may be waiting for messages past this, the earliest timer now
+                # (recorded in the background while it waited).
+                self._consumer.wake()
 
     def _due(self, now: datetime) -> list[str]:
         due = []
         while self._wakeups and self._wakeups[0][0] <= now:
             wakeup, execution_id = heapq.heappop(self._wakeups)
-            if self._scheduled.get(execution_id) == wakeup:
-                del self._scheduled[execution_id]
+            if self._scheduled.get(execution_id) != wakeup:
+                continue
+            del self._scheduled[execution_id]
+            if execution_id in self._in_flight:
+                self._deferred_ticks.add(execution_id)  # fired once its batch is recorded
+            else:
                 due.append(execution_id)
-        return due
+        free = [i for i in self._deferred_ticks if i not in self._in_flight]
+        self._deferred_ticks.difference_update(free)
+        return due + free
 
     def _wait_s(self) -> float:
         """How long the consumer may wait for messages before a timer is due (at most 1 s)."""
-        if self._stale:
+        if any(i not in self._in_flight for i in self._stale):
             return 0.0
         if not self._wakeups:
             return 1.0
         return min(max((self._wakeups[0][0] - self._clock()).total_seconds(), 0.0), 1.0)
+
+
+class _BatchFailedError(Exception):
+    """Deciding on a batch failed; ``msgs`` are to be redelivered."""
+
+    def __init__(self, msgs: list[Msg]) -> None:
+        super().__init__(f"a batch of {len(msgs)} inputs failed")
+        self.msgs = msgs
 
 
 def _isolating_redeliveries(msgs: list[Msg]) -> list[list[Msg]]:
