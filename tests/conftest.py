@@ -8,7 +8,9 @@ from hypothesis import settings
 # fixtures as "fixtures.*". Should tests/__init__.py appear, this becomes "tests.conftest"; follow.
 _PACKAGE = __name__.rpartition(".")[0]
 
-pytest_plugins = [f"{_PACKAGE}.fixtures.servers" if _PACKAGE else "fixtures.servers"]
+_FIXTURES = f"{_PACKAGE}.fixtures" if _PACKAGE else "fixtures"
+
+pytest_plugins = [f"{_FIXTURES}.servers", f"{_FIXTURES}.http_server"]
 
 # In CI the property tests draw the same examples every run (as many as anywhere), so a run fails
 # for a change and not for the draw; runs elsewhere keep exploring new examples, and what they

@@ -10,12 +10,9 @@ import io
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -32,49 +29,24 @@ from nodedrop.contracts.jetstream import ensure_jetstream
 from .conftest import running_system
 from .system import System
 
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/http_server.py)
+    from tests.fixtures.http_server import LocalHttpServer, Request
+
 pytestmark = pytest.mark.e2e
 
 PER_KIND = 24
 FINAL = {"succeeded", "partial", "failed", "cancelled", "timed_out"}
 
 
-class Flaky(BaseHTTPRequestHandler):
+def flaky(request: Request) -> tuple[int, dict[str, bool]]:
     """Fails the first request of each idempotency key with a 500, then answers 200."""
-
-    seen: Counter[str] = Counter()
-    lock = threading.Lock()
-
-    def do_GET(self) -> None:
-        key = self.headers.get("Idempotency-Key", "")
-        with Flaky.lock:
-            Flaky.seen[key] += 1
-            first = Flaky.seen[key] == 1
-        body = b'{"ok": true}'
-        self.send_response(500 if first else 200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    # socketserver's default backlog of 5 overflows under many runner slots on a busy machine.
-    request_queue_size = 128
+    return (500 if request.number_with_key == 1 else 200), {"ok": True}
 
 
 @pytest.fixture(scope="module")
-def flaky_url() -> Iterator[str]:
-    server = _Server(("127.0.0.1", 0), Flaky)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/flaky"
-    finally:
-        server.shutdown()
-        server.server_close()
+def flaky_url(local_http_server: type[LocalHttpServer]) -> Iterator[str]:
+    with local_http_server(flaky) as server:
+        yield f"{server.url}/flaky"
 
 
 @pytest.fixture(scope="module")

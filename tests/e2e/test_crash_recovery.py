@@ -15,14 +15,12 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -33,6 +31,9 @@ from nodedrop.contracts.errors import RUNNER_LOST
 
 from .conftest import running_system
 from .system import System
+
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/http_server.py)
+    from tests.fixtures.http_server import LocalHttpServer, Request
 
 pytestmark = pytest.mark.e2e
 
@@ -45,72 +46,26 @@ WATCHED = 4  # WebSocket clients per batch
 # ------------------------------------------------------------------ the side-effect server
 
 
-@dataclass
-class SideEffects:
-    """What the local HTTP server saw: one entry per request, (execution, node, key)."""
-
-    seen: list[tuple[str, str, str]] = field(default_factory=list)
-    in_flight: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def keys_per_node(self) -> dict[tuple[str, str], Counter[str]]:
-        found: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-        with self.lock:
-            for execution_id, node, key in self.seen:
-                found[execution_id, node][key] += 1
-        return found
-
-
-class _Handler(BaseHTTPRequestHandler):
-    effects: SideEffects
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        _, execution_id, node = url.path.split("/")
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        with self.effects.lock:
-            self.effects.seen.append((execution_id, node, self.headers["Idempotency-Key"]))
-            self.effects.in_flight += 1
-        try:
-            time.sleep(int(parse_qs(url.query).get("ms", ["0"])[0]) / 1000)
-            body = json.dumps({"ok": True}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-        except OSError:
-            pass  # the runner that asked was killed
-        finally:
-            with self.effects.lock:
-                self.effects.in_flight -= 1
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's default backlog is 5: with 16 runner slots posting at once on a busy
-    # machine the accept queue overflowed and requests failed with ReadError (HttpServerError).
-    request_queue_size = 128
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a killed client's broken pipe is part of the test
+def slow_effect(request: Request) -> tuple[int, dict[str, bool]]:
+    """Answers after the ``ms`` of the query string (SLOW_MS): kills land while nodes wait."""
+    time.sleep(int(parse_qs(urlsplit(request.path).query).get("ms", ["0"])[0]) / 1000)
+    return 200, {"ok": True}
 
 
 @pytest.fixture
-def side_effects() -> Iterator[tuple[str, SideEffects]]:
-    effects = SideEffects()
-    handler = type("Handler", (_Handler,), {"effects": effects})
-    server = _QuietServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", effects
-    finally:
-        server.shutdown()
-        server.server_close()
+def effects(local_http_server: type[LocalHttpServer]) -> Iterator[LocalHttpServer]:
+    """The server the effect nodes POST to, at ``/<execution id>/<node>``."""
+    with local_http_server(slow_effect, method="POST") as server:
+        yield server
+
+
+def keys_per_node(effects: LocalHttpServer) -> dict[tuple[str, str], Counter[str | None]]:
+    """The requests the server saw per (execution, node), counted by idempotency key."""
+    found: dict[tuple[str, str], Counter[str | None]] = defaultdict(Counter)
+    for request in effects.requests():
+        _, execution_id, node = urlsplit(request.path).path.split("/")
+        found[execution_id, node][request.idempotency_key] += 1
+    return found
 
 
 # ------------------------------------------------------------------ the system
@@ -310,10 +265,12 @@ def check_attempts(execution_id: str, events: list[dict[str, Any]]) -> list[tupl
     return lost
 
 
-def check_side_effects(effects: SideEffects, all_events: dict[str, list[dict[str, Any]]]) -> None:
+def check_side_effects(
+    effects: LocalHttpServer, all_events: dict[str, list[dict[str, Any]]]
+) -> None:
     """Each effect node's request was sent, and sent again only by a new attempt (its key is
     the same on every attempt)."""
-    keys = effects.keys_per_node()
+    keys = keys_per_node(effects)
     for execution_id, events in all_events.items():
         for node in EFFECT_NODES:
             attempts = sum(1 for e in events if e["type"] == "NodeReady" and e["node"] == node)
@@ -354,7 +311,7 @@ async def check_followers(
 async def check_all(
     client: httpx.AsyncClient,
     execution_ids: list[str],
-    effects: SideEffects,
+    effects: LocalHttpServer,
     followers: list[Follower],
     followers_task: Awaitable[Any],
 ) -> tuple[dict[str, list[dict[str, Any]]], list[tuple[str, str, int]]]:
@@ -397,14 +354,13 @@ def alive(pid: int) -> bool:
 
 
 async def test_a_runner_killed_mid_node_costs_that_node_one_attempt_not_the_node(
-    client: httpx.AsyncClient, system: System, side_effects: tuple[str, SideEffects]
+    client: httpx.AsyncClient, system: System, effects: LocalHttpServer
 ) -> None:
-    server, effects = side_effects
     runner = system.processes["runner"]
     # The custom node type runs in worker processes, started with the runner.
     await until(lambda: bool(children_of(runner.pid)), within_s=20)
     workers = children_of(runner.pid)
-    execution_ids = await submit_batch(client, server)
+    execution_ids = await submit_batch(client, effects.url)
     followers, followers_task = await follow(system, execution_ids[-WATCHED:])
     # 16 slots over two runners: with 10 requests waiting, both runners hold nodes mid-call.
     await until(lambda: effects.in_flight >= 10, within_s=20)
@@ -434,15 +390,14 @@ async def test_a_runner_killed_mid_node_costs_that_node_one_attempt_not_the_node
 async def test_a_scheduler_or_notifier_killed_mid_run_is_caught_up_with_no_gap(
     client: httpx.AsyncClient,
     system: System,
-    side_effects: tuple[str, SideEffects],
+    effects: LocalHttpServer,
     service: str,
 ) -> None:
     """The scheduler resumes every execution from the stream; the notifier projects from its
     checkpoint, and the WebSocket clients it dropped come back with ``after_seq``."""
-    server, effects = side_effects
-    execution_ids = await submit_batch(client, server)
+    execution_ids = await submit_batch(client, effects.url)
     followers, followers_task = await follow(system, execution_ids[-WATCHED:])
-    await until(lambda: len(effects.seen) >= BATCH // 2, within_s=20)
+    await until(lambda: len(effects.requests()) >= BATCH // 2, within_s=20)
     cut_off = running(followers)
     await kill_and_restart(system, service, service, down_s=1.0)
     _, lost = await check_all(client, execution_ids, effects, followers, followers_task)
@@ -453,15 +408,14 @@ async def test_a_scheduler_or_notifier_killed_mid_run_is_caught_up_with_no_gap(
 
 
 async def test_an_api_killed_mid_submission_loses_no_acknowledged_execution(
-    client: httpx.AsyncClient, system: System, side_effects: tuple[str, SideEffects]
+    client: httpx.AsyncClient, system: System, effects: LocalHttpServer
 ) -> None:
-    server, effects = side_effects
     acknowledged: list[str] = []
 
     async def keep_submitting() -> None:
         while len(acknowledged) < BATCH:
             try:
-                acknowledged.append(await submit(client, server))
+                acknowledged.append(await submit(client, effects.url))
             except httpx.TransportError:
                 await asyncio.sleep(0.05)  # not acknowledged: not promised
 

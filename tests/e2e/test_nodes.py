@@ -5,17 +5,17 @@ installed from a package."""
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from .conftest import running_system
 from .system import System
+
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/http_server.py)
+    from tests.fixtures.http_server import LocalHttpServer, Request
 
 pytestmark = pytest.mark.e2e
 
@@ -35,33 +35,14 @@ async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-class Recorder(BaseHTTPRequestHandler):
-    seen: list[dict[str, Any]] = []
-
-    def do_GET(self) -> None:
-        Recorder.seen.append({"path": self.path, "headers": dict(self.headers)})
-        body = json.dumps({"path": self.path, "who": self.headers.get("X-Who")}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+def echo(request: Request) -> tuple[int, dict[str, str | None]]:
+    return 200, {"path": request.path, "who": request.headers.get("X-Who")}
 
 
 @pytest.fixture
-def http_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    Recorder.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def http_server(local_http_server: type[LocalHttpServer]) -> Iterator[LocalHttpServer]:
+    with local_http_server(echo) as server:
+        yield server
 
 
 async def finished(client: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
@@ -163,7 +144,7 @@ async def test_an_escape_attempt_is_refused_when_the_workflow_is_saved(
 
 
 async def test_http_request_calls_a_server_once_per_item_with_idempotency_keys(
-    client: httpx.AsyncClient, http_server: str
+    client: httpx.AsyncClient, http_server: LocalHttpServer
 ) -> None:
     workflow = {
         "name": "http",
@@ -173,7 +154,7 @@ async def test_http_request_calls_a_server_once_per_item_with_idempotency_keys(
                 "id": "call",
                 "type": "http_request",
                 "parameters": {
-                    "url": http_server + "/orders/{{ item.id }}",
+                    "url": http_server.url + "/orders/{{ item.id }}",
                     "headers": {"X-Who": "{{ item.name }}"},
                     "query": {"total": "{{ item.total }}"},
                 },
@@ -188,8 +169,9 @@ async def test_http_request_calls_a_server_once_per_item_with_idempotency_keys(
         {"path": "/orders/1?total=50", "who": "ann"},
         {"path": "/orders/2?total=150", "who": "bob"},
     ]
-    keys = [request["headers"]["Idempotency-Key"] for request in Recorder.seen]
+    keys = [request.idempotency_key for request in http_server.requests()]
     assert len(keys) == 2
+    assert None not in keys  # each request carried one
     assert len(set(keys)) == 2
 
 

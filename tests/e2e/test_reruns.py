@@ -5,16 +5,17 @@ named on the events."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from .conftest import running_system
 from .system import System
+
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/http_server.py)
+    from tests.fixtures.http_server import LocalHttpServer, Request
 
 pytestmark = pytest.mark.e2e
 
@@ -26,39 +27,18 @@ async def system(pg_server_url: str) -> AsyncIterator[System]:
         yield started
 
 
-class FailsOnce(BaseHTTPRequestHandler):
+def fails_once(request: Request) -> tuple[int, dict[str, int]]:
     """Answers 500 to the first request, then 200 with the number of the call."""
-
-    calls = 0
-
-    def do_GET(self) -> None:
-        FailsOnce.calls += 1
-        status = 500 if FailsOnce.calls == 1 else 200
-        body = f'{{"call": {FailsOnce.calls}}}'.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+    return (500 if request.number == 1 else 200), {"call": request.number}
 
 
 @pytest.fixture
-def flaky_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FailsOnce)
-    FailsOnce.calls = 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/flaky"
-    finally:
-        server.shutdown()
-        server.server_close()
+def flaky_server(local_http_server: type[LocalHttpServer]) -> Iterator[LocalHttpServer]:
+    with local_http_server(fails_once) as server:
+        yield server
 
 
-def chain(url: str) -> dict[str, Any]:
+def chain(server: LocalHttpServer) -> dict[str, Any]:
     """start -> a -> b -> c (http, fails once; on_error continue) -> d, and start -> side ->
     side2. The first run ends partial: c failed, d got no input."""
     return {
@@ -70,7 +50,7 @@ def chain(url: str) -> dict[str, Any]:
             {
                 "id": "c",
                 "type": "http_request",
-                "parameters": {"method": "GET", "url": url},
+                "parameters": {"method": "GET", "url": f"{server.url}/flaky"},
                 "on_error": "continue",
             },
             {"id": "d", "type": "set", "parameters": {"values": {"d": "{{ item.body.call }}"}}},
@@ -127,9 +107,9 @@ def nodes_with(events: list[dict[str, Any]], kind: str) -> list[str]:
 
 
 async def test_rerun_from_the_failed_node_reuses_what_ran_before_it(
-    client: httpx.AsyncClient, flaky_url: str
+    client: httpx.AsyncClient, flaky_server: LocalHttpServer
 ) -> None:
-    first_id = await submit(client, workflow=chain(flaky_url), input=[{"n": 1}])
+    first_id = await submit(client, workflow=chain(flaky_server), input=[{"n": 1}])
     first = await finished(client, first_id)
     assert first["status"] == "partial"
     assert (first["nodes"]["c"]["status"], first["nodes"]["d"]["status"]) == ("failed", "skipped")
@@ -149,7 +129,7 @@ async def test_rerun_from_the_failed_node_reuses_what_ran_before_it(
     assert {e["data"]["reused_from"] for e in reused.values()} == {first_id}
     assert second["nodes"]["b"]["output"] == first["nodes"]["b"]["output"]
     assert second["nodes"]["d"]["output"]["main"][0]["d"] == 2  # the server's second call
-    assert FailsOnce.calls == 2
+    assert len(flaky_server.requests()) == 2
     # Who asked: the request names the user, the rest is the system's.
     actors = [(e["type"], e["actor"]) for e in events if e["actor"] is not None]
     assert actors == [("ExecutionRequested", "admin")]
@@ -216,9 +196,9 @@ async def test_rerun_refusals(client: httpx.AsyncClient) -> None:
 
 
 async def test_node_mode_takes_a_parent_output_that_a_rerun_reused(
-    client: httpx.AsyncClient, flaky_url: str
+    client: httpx.AsyncClient, flaky_server: LocalHttpServer
 ) -> None:
-    workflow_id = (await client.post("/api/workflows", json=chain(flaky_url))).json()["id"]
+    workflow_id = (await client.post("/api/workflows", json=chain(flaky_server))).json()["id"]
     first_id = await submit(client, workflow_id=workflow_id, input=[{"n": 7}])
     assert (await finished(client, first_id))["status"] == "partial"
     # c failed in the only finished execution: d has no recorded input yet.
