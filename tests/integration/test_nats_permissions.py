@@ -25,6 +25,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec, ids, natsauth, schedules, subjects
@@ -36,6 +37,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.embedded import EmbeddedNats
+from nodedrop.scheduler.active import ActiveExecutions
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -371,6 +373,33 @@ async def test_the_scheduler_claims_ticks_but_cannot_write_schedules(
         assert not [v for v in s.violations() if "fired" in v]
     with pytest.raises(Exception, match="not found"):
         await (await admin.key_value(subjects.SCHEDULES_BUCKET)).get(schedules.entry_key("wf2"))
+
+
+async def test_the_scheduler_snapshots_its_executions_and_takes_over_the_former_layout(
+    server: EmbeddedNats, admin: JetStreamContext
+) -> None:
+    """Everything the scheduler does with its set of unfinished executions, as its user: the
+    ack floor of its consumer, the scan of the stream after the snapshot, the snapshot, and on
+    an upgrade the former layout's keys listed and purged. It may no longer write those."""
+    former = await admin.create_key_value(
+        KeyValueConfig(bucket=subjects.SCHEDULER_STATE_BUCKET, history=1, storage=StorageType.FILE)
+    )
+    await former.put(subjects.active_key("ex-former"), b"")
+    async with session(server, "scheduler") as s:
+        active = ActiveExecutions(s.js)
+        await active.open()
+        await active.add(["ex-new"])
+        assert await active.snapshot()
+        await active.close()
+        assert {"ex-former", "ex-new"} <= set(await active.ids())
+        assert s.violations() == []
+        key = subjects.active_key("ex-forged")
+        await s.refused(
+            s.js.publish(f"$KV.{subjects.SCHEDULER_STATE_BUCKET}.{key}", b""),
+            f"$KV.{subjects.SCHEDULER_STATE_BUCKET}.{key}",
+        )
+    with pytest.raises(NotFoundError):
+        await former.get(subjects.active_key("ex-former"))  # purged
 
 
 async def test_the_api_cannot_touch_the_schedulers_state(server: EmbeddedNats) -> None:

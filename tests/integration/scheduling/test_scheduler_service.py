@@ -29,8 +29,8 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import ensure_jetstream
-from nodedrop.scheduler.active import ActiveExecutions
 from nodedrop.scheduler.service import Scheduler
+from nodedrop.scheduler.snapshot_store import SnapshotStore
 
 pytestmark = pytest.mark.integration
 
@@ -95,9 +95,13 @@ async def scripted_runner(nats_url: str, answer: Answer) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def running_scheduler(nats_url: str) -> AsyncIterator[Scheduler]:
+async def running_scheduler(
+    nats_url: str, *, snapshot_interval_s: float = 5.0
+) -> AsyncIterator[Scheduler]:
+    """A scheduler, run until the block ends, then stopped as by a crash (no snapshot is
+    written on the way out, and none is at all if ``snapshot_interval_s`` is long)."""
     nc = await nats.connect(nats_url)
-    scheduler = Scheduler(nc, nc.jetstream())
+    scheduler = Scheduler(nc, nc.jetstream(), snapshot_interval_s=snapshot_interval_s)
     task = asyncio.create_task(scheduler.run())
     try:
         yield scheduler
@@ -243,20 +247,24 @@ async def test_an_execution_timeout_fires_without_any_event(
 async def test_a_start_unlists_executions_a_crash_left_listed(
     js: JetStreamContext, nats_url: str
 ) -> None:
-    """A key left in the unfinished set by a crash between recording an execution's end and
-    unlisting it (or listing an execution whose history was pruned since) is removed when the
-    next scheduler starts and folds the history."""
+    """An execution left in the snapshot by a crash between recording its end and unlisting it
+    (or listed with a history pruned since) is dropped when the next scheduler starts and folds
+    the history: the snapshots after that no longer hold it."""
     async with running_scheduler(nats_url), scripted_runner(nats_url, succeed):
         await request(js, "ex-left", chain({"id": "a", "type": "noop"}))
         await wait_finished(js, "ex-left")
-    active = ActiveExecutions(js)
-    await active.open()
-    await active.add(["ex-left", "ex-pruned"])  # what the crash left behind
-    assert set(await active.ids()) >= {"ex-left", "ex-pruned"}
-    async with running_scheduler(nats_url) as scheduler:
+    store = SnapshotStore(js)
+    await store.open()
+    # What the crash left behind, complete up to the stream's end (so that no tail read, only
+    # the fold of their histories, can tell that they are not running).
+    stored_up_to = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
+    await store.write(["ex-left", "ex-pruned"], stored_up_to)
+    async with running_scheduler(nats_url, snapshot_interval_s=0.05) as scheduler:
         for _ in range(200):
-            if not {"ex-left", "ex-pruned"} & set(await active.ids()):
+            snapshot = await store.read()
+            if snapshot is not None and not {"ex-left", "ex-pruned"} & snapshot.executions:
                 break
             await asyncio.sleep(0.02)
-        assert not {"ex-left", "ex-pruned"} & set(await active.ids())
+        assert snapshot is not None
+        assert not {"ex-left", "ex-pruned"} & snapshot.executions
         assert scheduler.active_count == 0

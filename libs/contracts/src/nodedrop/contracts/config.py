@@ -65,6 +65,9 @@ class Config:
     otel_exporter: str | None = None
     #: Scheduler: a missed cron tick at most this old (seconds) is still fired, once.
     schedule_grace_s: float = 300.0
+    #: Scheduler: how often its set of unfinished executions is snapshotted (when it changed);
+    #: a start reads the stream stored since the last snapshot.
+    scheduler_snapshot_interval_s: float = 5.0
     #: API request limits (docs/api.md, "Limits"): a larger body is a 413, the others a 422.
     max_body_bytes: int = 8 * 1024 * 1024
     max_workflow_nodes: int = 2000
@@ -104,6 +107,10 @@ class Config:
             runner_concurrency=int(env.get("NODEDROP_RUNNER_CONCURRENCY", "64")),
             otel_exporter=env.get("NODEDROP_OTEL_EXPORTER") or None,
             schedule_grace_s=float(env.get("NODEDROP_SCHEDULE_GRACE_S", "300")),
+            scheduler_snapshot_interval_s=seconds_setting(
+                env, "NODEDROP_SCHEDULER_SNAPSHOT_INTERVAL_S"
+            )
+            or 5.0,
             max_body_bytes=int(env.get("NODEDROP_MAX_BODY_BYTES", str(8 * 1024 * 1024))),
             max_workflow_nodes=int(env.get("NODEDROP_MAX_WORKFLOW_NODES", "2000")),
             max_input_items=int(env.get("NODEDROP_MAX_INPUT_ITEMS", "10000")),

@@ -34,10 +34,12 @@ async def read_batches(
     batch_size: int = _FETCH_BATCH,
     description: str = "nodedrop scan",
     timeout_s: float = 10.0,
+    headers_only: bool = False,
 ) -> AsyncGenerator[list[Msg], None]:
     """Batches of the messages on ``filter_subject`` with stream sequence > ``after_seq``, in
     stream order, up to what is stored when the read starts. The caller may stop early by
-    leaving the loop."""
+    leaving the loop. With ``headers_only`` the messages come without their data (for readers
+    that need only the subject, such as which executions were requested)."""
     config = ConsumerConfig(
         # Named here, not by the server: the name is then in the create request's subject,
         # which is how NATS permissions keep services from creating (changing) a durable
@@ -48,6 +50,7 @@ async def read_batches(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
         opt_start_seq=after_seq + 1,
         ack_policy=AckPolicy.NONE,
+        headers_only=headers_only or None,
         # Ephemeral and in memory: gone soon even if this process dies before deleting it.
         inactive_threshold=60.0,
         mem_storage=True,

@@ -258,13 +258,18 @@ def _allowed(user: str) -> list[str]:
             *_publish_events(SCHEDULER),
             *_events_base(),
             *_own_durable(subjects.SCHEDULER_CONSUMER),
-            *_history_reads(),  # rebuilding an execution
+            # rebuilding an execution; at start, the requests and ends after the snapshot
+            *_history_reads(),
             *_dead_letters(),
-            # the set of unfinished executions (its own bucket)
+            # the snapshot of its unfinished executions (its own bucket), complete up to its
+            # consumer's ack floor (read with CONSUMER.INFO, in _events_base)
             *_create_bucket(_SCHEDULER_KV),
-            _kv_keys(subjects.SCHEDULER_STATE_BUCKET),
+            subjects.snapshot_keys_subject(),
             *_direct_get(_SCHEDULER_KV),
-            *_ephemeral_reads(_SCHEDULER_KV),  # listing its keys
+            # on an upgrade: listing the former layout's keys (one per execution), then
+            # purging them
+            *_ephemeral_reads(_SCHEDULER_KV),
+            f"{_JS}.STREAM.PURGE.{_SCHEDULER_KV}",
             # cron: watches the schedules, claims ticks (compare-and-swap on fired.*)
             *_create_bucket(_SCHEDULES_KV),
             _kv_keys(subjects.SCHEDULES_BUCKET, "fired.>"),

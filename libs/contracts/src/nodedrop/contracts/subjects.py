@@ -72,14 +72,32 @@ def is_event_subject(subject: str) -> bool:
     return len(parts) == 5 and ".".join(parts[:2]) == EVENTS_PREFIX and parts[2] == slot(parts[3])
 
 
+#: The scheduler's bucket holds a snapshot of its set of unfinished executions: a head, and
+#: the chunks it names (:mod:`nodedrop.scheduler.snapshot`).
+SNAPSHOT_HEAD_KEY = "snapshot.head"
+
+
+def snapshot_chunk_key(snapshot_slot: str, index: int) -> str:
+    return f"snapshot.{snapshot_slot}.{index}"
+
+
+def snapshot_keys_subject() -> str:
+    """Every key of the snapshot, as a subject (what the scheduler may write)."""
+    return f"$KV.{SCHEDULER_STATE_BUCKET}.snapshot.>"
+
+
 def active_key(execution_id: str) -> str:
-    """Key of an unfinished execution in the scheduler's bucket (grouped by slot, so a
-    scheduler that owns some slots lists only its own)."""
+    """Key of an unfinished execution in the scheduler's bucket, as versions before the
+    snapshot kept the set (one key each); read once on an upgrade, then purged."""
     return f"active.{slot(execution_id)}.{execution_id}"
 
 
-def active_key_subject(execution_id: str) -> str:
-    return f"$KV.{SCHEDULER_STATE_BUCKET}.{active_key(execution_id)}"
+#: Every key of that former layout.
+ACTIVE_KEYS = "active.>"
+
+
+def active_keys_subject() -> str:
+    return f"$KV.{SCHEDULER_STATE_BUCKET}.{ACTIVE_KEYS}"
 
 
 #: Key-value bucket of cron schedules: one entry per saved workflow with schedule_trigger nodes

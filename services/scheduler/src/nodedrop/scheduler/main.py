@@ -28,7 +28,7 @@ async def serve(config: Config) -> None:
     # The scheduler owns its consumer: its settings (max_deliver) are brought in line.
     await ensure_jetstream(js, owner=subjects.SCHEDULER_CONSUMER)
     await ensure_dead_letters(js)
-    scheduler = Scheduler(nc, js)
+    scheduler = Scheduler(nc, js, snapshot_interval_s=config.scheduler_snapshot_interval_s)
     firer = CronFirer(js, grace=timedelta(seconds=config.schedule_grace_s))
     dead_letters = DeadLetters(nc, js, clock=utc_now)
 

@@ -42,7 +42,7 @@ from nodedrop.contracts.codec import EventDecodeError
 from nodedrop.contracts.events import Event, ExecutionRequested
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.pull import PullConsumer
-from nodedrop.scheduler.active import ActiveExecutions
+from nodedrop.scheduler.active import DEFAULT_SNAPSHOT_INTERVAL_S, ActiveExecutions
 from nodedrop.scheduler.core import ExecutionState, evolve, next_wakeup, resume, step, tick
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class Scheduler:
         batch_size: int = 512,
         history_concurrency: int = 16,
         max_in_flight: int = 8,
+        snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -101,7 +102,7 @@ class Scheduler:
         self._batch_size = batch_size
         self._history_limit = asyncio.Semaphore(history_concurrency)
         self._publisher = EventPublisher(js)
-        self._active = ActiveExecutions(js)
+        self._active = ActiveExecutions(js, snapshot_interval_s=snapshot_interval_s)
         self._states: dict[str, ExecutionState] = {}
         self._finished = RecentlyFinished()
         self._wakeups: list[tuple[datetime, str]] = []
@@ -148,6 +149,7 @@ class Scheduler:
             await self.drain()
             self._consumer = None
             await consumer.stop()
+            await self._active.close()
 
     async def drain(self) -> None:
         """Wait until every batch in flight is recorded (or has failed)."""
@@ -302,7 +304,9 @@ class Scheduler:
         ended = [i for i in batch.touched if (s := self._states.get(i)) is not None and s.finished]
         try:
             await asyncio.gather(
-                self._publisher.publish(batch.decisions), self._active.add(batch.new)
+                self._publisher.publish(batch.decisions),
+                # not only batch.new: an execution rebuilt after a failed batch is listed too
+                self._active.add([i for i in batch.touched if i in self._states]),
             )
         except Exception as error:  # PublishError mostly; also an event too large to send
             log.warning(
