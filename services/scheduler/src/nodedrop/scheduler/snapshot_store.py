@@ -1,6 +1,10 @@
 """Where the scheduler's snapshot is kept: its key-value bucket, one key for the head and one per
 chunk (:mod:`nodedrop.scheduler.snapshot`), and the keys of the former layout (one per
-unfinished execution), read once on an upgrade and then purged."""
+unfinished execution), read once on an upgrade and then purged.
+
+Chunks past the count a head names (left by an earlier, larger snapshot in the same slot) are
+never read and are overwritten when a snapshot grows again: the bucket holds at most twice the
+largest snapshot. Each key keeps one revision (``history=1``)."""
 
 from __future__ import annotations
 
