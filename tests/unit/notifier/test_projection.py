@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import msgspec
 import pytest
 
-from nodedrop.contracts.events import AnyEvent, ErrorInfo, NodeStarted
+from nodedrop.contracts.events import AnyEvent, ErrorInfo, NodeStarted, SkipReason
 from nodedrop.notifier.projection import Changes, ExecutionRecord, NodeRecord, fold
 from nodedrop.notifier.testing import T0, History, numbered
 
@@ -21,9 +23,16 @@ def project(*histories: History) -> Changes:
     return fold(numbered(event for h in histories for event in h.events))
 
 
-def started(plan: tuple[str, ...] = ("start", "fetch", "store")) -> History:
+#: fetch is tried up to three times.
+RETRIED = {"fetch": {"retry": {"max_attempts": 3}}}
+
+
+def started(
+    plan: tuple[str, ...] = ("start", "fetch", "store"),
+    policies: dict[str, dict[str, Any]] | None = None,
+) -> History:
     h = History()
-    h.requested()
+    h.requested(policies=policies)
     h.started(list(plan))
     return h
 
@@ -31,7 +40,7 @@ def started(plan: tuple[str, ...] = ("start", "fetch", "store")) -> History:
 class TestExecutionRows:
     def test_requested_creates_a_queued_execution_from_the_event(self) -> None:
         h = History("ex1", requested_by="alice", workflow_id="wf-9")
-        h.requested(trigger="hook", rerun_of="ex0")
+        h.requested(trigger="hook", rerun_of="ex0", policies={"fetch": {"on_error": "continue"}})
         row = project(h).executions["ex1"]
         assert row == ExecutionRecord(
             id="ex1",
@@ -45,6 +54,7 @@ class TestExecutionRows:
             trigger="hook",
             node=None,
             rerun_of="ex0",
+            node_policies={"fetch": {"on_error": "continue"}},
         )
 
     def test_node_mode_keeps_the_node(self) -> None:
@@ -129,7 +139,7 @@ class TestNodeRows:
         assert row.error == {"type": "HttpServerError", "message": "boom", "stack": "Traceback ..."}
 
     def test_retry_then_success_on_the_second_attempt(self) -> None:
-        h = started()
+        h = started(policies=RETRIED)
         h.ready("fetch")
         h.node_started("fetch")
         h.failed("fetch")
@@ -157,7 +167,7 @@ class TestNodeRows:
 
     def test_pinned_output_of_a_node_that_never_ran(self) -> None:
         h = started()
-        h.succeeded("fetch", output={"main": [{"pinned": 1}]}, pinned=True)
+        h.succeeded("fetch", attempt=0, output={"main": [{"pinned": 1}]}, pinned=True)
         row = project(h).nodes[("ex1", "fetch")]
         assert (row.status, row.pinned, row.output) == (
             "succeeded",
@@ -190,7 +200,7 @@ class TestNodeRows:
 
 class TestFencing:
     def test_a_late_result_of_an_older_attempt_changes_nothing(self) -> None:
-        h = started()
+        h = started(policies=RETRIED)
         h.ready("fetch")
         h.node_started("fetch")
         h.failed("fetch")
@@ -266,7 +276,7 @@ class TestFencing:
 
 class TestLogs:
     def test_one_line_per_event_with_a_human_message(self) -> None:
-        h = started(("start", "fetch"))
+        h = started(("start", "fetch"), {"fetch": {"retry": {"max_attempts": 2}}})
         h.ready("fetch")
         h.node_started("fetch")
         h.failed("fetch", message="boom")
@@ -388,3 +398,217 @@ class TestNodeLogs:
             (len(h.events) + 1, 0, at(7), "info", "fetch", "3 orders"),
             (len(h.events) + 1, 1, at(8), "error", "fetch", "one bad"),
         ]
+
+
+class TestEndingAsTheSchedulerCoreDoes:
+    """Once an execution began to end, the scheduler core ignores runner results but still
+    applies its own (pinned or reused outputs, a wait's wake-up); the projection likewise."""
+
+    @pytest.mark.parametrize("reason", [None, "timed_out", "dead_letter"])
+    def test_a_runner_success_after_a_cancel_request_is_ignored(self, reason: str | None) -> None:
+        h = started()
+        h.ready("fetch")
+        h.node_started("fetch")
+        h.cancel_requested(reason)
+        h.succeeded("fetch")  # already in the stream when the scheduler ended the run
+        changes = project(h)
+        node = changes.nodes[("ex1", "fetch")]
+        assert (node.status, node.output, node.finished_at) == ("running", None, None)
+        assert changes.executions["ex1"].ending
+        assert changes.logs[-1].message.startswith("ignored")
+        h.cancelled("fetch")  # what the scheduler decided
+        assert project(h).nodes[("ex1", "fetch")].status == "cancelled"
+
+    def test_a_runner_failure_after_a_cancel_request_is_ignored(self) -> None:
+        h = started(policies={"fetch": {"on_error": "error_output"}})
+        h.ready("fetch")
+        h.cancel_requested()
+        h.failed("fetch")
+        node = project(h).nodes[("ex1", "fetch")]
+        assert (node.status, node.error, node.output) == ("queued", None, None)
+
+    def test_a_pinned_output_recorded_after_a_cancel_request_still_counts(self) -> None:
+        h = started()
+        h.run_node("start")
+        h.cancel_requested()  # recorded while the scheduler was pinning fetch
+        h.succeeded("fetch", attempt=0, output={"main": [{"pinned": 1}]}, pinned=True)
+        node = project(h).nodes[("ex1", "fetch")]
+        assert (node.status, node.pinned, node.output) == (
+            "succeeded", True, {"main": [{"pinned": 1}]},
+        )  # fmt: skip
+
+    def test_a_reused_output_recorded_after_a_cancel_request_still_counts(self) -> None:
+        h = started()
+        h.cancel_requested()
+        h.succeeded("fetch", attempt=0, output={"main": [{"old": 1}]}, reused_from="ex0")
+        assert project(h).nodes[("ex1", "fetch")].status == "succeeded"
+
+    def test_a_wait_woken_after_a_cancel_request_still_succeeds(self) -> None:
+        h = started(("start", "pause"))
+        h.run_node("start")
+        h.waiting("pause")
+        h.cancel_requested()
+        h.succeeded("pause", output={"main": [{}]})  # the scheduler's own wake-up
+        node = project(h).nodes[("ex1", "pause")]
+        assert (node.status, node.wait_until) == ("succeeded", at(5) + timedelta(seconds=1))
+
+    def test_a_runner_result_after_a_failure_under_on_error_fail_is_ignored(self) -> None:
+        h = started(("start", "fetch", "store"))
+        h.run_node("start")
+        h.ready("fetch")
+        h.ready("store")
+        h.failed("fetch")  # no retry: the scheduler ends the run as failed
+        h.succeeded("store")
+        changes = project(h)
+        assert changes.executions["ex1"].ending
+        assert changes.nodes[("ex1", "fetch")].status == "failed"
+        assert changes.nodes[("ex1", "store")].status == "queued"
+
+    @pytest.mark.parametrize("reason", ["cancelled", "timed_out", "execution_failed"])
+    def test_a_runner_result_after_an_ending_skip_is_ignored(self, reason: SkipReason) -> None:
+        h = started()
+        h.ready("fetch")
+        h.skipped("store", reason)
+        h.succeeded("fetch")
+        changes = project(h)
+        assert changes.executions["ex1"].ending
+        assert changes.nodes[("ex1", "fetch")].status == "queued"
+
+    def test_a_skip_for_lack_of_input_ends_nothing(self) -> None:
+        h = started()
+        h.ready("fetch")
+        h.skipped("store", "no_input")
+        h.succeeded("fetch")
+        changes = project(h)
+        assert not changes.executions["ex1"].ending
+        assert changes.nodes[("ex1", "fetch")].status == "succeeded"
+
+    def test_a_runner_result_after_another_node_was_cancelled_is_ignored(self) -> None:
+        h = started()
+        h.ready("fetch")
+        h.ready("store")
+        h.cancelled("store")
+        h.succeeded("fetch")
+        assert project(h).nodes[("ex1", "fetch")].status == "queued"
+
+
+class TestFailurePolicies:
+    def test_a_failure_with_attempts_left_is_retrying_at_once_and_ends_nothing(self) -> None:
+        h = started(policies=RETRIED)
+        h.ready("fetch")
+        h.ready("store")
+        h.failed("fetch")
+        h.succeeded("store")
+        changes = project(h)
+        fetch = changes.nodes[("ex1", "fetch")]
+        assert (fetch.status, fetch.finished_at, fetch.error is not None) == (
+            "retrying",
+            None,
+            True,
+        )
+        assert changes.nodes[("ex1", "store")].status == "succeeded"
+        assert not changes.executions["ex1"].ending
+
+    def test_the_last_attempt_fails_for_good(self) -> None:
+        h = started(policies={"fetch": {"retry": {"max_attempts": 2}}})
+        h.ready("fetch")
+        h.failed("fetch")
+        h.retry("fetch")
+        h.ready("fetch", attempt=2)
+        h.failed("fetch", attempt=2)
+        changes = project(h)
+        assert changes.nodes[("ex1", "fetch")].status == "failed"
+        assert changes.executions["ex1"].ending
+
+    @pytest.mark.parametrize(("listed", "retryable"), [(True, True), (False, False)])
+    def test_a_non_retryable_error_fails_at_once(self, listed: bool, retryable: bool) -> None:
+        retry = {"max_attempts": 3, "non_retryable_errors": ["HttpClientError"] if listed else []}
+        h = started(policies={"fetch": {"retry": retry}})
+        h.ready("fetch")
+        h.failed("fetch", error_type="HttpClientError", retryable=retryable)
+        assert project(h).nodes[("ex1", "fetch")].status == "failed"
+
+    def test_a_lost_runner_attempt_is_made_again_and_not_counted(self) -> None:
+        h = started(policies={"fetch": {"retry": {"max_attempts": 2}}})
+        h.ready("fetch")
+        h.failed("fetch", error_type="RunnerLost")
+        lost = project(h).nodes[("ex1", "fetch")]
+        assert (lost.status, lost.runner_lost) == ("retrying", 1)
+        h.retry("fetch", delay_ms=0)
+        h.ready("fetch", attempt=2)
+        h.failed("fetch", attempt=2)  # the first attempt the policy counts: one more
+        assert project(h).nodes[("ex1", "fetch")].status == "retrying"
+        h.retry("fetch", attempt=2)
+        h.ready("fetch", attempt=3)
+        h.failed("fetch", attempt=3)
+        changes = project(h)
+        assert (changes.nodes[("ex1", "fetch")].status, changes.executions["ex1"].ending) == (
+            "failed", True,
+        )  # fmt: skip
+
+    def test_a_runner_lost_a_fourth_time_is_judged_by_the_policy(self) -> None:
+        h = started()  # fetch: one attempt
+        for attempt in (1, 2, 3):
+            h.ready("fetch", attempt=attempt)
+            h.failed("fetch", attempt=attempt, error_type="RunnerLost")
+            h.retry("fetch", attempt=attempt, delay_ms=0)
+        h.ready("fetch", attempt=4)
+        h.failed("fetch", attempt=4, error_type="RunnerLost")
+        node = project(h).nodes[("ex1", "fetch")]
+        assert (node.status, node.runner_lost, node.attempts) == ("failed", 3, 4)
+
+    def test_error_output_projects_the_error_port_items_its_children_get(self) -> None:
+        h = started(policies={"fetch": {"on_error": "error_output"}})
+        h.ready("fetch", input={"main": [{"id": 1}], "other": [{"id": 2}]})
+        h.ready("store")
+        h.failed("fetch", error_type="HttpServerError", message="boom")
+        h.succeeded("store")  # a tolerated failure: the run goes on
+        changes = project(h)
+        fetch = changes.nodes[("ex1", "fetch")]
+        error = {"type": "HttpServerError", "message": "boom"}
+        assert (fetch.status, fetch.output) == (
+            "failed",
+            {"error": [{"error": error, "item": {"id": 1}}, {"error": error, "item": {"id": 2}}]},
+        )
+        assert changes.nodes[("ex1", "store")].status == "succeeded"
+        assert not changes.executions["ex1"].ending
+
+    def test_error_output_of_a_node_without_input_items_is_one_error_item(self) -> None:
+        h = started(policies={"fetch": {"on_error": "error_output"}})
+        h.ready("fetch", input={"main": []})
+        h.failed("fetch", message="boom")
+        output = project(h).nodes[("ex1", "fetch")].output
+        assert output == {
+            "error": [{"error": {"type": "HttpServerError", "message": "boom"}, "item": {}}]
+        }
+
+    def test_continue_delivers_nothing_and_ends_nothing(self) -> None:
+        h = started(policies={"fetch": {"on_error": "continue"}})
+        h.ready("fetch")
+        h.failed("fetch")
+        changes = project(h)
+        assert (changes.nodes[("ex1", "fetch")].status, changes.nodes[("ex1", "fetch")].output) == (
+            "failed", None,
+        )  # fmt: skip
+        assert not changes.executions["ex1"].ending
+
+    def test_without_known_policies_a_failure_is_failed_until_a_retry_and_ends_nothing(
+        self,
+    ) -> None:
+        """A row projected before node_policies existed (NULL after the migration)."""
+        h = started()
+        h.ready("fetch")
+        first = fold(numbered(h.events))
+        before = {"ex1": dataclasses.replace(first.executions["ex1"], node_policies=None)}
+        h.failed("fetch")
+        h.retry("fetch")
+        changes = fold(numbered(h.events[3:], start=4), before, first.nodes)
+        assert changes.nodes[("ex1", "fetch")].status == "retrying"
+        assert not changes.executions["ex1"].ending
+        failed_only = fold(numbered(h.events[3:4], start=4), before, first.nodes)
+        assert failed_only.nodes[("ex1", "fetch")].status == "failed"
+
+    def test_an_unreadable_definition_has_no_known_policies(self) -> None:
+        h = started()
+        h.events[0] = msgspec.structs.replace(h.events[0], workflow={"nodes": "no list"})
+        assert project(h).executions["ex1"].node_policies is None

@@ -5,11 +5,24 @@ database rebuilds identical rows. The fold is given the rows that already exist 
 once per batch) and returns only the rows the batch changed, each once, in its final state: several
 events on one row collapse into one write.
 
-Fencing mirrors the scheduler's: a node result counts only for the node's current attempt while
-that attempt is queued or running (the first result wins, a late or duplicate one changes nothing),
-and once an execution has finished its status and its nodes no longer change. Ignored events still
-advance the execution's ``last_seq`` and leave a warning in the log, so the log tells the whole
-story of the stream.
+Fencing follows the scheduler core's fold (``nodedrop.scheduler.core.fold``), so the rows say what
+the scheduler decided on:
+
+- A runner's result counts only for the node's current attempt while that attempt is queued or
+  running (the first result wins, a late or duplicate one changes nothing); an output that stands
+  in for a run (pinned, or reused by a rerun) only while the node is still pending, as attempt 0.
+- Once the execution began to end (``ending``: a cancel was requested, the deadline passed, a node
+  failed under ``on_error: fail``, or the scheduler cancelled or skipped a node to end the run),
+  runner results are ignored; the scheduler's own results (pinned or reused outputs, a ``wait``
+  node's wake-up) still count, as the core applied them when it decided them.
+- A failure is judged at once with the node's policy from the request's definition
+  (``node_policies``, :mod:`nodedrop.contracts.failures`): ``retrying`` when the node is tried
+  again, else ``failed``; under ``error_output`` the node's output is the ``error`` port's items
+  its children received.
+- Once an execution has finished, its status and its nodes no longer change.
+
+Ignored events still advance the execution's ``last_seq`` and leave a warning in the log, so the
+log tells the whole story of the stream.
 """
 
 from __future__ import annotations
@@ -37,6 +50,13 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     NodeWaiting,
 )
+from nodedrop.contracts.failures import (
+    DEFAULT_POLICY,
+    FailurePolicy,
+    error_output,
+    failure_outcome,
+    policies_in,
+)
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 NodeKey = tuple[str, str]
@@ -45,6 +65,8 @@ FINAL_STATUSES = frozenset({"succeeded", "partial", "failed", "cancelled", "time
 #: Node statuses no event moves a node out of (a failed node can still be retried, see below).
 _NODE_DONE = frozenset({"succeeded", "skipped", "cancelled"})
 _NODE_ACTIVE = frozenset({"queued", "running"})
+#: Skips that only the ending of an execution decides (the scheduler core's likewise).
+_ENDING_SKIP_REASONS = frozenset({"cancelled", "timed_out", "execution_failed"})
 _FINISH_LEVEL: dict[str, LogLevel] = {
     "succeeded": "info",
     "partial": "warning",
@@ -72,6 +94,14 @@ class ExecutionRecord:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: dict[str, Any] | None = None
+    #: The execution began to end: runner results recorded from here on are ignored.
+    ending: bool = False
+    #: The failure policy of each node whose policy is not the default, from the request's
+    #: definition: ``{node: {"on_error", "max_attempts", "non_retryable_errors"}}`` (fields at
+    #: their default left out). None: not known (a definition that cannot be read, or a row
+    #: projected before the column existed); failures are then ``failed`` until a
+    #: ``NodeRetryScheduled`` says otherwise, and end nothing.
+    node_policies: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +121,12 @@ class NodeRecord:
     error: dict[str, Any] | None = None
     skip_reason: str | None = None
     pinned: bool = False
+    #: Attempts a lost runner ended that were made again at once (the retry policy does not
+    #: count them).
+    runner_lost: int = 0
+    #: A ``wait`` node waiting on the scheduler's timer until then: its success is the
+    #: scheduler's own result.
+    wait_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +245,9 @@ class _Folder:
         if isinstance(event, ExecutionRequested):
             return False  # A copy: the row exists already.
         if isinstance(event, ExecutionCancelRequested):
-            return True  # Recorded in the log only; the status changes when the execution ends.
+            # The status changes only when the execution ends; from here on it is ending.
+            execution.ending = execution.ending or execution.status not in FINAL_STATUSES
+            return True
         if execution.status in FINAL_STATUSES:
             return False
         if isinstance(event, ExecutionStarted):
@@ -224,7 +262,7 @@ class _Folder:
         node = self._node(event.execution_id, event.node)
         if node is None:
             return False  # Not a plan node of this execution.
-        if _apply_to_node(node, event):
+        if _apply_to_node(execution, node, event):
             node.last_seq = seq
             return True
         return False
@@ -252,7 +290,7 @@ _NodeEvent = (
 )  # fmt: skip
 
 
-def _apply_to_node(node: NodeRecord, event: _NodeEvent) -> bool:
+def _apply_to_node(execution: ExecutionRecord, node: NodeRecord, event: _NodeEvent) -> bool:
     time = _utc(event.time)
     if isinstance(event, NodeReady):
         # A newer attempt starts, unless the node is already done; a duplicate ready is ignored.
@@ -272,6 +310,7 @@ def _apply_to_node(node: NodeRecord, event: _NodeEvent) -> bool:
         node.input = event.input
         node.started_at = time
         node.finished_at = None
+        node.wait_until = _utc(event.until)
         return True
     if isinstance(event, NodeStarted):
         if node.status != "queued" or event.attempt != node.attempts:
@@ -279,22 +318,12 @@ def _apply_to_node(node: NodeRecord, event: _NodeEvent) -> bool:
         node.status = "running"
         node.started_at = time
         return True
-    if isinstance(event, NodeSucceeded | NodeFailed):
-        if not _result_counts(node, event.attempt):
-            return False
-        node.attempts = max(node.attempts, event.attempt)
-        node.finished_at = time
-        if isinstance(event, NodeSucceeded):
-            node.status = "succeeded"
-            node.output = event.output
-            node.pinned = event.pinned
-            node.error = None
-        else:
-            node.status = "failed"
-            node.error = _error(event.error)
-        return True
+    if isinstance(event, NodeSucceeded):
+        return _succeeded(execution, node, event, time)
+    if isinstance(event, NodeFailed):
+        return _failed(execution, node, event, time)
     if isinstance(event, NodeRetryScheduled):
-        if event.attempt != node.attempts or node.status not in {"queued", "running", "failed"}:
+        if event.attempt != node.attempts or node.status not in _RETRY_FROM:
             return False
         node.status = "retrying"
         node.finished_at = None  # The node is not done: attempt + 1 follows.
@@ -305,21 +334,108 @@ def _apply_to_node(node: NodeRecord, event: _NodeEvent) -> bool:
         node.status = "skipped"
         node.skip_reason = event.reason
         node.finished_at = time
+        execution.ending = execution.ending or event.reason in _ENDING_SKIP_REASONS
         return True
     # NodeCancelled
     if node.status in _NODE_DONE or node.status == "failed" or event.attempt < node.attempts:
         return False
     node.status = "cancelled"
     node.finished_at = time
+    execution.ending = True
     return True
 
 
-def _result_counts(node: NodeRecord, attempt: int) -> bool:
-    """The first result of the current attempt wins. A node still pending has had no attempt to
-    fence against: its result is recorded without one (pinned or reused outputs)."""
-    if node.status == "pending":
+#: A retry is scheduled after a failure: ``retrying`` already when the policy was known at the
+#: failure, ``failed`` when it was not (and queued or running for histories of older versions).
+_RETRY_FROM = frozenset({"queued", "running", "failed", "retrying"})
+
+
+def _succeeded(
+    execution: ExecutionRecord, node: NodeRecord, event: NodeSucceeded, time: datetime
+) -> bool:
+    stands_in = event.pinned or event.reused_from is not None  # recorded without a run
+    # The scheduler's own results (pinned or reused data, a `wait` node's wake-up) were applied
+    # when it decided them, even with a cancel already in the stream, not yet delivered to it;
+    # a runner's result is an input taken in stream order, and none counts once the end began.
+    decided = stands_in or node.wait_until is not None
+    if (execution.ending and not decided) or not _result_counts(node, event.attempt, stands_in):
+        return False
+    node.attempts = max(node.attempts, event.attempt)
+    node.finished_at = time
+    node.status = "succeeded"
+    node.output = event.output
+    node.pinned = event.pinned
+    node.error = None
+    return True
+
+
+def _failed(
+    execution: ExecutionRecord, node: NodeRecord, event: NodeFailed, time: datetime
+) -> bool:
+    if execution.ending or not _result_counts(node, event.attempt, stands_in=False):
+        return False
+    node.error = _error(event.error)
+    policy = _policy(execution, node.node)
+    if policy is None:  # not known: failed, unless a NodeRetryScheduled follows
+        node.status = "failed"
+        node.finished_at = time
         return True
+    outcome = failure_outcome(policy, event.attempt, node.runner_lost, event.error)
+    if outcome == "again":
+        node.runner_lost += 1
+    if outcome != "failed":
+        node.status = "retrying"  # the next attempt follows (NodeRetryScheduled, NodeReady)
+        node.finished_at = None
+        return True
+    node.status = "failed"
+    node.finished_at = time
+    if policy.on_error == "fail":
+        execution.ending = True  # the scheduler ends the run as failed
+    # What the node delivers downstream: under error_output, its children's input on `error`.
+    node.output = (
+        error_output(node.input, event.error) if policy.on_error == "error_output" else None
+    )
+    return True
+
+
+def _result_counts(node: NodeRecord, attempt: int, stands_in: bool) -> bool:
+    """The first result of the current attempt wins. An output standing in for a run (pinned
+    or reused) is recorded while the node is still pending, as attempt 0."""
+    if stands_in:
+        return node.status == "pending" and attempt == 0
     return node.status in _NODE_ACTIVE and attempt == node.attempts
+
+
+def _policies(workflow: object) -> dict[str, Any] | None:
+    """``node_policies`` of a recorded definition: only the fields not at their default."""
+    policies = policies_in(workflow)
+    if policies is None:
+        return None
+    stored: dict[str, Any] = {}
+    for node, policy in policies.items():
+        fields: dict[str, Any] = {}
+        if policy.on_error != DEFAULT_POLICY.on_error:
+            fields["on_error"] = policy.on_error
+        if policy.max_attempts != DEFAULT_POLICY.max_attempts:
+            fields["max_attempts"] = policy.max_attempts
+        if policy.non_retryable_errors:
+            fields["non_retryable_errors"] = sorted(policy.non_retryable_errors)
+        if fields:
+            stored[node] = fields
+    return stored
+
+
+def _policy(execution: ExecutionRecord, node: str) -> FailurePolicy | None:
+    if execution.node_policies is None:
+        return None
+    fields = execution.node_policies.get(node)
+    if fields is None:
+        return DEFAULT_POLICY
+    return FailurePolicy(
+        on_error=fields.get("on_error", DEFAULT_POLICY.on_error),
+        max_attempts=fields.get("max_attempts", DEFAULT_POLICY.max_attempts),
+        non_retryable_errors=frozenset(fields.get("non_retryable_errors", ())),
+    )
 
 
 def _requested(seq: int, event: ExecutionRequested) -> ExecutionRecord:
@@ -335,6 +451,7 @@ def _requested(seq: int, event: ExecutionRequested) -> ExecutionRecord:
         trigger=event.trigger,
         node=event.node,
         rerun_of=event.rerun_of,
+        node_policies=_policies(event.workflow),
     )
 
 

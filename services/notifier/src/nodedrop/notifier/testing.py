@@ -73,11 +73,17 @@ class History:
         mode: str = "trigger",
         node: str | None = None,
         rerun_of: str | None = None,
+        policies: dict[str, dict[str, Any]] | None = None,
     ) -> AnyEvent:
+        """``policies``: ``{node: {"on_error": ..., "retry": {...}}}`` of the nodes that do not
+        fail for good at their first failure under ``on_error: fail`` (the default)."""
+        nodes = [
+            {"id": node, "type": "noop", **fields} for node, fields in (policies or {}).items()
+        ]
         return self._add(
             ExecutionRequested(
                 **self._common(ids.execution_requested(self.execution_id)),
-                workflow={"name": "test", "nodes": [], "connections": []},
+                workflow={"name": "test", "nodes": nodes, "connections": []},
                 requested_by=self.requested_by,
                 mode="node" if mode == "node" else "trigger",
                 trigger=trigger,
@@ -150,13 +156,16 @@ class History:
         attempt: int = 1,
         error_type: str = "HttpServerError",
         message: str = "boom",
+        retryable: bool = True,
     ) -> AnyEvent:
         return self._add(
             NodeFailed(
                 **self._common(ids.node_result(self.execution_id, node, attempt)),
                 node=node,
                 attempt=attempt,
-                error=ErrorInfo(type=error_type, message=message, stack="Traceback ..."),
+                error=ErrorInfo(
+                    type=error_type, message=message, stack="Traceback ...", retryable=retryable
+                ),
             )
         )
 
@@ -216,7 +225,7 @@ class History:
     def typical(self, nodes: int = 3) -> History:
         """A whole execution: a trigger and a chain of nodes, the second one failing once."""
         plan = ["start", *(f"n{i}" for i in range(1, nodes))]
-        self.requested()
+        self.requested(policies={"n1": {"retry": {"max_attempts": 2}}})
         self.started(plan)
         for name in plan:
             if name == "n1":

@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -64,6 +73,14 @@ class ExecutionRow(SQLModel, table=True):
     finished_at: datetime | None = _time()
     error: dict[str, Any] | None = _json()
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: The execution began to end (cancel, deadline, a failure under ``on_error: fail``): the
+    #: notifier ignores runner results from here on, as the scheduler does.
+    ending: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
+    #: The failure policy of each node not at the default, from the request's definition (what
+    #: the notifier judges a node's failure by); NULL: not known.
+    node_policies: dict[str, Any] | None = _json()
 
 
 class NodeExecutionRow(SQLModel, table=True):
@@ -83,6 +100,12 @@ class NodeExecutionRow(SQLModel, table=True):
     skip_reason: str | None = None
     pinned: bool = False
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: Attempts a lost runner ended that were made again at once (not counted by the policy).
+    runner_lost: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    #: A ``wait`` node waiting on the scheduler's timer until then.
+    wait_until: datetime | None = _time()
 
 
 class ExecutionLogRow(SQLModel, table=True):

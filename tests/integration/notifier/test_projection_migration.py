@@ -1,0 +1,119 @@
+"""Migration 0004 on a database that already holds a projection: the rows projected before it
+keep their values (no known policies, not ending), the projector goes on folding into them,
+and new executions are fenced as the scheduler core fences them."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import pytest
+from alembic import command
+
+from nodedrop.contracts.db import migrate
+from nodedrop.notifier.store import ProjectionStore, asyncpg_dsn, create_pool
+from nodedrop.notifier.testing import History, numbered
+
+pytestmark = pytest.mark.integration
+
+NEW_COLUMNS = {
+    ("executions", "ending"),
+    ("executions", "node_policies"),
+    ("node_executions", "runner_lost"),
+    ("node_executions", "wait_until"),
+}
+
+
+async def columns(conn: Any) -> set[tuple[str, str]]:
+    rows = await conn.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() "
+        "AND table_name IN ('executions', 'node_executions')"
+    )
+    return {(r["table_name"], r["column_name"]) for r in rows}
+
+
+async def test_0004_applies_on_an_existing_projection_and_reverts(database_url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, database_url, "0003")
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        # A projection written before 0004, as the notifier of that version wrote it.
+        await conn.execute(
+            "INSERT INTO executions (id, mode, status, requested_by, created_at, last_seq) "
+            "VALUES ('old', 'trigger', 'running', 'user-1', now(), 3)"
+        )
+        await conn.execute(
+            "INSERT INTO node_executions (execution_id, node, position, status, attempts, "
+            "pinned, last_seq) VALUES ('old', 'fetch', 1, 'queued', 1, false, 3)"
+        )
+        assert not NEW_COLUMNS & await columns(conn)
+
+        await asyncio.to_thread(migrate.upgrade, database_url)
+
+        assert await columns(conn) >= NEW_COLUMNS
+        execution = await conn.fetchrow("SELECT ending, node_policies FROM executions")
+        node = await conn.fetchrow("SELECT runner_lost, wait_until FROM node_executions")
+        assert (execution["ending"], execution["node_policies"]) == (False, None)
+        assert (node["runner_lost"], node["wait_until"]) == (0, None)
+
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(database_url), "0003")
+        assert not NEW_COLUMNS & await columns(conn)
+        assert await conn.fetchval("SELECT count(*) FROM node_executions") == 1
+    finally:
+        await conn.close()
+
+
+async def test_rows_projected_before_0004_keep_being_projected(database_url: str) -> None:
+    """The old row's node policies are not known: its failure is ``failed``, as before; a new
+    execution's policies are, and a result after its cancel request is ignored."""
+    await asyncio.to_thread(migrate.upgrade, database_url, "0003")
+    old = History("old")
+    old.requested()
+    old.started(["start", "fetch"])
+    old.ready("fetch")
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute(
+            "INSERT INTO executions (id, mode, status, requested_by, created_at, started_at, "
+            "last_seq) VALUES ('old', 'trigger', 'running', 'user-1', $1, $1, 3)",
+            old.events[0].time,
+        )
+        await conn.execute(
+            "INSERT INTO node_executions (execution_id, node, position, status, attempts, "
+            "pinned, last_seq) VALUES ('old', 'start', 0, 'pending', 0, false, 2), "
+            "('old', 'fetch', 1, 'queued', 1, false, 3)"
+        )
+        await conn.execute(
+            "INSERT INTO projection_checkpoints (name, last_seq) VALUES ('notifier', 3)"
+        )
+    finally:
+        await conn.close()
+    await asyncio.to_thread(migrate.upgrade, database_url)
+
+    new = History("new")
+    new.requested()
+    new.started(["start", "fetch"])
+    new.ready("fetch")
+    new.cancel_requested()
+    new.succeeded("fetch")
+    old.failed("fetch")
+    later = [*new.events, old.events[-1]]
+    pool = await create_pool(database_url)
+    try:
+        store = ProjectionStore(pool)
+        await store.apply(numbered(later, start=4), through_seq=3 + len(later))
+        async with pool.acquire() as conn:
+            rows = {
+                (r["execution_id"], r["node"]): r["status"]
+                for r in await conn.fetch("SELECT execution_id, node, status FROM node_executions")
+            }
+            executions = {
+                r["id"]: (r["ending"], r["node_policies"])
+                for r in await conn.fetch("SELECT id, ending, node_policies FROM executions")
+            }
+    finally:
+        await pool.close()
+    assert rows[("old", "fetch")] == "failed"
+    assert rows[("new", "fetch")] == "queued"  # the success after the cancel request is ignored
+    assert executions == {"old": (False, None), "new": (True, "{}")}
