@@ -25,7 +25,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import AckPolicy, KeyValueConfig, StorageType
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec, ids, natsauth, schedules, subjects
@@ -36,7 +36,9 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.pull import PullConsumer
 from nodedrop.embedded import EmbeddedNats
+from nodedrop.notifier.consumer import rewind_consumer
 from nodedrop.scheduler.active import ActiveExecutions
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -310,6 +312,37 @@ async def test_a_service_cannot_take_or_remove_another_services_work(
     assert after.config.filter_subject == before.config.filter_subject
     assert after.config.filter_subjects == before.config.filter_subjects
     assert after.delivered.stream_seq == before.delivered.stream_seq
+
+
+async def test_the_notifier_recreates_pulls_from_and_acks_its_own_consumer(
+    server: EmbeddedNats, admin: JetStreamContext
+) -> None:
+    """Its consumer as an older release left it (acked one message at a time): the notifier
+    recreates it at its checkpoint with the canonical settings, pulls from it continuously, and
+    acknowledges a batch with one ack (notifier/consumer.py)."""
+    stream, consumer = subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER
+    old = (await admin.consumer_info(stream, consumer)).config
+    await admin.delete_consumer(stream, consumer)
+    await admin.add_consumer(stream, old.evolve(ack_policy=AckPolicy.EXPLICIT))
+    for _ in range(2):
+        await admin.publish(
+            subjects.execution_subject(new_execution_id(), "ExecutionRequested"), b"{}"
+        )
+    last = (await admin.stream_info(stream)).state.last_seq
+    async with session(server, natsauth.NOTIFIER) as s:
+        await rewind_consumer(s.js, last - 2)
+        pull = PullConsumer(s.nc, stream, consumer, capacity=10)
+        await pull.start()
+        batch = await pull.next_batch(10, 5)
+        while len(batch) < 2:
+            batch += await pull.next_batch(10, 5)
+        await batch[-1].ack()
+        await s.nc.flush()
+        await pull.stop()
+        assert not s.violations()
+    assert [m.metadata.sequence.stream for m in batch] == [last - 1, last]
+    info = await admin.consumer_info(stream, consumer)
+    assert (info.config.ack_policy, info.num_ack_pending) == (AckPolicy.ALL, 0)
 
 
 @pytest.mark.parametrize("user", ["api", "scheduler", "runner"])

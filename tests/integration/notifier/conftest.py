@@ -13,7 +13,9 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
+import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec, subjects
@@ -85,12 +87,25 @@ ProjectorFactory = Callable[..., contextlib.AbstractAsyncContextManager[RunningP
 
 
 @pytest.fixture
-def projector(events: JetStreamContext, pool: Any) -> ProjectorFactory:
-    """``async with projector() as running:`` runs a Projector until the block ends."""
+async def projector_nats(nats_url: str, events: JetStreamContext) -> AsyncIterator[NatsClient]:
+    """The projector's own connection, as in the notifier (after the layout is in place)."""
+    nc = await nats.connect(nats_url)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def projector(projector_nats: NatsClient, pool: Any) -> ProjectorFactory:
+    """``async with projector() as running:`` runs a Projector until the block ends (on the
+    real store unless ``store`` is given)."""
 
     @contextlib.asynccontextmanager
-    async def run(**options: Any) -> AsyncIterator[RunningProjector]:
-        projector = Projector(events, ProjectionStore(pool), **options)
+    async def run(
+        store: ProjectionStore | None = None, **options: Any
+    ) -> AsyncIterator[RunningProjector]:
+        projector = Projector(projector_nats, store or ProjectionStore(pool), **options)
         stop = asyncio.Event()
         running = RunningProjector(projector, stop, asyncio.create_task(projector.run(stop)))
         try:

@@ -8,11 +8,15 @@ import time
 from typing import Any
 
 import msgspec
+import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.events import AnyEvent, ErrorInfo
+from nodedrop.contracts.jetstream import StreamSettings, consumer_configs, ensure_jetstream
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.projection import fold
 from nodedrop.notifier.store import ProjectionStore
@@ -154,8 +158,7 @@ async def test_a_message_that_does_not_decode_is_skipped(
     rows = await db.dump()
     assert rows["executions"][0]["status"] == "succeeded"
     assert len(rows["logs"]) == len(history)
-    info = await events.consumer_info(subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER)
-    assert info.num_ack_pending == 0  # acked, and the broken one terminated
+    assert await unacked(events) == 0  # acked, and the broken one terminated
 
 
 async def test_a_live_event_is_projected_at_once(
@@ -225,12 +228,12 @@ class FlakyStore(ProjectionStore):
 
 
 async def test_a_batch_that_fails_to_commit_is_retried_in_order(
-    events: JetStreamContext, publish: Any, pool: Any, db: Any
+    projector_nats: NatsClient, publish: Any, pool: Any, db: Any
 ) -> None:
     history = scenario()
     await publish(history)
     store = FlakyStore(pool, failures=3)
-    projector = Projector(events, store, batch_size=8, max_backoff=0.05)
+    projector = Projector(projector_nats, store, batch_size=8, max_backoff=0.05)
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
     try:
@@ -240,3 +243,151 @@ async def test_a_batch_that_fails_to_commit_is_retried_in_order(
         await asyncio.wait_for(task, 10)
     assert store.failures == 0
     assert await db.dump() == expected_rows(history)
+
+
+# ------------------------------------------------------------------ batches and acks
+
+
+class RecordingStore(ProjectionStore):
+    """The real store, noting each committed transaction: the sequences it carried, and how
+    many events it applied (those at or below the checkpoint are skipped)."""
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__(pool)
+        self.transactions: list[tuple[list[int], int]] = []
+
+    async def apply(self, events: Any, through_seq: int) -> int:
+        applied = await super().apply(events, through_seq)
+        self.transactions.append(([seq for seq, _ in events], applied))
+        return applied
+
+
+class Crash(BaseException):
+    """The process dies here (nothing after it runs, as after a kill)."""
+
+
+class DiesAfterCommit(RecordingStore):
+    async def apply(self, events: Any, through_seq: int) -> int:
+        await super().apply(events, through_seq)
+        raise Crash
+
+
+async def notifier_consumer(js: JetStreamContext) -> Any:
+    return await js.consumer_info(subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER)
+
+
+async def unacked(js: JetStreamContext) -> int:
+    """The notifier consumer's unacknowledged messages, once acks still on their way have
+    arrived (the projector acks after its checkpoint moves, on a connection of its own)."""
+    pending = -1
+    for _ in range(500):
+        pending = int((await notifier_consumer(js)).num_ack_pending)
+        if pending == 0:
+            break
+        await asyncio.sleep(0.01)
+    return pending
+
+
+async def until_taken(js: JetStreamContext, count: int) -> None:
+    """Wait until the notifier's consumer has handed ``count`` messages over, unacknowledged."""
+    for _ in range(500):
+        if (await notifier_consumer(js)).num_ack_pending == count:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail(f"the projector never took {count} events")
+
+
+async def test_a_batch_keeps_collecting_through_its_linger_and_commits_once(
+    events: JetStreamContext, publish: Any, projector: Any, pool: Any, db: Any
+) -> None:
+    history = scenario()[:12]
+    store = RecordingStore(pool)
+    # A linger far longer than the test: the batch can only end by filling up.
+    async with projector(store, batch_size=len(history), linger_s=60) as running:
+        await publish(history[:1])
+        await until_taken(events, 1)
+        await asyncio.sleep(0.2)  # a projector without a linger would commit it now
+        assert await db.checkpoint() == 0
+        await publish(history[1:])
+        await running.caught_up(events)
+    assert store.transactions == [(list(range(1, 13)), 12)]
+    assert await db.checkpoint() == 12
+    assert await db.dump() == expected_rows(history)
+    assert await unacked(events) == 0  # one ack covered the batch
+
+
+async def test_without_a_linger_a_batch_is_what_has_arrived(
+    events: JetStreamContext, publish: Any, projector: Any, db: Any
+) -> None:
+    history = scenario()[:4]
+    async with projector(linger_s=0) as running:
+        (first,) = await publish(history[:1])
+        await asyncio.wait_for(running.projector.wait_for(first), 5)
+        assert await db.checkpoint() == first
+        await publish(history[1:])
+        await running.caught_up(events)
+    assert await db.dump() == expected_rows(history)
+
+
+async def test_a_consumer_acking_one_by_one_is_recreated_to_ack_batches(
+    events: JetStreamContext, publish: Any, projector: Any, db: Any
+) -> None:
+    # The consumer as releases before batch acks created it, standing at the checkpoint (0), so
+    # no rewind would touch it: its ack policy alone must bring it in line.
+    old = dataclasses.replace(canonical_notifier_config(), ack_policy=AckPolicy.EXPLICIT)
+    await events.delete_consumer(subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER)
+    await events.add_consumer(subjects.EVENTS_STREAM, old)
+    assert (await notifier_consumer(events)).config.ack_policy == AckPolicy.EXPLICIT
+    history = scenario()
+    await publish(history)
+    async with projector() as running:
+        await running.caught_up(events)
+    assert await unacked(events) == 0
+    info = await notifier_consumer(events)
+    assert info.config.ack_policy == AckPolicy.ALL
+    assert await db.dump() == expected_rows(history)
+    # The other services check the layout at every start; none changes it back.
+    await ensure_jetstream(events)
+    await ensure_jetstream(events, owner=subjects.SCHEDULER_CONSUMER)
+    await ensure_jetstream(events, owner=subjects.RUNNER_CONSUMER)
+    after = await notifier_consumer(events)
+    assert (after.config.ack_policy, after.delivered.stream_seq) == (
+        AckPolicy.ALL,
+        info.delivered.stream_seq,
+    )
+
+
+def canonical_notifier_config() -> ConsumerConfig:
+    (config,) = [
+        c
+        for c in consumer_configs(StreamSettings(), fresh_stream=True)
+        if c.durable_name == subjects.NOTIFIER_CONSUMER
+    ]
+    return config
+
+
+async def test_a_crash_between_commit_and_ack_loses_nothing_and_duplicates_nothing(
+    nats_url: str, events: JetStreamContext, publish: Any, projector: Any, db: Any
+) -> None:
+    history = scenario()
+    await publish(history[:10])
+    doomed = await nats.connect(nats_url)
+    first = DiesAfterCommit(db.pool)
+    # The batch is exactly the ten events: it fills up long before its linger ends.
+    crashed = Projector(doomed, first, batch_size=10, linger_s=60)
+    with pytest.raises(Crash):
+        await asyncio.wait_for(crashed.run(asyncio.Event()), 10)
+    await doomed.close()  # the process is gone: its connection with it
+    assert await db.checkpoint() == 10
+    assert (await notifier_consumer(events)).num_ack_pending == 10  # committed, never acked
+
+    await publish(history[10:])
+    second = RecordingStore(db.pool)
+    async with projector(second) as running:  # on a connection of its own
+        await running.caught_up(events)
+    assert first.transactions == [(list(range(1, 11)), 10)]
+    # Every event applied once: ten before the crash, the rest after it.
+    assert sum(count for _, count in second.transactions) == len(history) - 10
+    assert await db.dump() == expected_rows(history)
+    # The ack of the restarted projector's last batch covered the crashed batch as well.
+    assert await unacked(events) == 0

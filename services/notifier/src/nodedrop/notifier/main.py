@@ -16,7 +16,7 @@ from nodedrop.contracts.config import Config
 from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.notifier.auth import key_auth
-from nodedrop.notifier.consumer import Projector
+from nodedrop.notifier.consumer import Projector, linger_from_env
 from nodedrop.notifier.retention import Pruner, RetentionSettings
 from nodedrop.notifier.store import ProjectionStore, create_pool
 from nodedrop.notifier.websocket import create_app
@@ -52,7 +52,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         await ensure_jetstream(js)
         pool = await create_pool(config.database_url)
         try:
-            projector = Projector(js, ProjectionStore(pool))
+            projector = Projector(nc, ProjectionStore(pool), linger_s=linger_from_env())
             pruner = Pruner(js, pool, RetentionSettings.from_env())
             server = _Server(
                 uvicorn.Config(
@@ -129,7 +129,9 @@ def main() -> None:
     if not config.nats_url or not config.database_url:
         sys.exit("nodedrop-notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
     try:
-        RetentionSettings.from_env()  # read again by serve(); a bad value stops us here
+        # Read again by serve(); a bad value stops us here.
+        RetentionSettings.from_env()
+        linger_from_env()
     except ValueError as error:
         sys.exit(f"nodedrop-notifier: {error}")
     eventloop.run(serve(config))
