@@ -150,3 +150,18 @@ async def test_an_upgrade_takes_over_the_former_layout_then_purges_it(
         store = SnapshotStore(js)
         await store.open()
         assert await store.read() is not None
+
+
+async def test_a_timer_not_yet_due_at_a_restart_fires_after_it(
+    js: JetStreamContext, nats_url: str
+) -> None:
+    """A rebuilt execution with nothing to decide at the start still gets its timer."""
+    async with scripted_runner(nats_url, succeed):
+        async with running_scheduler(nats_url):
+            await request(js, "ex-pending-timer", waiting(ms=1500))
+            _, wait = await recorded(js, "ex-pending-timer", NodeWaiting)
+        assert wait.until > datetime.now(UTC)  # restarted before it is due
+        async with running_scheduler(nats_url):
+            events = await wait_finished(js, "ex-pending-timer")
+    assert isinstance(events[-1], ExecutionFinished)
+    assert events[-1].status == "succeeded"

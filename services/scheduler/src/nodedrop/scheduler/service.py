@@ -211,8 +211,8 @@ class Scheduler:
             await self._decide_batch(batch, work)
         except Exception as error:
             raise _BatchFailedError([msg for msg, _ in work]) from error
-        if not (batch.decisions or batch.inputs or batch.new or batch.unlist):
-            return
+        if not (batch.decisions or batch.inputs or batch.touched or batch.unlist):
+            return  # (a rebuilt execution with nothing to decide yet still needs its timers)
         # From here to the registration below nothing awaits: no other batch can take up
         # these executions before they count as in flight.
         record = asyncio.create_task(self._record(batch))
