@@ -66,3 +66,33 @@ async def test_the_consumer_asks_again_after_the_server_restarts(tmp_path: Path)
     finally:
         await nc.close()
         server.stop()
+
+
+async def test_stop_and_drain_returns_every_message_delivered_and_not_handed_over(
+    jetstream: nats.js.JetStreamContext, nats_url: str
+) -> None:
+    """What the server delivered and the caller never took comes back from the stop (to be
+    given back at once), and no pull request is left open to take more."""
+    await jetstream.add_stream(StreamConfig(name="PULL", subjects=["pull.>"]))
+    await jetstream.add_consumer("PULL", ConsumerConfig(durable_name="c", ack_wait=30))
+    nc = await nats.connect(nats_url)
+    try:
+        consumer = PullConsumer(nc, "PULL", "c", capacity=50)
+        await consumer.start()
+        for n in range(50):
+            await jetstream.publish("pull.a", str(n).encode())
+        for _ in range(100):
+            if (await jetstream.consumer_info("PULL", "c")).num_ack_pending == 50:
+                break
+            await asyncio.sleep(0.02)
+        rest = await consumer.stop_and_drain()
+        assert sorted(int(m.data) for m in rest) == list(range(50))
+        for msg in rest:
+            await msg.nak()
+        await jetstream.publish("pull.a", b"after")
+        await asyncio.sleep(0.2)
+        info = await jetstream.consumer_info("PULL", "c")
+        assert info.num_waiting == 0  # nothing asks for more
+        assert (info.num_redelivered, info.num_pending) == (0, 1)  # nor was handed anything
+    finally:
+        await nc.close()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 
@@ -32,7 +31,6 @@ class RunningAttempt:
     msg: Msg
     #: The node's own code; cancelling it stops the node and nothing else.
     node_run: asyncio.Task[PortItems | ErrorInfo]
-    started_at: float = field(default_factory=time.monotonic)
     #: Set by a stop event: whatever the node still returns is not recorded.
     stopped: bool = False
 

@@ -18,7 +18,12 @@ from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
-from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id
+from nodedrop.runner.worker import (
+    DEFAULT_GRACE_S,
+    HEARTBEATS_PER_ACK_WAIT,
+    Runner,
+    default_worker_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,9 @@ PROCESS_MEMORY_ENV = "NODEDROP_RUNNER_PROCESS_MEMORY_MB"
 #: Seconds between heartbeats of running nodes (default: a third of the consumer's ack wait,
 #: NODEDROP_RUNNER_ACK_WAIT_S).
 HEARTBEAT_ENV = "NODEDROP_RUNNER_HEARTBEAT_S"
+#: Seconds running nodes get to finish after SIGTERM (default 8; `nodedrop up` SIGKILLs a
+#: service 10 s after SIGTERM, --stop-timeout).
+GRACE_ENV = "NODEDROP_RUNNER_GRACE_S"
 
 
 def _positive_int(env: Mapping[str, str], name: str) -> int | None:
@@ -77,7 +85,8 @@ def process_options(env: Mapping[str, str] | None = None) -> ProcessOptions:
 
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     """Run a runner until SIGTERM or SIGINT (or until ``stop`` is set), then shut down
-    gracefully: running nodes get a grace period, the rest go back to the queue."""
+    gracefully: tasks not started go back to the queue at once, running nodes get a grace
+    period (NODEDROP_RUNNER_GRACE_S), and those still running then go back too."""
     if not config.nats_url:
         raise ValueError("the runner needs NODEDROP_NATS_URL")
     stop = stop or asyncio.Event()
@@ -102,6 +111,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             process_memory_limit_bytes=options.memory_limit_bytes,
             heartbeat_s=heartbeat_s,
             duplicate_window_s=stream.config.duplicate_window or 120.0,
+            grace_s=seconds_setting(os.environ, GRACE_ENV) or DEFAULT_GRACE_S,
         )
         with stop_on_signals(stop):
             await runner.run(stop)
@@ -119,6 +129,7 @@ def main() -> None:
     try:
         process_options()
         seconds_setting(os.environ, HEARTBEAT_ENV)
+        seconds_setting(os.environ, GRACE_ENV)
     except ValueError as error:
         sys.exit(f"nodedrop-runner: {error}")
     setup_tracing("runner", config.otel_exporter)

@@ -3,11 +3,13 @@
 Per task: ``NodeStarted`` is recorded first, as the claim on the attempt, then the node runs,
 its result is recorded, and only once the stream has acknowledged the result is the task acked.
 A crash anywhere before that leaves the task unacked, so it is redelivered (at once after a
-nak, otherwise after the consumer's ack wait). A redelivered task is never run again under the
-same attempt: the runner that gets it records the attempt as failed with ``RunnerLost`` and the
-scheduler makes one more attempt (the node may have run partly, so only a new attempt says
-honestly that it runs again). The delivery count tells a redelivery, and the claim tells the
-ones the count misses: nats-server forgets deliveries made just before it is killed, and hands
+nak, otherwise after the consumer's ack wait). A started attempt is never run again: the runner
+that gets it again records it as failed with ``RunnerLost`` and the scheduler makes one more
+attempt (the node may have run partly, so only a new attempt says honestly that it runs again).
+A redelivered task is checked against its execution's history: with no ``NodeStarted`` of its
+attempt there, nothing of it ran (a stopping runner handed it back unstarted, or its claim was
+never stored), and it simply runs, costing no attempt. The claim also catches the tasks the
+delivery count misses: nats-server forgets deliveries made just before it is killed, and hands
 such a task out again as a first delivery, but its ``NodeStarted`` is already in the stream.
 Results have deterministic ids, so whichever result of an attempt is recorded first wins: a
 result that the first runner did record stands, and the ``RunnerLost`` copy is dropped.
@@ -18,17 +20,25 @@ runners. Any number of runner processes share the consumer.
 
 Built-in node types run in this process's event loop; custom node types in a pool of
 ``processes`` worker processes (:mod:`nodedrop.runner.isolation`), started with the runner when
-the registry has any and stopped with it.
+the registry has any and stopped with it. A custom node's task waits for a free worker process
+before it claims its attempt, so ``NodeStarted`` means the code is about to run.
+
+A graceful stop hands back at once every task not yet claimed (another runner runs it as if
+first delivered) and gives the claimed ones ``grace_s`` to finish; those still running then are
+cancelled and handed back, and cost their node a ``RunnerLost`` attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -61,7 +71,7 @@ from nodedrop.runner.attempt import (
 )
 from nodedrop.runner.cancellation import RunningAttempt, RunningAttempts
 from nodedrop.runner.isolation import ProcessPool
-from nodedrop.runner.nodes.registry import NodeRegistry
+from nodedrop.runner.nodes.registry import NodeRegistry, PluginNode
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,10 @@ _RESEND_PAUSE_S = 0.5
 HEARTBEATS_PER_ACK_WAIT = 3
 #: Worker processes for custom node types, unless told: a few, never more than the slots.
 _DEFAULT_PROCESSES = 4
+#: How long running nodes may take to finish once a stop begins, unless told. Under `nodedrop
+#: up` a service is SIGKILLed 10 s after SIGTERM: finish before that, so the abandoned tasks are
+#: nak'ed rather than left to the ack wait.
+DEFAULT_GRACE_S = 8.0
 
 
 def default_processes(concurrency: int) -> int:
@@ -84,6 +98,17 @@ def default_processes(concurrency: int) -> int:
 
 class Publisher(Protocol):
     async def publish(self, events: Sequence[Event]) -> list[int]: ...
+
+
+@dataclass(eq=False)
+class _Held:
+    """A task this runner holds, from its delivery until it is settled."""
+
+    msg: Msg
+    received_at: float = field(default_factory=time.monotonic)
+    #: Its claim is being (or was) recorded: the node may run from here on, so a stop gives it
+    #: the grace period. Before this, a stop hands it straight back, at no cost to its node.
+    claiming: bool = False
 
 
 def default_worker_id() -> str:
@@ -108,7 +133,7 @@ class Runner:
         data_store: DataStore | None = None,
         heartbeat_s: float = 5.0,
         duplicate_window_s: float = 120.0,
-        grace_s: float = 8.0,
+        grace_s: float = DEFAULT_GRACE_S,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if concurrency < 1:
@@ -130,8 +155,6 @@ class Runner:
         # a task older than half of it (a copy republished late, a long backlog) is checked
         # against the execution's history instead.
         self._claim_trusted_for = timedelta(seconds=duplicate_window_s / 2)
-        # Under `nodedrop up` a service is SIGKILLed 10 s after SIGTERM: finish the grace
-        # period before that, so abandoned tasks are nak'ed rather than left to the ack wait.
         self._grace_s = grace_s
         self._clock = clock
         self._consumer = PullConsumer(
@@ -145,8 +168,11 @@ class Runner:
             default_processes(concurrency) if processes is None else processes,
             memory_limit_bytes=process_memory_limit_bytes,
         )
+        # One custom node's task per worker process past this point: the others wait for a
+        # turn unclaimed (the pool's own queue would hold them claimed, never started).
+        self._process_turns = asyncio.Semaphore(self.processes.size)
         self._attempts = RunningAttempts()
-        self._tasks: dict[asyncio.Task[None], Msg] = {}
+        self._tasks: dict[asyncio.Task[None], _Held] = {}
         self._background: list[asyncio.Task[None]] = []
         self._stop_subs: list[Subscription] = []
 
@@ -200,20 +226,38 @@ class Runner:
         ]
 
     async def stop(self, grace_s: float | None = None) -> None:
-        """Stop taking tasks, give running ones ``grace_s`` to finish, then cancel the rest.
-        Cancelled tasks are nak'ed (never acked): another runner gets them at once, records
-        their attempts as ``RunnerLost``, and the scheduler makes new attempts."""
+        """Stop taking tasks; hand back at once those whose attempt is not claimed yet (another
+        runner runs them as first deliveries); give the claimed ones ``grace_s`` to finish,
+        then cancel the rest. Every task handed back is nak'ed, so another runner gets it at
+        once; a cancelled running one is recorded there as ``RunnerLost``, and the scheduler
+        makes a new attempt."""
         if not self._background:
             return  # never started
         grace_s = self._grace_s if grace_s is None else grace_s
-        self._background[0].cancel()  # pulling first: nothing new may start
-        await self._consumer.stop()
-        for msg in await self._consumer.next_batch(self.concurrency, 0):
-            await _settle(msg.nak)  # arrived, never started
+        # No new pull request from here on (a slot given back would ask for one): the server
+        # could send it tasks as the subscription ends, and those would wait out the ack wait.
+        self._consumer.capacity = 0
+        pulling = self._background[0]
+        pulling.cancel()  # nothing new is handed over...
+        await asyncio.gather(pulling, return_exceptions=True)
+        arrived = await self._consumer.stop_and_drain()  # (these never were)
+        # ...and nothing unclaimed gets to claim its attempt: it goes back as it came.
+        unclaimed = {task: held.msg for task, held in self._tasks.items() if not held.claiming}
+        for task in unclaimed:
+            task.cancel()
+        await asyncio.gather(*unclaimed, return_exceptions=True)
+        for msg in [*unclaimed.values(), *arrived]:
+            await _settle(msg.nak)
+        if unclaimed or arrived:
+            log.info(
+                "runner %s handed back %d tasks not started",
+                self.worker_id,
+                len(unclaimed) + len(arrived),
+            )
         if self._tasks:
             log.info("runner %s waiting for %d running tasks", self.worker_id, len(self._tasks))
             _, late = await asyncio.wait(self._tasks, timeout=grace_s)
-            abandoned = {task: self._tasks[task] for task in late}
+            abandoned = {task: self._tasks[task].msg for task in late}
             for task in abandoned:
                 task.cancel()
             await asyncio.gather(*abandoned, return_exceptions=True)
@@ -233,8 +277,9 @@ class Runner:
     async def _pull(self) -> None:
         while True:
             for msg in await self._consumer.next_batch(self.concurrency, None):
-                task = asyncio.create_task(self._handle(msg))
-                self._tasks[task] = msg
+                held = _Held(msg)
+                task = asyncio.create_task(self._handle(held))
+                self._tasks[task] = held
                 task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
@@ -243,7 +288,8 @@ class Runner:
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("task handling failed", exc_info=error)
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, held: _Held) -> None:
+        msg = held.msg
         try:
             task = codec.decode(msg.data)
         except codec.EventDecodeError:
@@ -256,13 +302,28 @@ class Runner:
         if self._attempts.was_stopped(task):
             await msg.ack()  # its execution ended before the task got here
             return
-        if _delivered_before(msg):
-            await self._record_runner_lost(task, msg)
+        # A task delivered before may have been started (then it is RunnerLost) or handed back
+        # unstarted (then it just runs); one too old for the claim to tell may even have been
+        # answered. Its execution's history says which: rare enough to read it whole.
+        too_old = self._clock() - task.time > self._claim_trusted_for
+        if (_delivered_before(msg) or too_old) and await self._handled_before(task, msg):
             return
-        if self._clock() - task.time > self._claim_trusted_for and await self._handled_before(
-            task, msg
-        ):
-            return
+        async with self._turn(task):
+            if self._attempts.was_stopped(task):
+                await msg.ack()  # its execution ended while it waited for a worker process
+                return
+            held.claiming = True
+            await self._claim_and_run(task, msg)
+
+    def _turn(self, task: NodeReady) -> AbstractAsyncContextManager[None]:
+        """Custom node types wait for a free worker process *before* they claim their attempt:
+        until the node can really start, the task is only held, and a stop hands it back
+        unstarted. Built-ins start at once."""
+        if isinstance(self._registry.get(task.node_type), PluginNode):
+            return self._process_turns
+        return contextlib.nullcontext()
+
+    async def _claim_and_run(self, task: NodeReady, msg: Msg) -> None:
         started = NodeStarted(
             event_id=ids.node_started(task.execution_id, task.node, task.attempt),
             execution_id=task.execution_id,
@@ -287,13 +348,14 @@ class Runner:
             try:
                 first = await self._claims.publish_first(started)
             except Exception as error:
-                # Maybe stored, maybe not: the node does not run; the next delivery of the task
-                # records RunnerLost and the scheduler makes another attempt.
+                # Maybe stored, maybe not: the node does not run. The next delivery finds the
+                # claim in the history (RunnerLost, and the scheduler makes another attempt) or
+                # not (it runs).
                 log.warning("%s not recorded (%r): giving the task back", started.event_id, error)
                 await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
                 return
             if not first:
-                await self._record_runner_lost(task, msg, claimed=True)
+                await self._record_runner_lost(task, msg)
                 return
         try:
             await self._run_and_record(task, msg)
@@ -334,9 +396,17 @@ class Runner:
         await self._record_then_ack([logged, result] if logged is not None else [result], msg)
 
     async def _handled_before(self, task: NodeReady, msg: Msg) -> bool:
-        """For a task too old for the claim to tell: whether its execution has ended, or its
-        attempt was started or answered already (then it is settled here, never run)."""
-        history = [event for _, event in await read_execution(self._js, task.execution_id)]
+        """For a task delivered before, or too old for the claim to tell: whether its execution
+        has ended, or its attempt was started or answered already (then it is settled here,
+        never run). False: nothing of the attempt is recorded, and it runs as a first delivery
+        (its claim still guards against another runner claiming it in the meantime)."""
+        try:
+            stored = await read_execution(self._js, task.execution_id)
+        except Exception as error:
+            log.warning("history of %s not read (%r): giving the task back", task.event_id, error)
+            await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
+            return True
+        history = [event for _, event in stored]
         if any(isinstance(e, ExecutionFinished) for e in history):
             await msg.ack()
             return True
@@ -350,7 +420,7 @@ class Runner:
             await msg.ack()
             return True
         if mine:
-            await self._record_runner_lost(task, msg, claimed=True)
+            await self._record_runner_lost(task, msg)
             return True
         return False
 
@@ -372,15 +442,12 @@ class Runner:
                 await asyncio.sleep(_RESEND_PAUSE_S)
         await msg.ack()
 
-    async def _record_runner_lost(
-        self, task: NodeReady, msg: Msg, *, claimed: bool = False
-    ) -> None:
-        """The task was delivered before (``claimed``: its ``NodeStarted`` was already
-        recorded): whoever had it may have run the node partly, or all the way without
-        recording the result. Running it again under the same attempt would hide that, so the
-        attempt ends here as ``RunnerLost`` and the scheduler makes another."""
-        deliveries = msg.metadata.num_delivered
-        how = "already started" if claimed else f"delivery {deliveries}"
+    async def _record_runner_lost(self, task: NodeReady, msg: Msg) -> None:
+        """The attempt was started before (its ``NodeStarted`` is recorded): whoever had it may
+        have run the node partly, or all the way without recording the result. Running it
+        again under the same attempt would hide that, so the attempt ends here as
+        ``RunnerLost`` and the scheduler makes another."""
+        how = f"delivery {msg.metadata.num_delivered}, already started"
         log.warning(
             "attempt %d of %s in %s handed out again (%s): recording RunnerLost",
             task.attempt,
@@ -408,14 +475,15 @@ class Runner:
             log.info("stopped %d running node(s) on %s", stopped, msg.subject)
 
     async def _heartbeat(self) -> None:
-        """Tell the server that long nodes are still running, so their ack wait doesn't expire
-        and hand them to another runner."""
+        """Tell the server that the tasks held for a while (long nodes, custom nodes waiting for
+        a worker process) are still ours, so their ack wait doesn't expire and hand them to
+        another runner."""
         while True:
             await asyncio.sleep(self._heartbeat_s)
             due = time.monotonic() - self._heartbeat_s / 2
-            for attempt in self._attempts:
-                if attempt.started_at <= due:
-                    await _settle(attempt.msg.in_progress)
+            for held in list(self._tasks.values()):
+                if held.received_at <= due:
+                    await _settle(held.msg.in_progress)
 
 
 def _delivered_before(msg: Msg) -> bool:
