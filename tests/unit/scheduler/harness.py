@@ -6,6 +6,7 @@ does, and every recorded event is kept in ``log`` for replay checks.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.items import PortItems
 from nodedrop.scheduler.core import ExecutionState, next_wakeup, step, tick
+from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 
@@ -57,23 +59,34 @@ class Sim:
     now: datetime = T0
     state: ExecutionState | None = None
     log: list[Event] = field(default_factory=list)
+    #: The most data a node's work may carry (``core.step``'s ``max_input_bytes``).
+    max_input_bytes: int = MAX_INPUT_BYTES
 
     def _record(self, event: Event) -> list[Event]:
         self.log.append(event)
         return self._decide(event)
 
     def _decide(self, event: Event) -> list[Event]:
-        self.state, decisions = step(self.state, event, self.now)
-        self.log.extend(decisions)
+        decisions = self._step(event)
         return decisions + self._deliver_proposals(decisions)
 
+    def _step(self, event: Event) -> list[Event]:
+        self.state, decisions = step(
+            self.state, event, self.now, max_input_bytes=self.max_input_bytes
+        )
+        self.log.extend(decisions)
+        return decisions
+
     def _deliver_proposals(self, decisions: list[Event]) -> list[Event]:
-        """What the scheduler records as an input (a timeout) comes back to it from the
-        stream; here at once, as if nothing else had been recorded in between."""
+        """What the scheduler records as an input (a timeout, a refused input) comes back to
+        it from the stream; here at once, as if nothing else had been recorded in between, and
+        in the order recorded (a proposal's answer may hold proposals of its own)."""
         follow_ups: list[Event] = []
-        for decision in decisions:
-            if isinstance(decision, INPUT_EVENT_TYPES):
-                follow_ups.extend(self._decide(decision))
+        returning = deque(d for d in decisions if isinstance(d, INPUT_EVENT_TYPES))
+        while returning:
+            decided = self._step(returning.popleft())
+            follow_ups.extend(decided)
+            returning.extend(d for d in decided if isinstance(d, INPUT_EVENT_TYPES))
         return follow_ups
 
     def request(
@@ -203,7 +216,7 @@ class Sim:
     def advance(self, ms: int) -> list[Event]:
         self.now += timedelta(milliseconds=ms)
         assert self.state is not None
-        decisions = tick(self.state, self.now)
+        decisions = tick(self.state, self.now, max_input_bytes=self.max_input_bytes)
         self.log.extend(decisions)
         return decisions + self._deliver_proposals(decisions)
 

@@ -28,6 +28,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.scheduler.core import ExecutionState, evolve, next_wakeup, resume, step, tick
+from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 
 from .harness import T0
 
@@ -49,6 +50,8 @@ class Live:
     #: How many input-type events of the stream the scheduler has consumed.
     consumed: int = 0
     wakeup: datetime | None = None
+    #: The most data a node's work may carry (``core.step``'s ``max_input_bytes``).
+    limit: int = MAX_INPUT_BYTES
 
     # ------------------------------------------------------------------ recording
     def record(self, event: Event, *, by_scheduler: bool = False) -> None:
@@ -156,17 +159,17 @@ class Live:
             for event in self.stream:
                 self.state = evolve(self.state, event)
             if self.state is not None and not self.state.finished:
-                decisions += resume(self.state, now)
+                decisions += resume(self.state, now, max_input_bytes=self.limit)
             elif self.state is not None:
                 self.done = True
         due = self.wakeup is not None and self.wakeup <= now
         for event in inputs:
             if self.done:
                 break
-            self.state, decided = step(self.state, event, now)
+            self.state, decided = step(self.state, event, now, max_input_bytes=self.limit)
             decisions += decided
         if due and self.state is not None and not self.done:
-            decisions += tick(self.state, now)
+            decisions += tick(self.state, now, max_input_bytes=self.limit)
         kept = decisions if publish_upto is None else decisions[:publish_upto]
         middle = len(kept) // 2
         for position, decision in enumerate(kept):

@@ -28,8 +28,8 @@ from nodedrop.scheduler.core.replay import verify
 
 from .harness import Sim, n, wf
 from .live import Live
+from .test_properties import event_limits, workflows
 from .test_properties import play as play_world
-from .test_properties import workflows
 
 EXAMPLES = settings(
     max_examples=300,
@@ -216,6 +216,55 @@ def test_a_lost_publish_is_resumed_and_verifies() -> None:
     assert verify(live.history()).ok
 
 
+def test_a_node_refused_for_an_input_too_large_for_one_event_verifies() -> None:
+    # 36 parents whose outputs (~250 KB each, under the offload threshold) travel inline: the
+    # join's ~9 MB input does not fit in one event, and the join fails with InputTooLarge.
+    parents = [f"p{i}" for i in range(36)]
+    live = Live(
+        wf(
+            [n("start", "manual_trigger"), *(n(p) for p in parents), n("join"), n("after")],
+            [("start", p) for p in parents] + [(p, "join") for p in parents] + [("join", "after")],
+        )
+    )
+    live.request()
+    live.batch()
+    start = live.open_attempts()[0]
+    live.record(live.start(start))
+    live.record(live.result(start, "succeed"))
+    live.batch()
+    for task in live.open_attempts():
+        live.record(live.start(task))
+        big = msgspec.structs.replace(
+            live.result(task, "succeed"), output={"main": [{"padding": "x" * 250_000}]}
+        )
+        live.record(big)
+    live.batch()
+    live.settle()
+    [refused] = [e for e in live.stream if isinstance(e, NodeFailed)]
+    assert (refused.node, refused.error.type) == ("join", "InputTooLarge")
+    assert [e.status for e in live.stream if isinstance(e, ExecutionFinished)] == ["failed"]
+
+    assert_verifies(live.history())
+    # Decided under a limit the join's input fits in, the history differs where it should.
+    roomier = verify(live.history(), max_input_bytes=16 * 1024 * 1024)
+    assert ("unexpected", "NodeFailed", "join") in [
+        (d.kind, d.event_type, d.node) for d in roomier.differences
+    ]
+    # And a refusal that says something else is reported.
+    stream = [
+        msgspec.structs.replace(e, error=msgspec.structs.replace(e.error, message="forged"))
+        if e is refused
+        else e
+        for e in live.stream
+    ]
+    result = verify(numbered(stream))
+    # (The execution's error, which is the join's, then differs too.)
+    assert [(d.kind, d.event_type, d.node) for d in result.differences] == [
+        ("changed", "NodeFailed", "join"),
+        ("changed", "ExecutionFinished", None),
+    ]
+
+
 # ------------------------------------------------------------------ tampering
 def first(events: list[Event], kind: type[Event]) -> int:
     return next(i for i, e in enumerate(events) if isinstance(e, kind))
@@ -322,7 +371,7 @@ def play(data: st.DataObject, workflow: dict[str, Any], *, lose: bool = True) ->
         if workflow["nodes"][1]["type"] == "manual_trigger" and data.draw(st.booleans())
         else "n0"
     )
-    live = Live(workflow)
+    live = Live(workflow, limit=event_limits(data))
     live.request(trigger, timeout_ms=data.draw(st.sampled_from([None, None, 30_000])))
     for _ in range(data.draw(st.integers(0, 50))):
         if live.done:
@@ -369,7 +418,7 @@ def play(data: st.DataObject, workflow: dict[str, Any], *, lose: bool = True) ->
 @given(data=st.data(), workflow=workflows())
 def test_every_recorded_history_verifies(data: st.DataObject, workflow: dict[str, Any]) -> None:
     live = play(data, workflow)
-    result = verify(live.history())
+    result = verify(live.history(), max_input_bytes=live.limit)
     assert result.differences == [], "\n".join(map(str, result.differences))
     assert result.finished
     assert result.matched >= len(live.decided) - sum(
@@ -432,7 +481,7 @@ def test_any_one_tampered_decision_is_reported(
                 reason="no_input",
             ),
         )
-    result = verify(numbered(stream))
+    result = verify(numbered(stream), max_input_bytes=live.limit)
     assert result.differences, f"{how} of {type(target).__name__} at {at + 1} went unnoticed"
 
 
@@ -443,6 +492,6 @@ def test_histories_of_the_core_property_world_verify(
 ) -> None:
     """The other shape of history: every input decided at once, redeliveries recorded again."""
     world = play_world(data, workflow)
-    result = verify(numbered(world.log))
+    result = verify(numbered(world.log), max_input_bytes=world.limit)
     assert result.differences == [], "\n".join(map(str, result.differences))
     assert result.finished

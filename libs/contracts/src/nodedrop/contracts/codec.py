@@ -8,6 +8,10 @@ import msgspec
 
 from nodedrop.contracts.events import SCHEDULER_ACTOR, AnyEvent, Event, type_name
 
+#: The largest message the events stream stores (its ``max_msg_size``) and the nats-servers
+#: accept (``max_payload: 8MB`` in infra/nats/*.conf): an encoded event and its headers must fit.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
@@ -21,6 +25,11 @@ class EventDecodeError(ValueError):
 
 def encode(event: Event) -> bytes:
     return _encoder.encode(event)
+
+
+def encoded_size(value: Any) -> int:
+    """Bytes of ``value`` (items, parameters: any part of an event) as encoded inside one."""
+    return len(_encoder.encode(value))
 
 
 def decode(data: bytes) -> AnyEvent:

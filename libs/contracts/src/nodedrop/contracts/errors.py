@@ -12,3 +12,9 @@ RUNNER_LOST = "RunnerLost"
 #: a consumer terminated it (it does not decode) or gave up after the delivery limit. The
 #: scheduler fails the execution (docs/architecture.md, "Dead letters").
 DEAD_LETTER = "DeadLetter"
+
+#: A node whose input would not fit in one event: its ``NodeReady`` (or a ``wait`` node's
+#: ``NodeWaiting``), input items and all, would encode to more than one message may carry. The
+#: scheduler fails the node without running it and without retries: the same input would not
+#: fit the next time either (docs/architecture.md, "Inputs too large for one event").
+INPUT_TOO_LARGE = "InputTooLarge"

@@ -28,6 +28,7 @@ from nats.js.api import (
 from nats.js.errors import APIError, NotFoundError
 
 from nodedrop.contracts import subjects
+from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
 from nodedrop.contracts.config import seconds_setting
 from nodedrop.contracts.events import INPUT_EVENT_TYPES
 
@@ -39,7 +40,7 @@ class StreamSettings:
     duplicate_window_s: float = 120.0
     #: 0 keeps events forever; retention is a deliberate operator choice (docs/operations.md).
     max_age_s: float = 0.0
-    max_msg_size: int = 8 * 1024 * 1024
+    max_msg_size: int = MAX_MESSAGE_BYTES
     #: How long a runner may hold a task without a heartbeat before it goes to another runner,
     #: which records the attempt as ``RunnerLost`` (runners heartbeat at a third of this). Lower
     #: finds a dead runner sooner; too low, and a runner whose event loop stalls that long

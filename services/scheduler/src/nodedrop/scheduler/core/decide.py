@@ -8,6 +8,12 @@ scheduler decided but may not have recorded. ``now`` is always passed in, and ev
 has a deterministic id, so the same inputs give the same decisions, and deciding twice records
 nothing twice.
 
+``max_input_bytes`` bounds the data the scheduler sends with a node's work: a node whose
+``NodeReady`` (a ``wait`` node's ``NodeWaiting``) would carry more, input items and all, fails
+with ``InputTooLarge`` instead (docs/architecture.md, "Inputs too large for one event"). The same
+limit gives the same decisions, so whatever decides again (a rebuild, replay) uses the default
+unless told otherwise.
+
 Work per event is proportional to the out-degree of the node it concerns, except when an
 execution ends (every unfinished node is cancelled or skipped once).
 """
@@ -18,7 +24,7 @@ from collections import deque
 from datetime import datetime, timedelta
 
 from nodedrop.contracts import ids
-from nodedrop.contracts.errors import DEAD_LETTER
+from nodedrop.contracts.errors import DEAD_LETTER, INPUT_TOO_LARGE
 from nodedrop.contracts.events import (
     SCHEDULER_ACTOR,
     ErrorInfo,
@@ -42,7 +48,9 @@ from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.workflow import Node
 from nodedrop.scheduler.core.fold import apply, evolve
 from nodedrop.scheduler.core.rules import (
+    MAX_INPUT_BYTES,
     NODE_TIMEOUT,
+    carried_bytes,
     counted_attempts,
     gather_input,
     has_items,
@@ -62,18 +70,20 @@ def step(
     state: ExecutionState | None,
     event: Event,
     now: datetime,
+    *,
+    max_input_bytes: int = MAX_INPUT_BYTES,
 ) -> tuple[ExecutionState | None, list[Event]]:
     """Fold ``event`` and decide; returns the (updated) state and the new decisions."""
     if state is None:
         state = evolve(None, event)
         if state is None:
             return None, []  # an event of an execution we never saw requested
-        decider = _Decider(state, now)
+        decider = _Decider(state, now, max_input_bytes)
         decider.start()
         return state, decider.decisions
     if not apply(state, event):
         return state, []  # a duplicate, a late result, or after the end: nothing to decide
-    decider = _Decider(state, now)
+    decider = _Decider(state, now, max_input_bytes)
     match event:
         case NodeSucceeded() | NodeSkipped():
             decider.examine_children(event.node)
@@ -87,11 +97,13 @@ def step(
     return state, decider.decisions
 
 
-def tick(state: ExecutionState, now: datetime) -> list[Event]:
+def tick(
+    state: ExecutionState, now: datetime, *, max_input_bytes: int = MAX_INPUT_BYTES
+) -> list[Event]:
     """Fire every timer of ``state`` that is due at ``now``."""
     if state.finished or not state.started:
         return []
-    decider = _Decider(state, now)
+    decider = _Decider(state, now, max_input_bytes)
     if state.deadline is not None and state.deadline <= now:
         decider.propose_timeout()
         return decider.decisions
@@ -119,12 +131,14 @@ def tick(state: ExecutionState, now: datetime) -> list[Event]:
     return decider.decisions
 
 
-def resume(state: ExecutionState, now: datetime) -> list[Event]:
+def resume(
+    state: ExecutionState, now: datetime, *, max_input_bytes: int = MAX_INPUT_BYTES
+) -> list[Event]:
     """After a rebuild: decide again everything the state calls for (recorded decisions have
     the same ids, so re-recording them is harmless), then fire overdue timers."""
     if state.finished:
         return []
-    decider = _Decider(state, now)
+    decider = _Decider(state, now, max_input_bytes)
     if not state.started:
         decider.start()
         if state.cancel_requested:
@@ -141,11 +155,12 @@ def resume(state: ExecutionState, now: datetime) -> list[Event]:
     assert state.plan is not None
     for node_id, node in state.nodes.items():
         if node.status == NodeStatus.RETRYING and node.timer is None:
-            decider.after_failure(node_id)
+            if node.refused != node.attempt + 1:  # else its next attempt was refused already
+                decider.after_failure(node_id)
         elif node.status == NodeStatus.PENDING and node.waiting_on == 0:
             decider.examine(node_id)
     decider.finish_if_done()
-    return decider.decisions + tick(state, now)
+    return decider.decisions + tick(state, now, max_input_bytes=max_input_bytes)
 
 
 def next_wakeup(state: ExecutionState) -> datetime | None:
@@ -160,9 +175,10 @@ def next_wakeup(state: ExecutionState) -> datetime | None:
 class _Decider:
     """Collects the decisions of one step, folding each into the state as it is made."""
 
-    def __init__(self, state: ExecutionState, now: datetime) -> None:
+    def __init__(self, state: ExecutionState, now: datetime, max_input_bytes: int) -> None:
         self.state = state
         self.now = now
+        self.max_input_bytes = max_input_bytes
         self.decisions: list[Event] = []
         self._id = state.execution_id
 
@@ -175,8 +191,10 @@ class _Decider:
     # a runner's result or a user's cancel (the node's timeout shares the id of the attempt's
     # result, so only the first of the two is stored), and acted on when it comes back from the
     # stream, in stream order. The live state then never differs from a fold of the stream.
-    def propose_failure(self, node_id: str, error: ErrorInfo) -> None:
-        attempt = self.state.nodes[node_id].attempt
+    def propose_failure(self, node_id: str, error: ErrorInfo, attempt: int | None = None) -> None:
+        """Propose that ``attempt`` (by default the node's current one) failed with ``error``."""
+        if attempt is None:
+            attempt = self.state.nodes[node_id].attempt
         self.decisions.append(
             NodeFailed(
                 event_id=ids.node_result(self._id, node_id, attempt),
@@ -359,12 +377,15 @@ class _Decider:
         return self._run_or_pin(node_id, node_input)
 
     def ready(self, node_id: str, attempt: int, node_input: PortItems) -> None:
+        if self.state.nodes[node_id].refused == attempt:
+            return  # too large: its failure is proposed, not back from the stream yet
         definition = _definition(self.state, node_id)
+        ms = definition.parameters.get("ms")  # a `wait` node's delay
+        work: NodeReady | NodeWaiting
         if definition.type == WAIT_TYPE:
-            self._wait(node_id, attempt, node_input, definition.parameters.get("ms"))
-            return
-        self.emit(
-            NodeReady(
+            work = self._waiting(node_id, attempt, node_input, ms)
+        else:
+            work = NodeReady(
                 event_id=ids.node_ready(self._id, node_id, attempt),
                 execution_id=self._id,
                 time=self.now,
@@ -378,7 +399,31 @@ class _Decider:
                 trace_context=self.state.request.trace_context,
                 upstream=self._upstream(node_id),
             )
+        # An event over the message limit could never be recorded: every publish would fail
+        # and the execution would end only as a dead letter, so the node fails here, visibly.
+        # (Measuring a usual event costs a few tenths of a microsecond.)
+        size = carried_bytes(work)
+        if size > self.max_input_bytes:
+            self._refuse_input(node_id, attempt, size)
+            return
+        self.emit(work)
+        if isinstance(work, NodeWaiting) and _wait_ms(ms) is None:
+            # The API validates `ms`; a hand-made request may not have.
+            self._refuse_wait(node_id, ms)
+
+    def _refuse_input(self, node_id: str, attempt: int, size: int) -> None:
+        # Proposed like a timeout and acted on when it comes back from the stream. Not
+        # retryable: the same input would not fit next time either.
+        message = (
+            f"the input of node {node_id!r} is too large to send in one event: {size:,} bytes "
+            f"encoded (input items, parameters and the outputs its expressions read), over "
+            f"the limit of {self.max_input_bytes:,} bytes. Each parent output under the "
+            "offload threshold travels inside the event; make the parents' outputs smaller "
+            "or fewer"
         )
+        error = ErrorInfo(type=INPUT_TOO_LARGE, message=message, retryable=False)
+        self.propose_failure(node_id, error, attempt)
+        self.state.nodes[node_id].refused = attempt
 
     def _upstream(self, node_id: str) -> dict[str, PortItems]:
         """The recorded outputs the node's expressions may read, and only those."""
@@ -395,22 +440,19 @@ class _Decider:
             and (output := state.output) is not None
         }
 
-    def _wait(self, node_id: str, attempt: int, node_input: PortItems, ms: object) -> None:
+    def _waiting(
+        self, node_id: str, attempt: int, node_input: PortItems, ms: object
+    ) -> NodeWaiting:
         """``wait`` runs on the scheduler's durable timer: no runner holds a slot for it."""
-        delay_ms = _wait_ms(ms)
-        self.emit(
-            NodeWaiting(
-                event_id=ids.node_waiting(self._id, node_id, attempt),
-                execution_id=self._id,
-                time=self.now,
-                node=node_id,
-                attempt=attempt,
-                input=node_input,
-                until=self.now + timedelta(milliseconds=delay_ms or 0),
-            )
+        return NodeWaiting(
+            event_id=ids.node_waiting(self._id, node_id, attempt),
+            execution_id=self._id,
+            time=self.now,
+            node=node_id,
+            attempt=attempt,
+            input=node_input,
+            until=self.now + timedelta(milliseconds=_wait_ms(ms) or 0),
         )
-        if delay_ms is None:  # the API validates `ms`; a hand-made request may not have
-            self._refuse_wait(node_id, ms)
 
     def _refuse_wait(self, node_id: str, ms: object) -> None:
         # Proposed like a timeout, so it is acted on in stream order as a runner's failure is.

@@ -35,6 +35,7 @@ from nodedrop.scheduler.core.rules import (
     NODE_TIMEOUT_GRACE_MS,
     counted_attempts,
     error_output,
+    refused_attempt,
     runner_lost_again,
     will_retry,
 )
@@ -155,11 +156,11 @@ def _node_succeeded(state: ExecutionState, event: NodeSucceeded) -> bool:
 
 def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
     node = state.nodes.get(event.node)
-    if (
-        node is None
-        or not state.accepts_results
-        or not _accepts_result(node, event.attempt, pinned=False)
-    ):
+    if node is None or not state.accepts_results:
+        return False
+    if refused_attempt(node, event.attempt, event.error):
+        node.attempt = event.attempt  # an attempt that failed before it was made ready
+    elif not _accepts_result(node, event.attempt, pinned=False):
         return False
     node.error = event.error
     state.set_timer(event.node, None)

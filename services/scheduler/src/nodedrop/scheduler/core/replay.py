@@ -49,6 +49,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.scheduler.core.decide import resume, step, tick
 from nodedrop.scheduler.core.fold import evolve
+from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 from nodedrop.scheduler.core.state import ExecutionState
 
 DifferenceKind = Literal["changed", "missing", "unexpected", "duplicate"]
@@ -94,10 +95,13 @@ class Verification:
         return not self.differences
 
 
-def verify(history: Sequence[tuple[int, Event]]) -> Verification:
+def verify(
+    history: Sequence[tuple[int, Event]], *, max_input_bytes: int = MAX_INPUT_BYTES
+) -> Verification:
     """Compare the scheduler decisions recorded in ``history`` (``(seq, event)`` of one
-    execution, in stream order) with the decisions the core makes when replaying its inputs."""
-    return _Replay(history).run()
+    execution, in stream order) with the decisions the core makes when replaying its inputs
+    (with the limit the live scheduler had on the events it records, see :func:`step`)."""
+    return _Replay(history, max_input_bytes).run()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,7 +201,8 @@ class _Trial:
 
 
 class _Replay:
-    def __init__(self, history: Sequence[tuple[int, Event]]) -> None:
+    def __init__(self, history: Sequence[tuple[int, Event]], max_input_bytes: int) -> None:
+        self.limit = max_input_bytes
         self.events = [(seq, e) for seq, e in history if not isinstance(e, NodeLogged)]
         self.state: ExecutionState | None = None
         #: Inputs recorded but not stepped yet: (seq, event).
@@ -330,16 +335,16 @@ class _Replay:
             for _, event in self.events[:index]:
                 state = evolve(state, event)
             if state is not None and not state.finished:
-                produced += resume(state, now)
+                produced += resume(state, now, max_input_bytes=self.limit)
             return _Trial(reading, state, produced)
         state = clone(self.state)
         if reading.tick_before and state is not None:
-            produced += tick(state, now)
+            produced += tick(state, now, max_input_bytes=self.limit)
         for _, event in self.queue[: reading.inputs]:
-            state, decided = step(state, event, now)
+            state, decided = step(state, event, now, max_input_bytes=self.limit)
             produced += decided
         if reading.tick_after and state is not None:
-            produced += tick(state, now)
+            produced += tick(state, now, max_input_bytes=self.limit)
         return _Trial(reading, state, produced)
 
     def _explains(
@@ -408,7 +413,7 @@ class _Replay:
         """Step what is left (inputs after the last decision) and report what was decided but
         never recorded: missing in a finished execution, awaited in a running one."""
         for seq, event in self.queue:
-            self.state, decided = step(self.state, event, event.time)
+            self.state, decided = step(self.state, event, event.time, max_input_bytes=self.limit)
             for decision in decided:
                 self.pending.setdefault(decision.event_id, (decision, seq))
         self.queue.clear()

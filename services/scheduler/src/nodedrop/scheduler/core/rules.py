@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from nodedrop.contracts.errors import RUNNER_LOST
-from nodedrop.contracts.events import ErrorInfo
+from nodedrop.contracts import codec
+from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
+from nodedrop.contracts.errors import INPUT_TOO_LARGE, RUNNER_LOST
+from nodedrop.contracts.events import ErrorInfo, NodeReady, NodeWaiting
 from nodedrop.contracts.items import ERROR_PORT, Item, PortItems
 from nodedrop.contracts.workflow import Node
 from nodedrop.scheduler.core.plan import PlanNode
@@ -18,6 +20,11 @@ NODE_TIMEOUT_GRACE_MS = 2000
 #: retry policy. Past this a node that keeps losing its runner (it exhausts the runner's memory,
 #: say) fails like any other: its policy decides, counting that attempt.
 MAX_RUNNER_LOST_ATTEMPTS = 3
+#: The most data one node's work may carry, encoded: its input items, and for a runner its
+#: parameters and the upstream outputs its expressions read (see :func:`carried_bytes`). The rest
+#: of a message is for what is small and bounded: the event's other fields (ids, node name and
+#: type, times, trace context), its subject and headers, a few hundred bytes, with a wide margin.
+MAX_INPUT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
 
 
 def runner_lost_again(definition: Node, node: NodeState, error: ErrorInfo) -> bool:
@@ -56,6 +63,26 @@ def gather_input(state: ExecutionState, plan_node: PlanNode) -> PortItems:
         if parent.output:
             items.extend(parent.output.get(edge.output, ()))
     return gathered
+
+
+def refused_attempt(node: NodeState, attempt: int, error: ErrorInfo) -> bool:
+    """Whether a failure of ``attempt`` is the scheduler's refusal to make that attempt ready
+    (its input would not fit in one event): the node's next attempt, of a node waiting to be
+    made ready. No runner ever had such an attempt, so no runner can have answered it."""
+    waiting = node.status == NodeStatus.RETRYING or (
+        node.status == NodeStatus.PENDING and node.waiting_on == 0
+    )
+    return waiting and attempt == node.attempt + 1 and error.type == INPUT_TOO_LARGE
+
+
+def carried_bytes(work: NodeReady | NodeWaiting) -> int:
+    """The encoded size of the data ``work`` carries: everything in it that can grow large.
+    Only that is measured, not the whole event, so the size depends neither on the clock nor
+    on the attempt number: the same state gives the same decision whenever it is made again."""
+    size = codec.encoded_size(work.input)
+    if isinstance(work, NodeReady):
+        size += codec.encoded_size(work.parameters) + codec.encoded_size(work.upstream)
+    return size
 
 
 def has_items(port_items: PortItems) -> bool:

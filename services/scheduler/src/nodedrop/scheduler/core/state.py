@@ -51,6 +51,10 @@ class NodeState:
     #: Attempts that a lost runner ended (``RunnerLost``) and that were made again at once;
     #: the retry policy does not count them.
     runner_lost: tuple[int, ...] = ()
+    #: The attempt the scheduler refused to make ready (its input would not fit in one event)
+    #: and proposed as failed: not proposed again until the failure comes back from the stream
+    #: (a rebuild, whose fresh state has no such mark, proposes it again).
+    refused: int = 0
 
 
 @dataclass(slots=True)
