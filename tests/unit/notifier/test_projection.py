@@ -612,3 +612,26 @@ class TestFailurePolicies:
         h = started()
         h.events[0] = msgspec.structs.replace(h.events[0], workflow={"nodes": "no list"})
         assert project(h).executions["ex1"].node_policies is None
+
+    @pytest.mark.parametrize("retried", [False, True])
+    def test_an_attempt_refused_before_it_was_made_ready_fails_the_node(
+        self, retried: bool
+    ) -> None:
+        """The scheduler records the next attempt as failed when its input would not fit in one
+        event: no NodeReady comes before it."""
+        h = started(policies=RETRIED if retried else None)
+        if retried:
+            h.ready("fetch")
+            h.failed("fetch")
+            h.retry("fetch")
+        attempt = 2 if retried else 1
+        h.failed("fetch", attempt=attempt, error_type="InputTooLarge", retryable=False)
+        changes = project(h)
+        node = changes.nodes[("ex1", "fetch")]
+        assert (node.status, node.attempts, node.error is not None) == ("failed", attempt, True)
+        assert changes.executions["ex1"].ending
+
+    def test_only_the_refusal_fails_an_attempt_not_made_ready(self) -> None:
+        h = started()
+        h.failed("fetch", attempt=1)  # no runner can have had an attempt never made ready
+        assert project(h).nodes[("ex1", "fetch")].status == "pending"

@@ -10,7 +10,9 @@ the scheduler decided on:
 
 - A runner's result counts only for the node's current attempt while that attempt is queued or
   running (the first result wins, a late or duplicate one changes nothing); an output that stands
-  in for a run (pinned, or reused by a rerun) only while the node is still pending, as attempt 0.
+  in for a run (pinned, or reused by a rerun) only while the node is still pending, as attempt 0;
+  the scheduler's refusal of the node's next attempt (``InputTooLarge``: its input would not fit
+  in one event) while that attempt waits to be made ready.
 - Once the execution began to end (``ending``: a cancel was requested, the deadline passed, a node
   failed under ``on_error: fail``, or the scheduler cancelled or skipped a node to end the run),
   runner results are ignored; the scheduler's own results (pinned or reused outputs, a ``wait``
@@ -33,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from nodedrop.contracts.errors import INPUT_TOO_LARGE
 from nodedrop.contracts.events import (
     AnyEvent,
     ErrorInfo,
@@ -372,7 +375,11 @@ def _succeeded(
 def _failed(
     execution: ExecutionRecord, node: NodeRecord, event: NodeFailed, time: datetime
 ) -> bool:
-    if execution.ending or not _result_counts(node, event.attempt, stands_in=False):
+    if execution.ending:
+        return False
+    if _refused(node, event.attempt, event.error):
+        node.attempts = event.attempt  # an attempt that failed before it was made ready
+    elif not _result_counts(node, event.attempt, stands_in=False):
         return False
     node.error = _error(event.error)
     policy = _policy(execution, node.node)
@@ -404,6 +411,17 @@ def _result_counts(node: NodeRecord, attempt: int, stands_in: bool) -> bool:
     if stands_in:
         return node.status == "pending" and attempt == 0
     return node.status in _NODE_ACTIVE and attempt == node.attempts
+
+
+def _refused(node: NodeRecord, attempt: int, error: ErrorInfo) -> bool:
+    """The scheduler refused to make the node's next attempt ready (its input would not fit in
+    one event) and recorded that attempt as failed: no runner ever had it."""
+    waiting = node.status in _WAITING_FOR_ATTEMPT
+    return waiting and attempt == node.attempts + 1 and error.type == INPUT_TOO_LARGE
+
+
+#: A node whose next attempt is to be made ready.
+_WAITING_FOR_ATTEMPT = frozenset({"pending", "retrying"})
 
 
 def _policies(workflow: object) -> dict[str, Any] | None:
