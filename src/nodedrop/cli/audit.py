@@ -232,6 +232,17 @@ def print_verification(verification: Verification, out: IO[str]) -> None:
     if verification.awaiting:
         kinds = ", ".join(type_name(e) for e in verification.awaiting)
         print(f"still running: the scheduler has yet to record {kinds}", file=out)
+    if verification.lost:
+        # Not a difference: the scheduler lost them with a publish and, rebuilt, found them moot.
+        # A decision removed from the end of a batch reads the same, so they are named.
+        lost = ", ".join(_decision(e) for e in verification.lost)
+        print(f"lost with a publish, then moot (or removed from the stream): {lost}", file=out)
+
+
+def _decision(event: Event) -> str:
+    node, attempt = getattr(event, "node", None), getattr(event, "attempt", None)
+    where = "" if node is None else f" {node}" if attempt is None else f" {node}#{attempt}"
+    return type_name(event) + where
 
 
 def as_json(
@@ -282,5 +293,6 @@ def as_json(
                 for d in verification.differences
             ],
             "awaiting": [type_name(e) for e in verification.awaiting],
+            "lost": [_decision(e) for e in verification.lost],
         }
     return body

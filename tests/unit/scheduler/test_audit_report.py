@@ -13,6 +13,7 @@ from nodedrop.cli.main import build_parser
 from nodedrop.contracts.events import Event, NodeSkipped
 
 from .harness import Sim, n, wf
+from .test_replay import lost_then_moot
 
 
 def history() -> list[tuple[int, Event]]:
@@ -77,7 +78,20 @@ def test_json_carries_the_events_nodes_and_verification() -> None:
     assert body["nodes"]["a"]["attempts"] == 2
     assert body["verification"] == {
         "ok": True, "matched": 8, "finished": True, "differences": [], "awaiting": [],
+        "lost": [],
     }  # fmt: skip
+
+
+def test_a_decision_lost_with_a_publish_and_moot_is_named_but_verifies() -> None:
+    live = lost_then_moot()
+    out = io.StringIO()
+    assert report(AuditRequest("ex", verify=True), live.history(), out) == 0
+    text = out.getvalue()
+    assert "verified: " in text
+    assert "lost with a publish, then moot (or removed from the stream): NodeFailed g#1" in text
+    body = io.StringIO()
+    assert report(AuditRequest("ex", verify=True, as_json=True), live.history(), body) == 0
+    assert json.loads(body.getvalue())["verification"]["lost"] == ["NodeFailed g#1"]
 
 
 def test_an_unknown_execution_exits_2() -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from nodedrop.contracts.events import (
     NodeWaiting,
 )
 from nodedrop.scheduler.core.replay import verify
+from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 
 from .harness import Sim, n, wf
 from .live import Live
@@ -214,6 +216,193 @@ def test_a_lost_publish_is_resumed_and_verifies() -> None:
     live.settle()
     assert len([e for e in live.stream if isinstance(e, NodeReady)]) == 4
     assert verify(live.history()).ok
+
+
+def run_task(live: Live, node: str, outcome: str = "succeed", items: int = 1) -> None:
+    """A runner starts ``node``'s open attempt and records its result."""
+    [task] = [t for t in live.open_attempts() if t.node == node]
+    live.record(live.start(task))
+    live.record(live.result(task, outcome, items))
+
+
+def test_a_wait_timed_out_in_a_lost_publish_times_out_again_after_the_rebuild() -> None:
+    # The batch that proposes the wait's timeout loses it with the tail of its publish; the
+    # scheduler is rebuilt after the wait's wake-up time. The timeout came first, so it is
+    # proposed again (not the wake-up), and the replay reads the rebuild.
+    live = Live(
+        wf(
+            [
+                n("start", "manual_trigger"),
+                n("a"),
+                n("b"),
+                n("pause", "wait", parameters={"ms": 50}, timeout_ms=5),
+            ],
+            [("start", "a"), ("start", "pause"), ("a", "b")],
+        )
+    )
+    live.request()
+    live.batch()
+    run_task(live, "start")
+    live.batch()
+    run_task(live, "a")
+    live.now += timedelta(milliseconds=10)
+    assert [type(e) for e in live.batch(publish_upto=1)] == [NodeReady]  # b's; the timeout lost
+    live.now += timedelta(milliseconds=600)
+    live.settle()
+    failed = [e for e in live.stream if isinstance(e, NodeFailed)]
+    assert [(e.node, e.error.type) for e in failed] == [("pause", "NodeTimeout")]
+    assert_verifies(live.history())
+
+
+def test_decisions_lost_in_a_publish_and_made_otherwise_after_a_cancel_verify() -> None:
+    # Two publishes lose their tails (skips for no input); the cancel recorded meanwhile makes
+    # the rebuilt scheduler skip the rest as cancelled: the same ids, other reasons.
+    live = Live(
+        wf(
+            [n("start", "manual_trigger"), *(n(f"c{i}") for i in range(4))],
+            [("start", f"c{i}") for i in range(4)],
+        )
+    )
+    live.request()
+    live.batch()
+    run_task(live, "start", items=0)
+    live.batch(publish_upto=1)
+    live.batch(publish_upto=1)
+    live.cancel()
+    live.settle()
+    reasons = [e.reason for e in live.stream if isinstance(e, NodeSkipped)]
+    assert reasons == ["no_input", "no_input", "cancelled", "cancelled"]
+    assert_verifies(live.history())
+
+
+def lost_then_moot(proposals: str = "timeouts") -> Live:
+    """Two proposals of the scheduler in one batch, f's and g's: their publish loses g's, and
+    f's failure ends the execution at the rebuild, so g's is never made again. ``timeouts``:
+    two waits past their timeout; ``refusals``: two inputs too large for one event."""
+    if proposals == "timeouts":
+        f, g = (n(node, "wait", parameters={"ms": 50}, timeout_ms=5) for node in "fg")
+        limit = MAX_INPUT_BYTES
+    else:
+        f, g = (n(node, parameters={"pad": "x" * 40}) for node in "fg")
+        limit = 40
+    live = Live(wf([n("start", "manual_trigger"), f, g], [("start", "f"), ("start", "g")]))
+    live.limit = limit
+    live.request()
+    live.batch()
+    run_task(live, "start")
+    if proposals == "timeouts":
+        live.batch()
+        live.now += timedelta(milliseconds=10)
+    [published] = live.batch(publish_upto=1)
+    assert isinstance(published, NodeFailed)
+    assert published.node == "f"
+    live.settle()
+    return live
+
+
+@pytest.mark.parametrize("proposals", ["timeouts", "refusals"])
+def test_a_decision_lost_in_a_publish_and_made_moot_verifies_and_is_listed(
+    proposals: str,
+) -> None:
+    live = lost_then_moot(proposals)
+    ending = [(type(e).__name__, getattr(e, "node", None)) for e in live.stream][-3:]
+    assert ending[0] == ("NodeFailed", "f")
+    assert ending[2] == ("ExecutionFinished", None)
+    result = verify(live.history(), max_input_bytes=live.limit)
+    assert result.differences == [], "\n".join(map(str, result.differences))
+    # A decision removed from the end of a batch would read the same: it is listed, not hidden.
+    assert [(type(e).__name__, getattr(e, "node", None)) for e in result.lost] == [
+        ("NodeFailed", "g")
+    ]
+
+
+def test_after_a_lost_publish_an_altered_or_removed_decision_is_still_reported() -> None:
+    live = lost_then_moot("refusals")
+    stream = live.stream
+    kinds = [type(e) for e in stream]
+    refusal, skip = kinds.index(NodeFailed), kinds.index(NodeSkipped)
+
+    altered_refusal = [altered(e) if i == refusal else e for i, e in enumerate(stream)]
+    result = verify(numbered(altered_refusal), max_input_bytes=live.limit)
+    assert ("changed", "NodeFailed", "f") in [
+        (d.kind, d.event_type, d.node) for d in result.differences
+    ]
+
+    # (The rebuild that made g's refusal moot is then not read, so the refusal is missing too.)
+    altered_skip = [altered(e) if i == skip else e for i, e in enumerate(stream)]
+    result = verify(numbered(altered_skip), max_input_bytes=live.limit)
+    assert ("changed", "NodeSkipped", "g") in [
+        (d.kind, d.event_type, d.node) for d in result.differences
+    ]
+
+    removed_skip = stream[:skip] + stream[skip + 1 :]
+    result = verify(numbered(removed_skip), max_input_bytes=live.limit)
+    assert [(d.kind, d.event_type, d.node) for d in result.differences] == [
+        ("missing", "NodeSkipped", "g")
+    ]
+
+
+def test_a_decision_removed_before_a_lost_publish_is_still_reported() -> None:
+    # A rebuild forgets only what a publish lost from the end of its batch: a retry removed
+    # from an earlier batch is still missing, though a later publish loses its tail.
+    live = Live(wf([n("start", "manual_trigger"), n("a"), n("b")], [("start", "a"), ("a", "b")]))
+    live.request()
+    live.batch()
+    run_task(live, "start", "lost")  # the runner was lost: a retry at once (rule 6)
+    live.batch()
+    run_task(live, "start", "fatal")
+    assert len(live.batch(publish_upto=2)) == 2  # skips a and b; the end is lost
+    live.settle()
+    assert_verifies(live.history())
+    stream = [e for e in live.stream if not isinstance(e, NodeRetryScheduled)]
+    assert len(stream) == len(live.stream) - 1
+    result = verify(numbered(stream))
+    assert [(d.kind, d.event_type, d.node) for d in result.differences] == [
+        ("missing", "NodeRetryScheduled", "start")
+    ]
+
+
+@pytest.mark.parametrize("outcome", ["succeed", "fail"])
+def test_a_runners_result_stored_before_the_schedulers_timeout_proposal_verifies(
+    outcome: str,
+) -> None:
+    # a's and b's timeouts fire in one batch; while it is published, b's runner records b's
+    # result, which takes the id first: b's timeout proposal, published after it, is dropped as
+    # a duplicate, and the scheduler acts on the runner's result (and a's timeout).
+    live = Live(
+        wf(
+            [
+                n("start", "manual_trigger"),
+                n("a", timeout_ms=5),
+                n("b", timeout_ms=5),
+                n("c"),
+                n("d"),
+            ],
+            [("start", "a"), ("start", "b"), ("start", "c"), ("c", "d")],
+        )
+    )
+    live.request()
+    live.batch()
+    run_task(live, "start")
+    live.batch()
+    a_task, b_task = [t for t in live.open_attempts() if t.node in ("a", "b")]
+    live.record(live.start(a_task))
+    live.record(live.start(b_task))
+    run_task(live, "c")  # a batch after b's start: the replay knows b was running
+    live.batch()
+    live.now += timedelta(seconds=5)
+    live.batch(during_publish=[live.result(b_task, outcome)])
+    live.settle()
+    results = {
+        e.node: e.error.type if isinstance(e, NodeFailed) else "succeeded"
+        for e in live.stream
+        if isinstance(e, NodeSucceeded | NodeFailed)
+    }
+    assert (results["a"], results["b"]) == (
+        "NodeTimeout",
+        "succeeded" if outcome == "succeed" else "Boom",
+    )
+    assert_verifies(live.history())
 
 
 def test_a_node_refused_for_an_input_too_large_for_one_event_verifies() -> None:
@@ -482,7 +671,12 @@ def test_any_one_tampered_decision_is_reported(
             ),
         )
     result = verify(numbered(stream), max_input_bytes=live.limit)
-    assert result.differences, f"{how} of {type(target).__name__} at {at + 1} went unnoticed"
+    # A decision removed from the end of its batch, when what follows makes it moot, reads as
+    # one lost with the tail of a publish: listed as lost rather than as a difference.
+    listed = how == "remove" and target.event_id in {e.event_id for e in result.lost}
+    assert result.differences or listed, (
+        f"{how} of {type(target).__name__} at {at + 1} went unnoticed"
+    )
 
 
 @EXAMPLES

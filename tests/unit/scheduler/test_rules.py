@@ -500,6 +500,26 @@ class TestWait:
         assert [(e.node, e.error.type) for e in failed] == [("pause", "NodeTimeout")]
         assert sim.status() == "failed"
 
+    def test_a_wait_timed_out_stays_timed_out_however_late_its_timer_fires(self) -> None:
+        # A busy or restarted scheduler fires the timer past both the timeout (100 ms) and the
+        # wake-up (5 s): the timeout came first, so the node fails as it would have on time.
+        sim = Sim(
+            wf(
+                [
+                    n("start", "manual_trigger"),
+                    n("pause", "wait", parameters={"ms": 5000}, timeout_ms=100),
+                ],
+                [("start", "pause")],
+            )
+        )
+        sim.request()
+        sim.succeed("start")
+        late = sim.advance(60_000)
+        failed = [e for e in late if isinstance(e, NodeFailed)]
+        assert [(e.node, e.error.type) for e in failed] == [("pause", "NodeTimeout")]
+        assert not [e for e in late if isinstance(e, NodeSucceeded)]  # the wait never woke
+        assert sim.status() == "failed"
+
     def test_node_mode_runs_a_wait_on_the_timer_too(self) -> None:
         sim = Sim(self.WORKFLOW)
         sim.request(mode="node", node="pause", input={"main": [{"y": 2}]})

@@ -108,15 +108,19 @@ def tick(
         decider.propose_timeout()
         return decider.decisions
     while not state.finished and (timer := state.next_timer()) is not None and timer[0] <= now:
-        node_id = timer[1]
+        due, node_id = timer
         node = state.nodes[node_id]
         if node.status == NodeStatus.RETRYING:
             decider.ready(node_id, node.attempt + 1, node.input or {})
         elif (
             node.status == NodeStatus.RUNNING
             and node.wait_until is not None
-            and (node.wait_until <= now)
+            and (node.wait_until <= due)
         ):
+            # A waiting node's timer is the earlier of its wake-up and its timeout. Which one
+            # it is decides, not how late the timer is fired: a late tick (a busy or restarted
+            # scheduler, a rebuild after a lost publish) past both must not turn a timeout
+            # into a success, nor decide otherwise than the tick that lost its publish.
             decider.wake(node_id)
         elif node.status == NodeStatus.RUNNING:
             timeout_ms = _definition(state, node_id).timeout_ms

@@ -19,6 +19,14 @@ What the live scheduler was fed is not written down, so it is reconstructed from
   replay tries those readings in order of likelihood on a copy of its state and keeps the first
   that explains the recorded decisions of that time without deciding anything that was not
   recorded then; if none does, it keeps the usual reading and reports what differs.
+- A failed publish records a prefix of its batch's decisions and loses the rest (its tail);
+  the scheduler's next batch for the execution is then a rebuild from the stream, which decides
+  the tail again or, when what it reads there makes it moot, not at all. So after a batch read
+  with a lost tail the rebuild reading is tried first, and a rebuild forgets only that tail:
+  what it does not decide again is listed in :attr:`Verification.lost` (a decision removed from
+  the end of a batch reads the same), never silently dropped.
+- A node timeout the scheduler proposes shares its id with the attempt's result: when the
+  runner's result is stored first, the proposal is dropped, and the runner's result is an input.
 - Decision times are the batch's clock, so ``due_at``/``until`` are compared relative to the
   event's own ``time``; ``time`` itself is never compared.
 - The recorded events of input types (including a scheduler's own results and timeout
@@ -88,6 +96,11 @@ class Verification:
     #: Decisions the core would make that are not recorded yet, in an execution that has not
     #: finished (the scheduler may simply not have got there).
     awaiting: list[Event] = field(default_factory=list)
+    #: Decisions a publish lost from the end of a batch that the scheduler, rebuilt from the
+    #: stream, did not make again: what it read there made them moot (a failure recorded
+    #: before them ended the execution, say). A decision removed from the end of a batch reads
+    #: the same, so they are listed here rather than passed over.
+    lost: list[Event] = field(default_factory=list)
     finished: bool = False
 
     @property
@@ -175,9 +188,12 @@ def clone(state: ExecutionState | None) -> ExecutionState | None:
 
 #: How well a reading must fit the record, tried in this order: ``exact``, it decides what the
 #: batch recorded and nothing that was not recorded at the batch's time; ``later``, what it
-#: decides beyond that is recorded later (a lost publish, re-decided after a rebuild); ``batch``,
-#: it decides what the batch recorded, whatever else.
-_Fit = Literal["exact", "later", "batch"]
+#: decides beyond that is recorded later (a lost publish, re-decided after a rebuild); ``tail``,
+#: what it decides beyond that comes after everything the batch recorded (a publish that lost
+#: its tail: the next batch is a rebuild, which decides those again or, when what it reads in the
+#: stream makes them moot, not at all); ``batch``, it decides what the batch recorded, whatever
+#: else.
+_Fit = Literal["exact", "later", "tail", "batch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +234,10 @@ class _Replay:
         self.last_index = {e.event_id: i for i, (_, e) in enumerate(self.events)}
         #: (node, attempt) of every recorded NodeReady: only those attempts ran on a runner.
         self.readied = {(e.node, e.attempt) for _, e in self.events if isinstance(e, NodeReady)}
+        #: Ids the last batch decided after everything it recorded: the tail of a publish cut
+        #: short. The live scheduler then dropped the execution's state, so its next batch for
+        #: the execution was a rebuild, which forgot these (and only these) decisions.
+        self.lost: set[str] = set()
         self.result = Verification()
 
     # ------------------------------------------------------------------ driving
@@ -227,15 +247,28 @@ class _Replay:
             seq, event = self.events[index]
             if event.event_id in self.seen:
                 self._duplicate(seq, event)
+            elif self._plain_input(event):
+                # Never a decision. A node timeout the core proposed under its id lost the race
+                # for the id (a proposal has its attempt's result's id on purpose): the runner's
+                # result was stored first, the proposal dropped as a duplicate.
+                self.pending.pop(event.event_id, None)
+                self.queue.append((seq, event))
             elif event.event_id in self.pending:
                 expected, _ = self.pending[event.event_id]
                 if content(expected) != content(event) or expected.time != event.time:
                     # Decided differently, or recorded later than decided: after a lost
                     # publish and a rebuild from the stream, perhaps, whose batch opens here.
-                    self._explain(index, strict_only=True)
-                self._match(seq, event)
-            elif self._plain_input(event):
-                self.queue.append((seq, event))
+                    if not self._explain(index, strict_only=True):
+                        self.lost.clear()  # no rebuild opens here: nothing was lost after all
+                    expected, _ = self.pending[event.event_id]
+                if self._maybe_input(event) and content(expected) != content(event):
+                    # A runner's failure under the id of a node timeout the core proposed: the
+                    # runner's was stored first and the proposal dropped as a duplicate. What
+                    # the scheduler then did is checked against this failure, as an input.
+                    del self.pending[event.event_id]
+                    self.queue.append((seq, event))
+                else:
+                    self._match(seq, event)
             elif self._maybe_input(event):
                 # Either the scheduler proposed it at a timer, or a runner or user recorded it.
                 if not self._explain(index, strict_only=True):
@@ -280,19 +313,24 @@ class _Replay:
         # Perhaps a publish failed: the scheduler then rebuilt the execution from the stream
         # (inputs it had not handled yet included) and resumed it.
         rebuilt = _Reading(len(self.queue), False, False, rebuild=True)
-        levels: list[_Fit] = ["exact", "later"] if strict_only else ["exact", "later", "batch"]
+        # After a lost tail the rebuild is the live reading, tried first: the decisions the lost
+        # batch still owes may be moot after it, and only a rebuild forgets them.
+        candidates = [rebuilt, *readings] if self.lost else [*readings, rebuilt]
+        levels: list[_Fit] = ["exact", "later", "tail"]
+        if not strict_only:
+            levels.append("batch")
         if self._continues_batch(index):
             levels = []  # one batch, one clock reading: a new batch cannot start here
         for fit in levels:
-            for reading in [*readings, rebuilt]:
+            for reading in candidates:
                 trial = self._try(reading, now, index)
                 if self._explains(trial, batch, now, index, fit):
-                    self._commit(trial, seq)
+                    self._commit(trial, seq, now)
                     return True
         if strict_only:
             return False
         # Nothing explains it: keep the usual reading and let the comparison say what differs.
-        self._commit(self._try(readings[0], now, index), seq)
+        self._commit(self._try(readings[0], now, index), seq, now)
         return False
 
     def _continues_batch(self, index: int) -> bool:
@@ -352,7 +390,13 @@ class _Replay:
     ) -> bool:
         """Every recorded decision of the batch is decided (same id, same content), and (see
         :data:`_Fit`) nothing is decided that was not recorded then, or later."""
-        decided = {} if trial.reading.rebuild else {e.event_id: e for e, _ in self.pending.values()}
+        # A decision carries the clock of the batch that decided it: one decided earlier and
+        # recorded now was decided again, by a rebuild, so only a rebuild reading explains it.
+        decided = (
+            {}
+            if trial.reading.rebuild
+            else {e.event_id: e for e, _ in self.pending.values() if e.time == now}
+        )
         decided.update((e.event_id, e) for e in trial.produced)
         for recorded in batch:
             expected = decided.get(recorded.event_id)
@@ -362,15 +406,34 @@ class _Replay:
             return all((now, e.event_id) in self.recorded_at for e in trial.produced)
         if fit == "later":
             return all(self.last_index.get(e.event_id, -1) >= index for e in trial.produced)
+        if fit == "tail":
+            return self._lost_tail(trial, now) is not None
         return True
 
-    def _commit(self, trial: _Trial, seq: int) -> None:
+    def _lost_tail(self, trial: _Trial, now: datetime) -> list[Event] | None:
+        """The decisions of ``trial`` not recorded at ``now``, when what was recorded is a
+        prefix of them (what a publish cut short leaves); ``None`` when it is not, or when
+        nothing was recorded (a batch is known by what it recorded)."""
+        published = [(now, e.event_id) in self.recorded_at for e in trial.produced]
+        if True not in published:
+            return None if published else []
+        cut = len(published) - published[::-1].index(True)
+        return None if False in published[:cut] else trial.produced[cut:]
+
+    def _commit(self, trial: _Trial, seq: int, now: datetime) -> None:
         self.state = trial.state
         del self.queue[: trial.reading.inputs]
         if trial.reading.rebuild:
-            self.pending.clear()
+            # What a rebuild forgets is what was decided and never recorded: a lost tail. Any
+            # other decision still awaited should have been recorded; it stays expected.
+            again = {e.event_id for e in trial.produced}
+            forgotten = [self.pending.pop(i) for i in self.lost if i in self.pending]
+            self.result.lost += [e for e, _ in _in_order(forgotten) if e.event_id not in again]
+            # Decided again, with the rebuild's clock.
+            self.pending.update((e.event_id, (e, seq)) for e in trial.produced)
         for decision in trial.produced:
             self.pending.setdefault(decision.event_id, (decision, seq))
+        self.lost = {e.event_id for e in self._lost_tail(trial, now) or ()}
 
     # ------------------------------------------------------------------ comparing
     def _match(self, seq: int, recorded: Event) -> None:
