@@ -484,40 +484,25 @@ class TestWait:
         assert sim.advance(5000) == []
         assert sim.status() == "cancelled"
 
-    def test_a_wait_longer_than_its_timeout_fails_with_node_timeout(self) -> None:
-        sim = Sim(
-            wf(
-                [
-                    n("start", "manual_trigger"),
-                    n("pause", "wait", parameters={"ms": 5000}, timeout_ms=100),
-                ],
-                [("start", "pause")],
-            )
-        )
-        sim.request()
-        sim.succeed("start")
-        failed = [e for e in sim.advance(100) if isinstance(e, NodeFailed)]
-        assert [(e.node, e.error.type) for e in failed] == [("pause", "NodeTimeout")]
-        assert sim.status() == "failed"
+    #: A wait of 5 s with a timeout of 100 ms.
+    TOO_LONG = wf(
+        [n("start", "manual_trigger"), n("pause", "wait", parameters={"ms": 5000}, timeout_ms=100)],
+        [("start", "pause")],
+    )
 
-    def test_a_wait_timed_out_stays_timed_out_however_late_its_timer_fires(self) -> None:
-        # A busy or restarted scheduler fires the timer past both the timeout (100 ms) and the
-        # wake-up (5 s): the timeout came first, so the node fails as it would have on time.
-        sim = Sim(
-            wf(
-                [
-                    n("start", "manual_trigger"),
-                    n("pause", "wait", parameters={"ms": 5000}, timeout_ms=100),
-                ],
-                [("start", "pause")],
-            )
-        )
+    @pytest.mark.parametrize("fired_after_ms", [100, 60_000])
+    def test_a_wait_longer_than_its_timeout_fails_with_node_timeout(
+        self, fired_after_ms: int
+    ) -> None:
+        # Also when a busy or restarted scheduler fires the timer past both the timeout and the
+        # wake-up: the timeout came first, so the node fails as it would have on time.
+        sim = Sim(self.TOO_LONG)
         sim.request()
         sim.succeed("start")
-        late = sim.advance(60_000)
-        failed = [e for e in late if isinstance(e, NodeFailed)]
+        fired = sim.advance(fired_after_ms)
+        failed = [e for e in fired if isinstance(e, NodeFailed)]
         assert [(e.node, e.error.type) for e in failed] == [("pause", "NodeTimeout")]
-        assert not [e for e in late if isinstance(e, NodeSucceeded)]  # the wait never woke
+        assert not [e for e in fired if isinstance(e, NodeSucceeded)]  # the wait never woke
         assert sim.status() == "failed"
 
     def test_node_mode_runs_a_wait_on_the_timer_too(self) -> None:
