@@ -8,8 +8,8 @@ from typing import Any
 from nodedrop.contracts import ids
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import NodeReady, NodeRetryScheduled, NodeSucceeded
+from nodedrop.contracts.failures import MAX_RUNNER_LOST_ATTEMPTS
 from nodedrop.scheduler.core import NodeStatus, evolve, resume
-from nodedrop.scheduler.core.rules import MAX_RUNNER_LOST_ATTEMPTS
 
 from .harness import T0, Sim, n, wf
 

@@ -1,10 +1,12 @@
 """What a node's failure leads to (CONTRACT.md section 3, rules 5 and 6), for readers of the
 event stream that must judge a ``NodeFailed`` as the scheduler core does, without its state.
 
-The scheduler core (``nodedrop.scheduler.core.rules``) decides with these same rules; the
-notifier's projection applies them to know, at the ``NodeFailed`` itself, whether the node will
-be tried again and whether the execution began to end (tests/unit/scheduler/
-test_projection_agreement.py folds the core's histories through both and compares).
+The one copy of these rules: the scheduler core's fold decides with them (its policy read from
+the validated definition, ``nodedrop.scheduler.core.rules.failure_policy``); the notifier's
+projection applies them to know, at the ``NodeFailed`` itself, whether the node will be tried
+again and whether the execution began to end (its policy read from the recorded definition,
+:func:`policies_in`). tests/unit/scheduler/test_projection_agreement.py folds the core's
+histories through both and compares.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from nodedrop.contracts.events import ErrorInfo
 from nodedrop.contracts.items import ERROR_PORT, Item, PortItems
 
 #: Attempts of one node that may end ``RunnerLost`` and be made again at once, outside the
-#: retry policy (the scheduler core's ``MAX_RUNNER_LOST_ATTEMPTS``).
+#: retry policy. Past this a node that keeps losing its runner (it exhausts the runner's memory,
+#: say) fails like any other: its policy decides, counting that attempt.
 MAX_RUNNER_LOST_ATTEMPTS = 3
 
 #: ``again``: a lost runner's attempt, made again at once, not counted by the retry policy;

@@ -29,16 +29,10 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     NodeWaiting,
 )
+from nodedrop.contracts.failures import error_output, failure_outcome
 from nodedrop.contracts.workflow import Node, Workflow
 from nodedrop.scheduler.core.plan import PlanError, build_plan
-from nodedrop.scheduler.core.rules import (
-    NODE_TIMEOUT_GRACE_MS,
-    counted_attempts,
-    error_output,
-    refused_attempt,
-    runner_lost_again,
-    will_retry,
-)
+from nodedrop.scheduler.core.rules import NODE_TIMEOUT_GRACE_MS, failure_policy, refused_attempt
 from nodedrop.scheduler.core.state import (
     IN_FLIGHT,
     TERMINAL,
@@ -164,23 +158,24 @@ def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
         return False
     node.error = event.error
     state.set_timer(event.node, None)
-    definition = _plan_node(state, event.node)
-    if runner_lost_again(definition, node, event.error):
+    policy = failure_policy(_plan_node(state, event.node))
+    outcome = failure_outcome(policy, node.attempt, len(node.runner_lost), event.error)
+    if outcome == "again":
         node.runner_lost += (event.attempt,)
         node.status = NodeStatus.RETRYING  # made again at once (decide.after_failure)
         return True
-    if will_retry(definition, counted_attempts(node), event.error):
+    if outcome == "retry":
         # The retry's due time arrives with NodeRetryScheduled.
         node.status = NodeStatus.RETRYING
         return True
     node.status = NodeStatus.FAILED
-    if definition.on_error == "fail":
+    if policy.on_error == "fail":
         state.failure = event.error
         node.output = None
     else:
         state.tolerated_failures += 1
         node.output = (
-            error_output(node.input, event.error) if definition.on_error == "error_output" else None
+            error_output(node.input, event.error) if policy.on_error == "error_output" else None
         )
     _finish_node(state, event.node)
     return True

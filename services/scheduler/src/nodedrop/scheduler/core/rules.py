@@ -1,12 +1,18 @@
-"""Small rules of CONTRACT.md section 3 that both the fold and the decisions apply."""
+"""Small rules of CONTRACT.md section 3 that both the fold and the decisions apply.
+
+What a node's failure leads to (a lost runner's attempt made again, a retry, a failure under
+``on_error``, the ``error_output`` items) is in :mod:`nodedrop.contracts.failures`, the one copy
+the notifier's projection applies too; :func:`failure_policy` reads a definition's policy for it.
+"""
 
 from __future__ import annotations
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
-from nodedrop.contracts.errors import INPUT_TOO_LARGE, RUNNER_LOST
+from nodedrop.contracts.errors import INPUT_TOO_LARGE
 from nodedrop.contracts.events import ErrorInfo, NodeReady, NodeWaiting
-from nodedrop.contracts.items import ERROR_PORT, Item, PortItems
+from nodedrop.contracts.failures import FailurePolicy
+from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.workflow import Node
 from nodedrop.scheduler.core.plan import PlanNode
 from nodedrop.scheduler.core.state import ExecutionState, NodeState, NodeStatus
@@ -16,10 +22,6 @@ NODE_TIMEOUT = "NodeTimeout"
 #: The runner normally stops an attempt at ``timeout_ms`` itself; the scheduler's own timer is
 #: the backstop for a runner that died or hangs, so it fires this much later.
 NODE_TIMEOUT_GRACE_MS = 2000
-#: Attempts of one node that may end ``RunnerLost`` and be made again at once, outside the
-#: retry policy. Past this a node that keeps losing its runner (it exhausts the runner's memory,
-#: say) fails like any other: its policy decides, counting that attempt.
-MAX_RUNNER_LOST_ATTEMPTS = 3
 #: The most data one node's work may carry, encoded: its input items, and for a runner its
 #: parameters and the upstream outputs its expressions read (see :func:`carried_bytes`). The rest
 #: of a message is for what is small and bounded: the event's other fields (ids, node name and
@@ -27,31 +29,17 @@ MAX_RUNNER_LOST_ATTEMPTS = 3
 MAX_INPUT_BYTES = MAX_MESSAGE_BYTES - 64 * 1024
 
 
-def runner_lost_again(definition: Node, node: NodeState, error: ErrorInfo) -> bool:
-    """The attempt ended because its runner was lost, not because of the node: make another at
-    once, whatever the retry policy, unless the policy lists ``RunnerLost`` as non-retryable
-    (a node whose effects must never be repeated) or the node used up its lost attempts."""
-    return (
-        error.type == RUNNER_LOST
-        and error.type not in definition.retry_policy.non_retryable_errors
-        and len(node.runner_lost) < MAX_RUNNER_LOST_ATTEMPTS
+def failure_policy(definition: Node) -> FailurePolicy:
+    """What decides the outcome of the node's failures, from its validated definition."""
+    retry = definition.retry_policy
+    return FailurePolicy(
+        definition.on_error, retry.max_attempts, frozenset(retry.non_retryable_errors)
     )
 
 
 def counted_attempts(node: NodeState) -> int:
     """The attempts the retry policy counts: all but those a lost runner ended."""
     return node.attempt - len(node.runner_lost)
-
-
-def will_retry(node: Node, attempt: int, error: ErrorInfo) -> bool:
-    """Rule 6: retry unless attempts are used up or the error is non-retryable (``attempt``:
-    the attempts counted so far, :func:`counted_attempts`)."""
-    policy = node.retry_policy
-    return (
-        error.retryable
-        and error.type not in policy.non_retryable_errors
-        and attempt < policy.max_attempts
-    )
 
 
 def gather_input(state: ExecutionState, plan_node: PlanNode) -> PortItems:
@@ -87,13 +75,6 @@ def carried_bytes(work: NodeReady | NodeWaiting) -> int:
 
 def has_items(port_items: PortItems) -> bool:
     return any(port_items.values())
-
-
-def error_output(node_input: PortItems | None, error: ErrorInfo) -> PortItems:
-    """``on_error: error_output``: one error item per input item, on the ``error`` port."""
-    summary = {"type": error.type, "message": error.message}
-    items: list[Item] = [item for port in (node_input or {}).values() for item in port]
-    return {ERROR_PORT: [{"error": summary, "item": item} for item in items or [{}]]}
 
 
 def delivers(status: NodeStatus) -> bool:
