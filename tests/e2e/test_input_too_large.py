@@ -9,9 +9,7 @@ dead letter or hung. Now the join fails with ``InputTooLarge`` and the execution
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 from typing import Any
 
 import httpx
@@ -23,6 +21,7 @@ from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
 from nodedrop.contracts.errors import INPUT_TOO_LARGE
 
+from .api_client import finished
 from .system import System
 
 pytestmark = pytest.mark.e2e
@@ -51,16 +50,6 @@ def fan_in() -> dict[str, Any]:
     }
 
 
-async def finished(client: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + FINISH_WITHIN_S
-    while time.monotonic() < deadline:
-        execution: dict[str, Any] = (await client.get(f"/api/executions/{execution_id}")).json()
-        if execution.get("finished_at"):
-            return execution
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not finished within {FINISH_WITHIN_S} s: {execution['status']}")
-
-
 async def dead_letters(nats_url: str) -> int:
     nc = await nats.connect(nats_url)
     try:
@@ -80,7 +69,7 @@ async def test_a_fan_in_too_large_for_one_message_fails_the_join(system: System)
         assert response.status_code == 202, response.text
         execution_id = response.json()["id"]
 
-        execution = await finished(client, execution_id)
+        execution = await finished(client, execution_id, FINISH_WITHIN_S)
 
         nodes = execution["nodes"]
         assert execution["status"] == "failed", {k: v["status"] for k, v in nodes.items()}

@@ -4,11 +4,12 @@ workflow's run."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
 import pytest
+
+from .api_client import finished, submit
 
 pytestmark = pytest.mark.e2e
 
@@ -29,22 +30,6 @@ WORKFLOW = {
         {"from": "check", "output": "error", "to": "handle"},
     ],
 }
-
-
-async def finished(client: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
-    for _ in range(600):
-        body: dict[str, Any] = (await client.get(f"/api/executions/{execution_id}")).json()
-        if body.get("finished_at"):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{execution_id} did not finish: {body}")
-
-
-async def submit(client: httpx.AsyncClient, **body: Any) -> str:
-    response = await client.post("/api/executions", json=body)
-    assert response.status_code == 202, response.text
-    execution_id: str = response.json()["id"]
-    return execution_id
 
 
 async def event_data(

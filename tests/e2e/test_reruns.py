@@ -4,13 +4,13 @@ named on the events."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
+from .api_client import finished, submit
 from .conftest import running_system
 from .system import System
 
@@ -66,23 +66,6 @@ def chain(server: LocalHttpServer) -> dict[str, Any]:
             {"from": "side", "to": "side2"},
         ],
     }
-
-
-async def finished(client: httpx.AsyncClient, execution_id: str) -> dict[str, Any]:
-    """The execution once the projection has seen it end."""
-    for _ in range(600):
-        body: dict[str, Any] = (await client.get(f"/api/executions/{execution_id}")).json()
-        if body.get("finished_at"):
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{execution_id} did not finish: {body}")
-
-
-async def submit(client: httpx.AsyncClient, **body: Any) -> str:
-    response = await client.post("/api/executions", json=body)
-    assert response.status_code == 202, response.text
-    execution_id: str = response.json()["id"]
-    return execution_id
 
 
 async def rerun(client: httpx.AsyncClient, execution_id: str, from_node: str) -> str:
