@@ -1,0 +1,74 @@
+{{/*
+Helpers of the nodedrop chart. The templates keep to a small subset of Helm's template language
+(.Values, .Release.Name, include, toYaml, nindent, quote, default, range, if), which
+tests/unit/deploy/helm_render.py renders in the tests.
+*/}}
+
+{{/* Labels that select one release's pods; each template adds its component. */}}
+{{- define "nodedrop.selectorLabels" -}}
+app.kubernetes.io/name: nodedrop
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "nodedrop.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end }}
+
+{{/* The NATS servers: natsUrl, else the client Service of the NATS chart's cluster. */}}
+{{- define "nodedrop.natsUrl" -}}
+{{- if .Values.natsUrl -}}
+{{ .Values.natsUrl }}
+{{- else -}}
+nats://{{ .Release.Name }}-nats:4222
+{{- end -}}
+{{- end }}
+
+{{/* The notifiers' WebSocket servers, behind their Service; the api relays /ws/* there. */}}
+{{- define "nodedrop.notifierUrl" -}}
+http://{{ .Release.Name }}-notifier:{{ .Values.notifier.port }}
+{{- end }}
+
+{{/* Environment of every service that talks to NATS. */}}
+{{- define "nodedrop.natsEnv" -}}
+- name: NODEDROP_NATS_URL
+  value: {{ include "nodedrop.natsUrl" . | quote }}
+- name: NODEDROP_STREAM_REPLICAS
+  value: {{ .Values.streamReplicas | quote }}
+- name: NODEDROP_PARTITIONS
+  value: {{ .Values.partitions | quote }}
+{{- if .Values.secret.natsTokenKey }}
+- name: NODEDROP_NATS_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secret.name | quote }}
+      key: {{ .Values.secret.natsTokenKey | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "nodedrop.databaseEnv" -}}
+- name: NODEDROP_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secret.name | quote }}
+      key: {{ .Values.secret.databaseUrlKey | quote }}
+{{- end }}
+
+{{- define "nodedrop.adminEnv" -}}
+- name: NODEDROP_ADMIN_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secret.name | quote }}
+      key: {{ .Values.secret.adminTokenKey | quote }}
+{{- end }}
+
+{{- define "nodedrop.podSecurityContext" -}}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{- define "nodedrop.containerSecurityContext" -}}
+securityContext:
+  allowPrivilegeEscalation: false
+  capabilities:
+    drop: ["ALL"]
+{{- end }}
