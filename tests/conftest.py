@@ -10,7 +10,7 @@ _PACKAGE = __name__.rpartition(".")[0]
 
 _FIXTURES = f"{_PACKAGE}.fixtures" if _PACKAGE else "fixtures"
 
-pytest_plugins = [f"{_FIXTURES}.servers", f"{_FIXTURES}.http_server"]
+pytest_plugins = [f"{_FIXTURES}.servers", f"{_FIXTURES}.http_server", f"{_FIXTURES}.nats_cluster"]
 
 # In CI the property tests draw the same examples every run (as many as anywhere), so a run fails
 # for a change and not for the draw; runs elsewhere keep exploring new examples, and what they

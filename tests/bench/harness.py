@@ -36,13 +36,23 @@ from tests.bench import (
     s5_websocket,
     s6_projector,
     s7_waiting,
+    sp_partitions,
 )
 from tests.bench.stack import Bench
 from tests.bench.stats import Outcome, Row, fmt_ms, median, percentile
 
 SCENARIOS: dict[str, ModuleType] = {
     m.ID: m
-    for m in (s1_chain, s2_start, s3_throughput, s4_fanout, s5_websocket, s6_projector, s7_waiting)
+    for m in (
+        s1_chain,
+        s2_start,
+        s3_throughput,
+        s4_fanout,
+        s5_websocket,
+        s6_projector,
+        s7_waiting,
+        sp_partitions,
+    )
 }
 PEER_SCENARIOS = {"S1", "S4"}
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"

@@ -20,6 +20,7 @@ from tests.bench.stats import Outcome, Row, verdict
 
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.notifier.store import checkpoint_name
 from nodedrop.notifier.testing import History
 
 ID = "S6"
@@ -46,15 +47,19 @@ async def run(bench: Bench) -> Outcome:
             await publisher.publish(events[i : i + BATCH])
         publish_s = time.monotonic() - started
         last = await stack.last_seq()
+        checkpoints = [checkpoint_name(p) for p in range(stack.layout.partitions)]
         connection = await asyncpg.connect(asyncpg_dsn(stack.database_url))
         try:
             launched = time.monotonic()
             stack.start("notifier")
             first_seq, first_at = 0, 0.0
             while True:
+                # The partitions' checkpoints added up, as ``last`` adds their last sequences.
                 seq = int(
                     await connection.fetchval(
-                        "SELECT last_seq FROM projection_checkpoints WHERE name = 'notifier'"
+                        "SELECT sum(last_seq) FROM projection_checkpoints "
+                        "WHERE name = ANY($1::text[])",
+                        checkpoints,
                     )
                     or 0
                 )

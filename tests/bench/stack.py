@@ -32,7 +32,9 @@ from tests.e2e.system import SERVICES, System
 from nodedrop.contracts import subjects
 from nodedrop.contracts.db.migrate import upgrade
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.routing import Layout, all_events
 from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
+from nodedrop.notifier.store import checkpoint_name
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -49,6 +51,8 @@ class Stack:
     database_url: str
     nc: NatsClient
     runners: list[str] = field(default_factory=list)
+    #: The log's partitions, as the services see them (``NODEDROP_PARTITIONS``).
+    layout: Layout = field(default_factory=Layout.from_env)
 
     @property
     def js(self) -> JetStreamContext:
@@ -93,16 +97,19 @@ class Stack:
 
     async def set_runners(self, count: int, timeout_s: float = 30.0) -> None:
         """Run ``count`` runner processes (more are started; never fewer), and return once
-        each one waits for tasks on the shared consumer."""
+        each one waits for tasks on the shared consumer of every partition."""
         while len(self.runners) < count:
             name = f"runner-{len(self.runners) + 1}"
             self.system.start(name, "runner")
             self.runners.append(name)
         deadline = time.monotonic() + timeout_s
         while True:
-            with contextlib.suppress(NotFoundError):  # until a service has created it
-                info = await self.js.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
-                if (info.num_waiting or 0) >= count:
+            with contextlib.suppress(NotFoundError):  # until a service has created them
+                waiting = [
+                    (await self.js.consumer_info(stream, subjects.RUNNER_CONSUMER)).num_waiting or 0
+                    for stream in self.layout.streams
+                ]
+                if min(waiting) >= count:
                     return
             for name in self.runners:
                 process = self.system.processes[name]
@@ -112,28 +119,50 @@ class Stack:
                 raise TimeoutError(f"{count} runners not all waiting for tasks after {timeout_s} s")
             await asyncio.sleep(0.1)
 
-    async def last_seq(self) -> int:
-        info = await self.js.stream_info(subjects.EVENTS_STREAM)
-        return int(info.state.last_seq)
+    async def last_seqs(self) -> dict[int, int]:
+        """Each partition's last event's stream sequence (0 if it has none): what its
+        projector's checkpoint reaches (a later fence is no event, and not projected)."""
+        layout = self.layout
+        return {p: await self.last_event_seq(layout.stream(p)) for p in range(layout.partitions)}
 
-    async def checkpoint(self) -> int:
+    async def last_event_seq(self, stream: str) -> int:
+        try:
+            return int((await self.js.get_last_msg(stream, all_events())).seq or 0)
+        except NotFoundError:
+            return 0
+
+    async def last_seq(self) -> int:
+        """The stored events' sequences added over the partitions (grows with every event)."""
+        return sum((await self.last_seqs()).values())
+
+    async def checkpoints(self) -> dict[int, int]:
+        """Each partition's projection checkpoint (0 before its first batch)."""
+        layout = self.layout
         connection = await asyncpg.connect(asyncpg_dsn(self.database_url))
         try:
-            value = await connection.fetchval(
-                "SELECT last_seq FROM projection_checkpoints WHERE name = 'notifier'"
+            rows = await connection.fetch(
+                "SELECT name, last_seq FROM projection_checkpoints WHERE name = ANY($1::text[])",
+                [checkpoint_name(p) for p in range(layout.partitions)],
             )
         finally:
             await connection.close()
-        return int(value or 0)
+        by_name = {row["name"]: int(row["last_seq"] or 0) for row in rows}
+        return {p: by_name.get(checkpoint_name(p), 0) for p in range(layout.partitions)}
 
     async def settle(self, timeout_s: float = 120.0) -> float:
-        """Wait until the notifier has projected every stored event (so that the next
-        measurement does not share the machine with a backlog); returns the seconds waited."""
+        """Wait until the notifier has projected every stored event of every partition (so
+        that the next measurement does not share the machine with a backlog); returns the
+        seconds waited."""
         started = time.monotonic()
-        target = await self.last_seq()
-        while await self.checkpoint() < target:
+        targets = await self.last_seqs()
+        while True:
+            done = await self.checkpoints()
+            if all(done[p] >= target for p, target in targets.items()):
+                break
             if time.monotonic() - started > timeout_s:
-                raise TimeoutError(f"projection still behind seq {target} after {timeout_s} s")
+                raise TimeoutError(
+                    f"projection still behind {targets} (at {done}) after {timeout_s} s"
+                )
             await asyncio.sleep(0.1)
         return time.monotonic() - started
 

@@ -1,6 +1,6 @@
 """Event times as the services stamp them, read live off the bus by the harness.
 
-A plain (core) NATS subscription on ``nodedrop.events.*.*.<Type>`` for the types a scenario needs
+A plain (core) NATS subscription on ``nodedrop.log.*.*.<Type>`` for the types a scenario needs
 sees every event as it is published into the stream, without creating a consumer or adding any
 load on JetStream. Only a few fields are decoded. A duplicate publish (same ``event_id``) is
 stored once by the stream but seen twice here: the first one counts.
@@ -18,7 +18,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from nodedrop.contracts import subjects
+from nodedrop.contracts import routing
 
 
 class Stamp(msgspec.Struct, frozen=True):
@@ -55,7 +55,7 @@ class EventTap:
         for event_type in sorted(self._types):
             self._subs.append(
                 await self._nc.subscribe(
-                    subjects.events_of_type(event_type),
+                    routing.events_of_type(event_type),
                     cb=self._on_message,
                     pending_msgs_limit=1_000_000,
                     pending_bytes_limit=1 << 30,

@@ -62,14 +62,14 @@ class Expectations:
     status: dict[str, str | None] = field(default_factory=dict)
     #: Messages stored before a fault: each must still be there, unchanged, afterwards.
     snapshot: Iterable[Stored] = ()
-    #: Stream sequences of copies the scenario itself stored (republished events): left out
+    #: (stream, sequence) of copies the scenario itself stored (republished events): left out
     #: of the counts of finishes, attempts and ids.
-    injected_seqs: frozenset[int] = frozenset()
+    injected_seqs: frozenset[tuple[str, int]] = frozenset()
 
 
 async def common_check(cluster: Cluster, result: Result, expected: Expectations) -> StreamRecord:
     await cluster.settle()
-    full = await read_stream(cluster.js)
+    full = await read_stream(cluster.js, cluster.layout)
     record = full.without(expected.injected_seqs)
     executions = expected.executions
     result.submitted = len(executions)
@@ -128,12 +128,10 @@ async def common_check(cluster: Cluster, result: Result, expected: Expectations)
     missing = [e for e in executions if e not in requested]
     result.lost += len(missing)
     result.expect(not missing, f"accepted requests missing from the stream: {missing[:5]}")
-    now = full.by_seq
-    gone = [s for s in expected.snapshot if (now.get(s.seq) or _GONE).msg_id != s.msg_id]
+    now = full.by_key
+    gone = [s for s in expected.snapshot if (now.get(s.key) or _GONE).msg_id != s.msg_id]
     result.lost += len(gone)
-    result.expect(
-        not gone, f"{len(gone)} stored messages lost, e.g. seq {[s.seq for s in gone[:5]]}"
-    )
+    result.expect(not gone, f"{len(gone)} stored messages lost, e.g. {[s.key for s in gone[:5]]}")
 
     # 5. ids stored once; no process died by itself
     repeated = record.repeated_ids()

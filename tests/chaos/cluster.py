@@ -227,6 +227,8 @@ async def cluster(
     http = httpx.AsyncClient(base_url=system.base_url, headers=system.headers, timeout=10)
     effects = SideEffectServer(effect_delay_s)
     effects.start()
+    # The services' settings: their environment is this one with ``env`` over it.
+    settings = StreamSettings.from_env({**os.environ, **env})
     result = Cluster(
         nats=server,
         system=system,
@@ -236,11 +238,12 @@ async def cluster(
         postgres=postgres,
         http=http,
         side_effects=effects,
+        layout=settings.layout,
     )
     try:
         # The stream and consumers exist before any service starts (services starting
         # together on an empty server can otherwise race), with the services' settings.
-        await ensure_jetstream(nc.jetstream(), StreamSettings.from_env(env))
+        await ensure_jetstream(nc.jetstream(), settings)
         for service in ("api", "scheduler", "notifier"):
             system.start(service)
         await asyncio.to_thread(system.wait_healthy)

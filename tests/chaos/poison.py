@@ -26,7 +26,7 @@ from tests.chaos.cluster import Cluster, cluster, until
 from tests.chaos.scenarios import Env
 from tests.chaos.workload import five_nodes, submit_spread, wait_finished
 
-from nodedrop.contracts import subjects
+from nodedrop.contracts import routing, subjects
 from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import ExecutionFinished, ExecutionStarted
 
@@ -97,8 +97,8 @@ async def s6_poison(env: Env) -> Result:
         record = await common_check(c, result, Expectations(submitted, status=status))
         letters = await dead_letter_seqs(c)
 
-    missing = [seq for seq in injected if seq not in letters]
-    result.expect(not missing, f"malformed messages not dead-lettered: seqs {missing}")
+    missing = [key for key in injected if key not in letters]
+    result.expect(not missing, f"malformed messages not dead-lettered: {missing}")
     finished = {e.execution_id: e for e in record.events() if isinstance(e, ExecutionFinished)}
     not_dead_letter = [
         v for v in victims if (error := finished[v].error) is None or error.type != DEAD_LETTER
@@ -119,38 +119,46 @@ async def s6_poison(env: Env) -> Result:
     return result
 
 
-async def inject(c: Cluster, victims: list[str]) -> list[int]:
-    """Publish the malformed messages once each victim runs; returns their stream sequences."""
+async def inject(c: Cluster, victims: list[str]) -> list[tuple[str, int]]:
+    """Publish the malformed messages once each victim runs, each to the partition stream of
+    its subject's execution; returns where they are stored: (stream, sequence)."""
 
     async def all_started() -> bool:
-        info = await c.js.stream_info(
-            subjects.EVENTS_STREAM, subjects_filter=subjects.events_of_type(ExecutionStarted)
-        )
-        seen = {subjects.execution_id_of(s) for s in (info.state.subjects or {})}
+        seen: set[str] = set()
+        for stream in c.layout.streams:
+            info = await c.js.stream_info(
+                stream, subjects_filter=routing.events_of_type(ExecutionStarted)
+            )
+            seen |= {routing.execution_id_of(s) for s in (info.state.subjects or {})}
         return set(victims) <= seen
 
     await until(all_started, 30, "victim executions started")
-    seqs = []
+    stored = []
     for victim, (event_type, payload) in zip(victims, MALFORMED, strict=True):
-        subject = subjects.execution_subject(victim, event_type)
-        seqs.append((await c.js.publish(subject, payload, stream=subjects.EVENTS_STREAM)).seq)
-    nobody = subjects.execution_subject(str(uuid.uuid4()), "ExecutionRequested")
-    seqs.append((await c.js.publish(nobody, b"not a request", stream=subjects.EVENTS_STREAM)).seq)
+        subject = routing.execution_subject(victim, event_type)
+        stream = c.layout.stream_of(victim)
+        stored.append((stream, (await c.js.publish(subject, payload, stream=stream)).seq))
+    nobody_id = str(uuid.uuid4())
+    nobody = routing.execution_subject(nobody_id, "ExecutionRequested")
+    nobody_stream = c.layout.stream_of(nobody_id)
+    ack = await c.js.publish(nobody, b"not a request", stream=nobody_stream)
+    stored.append((nobody_stream, ack.seq))
     try:
-        await c.js.publish(nobody, OVER_LIMIT, stream=subjects.EVENTS_STREAM)
+        await c.js.publish(nobody, OVER_LIMIT, stream=nobody_stream)
     except Exception:  # refused: the client knows the server's max_payload
         pass
     else:
         raise AssertionError("a 9 MB event was accepted")
-    return seqs
+    return stored
 
 
-async def dead_letter_seqs(c: Cluster) -> list[int]:
-    """The events-stream sequence each dead-letter advisory names (one advisory per consumer
-    that gave up on a message)."""
+async def dead_letter_seqs(c: Cluster) -> list[tuple[str, int]]:
+    """The events stream and sequence each dead-letter advisory names (one advisory per
+    consumer that gave up on a message)."""
     info = await c.js.stream_info(subjects.DEAD_LETTERS_STREAM)
     seqs = []
     for seq in range(info.state.first_seq, info.state.last_seq + 1):
         msg = await c.js.get_msg(subjects.DEAD_LETTERS_STREAM, seq)
-        seqs.append(int(json.loads(msg.data or b"{}")["stream_seq"]))
+        advisory = json.loads(msg.data or b"{}")
+        seqs.append((str(advisory["stream"]), int(advisory["stream_seq"])))
     return seqs

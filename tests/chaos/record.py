@@ -1,4 +1,8 @@
-"""What the stream holds, read back whole and summarised for the checks."""
+"""What the log holds, read back whole (every partition's stream) and summarised for the checks.
+
+A message is known by its stream and its sequence in it (:attr:`Stored.key`): sequences repeat
+across partitions. The messages come partition by partition, each partition's in stream order
+(an execution's events are all in one partition, so each execution's are in order)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from dataclasses import dataclass, field
 
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import codec
 from nodedrop.contracts.bus import MSG_ID
 from nodedrop.contracts.events import (
     AnyEvent,
@@ -19,6 +23,7 @@ from nodedrop.contracts.events import (
     type_name,
 )
 from nodedrop.contracts.history import read_batches
+from nodedrop.contracts.routing import Layout, all_events
 
 
 @dataclass(frozen=True)
@@ -29,19 +34,27 @@ class Stored:
     #: None: the message does not decode as an event.
     event: AnyEvent | None
     data: bytes = b""
+    #: The partition stream it is stored in.
+    stream: str = ""
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """Where it is stored: (stream, sequence)."""
+        return (self.stream, self.seq)
 
 
 @dataclass
 class StreamRecord:
     messages: list[Stored] = field(default_factory=list)
 
-    def without(self, seqs: frozenset[int]) -> StreamRecord:
-        """The record without the messages at ``seqs`` (e.g. copies a scenario stored)."""
-        return StreamRecord([m for m in self.messages if m.seq not in seqs])
+    def without(self, keys: frozenset[tuple[str, int]]) -> StreamRecord:
+        """The record without the messages at ``keys`` ((stream, sequence): e.g. copies a
+        scenario stored)."""
+        return StreamRecord([m for m in self.messages if m.key not in keys])
 
     @property
-    def by_seq(self) -> dict[int, Stored]:
-        return {m.seq: m for m in self.messages}
+    def by_key(self) -> dict[tuple[str, int], Stored]:
+        return {m.key: m for m in self.messages}
 
     def events(self) -> list[AnyEvent]:
         return [m.event for m in self.messages if m.event is not None]
@@ -82,25 +95,28 @@ class StreamRecord:
         return sum(1 for e in self.events() if type_name(e) == event_type)
 
 
-async def read_stream(js: JetStreamContext) -> StreamRecord:
+async def read_stream(js: JetStreamContext, layout: Layout | None = None) -> StreamRecord:
+    """Every event message of every partition of ``layout`` (default: from the environment)."""
     record = StreamRecord()
-    batches = read_batches(
-        js, filter_subject=subjects.all_events(), description="nodedrop chaos check"
-    )
-    async with contextlib.aclosing(batches):
-        async for msgs in batches:
-            for msg in msgs:
-                try:
-                    event: AnyEvent | None = codec.decode(msg.data)
-                except codec.EventDecodeError:
-                    event = None
-                record.messages.append(
-                    Stored(
-                        msg.metadata.sequence.stream,
-                        msg.subject,
-                        (msg.headers or {}).get(MSG_ID),
-                        event,
-                        msg.data,
+    for stream in (layout or Layout.from_env()).streams:
+        batches = read_batches(
+            js, stream=stream, filter_subject=all_events(), description="nodedrop chaos check"
+        )
+        async with contextlib.aclosing(batches):
+            async for msgs in batches:
+                for msg in msgs:
+                    try:
+                        event: AnyEvent | None = codec.decode(msg.data)
+                    except codec.EventDecodeError:
+                        event = None
+                    record.messages.append(
+                        Stored(
+                            msg.metadata.sequence.stream,
+                            msg.subject,
+                            (msg.headers or {}).get(MSG_ID),
+                            event,
+                            msg.data,
+                            stream,
+                        )
                     )
-                )
     return record

@@ -29,7 +29,6 @@ from tests.chaos.record import Stored, StreamRecord, read_stream
 from tests.chaos.scenarios import Env
 from tests.chaos.workload import five_nodes, submit_spread, wait_finished
 
-from nodedrop.contracts import subjects
 from nodedrop.contracts.bus import MSG_ID
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.scheduler.core import ExecutionState, evolve
@@ -44,7 +43,7 @@ class Republisher:
     def __init__(self, cluster: Cluster, seed: int = 9) -> None:
         self._js = cluster.js
         self._random = random.Random(seed)
-        self.copies: set[int] = set()  # stream sequences of the copies stored
+        self.copies: set[tuple[str, int]] = set()  # (stream, sequence) of the copies stored
         self.dropped = 0  # copies the duplicate window dropped
         self.sent = 0
 
@@ -56,14 +55,15 @@ class Republisher:
         for i, message in enumerate(chosen):
             with_id = keep_ids if keep_ids is not None else i % 2 == 0
             headers = {MSG_ID: message.msg_id} if with_id and message.msg_id else None
+            # To the partition stream the original is stored in (its execution's).
             ack = await self._js.publish(
-                message.subject, message.data, stream=subjects.EVENTS_STREAM, headers=headers
+                message.subject, message.data, stream=message.stream, headers=headers
             )
             self.sent += 1
             if ack.duplicate:
                 self.dropped += 1
             else:
-                self.copies.add(ack.seq)
+                self.copies.add((ack.stream, ack.seq))
 
 
 async def s5_republished(env: Env) -> Result:
@@ -79,13 +79,15 @@ async def s5_republished(env: Env) -> Result:
         started = time.monotonic()
         workflow = five_nodes(c.side_effects.url)
         load = asyncio.create_task(submit_spread(c, workflow, sizes.executions, sizes.spread_s))
-        seen = 0
+        seen: dict[str, int] = {}  # per partition stream: the last sequence read
         while not load.done():  # live: copies of what is stored so far, in shuffled order
             await asyncio.sleep(1.0)
-            fresh = [m for m in (await read_stream(c.js)).messages if m.seq > seen]
-            fresh = [m for m in fresh if m.seq not in publisher.copies]
+            stored = (await read_stream(c.js, c.layout)).messages
+            fresh = [m for m in stored if m.seq > seen.get(m.stream, 0)]
+            fresh = [m for m in fresh if m.key not in publisher.copies]
+            for m in fresh:
+                seen[m.stream] = max(seen.get(m.stream, 0), m.seq)
             if fresh:
-                seen = fresh[-1].seq
                 await publisher.republish(fresh, keep_ids=None)
         submitted = await load
         await wait_finished(c, set(submitted), 120)
@@ -96,7 +98,11 @@ async def s5_republished(env: Env) -> Result:
         # since, which know nothing of the executions that ended before.
         await c.settle()
         before = await projection(c)
-        originals = [m for m in (await read_stream(c.js)).messages if m.seq not in publisher.copies]
+        stored = (await read_stream(c.js, c.layout)).messages
+        originals = [m for m in stored if m.key not in publisher.copies]
+        last_original: dict[str, int] = {}  # per partition stream
+        for m in originals:
+            last_original[m.stream] = max(last_original.get(m.stream, 0), m.seq)
         for name in list(c.runners):
             c.system.stop(name)
             c.restart(name, "runner")
@@ -119,12 +125,12 @@ async def s5_republished(env: Env) -> Result:
         changed = [key for key in before if before[key] != after.get(key)]
         result.expect(not changed, f"projection rows changed by the copies: {changed[:3]}")
         result.expect(len(before) == len(after), "rows added by the copies")
-        differing = states_differ(await read_stream(c.js), publisher.copies)
+        differing = states_differ(await read_stream(c.js, c.layout), publisher.copies)
         result.expect(not differing, f"folds changed by the copies: {differing[:3]}")
         decided = [
-            m.seq
+            m.key
             for m in record.messages
-            if m.seq > originals[-1].seq and m.seq not in publisher.copies
+            if m.seq > last_original.get(m.stream, 0) and m.key not in publisher.copies
         ]
         result.expect(not decided, f"{len(decided)} events recorded in answer to late copies")
     result.faults = (
@@ -154,18 +160,19 @@ async def projection(c: Cluster) -> dict[tuple[str, ...], tuple[Any, ...]]:
         await connection.close()
 
 
-def states_differ(record: StreamRecord, copies: set[int]) -> list[str]:
-    """Executions whose scheduler fold with the copies differs from the fold without them."""
-    histories: dict[str, list[tuple[int, AnyEvent]]] = {}
+def states_differ(record: StreamRecord, copies: set[tuple[str, int]]) -> list[str]:
+    """Executions whose scheduler fold with the copies differs from the fold without them
+    (an execution's events are all in one partition stream, in its order)."""
+    histories: dict[str, list[tuple[tuple[str, int], AnyEvent]]] = {}
     for message in record.messages:
         if message.event is not None:
             histories.setdefault(message.event.execution_id, []).append(
-                (message.seq, message.event)
+                (message.key, message.event)
             )
     differing = []
     for execution_id, history in histories.items():
         with_copies = _summary(_fold(e for _, e in history))
-        without = _summary(_fold(e for seq, e in history if seq not in copies))
+        without = _summary(_fold(e for key, e in history if key not in copies))
         if with_copies != without:
             differing.append(execution_id)
     return differing

@@ -111,7 +111,7 @@ async def s3_nats_kill(env: Env) -> Result:
     async def inject(c: Cluster) -> str:
         await asyncio.sleep(sizes.spread_s / 2)
         # Everything stored (hence acknowledged) up to now must survive the crash.
-        snapshot.extend((await read_stream(c.js)).messages)
+        snapshot.extend((await read_stream(c.js, c.layout)).messages)
         c.kill_nats()
         await asyncio.sleep(10)
         await asyncio.to_thread(c.restart_nats)
@@ -184,7 +184,7 @@ def _load(sizes: Sizes, runners: str) -> str:
 async def _runner_lost(c: Cluster) -> list[object]:
     from nodedrop.contracts.errors import RUNNER_LOST
 
-    return list((await read_stream(c.js)).failures(RUNNER_LOST))
+    return list((await read_stream(c.js, c.layout)).failures(RUNNER_LOST))
 
 
 __all__ = ["ACK_WAIT_S", "Env", "Sizes"]

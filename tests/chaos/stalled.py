@@ -38,7 +38,7 @@ async def s7_paused_runner(env: Env) -> Result:
         submitted = await submit_spread(c, workflow, count, 0.5)
 
         async def runner_1_busy() -> bool:
-            record = await read_stream(c.js)
+            record = await read_stream(c.js, c.layout)
             return any(isinstance(e, NodeStarted) and e.worker == worker for e in record.events())
 
         await until(runner_1_busy, 30, "node started on runner-1")

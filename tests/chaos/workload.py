@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.chaos.cluster import Cluster, until
 
-from nodedrop.contracts import subjects
+from nodedrop.contracts import routing
 from nodedrop.contracts.events import ExecutionFinished
 
 
@@ -65,12 +65,15 @@ async def submit_spread(
 
 
 async def finished_ids(cluster: Cluster) -> set[str]:
-    """Executions with an ``ExecutionFinished`` in the stream (from the stream's subject
-    counts: no consumer involved)."""
-    info = await cluster.js.stream_info(
-        subjects.EVENTS_STREAM, subjects_filter=subjects.events_of_type(ExecutionFinished)
-    )
-    return {subjects.execution_id_of(s) for s in (info.state.subjects or {})}
+    """Executions with an ``ExecutionFinished`` in the log (from every partition stream's
+    subject counts: no consumer involved)."""
+    finished: set[str] = set()
+    for stream in cluster.layout.streams:
+        info = await cluster.js.stream_info(
+            stream, subjects_filter=routing.events_of_type(ExecutionFinished)
+        )
+        finished |= {routing.execution_id_of(s) for s in (info.state.subjects or {})}
+    return finished
 
 
 async def wait_finished(cluster: Cluster, execution_ids: set[str], timeout_s: float) -> None:

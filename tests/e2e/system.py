@@ -65,13 +65,16 @@ class System:
             },
         }
 
-    def start(self, name: str, service: str | None = None) -> None:
+    def start(
+        self, name: str, service: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
         """Start ``service`` (default: ``name``) as the process called ``name``, so that several
-        copies of one service (e.g. runners ``runner``, ``runner-2``) can run side by side."""
+        copies of one service (e.g. runners ``runner``, ``runner-2``) can run side by side;
+        ``env`` is added to its environment."""
         log = (self.log_dir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"nodedrop.{service or name}"],
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -16,7 +16,7 @@ import nats
 import pytest
 import websockets
 
-from nodedrop.contracts import subjects
+from nodedrop.contracts.routing import Layout
 
 from .system import System
 
@@ -233,7 +233,8 @@ async def test_an_invalid_definition_is_rejected_and_nothing_is_published(
     nc = await nats.connect(system.nats_url)
     try:
         js = nc.jetstream()
-        before = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
+        streams = Layout.from_env().streams
+        before = [(await js.stream_info(stream)).state.last_seq for stream in streams]
         bad = {
             "nodes": [{"id": "start", "type": "manual_trigger"}, {"id": "x", "type": "nope"}],
             "connections": [{"from": "start", "to": "x"}],
@@ -244,7 +245,7 @@ async def test_an_invalid_definition_is_rejected_and_nothing_is_published(
         assert problem["loc"][-3:] == ["nodes", 1, "type"]
         assert "nope" in problem["msg"]
         await asyncio.sleep(0.2)
-        assert (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq == before
+        assert [(await js.stream_info(stream)).state.last_seq for stream in streams] == before
     finally:
         await nc.close()
 

@@ -24,8 +24,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import subjects
+from nodedrop.contracts.routing import Layout, all_events, execution_subject
 from nodedrop.notifier.rebuild import rebuild_and_compare
-from nodedrop.notifier.store import asyncpg_dsn
+from nodedrop.notifier.store import asyncpg_dsn, checkpoint_name
 
 from .conftest import running_system
 from .system import System, free_port
@@ -202,18 +203,26 @@ async def workload(system: System) -> Workload:
 
 
 async def quiet(system: System) -> None:
-    """Wait until the notifier has projected everything in the stream."""
+    """Wait until the notifier has projected everything in every partition's stream."""
     nc = await nats.connect(system.nats_url)
     conn = await asyncpg.connect(asyncpg_dsn(system.database_url))
     try:
         js = nc.jetstream()
 
         async def projected() -> bool:
-            last = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
-            checkpoint = await conn.fetchval(
-                "SELECT last_seq FROM projection_checkpoints WHERE name = 'notifier'"
-            )
-            return bool(checkpoint == last)
+            for partition, stream in enumerate(Layout.from_env().streams):
+                # The last event: a partition's fence, written after it, is not projected.
+                try:
+                    last = (await js.get_last_msg(stream, all_events())).seq or 0
+                except NotFoundError:
+                    last = 0
+                checkpoint = await conn.fetchval(
+                    "SELECT last_seq FROM projection_checkpoints WHERE name = $1",
+                    checkpoint_name(partition),
+                )
+                if (checkpoint or 0) < last:
+                    return False
+            return True
 
         await wait_until(projected, 30, "the projection catching up")
     finally:
@@ -346,9 +355,15 @@ async def snapshot(system: System, js: JetStreamContext, waiting: str) -> Snapsh
         )
     finally:
         await conn.close()
-    stream = await js.stream_info(subjects.EVENTS_STREAM)
+    layout = Layout.from_env()
+    events = 0
+    for partition, stream in enumerate(layout.streams):
+        info = await js.stream_info(stream)
+        # The partition's fences (its schedulers' takeovers) are no events.
+        fences = await js.stream_info(stream, subjects_filter=layout.fence_subject(partition))
+        events += info.state.messages - sum((fences.state.subjects or {}).values())
     of_waiting = await js.stream_info(
-        subjects.EVENTS_STREAM, subjects_filter=subjects.execution_subject(waiting)
+        layout.stream_of(waiting), subjects_filter=execution_subject(waiting)
     )
     bucket = await js.object_store(subjects.DATA_BUCKET)
     try:
@@ -358,7 +373,7 @@ async def snapshot(system: System, js: JetStreamContext, waiting: str) -> Snapsh
     return Snapshot(
         executions=executions,
         rows=rows,
-        events=stream.state.messages,
+        events=events,
         waiting_events=sum((of_waiting.state.subjects or {}).values()),
         objects=objects,
     )

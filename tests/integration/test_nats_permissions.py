@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,21 +27,31 @@ import nats.errors
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, KeyValueConfig, StorageType
+from nats.js.api import AckPolicy
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec, ids, natsauth, schedules, subjects
+from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.events import (
     ExecutionFinished,
     ExecutionRequested,
     NodeSucceeded,
 )
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.pull import PullConsumer
+from nodedrop.contracts.routing import (
+    PARTITIONS_ENV,
+    Layout,
+    all_events,
+    execution_subject,
+    node_ready_subjects,
+)
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.notifier.consumer import rewind_consumer
 from nodedrop.scheduler.active import ActiveExecutions
+from nodedrop.scheduler.partitions import take_over
+from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -107,12 +119,21 @@ async def admin(server: EmbeddedNats) -> AsyncIterator[JetStreamContext]:
         yield js
 
 
+LAYOUT = Layout.from_env()
+#: The partition streams the checks of "any stream" are made on: the first and the last.
+SOME_STREAMS = sorted({LAYOUT.stream(0), LAYOUT.stream(LAYOUT.partitions - 1)})
+
+
 async def stream_messages(js: JetStreamContext) -> int:
-    return (await js.stream_info(subjects.EVENTS_STREAM)).state.messages
+    """The messages in the log: every partition's stream."""
+    return sum([(await js.stream_info(stream)).state.messages for stream in LAYOUT.streams])
 
 
-def new_execution_id() -> str:
-    return f"perm-{uuid.uuid4().hex}"
+def new_execution_id(partition: int | None = None) -> str:
+    while True:
+        execution_id = f"perm-{uuid.uuid4().hex}"
+        if partition is None or LAYOUT.partition_of(execution_id) == partition:
+            return execution_id
 
 
 def requested(execution_id: str) -> ExecutionRequested:
@@ -170,15 +191,14 @@ async def test_a_service_cannot_record_events_of_another(
 ) -> None:
     execution_id = new_execution_id()
     event = requested(execution_id)
-    subject = subjects.execution_subject(execution_id, event_type)
+    subject = execution_subject(execution_id, event_type)
+    stream = LAYOUT.stream_of(execution_id)
     before = await stream_messages(admin)
     async with session(server, user) as s:
-        await s.refused(
-            s.js.publish(subject, codec.encode(event), stream=subjects.EVENTS_STREAM), subject
-        )
+        await s.refused(s.js.publish(subject, codec.encode(event), stream=stream), subject)
     assert await stream_messages(admin) == before
     with pytest.raises(NotFoundError):
-        await admin.get_last_msg(subjects.EVENTS_STREAM, subject)
+        await admin.get_last_msg(stream, subject)
 
 
 @pytest.mark.parametrize(
@@ -194,13 +214,12 @@ async def test_a_service_records_its_own_events(
     server: EmbeddedNats, admin: JetStreamContext, user: str, event_type: type
 ) -> None:
     execution_id = new_execution_id()
-    subject = subjects.execution_subject(execution_id, event_type.__name__)
+    subject = execution_subject(execution_id, event_type.__name__)
+    stream = LAYOUT.stream_of(execution_id)
     async with session(server, user) as s:
-        ack = await s.js.publish(
-            subject, codec.encode(requested(execution_id)), stream=subjects.EVENTS_STREAM
-        )
+        ack = await s.js.publish(subject, codec.encode(requested(execution_id)), stream=stream)
         assert not s.violations()
-    stored = await admin.get_last_msg(subjects.EVENTS_STREAM, subject)
+    stored = await admin.get_last_msg(stream, subject)
     assert stored.seq == ack.seq
 
 
@@ -226,50 +245,43 @@ async def test_every_service_checks_the_layout_at_start_without_a_violation(
 async def test_a_changed_stream_setting_is_still_applied_by_the_admin(
     server: EmbeddedNats, admin: JetStreamContext
 ) -> None:
-    from nodedrop.contracts.jetstream import StreamSettings
-
     week = 7 * 24 * 3600.0
-    await ensure_jetstream(admin, StreamSettings(max_age_s=week))
-    assert (await admin.stream_info(subjects.EVENTS_STREAM)).config.max_age == week
+    await ensure_jetstream(admin, replace(StreamSettings.from_env(), max_age_s=week))
+    for stream in LAYOUT.streams:
+        assert (await admin.stream_info(stream)).config.max_age == week
     await ensure_jetstream(admin)
-    assert (await admin.stream_info(subjects.EVENTS_STREAM)).config.max_age == 0
+    for stream in LAYOUT.streams:
+        assert (await admin.stream_info(stream)).config.max_age == 0
 
 
+@pytest.mark.parametrize("stream", SOME_STREAMS)
 @pytest.mark.parametrize("user", natsauth.SERVICES)
 async def test_no_service_can_delete_or_change_the_stream(
-    server: EmbeddedNats, admin: JetStreamContext, user: str
+    server: EmbeddedNats, admin: JetStreamContext, user: str, stream: str
 ) -> None:
-    before = await admin.stream_info(subjects.EVENTS_STREAM)
+    before = await admin.stream_info(stream)
     async with session(server, user) as s:
-        await s.refused(
-            s.js.delete_stream(subjects.EVENTS_STREAM),
-            f"$JS.API.STREAM.DELETE.{subjects.EVENTS_STREAM}",
-        )
+        await s.refused(s.js.delete_stream(stream), f"$JS.API.STREAM.DELETE.{stream}")
         shrunk = before.config.evolve(max_msgs=1)
-        await s.refused(
-            s.js.update_stream(shrunk), f"$JS.API.STREAM.UPDATE.{subjects.EVENTS_STREAM}"
-        )
-        await s.refused(
-            s.js.delete_msg(subjects.EVENTS_STREAM, 1),
-            f"$JS.API.STREAM.MSG.DELETE.{subjects.EVENTS_STREAM}",
-        )
-    after = await admin.stream_info(subjects.EVENTS_STREAM)
+        await s.refused(s.js.update_stream(shrunk), f"$JS.API.STREAM.UPDATE.{stream}")
+        await s.refused(s.js.delete_msg(stream, 1), f"$JS.API.STREAM.MSG.DELETE.{stream}")
+    after = await admin.stream_info(stream)
     assert after.config.max_msgs == before.config.max_msgs
     assert after.state.messages >= before.state.messages
     assert after.state.first_seq == before.state.first_seq
 
 
+@pytest.mark.parametrize("stream", SOME_STREAMS)
 @pytest.mark.parametrize("user", ["api", "scheduler", "runner"])
 async def test_only_the_notifier_may_purge_events(
-    server: EmbeddedNats, admin: JetStreamContext, user: str
+    server: EmbeddedNats, admin: JetStreamContext, user: str, stream: str
 ) -> None:
+    await admin.publish(execution_subject(new_execution_id(LAYOUT.partitions - 1), "X"), b"{}")
+    await admin.publish(execution_subject(new_execution_id(0), "X"), b"{}")
     before = await stream_messages(admin)
-    assert before > 0
+    assert (await admin.stream_info(stream)).state.messages > 0
     async with session(server, user) as s:
-        await s.refused(
-            s.js.purge_stream(subjects.EVENTS_STREAM),
-            f"$JS.API.STREAM.PURGE.{subjects.EVENTS_STREAM}",
-        )
+        await s.refused(s.js.purge_stream(stream), f"$JS.API.STREAM.PURGE.{stream}")
     assert await stream_messages(admin) >= before
 
 
@@ -281,10 +293,25 @@ async def test_the_admin_may_delete_a_stream(server: EmbeddedNats, admin: JetStr
 # ------------------------------------------------------------------ durable consumers
 
 
+@pytest.fixture(scope="module")
+async def scheduler_consumer(admin: JetStreamContext) -> str:
+    """The consumer of partition 0's scheduler, as a takeover leaves it (made here as the admin:
+    what the scheduler itself may do is checked below), named in the partition's fence."""
+    ownership = await take_over(
+        admin,
+        EventPublisher(admin, LAYOUT),
+        StreamSettings.from_env(),
+        0,
+        owner="perm",
+    )
+    fence = await admin.get_last_msg(LAYOUT.stream(0), LAYOUT.fence_subject(0))
+    assert json.loads(fence.data or b"")["consumer"] == ownership.consumer
+    return ownership.consumer
+
+
 @pytest.mark.parametrize(
     ("user", "consumer"),
     [
-        ("runner", subjects.SCHEDULER_CONSUMER),
         ("api", subjects.RUNNER_CONSUMER),
         ("scheduler", subjects.NOTIFIER_CONSUMER),
         ("notifier", subjects.RUNNER_CONSUMER),
@@ -293,7 +320,21 @@ async def test_the_admin_may_delete_a_stream(server: EmbeddedNats, admin: JetStr
 async def test_a_service_cannot_take_or_remove_another_services_work(
     server: EmbeddedNats, admin: JetStreamContext, user: str, consumer: str
 ) -> None:
-    stream = subjects.EVENTS_STREAM
+    await cannot_take_or_remove(server, admin, user, consumer)
+
+
+@pytest.mark.parametrize("user", ["runner", "api", "notifier"])
+async def test_a_service_cannot_take_or_remove_the_schedulers_work(
+    server: EmbeddedNats, admin: JetStreamContext, scheduler_consumer: str, user: str
+) -> None:
+    """The consumer a scheduler created for itself when it took its partition over."""
+    await cannot_take_or_remove(server, admin, user, scheduler_consumer)
+
+
+async def cannot_take_or_remove(
+    server: EmbeddedNats, admin: JetStreamContext, user: str, consumer: str
+) -> None:
+    stream = LAYOUT.stream(0)
     before = await admin.consumer_info(stream, consumer)
     async with session(server, user) as s:
         await s.refused(
@@ -304,7 +345,7 @@ async def test_a_service_cannot_take_or_remove_another_services_work(
             s.js.delete_consumer(stream, consumer), f"$JS.API.CONSUMER.DELETE.{stream}.{consumer}"
         )
         # Changing it, through the named create subject.
-        changed = before.config.evolve(filter_subject=subjects.all_events(), filter_subjects=None)
+        changed = before.config.evolve(filter_subject=all_events(), filter_subjects=None)
         await s.refused(
             s.js.add_consumer(stream, changed), f"$JS.API.CONSUMER.CREATE.{stream}.{consumer}"
         )
@@ -320,17 +361,15 @@ async def test_the_notifier_recreates_pulls_from_and_acks_its_own_consumer(
     """Its consumer as an older release left it (acked one message at a time): the notifier
     recreates it at its checkpoint with the canonical settings, pulls from it continuously, and
     acknowledges a batch with one ack (notifier/consumer.py)."""
-    stream, consumer = subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER
+    stream, consumer = LAYOUT.stream(0), subjects.NOTIFIER_CONSUMER
     old = (await admin.consumer_info(stream, consumer)).config
     await admin.delete_consumer(stream, consumer)
     await admin.add_consumer(stream, old.evolve(ack_policy=AckPolicy.EXPLICIT))
     for _ in range(2):
-        await admin.publish(
-            subjects.execution_subject(new_execution_id(), "ExecutionRequested"), b"{}"
-        )
+        await admin.publish(execution_subject(new_execution_id(0), "ExecutionRequested"), b"{}")
     last = (await admin.stream_info(stream)).state.last_seq
     async with session(server, natsauth.NOTIFIER) as s:
-        await rewind_consumer(s.js, last - 2)
+        await rewind_consumer(s.js, stream, last - 2)
         pull = PullConsumer(s.nc, stream, consumer, capacity=10)
         await pull.start()
         batch = await pull.next_batch(10, 5)
@@ -351,12 +390,12 @@ async def test_an_unnamed_consumer_create_cannot_redefine_a_durable(
 ) -> None:
     """An unnamed create request may name an existing consumer in its body (and the server then
     changes it), so only the notifier's ordered consumers use that subject."""
-    stream = subjects.EVENTS_STREAM
+    stream = LAYOUT.stream(0)
     body = {
         "stream_name": stream,
         "config": {
             "name": subjects.RUNNER_CONSUMER,
-            "filter_subject": subjects.all_events(),
+            "filter_subject": all_events(),
             "ack_policy": "explicit",
             "deliver_policy": "all",
         },
@@ -367,7 +406,7 @@ async def test_an_unnamed_consumer_create_cannot_redefine_a_durable(
             f"$JS.API.CONSUMER.CREATE.{stream}",
         )
     info = await admin.consumer_info(stream, subjects.RUNNER_CONSUMER)
-    assert info.config.filter_subject == subjects.node_ready_subjects()
+    assert info.config.filter_subject == node_ready_subjects()
 
 
 # ------------------------------------------------------------------ buckets
@@ -408,31 +447,42 @@ async def test_the_scheduler_claims_ticks_but_cannot_write_schedules(
         await (await admin.key_value(subjects.SCHEDULES_BUCKET)).get(schedules.entry_key("wf2"))
 
 
-async def test_the_scheduler_snapshots_its_executions_and_takes_over_the_former_layout(
+async def test_the_scheduler_takes_a_partition_over_and_snapshots_its_executions(
     server: EmbeddedNats, admin: JetStreamContext
 ) -> None:
-    """Everything the scheduler does with its set of unfinished executions, as its user: the
-    ack floor of its consumer, the scan of the stream after the snapshot, the snapshot, and on
-    an upgrade the former layout's keys listed and purged. It may no longer write those."""
-    former = await admin.create_key_value(
-        KeyValueConfig(bucket=subjects.SCHEDULER_STATE_BUCKET, history=1, storage=StorageType.FILE)
-    )
-    await former.put(subjects.active_key("ex-former"), b"")
+    """Everything the scheduler does to take a partition over and with its set of unfinished
+    executions, as its user: the fence, its own consumer (and its predecessor's deleted), the
+    ack floor of that consumer, the scan of the stream after the snapshot, the snapshot. It may
+    write no other key of its bucket."""
+    partition = LAYOUT.partitions - 1
+    await admin.publish(execution_subject(new_execution_id(partition), "ExecutionRequested"), b"{}")
     async with session(server, "scheduler") as s:
-        active = ActiveExecutions(s.js)
+        settings = StreamSettings.from_env()
+        publisher = EventPublisher(s.js, LAYOUT)
+        for n in (1, 2):  # the second takes over from the first
+            ownership = await take_over(s.js, publisher, settings, partition, owner=f"perm-{n}")
+        kv, _ = await open_bucket(s.js)
+        active = ActiveExecutions(
+            s.js,
+            SnapshotStore(kv, partition, "perm"),
+            stream=ownership.stream,
+            consumer=ownership.consumer,
+        )
         await active.open()
-        await active.add(["ex-new"])
+        active.add("ex-new")
         assert await active.snapshot()
         await active.close()
-        assert {"ex-former", "ex-new"} <= set(await active.ids())
+        assert "ex-new" in await active.ids()
         assert s.violations() == []
-        key = subjects.active_key("ex-forged")
+        key = "active.ex-forged"
         await s.refused(
             s.js.publish(f"$KV.{subjects.SCHEDULER_STATE_BUCKET}.{key}", b""),
             f"$KV.{subjects.SCHEDULER_STATE_BUCKET}.{key}",
         )
-    with pytest.raises(NotFoundError):
-        await former.get(subjects.active_key("ex-former"))  # purged
+    names = {c.name for c in await admin.consumers_info(ownership.stream)}
+    assert ownership.consumer == subjects.scheduler_consumer(1)
+    assert subjects.scheduler_consumer(1) in names
+    assert subjects.scheduler_consumer(0) not in names
 
 
 async def test_the_api_cannot_touch_the_schedulers_state(server: EmbeddedNats) -> None:
@@ -448,7 +498,8 @@ async def test_the_api_cannot_touch_the_schedulers_state(server: EmbeddedNats) -
 
 def test_the_infra_example_is_the_generated_configuration() -> None:
     stored = (REPO / "infra" / "nats" / "nodedrop-auth.conf").read_text()
-    assert stored == natsauth.authorization_config(), (
+    # The example is for the default layout, whatever NODEDROP_PARTITIONS the tests run with.
+    assert stored == natsauth.authorization_config(Layout()), (
         "infra/nats/nodedrop-auth.conf is out of date: "
         "python -m nodedrop.contracts.natsauth > infra/nats/nodedrop-auth.conf"
     )
@@ -457,6 +508,7 @@ def test_the_infra_example_is_the_generated_configuration() -> None:
         check=True,
         capture_output=True,
         text=True,
+        env={k: v for k, v in os.environ.items() if k != PARTITIONS_ENV},
     ).stdout
     assert printed == stored
 
@@ -488,7 +540,9 @@ async def test_the_production_example_runs_with_these_users(tmp_path: Path) -> N
             assert process.poll() is None, log.read_text()
             await asyncio.sleep(0.01)
         nc = await nats.connect(natsauth.url_with_credentials(url, "admin", passwords["admin"]))
-        await ensure_jetstream(nc.jetstream())
+        # The example's users are those of the default layout (nodedrop-auth.conf).
+        default = replace(StreamSettings.from_env(), layout=Layout())
+        await ensure_jetstream(nc.jetstream(), default)
         await nc.close()
         errors: list[str] = []
 
@@ -499,8 +553,8 @@ async def test_the_production_example_runs_with_these_users(tmp_path: Path) -> N
         runner = await nats.connect(runner_url, error_cb=on_error)
         js = runner.jetstream(timeout=DENIED_WAIT_S)
         with pytest.raises((nats.errors.TimeoutError, TimeoutError)):
-            await js.delete_stream(subjects.EVENTS_STREAM)
-        assert (await js.stream_info(subjects.EVENTS_STREAM)).config.name == "NODEDROP_EVENTS"
+            await js.delete_stream(default.layout.stream(0))
+        assert (await js.stream_info(default.layout.stream(0))).config.name == "NODEDROP_EVENTS_000"
         await runner.close()
         assert any("permissions violation" in e.lower() for e in errors)
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):

@@ -4,49 +4,56 @@ real value."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 from nats.js import JetStreamContext
-from nats.js.api import DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.jetstream import RUNNER_ACK_WAIT_ENV, StreamSettings, ensure_jetstream
+from nodedrop.contracts.routing import Layout, node_ready_subjects
 from nodedrop.runner.main import HEARTBEAT_ENV, heartbeat_interval
 
 pytestmark = pytest.mark.integration
 
 
-async def _config(js: JetStreamContext, consumer: str) -> object:
-    return (await js.consumer_info(subjects.EVENTS_STREAM, consumer)).config
+def settings(**changes: Any) -> StreamSettings:
+    return replace(StreamSettings.from_env(), **changes)
+
+
+async def _configs(js: JetStreamContext, consumer: str) -> list[ConsumerConfig]:
+    """The consumer's configuration on every partition's stream."""
+    return [
+        (await js.consumer_info(stream, consumer)).config for stream in Layout.from_env().streams
+    ]
 
 
 async def test_a_changed_ack_wait_is_applied_to_the_existing_consumer(
     jetstream: JetStreamContext,
 ) -> None:
-    await ensure_jetstream(jetstream, StreamSettings(runner_ack_wait_s=30.0))
-    scheduler_before = await _config(jetstream, subjects.SCHEDULER_CONSUMER)
+    await ensure_jetstream(jetstream, settings(runner_ack_wait_s=30.0))
+    notifier_before = await _configs(jetstream, subjects.NOTIFIER_CONSUMER)
 
     # Another service with other settings changes nothing it does not own.
-    await ensure_jetstream(jetstream, StreamSettings(runner_ack_wait_s=9.0))
-    runners = (
-        await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
-    ).config
-    assert runners.ack_wait == 30.0
+    await ensure_jetstream(jetstream, settings(runner_ack_wait_s=9.0))
+    for runners in await _configs(jetstream, subjects.RUNNER_CONSUMER):
+        assert runners.ack_wait == 30.0
 
     await ensure_jetstream(
         jetstream,
-        StreamSettings(runner_ack_wait_s=4.0, runner_max_deliver=7),
+        settings(runner_ack_wait_s=4.0, runner_max_deliver=7),
         owner=subjects.RUNNER_CONSUMER,
     )
 
-    runners = (
-        await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
-    ).config
-    assert runners.ack_wait == 4.0
-    assert runners.max_deliver == 7
-    # What cannot change on a live consumer stayed as it was (the stream existed before).
-    assert runners.deliver_policy == DeliverPolicy.ALL
-    assert runners.filter_subject == subjects.node_ready_subjects()
-    assert await _config(jetstream, subjects.SCHEDULER_CONSUMER) == scheduler_before
+    for runners in await _configs(jetstream, subjects.RUNNER_CONSUMER):
+        assert runners.ack_wait == 4.0
+        assert runners.max_deliver == 7
+        # What cannot change on a live consumer stayed as it was (the stream existed before).
+        assert runners.deliver_policy == DeliverPolicy.ALL
+        assert runners.filter_subject == node_ready_subjects()
+    assert await _configs(jetstream, subjects.NOTIFIER_CONSUMER) == notifier_before
 
 
 async def test_the_environment_sets_the_ack_wait_and_the_heartbeat_follows_it(
@@ -55,10 +62,8 @@ async def test_the_environment_sets_the_ack_wait_and_the_heartbeat_follows_it(
     await ensure_jetstream(jetstream)  # created with the default
     monkeypatch.setenv(RUNNER_ACK_WAIT_ENV, "4.5")
     await ensure_jetstream(jetstream, owner=subjects.RUNNER_CONSUMER)
-    runners = (
-        await jetstream.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
-    ).config
-    assert runners.ack_wait == 4.5
+    for runners in await _configs(jetstream, subjects.RUNNER_CONSUMER):
+        assert runners.ack_wait == 4.5
     assert await heartbeat_interval(jetstream, {}) == 1.5
     assert await heartbeat_interval(jetstream, {HEARTBEAT_ENV: "0.5"}) == 0.5
 

@@ -2,46 +2,54 @@
 
 ``NODEDROP_NATS_URL`` and ``NODEDROP_DATABASE_URL`` when set, as for the services; otherwise the
 embedded servers of a running ``nodedrop up`` on their ports (``NODEDROP_NATS_PORT``,
-``NODEDROP_PG_PORT``) and database. They connect to NATS as ``NODEDROP_NATS_USER`` when set, else,
-on the embedded server, as its ``admin`` user (the password ``nodedrop up`` keeps in the data
-directory): they need more than any service may do (nodedrop.contracts.natsauth).
+``NODEDROP_PG_PORT``) and database. They connect to NATS with the credentials of the
+``NODEDROP_NATS_*`` variables when set (nodedrop.contracts.natsconnect), else, on the embedded
+server, as its ``admin`` user (the password ``nodedrop up`` keeps in the data directory): they
+need more than any service may do (nodedrop.contracts.natsauth).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nodedrop.cli import settings
 from nodedrop.contracts import natsauth
+from nodedrop.contracts.natsconnect import URL_ENV, NatsSettings
 
 
 @dataclass(frozen=True)
 class Servers:
-    nats_url: str
+    nats: NatsSettings
     database_url: str
+
+    @property
+    def nats_url(self) -> str:
+        """The first NATS server (no credentials in it), for messages."""
+        return self.nats.servers[0]
 
 
 def servers(env: Mapping[str, str] | None = None) -> Servers:
-    """Raises :class:`settings.SettingError` for a malformed port."""
+    """Raises :class:`settings.SettingError` for a malformed port or NATS setting."""
     env = os.environ if env is None else env
-    nats_url = env.get("NODEDROP_NATS_URL") or (
-        "nats://127.0.0.1:"
-        f"{settings.env_int(env, 'NODEDROP_NATS_PORT', settings.DEFAULT_NATS_PORT)}"
-    )
-    user, password = env.get(natsauth.USER_ENV), env.get(natsauth.PASSWORD_ENV)
-    if not user and not env.get("NODEDROP_NATS_URL"):
-        stored = natsauth.read_passwords(settings.nats_credentials_path(settings.data_dir(env)))
-        if stored is not None:
-            user, password = natsauth.ADMIN, stored[natsauth.ADMIN]
+    own_server = bool(env.get(URL_ENV, "").strip())
+    embedded = None
+    if not own_server:
+        port = settings.env_int(env, "NODEDROP_NATS_PORT", settings.DEFAULT_NATS_PORT)
+        embedded = f"nats://127.0.0.1:{port}"
     try:
-        nats_url = natsauth.url_with_credentials(nats_url, user, password)
+        nats = NatsSettings.from_env(env, default_url=embedded)
     except ValueError as error:
         raise settings.SettingError(str(error)) from None
+    if not own_server and not nats.has_credentials:
+        stored = natsauth.read_passwords(settings.nats_credentials_path(settings.data_dir(env)))
+        if stored is not None:
+            nats = dataclasses.replace(nats, user=natsauth.ADMIN, password=stored[natsauth.ADMIN])
     database_url = env.get("NODEDROP_DATABASE_URL") or (
         "postgresql+asyncpg://postgres@127.0.0.1:"
         f"{settings.env_int(env, 'NODEDROP_PG_PORT', settings.DEFAULT_PG_PORT)}"
         f"/{settings.DATABASE_NAME}"
     )
-    return Servers(nats_url, database_url)
+    return Servers(nats, database_url)

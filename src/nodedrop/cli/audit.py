@@ -36,6 +36,7 @@ from nodedrop.contracts.events import (
     NodeWaiting,
     type_name,
 )
+from nodedrop.contracts.natsconnect import NatsSettings
 from nodedrop.scheduler.core.replay import Verification, verify
 
 EXIT_OK = 0
@@ -56,24 +57,28 @@ def audit(request: AuditRequest) -> int:
     try:
         # Credentials as for the other operator commands (NODEDROP_NATS_USER, else the
         # embedded server's admin user).
-        nats_url = admin.servers().nats_url
+        nats_settings = admin.servers().nats
     except settings.SettingError as error:
         print(f"nodedrop audit: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
     try:
-        history = asyncio.run(read_history(nats_url, request.execution_id))
+        history = asyncio.run(read_history(nats_settings, request.execution_id))
     except Exception as error:
         print(f"nodedrop audit: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
     return report(request, history, sys.stdout)
 
 
-async def read_history(nats_url: str, execution_id: str) -> list[tuple[int, Event]]:
-    import nats
-
+async def read_history(
+    nats_settings: NatsSettings | str, execution_id: str
+) -> list[tuple[int, Event]]:
+    """The execution's events; ``nats_settings`` may be a bare server URL."""
+    from nodedrop.contracts import natsconnect
     from nodedrop.contracts.history import read_execution
 
-    nc = await nats.connect(nats_url, max_reconnect_attempts=2)
+    if isinstance(nats_settings, str):
+        nats_settings = NatsSettings(servers=(nats_settings,))
+    nc = await natsconnect.connect(nats_settings, name="nodedrop audit", max_reconnect_attempts=2)
     try:
         return list(await read_execution(nc.jetstream(), execution_id))
     finally:

@@ -139,6 +139,16 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     rebuild.add_argument(
         "--max-differences", type=_positive_int, default=20, help="differences shown (20)"
     )
+    migrate_log = commands.add_parser(
+        "migrate-log",
+        help="copy a single-stream event log (first format) into the partitioned log, once",
+        description="With every service stopped: copy the events of stream NODEDROP_EVENTS "
+        "into the NODEDROP_PARTITIONS partition streams, check the copy, then delete the former "
+        "stream and empty the projection (the notifier rebuilds it from the new log).",
+    )
+    migrate_log.add_argument(
+        "--keep-former", action="store_true", help="copy and check, but keep NODEDROP_EVENTS"
+    )
     prune = commands.add_parser(
         "prune",
         help="remove executions that finished long ago (stream, projection, stored data)",
@@ -261,6 +271,10 @@ def dispatch(args: argparse.Namespace) -> int:
         return projections.rebuild(
             projections.RebuildRequest(args.keep, args.batch_size, args.max_differences)
         )
+    if command == "migrate-log":
+        from nodedrop.cli import migrate_log
+
+        return migrate_log.migrate(keep_former=args.keep_former)
     if command == "prune":
         from nodedrop.cli import prune
 

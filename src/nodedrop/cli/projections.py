@@ -32,11 +32,12 @@ def rebuild(request: RebuildRequest) -> int:
 
 
 async def _rebuild(servers: admin.Servers, request: RebuildRequest) -> int:
-    import nats
-
+    from nodedrop.contracts import natsconnect
     from nodedrop.notifier.rebuild import rebuild_and_compare
 
-    nc = await nats.connect(servers.nats_url, max_reconnect_attempts=2)
+    nc = await natsconnect.connect(
+        servers.nats, name="nodedrop projections", max_reconnect_attempts=2
+    )
     try:
         report = await rebuild_and_compare(
             nc.jetstream(),

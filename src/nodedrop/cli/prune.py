@@ -47,14 +47,13 @@ def prune(request: PruneRequest) -> int:
 
 
 async def _prune(servers: admin.Servers, days: float, dry_run: bool) -> int:
-    import nats
-
+    from nodedrop.contracts import natsconnect
     from nodedrop.notifier.retention import PurgeDeniedError, describe
     from nodedrop.notifier.retention import prune as prune_executions
     from nodedrop.notifier.store import create_pool
 
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    nc = await nats.connect(servers.nats_url, max_reconnect_attempts=2)
+    nc = await natsconnect.connect(servers.nats, name="nodedrop prune", max_reconnect_attempts=2)
     try:
         pool = await create_pool(servers.database_url, max_size=2)
         try:

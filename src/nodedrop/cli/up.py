@@ -544,13 +544,20 @@ class Up:
         only check them (nodedrop.contracts.natsauth)."""
         import asyncio
 
-        import nats
-
+        from nodedrop.contracts import natsconnect
         from nodedrop.contracts.jetstream import ensure_jetstream
 
         async def ensure() -> None:
-            url = natsauth.url_with_credentials(nats_url, natsauth.ADMIN, passwords[natsauth.ADMIN])
-            nc = await nats.connect(url, connect_timeout=5, allow_reconnect=False)
+            admin = natsconnect.NatsSettings(
+                servers=(nats_url,), user=natsauth.ADMIN, password=passwords[natsauth.ADMIN]
+            )
+            nc = await natsconnect.connect(
+                admin,
+                name="nodedrop up",
+                connect_timeout=5,
+                allow_reconnect=False,
+                max_reconnect_attempts=2,  # the server has just said it is ready
+            )
             try:
                 await ensure_jetstream(nc.jetstream())
             finally:

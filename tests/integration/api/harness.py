@@ -13,11 +13,11 @@ from nats.js import JetStreamContext
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.resources import Resources
-from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import decode
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.routing import Layout, is_event_subject
 
 TOKEN = "test-admin-token"
 
@@ -38,19 +38,28 @@ class Api:
         return self.resources.sessions()
 
     async def stream_count(self) -> int:
-        info = await self.js.stream_info(subjects.EVENTS_STREAM)
-        return info.state.messages
+        """The messages in the log: every partition's stream."""
+        count = 0
+        for stream in Layout.from_env().streams:
+            count += (await self.js.stream_info(stream)).state.messages
+        return count
 
     async def stream_events(self, execution_id: str | None = None) -> list[tuple[AnyEvent, int]]:
-        """Every event in the stream (of one execution), with its seq, via direct gets."""
+        """Every event in the log (of one execution), with its seq in its partition's stream,
+        via direct gets: stream by stream, each in order."""
+        layout = Layout.from_env()
+        streams = layout.streams if execution_id is None else [layout.stream_of(execution_id)]
         found: list[tuple[AnyEvent, int]] = []
-        last = (await self.js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
-        for seq in range(1, last + 1):
-            raw = await self.js.get_msg(subjects.EVENTS_STREAM, seq)
-            assert raw.data is not None
-            event = decode(raw.data)
-            if execution_id is None or event.execution_id == execution_id:
-                found.append((event, seq))
+        for stream in streams:
+            last = (await self.js.stream_info(stream)).state.last_seq
+            for seq in range(1, last + 1):
+                raw = await self.js.get_msg(stream, seq)
+                assert raw.data is not None
+                if not is_event_subject(raw.subject or ""):
+                    continue  # a partition's fence
+                event = decode(raw.data)
+                if execution_id is None or event.execution_id == execution_id:
+                    found.append((event, seq))
         return found
 
 

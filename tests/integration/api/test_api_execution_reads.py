@@ -20,6 +20,7 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
 )
+from nodedrop.contracts.routing import Layout, event_subject
 
 from .harness import T0, TOKEN, Api, api_config, project_execution
 
@@ -35,7 +36,10 @@ async def _request(api: Api, workflow: dict[str, Any]) -> str:
 
 async def _publish(api: Api, event: Event) -> int:
     ack = await api.js.publish(
-        subjects.event_subject(event), encode(event), headers={"Nats-Msg-Id": event.event_id}
+        event_subject(event),
+        encode(event),
+        stream=Layout.from_env().stream_of(event.execution_id),
+        headers={"Nats-Msg-Id": event.event_id},
     )
     return ack.seq
 
@@ -198,8 +202,16 @@ async def test_cancel_of_finished_projection_row_is_409(api: Api) -> None:
 
 
 async def test_events_in_order_and_after_seq(api: Api, workflow: dict[str, Any]) -> None:
+    layout = Layout.from_env()
     execution_id = await _request(api, workflow)
-    other_id = await _request(api, workflow)
+    # Another execution in the same partition, so that its events come between these in the
+    # stream (requests landing in other partitions leave this stream alone).
+    for _ in range(20 * layout.partitions):
+        other_id = await _request(api, workflow)
+        if layout.partition_of(other_id) == layout.partition_of(execution_id):
+            break
+    else:
+        raise AssertionError("no execution requested in the same partition")
     published = [
         ExecutionStarted(
             event_id=ids.execution_started(execution_id),
@@ -268,10 +280,9 @@ async def test_events_in_order_and_after_seq(api: Api, workflow: dict[str, Any])
     bad = await api.client.get(f"/api/executions/{execution_id}/events", params={"after_seq": -1})
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["query", "after_seq"]
-    # The ephemeral consumers are gone after each read.
-    consumers = await api.js.consumers_info(subjects.EVENTS_STREAM)
+    # No consumer is left behind by the reads (only the durable ones of ensure_jetstream).
+    consumers = await api.js.consumers_info(layout.stream_of(execution_id))
     assert {c.name for c in consumers} == {
-        subjects.SCHEDULER_CONSUMER,
         subjects.RUNNER_CONSUMER,
         subjects.NOTIFIER_CONSUMER,
     }

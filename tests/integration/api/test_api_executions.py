@@ -14,9 +14,10 @@ import pytest
 
 from nodedrop.api.app import create_app
 from nodedrop.api.eventlog import EventLog
-from nodedrop.contracts import ids, subjects
+from nodedrop.contracts import ids
 from nodedrop.contracts.codec import encode
 from nodedrop.contracts.events import ExecutionRequested
+from nodedrop.contracts.routing import Layout, event_subject, execution_subject
 
 from .harness import T0, TOKEN, Api, project_execution
 
@@ -44,7 +45,8 @@ async def test_inline_request_is_published_then_accepted(
     assert "." not in execution_id
 
     raw = await api.js.get_last_msg(
-        subjects.EVENTS_STREAM, subjects.execution_subject(execution_id, "ExecutionRequested")
+        Layout.from_env().stream_of(execution_id),
+        execution_subject(execution_id, "ExecutionRequested"),
     )
     assert raw.headers is not None
     assert raw.headers["Nats-Msg-Id"] == ids.execution_requested(execution_id)
@@ -64,8 +66,9 @@ async def test_inline_request_is_published_then_accepted(
 
     # The same event again (a client or service retry) is dropped by the duplicate window.
     ack = await api.js.publish(
-        subjects.event_subject(event),
+        event_subject(event),
         encode(event),
+        stream=Layout.from_env().stream_of(execution_id),
         headers={"Nats-Msg-Id": event.event_id},
     )
     assert ack.duplicate
@@ -306,7 +309,8 @@ async def test_body_too_large_is_413(api: Api, workflow: dict[str, Any]) -> None
 
 
 async def test_publish_failure_is_503(api: Api, workflow: dict[str, Any]) -> None:
-    await api.js.delete_stream(subjects.EVENTS_STREAM)
+    for stream in Layout.from_env().streams:
+        await api.js.delete_stream(stream)
     response = await api.client.post("/api/executions", json={"workflow": workflow})
     assert response.status_code == 503
     assert "nothing was recorded" in response.json()["detail"]

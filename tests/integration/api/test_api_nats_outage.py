@@ -16,7 +16,7 @@ import nats
 import pytest
 
 from nodedrop.api.app import create_app
-from nodedrop.contracts import subjects
+from nodedrop.contracts.routing import Layout
 from nodedrop.embedded import EmbeddedNats
 
 from .harness import TOKEN, api_config
@@ -34,8 +34,8 @@ def _free_port() -> int:
 async def _stream_count(url: str) -> int:
     nc = await nats.connect(url)
     try:
-        info = await nc.jetstream().stream_info(subjects.EVENTS_STREAM)
-        return info.state.messages
+        js = nc.jetstream()
+        return sum([(await js.stream_info(s)).state.messages for s in Layout.from_env().streams])
     finally:
         await nc.close()
 

@@ -8,16 +8,19 @@ without its lifespan.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
 import pytest
 import uvicorn
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from nodedrop.api.app import create_app
 from nodedrop.contracts.config import Config
@@ -137,3 +140,98 @@ async def test_notifier_down_closes_with_try_again_later() -> None:
         assert ws.close_code == 1013
     finally:
         unused.close()
+
+
+# ---------------------------------------------------------------- several notifiers
+
+
+async def _relay_once(
+    api_url: str, execution: str = "e1"
+) -> tuple[list[str], int | None, str | None]:
+    messages: list[str] = []
+    async with connect(f"{api_url}/ws/executions/{execution}") as ws:
+        with contextlib.suppress(ConnectionClosed):  # raised for a code other than 1000/1001
+            async for message in ws:
+                assert isinstance(message, str)
+                messages.append(message)
+    return messages, ws.close_code, ws.close_reason
+
+
+@pytest.mark.parametrize("live_first", [True, False])
+async def test_the_relay_reaches_a_live_notifier_wherever_it_is_in_the_list(
+    live_first: bool,
+) -> None:
+    refusing = _listening_socket()  # bound but not listening: connections are refused
+    notifier = FakeNotifier()
+    try:
+        async with serve(notifier.handle, "127.0.0.1", 0) as upstream:
+            live = f"http://127.0.0.1:{upstream.sockets[0].getsockname()[1]}"
+            dead = f"http://127.0.0.1:{refusing.getsockname()[1]}"
+            urls = (live, dead) if live_first else (dead, live)
+            async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+                # Each relay starts at the next notifier: two relays start at both.
+                outcomes = [await _relay_once(api_url) for _ in urls]
+    finally:
+        refusing.close()
+    assert outcomes == [(['{"seq": 4}', '{"seq": 5}'], 1000, "execution finished")] * 2
+    assert [path for path, _ in notifier.requests] == ["/ws/executions/e1"] * 2
+
+
+async def test_a_notifier_answering_5xx_is_passed_over() -> None:
+    async def unavailable(connection: ServerConnection, _request: Request) -> Response:
+        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
+
+    notifier = FakeNotifier()
+    async with (
+        serve(notifier.handle, "127.0.0.1", 0, process_request=unavailable) as failing,
+        serve(notifier.handle, "127.0.0.1", 0) as upstream,
+    ):
+        urls = tuple(
+            f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (failing, upstream)
+        )
+        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+            outcomes = [await _relay_once(api_url) for _ in urls]
+    assert outcomes == [(['{"seq": 4}', '{"seq": 5}'], 1000, "execution finished")] * 2
+
+
+async def test_a_close_on_purpose_is_passed_through_without_trying_another() -> None:
+    first, second = FakeNotifier(), FakeNotifier()
+    async with (
+        serve(first.handle, "127.0.0.1", 0) as one,
+        serve(second.handle, "127.0.0.1", 0) as two,
+    ):
+        urls = tuple(f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (one, two))
+        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+            outcomes = [await _relay_once(api_url, "bad-key") for _ in urls]
+    assert outcomes == [([], 4401, "invalid API key")] * 2
+    # One request each: every relay asked one notifier only, the next relay the other one.
+    assert len(first.requests) == len(second.requests) == 1
+
+
+async def test_a_handshake_refusal_is_passed_through_without_trying_another() -> None:
+    async def unauthorized(connection: ServerConnection, _request: Request) -> Response:
+        return connection.respond(HTTPStatus.UNAUTHORIZED, "no\n")
+
+    refusing, serving = FakeNotifier(), FakeNotifier()
+    async with (
+        serve(refusing.handle, "127.0.0.1", 0, process_request=unauthorized) as one,
+        serve(serving.handle, "127.0.0.1", 0) as two,
+    ):
+        urls = tuple(f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (one, two))
+        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+            outcomes = [await _relay_once(api_url) for _ in urls]
+    # The relay that started at the refusing notifier got 4401, the other one the events.
+    assert sorted((code or 0) for _, code, _ in outcomes) == [1000, 4401]
+    assert len(serving.requests) == 1
+
+
+async def test_all_notifiers_down_closes_with_try_again_later() -> None:
+    unused = [_listening_socket(), _listening_socket()]
+    urls = tuple(f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in unused)
+    try:
+        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+            outcome = await _relay_once(api_url)
+    finally:
+        for sock in unused:
+            sock.close()
+    assert outcome == ([], 1013, "event notifier unavailable, try again later")

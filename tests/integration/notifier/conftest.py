@@ -1,8 +1,9 @@
 """The notifier against a real nats-server and PostgreSQL (server fixtures: tests/fixtures/).
 
-``events`` is the JetStream layout of every service (stream and durable consumers) on the test's
-clean server, ``publish`` records events as the services do (``Nats-Msg-Id`` = ``event_id``), and
-``projector`` runs the projection loop in the background of a test.
+``events`` is the JetStream layout of every service (partition streams and durable consumers, for
+``NODEDROP_PARTITIONS``: ``layout``) on the test's clean server, ``publish`` records events as the
+services do (``Nats-Msg-Id`` = ``event_id``, each in its execution's partition stream), and
+``projector`` runs the projection loop of every partition (or of one) in the background of a test.
 """
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import codec
 from nodedrop.contracts.db import migrate
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.routing import Layout, all_events, event_subject
 from nodedrop.notifier.consumer import Projector
-from nodedrop.notifier.store import ProjectionStore, create_pool
+from nodedrop.notifier.store import CHECKPOINT_NAME, ProjectionStore, checkpoint_name, create_pool
 
 Publish = Callable[[Iterable[AnyEvent]], Awaitable[list[int]]]
 
@@ -45,19 +48,27 @@ async def pool(migrated_database_url: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def events(jetstream: JetStreamContext) -> JetStreamContext:
+def layout() -> Layout:
+    return Layout.from_env()
+
+
+@pytest.fixture
+async def events(jetstream: JetStreamContext, layout: Layout) -> JetStreamContext:
     await ensure_jetstream(jetstream)
     return jetstream
 
 
 @pytest.fixture
-def publish(events: JetStreamContext) -> Publish:
+def publish(events: JetStreamContext, layout: Layout) -> Publish:
+    """Records events in order; returns their sequences, each in its partition's stream."""
+
     async def publish(batch: Iterable[AnyEvent]) -> list[int]:
         seqs = []
         for event in batch:
             ack = await events.publish(
-                subjects.event_subject(event),
+                event_subject(event),
                 codec.encode(event),
+                stream=layout.stream_of(event.execution_id),
                 headers={"Nats-Msg-Id": event.event_id},
             )
             seqs.append(ack.seq)
@@ -67,20 +78,56 @@ def publish(events: JetStreamContext) -> Publish:
 
 
 class RunningProjector:
-    def __init__(self, projector: Projector, stop: asyncio.Event, task: asyncio.Task[None]) -> None:
-        self.projector = projector
+    """The projectors of some partitions (by partition), run until :meth:`halt`."""
+
+    def __init__(
+        self,
+        projectors: dict[int, Projector],
+        layout: Layout,
+        stop: asyncio.Event,
+        tasks: list[asyncio.Task[None]],
+    ) -> None:
+        self.projectors = projectors
+        self.layout = layout
         self.stop = stop
-        self.task = task
+        self.tasks = tasks
+
+    @property
+    def projector(self) -> Projector:
+        """The projector, when only one partition's runs."""
+        (only,) = self.projectors.values()
+        return only
+
+    def of(self, execution_id: str) -> Projector:
+        """The projector of the execution's partition."""
+        return self.projectors[self.layout.partition_of(execution_id)]
 
     async def caught_up(self, js: JetStreamContext, within: float = 20.0) -> int:
-        """Wait until every event now in the stream is projected; returns the last sequence."""
-        last: int = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
-        await asyncio.wait_for(self.projector.wait_for(last), within)
-        return last
+        """Wait until every event now in the streams projected here is projected; returns the
+        sequences of their last events added up (in a log nothing was pruned from: how many
+        events it holds)."""
+        lasts = {
+            partition: await _last_event(js, projector.stream)
+            for partition, projector in self.projectors.items()
+        }
+        await asyncio.wait_for(
+            asyncio.gather(*(self.projectors[p].wait_for(last) for p, last in lasts.items())),
+            within,
+        )
+        return sum(lasts.values())
 
     async def halt(self) -> None:
         self.stop.set()
-        await asyncio.wait_for(self.task, 10)
+        await asyncio.wait_for(asyncio.gather(*self.tasks), 10)
+
+
+async def _last_event(js: JetStreamContext, stream: str) -> int:
+    """The sequence of the last event stored in ``stream`` (0: none). Not the stream's last
+    sequence: a pruned execution's events may have been last, and no projector ever sees those."""
+    try:
+        return (await js.get_last_msg(stream, all_events())).seq or 0
+    except NotFoundError:
+        return 0
 
 
 ProjectorFactory = Callable[..., contextlib.AbstractAsyncContextManager[RunningProjector]]
@@ -97,17 +144,29 @@ async def projector_nats(nats_url: str, events: JetStreamContext) -> AsyncIterat
 
 
 @pytest.fixture
-def projector(projector_nats: NatsClient, pool: Any) -> ProjectorFactory:
-    """``async with projector() as running:`` runs a Projector until the block ends (on the
-    real store unless ``store`` is given)."""
+def projector(projector_nats: NatsClient, pool: Any, layout: Layout) -> ProjectorFactory:
+    """``async with projector() as running:`` runs a Projector for every partition until the
+    block ends, each on the real store with its partition's checkpoint. With ``partition``,
+    only that partition's, on ``store`` if given (whose checkpoint must be that partition's)."""
 
     @contextlib.asynccontextmanager
     async def run(
-        store: ProjectionStore | None = None, **options: Any
+        store: ProjectionStore | None = None, *, partition: int | None = None, **options: Any
     ) -> AsyncIterator[RunningProjector]:
-        projector = Projector(projector_nats, store or ProjectionStore(pool), **options)
+        assert store is None or partition is not None, "a store projects one partition"
+        partitions = range(layout.partitions) if partition is None else [partition]
+        projectors = {
+            p: Projector(
+                projector_nats,
+                store or ProjectionStore(pool, checkpoint_name(p)),
+                stream=layout.stream(p),
+                **options,
+            )
+            for p in partitions
+        }
         stop = asyncio.Event()
-        running = RunningProjector(projector, stop, asyncio.create_task(projector.run(stop)))
+        tasks = [asyncio.create_task(p.run(stop)) for p in projectors.values()]
+        running = RunningProjector(projectors, layout, stop, tasks)
         try:
             yield running
         finally:
@@ -137,12 +196,20 @@ class ProjectionDb:
             "logs": [dict(r) for r in logs],
         }
 
-    async def checkpoint(self) -> int:
+    async def checkpoint(self, partition: int | None = None) -> int:
+        """A partition's checkpoint; without ``partition``, every partition's added up."""
         async with self.pool.acquire() as conn:
-            value: int | None = await conn.fetchval(
-                "SELECT last_seq FROM projection_checkpoints WHERE name = 'notifier'"
-            )
-        return value or 0
+            if partition is not None:
+                value: int | None = await conn.fetchval(
+                    "SELECT last_seq FROM projection_checkpoints WHERE name = $1",
+                    checkpoint_name(partition),
+                )
+            else:
+                value = await conn.fetchval(
+                    "SELECT sum(last_seq) FROM projection_checkpoints WHERE name LIKE $1",
+                    f"{CHECKPOINT_NAME}.%",
+                )
+        return int(value or 0)
 
     async def execute(self, sql: str) -> None:
         async with self.pool.acquire() as conn:

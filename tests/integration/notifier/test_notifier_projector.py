@@ -17,6 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nodedrop.contracts import subjects
 from nodedrop.contracts.events import AnyEvent, ErrorInfo
 from nodedrop.contracts.jetstream import StreamSettings, consumer_configs, ensure_jetstream
+from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.projection import fold
 from nodedrop.notifier.store import ProjectionStore
@@ -25,11 +26,22 @@ from nodedrop.notifier.testing import History, numbered
 pytestmark = pytest.mark.integration
 
 
-def scenario() -> list[AnyEvent]:
+def in_partition(partition: int, *names: str) -> list[str]:
+    """An execution id per name, all in ``partition`` of the layout in use."""
+    layout = Layout.from_env()
+    return [
+        next(f"{n}-{i}" for i in range(10_000) if layout.partition_of(f"{n}-{i}") == partition)
+        for n in names
+    ]
+
+
+def scenario(
+    ok_id: str = "ex-ok", bad_id: str = "ex-bad", cancelled_id: str = "ex-cancelled"
+) -> list[AnyEvent]:
     """Three executions, interleaved: a retried success, a failure with a late result, and a
     cancelled one whose running node is stopped."""
-    ok = History("ex-ok").typical(4)
-    bad = History("ex-bad", requested_by="bob")
+    ok = History(ok_id).typical(4)
+    bad = History(bad_id, requested_by="bob")
     bad.requested()
     bad.started(["start", "fetch", "store"])
     bad.run_node("start")
@@ -42,7 +54,7 @@ def scenario() -> list[AnyEvent]:
     # Both results of an attempt share an id, so JetStream would drop this copy as a duplicate;
     # one recorded after the duplicate window gets through and must still change nothing.
     bad.events[-1] = msgspec.structs.replace(late, event_id=f"{late.event_id}.again")
-    gone = History("ex-cancelled")
+    gone = History(cancelled_id)
     gone.requested()
     gone.started(["start", "wait"])
     gone.run_node("start")
@@ -55,9 +67,30 @@ def scenario() -> list[AnyEvent]:
     return sorted(merged, key=lambda e: e.time)
 
 
-def expected_rows(events: list[AnyEvent]) -> dict[str, list[dict[str, Any]]]:
-    """What the pure fold says the tables must hold after all of ``events``."""
-    changes = fold(numbered(events))
+def one_partition() -> list[AnyEvent]:
+    """:func:`scenario` with its three executions in partition 0: for one projector's batches."""
+    return scenario(*in_partition(0, "ex-ok", "ex-bad", "ex-cancelled"))
+
+
+def logged(events: list[AnyEvent]) -> list[tuple[int, AnyEvent]]:
+    """Events with the sequences they get when published in order into an empty log: numbered
+    one after another in each partition's stream."""
+    layout = Layout.from_env()
+    last = [0] * layout.partitions
+    out = []
+    for event in events:
+        partition = layout.partition_of(event.execution_id)
+        last[partition] += 1
+        out.append((last[partition], event))
+    return out
+
+
+def expected_rows(
+    events: list[AnyEvent], *, in_one_stream: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """What the pure fold says the tables must hold after all of ``events`` (published, or
+    ``in_one_stream``: numbered one after another, as applied to one store)."""
+    changes = fold(numbered(events) if in_one_stream else logged(events))
     return {
         "executions": [dataclasses.asdict(r) for _, r in sorted(changes.executions.items())],
         "nodes": [dataclasses.asdict(r) for _, r in sorted(changes.nodes.items())],
@@ -97,7 +130,7 @@ async def test_the_projection_holds_what_the_events_say(
     assert nodes[("ex-cancelled", "wait")]["status"] == "cancelled"
     assert len(rows["logs"]) == len(history)
     assert by_id["ex-bad"]["last_seq"] == max(
-        seq for seq, e in numbered(history) if e.execution_id == "ex-bad"
+        seq for seq, e in logged(history) if e.execution_id == "ex-bad"
     )
 
 
@@ -132,12 +165,17 @@ async def test_events_delivered_but_never_committed_are_projected_after_a_restar
     await publish(history[10:])
     # A notifier that died mid-batch: it fetched events and never acked them. They come back
     # only after the ack wait (60 s), behind the events published later.
-    crashed = await events.pull_subscribe_bind(
-        subjects.NOTIFIER_CONSUMER, stream=subjects.EVENTS_STREAM
-    )
-    taken = await crashed.fetch(5, timeout=2)
-    assert len(taken) == 5
-    await crashed.unsubscribe()
+    taken = 0
+    for stream in Layout.from_env().streams:
+        pending = (await events.consumer_info(stream, subjects.NOTIFIER_CONSUMER)).num_pending
+        if not pending:
+            continue
+        crashed = await events.pull_subscribe_bind(subjects.NOTIFIER_CONSUMER, stream=stream)
+        fetched = await crashed.fetch(min(pending, 5), timeout=2)
+        assert len(fetched) == min(pending, 5)
+        taken += len(fetched)
+        await crashed.unsubscribe()
+    assert taken >= 5
 
     async with projector() as running:
         await running.caught_up(events, within=10)
@@ -149,7 +187,7 @@ async def test_a_message_that_does_not_decode_is_skipped(
 ) -> None:
     history = History("ex1").typical(2).events
     await publish(history[:3])
-    await events.publish(subjects.execution_subject("ex1", "NodeReady"), b'{"type": "Nope"}')
+    await events.publish(execution_subject("ex1", "NodeReady"), b'{"type": "Nope"}')
     await publish(history[3:])
     async with projector() as running:
         last = await running.caught_up(events)
@@ -172,7 +210,7 @@ async def test_a_live_event_is_projected_at_once(
         h.started(["start"])
         started = time.perf_counter()
         (seq,) = await publish(h.events[1:])
-        await asyncio.wait_for(running.projector.wait_for(seq), 2)
+        await asyncio.wait_for(running.of("ex-live").wait_for(seq), 2)
         latency = time.perf_counter() - started
     assert (await db.dump())["executions"][0]["status"] == "running"
     assert latency < 0.5
@@ -196,7 +234,7 @@ async def test_one_event_a_batch_gives_the_rows_of_one_fold(pool: Any, db: Any) 
     history = scenario()
     for seq, event in numbered(history):
         assert await store.apply([(seq, event)], seq) == 1
-    assert await db.dump() == expected_rows(history)
+    assert await db.dump() == expected_rows(history, in_one_stream=True)
 
 
 async def test_nul_characters_do_not_stall_the_projection(pool: Any, db: Any) -> None:
@@ -230,10 +268,16 @@ class FlakyStore(ProjectionStore):
 async def test_a_batch_that_fails_to_commit_is_retried_in_order(
     projector_nats: NatsClient, publish: Any, pool: Any, db: Any
 ) -> None:
-    history = scenario()
+    history = one_partition()
     await publish(history)
-    store = FlakyStore(pool, failures=3)
-    projector = Projector(projector_nats, store, batch_size=8, max_backoff=0.05)
+    store = FlakyStore(pool, failures=3)  # partition 0's checkpoint
+    projector = Projector(
+        projector_nats,
+        store,
+        stream=Layout.from_env().stream(0),
+        batch_size=8,
+        max_backoff=0.05,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(projector.run(stop))
     try:
@@ -272,16 +316,19 @@ class DiesAfterCommit(RecordingStore):
         raise Crash
 
 
-async def notifier_consumer(js: JetStreamContext) -> Any:
-    return await js.consumer_info(subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER)
+async def notifier_consumer(js: JetStreamContext, partition: int = 0) -> Any:
+    return await js.consumer_info(Layout.from_env().stream(partition), subjects.NOTIFIER_CONSUMER)
 
 
 async def unacked(js: JetStreamContext) -> int:
-    """The notifier consumer's unacknowledged messages, once acks still on their way have
-    arrived (the projector acks after its checkpoint moves, on a connection of its own)."""
+    """The notifier consumers' unacknowledged messages (every partition's), once acks still on
+    their way have arrived (the projector acks after its checkpoint moves, on a connection of
+    its own)."""
     pending = -1
     for _ in range(500):
-        pending = int((await notifier_consumer(js)).num_ack_pending)
+        pending = 0
+        for partition in range(Layout.from_env().partitions):
+            pending += int((await notifier_consumer(js, partition)).num_ack_pending)
         if pending == 0:
             break
         await asyncio.sleep(0.01)
@@ -300,10 +347,10 @@ async def until_taken(js: JetStreamContext, count: int) -> None:
 async def test_a_batch_keeps_collecting_through_its_linger_and_commits_once(
     events: JetStreamContext, publish: Any, projector: Any, pool: Any, db: Any
 ) -> None:
-    history = scenario()[:12]
-    store = RecordingStore(pool)
+    history = one_partition()[:12]
+    store = RecordingStore(pool)  # partition 0's checkpoint
     # A linger far longer than the test: the batch can only end by filling up.
-    async with projector(store, batch_size=len(history), linger_s=60) as running:
+    async with projector(store, partition=0, batch_size=len(history), linger_s=60) as running:
         await publish(history[:1])
         await until_taken(events, 1)
         await asyncio.sleep(0.2)  # a projector without a linger would commit it now
@@ -322,7 +369,7 @@ async def test_without_a_linger_a_batch_is_what_has_arrived(
     history = scenario()[:4]
     async with projector(linger_s=0) as running:
         (first,) = await publish(history[:1])
-        await asyncio.wait_for(running.projector.wait_for(first), 5)
+        await asyncio.wait_for(running.of(history[0].execution_id).wait_for(first), 5)
         assert await db.checkpoint() == first
         await publish(history[1:])
         await running.caught_up(events)
@@ -335,26 +382,27 @@ async def test_a_consumer_acking_one_by_one_is_recreated_to_ack_batches(
     # The consumer as releases before batch acks created it, standing at the checkpoint (0), so
     # no rewind would touch it: its ack policy alone must bring it in line.
     old = dataclasses.replace(canonical_notifier_config(), ack_policy=AckPolicy.EXPLICIT)
-    await events.delete_consumer(subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER)
-    await events.add_consumer(subjects.EVENTS_STREAM, old)
-    assert (await notifier_consumer(events)).config.ack_policy == AckPolicy.EXPLICIT
+    partitions = range(Layout.from_env().partitions)
+    for partition in partitions:
+        stream = Layout.from_env().stream(partition)
+        await events.delete_consumer(stream, subjects.NOTIFIER_CONSUMER)
+        await events.add_consumer(stream, old)
+        assert (await notifier_consumer(events, partition)).config.ack_policy == AckPolicy.EXPLICIT
     history = scenario()
     await publish(history)
     async with projector() as running:
         await running.caught_up(events)
     assert await unacked(events) == 0
-    info = await notifier_consumer(events)
-    assert info.config.ack_policy == AckPolicy.ALL
+    infos = [await notifier_consumer(events, p) for p in partitions]
+    assert [info.config.ack_policy for info in infos] == [AckPolicy.ALL for _ in partitions]
     assert await db.dump() == expected_rows(history)
     # The other services check the layout at every start; none changes it back.
-    await ensure_jetstream(events)
-    await ensure_jetstream(events, owner=subjects.SCHEDULER_CONSUMER)
+    await ensure_jetstream(events)  # as the api, the scheduler and the notifier do
     await ensure_jetstream(events, owner=subjects.RUNNER_CONSUMER)
-    after = await notifier_consumer(events)
-    assert (after.config.ack_policy, after.delivered.stream_seq) == (
-        AckPolicy.ALL,
-        info.delivered.stream_seq,
-    )
+    after = [await notifier_consumer(events, p) for p in partitions]
+    assert [(a.config.ack_policy, a.delivered.stream_seq) for a in after] == [
+        (AckPolicy.ALL, info.delivered.stream_seq) for info in infos
+    ]
 
 
 def canonical_notifier_config() -> ConsumerConfig:
@@ -369,12 +417,14 @@ def canonical_notifier_config() -> ConsumerConfig:
 async def test_a_crash_between_commit_and_ack_loses_nothing_and_duplicates_nothing(
     nats_url: str, events: JetStreamContext, publish: Any, projector: Any, db: Any
 ) -> None:
-    history = scenario()
+    history = one_partition()
     await publish(history[:10])
     doomed = await nats.connect(nats_url)
-    first = DiesAfterCommit(db.pool)
+    first = DiesAfterCommit(db.pool)  # partition 0's checkpoint
     # The batch is exactly the ten events: it fills up long before its linger ends.
-    crashed = Projector(doomed, first, batch_size=10, linger_s=60)
+    crashed = Projector(
+        doomed, first, stream=Layout.from_env().stream(0), batch_size=10, linger_s=60
+    )
     with pytest.raises(Crash):
         await asyncio.wait_for(crashed.run(asyncio.Event()), 10)
     await doomed.close()  # the process is gone: its connection with it
@@ -383,7 +433,7 @@ async def test_a_crash_between_commit_and_ack_loses_nothing_and_duplicates_nothi
 
     await publish(history[10:])
     second = RecordingStore(db.pool)
-    async with projector(second) as running:  # on a connection of its own
+    async with projector(second, partition=0) as running:  # on a connection of its own
         await running.caught_up(events)
     assert first.transactions == [(list(range(1, 11)), 10)]
     # Every event applied once: ten before the crash, the rest after it.

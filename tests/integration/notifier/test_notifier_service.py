@@ -16,9 +16,10 @@ from nats.js import JetStreamContext
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import codec
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.notifier.main import serve
 from nodedrop.notifier.testing import History
 
@@ -85,8 +86,9 @@ async def test_replay_throughput(events: JetStreamContext, projector: Any, db: A
     history = synthetic_history(executions=800, nodes=7)  # 25 events per execution
     for event in history:
         await events.publish_async(
-            subjects.event_subject(event),
+            event_subject(event),
             codec.encode(event),
+            stream=Layout.from_env().stream_of(event.execution_id),
             headers={"Nats-Msg-Id": event.event_id},
         )
     await events.publish_async_completed()

@@ -18,8 +18,9 @@ from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from nodedrop.contracts import apikeys, codec, subjects
+from nodedrop.contracts import apikeys, codec
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.routing import Layout
 from nodedrop.notifier.auth import Caller, key_auth
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
@@ -115,7 +116,10 @@ async def test_an_unknown_execution_is_closed_with_4404(base_url: str, publish: 
 async def test_after_seq_sends_exactly_the_later_events_then_closes_1000(
     base_url: str, publish: Any
 ) -> None:
-    other = History("other")
+    layout = Layout.from_env()
+    # In ex1's partition, so that its events come between those of ex1 in the stream.
+    same = (f"other-{i}" for i in range(10_000))
+    other = History(next(i for i in same if layout.partition_of(i) == layout.partition_of("ex1")))
     history = History("ex1")
     # Interleaved (by time) with another execution, whose events must not appear.
     for h in (history, other):
@@ -170,13 +174,14 @@ async def test_stored_then_live_events_in_order_and_a_reconnect_sees_each_once(
 
     # Both ordered consumers are gone once their clients are.
     async def consumers() -> int:
-        return (await events.stream_info(subjects.EVENTS_STREAM)).state.consumer_count
+        stream = Layout.from_env().stream_of("ex1")
+        return (await events.stream_info(stream)).state.consumer_count
 
     for _ in range(100):
-        if await consumers() == 3:  # the three durable consumers of ensure_jetstream
+        if await consumers() == 2:  # the two durable consumers of ensure_jetstream
             break
         await asyncio.sleep(0.05)
-    assert await consumers() == 3
+    assert await consumers() == 2
 
 
 async def test_a_client_past_the_end_is_closed_1000_at_once(base_url: str, publish: Any) -> None:

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import subjects
 from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.runner.nodes import NodeRegistry, load_registry
 
@@ -30,7 +29,7 @@ def registry(probe: Probe) -> NodeRegistry:
 @pytest.fixture
 def stream_settings() -> StreamSettings:
     """Override by parametrizing ``stream_settings`` (e.g. a short runner ack wait)."""
-    return StreamSettings()
+    return StreamSettings.from_env()
 
 
 @pytest.fixture
@@ -41,10 +40,10 @@ async def rig(
     probe: Probe,
     stream_settings: StreamSettings,
 ) -> AsyncIterator[Rig]:
-    """The stream and consumers on the test's clean server, and runners started on demand;
-    the runners stop before the ``jetstream`` fixture deletes the stream."""
+    """The streams and consumers on the test's clean server, and runners started on demand;
+    the runners stop before the ``jetstream`` fixture deletes the streams."""
     await _empty_stream(jetstream, stream_settings)
-    rig = Rig(nats_url, jetstream, registry, probe)
+    rig = Rig(nats_url, jetstream, registry, probe, stream_settings.layout)
     try:
         yield rig
     finally:
@@ -52,7 +51,7 @@ async def rig(
 
 
 async def _empty_stream(js: JetStreamContext, settings: StreamSettings) -> None:
-    """Create the layout and make sure the stream starts empty.
+    """Create the layout and make sure the streams start empty.
 
     Seen about once in ten runs of this suite (nats-server 2.15.1, file storage): a stream
     created right after the previous test's copy was deleted came back holding that test's
@@ -60,8 +59,14 @@ async def _empty_stream(js: JetStreamContext, settings: StreamSettings) -> None:
     """
     for _ in range(20):
         await ensure_jetstream(js, settings)
-        if not (await js.stream_info(subjects.EVENTS_STREAM)).state.messages:
+        holding = [
+            stream
+            for stream in settings.layout.streams
+            if (await js.stream_info(stream)).state.messages
+        ]
+        if not holding:
             return
-        await js.delete_stream(subjects.EVENTS_STREAM)
+        for stream in holding:
+            await js.delete_stream(stream)
         await asyncio.sleep(0.05)
-    raise RuntimeError("could not start from an empty events stream")
+    raise RuntimeError("could not start from empty events streams")

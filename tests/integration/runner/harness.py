@@ -20,6 +20,7 @@ from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import AnyEvent, Event, NodeFailed, NodeReady, NodeSucceeded
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.items import PortItems
+from nodedrop.contracts.routing import Layout
 from nodedrop.runner.nodes import NodeContext, NodeRegistry
 from nodedrop.runner.worker import Runner
 
@@ -56,19 +57,26 @@ class ConsumerState:
 
 class Rig:
     def __init__(
-        self, nats_url: str, js: JetStreamContext, registry: NodeRegistry, probe: Probe
+        self,
+        nats_url: str,
+        js: JetStreamContext,
+        registry: NodeRegistry,
+        probe: Probe,
+        layout: Layout | None = None,
     ) -> None:
         self.nats_url = nats_url
         self.js = js
         self.registry = registry
         self.probe = probe
-        self.publisher = EventPublisher(js)
+        self.layout = layout or Layout.from_env()
+        self.publisher = EventPublisher(js, self.layout)
         self._runners: list[tuple[Runner, NatsClient]] = []
 
     async def start_runner(self, **options: Any) -> Runner:
         """A started Runner on its own connection, as a separate process would have."""
         nc = await nats.connect(self.nats_url)
         options.setdefault("worker_id", f"runner-{len(self._runners) + 1}")
+        options.setdefault("layout", self.layout)
         runner = Runner(nc, options.pop("registry", self.registry), **options)
         await runner.start()
         self._runners.append((runner, nc))
@@ -107,7 +115,10 @@ class Rig:
         """The execution's stored events, polled until ``until(events)`` holds."""
         deadline = time.monotonic() + within_s
         while True:
-            found = [event for _, event in await read_execution(self.js, execution_id)]
+            found = [
+                event
+                for _, event in await read_execution(self.js, execution_id, layout=self.layout)
+            ]
             if until is None or until(found):
                 return found
             if time.monotonic() > deadline:
@@ -115,11 +126,14 @@ class Rig:
             await asyncio.sleep(0.02)
 
     async def consumer(self) -> ConsumerState:
-        """The counters of the runners' shared durable consumer."""
-        info = await self.js.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
-        return ConsumerState(
-            info.num_ack_pending or 0, info.num_redelivered or 0, info.num_pending or 0
-        )
+        """The counters of the runners' shared durable consumers, added over the partitions."""
+        state = ConsumerState(0, 0, 0)
+        for stream in self.layout.streams:
+            info = await self.js.consumer_info(stream, subjects.RUNNER_CONSUMER)
+            state.ack_pending += info.num_ack_pending or 0
+            state.redelivered += info.num_redelivered or 0
+            state.pending += info.num_pending or 0
+        return state
 
     async def all_acked(self) -> bool:
         state = await self.consumer()

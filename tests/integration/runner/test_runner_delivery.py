@@ -9,12 +9,13 @@ import contextlib
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from nodedrop.contracts import ids, subjects
+from nodedrop.contracts import ids
 from nodedrop.contracts.bus import PublishError
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
@@ -27,6 +28,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.jetstream import StreamSettings
+from nodedrop.contracts.routing import execution_subject
 from nodedrop.runner.nodes import NodeContext
 
 from .harness import Rig, eventually, has_result, results
@@ -154,7 +156,7 @@ async def test_a_task_given_back_is_recorded_as_runner_lost_not_run_again(rig: R
 
 async def test_an_undecodable_task_is_terminated(rig: Rig) -> None:
     runner = await rig.start_runner()
-    await rig.js.publish(f"{subjects.EVENTS_PREFIX}.00.bad.NodeReady", b"{not an event")
+    await rig.js.publish(execution_subject("bad", "NodeReady"), b"{not an event")
     await eventually(rig.all_acked)
     await asyncio.sleep(0.2)
     assert (await rig.consumer()).ack_pending == 0
@@ -258,7 +260,9 @@ async def test_a_task_of_a_finished_execution_is_not_run(rig: Rig) -> None:
     assert not has_result(await rig.stored(task.execution_id))
 
 
-@pytest.mark.parametrize("stream_settings", [StreamSettings(runner_ack_wait_s=1.0)])
+@pytest.mark.parametrize(
+    "stream_settings", [replace(StreamSettings.from_env(), runner_ack_wait_s=1.0)]
+)
 @pytest.mark.parametrize(("heartbeat_s", "redelivered"), [(0.25, False), (60.0, True)])
 async def test_heartbeats_keep_a_long_node_from_being_redelivered(
     rig: Rig, heartbeat_s: float, redelivered: bool

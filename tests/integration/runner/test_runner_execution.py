@@ -10,8 +10,9 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from nodedrop.contracts import ids, subjects
+from nodedrop.contracts import ids
 from nodedrop.contracts.events import AnyEvent, NodeFailed, NodeStarted, NodeSucceeded, type_name
+from nodedrop.contracts.routing import execution_subject
 
 from .harness import Rig, eventually, has_result, results
 
@@ -74,7 +75,7 @@ async def test_a_node_over_its_timeout_fails_with_node_timeout_in_time(rig: Rig)
 
     watcher = await nats.connect(rig.nats_url)
     try:
-        await watcher.subscribe(subjects.execution_subject(task.execution_id), cb=on_event)
+        await watcher.subscribe(execution_subject(task.execution_id), cb=on_event)
         await watcher.flush()
         await rig.publish(task)
         found = await rig.stored(task.execution_id, until=has_result)

@@ -82,7 +82,7 @@ async def test_a_task_handed_back_before_it_started_runs_as_a_first_delivery(rig
     await rig.publish(task)
     # What a stopping runner does with a task it holds unstarted: give it back (twice here).
     grab = await rig.js.pull_subscribe_bind(
-        consumer=subjects.RUNNER_CONSUMER, stream=subjects.EVENTS_STREAM
+        consumer=subjects.RUNNER_CONSUMER, stream=rig.layout.stream_of(task.execution_id)
     )
     for delivery in (1, 2):
         [msg] = await grab.fetch(1, timeout=5)

@@ -1,7 +1,7 @@
 """The scheduler's set of unfinished executions across restarts, against a real nats-server: an
 execution listed in the last snapshot and one requested after it both come back (though nothing
-wakes them but their own timers), a finished one does not, and a deployment of the former
-layout (one key per execution) is taken over and cleaned up."""
+wakes them but their own timers), and a finished one does not. Each partition has a snapshot of
+its own: the executions of a test are all in one partition, whose snapshot the test reads."""
 
 from __future__ import annotations
 
@@ -11,14 +11,13 @@ from typing import Any, TypeVar
 
 import pytest
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 
-from nodedrop.contracts import subjects
 from nodedrop.contracts.events import Event, ExecutionFinished, ExecutionRequested, NodeWaiting
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.routing import Layout
 from nodedrop.scheduler.snapshot import Snapshot
-from nodedrop.scheduler.snapshot_store import SnapshotStore
+from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
 from .test_scheduler_service import (
     chain,
@@ -40,6 +39,15 @@ E = TypeVar("E", bound=Event)
 async def js(jetstream: JetStreamContext) -> JetStreamContext:
     await ensure_jetstream(jetstream)
     return jetstream
+
+
+def in_one_partition(*names: str, partition: int = 0) -> list[str]:
+    """An execution id per name, all in ``partition`` of the layout in use."""
+    layout = Layout.from_env()
+    return [
+        next(f"{n}-{i}" for i in range(10_000) if layout.partition_of(f"{n}-{i}") == partition)
+        for n in names
+    ]
 
 
 def waiting(ms: int = WAIT_MS) -> dict[str, Any]:
@@ -76,80 +84,44 @@ async def next_snapshot(store: SnapshotStore, previous: Snapshot | None) -> Snap
 async def test_a_restart_recovers_executions_from_the_snapshot_and_the_stream_after_it(
     js: JetStreamContext, nats_url: str
 ) -> None:
-    store = SnapshotStore(js)
-    await store.open()
+    done, listed_id, ends_later_id, after_id = in_one_partition(
+        "ex-done", "ex-listed", "ex-ends-later", "ex-after"
+    )
+    kv, _ = await open_bucket(js)
+    store = SnapshotStore(kv, 0, "reader")  # their partition's snapshot (only read here)
     never = 3600.0  # no snapshot but the one each start writes
     async with scripted_runner(nats_url, succeed):
         async with running_scheduler(nats_url, snapshot_interval_s=never):
-            await request(js, "ex-done", chain({"id": "a", "type": "noop"}))
-            await request(js, "ex-listed", waiting())
-            await request(js, "ex-ends-later", waiting(ms=300))
-            await wait_finished(js, "ex-done")
-            _, listed = await recorded(js, "ex-listed", NodeWaiting)
-            _, ends_later = await recorded(js, "ex-ends-later", NodeWaiting)
+            await request(js, done, chain({"id": "a", "type": "noop"}))
+            await request(js, listed_id, waiting())
+            await request(js, ends_later_id, waiting(ms=300))
+            await wait_finished(js, done)
+            _, listed = await recorded(js, listed_id, NodeWaiting)
+            _, ends_later = await recorded(js, ends_later_id, NodeWaiting)
         await sleep_until_due(ends_later)
         # The next start snapshots the set; then one execution ends, another is requested.
         first = await store.read()
         async with running_scheduler(nats_url, snapshot_interval_s=never):
             before = await next_snapshot(store, first)
-            await request(js, "ex-after", waiting())
-            _, after = await recorded(js, "ex-after", NodeWaiting)
-            await wait_finished(js, "ex-ends-later")
+            await request(js, after_id, waiting())
+            _, after = await recorded(js, after_id, NodeWaiting)
+            await wait_finished(js, ends_later_id)
         # Down, as after a crash (no snapshot on the way out).
         assert (await store.read()) == before
-        assert {"ex-listed", "ex-ends-later"} <= before.executions
-        assert not {"ex-done", "ex-after"} & before.executions
-        requested_after, _ = await recorded(js, "ex-after", ExecutionRequested)
+        assert {listed_id, ends_later_id} <= before.executions
+        assert not {done, after_id} & before.executions
+        requested_after, _ = await recorded(js, after_id, ExecutionRequested)
         assert requested_after > before.after_seq  # only the tail of the stream has it
         await sleep_until_due(listed, after)
 
         async with running_scheduler(nats_url, snapshot_interval_s=never):
             recovered = await next_snapshot(store, before)  # what this start rebuilt
-            assert {"ex-listed", "ex-after"} <= recovered.executions
-            assert not {"ex-done", "ex-ends-later"} & recovered.executions
-            for execution_id in ("ex-listed", "ex-after"):
+            assert {listed_id, after_id} <= recovered.executions
+            assert not {done, ends_later_id} & recovered.executions
+            for execution_id in (listed_id, after_id):
                 events = await wait_finished(js, execution_id)
                 assert isinstance(events[-1], ExecutionFinished)
                 assert events[-1].status == "succeeded"
-
-
-async def test_an_upgrade_takes_over_the_former_layout_then_purges_it(
-    js: JetStreamContext, nats_url: str
-) -> None:
-    """Before the snapshot, the bucket held one key per unfinished execution (written before
-    its request was acknowledged) and a deletion marker per finished one."""
-    kv = await js.create_key_value(
-        KeyValueConfig(bucket=subjects.SCHEDULER_STATE_BUCKET, history=1, storage=StorageType.FILE)
-    )
-    # A former scheduler took the request (acknowledged it) and listed the execution; then it
-    # was upgraded before deciding anything more.
-    await request(js, "ex-former", waiting(ms=200))
-    consumer = await js.pull_subscribe_bind(
-        subjects.SCHEDULER_CONSUMER, stream=subjects.EVENTS_STREAM
-    )
-    [taken] = await consumer.fetch(1, timeout=5)
-    await kv.put(subjects.active_key("ex-former"), b"")
-    await taken.ack_sync()
-    await consumer.unsubscribe()
-    await kv.put(subjects.active_key("ex-gone"), b"")
-    await kv.delete(subjects.active_key("ex-gone"))
-
-    async with scripted_runner(nats_url, succeed), running_scheduler(nats_url):
-        events = await wait_finished(js, "ex-former")
-        assert isinstance(events[-1], ExecutionFinished)
-        assert events[-1].status == "succeeded"
-        for _ in range(250):
-            state = await js.stream_info(
-                f"KV_{subjects.SCHEDULER_STATE_BUCKET}",
-                subjects_filter=subjects.active_keys_subject(),
-            )
-            if not state.state.subjects:
-                break
-            await asyncio.sleep(0.02)
-        assert not state.state.subjects, "the former layout's keys were not purged"
-        store = SnapshotStore(js)
-        await store.open()
-        assert await store.read() is not None
 
 
 async def test_a_timer_not_yet_due_at_a_restart_fires_after_it(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,10 +15,11 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from nodedrop.contracts import codec, schedules, subjects
+from nodedrop.contracts import codec, schedules
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import Event, ExecutionRequested
 from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.routing import Layout, is_event_subject
 from nodedrop.contracts.schedules import ScheduledTrigger, ScheduleEntry
 from nodedrop.scheduler.cron import CronFirer
 
@@ -57,10 +58,14 @@ class CountingPublisher(EventPublisher):
         self.published: list[str] = []
 
     async def publish(
-        self, events: Sequence[Event], headers: dict[str, str] | None = None
+        self,
+        events: Sequence[Event],
+        headers: dict[str, str] | None = None,
+        *,
+        fences: Mapping[int, int] | None = None,
     ) -> list[int]:
         self.published.extend(e.execution_id for e in events)
-        return await super().publish(events, headers)
+        return await super().publish(events, headers, fences=fences)
 
 
 def entry(workflow_id: str = "wf1", cron: str = "* * * * *", version: int = 1) -> ScheduleEntry:
@@ -75,15 +80,20 @@ def entry(workflow_id: str = "wf1", cron: str = "* * * * *", version: int = 1) -
 
 
 async def requested(js: JetStreamContext) -> list[ExecutionRequested]:
-    found: list[ExecutionRequested] = []
-    last = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
-    for seq in range(1, last + 1):
-        raw = await js.get_msg(subjects.EVENTS_STREAM, seq)
-        assert raw.data is not None
-        event = codec.decode(raw.data)
-        if isinstance(event, ExecutionRequested):
-            found.append(event)
-    return found
+    """Every request in the log, in the order the server stored them (across partitions)."""
+    found: list[tuple[datetime, ExecutionRequested]] = []
+    for stream in Layout.from_env().streams:
+        last = (await js.stream_info(stream)).state.last_seq
+        for seq in range(1, last + 1):
+            raw = await js.get_msg(stream, seq)
+            assert raw.data is not None
+            assert raw.time is not None
+            if not is_event_subject(raw.subject or ""):
+                continue  # a partition's fence
+            event = codec.decode(raw.data)
+            if isinstance(event, ExecutionRequested):
+                found.append((raw.time, event))
+    return [event for _, event in sorted(found, key=lambda found: found[0])]
 
 
 async def eventually(check: Callable[[], Any], within_s: float = 5.0) -> None:

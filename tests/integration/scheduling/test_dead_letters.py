@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import nats
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import codec, routing, subjects
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import Event, ExecutionFinished, NodeReady
@@ -79,6 +80,14 @@ async def until_node_ready(js: JetStreamContext, execution_id: str, node: str) -
     raise AssertionError(f"{node} never became ready")
 
 
+async def scheduler_consumer(js: JetStreamContext, execution_id: str) -> str:
+    """The consumer of the scheduler that owns the execution's partition, named in its fence."""
+    layout = routing.Layout.from_env()
+    partition = layout.partition_of(execution_id)
+    fence = await js.get_last_msg(layout.stream(partition), layout.fence_subject(partition))
+    return str(json.loads(fence.data or b"")["consumer"])
+
+
 def failed_by_dead_letter(events: Sequence[Event]) -> bool:
     finished = [e for e in events if isinstance(e, ExecutionFinished)]
     return (
@@ -104,13 +113,15 @@ async def test_an_undecodable_event_of_a_running_execution_fails_it(
         await request(js, "ex-poisoned", workflow)
         await until_node_ready(js, "ex-poisoned", "b")
         garbage = await js.publish(
-            subjects.execution_subject("ex-poisoned", "NodeSucceeded"), b"\x00 not an event"
+            routing.execution_subject("ex-poisoned", "NodeSucceeded"), b"\x00 not an event"
         )
         events = await wait_finished(js, "ex-poisoned")
+        owner_consumer = await scheduler_consumer(js, "ex-poisoned")
     assert failed_by_dead_letter(events)
     [letter] = await dead_letters(js, 1)
     assert letter["stream_seq"] == garbage.seq
-    assert letter["consumer"] == subjects.SCHEDULER_CONSUMER
+    assert letter["stream"] == garbage.stream == routing.Layout.from_env().stream_of("ex-poisoned")
+    assert letter["consumer"] == owner_consumer
     assert str(letter["subject"]).startswith("$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.")
 
 
@@ -118,11 +129,15 @@ async def test_a_task_past_the_delivery_limit_fails_its_execution(
     jetstream: JetStreamContext, nats_url: str
 ) -> None:
     js = jetstream
-    await ensure_jetstream(js, StreamSettings(runner_ack_wait_s=0.2, runner_max_deliver=2))
+    await ensure_jetstream(
+        js, replace(StreamSettings.from_env(), runner_ack_wait_s=0.2, runner_max_deliver=2)
+    )
     await ensure_dead_letters(js)
     # A runner that runs the trigger, but takes b's task and never answers nor acknowledges
     # it, however often it is delivered.
-    runner = await js.pull_subscribe_bind(subjects.RUNNER_CONSUMER, stream=subjects.EVENTS_STREAM)
+    runner = await js.pull_subscribe_bind(
+        subjects.RUNNER_CONSUMER, stream=routing.Layout.from_env().stream_of("ex-stuck")
+    )
     publisher = EventPublisher(js)
     async with running_scheduler(nats_url), acting_on_dead_letters(nats_url):
         await request(js, "ex-stuck", chain({"id": "b", "type": "noop"}))
@@ -152,7 +167,7 @@ async def test_a_dead_letter_of_no_execution_is_only_recorded(
     await ensure_jetstream(js)
     await ensure_dead_letters(js)
     async with running_scheduler(nats_url), acting_on_dead_letters(nats_url) as listener:
-        garbage = await js.publish(subjects.execution_subject("ex-nobody", "NodeFailed"), b"{}")
+        garbage = await js.publish(routing.execution_subject("ex-nobody", "NodeFailed"), b"{}")
         [letter] = await dead_letters(js, 1)
         assert letter["stream_seq"] == garbage.seq
         # Acting on it again is harmless: no execution, nothing recorded.

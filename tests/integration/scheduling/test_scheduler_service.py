@@ -15,7 +15,7 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import codec, ids, subjects
+from nodedrop.contracts import codec, ids, routing
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import (
     ErrorInfo,
@@ -30,7 +30,7 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.scheduler.service import Scheduler
-from nodedrop.scheduler.snapshot_store import SnapshotStore
+from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ async def scripted_runner(nats_url: str, answer: Answer) -> AsyncIterator[None]:
         result = answer(task)
         await publisher.publish([started] if result is None else [started, result])
 
-    await nc.subscribe(subjects.node_ready_subjects(), cb=on_ready)
+    await nc.subscribe(routing.node_ready_subjects(), cb=on_ready)
     try:
         yield
     finally:
@@ -253,18 +253,32 @@ async def test_a_start_unlists_executions_a_crash_left_listed(
     async with running_scheduler(nats_url), scripted_runner(nats_url, succeed):
         await request(js, "ex-left", chain({"id": "a", "type": "noop"}))
         await wait_finished(js, "ex-left")
-    store = SnapshotStore(js)
-    await store.open()
-    # What the crash left behind, complete up to the stream's end (so that no tail read, only
-    # the fold of their histories, can tell that they are not running).
-    stored_up_to = (await js.stream_info(subjects.EVENTS_STREAM)).state.last_seq
-    await store.write(["ex-left", "ex-pruned"], stored_up_to)
+    layout = routing.Layout.from_env()
+    kv, _ = await open_bucket(js)
+    left_behind = ["ex-left", "ex-pruned"]
+    stores = {}
+    for partition in {layout.partition_of(i) for i in left_behind}:
+        stores[partition] = SnapshotStore(kv, partition, "crashed")
+        await stores[partition].read()  # the head the first scheduler left: replaced below
+        # What the crash left behind, complete up to the stream's end (so that no tail read,
+        # only the fold of their histories, can tell that they are not running).
+        stored_up_to = (await js.stream_info(layout.stream(partition))).state.last_seq
+        await stores[partition].write(
+            [i for i in left_behind if layout.partition_of(i) == partition], stored_up_to
+        )
+
+    async def still_listed() -> set[str]:
+        listed: set[str] = set()
+        for store in stores.values():
+            snapshot = await store.read()
+            assert snapshot is not None
+            listed |= set(left_behind) & snapshot.executions
+        return listed
+
     async with running_scheduler(nats_url, snapshot_interval_s=0.05) as scheduler:
         for _ in range(200):
-            snapshot = await store.read()
-            if snapshot is not None and not {"ex-left", "ex-pruned"} & snapshot.executions:
+            if not await still_listed():
                 break
             await asyncio.sleep(0.02)
-        assert snapshot is not None
-        assert not {"ex-left", "ex-pruned"} & snapshot.executions
+        assert await still_listed() == set()
         assert scheduler.active_count == 0

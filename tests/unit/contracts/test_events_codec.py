@@ -18,7 +18,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from nodedrop.contracts import ids, subjects
+from nodedrop.contracts import ids, routing
 from nodedrop.contracts.codec import EventDecodeError, decode, encode, to_public
 from nodedrop.contracts.events import (
     EVENT_TYPES,
@@ -591,56 +591,57 @@ def test_both_results_of_one_attempt_share_an_id() -> None:
 
 @pytest.mark.parametrize(
     ("execution_id", "expected"),
-    [("exec-1", "09"), (EXECUTION, "04"), ("ex", "03"), ("a", "03")],
+    [("exec-1", 217), (EXECUTION, 116), ("ex", 19), ("a", 67)],
 )
-def test_slot_is_stable(execution_id: str, expected: str) -> None:
+def test_slot_is_stable(execution_id: str, expected: int) -> None:
     # crc32, not hash(): the same in every process and every Python version.
-    assert subjects.slot(execution_id) == expected
+    assert routing.slot_of(execution_id) == expected
 
 
-def test_slots_are_two_digits_in_range_and_all_used() -> None:
-    seen = {subjects.slot(f"execution-{i}") for i in range(2000)}
+def test_slots_are_three_digits_in_range_and_all_used() -> None:
+    seen = {routing.slot_token(routing.slot_of(f"execution-{i}")) for i in range(20_000)}
 
-    assert seen == {f"{n:02d}" for n in range(subjects.SLOTS)}
-    assert subjects.SLOTS == 16
+    assert seen == {f"{n:03d}" for n in range(routing.SLOTS)}
+    assert routing.SLOTS == 256
 
 
 @pytest.mark.parametrize("name", EVENT_TYPE_NAMES)
 def test_event_subject_holds_slot_execution_and_type(name: str) -> None:
     event = SAMPLES[name]
 
-    subject = subjects.event_subject(event)
+    subject = routing.event_subject(event)
 
-    assert subject == f"nodedrop.events.04.{EXECUTION}.{name}"
-    assert subjects.execution_id_of(subject) == EXECUTION
+    assert subject == f"nodedrop.log.116.{EXECUTION}.{name}"
+    assert routing.execution_id_of(subject) == EXECUTION
+    assert routing.is_event_subject(subject)
 
 
 @pytest.mark.parametrize("execution_id", ["exec-1", EXECUTION, "a", "0b9f1c2e-uuid-like-id"])
 def test_execution_id_of_inverts_event_subject(execution_id: str) -> None:
     event = msgspec.structs.replace(MINIMAL["ExecutionFinished"], execution_id=execution_id)
 
-    subject = subjects.event_subject(event)
+    subject = routing.event_subject(event)
 
-    assert subject.split(".")[2] == subjects.slot(execution_id)
-    assert subjects.execution_id_of(subject) == execution_id
-    assert subjects.execution_id_of(subjects.execution_subject(execution_id)) == execution_id
+    assert subject.split(".")[2] == routing.slot_token(routing.slot_of(execution_id))
+    assert routing.execution_id_of(subject) == execution_id
+    assert routing.execution_id_of(routing.execution_subject(execution_id)) == execution_id
 
 
 def test_execution_subject_covers_the_event_subjects_of_that_execution() -> None:
-    wildcard = subjects.execution_subject(EXECUTION)
+    wildcard = routing.execution_subject(EXECUTION)
 
-    assert wildcard == f"nodedrop.events.04.{EXECUTION}.>"
-    assert subjects.event_subject(SAMPLES["NodeReady"]).startswith(wildcard[:-1])
-    assert subjects.execution_subject(EXECUTION, "NodeReady") == subjects.event_subject(
+    assert wildcard == f"nodedrop.log.116.{EXECUTION}.>"
+    assert routing.event_subject(SAMPLES["NodeReady"]).startswith(wildcard[:-1])
+    assert routing.execution_subject(EXECUTION, "NodeReady") == routing.event_subject(
         SAMPLES["NodeReady"]
     )
 
 
 def test_type_filters() -> None:
-    assert subjects.all_events() == "nodedrop.events.>"
-    assert subjects.events_of_type(NodeReady) == "nodedrop.events.*.*.NodeReady"
-    assert subjects.events_of_type("NodeFailed") == "nodedrop.events.*.*.NodeFailed"
-    assert subjects.node_ready_subjects() == subjects.events_of_type(NodeReady)
+    assert routing.all_events() == "nodedrop.log.>"
+    assert routing.events_of_type(NodeReady) == "nodedrop.log.*.*.NodeReady"
+    assert routing.events_of_type("NodeFailed") == "nodedrop.log.*.*.NodeFailed"
+    assert routing.node_ready_subjects() == routing.events_of_type(NodeReady)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from nodedrop.contracts import natsauth
+from nodedrop.contracts.natsconnect import URL_ENV, NatsSettings
 
 
 def seconds_setting(env: Mapping[str, str], name: str) -> float | None:
@@ -38,26 +39,60 @@ def _origins(value: str | None) -> tuple[str, ...] | None:
 
 _WEB = ("http", "https")
 
+_NOTIFIER_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
-def _nats_url(env: Mapping[str, str]) -> str | None:
-    url = env.get("NODEDROP_NATS_URL") or None
-    if url is None:
+
+def _notifier_urls(value: str | None) -> tuple[str, ...] | None:
+    """``NODEDROP_NOTIFIER_URL``: comma-separated ``http(s)://host[:port]`` (ws/wss accepted),
+    normalised to http(s) without a trailing slash; unset means the notifier on this host.
+    A malformed entry is a ValueError naming the variable."""
+    if value is None or not value.strip():
         return None
-    user = env.get(natsauth.USER_ENV) or None
-    return natsauth.url_with_credentials(url, user, env.get(natsauth.PASSWORD_ENV))
+    urls = [_notifier_url(entry) for entry in value.split(",") if entry.strip()]
+    if not urls:
+        raise ValueError(f"NODEDROP_NOTIFIER_URL lists no URL: {value!r}")
+    return tuple(urls)
+
+
+def _notifier_url(entry: str) -> str:
+    entry = entry.strip()
+    bad = ValueError(f"NODEDROP_NOTIFIER_URL: {entry!r} is not a URL http(s)://host[:port]")
+    try:
+        parts = urlsplit(entry)
+        port = parts.port  # ValueError unless a number in 0-65535
+    except ValueError:  # also a broken [IPv6] literal
+        raise bad from None
+    scheme = _NOTIFIER_SCHEMES.get(parts.scheme.lower())
+    host = parts.hostname
+    extra = parts.path.strip("/") or parts.query or parts.fragment or "@" in parts.netloc
+    if scheme is None or not host or port == 0 or extra or any(c.isspace() for c in entry):
+        raise bad
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + ("" if port is None else f":{port}")
+
+
+def _nats(env: Mapping[str, str]) -> NatsSettings | None:
+    """The NATS settings when ``NODEDROP_NATS_URL`` is set (ValueError naming the variable
+    for a wrong one)."""
+    if not env.get(URL_ENV, "").strip():
+        return None
+    return NatsSettings.from_env(env)
 
 
 @dataclass(frozen=True)
 class Config:
-    #: The NATS server, with the credentials of ``NODEDROP_NATS_USER`` and
-    #: ``NODEDROP_NATS_PASSWORD`` in it (:mod:`nodedrop.contracts.natsauth`); left out of the
-    #: repr, which may end up in a log.
+    #: The first NATS server (None: NATS is not configured); connections use :attr:`nats`
+    #: (:meth:`nats_settings`), which has all of them and the credentials. Left out of the
+    #: repr: one given directly may have credentials in it.
     nats_url: str | None = field(default=None, repr=False)
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     #: Internal port of the notifier's WebSocket server (the api forwards /ws/* to it).
     notifier_port: int = 8001
+    #: ``NODEDROP_NOTIFIER_URL``: the notifiers the api relays /ws/* to (any serves any
+    #: execution); None: the one on this host (:attr:`notifier_urls`).
+    notifier_endpoints: tuple[str, ...] | None = None
     data_dir: Path = field(default_factory=lambda: Path(".nodedrop"))
     admin_token: str | None = None
     http_allow_private: bool = False
@@ -77,10 +112,30 @@ class Config:
     #: Origins a browser may open the WebSocket from (``Origin`` header); None: the server's
     #: own base URLs (:attr:`websocket_origins`). Requests without ``Origin`` are not browsers.
     allowed_origins: tuple[str, ...] | None = None
+    #: The NATS servers, credentials and TLS files (``NODEDROP_NATS_*``,
+    #: :mod:`nodedrop.contracts.natsconnect`); None: just :attr:`nats_url`, without credentials.
+    nats: NatsSettings | None = None
+
+    def __post_init__(self) -> None:
+        if self.nats_url is None and self.nats is not None:  # given only the settings
+            object.__setattr__(self, "nats_url", self.nats.servers[0])
+
+    def nats_settings(self) -> NatsSettings:
+        """How to connect to NATS: :attr:`nats`, else :attr:`nats_url` alone; ValueError when
+        NATS is not configured."""
+        if self.nats is not None:
+            return self.nats
+        if self.nats_url:
+            return NatsSettings(servers=(self.nats_url,))
+        raise ValueError(f"{URL_ENV} is not set")
+
+    @property
+    def notifier_urls(self) -> tuple[str, ...]:
+        return self.notifier_endpoints or (f"http://{self.host}:{self.notifier_port}",)
 
     @property
     def notifier_url(self) -> str:
-        return f"http://{self.host}:{self.notifier_port}"
+        return self.notifier_urls[0]
 
     @property
     def websocket_origins(self) -> frozenset[str]:
@@ -96,11 +151,12 @@ class Config:
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
         env = dict(os.environ if env is None else env)
         return cls(
-            nats_url=_nats_url(env),
+            nats=_nats(env),  # and nats_url, its first server
             database_url=env.get("NODEDROP_DATABASE_URL") or None,
             host=env.get("NODEDROP_HOST", "127.0.0.1"),
             port=int(env.get("NODEDROP_PORT", "8000")),
             notifier_port=int(env.get("NODEDROP_NOTIFIER_PORT", "8001")),
+            notifier_endpoints=_notifier_urls(env.get("NODEDROP_NOTIFIER_URL")),
             data_dir=Path(env.get("NODEDROP_DATA_DIR", ".nodedrop")),
             admin_token=env.get("NODEDROP_ADMIN_TOKEN") or None,
             http_allow_private=_flag(env.get("NODEDROP_HTTP_ALLOW_PRIVATE")),

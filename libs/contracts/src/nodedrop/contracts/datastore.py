@@ -25,6 +25,7 @@ from nats.js.object_store import ObjectStore
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.items import REF_KEY, Item, PortItems
+from nodedrop.contracts.jetstream import replicas_from_env
 
 #: Outputs larger than this (as JSON) go to the object store (ENGINEERING/issue: 256 KiB).
 OFFLOAD_THRESHOLD = 256 * 1024
@@ -67,7 +68,9 @@ class DataStore:
                     self._store = await self._js.create_object_store(
                         subjects.DATA_BUCKET,
                         ObjectStoreConfig(
-                            description="nodedrop: large node outputs", storage=StorageType.FILE
+                            description="nodedrop: large node outputs",
+                            storage=StorageType.FILE,
+                            replicas=replicas_from_env(),
                         ),
                     )
             return self._store

@@ -16,8 +16,9 @@ operations are requests on ``$JS.API.<OPERATION>.<stream>[.<consumer>]``, so eac
 names the operation and the stream. A denied request gets no reply: the client sees a timeout,
 and the server logs a ``Permissions Violation``.
 
-A client connects as a user through ``NODEDROP_NATS_USER`` and ``NODEDROP_NATS_PASSWORD``
-(:func:`url_with_credentials`, used by :class:`nodedrop.contracts.config.Config`).
+A client connects as a user through ``NODEDROP_NATS_USER`` and ``NODEDROP_NATS_PASSWORD``,
+passed to nats-py as connect options (:mod:`nodedrop.contracts.natsconnect`), never inside the
+server URL; :func:`url_with_credentials` is for tests and one-off connections to one server.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     NodeWaiting,
 )
+from nodedrop.contracts.routing import SLOTS, Layout, events_of_type
 
 ADMIN = "admin"
 API, SCHEDULER, RUNNER, NOTIFIER = "api", "scheduler", "runner", "notifier"
@@ -84,22 +86,19 @@ PUBLISHED_EVENTS: Mapping[str, tuple[type[Event], ...]] = {
 
 #: The durable consumer each service reads (the notifier also deletes and recreates its own to
 #: rewind it); nobody else may pull from it, acknowledge on it, change it or delete it.
-OWN_CONSUMER: Mapping[str, str] = {
-    SCHEDULER: subjects.SCHEDULER_CONSUMER,
-    RUNNER: subjects.RUNNER_CONSUMER,
-    NOTIFIER: subjects.NOTIFIER_CONSUMER,
+OWN_CONSUMERS: Mapping[str, tuple[str, ...]] = {
+    SCHEDULER: tuple(subjects.scheduler_consumers()),
+    RUNNER: (subjects.RUNNER_CONSUMER,),
+    NOTIFIER: (subjects.NOTIFIER_CONSUMER,),
 }
-DURABLE_CONSUMERS = (
-    subjects.SCHEDULER_CONSUMER,
-    subjects.RUNNER_CONSUMER,
-    subjects.NOTIFIER_CONSUMER,
-)
+DURABLE_CONSUMERS = tuple(c for consumers in OWN_CONSUMERS.values() for c in consumers)
 
 _JS = "$JS.API"
+FORMER_STREAM = "NODEDROP_EVENTS"
 INBOX = "_INBOX.>"
-_EVENTS = subjects.EVENTS_STREAM
 _SCHEDULER_KV = f"KV_{subjects.SCHEDULER_STATE_BUCKET}"
 _SCHEDULES_KV = f"KV_{subjects.SCHEDULES_BUCKET}"
+_LEASES_KV = f"KV_{subjects.LEASES_BUCKET}"
 _DATA = f"OBJ_{subjects.DATA_BUCKET}"
 
 
@@ -147,30 +146,62 @@ def _ephemeral_reads(stream: str) -> list[str]:
     ]
 
 
-def _history_reads() -> list[str]:
-    """Reading an execution's events (:mod:`nodedrop.contracts.history`): a consumer under a
-    fresh name, whose create subject carries that name (so the server will not let the body
-    name another), pulled, then deleted. The durables' names are denied below."""
+def _history_reads(streams: tuple[str, ...]) -> list[str]:
+    """Reading an execution's events (:mod:`nodedrop.contracts.history`: batch direct gets),
+    and stretches of a partition: a consumer under a fresh name, whose create subject carries
+    that name (so the server will not let the body name another), pulled, then deleted. The
+    durables' names are denied below."""
     return [
-        f"{_JS}.CONSUMER.CREATE.{_EVENTS}.*.>",
-        f"{_JS}.CONSUMER.MSG.NEXT.{_EVENTS}.*",
-        f"{_JS}.CONSUMER.DELETE.{_EVENTS}.*",
+        grant
+        for stream in streams
+        for grant in (
+            *_direct_get(stream),
+            f"{_JS}.CONSUMER.CREATE.{stream}.*.>",
+            f"{_JS}.CONSUMER.MSG.NEXT.{stream}.*",
+            f"{_JS}.CONSUMER.DELETE.{stream}.*",
+        )
     ]
 
 
-def _own_durable(consumer: str) -> list[str]:
+def _own_durable(streams: tuple[str, ...], consumer: str) -> list[str]:
     # Created (legacy subject) or its settings updated (the named subject, with or without the
     # filter), pulled, acknowledged.
     return [
-        f"{_JS}.CONSUMER.DURABLE.CREATE.{_EVENTS}.{consumer}",
-        f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}",
-        f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}.>",
-        f"{_JS}.CONSUMER.MSG.NEXT.{_EVENTS}.{consumer}",
-        f"$JS.ACK.{_EVENTS}.{consumer}.>",
+        grant
+        for stream in streams
+        for grant in (
+            f"{_JS}.CONSUMER.DURABLE.CREATE.{stream}.{consumer}",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}",
+            f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}.>",
+            f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+            f"$JS.ACK.{stream}.{consumer}.>",
+        )
     ]
 
 
-def _dead_letters() -> list[str]:
+def _partition_owner(layout: Layout) -> list[str]:
+    """A scheduler taking a partition over: writes its fence, creates its own consumer (one of
+    the names that take turns), reads and acknowledges through it, and deletes its
+    predecessor's."""
+    return [
+        *(layout.fence_subject(p) for p in range(layout.partitions)),
+        *(
+            grant
+            for stream in layout.streams
+            for consumer in subjects.scheduler_consumers()
+            for grant in (
+                f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}",
+                f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}.>",
+                f"{_JS}.CONSUMER.INFO.{stream}.{consumer}",
+                f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+                f"{_JS}.CONSUMER.DELETE.{stream}.{consumer}",
+                f"$JS.ACK.{stream}.{consumer}.>",
+            )
+        ),
+    ]
+
+
+def _dead_letters(streams: tuple[str, ...]) -> list[str]:
     """The scheduler acts on dead letters: it creates their stream if missing (create only
     succeeds when the stream is missing or identical) and its durable consumer on it, pulls
     and acknowledges, and reads the message each advisory names."""
@@ -183,22 +214,39 @@ def _dead_letters() -> list[str]:
         f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}.>",
         f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
         f"$JS.ACK.{stream}.{consumer}.>",
-        *_direct_get(_EVENTS),
+        *(grant for events in streams for grant in _direct_get(events)),
     ]
 
 
-def _events_base() -> list[str]:
-    # Every service checks the layout at start (ensure_jetstream): the stream and the three
-    # durable consumers, read only.
-    return [*_stream_info(_EVENTS), f"{_JS}.CONSUMER.INFO.{_EVENTS}.*"]
+def _events_base(layout: Layout) -> list[str]:
+    # Every service checks the layout at start (ensure_jetstream): the streams (and that there
+    # are no more of them, nor a former single stream) and the durable consumers, read only.
+    checked = (*layout.streams, FORMER_STREAM)
+    if layout.partitions < SLOTS:
+        checked = (*checked, layout.stream(layout.partitions))
+    return [
+        *(grant for stream in checked for grant in _stream_info(stream)),
+        *(f"{_JS}.CONSUMER.INFO.{stream}.*" for stream in layout.streams),
+    ]
 
 
 def _publish_events(user: str) -> list[str]:
-    return [subjects.events_of_type(t) for t in PUBLISHED_EVENTS[user]]
+    return [events_of_type(t) for t in PUBLISHED_EVENTS[user]]
 
 
 def _kv_keys(bucket: str, keys: str = ">") -> str:
     return f"$KV.{bucket}.{keys}"
+
+
+def _leases(group: str) -> list[str]:
+    """Holding partitions by lease (:mod:`nodedrop.contracts.leases`): its group's keys, read
+    one by one and listed (a watch)."""
+    return [
+        *_create_bucket(_LEASES_KV),
+        _kv_keys(subjects.LEASES_BUCKET, f"{group}.>"),
+        *_direct_get(_LEASES_KV),
+        *_ephemeral_reads(_LEASES_KV),
+    ]
 
 
 def _data_read() -> list[str]:
@@ -218,37 +266,45 @@ _NEVER = (
     f"{_JS}.STREAM.DELETE.>",
     f"{_JS}.STREAM.UPDATE.>",
     f"{_JS}.STREAM.MSG.DELETE.>",
-    f"{_JS}.STREAM.CREATE.{_EVENTS}",
 )
 
 
-def _durables_of_others(user: str) -> list[str]:
-    """Deny creating (changing), pulling from, and deleting the durable consumers this service
-    does not own (the allows for its own reads match any consumer name)."""
+def _never(layout: Layout) -> list[str]:
+    return [*_NEVER, *(f"{_JS}.STREAM.CREATE.{stream}" for stream in layout.streams)]
+
+
+def _durables_of_others(user: str, streams: tuple[str, ...]) -> list[str]:
+    """Deny creating (changing), pulling from, acknowledging on and deleting the durable
+    consumers this service does not own (the allows for its own reads match any consumer
+    name). The notifier deletes its own to rewind it, the scheduler its predecessor's."""
     denied = []
-    own = OWN_CONSUMER.get(user)
-    for consumer in DURABLE_CONSUMERS:
-        if consumer != own:
-            denied += [
-                f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}",
-                f"{_JS}.CONSUMER.CREATE.{_EVENTS}.{consumer}.>",
-                f"{_JS}.CONSUMER.MSG.NEXT.{_EVENTS}.{consumer}",
-            ]
-        if not (user == NOTIFIER and consumer == own):  # the notifier rewinds its own
-            denied.append(f"{_JS}.CONSUMER.DELETE.{_EVENTS}.{consumer}")
+    own = OWN_CONSUMERS.get(user, ())
+    for stream in streams:
+        for consumer in DURABLE_CONSUMERS:
+            if consumer not in own:
+                denied += [
+                    f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}",
+                    f"{_JS}.CONSUMER.CREATE.{stream}.{consumer}.>",
+                    f"{_JS}.CONSUMER.DURABLE.CREATE.{stream}.{consumer}",
+                    f"{_JS}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+                    f"$JS.ACK.{stream}.{consumer}.>",
+                ]
+            if consumer not in own or user not in (NOTIFIER, SCHEDULER):
+                denied.append(f"{_JS}.CONSUMER.DELETE.{stream}.{consumer}")
     return denied
 
 
 # ------------------------------------------------------------------ the permission sets
 
 
-def _allowed(user: str) -> list[str]:
+def _allowed(user: str, layout: Layout) -> list[str]:
+    streams = layout.streams
     if user == API:
         return [
             *_publish_events(API),
-            *_events_base(),
-            *_direct_get(_EVENTS),  # the last ExecutionRequested/Finished of an execution
-            *_history_reads(),  # the events endpoint
+            *_events_base(layout),
+            # the last ExecutionRequested/Finished of an execution; the events endpoint
+            *_history_reads(streams),
             *_create_bucket(_SCHEDULES_KV),
             _kv_keys(subjects.SCHEDULES_BUCKET, "schedule.>"),  # the saved schedules
             *_data_read(),  # streaming a large node output
@@ -256,20 +312,17 @@ def _allowed(user: str) -> list[str]:
     if user == SCHEDULER:
         return [
             *_publish_events(SCHEDULER),
-            *_events_base(),
-            *_own_durable(subjects.SCHEDULER_CONSUMER),
-            # rebuilding an execution; at start, the requests and ends after the snapshot
-            *_history_reads(),
-            *_dead_letters(),
+            *_events_base(layout),
+            *_partition_owner(layout),
+            *_leases("scheduler"),
+            # rebuilding an execution; at takeover, the requests and ends after the snapshot
+            *_history_reads(streams),
+            *_dead_letters(streams),
             # the snapshot of its unfinished executions (its own bucket), complete up to its
             # consumer's ack floor (read with CONSUMER.INFO, in _events_base)
             *_create_bucket(_SCHEDULER_KV),
             subjects.snapshot_keys_subject(),
             *_direct_get(_SCHEDULER_KV),
-            # on an upgrade: listing the former layout's keys (one per execution), then
-            # purging them
-            *_ephemeral_reads(_SCHEDULER_KV),
-            f"{_JS}.STREAM.PURGE.{_SCHEDULER_KV}",
             # cron: watches the schedules, claims ticks (compare-and-swap on fired.*)
             *_create_bucket(_SCHEDULES_KV),
             _kv_keys(subjects.SCHEDULES_BUCKET, "fired.>"),
@@ -279,9 +332,9 @@ def _allowed(user: str) -> list[str]:
     if user == RUNNER:
         return [
             *_publish_events(RUNNER),
-            *_events_base(),
-            *_own_durable(subjects.RUNNER_CONSUMER),
-            *_history_reads(),  # checking a task too old for its claim to tell
+            *_events_base(layout),
+            *_own_durable(streams, subjects.RUNNER_CONSUMER),
+            *_history_reads(streams),  # checking a task too old for its claim to tell
             # large outputs: written, read back, and an object's old chunks purged when it is
             # written again (a runner can overwrite any object anyway)
             *_data_read(),
@@ -290,18 +343,19 @@ def _allowed(user: str) -> list[str]:
         ]
     if user == NOTIFIER:
         return [
-            *_events_base(),
-            *_own_durable(subjects.NOTIFIER_CONSUMER),
-            f"{_JS}.CONSUMER.DELETE.{_EVENTS}.{subjects.NOTIFIER_CONSUMER}",  # rewinding it
-            *_direct_get(_EVENTS),
+            *_events_base(layout),
+            *_own_durable(streams, subjects.NOTIFIER_CONSUMER),
+            *_leases("notifier"),
+            # rewinding it
+            *(f"{_JS}.CONSUMER.DELETE.{s}.{subjects.NOTIFIER_CONSUMER}" for s in streams),
             # The WebSocket follows an execution with nats-py's ordered consumer, created
             # without a name: the one grant through which a service could change a durable
             # consumer (docs/operations.md, "NATS credentials and permissions").
-            *_ephemeral_reads(_EVENTS),
+            *(grant for stream in streams for grant in _ephemeral_reads(stream)),
             # retention: scanning the stream (a pull consumer), purging finished executions'
             # events and their stored outputs
-            *_history_reads(),
-            f"{_JS}.STREAM.PURGE.{_EVENTS}",
+            *_history_reads(streams),
+            *(f"{_JS}.STREAM.PURGE.{stream}" for stream in streams),
             *_data_read(),
             f"$O.{subjects.DATA_BUCKET}.M.>",
             f"{_JS}.STREAM.PURGE.{_DATA}",
@@ -312,17 +366,19 @@ def _allowed(user: str) -> list[str]:
 def _subscribed(user: str) -> list[str]:
     subscribed = [INBOX]  # replies, and deliveries of pull and push consumers
     if user == RUNNER:  # stop running nodes of a cancelled or finished execution at once
-        subscribed += [subjects.events_of_type(t) for t in (NodeCancelled, ExecutionFinished)]
+        subscribed += [events_of_type(t) for t in (NodeCancelled, ExecutionFinished)]
     return subscribed
 
 
-def permissions(user: str) -> Permissions | None:
-    """The permissions of ``user``; None for the admin, who may do everything."""
+def permissions(user: str, layout: Layout | None = None) -> Permissions | None:
+    """The permissions of ``user`` on a log of ``layout`` (by default ``NODEDROP_PARTITIONS``);
+    None for the admin, who may do everything."""
     if user == ADMIN:
         return None
+    layout = layout or Layout.from_env()
     return Permissions(
-        publish=tuple(dict.fromkeys(_allowed(user))),
-        publish_deny=(*_NEVER, *_durables_of_others(user)),
+        publish=tuple(dict.fromkeys(_allowed(user, layout))),
+        publish_deny=(*_never(layout), *_durables_of_others(user, layout.streams)),
         subscribe=tuple(_subscribed(user)),
     )
 
@@ -339,8 +395,9 @@ def _subject_list(items: tuple[str, ...], indent: str) -> str:
     return f"[\n{inner}{indent}]"
 
 
-def authorization_config() -> str:
-    """The nats-server ``authorization`` block for every user, passwords as variables."""
+def authorization_config(layout: Layout | None = None) -> str:
+    """The nats-server ``authorization`` block for every user, passwords as variables, for a
+    log of ``layout`` (by default ``NODEDROP_PARTITIONS``)."""
     lines = [
         "# nodedrop's NATS users and what each may do. Generated by",
         "# `python -m nodedrop.contracts.natsauth` from nodedrop/contracts/natsauth.py: edit that",
@@ -353,7 +410,7 @@ def authorization_config() -> str:
     ]
     for user in USERS:
         password = f"${password_variable(user)}"
-        perms = permissions(user)
+        perms = permissions(user, layout)
         if perms is None:
             lines.append(f"    # {user}: every subject (admin tools and the JetStream setup)")
             lines.append(f"    {{user: {json.dumps(user)}, password: {password}}}")

@@ -27,10 +27,11 @@ import msgspec
 from croniter import CroniterBadDateError, CroniterError, croniter
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
 from nodedrop.contracts import subjects
+from nodedrop.contracts.buckets import open_key_value
+from nodedrop.contracts.jetstream import replicas_from_env
 
 SCHEDULE_TRIGGER_TYPE = "schedule_trigger"
 CRON_FIELDS = 5
@@ -180,14 +181,14 @@ def execution_id(workflow_id: str, node_id: str, tick: datetime) -> str:
 
 async def open_bucket(js: JetStreamContext) -> KeyValue:
     """The schedules bucket, created if missing (safe from every service at once)."""
-    try:
-        return await js.key_value(subjects.SCHEDULES_BUCKET)
-    except BucketNotFoundError:
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=subjects.SCHEDULES_BUCKET,
-                history=1,
-                storage=StorageType.FILE,
-                description="nodedrop: cron schedules of saved workflows and their fired ticks",
-            )
-        )
+    kv, _ = await open_key_value(
+        js,
+        KeyValueConfig(
+            bucket=subjects.SCHEDULES_BUCKET,
+            history=1,
+            storage=StorageType.FILE,
+            replicas=replicas_from_env(),
+            description="nodedrop: cron schedules of saved workflows and their fired ticks",
+        ),
+    )
+    return kv

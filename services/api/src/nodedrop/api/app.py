@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import nats
 from fastapi import APIRouter, Depends, FastAPI
 from nats.aio.client import Client as NatsClient
 
@@ -32,9 +31,11 @@ from nodedrop.api.routes import (
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.api.webui import install_web_ui
+from nodedrop.contracts import natsconnect
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.datastore import DataStore
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.contracts.natsconnect import NatsSettings
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class ConfigurationError(RuntimeError):
     pass
 
 
-async def _connect_nats(url: str) -> NatsClient:
+async def _connect_nats(settings: NatsSettings) -> NatsClient:
     client: list[NatsClient] = []
 
     async def disconnected() -> None:
@@ -58,8 +59,8 @@ async def _connect_nats(url: str) -> NatsClient:
         # nats-py's default logs a traceback for every failed reconnect attempt.
         log.warning("NATS: %r", exc)
 
-    nc = await nats.connect(
-        url,
+    nc = await natsconnect.connect(
+        settings,
         name="nodedrop-api",
         connect_timeout=5,
         max_reconnect_attempts=-1,
@@ -90,16 +91,17 @@ def create_app(
             )
         if not config.admin_token:
             log.warning("NODEDROP_ADMIN_TOKEN is not set: only users' keys are accepted")
-        nc = await _connect_nats(config.nats_url)
+        nc = await _connect_nats(config.nats_settings())
         engine = create_engine(config.database_url)
         try:
             js = nc.jetstream()
-            await ensure_jetstream(js)
+            streams = StreamSettings.from_env()
+            await ensure_jetstream(js, streams)
             app.state.resources = Resources(
                 nc=nc,
                 engine=engine,
                 sessions=session_factory(engine),
-                events=EventLog(nc, js),
+                events=EventLog(nc, js, layout=streams.layout),
                 schedules=await ScheduleStore.open(js),
                 data=DataStore(js),
             )

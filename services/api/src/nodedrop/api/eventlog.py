@@ -14,11 +14,11 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.api.errors import PayloadTooLargeError, ServiceUnavailableError
-from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import EventDecodeError, decode, encode
 from nodedrop.contracts.events import AnyEvent, Event, type_name
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import StreamSettings
+from nodedrop.contracts.routing import Layout, event_subject, execution_subject
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,11 @@ class EventLog:
         *,
         timeout_s: float = 5.0,
         max_msg_size: int = StreamSettings().max_msg_size,
+        layout: Layout | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
+        self._layout = layout or Layout.from_env()
         self._timeout_s = timeout_s
         self._max_msg_size = max_msg_size
 
@@ -56,10 +58,10 @@ class EventLog:
             )
         try:
             ack = await self._js.publish(
-                subjects.event_subject(event),
+                event_subject(event),
                 payload,
                 timeout=self._timeout_s,
-                stream=subjects.EVENTS_STREAM,
+                stream=self._layout.stream_of(event.execution_id),
                 headers={"Nats-Msg-Id": event.event_id},
             )
         except nats.errors.MaxPayloadError as error:
@@ -85,9 +87,10 @@ class EventLog:
 
     async def last(self, execution_id: str, event_type: type[E]) -> tuple[E, int] | None:
         """The execution's last event of ``event_type`` and its sequence (a direct get)."""
-        subject = subjects.execution_subject(execution_id, type_name(event_type))
+        subject = execution_subject(execution_id, type_name(event_type))
+        stream = self._layout.stream_of(execution_id)
         try:
-            raw = await self._js.get_last_msg(subjects.EVENTS_STREAM, subject, direct=True)
+            raw = await self._js.get_last_msg(stream, subject, direct=True)
         except NotFoundError:
             return None
         except (nats.errors.Error, OSError) as error:
@@ -100,11 +103,14 @@ class EventLog:
         return event, raw.seq
 
     async def read(self, execution_id: str, after_seq: int = 0) -> list[Sequenced]:
-        """Every event of the execution with a stream sequence above ``after_seq``, in order,
-        up to what is stored when the read starts."""
+        """Every event of the execution with a stream sequence above ``after_seq``, in order."""
         try:
             stored = await read_execution(
-                self._js, execution_id, after_seq=after_seq, timeout_s=self._timeout_s
+                self._js,
+                execution_id,
+                layout=self._layout,
+                after_seq=after_seq,
+                timeout_s=self._timeout_s,
             )
         except (nats.errors.Error, OSError) as error:
             raise ServiceUnavailableError(

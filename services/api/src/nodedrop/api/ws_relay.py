@@ -4,13 +4,19 @@ The relay is transparent: the query string and the ``Authorization`` and ``Origi
 upstream, text and binary messages go both ways, and the notifier's close code and reason (4401,
 4403, 4404, 1000...) reach the client. The notifier does the authentication and the origin check,
 so the answer is the same either way.
+
+With several notifiers (``NODEDROP_NOTIFIER_URL``; any serves any execution) each relay starts at
+the next one in turn and moves on while one cannot be reached; a refusal (HTTP 4xx to the
+handshake, or a close after it) is the notifier's answer and goes to the client as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+from collections.abc import Sequence
 from typing import cast
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -29,6 +35,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Close codes that only report what happened locally and may not be sent in a close frame.
 _UNSENDABLE = {1005: 1000, 1006: 1011, 1015: 1011}
 _HANDSHAKE_REFUSED = {401: 4401, 403: 4401, 404: 4404}
+#: Where the next relay starts in the list of notifiers, so that connections spread over them.
+_rotation = itertools.count()
 
 
 def upstream_url(notifier_url: str, path: str, query: str) -> str:
@@ -46,37 +54,48 @@ def client_close_code(upstream_code: int | None) -> int:
 @router.websocket("/ws/executions/{execution_id}")
 async def relay_execution_events(websocket: WebSocket, execution_id: str) -> None:
     config = cast(Config, websocket.app.state.config)
-    url = upstream_url(
-        config.notifier_url, f"/ws/executions/{quote(execution_id, safe='')}", websocket.url.query
-    )
+    path = f"/ws/executions/{quote(execution_id, safe='')}"
     headers = {}
     if (authorization := websocket.headers.get("authorization")) is not None:
         headers["Authorization"] = authorization
     if (origin := websocket.headers.get("origin")) is not None:
         headers["Origin"] = origin  # the notifier checks it against the allowed origins
-    try:
-        # No per-message deflate on this hop: the notifier is a neighbour, and compressing each
-        # event there only to inflate it here cost both processes CPU on every event (S5).
-        upstream = await connect(
-            url,
-            additional_headers=headers,
-            open_timeout=5,
-            max_size=MAX_MESSAGE_BYTES,
-            compression=None,
-        )
-    except InvalidStatus as refused:
-        code = _HANDSHAKE_REFUSED.get(refused.response.status_code, 1011)
-        await websocket.accept()
-        await websocket.close(code, f"notifier refused: HTTP {refused.response.status_code}")
-        return
-    except (OSError, TimeoutError, InvalidHandshake) as error:
-        log.warning("notifier WebSocket %s unreachable: %r", url, error)
-        await websocket.accept()
-        await websocket.close(1013, "event notifier unavailable, try again later")
-        return
+    upstream = await _connect_any(config.notifier_urls, path, websocket.url.query, headers)
     await websocket.accept()
+    if isinstance(upstream, tuple):
+        await websocket.close(*upstream)
+        return
     async with upstream:
         await _pump(websocket, upstream)
+
+
+async def _connect_any(
+    notifiers: Sequence[str], path: str, query: str, headers: dict[str, str]
+) -> ClientConnection | tuple[int, str]:
+    """A connection to the first notifier that answers, starting at the next in turn; or the
+    close code and reason for the client: the refusal of one, or 1013 when none answered."""
+    start = next(_rotation) % len(notifiers)
+    for notifier in [*notifiers[start:], *notifiers[:start]]:
+        url = upstream_url(notifier, path, query)
+        try:
+            # No per-message deflate on this hop: the notifier is a neighbour, and compressing
+            # each event there only to inflate it here cost both processes CPU on every event
+            # (S5).
+            return await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=5,
+                max_size=MAX_MESSAGE_BYTES,
+                compression=None,
+            )
+        except InvalidStatus as refused:
+            status = refused.response.status_code
+            if status < 500:  # the notifier's answer to this request: another would say the same
+                return _HANDSHAKE_REFUSED.get(status, 1011), f"notifier refused: HTTP {status}"
+            log.warning("notifier WebSocket %s failed: HTTP %d", url, status)
+        except (OSError, TimeoutError, InvalidHandshake) as error:
+            log.warning("notifier WebSocket %s unreachable: %r", url, error)
+    return 1013, "event notifier unavailable, try again later"
 
 
 async def _pump(client: WebSocket, upstream: ClientConnection) -> None:

@@ -40,8 +40,8 @@ PROJECTION_TABLES: tuple[ProjectionTable, ...] = (
     ProjectionTable("executions", ("id",)),
     ProjectionTable("node_executions", ("execution_id", "node")),
     ProjectionTable("execution_logs", ("execution_id", "seq", "line")),
-    # The notifier's checkpoint: how far into the stream the projection is.
-    ProjectionTable("projection_checkpoints", ("name",), where="name = 'notifier'"),
+    # The notifier's checkpoints: how far into each partition's stream the projection is.
+    ProjectionTable("projection_checkpoints", ("name",), where="name LIKE 'notifier.%'"),
 )
 
 #: Columns no event determines. ``execution_logs.id`` is a serial: the order lines arrived in.

@@ -40,6 +40,7 @@ from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.jetstream import StreamSettings, consumer_configs
 from nodedrop.contracts.pull import PullConsumer
+from nodedrop.contracts.routing import all_events
 from nodedrop.notifier.store import ProjectionStore
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,15 @@ class _StoppedError(Exception):
 
 
 class Projector:
-    """Projects every event of the stream, once, in stream order. Run one per database."""
+    """Projects every event of one partition's stream, once, in stream order: one per partition
+    and database (its checkpoint is the partition's row in ``projection_checkpoints``)."""
 
     def __init__(
         self,
         nc: NatsClient,
         store: ProjectionStore,
         *,
+        stream: str,
         batch_size: int = 500,
         linger_s: float = DEFAULT_LINGER_S,
         max_backoff: float = 5.0,
@@ -94,6 +97,7 @@ class Projector:
         self._nc = nc
         self._js = nc.jetstream()
         self._store = store
+        self.stream = stream
         self._batch_size = batch_size
         #: How long a batch keeps collecting after its first event (fewer, larger transactions).
         self._linger_s = linger_s
@@ -172,10 +176,10 @@ class Projector:
         return batch
 
     async def _bind(self) -> PullConsumer:
-        await rewind_consumer(self._js, self.checkpoint)
+        await rewind_consumer(self._js, self.stream, self.checkpoint)
         consumer = PullConsumer(
             self._nc,
-            subjects.EVENTS_STREAM,
+            self.stream,
             subjects.NOTIFIER_CONSUMER,
             capacity=2 * self._batch_size,
         )
@@ -228,9 +232,7 @@ class Projector:
     async def _first_stored_from(self, seq: int) -> int:
         """The sequence of the first event still in the stream at or after ``seq``."""
         try:
-            msg = await self._js.get_msg(
-                subjects.EVENTS_STREAM, seq=seq, subject=subjects.all_events(), next=True
-            )
+            msg = await self._js.get_msg(self.stream, seq=seq, subject=all_events(), next=True)
         except NotFoundError:
             return sys.maxsize  # Nothing from there on: the events went while we looked.
         return msg.seq or sys.maxsize
@@ -256,7 +258,7 @@ class Projector:
             await _sleep_unless(stop, backoff.next())
 
 
-async def rewind_consumer(js: JetStreamContext, checkpoint: int) -> None:
+async def rewind_consumer(js: JetStreamContext, stream: str, checkpoint: int) -> None:
     """Make the durable consumer deliver from ``checkpoint + 1`` with the canonical settings,
     unless it stands there with them already.
 
@@ -266,7 +268,7 @@ async def rewind_consumer(js: JetStreamContext, checkpoint: int) -> None:
     """
     config = _notifier_consumer_config(checkpoint + 1)
     try:
-        info = await js.consumer_info(subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER)
+        info = await js.consumer_info(stream, subjects.NOTIFIER_CONSUMER)
     except NotFoundError:
         info = None
     if info is not None:
@@ -280,9 +282,9 @@ async def rewind_consumer(js: JetStreamContext, checkpoint: int) -> None:
                      subjects.NOTIFIER_CONSUMER, info.delivered.stream_seq, checkpoint)  # fmt: skip
     for attempt in range(3):
         with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(subjects.EVENTS_STREAM, subjects.NOTIFIER_CONSUMER)
+            await js.delete_consumer(stream, subjects.NOTIFIER_CONSUMER)
         try:
-            await js.add_consumer(subjects.EVENTS_STREAM, config)
+            await js.add_consumer(stream, config)
             return
         except Exception:
             # Another service's ensure_jetstream may have recreated it in between: go again.

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
+import uuid
 from collections.abc import Iterator
 
-import nats
 import uvicorn
 
-from nodedrop.contracts import eventloop
-from nodedrop.contracts.config import Config
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts import eventloop, natsconnect
+from nodedrop.contracts.config import Config, seconds_setting
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.contracts.leases import DEFAULT_LEASE_S, LEASE_ENV, PartitionLeases, open_leases
 from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.notifier.auth import key_auth
-from nodedrop.notifier.consumer import Projector, linger_from_env
+from nodedrop.notifier.consumer import linger_from_env
+from nodedrop.notifier.partitions import Projectors
 from nodedrop.notifier.retention import Pruner, RetentionSettings
-from nodedrop.notifier.store import ProjectionStore, create_pool
+from nodedrop.notifier.store import create_pool
 from nodedrop.notifier.websocket import create_app
 
 log = logging.getLogger(__name__)
@@ -39,8 +42,8 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     if not config.nats_url or not config.database_url:
         raise ValueError("the notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
     stop = stop or asyncio.Event()
-    nc = await nats.connect(
-        config.nats_url,
+    nc = await natsconnect.connect(
+        config.nats_settings(),
         name="nodedrop-notifier",
         max_reconnect_attempts=-1,  # the server restarting is no reason to stop serving
         error_cb=_nats_error,
@@ -49,11 +52,29 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     )
     try:
         js = nc.jetstream()
-        await ensure_jetstream(js)
+        streams = StreamSettings.from_env()
+        await ensure_jetstream(js, streams)
         pool = await create_pool(config.database_url)
         try:
-            projector = Projector(nc, ProjectionStore(pool), linger_s=linger_from_env())
-            pruner = Pruner(js, pool, RetentionSettings.from_env())
+            projectors = Projectors(nc, pool, streams.layout, linger_s=linger_from_env())
+            lease_s = seconds_setting(os.environ, LEASE_ENV) or DEFAULT_LEASE_S
+            leases = PartitionLeases(
+                await open_leases(js, lease_s, streams.replicas),
+                group="notifier",
+                member=uuid.uuid4().hex[:12],
+                partitions=streams.layout.partitions,
+                take=projectors.take,
+                give_up=projectors.give_up,
+                lost=projectors.give_up,
+                lease_s=lease_s,
+            )
+            pruner = Pruner(
+                js,
+                pool,
+                RetentionSettings.from_env(),
+                layout=streams.layout,
+                partitions=lambda: projectors.partitions,
+            )
             server = _Server(
                 uvicorn.Config(
                     create_app(
@@ -61,6 +82,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                         config.admin_token,
                         authenticate=key_auth(pool, config.admin_token),
                         allowed_origins=config.websocket_origins,
+                        layout=streams.layout,
                     ),
                     host=config.host,
                     port=config.notifier_port,
@@ -71,7 +93,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                 )
             )
             with stop_on_signals(stop):
-                await _run_until_stopped(projector, pruner, server, stop)
+                await _run_until_stopped(leases, projectors, pruner, server, stop)
         finally:
             await pool.close()
     finally:
@@ -82,7 +104,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
 
 
 async def _run_until_stopped(
-    projector: Projector, pruner: Pruner, server: uvicorn.Server, stop: asyncio.Event
+    leases: PartitionLeases,
+    projectors: Projectors,
+    pruner: Pruner,
+    server: uvicorn.Server,
+    stop: asyncio.Event,
 ) -> None:
     async def http() -> None:
         try:
@@ -90,8 +116,22 @@ async def _run_until_stopped(
         except SystemExit as exit_:  # uvicorn exits when it cannot bind its port
             raise RuntimeError(f"the WebSocket server could not start ({exit_.code})") from None
 
+    async def project() -> None:
+        # The projectors of the partitions held; one failing on its own stops the notifier.
+        holding = asyncio.create_task(leases.run())
+        try:
+            while not stop.is_set() and not holding.done():
+                if (error := projectors.failed()) is not None:
+                    raise error
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+        finally:
+            leases.stop()
+            await holding
+            await projectors.stop()
+
     tasks = [
-        asyncio.create_task(projector.run(stop), name="projector"),
+        asyncio.create_task(project(), name="projectors"),
         asyncio.create_task(http(), name="websocket-server"),
         asyncio.create_task(pruner.run(stop), name="pruner"),
     ]

@@ -30,11 +30,12 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.history import read_batches
+from nodedrop.contracts.routing import Layout, all_events
 from nodedrop.notifier.canonical import PROJECTION_TABLES, Comparison, compare, ident
-from nodedrop.notifier.store import CHECKPOINT_NAME, ProjectionStore, asyncpg_dsn
+from nodedrop.notifier.store import ProjectionStore, asyncpg_dsn, checkpoint_name
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ SCHEMA_PREFIX = "rebuild_"
 @dataclass(frozen=True)
 class RebuildReport:
     schema: str
-    #: The live checkpoint the rebuild replayed up to.
+    #: The live checkpoints the rebuild replayed up to, added over the partitions.
     through_seq: int
     events: int
     executions: int
@@ -59,8 +60,10 @@ async def rebuild_and_compare(
     keep: bool = False,
     batch_size: int = 1000,
     max_differences: int = 20,
+    layout: Layout | None = None,
 ) -> RebuildReport:
     """Rebuild into a fresh schema and compare with the live projection (see the module)."""
+    layout = layout or Layout.from_env()
     dsn = asyncpg_dsn(database_url)
     live = await asyncpg.connect(dsn)
     schema = new_schema_name()
@@ -74,15 +77,22 @@ async def rebuild_and_compare(
         )
         try:
             async with live.transaction(isolation="repeatable_read", readonly=True):
-                checkpoint = await live.fetchval(
-                    f"SELECT last_seq FROM {ident(live_schema)}.projection_checkpoints "
-                    "WHERE name = $1",
-                    CHECKPOINT_NAME,
-                )
-                store = ProjectionStore(rebuilt_pool)
                 events = 0
-                if checkpoint is not None:
-                    events = await replay(js, store, through_seq=checkpoint, batch_size=batch_size)
+                checkpoints = 0
+                for partition, stream in enumerate(layout.streams):
+                    name = checkpoint_name(partition)
+                    checkpoint = await live.fetchval(
+                        f"SELECT last_seq FROM {ident(live_schema)}.projection_checkpoints "
+                        "WHERE name = $1",
+                        name,
+                    )
+                    if checkpoint is None:
+                        continue
+                    checkpoints += checkpoint
+                    store = ProjectionStore(rebuilt_pool, name)
+                    events += await replay(
+                        js, store, stream=stream, through_seq=checkpoint, batch_size=batch_size
+                    )
                     # Exactly the live checkpoint, even if its last events were pruned since.
                     await store.apply([], checkpoint)
                 async with rebuilt_pool.acquire() as rebuilt, rebuilt.transaction():
@@ -98,7 +108,7 @@ async def rebuild_and_compare(
         await live.close()
     return RebuildReport(
         schema=schema,
-        through_seq=checkpoint or 0,
+        through_seq=checkpoints,
         events=events,
         executions=executions,
         comparison=comparison,
@@ -157,11 +167,12 @@ async def replay(
     js: JetStreamContext,
     store: ProjectionStore,
     *,
+    stream: str,
     through_seq: int,
     after_seq: int = 0,
     batch_size: int = 1000,
 ) -> int:
-    """Project every event of the stream in ``(after_seq, through_seq]`` into ``store``, in
+    """Project every event of ``stream`` in ``(after_seq, through_seq]`` into ``store``, in
     stream order and in batches, as the live projector does. Returns the events applied.
 
     Sequences missing from the stream (pruned executions, or aged out) are simply not there; a
@@ -175,7 +186,8 @@ async def replay(
     async def read() -> None:
         msgs = read_batches(
             js,
-            filter_subject=subjects.all_events(),
+            stream=stream,
+            filter_subject=all_events(),
             after_seq=after_seq,
             batch_size=batch_size,
             description="nodedrop projections rebuild",

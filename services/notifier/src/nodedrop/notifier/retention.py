@@ -39,7 +39,8 @@ from nats.js.object_store import ObjectStore
 from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import ExecutionFinished
 from nodedrop.contracts.history import read_batches
-from nodedrop.notifier.store import CHECKPOINT_NAME
+from nodedrop.contracts.routing import Layout, events_of_type, execution_subject
+from nodedrop.notifier.store import checkpoint_name
 
 log = logging.getLogger(__name__)
 
@@ -131,40 +132,53 @@ async def prune(
     *,
     dry_run: bool = False,
     limit: int | None = None,
+    layout: Layout | None = None,
+    partitions: list[int] | None = None,
 ) -> PruneReport:
     """Remove every execution that finished before ``cutoff`` (at most ``limit`` of them), or
-    in a dry run only count what would go. ``pool`` is an asyncpg pool on the projection."""
+    in a dry run only count what would go. ``pool`` is an asyncpg pool on the projection.
+    Partition by partition (``partitions``, by default all): an execution goes once its
+    partition's projection is past its end."""
+    layout = layout or Layout.from_env()
     report = PruneReport(cutoff=cutoff, dry_run=dry_run)
     if not dry_run:
-        config = (await js.stream_info(subjects.EVENTS_STREAM)).config
-        if config.deny_purge:
-            raise PurgeDeniedError(
-                f"stream {subjects.EVENTS_STREAM} was created with purges denied, and NATS cannot "
-                "lift that: nothing can be pruned (docs/operations.md, Retention)"
-            )
-    async with pool.acquire() as conn:
-        checkpoint: int = await conn.fetchval(_READ_CHECKPOINT, CHECKPOINT_NAME) or 0
-    found = await finished_before(js, cutoff, limit=limit)
-    ready = [f.execution_id for f in found if f.seq <= checkpoint]
-    report.deferred = len(found) - len(ready)
-    objects = await _objects_by_execution(js) if ready else {}
-    for start in range(0, len(ready), CHUNK):
-        chunk = ready[start : start + CHUNK]
-        await _prune_chunk(js, pool, chunk, objects, report)
-        report.executions.extend(chunk)
+        for stream in layout.streams:
+            if (await js.stream_info(stream)).config.deny_purge:
+                raise PurgeDeniedError(
+                    f"stream {stream} was created with purges denied, and NATS cannot "
+                    "lift that: nothing can be pruned (docs/operations.md, Retention)"
+                )
+    for partition, stream in enumerate(layout.streams):
+        if partitions is not None and partition not in partitions:
+            continue
+        left = None if limit is None else limit - len(report.executions)
+        if left is not None and left <= 0:
+            break
+        name = checkpoint_name(partition)
+        async with pool.acquire() as conn:
+            checkpoint: int = await conn.fetchval(_READ_CHECKPOINT, name) or 0
+        found = await finished_before(js, cutoff, limit=left, stream=stream)
+        ready = [f.execution_id for f in found if f.seq <= checkpoint]
+        report.deferred += len(found) - len(ready)
+        objects = await _objects_by_execution(js) if ready else {}
+        for start in range(0, len(ready), CHUNK):
+            chunk = ready[start : start + CHUNK]
+            await _prune_chunk(js, pool, chunk, objects, report, stream=stream, checkpoint=name)
+            report.executions.extend(chunk)
     return report
 
 
 async def finished_before(
-    js: JetStreamContext, cutoff: datetime, *, limit: int | None = None
+    js: JetStreamContext, cutoff: datetime, *, stream: str, limit: int | None = None
 ) -> list[Finished]:
-    """The executions whose ``ExecutionFinished`` in the stream has a time before ``cutoff``,
+    """The executions whose ``ExecutionFinished`` in ``stream`` has a time before ``cutoff``,
     oldest first."""
     found: list[Finished] = []
     stop_at = cutoff + CLOCK_SKEW
     batches = read_batches(
         js,
-        filter_subject=subjects.events_of_type(ExecutionFinished),
+        stream=stream,
+        filter_subject=events_of_type(ExecutionFinished),
         description="nodedrop retention: finished executions",
     )
     async with contextlib.aclosing(batches):
@@ -192,6 +206,9 @@ async def _prune_chunk(
     execution_ids: list[str],
     objects: dict[str, list[str]],
     report: PruneReport,
+    *,
+    stream: str,
+    checkpoint: str,
 ) -> None:
     """Rows, then objects, then events: the stream last, so that an interrupted run is found
     again by the next. A dry run only counts."""
@@ -201,10 +218,10 @@ async def _prune_chunk(
         async with pool.acquire() as conn:
             report.rows += int(await conn.fetchval(_PROJECTION_COUNTS, execution_ids))
         for execution_id in execution_ids:
-            report.events += await _event_count(js, execution_id)
+            report.events += await _event_count(js, stream, execution_id)
         return
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_LOCK_CHECKPOINT, CHECKPOINT_NAME)
+        await conn.execute(_LOCK_CHECKPOINT, checkpoint)
         for statement in _PROJECTION_DELETES:
             status: str = await conn.execute(statement, execution_ids)
             report.rows += int(status.rsplit(" ", 1)[1])
@@ -213,16 +230,12 @@ async def _prune_chunk(
         for name in names:
             await _delete_object(js, bucket, name)
     for execution_id in execution_ids:
-        report.events += await _event_count(js, execution_id)
-        await js.purge_stream(
-            subjects.EVENTS_STREAM, subject=subjects.execution_subject(execution_id)
-        )
+        report.events += await _event_count(js, stream, execution_id)
+        await js.purge_stream(stream, subject=execution_subject(execution_id))
 
 
-async def _event_count(js: JetStreamContext, execution_id: str) -> int:
-    info = await js.stream_info(
-        subjects.EVENTS_STREAM, subjects_filter=subjects.execution_subject(execution_id)
-    )
+async def _event_count(js: JetStreamContext, stream: str, execution_id: str) -> int:
+    info = await js.stream_info(stream, subjects_filter=execution_subject(execution_id))
     return sum((info.state.subjects or {}).values())
 
 
@@ -272,8 +285,13 @@ class Pruner:
         settings: RetentionSettings,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        layout: Layout | None = None,
+        partitions: Callable[[], list[int]] | None = None,
     ) -> None:
         self._js = js
+        self._layout = layout
+        #: The partitions to prune (those this notifier projects); None: all.
+        self._partitions = partitions
         self._pool = pool
         self._settings = settings
         self._clock = clock
@@ -299,7 +317,13 @@ class Pruner:
         """One pruning pass; failures are logged (the next pass retries), never raised."""
         cutoff = self._clock() - timedelta(days=self._settings.days)
         try:
-            report = await prune(self._js, self._pool, cutoff)
+            report = await prune(
+                self._js,
+                self._pool,
+                cutoff,
+                layout=self._layout,
+                partitions=None if self._partitions is None else self._partitions(),
+            )
         except PurgeDeniedError as error:
             log.error("retention: %s", error)
             return None

@@ -28,6 +28,13 @@ from nodedrop.notifier.projection import (
 
 CHECKPOINT_NAME = "notifier"
 
+
+def checkpoint_name(partition: int) -> str:
+    """The row of ``projection_checkpoints`` that holds a partition's last projected sequence
+    (in that partition's stream)."""
+    return f"{CHECKPOINT_NAME}.{partition:03d}"
+
+
 _EXECUTION_COLUMNS = (
     "id", "workflow_id", "workflow_version", "mode", "trigger", "node", "status", "requested_by",
     "rerun_of", "created_at", "started_at", "finished_at", "error", "last_seq", "ending",
@@ -137,7 +144,7 @@ async def create_pool(database_url: str, *, max_size: int = 4) -> asyncpg.Pool:
 class ProjectionStore:
     """The notifier's projection tables, written batch by batch."""
 
-    def __init__(self, pool: asyncpg.Pool, name: str = CHECKPOINT_NAME) -> None:
+    def __init__(self, pool: asyncpg.Pool, name: str = checkpoint_name(0)) -> None:
         self._pool = pool
         self._name = name
 

@@ -24,8 +24,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import codec
 from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
+from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.auth import (
     Authenticate,
     Caller,
@@ -53,11 +54,12 @@ def create_app(
     *,
     authenticate: Authenticate | None = None,
     allowed_origins: Collection[str] = (),
+    layout: Layout | None = None,
 ) -> Starlette:
     """The notifier's ASGI app. Keys are checked by ``authenticate``, by default against
     ``admin_token`` (None: no key is valid). Browsers (requests with ``Origin``) are served
     only from ``allowed_origins``."""
-    stream = _ExecutionStream(js)
+    stream = _ExecutionStream(js, layout or Layout.from_env())
     authenticate = authenticate or admin_token_auth(admin_token)
 
     async def health(_: Request) -> JSONResponse:
@@ -97,15 +99,17 @@ def create_app(
 
 
 class _ExecutionStream:
-    def __init__(self, js: JetStreamContext) -> None:
+    def __init__(self, js: JetStreamContext, layout: Layout) -> None:
         self._js = js
+        self._layout = layout
 
     async def _last(self, execution_id: str, event_type: str) -> RawStreamMsg | None:
         # From the stream, not the projection: a client may connect right after the request,
         # before the notifier has projected it.
         try:
             return await self._js.get_last_msg(
-                subjects.EVENTS_STREAM, subjects.execution_subject(execution_id, event_type)
+                self._layout.stream_of(execution_id),
+                execution_subject(execution_id, event_type),
             )
         except NotFoundError:
             return None
@@ -138,8 +142,8 @@ class _ExecutionStream:
         )
         try:
             sub = await self._js.subscribe(
-                subjects.execution_subject(execution_id),
-                stream=subjects.EVENTS_STREAM,
+                execution_subject(execution_id),
+                stream=self._layout.stream_of(execution_id),
                 ordered_consumer=True,
                 config=config,
             )
@@ -155,7 +159,7 @@ class _ExecutionStream:
             for task in (pump, watch):
                 task.cancel()
             await asyncio.gather(pump, watch, return_exceptions=True)
-            await _drop(self._js, sub)
+            await _drop(self._js, self._layout.stream_of(execution_id), sub)
         if pump.done() and not pump.cancelled() and pump.exception() is None and pump.result():
             with contextlib.suppress(Exception):
                 await websocket.close(CLOSE_NORMAL)
@@ -191,13 +195,13 @@ async def _until_disconnect(websocket: WebSocket) -> None:
                 return
 
 
-async def _drop(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
+async def _drop(js: JetStreamContext, stream: str, sub: JetStreamContext.PushSubscription) -> None:
     # The ordered consumer is ephemeral and would expire on its own; deleting it now frees the
     # server at once.
     with contextlib.suppress(Exception):
         await sub.unsubscribe()
     with contextlib.suppress(Exception):
-        await js.delete_consumer(subjects.EVENTS_STREAM, sub._consumer)
+        await js.delete_consumer(stream, sub._consumer)
 
 
 def _valid_id(execution_id: str) -> bool:

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Mapping
 from typing import NamedTuple
 
-import nats
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import eventloop, subjects
+from nodedrop.contracts import eventloop, natsconnect, subjects
 from nodedrop.contracts.config import Config, seconds_setting
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
+from nodedrop.contracts.routing import Layout
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
 from nodedrop.runner.worker import (
@@ -48,13 +48,15 @@ def _positive_int(env: Mapping[str, str], name: str) -> int | None:
     return int(value)
 
 
-async def heartbeat_interval(js: JetStreamContext, env: Mapping[str, str] | None = None) -> float:
+async def heartbeat_interval(
+    js: JetStreamContext, env: Mapping[str, str] | None = None, layout: Layout | None = None
+) -> float:
     """The heartbeat of running nodes: as configured, else a third of the ack wait the runners'
-    consumer really has (whoever set it), so a live node is never taken for lost."""
+    consumer really has (whoever set it; the same on every partition), so a live node is never
+    taken for lost."""
     env = os.environ if env is None else env
-    ack_wait_s = (
-        await js.consumer_info(subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER)
-    ).config.ack_wait
+    stream = (layout or Layout.from_env()).stream(0)
+    ack_wait_s = (await js.consumer_info(stream, subjects.RUNNER_CONSUMER)).config.ack_wait
     configured = seconds_setting(env, HEARTBEAT_ENV)
     if ack_wait_s is None:  # pragma: no cover - ensure_jetstream always sets one
         return configured or 5.0
@@ -94,14 +96,15 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     registry = load_registry(http_allow_private=config.http_allow_private)
     options = process_options()
     worker_id = default_worker_id()
-    nc = await nats.connect(
-        config.nats_url, name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
+    nc = await natsconnect.connect(
+        config.nats_settings(), name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
     )
     try:
         # The runners' consumer is ours: a changed NODEDROP_RUNNER_ACK_WAIT_S applies here.
-        await ensure_jetstream(nc.jetstream(), owner=subjects.RUNNER_CONSUMER)
-        heartbeat_s = await heartbeat_interval(nc.jetstream())
-        stream = await nc.jetstream().stream_info(subjects.EVENTS_STREAM)
+        streams = StreamSettings.from_env()
+        await ensure_jetstream(nc.jetstream(), streams, owner=subjects.RUNNER_CONSUMER)
+        heartbeat_s = await heartbeat_interval(nc.jetstream(), layout=streams.layout)
+        stream = await nc.jetstream().stream_info(streams.layout.stream(0))
         runner = Runner(
             nc,
             registry,
@@ -112,6 +115,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             heartbeat_s=heartbeat_s,
             duplicate_window_s=stream.config.duplicate_window or 120.0,
             grace_s=seconds_setting(os.environ, GRACE_ENV) or DEFAULT_GRACE_S,
+            layout=streams.layout,
         )
         with stop_on_signals(stop):
             await runner.run(stop)

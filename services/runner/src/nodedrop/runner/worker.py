@@ -61,7 +61,8 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.pull import PullConsumer
+from nodedrop.contracts.pullgroup import PullGroup
+from nodedrop.contracts.routing import Layout, events_of_type
 from nodedrop.runner.attempt import (
     MAX_OUTPUT_BYTES,
     context_of,
@@ -135,6 +136,7 @@ class Runner:
         duplicate_window_s: float = 120.0,
         grace_s: float = DEFAULT_GRACE_S,
         clock: Callable[[], datetime] = utc_now,
+        layout: Layout | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("a runner needs at least one slot")
@@ -143,9 +145,10 @@ class Runner:
         self.concurrency = concurrency
         self.worker_id = worker_id or default_worker_id()
         self._js = nc.jetstream()
-        self._publisher: Publisher = publisher or EventPublisher(self._js)
+        self._layout = layout or Layout.from_env()
+        self._publisher: Publisher = publisher or EventPublisher(self._js, self._layout)
         #: Records each attempt's NodeStarted and says whether it was the first (the claim).
-        self._claims = EventPublisher(self._js)
+        self._claims = EventPublisher(self._js, self._layout)
         # Large outputs go to the object store; references to them are expanded before a run.
         self._data = data_store or DataStore(nc.jetstream())
         # A third of the consumer's ack wait (main.py derives it), so two lost heartbeats
@@ -157,11 +160,12 @@ class Runner:
         self._claim_trusted_for = timedelta(seconds=duplicate_window_s / 2)
         self._grace_s = grace_s
         self._clock = clock
-        self._consumer = PullConsumer(
-            nc, subjects.EVENTS_STREAM, subjects.RUNNER_CONSUMER, capacity=concurrency
+        # Every partition's tasks, sharing the slots: never more held than slots, and one
+        # partition's tasks may use them all. Slots are given back when a task is finished
+        # with, not when it is handed over.
+        self._consumer = PullGroup(
+            nc, subjects.RUNNER_CONSUMER, capacity=concurrency, auto_release=False, shared=True
         )
-        # Slots are given back when a task is finished with, not when it is handed over.
-        self._consumer.auto_release = False
         #: Runs the custom node types; its processes start with the runner if the registry has
         #: any, else on the first custom node's attempt.
         self.processes = ProcessPool(
@@ -171,6 +175,7 @@ class Runner:
         # One custom node's task per worker process past this point: the others wait for a
         # turn unclaimed (the pool's own queue would hold them claimed, never started).
         self._process_turns = asyncio.Semaphore(self.processes.size)
+        self._slots = asyncio.Semaphore(concurrency)
         self._attempts = RunningAttempts()
         self._tasks: dict[asyncio.Task[None], _Held] = {}
         self._background: list[asyncio.Task[None]] = []
@@ -209,9 +214,7 @@ class Runner:
 
     async def _subscribe_and_pull(self) -> None:
         for event_type in (NodeCancelled, ExecutionFinished):
-            sub = await self._nc.subscribe(
-                subjects.events_of_type(event_type), cb=self._on_stop_event
-            )
+            sub = await self._nc.subscribe(events_of_type(event_type), cb=self._on_stop_event)
             self._stop_subs.append(sub)
         # Listen for stops before taking work, so none is missed for a task started now. Twice:
         # nats-py 2.16 writes flush()'s PING straight to the socket, ahead of the SUBs still
@@ -219,7 +222,8 @@ class Runner:
         # second round trip the buffer has certainly been written.
         await self._nc.flush()
         await self._nc.flush()
-        await self._consumer.start()
+        for stream in self._layout.streams:
+            await self._consumer.add(stream)
         self._background = [
             asyncio.create_task(self._pull(), name="runner-pull"),
             asyncio.create_task(self._heartbeat(), name="runner-heartbeat"),
@@ -283,8 +287,9 @@ class Runner:
                 task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(task, None)
-        self._consumer.release()
+        held = self._tasks.pop(task, None)
+        if held is not None:
+            self._consumer.release(held.msg)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("task handling failed", exc_info=error)
 
@@ -308,7 +313,9 @@ class Runner:
         too_old = self._clock() - task.time > self._claim_trusted_for
         if (_delivered_before(msg) or too_old) and await self._handled_before(task, msg):
             return
-        async with self._turn(task):
+        # A task waits for a slot before it claims its attempt (it may have been delivered
+        # beyond the slots: PullGroup), and for a worker process if it is a custom node type.
+        async with self._slots, self._turn(task):
             if self._attempts.was_stopped(task):
                 await msg.ack()  # its execution ended while it waited for a worker process
                 return
@@ -401,7 +408,7 @@ class Runner:
         never run). False: nothing of the attempt is recorded, and it runs as a first delivery
         (its claim still guards against another runner claiming it in the meantime)."""
         try:
-            stored = await read_execution(self._js, task.execution_id)
+            stored = await read_execution(self._js, task.execution_id, layout=self._layout)
         except Exception as error:
             log.warning("history of %s not read (%r): giving the task back", task.event_id, error)
             await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))

@@ -1,33 +1,27 @@
-"""The set of unfinished executions: kept in memory, snapshotted now and then, rebuilt at start
-from the snapshot and the stream stored after it.
+"""One partition's set of unfinished executions: kept in memory, snapshotted now and then,
+rebuilt when the partition is taken over, from the snapshot and the stream stored after it.
 
-A restarted scheduler must rebuild every unfinished execution, including those that will get
-no new event on their own (waiting for a retry timer, or for a runner that died). This set says
-which they are; their state is then folded from the stream. An execution is added before its
-request is acknowledged, and removed after its end is recorded: both in memory only, so the
-batch loop never waits on them.
+A new owner of a partition must rebuild every unfinished execution of it, including those that
+will get no new event on their own (waiting for a retry timer, or for a runner that died). This
+set says which they are; their state is then folded from the stream. An execution is added
+before its request is acknowledged, and removed after its end is recorded: both in memory only,
+so the batch loop never waits on them.
 
 Every ``snapshot_interval_s``, if the set changed, a background task stores a snapshot
-(:mod:`nodedrop.scheduler.snapshot`): it FIRST reads the ack floor of the scheduler's consumer,
-THEN copies the set. Every request at or below the floor was acknowledged, hence added before
-(and is in the copy unless it finished); the requests above it are found at the next start in
-the stream. Read the other way round, a request added and acknowledged between the copy and
-the read of the floor would be in neither. A snapshot that fails to be stored is logged and
-tried again at the next interval; the one before stays valid.
+(:mod:`nodedrop.scheduler.snapshot`): it FIRST reads the ack floor of the partition's scheduler
+consumer, THEN copies the set. Every request at or below the floor was acknowledged, hence added
+before (and is in the copy unless it finished); the requests above it are found at the next
+takeover in the stream. Read the other way round, a request added and acknowledged between the
+copy and the read of the floor would be in neither. A snapshot that fails to be stored is logged
+and tried again at the next interval; the one before stays valid. One that finds the snapshot
+written by another process means the partition was taken over: ``on_lost`` is called.
 
-At start (:meth:`ActiveExecutions.open`): the snapshot, then every ``ExecutionRequested`` and
-``ExecutionFinished`` stored after its floor (subjects only: the execution id is in them) adds
-or removes executions. A crash loses nothing: what the snapshot lacks is in that tail, and a
-request never processed is also redelivered by the consumer. Finished executions still listed
-(their end recorded, the snapshot taken before they were removed) are rebuilt, found finished,
-and removed.
-
-Upgrading from the former layout (one key per execution in the same bucket, written before each
-acknowledgement): with no snapshot stored yet, those keys hold every unfinished execution whose
-request is at or below the ack floor read before listing them; a first snapshot of them is
-stored before anything is consumed (retried until it is: a start after a crash must not take
-this path again once requests were acknowledged that only memory holds), and the keys, with the
-deletion markers the former layout left (one per execution ever finished), are then purged.
+At takeover (:meth:`ActiveExecutions.open`): the snapshot, then every ``ExecutionRequested`` and
+``ExecutionFinished`` of the partition stored after its floor (subjects only: the execution id
+is in them) adds or removes executions. A crash loses nothing: what the snapshot lacks is in
+that tail, and a request never processed is also redelivered by the consumer. Finished
+executions still listed (their end recorded, the snapshot taken before they were removed) are
+rebuilt, found finished, and removed.
 """
 
 from __future__ import annotations
@@ -35,15 +29,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable
 
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import subjects
 from nodedrop.contracts.events import Event, ExecutionFinished, ExecutionRequested
 from nodedrop.contracts.history import read_batches
+from nodedrop.contracts.routing import events_of_type, execution_id_of
 from nodedrop.scheduler.snapshot import Snapshot, SnapshotError, with_tail
-from nodedrop.scheduler.snapshot_store import SnapshotStore
+from nodedrop.scheduler.snapshot_store import SnapshotFencedError, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -54,48 +48,49 @@ _FIRST_SNAPSHOT_RETRY_S = 1.0
 
 class ActiveExecutions:
     def __init__(
-        self, js: JetStreamContext, *, snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S
+        self,
+        js: JetStreamContext,
+        store: SnapshotStore,
+        *,
+        stream: str,
+        consumer: str,
+        snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S,
+        on_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self._js = js
-        self._store = SnapshotStore(js)
+        self._store = store
+        self._stream = stream
+        self._consumer = consumer
         self._interval_s = snapshot_interval_s
+        self._on_lost = on_lost
         self._ids: set[str] = set()
         #: Counts changes to the set: a snapshot is written only if it moved since the last.
         self._version = 0
         self._stored_version = -1
-        #: Keys of the former layout to purge once a snapshot holding them is stored.
-        self._purge_former = False
         self._snapshots: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
         """Rebuild the set from the stored snapshot and the stream after it, store a snapshot
-        of it, and start storing one every ``snapshot_interval_s``."""
-        existed = await self._store.open()
-        if not existed:
-            # Nothing is requested at or below seq 0: a true snapshot, which tells a start after
-            # a crash in the middle of this one that the former layout never was in force.
-            await self._store.write([], 0)
-        floor = await self._ack_floor()  # before the former keys are listed (see above)
-        base, stored = await self._stored_snapshot(floor)
-        former = await self._store.former_keys()
+        of it, and start storing one every ``snapshot_interval_s``. Raises
+        :class:`SnapshotFencedError` if another process took the partition meanwhile."""
+        floor = await self._ack_floor()
+        base, stored = await self._stored_snapshot()
         requested = await self._executions_on(ExecutionRequested, base.after_seq)
         finished = await self._executions_on(ExecutionFinished, base.after_seq)
-        start = Snapshot(base.executions | frozenset(former), base.after_seq)
-        self._ids = set(with_tail(start, requested, finished))
+        self._ids = set(with_tail(base, requested, finished))
         log.info(
-            "unfinished executions: %d in the snapshot up to seq %d, %d listed in the former "
-            "layout, %d requested and %d finished after it: %d",
+            "%s: unfinished executions: %d in the snapshot up to seq %d, %d requested and %d "
+            "finished after it: %d",
+            self._stream,
             len(base.executions),
             base.after_seq,
-            len(former),
             len(requested),
             len(finished),
             len(self._ids),
         )
-        self._purge_former = bool(former) or not stored
         # Complete up to the floor read before the tail: the floor now may count requests
-        # that another scheduler, still stopping, acknowledged since.
+        # that the previous owner, still stopping, acknowledged since.
         while not await self.snapshot(floor):
             if stored:
                 break  # the stored one stays valid; the next interval tries again
@@ -116,29 +111,29 @@ class ActiveExecutions:
     async def ids(self) -> list[str]:
         return list(self._ids)
 
-    async def add(self, execution_ids: Iterable[str]) -> None:
-        """Record ``execution_ids`` as unfinished (in memory: call before acknowledging their
-        requests, so that a snapshot holds every request at or below the ack floor)."""
-        for execution_id in execution_ids:
-            if execution_id not in self._ids:
-                self._ids.add(execution_id)
-                self._version += 1
+    def add(self, execution_id: str) -> None:
+        """Record ``execution_id`` as unfinished (in memory: call before acknowledging its
+        request, so that a snapshot holds every request at or below the ack floor)."""
+        if execution_id not in self._ids:
+            self._ids.add(execution_id)
+            self._version += 1
 
-    async def remove(self, execution_ids: Iterable[str]) -> None:
-        for execution_id in execution_ids:
-            if execution_id in self._ids:
-                self._ids.discard(execution_id)
-                self._version += 1
+    def remove(self, execution_id: str) -> None:
+        if execution_id in self._ids:
+            self._ids.discard(execution_id)
+            self._version += 1
 
     # ------------------------------------------------------------------ snapshots
     async def snapshot(self, floor: int | None = None) -> bool:
         """Store a snapshot of the set now (complete up to ``floor``, by default the ack floor
-        read now); False (logged) if that failed."""
+        read now); False (logged) if that failed. Raises :class:`SnapshotFencedError`."""
         try:
             if floor is None:
                 floor = await self._ack_floor()  # before the copy: see the module's docstring
             version, executions = self._version, list(self._ids)
             await self._store.write(executions, floor)
+        except SnapshotFencedError:
+            raise
         except Exception:  # NATS away, a timeout: the previous snapshot stays valid
             log.warning(
                 "storing the snapshot of %d unfinished executions failed; trying again in %.0f s",
@@ -148,34 +143,33 @@ class ActiveExecutions:
             )
             return False
         self._stored_version = version
-        if self._purge_former:
-            try:
-                await self._store.purge_former_keys()
-                self._purge_former = False
-            except Exception:  # tried again after the next snapshot
-                log.warning("purging the former layout's keys failed", exc_info=True)
         return True
 
     async def _keep_snapshots(self) -> None:
         while True:
             await asyncio.sleep(self._interval_s)
             if self._version != self._stored_version:
-                await self.snapshot()
+                try:
+                    await self.snapshot()
+                except SnapshotFencedError:
+                    log.error("%s: snapshot written by another process: partition lost",
+                              self._stream)  # fmt: skip
+                    self._on_lost()
+                    return
 
-    async def _stored_snapshot(self, floor: int) -> tuple[Snapshot, bool]:
-        """The stored snapshot, and whether there was one. Without one, the former layout was
-        in force: its keys list every unfinished execution requested at or below ``floor``."""
+    async def _stored_snapshot(self) -> tuple[Snapshot, bool]:
+        """The stored snapshot, and whether there was one (none: the whole partition is read)."""
         try:
             stored = await self._store.read()
         except SnapshotError:
             log.exception("the stored snapshot is unreadable: reading the whole stream instead")
             return Snapshot(frozenset(), 0), False
         if stored is None:
-            return Snapshot(frozenset(), floor), False
+            return Snapshot(frozenset(), 0), False
         return stored, True
 
     async def _ack_floor(self) -> int:
-        info = await self._js.consumer_info(subjects.EVENTS_STREAM, subjects.SCHEDULER_CONSUMER)
+        info = await self._js.consumer_info(self._stream, self._consumer)
         return info.ack_floor.stream_seq if info.ack_floor is not None else 0
 
     async def _executions_on(self, event_type: type[Event], after_seq: int) -> set[str]:
@@ -183,11 +177,12 @@ class ActiveExecutions:
         found: set[str] = set()
         batches = read_batches(
             self._js,
-            filter_subject=subjects.events_of_type(event_type),
+            stream=self._stream,
+            filter_subject=events_of_type(event_type),
             after_seq=after_seq,
-            description=f"scheduler start: {event_type.__name__} after seq {after_seq}",
+            description=f"scheduler takeover: {event_type.__name__} after seq {after_seq}",
             headers_only=True,
         )
         async for batch in batches:
-            found.update(subjects.execution_id_of(msg.subject) for msg in batch)
+            found.update(execution_id_of(msg.subject) for msg in batch)
         return found

@@ -38,6 +38,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.pull import PullConsumer
+from nodedrop.contracts.routing import execution_id_of, is_event_subject
 from nodedrop.scheduler.core.decide import DEAD_LETTERED
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class DeadLetter:
     """What an advisory says about a message given up on."""
 
     kind: str  # "terminated" or "max_deliveries"
+    stream: str
     consumer: str
     stream_seq: int
     deliveries: int
@@ -61,6 +63,7 @@ class DeadLetter:
             advisory = json.loads(data)
             return cls(
                 kind="max_deliveries" if ".MAX_DELIVERIES." in subject else "terminated",
+                stream=str(advisory["stream"]),
                 consumer=str(advisory["consumer"]),
                 stream_seq=int(advisory["stream_seq"]),
                 deliveries=int(advisory.get("deliveries", 0)),
@@ -71,12 +74,17 @@ class DeadLetter:
 
 class DeadLetters:
     def __init__(
-        self, nc: NatsClient, js: JetStreamContext, *, clock: Callable[[], datetime]
+        self,
+        nc: NatsClient,
+        js: JetStreamContext,
+        *,
+        clock: Callable[[], datetime],
+        publisher: EventPublisher | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
         self._clock = clock
-        self._publisher = EventPublisher(js)
+        self._publisher = publisher or EventPublisher(js)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -111,7 +119,7 @@ class DeadLetters:
             log.error("an advisory on %s that does not parse, ignored: %r", subject, data[:200])
             return None
         try:
-            original = await self._js.get_msg(subjects.EVENTS_STREAM, letter.stream_seq)
+            original = await self._js.get_msg(letter.stream, letter.stream_seq)
             on = original.subject or ""
         except NotFoundError:  # pruned since
             on = ""
@@ -123,9 +131,9 @@ class DeadLetters:
             letter.kind,
             letter.deliveries,
         )
-        if not subjects.is_event_subject(on):
+        if not is_event_subject(on):
             return None
-        execution_id = subjects.execution_id_of(on)
+        execution_id = execution_id_of(on)
         if not await self._running(execution_id):
             return None
         log.error("failing execution %s: one of its events was dead-lettered", execution_id)
@@ -144,7 +152,8 @@ class DeadLetters:
 
     async def _running(self, execution_id: str) -> bool:
         """Requested (a request that decodes) and not finished."""
-        history = [event for _, event in await read_execution(self._js, execution_id)]
+        stored = await read_execution(self._js, execution_id, layout=self._publisher.layout)
+        history = [event for _, event in stored]
         return any(isinstance(e, ExecutionRequested) for e in history) and not any(
             isinstance(e, ExecutionFinished) for e in history
         )

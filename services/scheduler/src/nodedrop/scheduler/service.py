@@ -18,6 +18,11 @@ execution is in at most one batch in flight: its further inputs and timers wait 
 batch is recorded (or has failed and the execution is to be rebuilt), so every execution's
 decisions are still made from a state whose earlier decisions are recorded or known lost.
 
+The scheduler decides only for the partitions it owns (:mod:`nodedrop.scheduler.partitions`):
+each with its fence, its own consumer and its set of unfinished executions. Every decision is
+published under its partition's fence; a batch the stream refuses for a fence that moved on
+means the partition was taken over, and it is dropped here with everything of it in memory.
+
 The scheduler never waits on PostgreSQL. All state is per execution, keyed by execution id.
 """
 
@@ -27,6 +32,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,14 +42,17 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import codec, subjects
-from nodedrop.contracts.bus import EventPublisher
+from nodedrop.contracts import codec
+from nodedrop.contracts.bus import EventPublisher, FencedError
 from nodedrop.contracts.codec import EventDecodeError
 from nodedrop.contracts.events import Event, ExecutionRequested
 from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.pull import PullConsumer
+from nodedrop.contracts.jetstream import StreamSettings
+from nodedrop.contracts.pullgroup import PullGroup
 from nodedrop.scheduler.active import DEFAULT_SNAPSHOT_INTERVAL_S, ActiveExecutions
 from nodedrop.scheduler.core import ExecutionState, evolve, next_wakeup, resume, step, tick
+from nodedrop.scheduler.partitions import Ownership, fence_holds, take_over
+from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +80,12 @@ class RecentlyFinished:
 
 
 @dataclass
+class _Owned:
+    ownership: Ownership
+    active: ActiveExecutions
+
+
+@dataclass
 class _Batch:
     now: datetime
     decisions: list[Event] = field(default_factory=list)
@@ -95,14 +110,22 @@ class Scheduler:
         history_concurrency: int = 16,
         max_in_flight: int = 8,
         snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S,
+        settings: StreamSettings | None = None,
+        owner: str | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
         self._clock = clock
         self._batch_size = batch_size
         self._history_limit = asyncio.Semaphore(history_concurrency)
-        self._publisher = EventPublisher(js)
-        self._active = ActiveExecutions(js, snapshot_interval_s=snapshot_interval_s)
+        self._settings = settings or StreamSettings.from_env()
+        self._layout = self._settings.layout
+        self._publisher = EventPublisher(js, self._layout)
+        #: Names this process in fences, consumers and snapshot keys: unique per start.
+        self.owner = owner or uuid.uuid4().hex[:12]
+        self._takeovers = 0
+        self._snapshot_interval_s = snapshot_interval_s
+        self._owned: dict[int, _Owned] = {}
         self._states: dict[str, ExecutionState] = {}
         self._finished = RecentlyFinished()
         self._wakeups: list[tuple[datetime, str]] = []
@@ -118,38 +141,112 @@ class Scheduler:
         self._held: list[tuple[Msg, Event]] = []
         #: Executions whose timer fell due while they were in flight.
         self._deferred_ticks: set[str] = set()
-        self._consumer: PullConsumer | None = None
+        self._consumer = PullGroup(nc, "", capacity=2 * batch_size)
+        self._running = False
 
     @property
     def active_count(self) -> int:
         return len(self._states)
 
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this scheduler owns now."""
+        return sorted(self._owned)
+
     def stop(self) -> None:
         self._stopping.set()
 
-    async def run(self) -> None:
-        await self._active.open()
-        await self.recover()
-        consumer = PullConsumer(
-            self._nc,
-            subjects.EVENTS_STREAM,
-            subjects.SCHEDULER_CONSUMER,
-            capacity=2 * self._batch_size,
-        )
-        await consumer.start()
-        self._consumer = consumer
+    async def run(self, partitions: Iterable[int] | None = None) -> None:
+        """Take ``partitions`` over (by default all) and decide for them until stopped."""
+        self._running = True
         try:
+            for partition in range(self._layout.partitions) if partitions is None else partitions:
+                await self.take(partition)
+            await self.handle([])
             while not self._stopping.is_set():
-                msgs = await consumer.next_batch(self._batch_size, self._wait_s())
+                msgs = await self._consumer.next_batch(self._batch_size, self._wait_s())
                 for batch in _isolating_redeliveries(msgs):
                     await self._handle_or_give_back(batch)
                 while self._released_work():
                     await self._handle_or_give_back([])
         finally:
+            self._running = False
             await self.drain()
-            self._consumer = None
-            await consumer.stop()
-            await self._active.close()
+            await self._consumer.stop()
+            for owned in self._owned.values():
+                await owned.active.close()
+            self._owned.clear()
+
+    async def take(self, partition: int) -> None:
+        """Become ``partition``'s owner: fence it, read its unfinished executions (rebuilt
+        before anything else is decided for them) and read its inputs."""
+        self._takeovers += 1
+        kv, _ = await open_bucket(self._js, self._settings.replicas)
+        ownership = await take_over(
+            self._js,
+            self._publisher,
+            self._settings,
+            partition,
+            owner=self.owner,
+        )
+        active = ActiveExecutions(
+            self._js,
+            SnapshotStore(kv, partition, f"{self.owner}{self._takeovers}"),
+            stream=ownership.stream,
+            consumer=ownership.consumer,
+            snapshot_interval_s=self._snapshot_interval_s,
+            on_lost=lambda: self._lose_soon(partition),
+        )
+        await active.open()
+        self._owned[partition] = _Owned(ownership, active)
+        self._stale.update(await active.ids())
+        await self._consumer.add(ownership.stream, ownership.consumer)
+        self._consumer.wake()  # its unfinished executions are to be rebuilt now
+
+    async def release(self, partition: int) -> None:
+        """Hand ``partition`` back on purpose: stop taking its inputs, let what is being
+        recorded finish, store its snapshot, then forget it (its next owner takes over from
+        there)."""
+        owned = self._owned.get(partition)
+        if owned is None:
+            return
+        for msg in await self._consumer.remove(owned.ownership.stream):
+            asyncio.get_running_loop().create_task(_nak_quietly(msg))
+        await self.drain()
+        with contextlib.suppress(Exception):
+            await owned.active.snapshot()
+        await self._forget_partition(partition)
+        log.info("handed partition %d back", partition)
+
+    def _lose_soon(self, partition: int) -> None:
+        asyncio.get_running_loop().create_task(self.lose(partition))
+
+    async def lose(self, partition: int) -> None:
+        """Stop deciding for ``partition`` (taken over by another process): forget everything
+        of it. Its inputs delivered here stay unacknowledged on a consumer the new owner
+        deletes."""
+        if partition not in self._owned:
+            return
+        log.error("partition %d was taken over by another scheduler: no longer deciding for it",
+                  partition)  # fmt: skip
+        await self._forget_partition(partition)
+
+    async def _forget_partition(self, partition: int) -> None:
+        owned = self._owned.pop(partition, None)
+        if owned is None:
+            return
+        await self._consumer.remove(owned.ownership.stream)
+        await owned.active.close()
+        mine = self._layout.partition_of
+        for execution_id in [i for i in self._states if mine(i) == partition]:
+            self._states.pop(execution_id, None)
+            self._scheduled.pop(execution_id, None)
+        self._stale = {i for i in self._stale if mine(i) != partition}
+        self._held = [(m, e) for m, e in self._held if mine(e.execution_id) != partition]
+        self._deferred_ticks = {i for i in self._deferred_ticks if mine(i) != partition}
+
+    def _owns(self, execution_id: str) -> bool:
+        return self._layout.partition_of(execution_id) in self._owned
 
     async def drain(self) -> None:
         """Wait until every batch in flight is recorded (or has failed)."""
@@ -174,13 +271,6 @@ class Scheduler:
             with contextlib.suppress(Exception):
                 await msg.nak(delay=_redelivery_delay_s(msg))
         await asyncio.sleep(0.5)
-
-    async def recover(self) -> None:
-        """Rebuild every unfinished execution and decide what a crash may have left undone."""
-        execution_ids = await self._active.ids()
-        log.info("recovering %d unfinished executions", len(execution_ids))
-        self._stale.update(execution_ids)
-        await self.handle([])
 
     # ------------------------------------------------------------------ one batch
     async def handle(self, msgs: list[Msg], *, wait: bool = True) -> None:
@@ -231,7 +321,7 @@ class Scheduler:
                 self._in_flight[execution_id] = left
         if not record.cancelled() and (error := record.exception()) is not None:
             log.error("recording a batch failed unexpectedly", exc_info=error)
-        if (self._held or self._deferred_ticks) and self._consumer is not None:
+        if (self._held or self._deferred_ticks) and self._running:
             self._consumer.wake()  # the loop decides what this record held back
 
     def _release_held(self) -> list[tuple[Msg, Event]]:
@@ -268,12 +358,17 @@ class Scheduler:
 
     async def _decide(self, msg: Msg, event: Event, batch: _Batch) -> None:
         execution_id = event.execution_id
+        owned = self._owned.get(self._layout.partition_of(execution_id))
+        if owned is None:
+            return  # lost meanwhile: never acknowledged here
         batch.inputs.append(msg)
         if execution_id in self._finished:
             return
         state = self._states.get(execution_id)
         if state is None and (
-            not isinstance(event, ExecutionRequested) or msg.metadata.num_delivered > 1
+            not isinstance(event, ExecutionRequested)
+            or msg.metadata.num_delivered > 1
+            or msg.metadata.sequence.stream <= owned.ownership.replayed_through
         ):
             # Not seen since this process started: the stream knows what happened.
             [(_, state, recovered)] = await self._rebuild([execution_id], batch.now)
@@ -302,12 +397,18 @@ class Scheduler:
         """Record the batch's decisions, then acknowledge its inputs (or have them redelivered
         and the executions rebuilt, if recording failed)."""
         ended = [i for i in batch.touched if (s := self._states.get(i)) is not None and s.finished]
+        fences = {p: owned.ownership.fence for p, owned in self._owned.items()}
         try:
-            await asyncio.gather(
-                self._publisher.publish(batch.decisions),
-                # not only batch.new: an execution rebuilt after a failed batch is listed too
-                self._active.add([i for i in batch.touched if i in self._states]),
-            )
+            # not only batch.new: an execution rebuilt after a failed batch is listed too
+            for execution_id in batch.touched:
+                if execution_id in self._states:
+                    self._active_of(execution_id).add(execution_id)
+            await self._publisher.publish(batch.decisions, fences=fences)
+        except FencedError as error:
+            log.warning("a batch was refused under a fence: %r", error)
+            await self._check_fences(batch)
+            self._forget(batch)
+            return
         except Exception as error:  # PublishError mostly; also an event too large to send
             log.warning(
                 "recording %d decisions failed (%r); will rebuild %d executions",
@@ -315,12 +416,7 @@ class Scheduler:
                 error,
                 len(batch.touched),
             )
-            for execution_id in batch.touched:
-                self._states.pop(execution_id, None)
-            self._stale.update(batch.touched)
-            for msg in batch.inputs:
-                with contextlib.suppress(Exception):
-                    await msg.nak(delay=_redelivery_delay_s(msg))
+            self._forget(batch)
             return
         for msg in batch.inputs:
             await msg.ack()
@@ -330,11 +426,38 @@ class Scheduler:
             self._finished.add(execution_id)
         for execution_id in batch.touched - set(ended):
             self._schedule(execution_id)
-        if ended := ended + batch.unlist:
+        for execution_id in ended + batch.unlist:
+            with contextlib.suppress(KeyError):
+                self._active_of(execution_id).remove(execution_id)
+
+    def _active_of(self, execution_id: str) -> ActiveExecutions:
+        """The set of the execution's partition (KeyError: not owned here any more)."""
+        return self._owned[self._layout.partition_of(execution_id)].active
+
+    def _forget(self, batch: _Batch) -> None:
+        """A batch not recorded: its executions are rebuilt before they are touched again, and
+        its inputs (of partitions still owned) come again."""
+        for execution_id in batch.touched:
+            self._states.pop(execution_id, None)
+        self._stale.update(i for i in batch.touched if self._owns(i))
+        for msg in batch.inputs:
+            asyncio.get_running_loop().create_task(_nak_quietly(msg))
+
+    async def _check_fences(self, batch: _Batch) -> None:
+        """After a refused batch: give up each partition of it whose fence moved on."""
+        partitions = {self._layout.partition_of(i) for i in batch.touched}
+        for partition in partitions:
+            owned = self._owned.get(partition)
+            if owned is None:
+                continue
+            subject = self._layout.fence_subject(partition)
             try:
-                await self._active.remove(ended)
-            except (TimeoutError, ConnectionError):  # harmless: cleaned up on the next start
-                log.warning("could not unlist %d finished executions", len(ended))
+                holds = await fence_holds(self._js, owned.ownership, subject)
+            except Exception:
+                log.warning("fence of partition %d not read", partition, exc_info=True)
+                continue
+            if not holds:
+                await self.lose(partition)
 
     async def _rebuild(
         self,
@@ -343,7 +466,7 @@ class Scheduler:
     ) -> list[tuple[str, ExecutionState | None, list[Event]]]:
         async def one(execution_id: str) -> tuple[str, ExecutionState | None, list[Event]]:
             async with self._history_limit:
-                history = await read_execution(self._js, execution_id)
+                history = await read_execution(self._js, execution_id, layout=self._layout)
             state: ExecutionState | None = None
             for _, event in history:
                 state = evolve(state, event)
@@ -365,7 +488,7 @@ class Scheduler:
         elif self._scheduled.get(execution_id) != wakeup:
             self._scheduled[execution_id] = wakeup
             heapq.heappush(self._wakeups, (wakeup, execution_id))
-            if self._wakeups[0][1] == execution_id and self._consumer is not None:
+            if self._wakeups[0][1] == execution_id and self._running:
                 # The loop may be waiting for messages past this, the earliest timer now
                 # (recorded in the background while it waited).
                 self._consumer.wake()
@@ -410,6 +533,11 @@ def _isolating_redeliveries(msgs: list[Msg]) -> list[list[Msg]]:
     fresh = [m for m in msgs if (m.metadata.num_delivered or 1) <= 1]
     again = [[m] for m in msgs if (m.metadata.num_delivered or 1) > 1]
     return [fresh, *again] if fresh or not again else again
+
+
+async def _nak_quietly(msg: Msg) -> None:
+    with contextlib.suppress(Exception):
+        await msg.nak(delay=_redelivery_delay_s(msg))
 
 
 def _redelivery_delay_s(msg: Msg) -> float:

@@ -51,9 +51,12 @@ class Head:
     sha256: str
 
 
-def other_slot(slot: str | None) -> str:
-    """Where the next snapshot's chunks go: never the slot the current head names."""
-    return SLOTS[1] if slot == SLOTS[0] else SLOTS[0]
+def other_slot(slot: str | None, owner: str = "") -> str:
+    """Where the next snapshot's chunks go: never the slot the current head names, and always
+    among ``owner``'s own (``<owner>-a``, ``<owner>-b``), so a writer that lost the partition
+    can never overwrite the chunks its successor's head names."""
+    prefix = f"{owner}-" if owner else ""
+    return prefix + (SLOTS[1] if slot == prefix + SLOTS[0] else SLOTS[0])
 
 
 def encode(
@@ -89,7 +92,7 @@ def parse_head(data: bytes) -> Head:
         )
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise SnapshotError(f"unreadable snapshot head: {error}") from error
-    if head.slot not in SLOTS or head.chunks < 0 or head.after_seq < 0:
+    if head.slot.rsplit("-", 1)[-1] not in SLOTS or head.chunks < 0 or head.after_seq < 0:
         raise SnapshotError(f"invalid snapshot head: {head}")
     return head
 

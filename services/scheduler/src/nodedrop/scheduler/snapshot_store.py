@@ -1,10 +1,12 @@
-"""Where the scheduler's snapshot is kept: its key-value bucket, one key for the head and one per
-chunk (:mod:`nodedrop.scheduler.snapshot`), and the keys of the former layout (one per
-unfinished execution), read once on an upgrade and then purged.
+"""Where a partition's snapshot is kept: the scheduler's key-value bucket, one key for the head
+and one per chunk (:mod:`nodedrop.scheduler.snapshot`).
 
-Chunks past the count a head names (left by an earlier, larger snapshot in the same slot) are
-never read and are overwritten when a snapshot grows again: the bucket holds at most twice the
-largest snapshot. Each key keeps one revision (``history=1``)."""
+Only the partition's owner writes its snapshot. Chunks go to keys of the writer's own
+(``<owner>-a`` / ``<owner>-b``), and the head is replaced only at the revision this writer read
+or wrote last: a writer that lost the partition finds the head moved on and gets
+:class:`SnapshotFencedError`, and nothing it wrote is named by any head. Chunks past the count a
+head names (left by an earlier, larger snapshot) are never read. Each key keeps one revision
+(``history=1``)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import logging
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from nodedrop.contracts import subjects
+from nodedrop.contracts.buckets import open_key_value
 from nodedrop.scheduler.snapshot import (
     Head,
     Snapshot,
@@ -29,90 +32,96 @@ from nodedrop.scheduler.snapshot import (
 
 log = logging.getLogger(__name__)
 
-_LISTING_TIMEOUT_S = 10.0
+
+class SnapshotFencedError(RuntimeError):
+    """Another process wrote the partition's snapshot since this one last did."""
+
+
+async def open_bucket(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, bool]:
+    """The scheduler's bucket, created if missing; and whether it existed."""
+    return await open_key_value(
+        js,
+        KeyValueConfig(
+            bucket=subjects.SCHEDULER_STATE_BUCKET,
+            history=1,
+            storage=StorageType.FILE,
+            replicas=replicas,
+            description="nodedrop scheduler: snapshots of the unfinished executions",
+        ),
+    )
 
 
 class SnapshotStore:
-    def __init__(self, js: JetStreamContext) -> None:
-        self._js = js
-        self._kv: KeyValue | None = None
-
-    async def open(self) -> bool:
-        """Open the bucket, creating it if missing. True if it existed (a deployment that ran
-        before, perhaps with the former layout)."""
-        try:
-            self._kv = await self._js.key_value(subjects.SCHEDULER_STATE_BUCKET)
-            return True
-        except BucketNotFoundError:
-            self._kv = await self._js.create_key_value(
-                KeyValueConfig(
-                    bucket=subjects.SCHEDULER_STATE_BUCKET,
-                    history=1,
-                    storage=StorageType.FILE,
-                    description="nodedrop scheduler: snapshot of the unfinished executions",
-                )
-            )
-            return False
+    def __init__(self, kv: KeyValue, partition: int, owner: str) -> None:
+        self._kv = kv
+        self._partition = partition
+        self._owner = owner
+        self._head_key = subjects.snapshot_head_key(partition)
+        #: The head's revision as this writer last read or wrote it (0: no head).
+        self._revision = 0
+        self._slot: str | None = None
 
     async def read(self) -> Snapshot | None:
         """The stored snapshot; None if none was written. Raises :class:`SnapshotError` if it
-        cannot be read back."""
+        cannot be read back. Remembers the head's revision: the next write replaces only it."""
         head = await self._head()
         if head is None:
             return None
-        kv = self._bucket()
         chunks = []
         for index in range(head.chunks):
+            key = subjects.snapshot_chunk_key(self._partition, head.slot, index)
             try:
-                entry = await kv.get(subjects.snapshot_chunk_key(head.slot, index))
+                entry = await self._kv.get(key)
             except KeyNotFoundError as error:
                 raise SnapshotError(f"chunk {index} of the snapshot is missing") from error
             chunks.append(entry.value or b"")
         return decode(head, chunks)
 
     async def write(self, executions: list[str], after_seq: int) -> Head:
-        """Store a snapshot: its chunks in the slot the stored head does not name (read now, not
-        remembered: a write that failed may have stored its head after all), then its head."""
-        try:
-            current = await self._head()
-        except SnapshotError:
-            current = None  # unreadable: nothing worth keeping
-        slot = other_slot(current.slot if current is not None else None)
+        """Store a snapshot: its chunks in this writer's slot that its head does not name,
+        then the head, at the revision this writer knows. Raises :class:`SnapshotFencedError`
+        if another writer replaced the head since."""
+        slot = other_slot(self._slot, self._owner)
         head, head_bytes, chunks = await asyncio.to_thread(encode, executions, after_seq, slot)
-        kv = self._bucket()
         for index, chunk in enumerate(chunks):
-            await kv.put(subjects.snapshot_chunk_key(slot, index), chunk)
-        await kv.put(subjects.SNAPSHOT_HEAD_KEY, head_bytes)
+            await self._kv.put(subjects.snapshot_chunk_key(self._partition, slot, index), chunk)
+        try:
+            if self._revision:
+                revision = await self._kv.update(self._head_key, head_bytes, last=self._revision)
+            else:
+                revision = await self._kv.create(self._head_key, head_bytes)
+        except KeyWrongLastSequenceError as error:
+            # Our own earlier write may have landed unacknowledged: then the head is ours.
+            current = await self._head_entry()
+            if current is None or not self._is_mine(current[0]):
+                raise SnapshotFencedError(
+                    f"the snapshot of partition {self._partition} was written by another process"
+                ) from error
+            self._revision = current[1]
+            return await self.write(executions, after_seq)
+        self._revision, self._slot = revision, slot
         return head
 
-    async def former_keys(self) -> list[str]:
-        """The executions listed in the former layout (one key each)."""
-        watcher = await self._bucket().watch(
-            subjects.ACTIVE_KEYS, ignore_deletes=True, meta_only=True
-        )
-        ids = []
-        try:
-            # None marks the end of what is stored (nats-py: untyped)
-            while (entry := await watcher.updates(_LISTING_TIMEOUT_S)) is not None:  # type: ignore[no-untyped-call]
-                ids.append(entry.key.rsplit(".", 1)[1])
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: untyped
-        return ids
-
-    async def purge_former_keys(self) -> None:
-        """Remove every key of the former layout, and the deletion markers it left (one per
-        execution that ever finished), in one request."""
-        stream = f"KV_{subjects.SCHEDULER_STATE_BUCKET}"
-        await self._js.purge_stream(stream, subject=subjects.active_keys_subject())
+    def _is_mine(self, head: Head) -> bool:
+        return head.slot.startswith(f"{self._owner}-")
 
     async def _head(self) -> Head | None:
+        entry = await self._head_entry()
+        if entry is None:
+            self._revision, self._slot = 0, None
+            return None
+        head, self._revision = entry
+        self._slot = head.slot
+        return head
+
+    async def _head_entry(self) -> tuple[Head, int] | None:
         try:
-            entry = await self._bucket().get(subjects.SNAPSHOT_HEAD_KEY)
+            entry = await self._kv.get(self._head_key)
         except KeyNotFoundError:
             return None
-        return parse_head(entry.value or b"")
-
-    def _bucket(self) -> KeyValue:
-        if self._kv is None:
-            raise RuntimeError("SnapshotStore.open() was not called")
-        return self._kv
+        assert entry.revision is not None
+        try:
+            return parse_head(entry.value or b""), entry.revision
+        except SnapshotError:
+            self._revision = entry.revision  # unreadable: replaced by the next write
+            raise

@@ -1,0 +1,269 @@
+"""The partitioned log on a real nats-server: one stream per partition holding its slots' subjects,
+each event stored in its execution's partition, an execution's events read back in order (also
+past one batch of direct gets), starts refused when the streams were laid out otherwise, and
+the fences a partition's owner publishes under."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from nodedrop.contracts import ids, subjects
+from nodedrop.contracts.bus import EventPublisher, FencedError
+from nodedrop.contracts.events import ExecutionRequested, NodeStarted
+from nodedrop.contracts.history import read_execution
+from nodedrop.contracts.jetstream import (
+    FORMER_EVENTS_STREAM,
+    LayoutError,
+    StreamSettings,
+    ensure_jetstream,
+)
+from nodedrop.contracts.routing import (
+    PARTITIONS_ENV,
+    Layout,
+    execution_subject,
+    is_event_subject,
+)
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def in_partition(layout: Layout, partition: int, name: str, count: int = 1) -> list[str]:
+    """``count`` execution ids in ``partition``."""
+    found = (f"{name}-{i}" for i in range(100_000))
+    return [i for i in found if layout.partition_of(i) == partition][:count]
+
+
+def requested(execution_id: str) -> ExecutionRequested:
+    return ExecutionRequested(
+        event_id=ids.execution_requested(execution_id),
+        execution_id=execution_id,
+        time=T0,
+        workflow={"name": "w", "nodes": [], "connections": []},
+        requested_by="test",
+        trigger="start",
+    )
+
+
+def attempt(execution_id: str, n: int) -> NodeStarted:
+    return NodeStarted(
+        event_id=ids.node_started(execution_id, "n1", n),
+        execution_id=execution_id,
+        time=T0 + timedelta(milliseconds=n),
+        node="n1",
+        attempt=n,
+    )
+
+
+async def stream_names(js: JetStreamContext) -> set[str]:
+    return {info.config.name for info in await js.streams_info() if info.config.name}
+
+
+async def stored_on(js: JetStreamContext, stream: str, subject: str) -> int:
+    """How many messages ``stream`` holds on ``subject``."""
+    info = await js.stream_info(stream, subjects_filter=subject)
+    return sum((info.state.subjects or {}).values())
+
+
+# ------------------------------------------------------------------ the streams
+
+
+@pytest.mark.parametrize("partitions", [1, 3, 4])
+async def test_ensure_jetstream_creates_a_stream_per_partition_with_its_slots(
+    jetstream: JetStreamContext, partitions: int
+) -> None:
+    layout = Layout(partitions)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+
+    assert await stream_names(jetstream) == set(layout.streams)
+    for partition, stream in enumerate(layout.streams):
+        config = (await jetstream.stream_info(stream)).config
+        assert sorted(config.subjects or []) == sorted(layout.stream_subjects(partition))
+        consumers = {c.name for c in await jetstream.consumers_info(stream)}
+        assert consumers == {subjects.RUNNER_CONSUMER, subjects.NOTIFIER_CONSUMER}
+    # Idempotent: a second start changes nothing.
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    assert await stream_names(jetstream) == set(layout.streams)
+
+
+async def test_an_event_is_stored_in_its_executions_partition(jetstream: JetStreamContext) -> None:
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    executions = [in_partition(layout, p, "routed")[0] for p in range(layout.partitions)]
+    # One batch spanning every partition: each event goes to its own partition's stream.
+    seqs = await EventPublisher(jetstream, layout).publish([requested(e) for e in executions])
+
+    assert seqs == [1, 1, 1, 1]  # each the first message of its stream
+    for execution_id in executions:
+        subject = execution_subject(execution_id, "ExecutionRequested")
+        home = layout.stream_of(execution_id)
+        stored = await jetstream.get_last_msg(home, subject)
+        assert stored.seq == 1
+        for other in set(layout.streams) - {home}:
+            assert await stored_on(jetstream, other, subject) == 0
+    for stream in layout.streams:
+        assert (await jetstream.stream_info(stream)).state.messages == 1
+
+
+async def test_a_duplicate_is_dropped_by_its_partitions_stream(
+    jetstream: JetStreamContext,
+) -> None:
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    (execution_id,) = in_partition(layout, 2, "twice")
+    publisher = EventPublisher(jetstream, layout)
+    assert await publisher.publish_first(requested(execution_id))
+    assert not await publisher.publish_first(requested(execution_id))
+    assert (await jetstream.stream_info(layout.stream(2))).state.messages == 1
+
+
+# ------------------------------------------------------------------ reading an execution
+
+
+async def test_read_execution_returns_its_events_in_order(jetstream: JetStreamContext) -> None:
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    mine, other = in_partition(layout, 1, "read", count=2)
+    publisher = EventPublisher(jetstream, layout)
+    # Interleaved with another execution of the same partition (so of the same stream).
+    published = [requested(mine), requested(other), attempt(mine, 1), attempt(other, 1)]
+    published += [attempt(mine, 2), attempt(mine, 3)]
+    seqs = await publisher.publish(published)
+
+    stored = await read_execution(jetstream, mine, layout=layout)
+    expected = [(s, e) for s, e in zip(seqs, published, strict=True) if e.execution_id == mine]
+    assert stored == expected
+    assert [s for s, _ in stored] == [1, 3, 5, 6]
+
+    later = await read_execution(jetstream, mine, layout=layout, after_seq=3)
+    assert later == expected[2:]
+    assert await read_execution(jetstream, mine, layout=layout, after_seq=6) == []
+    assert await read_execution(jetstream, "never-requested", layout=layout) == []
+
+
+@pytest.mark.parametrize("count", [255, 256, 257, 700])
+async def test_read_execution_reads_past_one_batch_of_direct_gets(
+    jetstream: JetStreamContext, count: int
+) -> None:
+    """A direct get answers at most 256 messages; the read asks again until none is left."""
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    mine, other = in_partition(layout, 3, "long", count=2)
+    events = [requested(mine), *(attempt(mine, n) for n in range(1, count))]
+    publisher = EventPublisher(jetstream, layout)
+    await publisher.publish(events[: count // 2])
+    await publisher.publish([requested(other)])  # a hole in the middle, for this execution
+    await publisher.publish(events[count // 2 :])
+
+    stored = await read_execution(jetstream, mine, layout=layout)
+    assert [e for _, e in stored] == events
+    seqs = [s for s, _ in stored]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == count
+
+    cut = seqs[count - 10]
+    assert [e for _, e in await read_execution(jetstream, mine, layout=layout, after_seq=cut)] == (
+        events[count - 9 :]
+    )
+    cut = seqs[100]
+    after = await read_execution(jetstream, mine, layout=layout, after_seq=cut)
+    assert [e for _, e in after] == events[101:]
+
+
+# ------------------------------------------------------------------ another layout
+
+
+@pytest.mark.parametrize("started_with", ["3", "5"])
+async def test_a_start_with_another_partition_count_is_refused(
+    jetstream: JetStreamContext, monkeypatch: pytest.MonkeyPatch, started_with: str
+) -> None:
+    """The log was created with 4 partitions; a service started with fewer or more stops with a
+    message naming the setting, and changes nothing."""
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    before = {s: (await jetstream.stream_info(s)).config.subjects for s in layout.streams}
+
+    monkeypatch.setenv(PARTITIONS_ENV, started_with)
+    with pytest.raises(LayoutError, match=PARTITIONS_ENV):
+        await ensure_jetstream(jetstream)
+
+    assert await stream_names(jetstream) == set(layout.streams)
+    after = {s: (await jetstream.stream_info(s)).config.subjects for s in layout.streams}
+    assert after == before
+
+
+async def test_a_former_single_stream_log_is_refused_naming_the_migration(
+    jetstream: JetStreamContext,
+) -> None:
+    await jetstream.add_stream(name=FORMER_EVENTS_STREAM, subjects=["nodedrop.events.>"])
+    await jetstream.publish("nodedrop.events.09.exec-1.ExecutionRequested", b"{}")
+
+    with pytest.raises(LayoutError, match="nodedrop migrate-log"):
+        await ensure_jetstream(jetstream, StreamSettings(layout=Layout(4)))
+
+    assert await stream_names(jetstream) == {FORMER_EVENTS_STREAM}  # nothing created
+    assert (await jetstream.stream_info(FORMER_EVENTS_STREAM)).state.messages == 1
+
+
+# ------------------------------------------------------------------ fences
+
+
+async def test_a_publish_under_a_superseded_fence_is_refused_and_stores_nothing(
+    jetstream: JetStreamContext,
+) -> None:
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    first_id, second_id, third_id = in_partition(layout, 2, "fenced", count=3)
+    publisher = EventPublisher(jetstream, layout)
+
+    old = await publisher.write_fence(2, "old-owner")
+    assert await publisher.publish([requested(first_id)], fences={2: old}) == [old + 1]
+
+    new = await publisher.write_fence(2, "new-owner")
+    assert new > old
+    fence = await jetstream.get_last_msg(layout.stream(2), layout.fence_subject(2))
+    assert (fence.seq, fence.data) == (new, b"new-owner")
+
+    messages = (await jetstream.stream_info(layout.stream(2))).state.messages
+    with pytest.raises(FencedError):
+        await publisher.publish([requested(second_id), attempt(second_id, 1)], fences={2: old})
+    assert (await jetstream.stream_info(layout.stream(2))).state.messages == messages
+    assert await read_execution(jetstream, second_id, layout=layout) == []
+    with pytest.raises(NotFoundError):
+        await jetstream.get_last_msg(layout.stream(2), execution_subject(second_id))
+
+    # Under the new fence the same events are stored (nothing of the refused batch is a
+    # duplicate of them).
+    seqs = await publisher.publish([requested(second_id), attempt(second_id, 1)], fences={2: new})
+    assert seqs == [new + 1, new + 2]
+    assert [s for s, _ in await read_execution(jetstream, second_id, layout=layout)] == seqs
+
+    # An event of a partition the caller holds no fence of is refused as well.
+    with pytest.raises(FencedError):
+        await publisher.publish([requested(third_id)], fences={0: 1})
+    assert await read_execution(jetstream, third_id, layout=layout) == []
+
+
+async def test_fences_are_per_partition(jetstream: JetStreamContext) -> None:
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    (in_one,) = in_partition(layout, 1, "fence-one")
+    (in_three,) = in_partition(layout, 3, "fence-three")
+    publisher = EventPublisher(jetstream, layout)
+    one = await publisher.write_fence(1, "a")
+    three = await publisher.write_fence(3, "a")
+    await publisher.write_fence(3, "b")  # partition 3 taken over; partition 1 is not
+
+    await publisher.publish([requested(in_one)], fences={1: one, 3: three})
+    with pytest.raises(FencedError):
+        await publisher.publish([requested(in_three)], fences={1: one, 3: three})
+    assert len(await read_execution(jetstream, in_one, layout=layout)) == 1
+    assert await read_execution(jetstream, in_three, layout=layout) == []
+    # The fences are in the partitions' streams, not read as events.
+    fence = await jetstream.get_last_msg(layout.stream(1), layout.fence_subject(1))
+    assert not is_event_subject(fence.subject or "")
