@@ -1,4 +1,4 @@
-// The shapes of the nodedrop API (CONTRACT.md sections 1 and 4) that the UI reads and writes.
+// The shapes of the nodedrop API (docs/nodes.md, docs/api.md) that the UI reads and writes.
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 export type Item = Record<string, JsonValue>;

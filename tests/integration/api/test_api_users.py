@@ -1,5 +1,5 @@
-"""Users and API keys (CONTRACT.md section 4): creation by an admin, keys shown once and stored
-as digests, new keys, revocation (at once here, within the cache bound elsewhere)."""
+"""Users and API keys (docs/api.md): creation by an admin, keys shown once and stored as
+digests, new keys, revocation (at once here, within the cache bound elsewhere)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WebSocket endpoint (CONTRACT.md section 5) served by uvicorn, read by a real client."""
+"""The WebSocket endpoint (docs/api.md, "WebSocket") served by uvicorn, read by a real client."""
 
 from __future__ import annotations
 

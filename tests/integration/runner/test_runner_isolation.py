@@ -1,7 +1,7 @@
 """Real stops on a runner: a node over its timeout is stopped and recorded as NodeTimeout, a
-cancel stops running nodes within 1 s (CONTRACT.md section 3, rules 6 and 8), whether the node
-is a built-in in the event loop or a custom node blocking its worker process; and a node that
-misbehaves fails its attempt, never the runner."""
+cancel stops running nodes within 1 s (docs/architecture.md, "Execution semantics", rules 6
+and 8), whether the node is a built-in in the event loop or a custom node blocking its worker
+process; and a node that misbehaves fails its attempt, never the runner."""
 
 from __future__ import annotations
 

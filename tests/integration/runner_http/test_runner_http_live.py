@@ -255,7 +255,7 @@ async def test_5xx_and_429_are_retryable_server_errors(
 async def test_4xx_are_client_errors(server: Running, node: HttpRequestNode, status: int) -> None:
     error = await failure(node, {"url": server.url(f"/status/{status}")})
     assert error.type == "HttpClientError"
-    # Retryable as far as the node is concerned; retry.non_retryable_errors decides (CONTRACT.md).
+    # Retryable as far as the node is concerned; retry.non_retryable_errors decides (docs/nodes.md).
     assert error.retryable is True
     assert f"HTTP {status}" in error.message
 

@@ -1,4 +1,5 @@
-"""Workflow definitions: every rejection CONTRACT.md section 1 names, and the defaults it promises.
+"""Workflow definitions: every rejection and default that docs/nodes.md ("Workflow definitions")
+and docs/api.md ("Errors") name.
 
 Each rejection is checked for its exact ``loc`` (FastAPI-style, what the API answers with 422),
 its ``type`` and a ``msg`` that names the problem.
@@ -58,7 +59,7 @@ def the_problem(data: Any) -> Problem:
 
 
 def contract_example() -> Json:
-    """CONTRACT.md section 1, with the ``notify`` node it connects to added."""
+    """An order sync using most fields, with the ``notify`` node it connects to added."""
     return {
         "name": "Order sync",
         "nodes": [

@@ -1,4 +1,4 @@
-"""One test per rule of CONTRACT.md section 3, on small named graphs."""
+"""One test per rule of docs/architecture.md, "Execution semantics", on small named graphs."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ export interface StreamOptions {
 }
 
 const DEFAULT_DELAYS = [300, 1000, 2000, 5000];
-/** Close codes after which reconnecting cannot help (CONTRACT.md section 5). */
+/** Close codes after which reconnecting cannot help (docs/api.md, "WebSocket"). */
 const REFUSED: Record<number, string> = {
   4401: "the API key was not accepted",
   4404: "no such execution",

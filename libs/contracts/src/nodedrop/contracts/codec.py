@@ -15,7 +15,7 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
-#: Fields lifted out of ``data`` in the public event shape (CONTRACT.md section 4).
+#: Fields lifted out of ``data`` in the public event shape (docs/api.md, "Endpoints").
 _ENVELOPE = frozenset({"type", "event_id", "execution_id", "time", "v", "node", "attempt"})
 
 

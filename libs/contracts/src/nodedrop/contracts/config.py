@@ -1,4 +1,4 @@
-"""Configuration from the environment (CONTRACT.md section 7), read when a service starts."""
+"""Configuration from the environment (docs/operations.md), read when a service starts."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What a node's failure leads to (CONTRACT.md section 3, rules 5 and 6), for readers of the
-event stream that must judge a ``NodeFailed`` as the scheduler core does, without its state.
+"""What a node's failure leads to (docs/architecture.md, "Execution semantics", rules 5 and 6),
+for readers of the event stream that must judge a ``NodeFailed`` as the scheduler core does,
+without its state.
 
 The one copy of these rules: the scheduler core's fold decides with them (its policy read from
 the validated definition, ``nodedrop.scheduler.core.rules.failure_policy``); the notifier's

@@ -1,4 +1,4 @@
-"""The data that flows between nodes (CONTRACT.md section 2)."""
+"""The data that flows between nodes (docs/nodes.md, "Data between nodes")."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Workflow definitions (CONTRACT.md section 1) and their validation.
+"""Workflow definitions (docs/nodes.md, "Workflow definitions") and their validation.
 
 :func:`validate_workflow` is the one door into a :class:`Workflow`: it checks the JSON shape with
 pydantic, then the graph (types, ids, ports, cycles, triggers) against a node type registry, and

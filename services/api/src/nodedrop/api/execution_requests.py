@@ -172,7 +172,8 @@ def assemble_node_input(
     workflow: Workflow, node: str, outputs: Mapping[str, Mapping[str, list[Item]]]
 ) -> PortItems:
     """The input ``node`` would get from its parents' ``outputs``: per input port, the items of
-    every connection into it, concatenated in connection order (CONTRACT.md section 2)."""
+    every connection into it, concatenated in connection order (docs/nodes.md, "Data between
+    nodes")."""
     connections = incoming(workflow, node)
     missing = [p for p in parents(workflow, node) if p not in outputs]
     if missing:

@@ -1,4 +1,4 @@
-"""Request and response bodies (CONTRACT.md section 4), so /openapi.json describes them."""
+"""Request and response bodies (docs/api.md), so /openapi.json describes them."""
 
 from __future__ import annotations
 

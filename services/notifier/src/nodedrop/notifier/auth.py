@@ -1,4 +1,4 @@
-"""Who is calling the WebSocket: API keys to callers (CONTRACT.md section 4), and from where.
+"""Who is calling the WebSocket: API keys to callers (docs/api.md), and from where.
 
 The API relays ``/ws/*`` here unchanged and leaves authentication to the notifier, so both must
 accept the same keys: both verify with ``nodedrop.contracts.apikeys.KeyVerifier`` against the

@@ -4,9 +4,9 @@ asyncpg directly, no ORM: a batch costs a fixed handful of round trips whatever 
 in as column arrays through ``unnest`` (one statement per table), which PostgreSQL turns into a
 single bulk insert; that is several times faster than ``executemany``.
 
-Idempotence (at-least-once delivery, ENGINEERING.md section 2): the checkpoint row is locked first,
-events at or below it are skipped, rows are upserts of deterministic values, and log lines are
-unique on ``(execution_id, seq)``. Replaying a batch therefore changes nothing.
+Idempotence (delivery is at least once, so a batch may come again): the checkpoint row is locked
+first, events at or below it are skipped, rows are upserts of deterministic values, and log lines
+are unique on ``(execution_id, seq)``. Replaying a batch therefore changes nothing.
 """
 
 from __future__ import annotations

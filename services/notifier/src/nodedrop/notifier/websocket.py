@@ -1,4 +1,4 @@
-"""Live execution events over WebSocket (CONTRACT.md section 5).
+"""Live execution events over WebSocket (docs/api.md, "WebSocket").
 
 ``GET /ws/executions/{id}?after_seq=N`` sends every event of the execution with ``seq > N``, one
 JSON text message each, stored ones first and then live ones, and closes with 1000 after

@@ -1,8 +1,8 @@
-"""``{{ … }}`` expressions in node parameters (CONTRACT.md section 6), in a restricted evaluator.
+"""``{{ … }}`` expressions in node parameters (docs/nodes.md), in a restricted evaluator.
 
 Why our own evaluator and not a library such as ``simpleeval``: this is the one place where
 workflow authors' text runs inside our services, and n8n's in-process sandboxes were escaped
-many times (ENGINEERING.md section 2). simpleeval allows attribute access by default and blocks
+many times (CVEs of 2025 and 2026). simpleeval allows attribute access by default and blocks
 by blacklist, and has had escapes that way (through generator frames, simpleeval issue #138, and
 ``str.format``); it also has no overall work budget. A whitelist over ``ast`` node types, exact
 value types and a fixed table of functions fits in these few modules, read in full, with no

@@ -37,7 +37,7 @@ from nodedrop.contracts.expressions.runtime import (
 )
 
 Evaluator = Callable[[Context], Any]
-#: The names an expression may read (CONTRACT.md section 6).
+#: The names an expression may read (docs/nodes.md, "Expressions").
 SCOPE_NAMES = frozenset({"item", "nodes", "execution"})
 #: JSON's literals, accepted beside Python's True, False and None.
 JSON_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
@@ -113,7 +113,7 @@ class CompiledExpression:
         except Exception as error:
             # Whatever a helper or operator raised on the user's data (division by zero,
             # '<' between a string and a number) fails the node as an ExpressionError
-            # (CONTRACT.md section 6), never as an unexpected crash.
+            # (docs/nodes.md, "Expressions"), never as an unexpected crash.
             raise ExpressionError(self.source, str(error) or type(error).__name__) from error
 
 

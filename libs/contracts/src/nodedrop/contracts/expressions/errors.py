@@ -15,7 +15,7 @@ def shorten(text: str, limit: int = _SHOWN_CHARS) -> str:
 class ExpressionError(Exception):
     """An expression could not be compiled or evaluated.
 
-    ``str(error)`` names the expression (CONTRACT.md section 6: the node fails with error type
+    ``str(error)`` names the expression (docs/nodes.md, "Expressions": the node fails with type
     ``ExpressionError`` and a message naming the expression). ``expression`` is empty only for
     problems of the parameter value around the expressions (nested too deeply).
     """

@@ -1,4 +1,4 @@
-"""The built-in node types the runner executes itself (CONTRACT.md section 6)."""
+"""The built-in node types the runner executes itself (docs/nodes.md, "Built-in types")."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from nodedrop.runner.nodes.api import NodeContext, NodeError, NodeImplementation
 
 P = TypeVar("P", bound=Parameters)
 
-#: What a trigger outputs when its execution was requested without input (CONTRACT.md section 2).
+#: What a trigger outputs when its execution was requested without input (docs/nodes.md).
 _DEFAULT_TRIGGER_ITEMS: list[Item] = [{}]
 
 

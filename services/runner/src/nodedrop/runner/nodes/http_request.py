@@ -1,4 +1,4 @@
-"""The ``http_request`` node (CONTRACT.md section 6): one HTTP request per input item.
+"""The ``http_request`` node (docs/nodes.md): one HTTP request per input item.
 
 Output, one item per input item and in input order::
 

@@ -1,4 +1,5 @@
-"""The plan: the part of a workflow one execution may run (CONTRACT.md section 3, rule 1).
+"""The plan: the part of a workflow one execution may run (docs/architecture.md, "Execution
+semantics", rule 1).
 
 In trigger mode the plan is the set of nodes reachable from the chosen trigger. Edges are kept
 only between plan nodes, so a node shared with another trigger's branch never waits for a parent

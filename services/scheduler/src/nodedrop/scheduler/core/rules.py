@@ -1,4 +1,4 @@
-"""Small rules of CONTRACT.md section 3 that both the fold and the decisions apply.
+"""Small rules of execution semantics (docs/architecture.md) that the fold and the decisions apply.
 
 What a node's failure leads to (a lost runner's attempt made again, a retry, a failure under
 ``on_error``, the ``error_output`` items) is in :mod:`nodedrop.contracts.failures`, the one copy
