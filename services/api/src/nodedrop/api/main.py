@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 import uvicorn
 
 from nodedrop.api.app import create_app
 from nodedrop.contracts.config import Config
+from nodedrop.contracts.logsetup import configure_logging
 from nodedrop.contracts.tracing import setup_tracing
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     config = Config.from_env()
     setup_tracing("api", config.otel_exporter)
     # No access log: a line per request cost ~3% of the api's CPU at load (docs/benchmarks.md);

@@ -17,7 +17,8 @@ from nodedrop.contracts.config import Config, seconds_setting
 from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.leases import DEFAULT_LEASE_S, LEASE_ENV, PartitionLeases, open_leases
 from nodedrop.contracts.lifecycle import stop_on_signals
-from nodedrop.notifier.auth import key_auth
+from nodedrop.contracts.logsetup import configure_logging
+from nodedrop.notifier.auth import key_auth, key_recheck
 from nodedrop.notifier.consumer import linger_from_env
 from nodedrop.notifier.partitions import Projectors
 from nodedrop.notifier.retention import Pruner, RetentionSettings
@@ -81,6 +82,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                         js,
                         config.admin_token,
                         authenticate=key_auth(pool, config.admin_token),
+                        recheck=key_recheck(pool, config.admin_token),
                         allowed_origins=config.websocket_origins,
                         layout=streams.layout,
                     ),
@@ -164,7 +166,7 @@ async def _nats_reconnected() -> None:
 
 def main() -> None:
     """``nodedrop-notifier`` / ``python -m nodedrop.notifier``: configured from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     config = Config.from_env()
     if not config.nats_url or not config.database_url:
         sys.exit("nodedrop-notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")

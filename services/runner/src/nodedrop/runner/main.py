@@ -15,6 +15,7 @@ from nodedrop.contracts import eventloop, natsconnect, subjects
 from nodedrop.contracts.config import Config, seconds_setting
 from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.lifecycle import stop_on_signals
+from nodedrop.contracts.logsetup import configure_logging
 from nodedrop.contracts.routing import Layout
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
@@ -126,7 +127,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
 
 def main() -> None:
     """``nodedrop-runner`` / ``python -m nodedrop.runner``: configured from the environment."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     config = Config.from_env()
     if not config.nats_url:
         sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")

@@ -13,6 +13,7 @@ from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.config import Config, seconds_setting
 from nodedrop.contracts.jetstream import StreamSettings, ensure_dead_letters, ensure_jetstream
 from nodedrop.contracts.leases import DEFAULT_LEASE_S, LEASE_ENV, PartitionLeases, open_leases
+from nodedrop.contracts.logsetup import configure_logging
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.scheduler.cron import CronFirer
 from nodedrop.scheduler.dead_letters import DeadLetters
@@ -77,9 +78,7 @@ async def serve(config: Config) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s"
-    )
+    configure_logging()
     config = Config.from_env()
     setup_tracing("scheduler", config.otel_exporter)
     eventloop.run(serve(config))
