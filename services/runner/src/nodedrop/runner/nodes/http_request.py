@@ -57,8 +57,22 @@ from nodedrop.runner.nodes.flow import rendered
 CLIENT_ERRORS_RETRYABLE = True
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-# Credentials meant for one origin; not sent on to another one a redirect names.
-_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization", "cookie")
+# The headers a redirect to another origin keeps: any other header the node sets may carry a
+# credential (X-Api-Key, Private-Token, a signature), and only the user knows which, so none of
+# them is sent on to a site the user did not name. These describe the request, not who sends it.
+_HEADERS_KEPT_ACROSS_ORIGINS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "content-language",
+        "content-length",
+        "content-type",
+        "idempotency-key",
+        "transfer-encoding",
+        "user-agent",
+    }
+)
 _ERROR_BODY_CHARS = 300
 # RFC 9110 field names are tokens; values must not smuggle another header line in.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -366,7 +380,7 @@ def _redirected(request: OutgoingRequest, response: httpx.Response) -> OutgoingR
         for name in ("content-type", "content-length", "transfer-encoding"):
             headers.pop(name, None)
     if not _same_origin(request.url, url):
-        for name in _CREDENTIAL_HEADERS:
+        for name in [n for n in headers if n.lower() not in _HEADERS_KEPT_ACROSS_ORIGINS]:
             headers.pop(name, None)
     return OutgoingRequest(request.item_index, method, url, headers, content)
 
