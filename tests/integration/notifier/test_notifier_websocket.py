@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
 import pytest
 import uvicorn
 from nats.js import JetStreamContext
 from starlette.applications import Starlette
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from nodedrop.contracts import apikeys, codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.routing import Layout
-from nodedrop.notifier.auth import Caller, key_auth
+from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.routing import Layout, event_subject
+from nodedrop.embedded import EmbeddedNats
+from nodedrop.notifier.auth import Caller, key_auth, key_recheck
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
 
@@ -286,3 +293,149 @@ async def test_browsers_only_from_allowed_origins(keyed_base_url: str, publish: 
         assert await receive_all(ws) == (public(history, seqs), 1000)
     async with connect(ws_url(base_url, "ex1")) as ws:  # no Origin: not a browser
         assert (await receive_all(ws))[1] == 1000
+
+
+# ------------------------------------------------------------ keys out of URLs, edge cases
+
+
+def key_subprotocols(key: str) -> list[Subprotocol]:
+    """What the web UI offers: the key in base64url, next to ``nodedrop``."""
+    encoded = base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    return [Subprotocol("nodedrop"), Subprotocol(f"nodedrop.key.{encoded}")]
+
+
+async def test_the_key_may_come_as_a_subprotocol_and_reaches_no_log(
+    base_url: str, publish: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn logs each accepted WebSocket, path and query, at INFO, on a logger of its own.
+    caplog.set_level(logging.INFO, logger="uvicorn.error")
+    logging.getLogger("uvicorn.error").addHandler(caplog.handler)
+    history = History("ex1").typical(2).events
+    seqs = await publish(history)
+    url = f"ws://{base_url}/ws/executions/ex1"
+    try:
+        async with connect(url, subprotocols=key_subprotocols(TOKEN)) as ws:
+            assert ws.subprotocol == "nodedrop"  # the key's subprotocol is never echoed
+            messages, code = await receive_all(ws)
+        assert (messages, code) == (public(history, seqs), 1000)
+        async with connect(url, subprotocols=key_subprotocols("wrong")) as ws:
+            assert (
+                ws.subprotocol == "nodedrop"
+            )  # a browser sees the refusal, not a failed handshake
+            assert await receive_all(ws) == ([], 4401)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
+    assert any("/ws/executions/ex1" in r.getMessage() for r in caplog.records)
+    encoded = key_subprotocols(TOKEN)[1]
+    assert not [r for r in caplog.records if TOKEN in r.getMessage() or encoded in r.getMessage()]
+
+
+async def test_after_seq_past_the_end_still_closes_when_the_execution_finishes(
+    base_url: str, events: JetStreamContext, publish: Any
+) -> None:
+    history = History("ex1")
+    history.requested()
+    history.started(["start", "n1"])
+    stored = await publish(history.events)
+    history.run_node("start")
+    history.run_node("n1")
+    history.finished()
+    far = stored[-1] + 1_000  # beyond every sequence the rest of the execution gets
+    async with connect(ws_url(base_url, "ex1", after_seq=far)) as ws:
+        await publish(history.events[len(stored) :])
+        messages, code = await receive_all(ws)
+    assert (messages, code) == ([], 1000)  # nothing after ``far``, and closed at the end
+
+    stream = Layout.from_env().stream_of("ex1")
+    for _ in range(100):  # its ordered consumer is gone with it
+        if (await events.stream_info(stream)).state.consumer_count == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert (await events.stream_info(stream)).state.consumer_count == 2
+
+
+@pytest.mark.parametrize("after_seq", [str(2**64 + 1), str(10**30), "1_0", "+5", "٣", "-3"])
+async def test_an_after_seq_out_of_range_is_refused_with_4400_and_no_traceback(
+    base_url: str, publish: Any, after_seq: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    await publish(History("ex1").typical(2).events)
+    async with connect(ws_url(base_url, "ex1") + f"&after_seq={after_seq}") as ws:
+        assert await receive_all(ws) == ([], 4400)
+    assert ws.close_reason == f"after_seq must be an integer from 0 to {2**64 - 1}"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_the_largest_after_seq_is_served(base_url: str, publish: Any) -> None:
+    await publish(History("ex1").typical(2).events)
+    async with connect(ws_url(base_url, "ex1", after_seq=2**64 - 1)) as ws:
+        assert await receive_all(ws) == ([], 1000)  # past the end of a finished execution
+
+
+async def test_a_key_revoked_while_its_socket_is_open_closes_it_with_4401(
+    events: JetStreamContext, pool: Any, publish: Any
+) -> None:
+    key, key_id = await add_user(pool, "u-alice")
+    history = History("ex1", requested_by="u-alice")
+    history.requested()
+    history.started(["start", "n1"])
+    seqs = await publish(history.events)  # running: it would stream until its end
+    app = create_app(
+        events, None, authenticate=key_auth(pool, None), recheck=key_recheck(pool, None)
+    )
+    async with serving(app) as base, connect(ws_url(base, "ex1", token=key)) as ws:
+        for _ in seqs:
+            await asyncio.wait_for(ws.recv(), 5)
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id)
+        assert await receive_all(ws, limit=10) == ([], 4401)
+    assert ws.close_reason == "API key revoked"
+
+
+async def test_the_recheck_asks_the_database_every_time(pool: Any) -> None:
+    key, key_id = await add_user(pool, "u-alice")
+    recheck = key_recheck(pool, None)
+    assert await recheck(key) == Caller("u-alice", name="u-alice")
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = $1", key_id)
+    assert await recheck(key) is None  # no cached answer in between
+
+
+async def test_nats_away_closes_with_1011_and_one_line_not_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = EmbeddedNats(tmp_path / "nats", port=port)
+    server.start()
+
+    async def quiet(_: Exception) -> None:  # as the notifier's own callback, without a traceback
+        pass
+
+    nc = await nats.connect(
+        server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.1, error_cb=quiet
+    )
+    try:
+        js = nc.jetstream(timeout=1)
+        await ensure_jetstream(js)
+        history = History("ex1")
+        history.requested()
+        for event in history.events:
+            await js.publish(
+                event_subject(event), codec.encode(event), stream=Layout.from_env().stream_of("ex1")
+            )
+        async with serving(create_app(js, TOKEN)) as base:
+            await asyncio.to_thread(server.stop)
+            for _ in range(3):  # the UI retrying while NATS is away
+                async with connect(ws_url(base, "ex1")) as ws:
+                    assert await receive_all(ws) == ([], 1011)
+                assert ws.close_reason == "event stream unavailable"
+    finally:
+        with contextlib.suppress(Exception):  # the server is gone: closing may fail
+            await nc.close()
+        await asyncio.to_thread(server.stop)
+    assert not [r for r in caplog.records if r.exc_info is not None]
+    assert "Exception in ASGI application" not in caplog.text
+    lines = [r for r in caplog.records if r.name == "nodedrop.notifier.websocket"]
+    assert len(lines) == 3
+    assert all("NATS" in r.getMessage() and "\n" not in r.getMessage() for r in lines)

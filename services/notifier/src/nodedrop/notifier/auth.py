@@ -7,8 +7,10 @@ same tables (the admin token, or a user's key looked up in PostgreSQL and cached
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from nodedrop.contracts.apikeys import ADMIN, ADMIN_ID, KeyVerifier, Principal
@@ -16,13 +18,22 @@ from nodedrop.contracts.db.apikeys import pool_lookup
 
 __all__ = [
     "ADMIN_ID",
+    "KEY_SUBPROTOCOL_PREFIX",
+    "SUBPROTOCOL",
     "Authenticate",
     "Caller",
     "admin_token_auth",
     "key_auth",
+    "key_recheck",
     "origin_allowed",
     "presented_key",
 ]
+
+#: The subprotocol a browser offers (and the server accepts) next to the one carrying its key.
+SUBPROTOCOL = "nodedrop"
+#: ``nodedrop.key.<the key in base64url, no padding>``: the key in ``Sec-WebSocket-Protocol``, the
+#: one header a browser lets a page set on a WebSocket, so that it stays out of URLs and logs.
+KEY_SUBPROTOCOL_PREFIX = "nodedrop.key."
 
 #: The caller of a WebSocket: a user, or the admin.
 Caller = Principal
@@ -49,12 +60,31 @@ def key_auth(pool: Any, admin_token: str | None) -> Authenticate:
     return KeyVerifier(pool_lookup(pool), admin_token=admin_token).verify
 
 
-def presented_key(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    """``Authorization: Bearer <key>``, else ``?token=<key>`` (browsers cannot set headers)."""
+def key_recheck(pool: Any, admin_token: str | None) -> Authenticate:
+    """As :func:`key_auth`, but asking the database every time (no cache): how open sockets
+    find out that their key was revoked."""
+    return KeyVerifier(pool_lookup(pool), admin_token=admin_token, ttl_s=0).verify
+
+
+def presented_key(
+    headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Sequence[str] = ()
+) -> str | None:
+    """``Authorization: Bearer <key>``, else the ``nodedrop.key.<base64url key>`` subprotocol
+    (browsers), else ``?token=<key>`` (older clients; redacted from the access logs)."""
     scheme, _, credentials = headers.get("authorization", "").partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
         return credentials.strip()
+    for offered in subprotocols:
+        if offered.startswith(KEY_SUBPROTOCOL_PREFIX):
+            return _unbase64url(offered.removeprefix(KEY_SUBPROTOCOL_PREFIX))
     return query.get("token") or None
+
+
+def _unbase64url(text: str) -> str | None:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode() or None
+    except (binascii.Error, ValueError):  # not base64, or not UTF-8: no key
+        return None
 
 
 def origin_allowed(origin: str | None, allowed: Collection[str]) -> bool:

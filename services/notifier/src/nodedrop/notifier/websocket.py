@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Collection
 
 import msgspec
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import NotFoundError
@@ -28,6 +30,7 @@ from nodedrop.contracts import codec
 from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
 from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.auth import (
+    SUBPROTOCOL,
     Authenticate,
     Caller,
     admin_token_auth,
@@ -38,12 +41,22 @@ from nodedrop.notifier.auth import (
 log = logging.getLogger(__name__)
 
 CLOSE_NORMAL = 1000
-CLOSE_BAD_REQUEST = 4400  # an addition: ``after_seq`` is not a non-negative integer
+CLOSE_BAD_REQUEST = 4400  # an addition: ``after_seq`` is not an integer from 0 to 2**64 - 1
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403  # an addition: a browser page of an origin not allowed
 CLOSE_NOT_FOUND = 4404
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
+
+#: Stream sequences are unsigned 64-bit integers.
+MAX_SEQ = 2**64 - 1
+_DIGITS = re.compile(r"[0-9]{1,20}")
+#: How often an open socket's key is checked again (with no cache): a revoked key's sockets close
+#: within this plus one database query, inside the 2 s promised for revocation.
+RECHECK_S = 1.0
+#: What reaching the stream can raise while NATS is away or reconnecting: an expected event,
+#: answered with a close and one log line, never a traceback.
+_NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
 
 _encoder = msgspec.json.Encoder()
 
@@ -55,40 +68,53 @@ def create_app(
     authenticate: Authenticate | None = None,
     allowed_origins: Collection[str] = (),
     layout: Layout | None = None,
+    recheck: Authenticate | None = None,
+    recheck_s: float = RECHECK_S,
 ) -> Starlette:
     """The notifier's ASGI app. Keys are checked by ``authenticate``, by default against
-    ``admin_token`` (None: no key is valid). Browsers (requests with ``Origin``) are served
-    only from ``allowed_origins``."""
-    stream = _ExecutionStream(js, layout or Layout.from_env())
+    ``admin_token`` (None: no key is valid), and the keys of open sockets every ``recheck_s`` by
+    ``recheck`` (default: ``authenticate``; it should not cache): a socket whose key is no longer
+    valid is closed with 4401. Browsers (requests with ``Origin``) are served only from
+    ``allowed_origins``."""
     authenticate = authenticate or admin_token_auth(admin_token)
+    stream = _ExecutionStream(
+        js, layout or Layout.from_env(), _KeyWatch(recheck or authenticate, recheck_s)
+    )
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def execution_events(websocket: WebSocket) -> None:
         # Accept first, so that the client sees a close code rather than a failed handshake.
-        await websocket.accept()
+        # A browser that offers its key as a subprotocol offers "nodedrop" too, and fails the
+        # handshake unless one of its offers is chosen: "nodedrop" (never the key's).
+        offered = list(websocket.scope.get("subprotocols") or [])
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         if not origin_allowed(websocket.headers.get("origin"), allowed_origins):
             await websocket.close(CLOSE_FORBIDDEN_ORIGIN)
             return
-        key = presented_key(websocket.headers, websocket.query_params)
+        key = presented_key(websocket.headers, websocket.query_params, offered)
         try:
             caller = await authenticate(key) if key else None
         except Exception:  # the database is away: no answer about the key either way
             log.exception("cannot verify a WebSocket key")
             await websocket.close(CLOSE_TRY_AGAIN_LATER)
             return
-        if caller is None:
+        if caller is None or key is None:
             await websocket.close(CLOSE_UNAUTHORIZED)
             return
-        try:
-            after_seq = int(websocket.query_params.get("after_seq", "0"))
-        except ValueError:
-            after_seq = -1
-        if after_seq < 0:
-            await websocket.close(CLOSE_BAD_REQUEST)
+        after_seq = _after_seq(websocket.query_params.get("after_seq", "0"))
+        if after_seq is None:
+            reason = f"after_seq must be an integer from 0 to {MAX_SEQ}"
+            await websocket.close(CLOSE_BAD_REQUEST, reason)
             return
-        await stream.send(websocket, caller, websocket.path_params["execution_id"], after_seq)
+        execution_id = websocket.path_params["execution_id"]
+        try:
+            await stream.send(websocket, caller, key, execution_id, after_seq)
+        except _NATS_ERRORS as error:  # NATS away or reconnecting: the client tries again
+            log.warning("WebSocket of execution %s: NATS: %s", execution_id, _describe(error))
+            with contextlib.suppress(Exception):  # the client may be gone too
+                await websocket.close(CLOSE_INTERNAL_ERROR, "event stream unavailable")
 
     return Starlette(
         routes=[
@@ -98,10 +124,66 @@ def create_app(
     )
 
 
+def _describe(error: BaseException) -> str:
+    return str(error) or type(error).__name__
+
+
+def _after_seq(text: str) -> int | None:
+    """``after_seq`` as a stream sequence, or None: decimal digits only (no sign, space or ``_``,
+    which ``int`` would take), at most :data:`MAX_SEQ` (the server refuses more)."""
+    if not _DIGITS.fullmatch(text) or int(text) > MAX_SEQ:
+        return None
+    return int(text)
+
+
+class _KeyWatch:
+    """The keys of open sockets, each checked again every ``interval_s`` by one task however
+    many sockets use it; :meth:`until_revoked` returns once the key is no longer valid."""
+
+    def __init__(self, recheck: Authenticate, interval_s: float) -> None:
+        self._recheck = recheck
+        self._interval_s = interval_s
+        self._watches: dict[str, tuple[asyncio.Task[None], set[asyncio.Future[None]]]] = {}
+
+    async def until_revoked(self, key: str) -> None:
+        revoked = asyncio.get_running_loop().create_future()
+        if key not in self._watches:
+            self._watches[key] = (asyncio.create_task(self._watch(key)), set())
+        task, waiters = self._watches[key]
+        waiters.add(revoked)
+        try:
+            await revoked
+        finally:
+            waiters.discard(revoked)
+            if not waiters and self._watches.get(key, (None,))[0] is task:
+                del self._watches[key]
+                task.cancel()
+
+    async def _watch(self, key: str) -> None:
+        unreachable = False
+        while True:
+            await asyncio.sleep(self._interval_s)
+            try:
+                valid = await self._recheck(key) is not None
+            except Exception as error:  # the database is away: keep serving, ask again later
+                if not unreachable:
+                    log.warning("cannot check the key of open WebSockets again: %r", error)
+                unreachable = True
+                continue
+            unreachable = False
+            if not valid:
+                break
+        _, waiters = self._watches.pop(key, (None, set()))
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
 class _ExecutionStream:
-    def __init__(self, js: JetStreamContext, layout: Layout) -> None:
+    def __init__(self, js: JetStreamContext, layout: Layout, keys: _KeyWatch) -> None:
         self._js = js
         self._layout = layout
+        self._keys = keys
 
     async def _last(self, execution_id: str, event_type: str) -> RawStreamMsg | None:
         # From the stream, not the projection: a client may connect right after the request,
@@ -127,18 +209,26 @@ class _ExecutionStream:
         return isinstance(event, ExecutionRequested) and caller.can_see(event.requested_by)
 
     async def send(
-        self, websocket: WebSocket, caller: Caller, execution_id: str, after_seq: int
+        self, websocket: WebSocket, caller: Caller, key: str, execution_id: str, after_seq: int
     ) -> None:
         if not await self._visible(caller, execution_id):
             await websocket.close(CLOSE_NOT_FOUND)
             return
+        stream_name = self._layout.stream_of(execution_id)
         finished = await self._last(execution_id, "ExecutionFinished")
         if finished is not None and finished.seq is not None and finished.seq <= after_seq:
             await websocket.close(CLOSE_NORMAL)  # The client has seen the end already.
             return
+        # Past the stream's end (a client that knows better, or a made-up number), the execution's
+        # next events get lower sequences than ``after_seq``: start at the end so that its
+        # ``ExecutionFinished`` is seen, and close then as always; events up to ``after_seq``
+        # are still not sent.
+        start = after_seq and min(
+            after_seq, (await self._js.stream_info(stream_name)).state.last_seq
+        )
         config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if after_seq else DeliverPolicy.ALL,
-            opt_start_seq=after_seq + 1 if after_seq else None,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
+            opt_start_seq=start + 1 if start else None,
         )
         try:
             sub = await self._js.subscribe(
@@ -147,29 +237,44 @@ class _ExecutionStream:
                 ordered_consumer=True,
                 config=config,
             )
+        except _NATS_ERRORS:
+            raise  # NATS is away: one line, by the caller
         except Exception:
             log.exception("cannot follow execution %s", execution_id)
             await websocket.close(CLOSE_INTERNAL_ERROR)
             return
         pump = asyncio.create_task(_pump(sub, websocket, after_seq))
         watch = asyncio.create_task(_until_disconnect(websocket))
+        revoked = asyncio.create_task(self._keys.until_revoked(key))
         try:
-            await asyncio.wait({pump, watch}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pump, watch, revoked}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (pump, watch):
+            for task in (pump, watch, revoked):
                 task.cancel()
-            await asyncio.gather(pump, watch, return_exceptions=True)
-            await _drop(self._js, self._layout.stream_of(execution_id), sub)
-        if pump.done() and not pump.cancelled() and pump.exception() is None and pump.result():
-            with contextlib.suppress(Exception):
-                await websocket.close(CLOSE_NORMAL)
+            await asyncio.gather(pump, watch, revoked, return_exceptions=True)
+            await _drop(self._js, stream_name, sub)
+        if watch.done() and not watch.cancelled():
+            return  # the client went away
+        close = (CLOSE_NORMAL, "")
+        if revoked.done() and not revoked.cancelled():
+            close = (CLOSE_UNAUTHORIZED, "API key revoked")
+        elif not pump.cancelled() and (error := pump.exception()) is not None:
+            if isinstance(error, WebSocketDisconnect | RuntimeError):
+                return  # sending failed: the client is gone
+            log.warning(
+                "WebSocket of execution %s: stream lost: %s", execution_id, _describe(error)
+            )
+            close = (CLOSE_INTERNAL_ERROR, "event stream lost")
+        with contextlib.suppress(Exception):  # the client may have gone meanwhile
+            await websocket.close(*close)
 
 
 async def _pump(
     sub: JetStreamContext.PushSubscription, websocket: WebSocket, after_seq: int
-) -> bool:
-    """Forward events until ``ExecutionFinished``; True when it was sent."""
-    last = after_seq
+) -> None:
+    """Forward events after ``after_seq`` until ``ExecutionFinished`` (sent, or at or before
+    ``after_seq``: then the client has seen it already)."""
+    last = 0
     while True:
         msg = await sub.next_msg(timeout=None)
         seq = msg.metadata.sequence.stream
@@ -181,9 +286,10 @@ async def _pump(
         except codec.EventDecodeError:
             log.error("event %d on %s does not decode; not sent", seq, msg.subject)
             continue
-        await websocket.send_text(_encoder.encode(codec.to_public(event, seq)).decode())
+        if seq > after_seq:
+            await websocket.send_text(_encoder.encode(codec.to_public(event, seq)).decode())
         if isinstance(event, ExecutionFinished):
-            return True
+            return
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:
