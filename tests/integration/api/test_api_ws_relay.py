@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from nodedrop.api.app import create_app
 from nodedrop.contracts.config import Config
@@ -32,6 +35,7 @@ pytestmark = pytest.mark.integration
 class FakeNotifier:
     port: int = 0
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    protocols: list[str | None] = field(default_factory=list)
     received: list[str] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -39,6 +43,7 @@ class FakeNotifier:
         assert ws.request is not None
         path = ws.request.path
         self.requests.append((path, ws.request.headers.get("Authorization")))
+        self.protocols.append(ws.request.headers.get("Sec-WebSocket-Protocol"))
         if "/bad-key" in path:
             await ws.close(4401, "invalid API key")
         elif "/unknown" in path:
@@ -235,3 +240,72 @@ async def test_all_notifiers_down_closes_with_try_again_later() -> None:
         for sock in unused:
             sock.close()
     assert outcome == ([], 1013, "event notifier unavailable, try again later")
+
+
+# ---------------------------------------------------------------- keys out of URLs, quiet closes
+
+KEY_PROTOCOLS = [Subprotocol("nodedrop"), Subprotocol("nodedrop.key.c2VjcmV0LWtleQ")]
+
+
+@pytest.mark.parametrize("execution", ["e1", "bad-key"])
+async def test_offered_subprotocols_go_upstream_and_nodedrop_is_accepted(
+    servers: Servers, execution: str
+) -> None:
+    url = f"{servers.api_url}/ws/executions/{execution}"
+    async with connect(url, subprotocols=KEY_PROTOCOLS) as ws:
+        # Chosen even for a refusal: a browser would fail the handshake otherwise, and retry.
+        assert ws.subprotocol == "nodedrop"
+        with contextlib.suppress(ConnectionClosed):
+            async for _ in ws:
+                pass
+    assert ws.close_code == (1000 if execution == "e1" else 4401)
+    assert servers.notifier.protocols == ["nodedrop, nodedrop.key.c2VjcmV0LWtleQ"]
+    assert servers.notifier.requests == [(f"/ws/executions/{execution}", None)]
+
+
+async def test_normal_closes_log_nothing(
+    servers: Servers, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for _ in range(5):  # the client leaves (a page closed), or the notifier ends the stream
+        async with connect(f"{servers.api_url}/ws/executions/echo") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "echo hello"
+        assert [m async for m in await connect(f"{servers.api_url}/ws/executions/e1")] == [
+            '{"seq": 4}',
+            '{"seq": 5}',
+        ]
+    await asyncio.sleep(0.1)  # let the relays finish
+    gc.collect()  # a task's exception nobody took is logged when the task is collected
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems == [], [r.getMessage() for r in problems]
+
+
+async def test_an_unreachable_notifier_is_logged_without_the_query() -> None:
+    unused = _listening_socket()  # bound but not listening: connections are refused
+    config = Config(host="127.0.0.1", notifier_port=unused.getsockname()[1])
+    handler = _Lines()
+    relay_log = logging.getLogger("nodedrop.api.ws_relay")
+    relay_log.addHandler(handler)
+    url = "/ws/executions/e1?after_seq=2&token=secret-key"
+    try:
+        async with serve_api(config) as api_url, connect(api_url + url) as ws:
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+    finally:
+        relay_log.removeHandler(handler)
+        unused.close()
+    assert ws.close_code == 1013
+    assert handler.lines, "the unreachable notifier is logged"
+    assert not [line for line in handler.lines if "secret-key" in line or "token" in line]
+
+
+class _Lines(logging.Handler):
+    """Every message logged to it, as made by the logger (before any root handler's filter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
