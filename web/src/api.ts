@@ -145,11 +145,22 @@ export class Api {
   }
 }
 
-/** The WebSocket URL of an execution's events, on the page's own host. */
-export function eventsSocketUrl(executionId: string, afterSeq: number, key: string): string {
+/** The WebSocket URL of an execution's events, on the page's own host. It holds no key: that
+ * goes in the subprotocols (eventsSocketProtocols), as URLs end up in logs. */
+export function eventsSocketUrl(executionId: string, afterSeq: number): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const query = new URLSearchParams({ after_seq: String(afterSeq), token: key });
+  const query = new URLSearchParams({ after_seq: String(afterSeq) });
   return `${scheme}//${location.host}/ws/executions/${encodeURIComponent(executionId)}?${query}`;
+}
+
+/** The subprotocols a WebSocket of the API offers: "nodedrop" (which the server accepts) and
+ * "nodedrop.key.<the key in base64url>" (the one header a page may set on a WebSocket). */
+export function eventsSocketProtocols(key: string): string[] {
+  const bytes = new TextEncoder().encode(key);
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 1) binary += String.fromCharCode(bytes[i]);
+  const encoded = btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return ["nodedrop", `nodedrop.key.${encoded}`];
 }
 
 export type { ConnectionDef };

@@ -16,7 +16,7 @@ import {
   type NodeChange,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
-import { ApiError, eventsSocketUrl, type Api } from "../api";
+import { ApiError, eventsSocketProtocols, eventsSocketUrl, type Api } from "../api";
 import {
   emptyIssues,
   initialParameters,
@@ -145,7 +145,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       const s = new ExecutionStream({
         executionId: id,
         afterSeq: run.lastSeq,
-        url: (exec, after) => eventsSocketUrl(exec, after, api.key),
+        url: (exec, after) => eventsSocketUrl(exec, after),
+        protocols: eventsSocketProtocols(api.key),
         onEvent: (event) => {
           setShown((prev) =>
             prev && prev.id === id ? { id, run: applyEvent(prev.run, event), events: [...prev.events, event] } : prev,

@@ -9,7 +9,10 @@ class FakeSocket {
   onopen: (() => void) | null = null;
   onmessage: ((m: { data: string }) => void) | null = null;
   onclose: ((c: { code: number }) => void) | null = null;
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    readonly protocols?: string[],
+  ) {
     FakeSocket.all.push(this);
   }
   open() {
@@ -34,7 +37,8 @@ function setup(afterSeq = 0) {
   const stream = new ExecutionStream({
     executionId: "e1",
     afterSeq,
-    url: (id, after) => `ws://host/ws/executions/${id}?after_seq=${after}&token=k`,
+    url: (id, after) => `ws://host/ws/executions/${id}?after_seq=${after}`,
+    protocols: ["nodedrop", "nodedrop.key.aw"],
     onEvent: (e) => events.push(e),
     onConnection: (s, d) => states.push([s, d]),
     retryDelaysMs: [100, 1000],
@@ -53,7 +57,17 @@ afterEach(() => vi.useRealTimers());
 describe("ExecutionStream", () => {
   it("asks for the events after the seq it starts from", () => {
     setup(7);
-    expect(FakeSocket.all[0].url).toBe("ws://host/ws/executions/e1?after_seq=7&token=k");
+    expect(FakeSocket.all[0].url).toBe("ws://host/ws/executions/e1?after_seq=7");
+  });
+
+  it("offers the key in the subprotocols, on every connection", () => {
+    setup();
+    FakeSocket.all[0].drop(1006);
+    vi.advanceTimersByTime(100);
+    expect(FakeSocket.all.map((s) => s.protocols)).toEqual([
+      ["nodedrop", "nodedrop.key.aw"],
+      ["nodedrop", "nodedrop.key.aw"],
+    ]);
   });
 
   it("reconnects after a drop from the last seq it delivered, with a notice meanwhile", () => {

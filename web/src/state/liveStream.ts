@@ -9,6 +9,9 @@ export interface StreamOptions {
   /** Events with a seq at or below this are not wanted (already known). */
   afterSeq: number;
   url: (executionId: string, afterSeq: number) => string;
+  /** Subprotocols offered with every connection: the API key travels in one of them
+   * (eventsSocketProtocols), never in the URL, which servers and proxies log. */
+  protocols?: string[];
   onEvent: (event: ExecutionEvent) => void;
   onConnection: (state: ConnectionState, detail?: string) => void;
   /** Delays before reconnect attempts 1, 2, ...; the last one repeats. */
@@ -52,7 +55,10 @@ export class ExecutionStream {
     if (this.stopped) return;
     const Impl = this.options.WebSocketImpl ?? WebSocket;
     this.options.onConnection(this.failures === 0 ? "connecting" : "reconnecting");
-    const socket = new Impl(this.options.url(this.options.executionId, this.lastSeq));
+    const socket = new Impl(
+      this.options.url(this.options.executionId, this.lastSeq),
+      this.options.protocols ?? [],
+    );
     this.socket = socket;
     socket.onopen = () => {
       if (this.socket !== socket) return;
