@@ -5,6 +5,7 @@ socket. Through the API's base URL, so the WebSocket goes through the relay to t
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Origin, Subprotocol
 
 from .system import System
 
@@ -136,3 +138,48 @@ async def test_websocket_keys_and_origins_through_the_api(
         assert (await carol.http.delete(f"/api/users/{carol.id}/keys")).status_code == 204
         await asyncio.sleep(2.1)
         assert await listen(system, execution_id, carol.key) == ([], 4401)
+
+
+def key_protocols(key: str) -> list[Subprotocol]:
+    """How the web UI presents its key: in the subprotocols, never in the URL."""
+    encoded = base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+    return [Subprotocol("nodedrop"), Subprotocol(f"nodedrop.key.{encoded}")]
+
+
+async def test_a_browser_key_in_the_subprotocol_and_its_revocation_through_the_api(
+    system: System, client: httpx.AsyncClient
+) -> None:
+    long_wait = {**SLOW, "name": "long"}
+    long_wait["nodes"] = [
+        {**n, "parameters": {"ms": 60_000}} if n["id"] == "pause" else n for n in SLOW["nodes"]
+    ]
+    async with person(system, client, "dave") as dave:
+        url = f"{system.ws_url}/ws/executions/{{}}"
+        finished = await start(
+            dave, (await dave.http.post("/api/workflows", json=SLOW)).json()["id"]
+        )
+        async with connect(
+            url.format(finished),
+            subprotocols=key_protocols(dave.key),
+            origin=Origin(system.base_url),
+        ) as ws:
+            assert ws.subprotocol == "nodedrop"
+            events: list[dict[str, Any]] = []
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    events.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+        assert (events[-1]["type"], ws.close_code) == ("ExecutionFinished", 1000)
+
+        created = await dave.http.post("/api/workflows", json=long_wait)
+        running = await start(dave, created.json()["id"])
+        async with connect(url.format(running), subprotocols=key_protocols(dave.key)) as ws:
+            first = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            assert first["type"] == "ExecutionRequested"
+            # Revoked while the socket is open and the execution runs on: closed, not streamed.
+            assert (await dave.http.delete(f"/api/users/{dave.id}/keys")).status_code == 204
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+                    assert message["type"] != "ExecutionFinished"
+        assert (ws.close_code, ws.close_reason) == (4401, "API key revoked")
+        assert (await client.post(f"/api/executions/{running}/cancel")).status_code == 202
