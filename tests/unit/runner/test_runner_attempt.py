@@ -13,6 +13,7 @@ import pytest
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import ErrorInfo, NodeFailed, NodeReady, NodeSucceeded
 from nodedrop.contracts.items import PortItems
+from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH
 from nodedrop.runner.attempt import output_problem, result_event, run_attempt
 from nodedrop.runner.nodes import NodeContext, NodeError, NodeRegistry
 from nodedrop.runner.nodes.builtins import builtin_nodes
@@ -202,3 +203,30 @@ def test_result_events_share_the_attempts_result_id() -> None:
     assert isinstance(failed, NodeFailed)
     assert succeeded.event_id == failed.event_id == ids.node_result("exec-1", "n", 2)
     assert (failed.node, failed.attempt, failed.time) == ("n", 2, T0)
+
+
+def _nested_output(levels: int) -> dict[str, Any]:
+    """An output ``{"main": [item]}`` nested ``levels`` levels in all."""
+    item: dict[str, Any] = {}
+    for _ in range(levels - 3):
+        item = {"a": item}
+    return {"main": [item]}
+
+
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 5_000])
+async def test_an_output_nested_too_deeply_fails_the_node(levels: int) -> None:
+    # Recorded, it would break every read of the execution; 5,000 levels would also make the
+    # JSON encoder raise RecursionError.
+    async def behaviour(*_: Any) -> Any:
+        return _nested_output(levels)
+
+    outcome = await run_attempt(registry_with(FakeNode("x", behaviour)), ready("x"))
+    assert isinstance(outcome, ErrorInfo)
+    assert outcome.type == "InvalidOutput"
+    assert outcome.retryable is False
+    assert f"deeper than {MAX_JSON_DEPTH} levels" in outcome.message
+    assert "main[0].a.a" in outcome.message
+
+
+def test_an_output_at_the_depth_limit_is_valid() -> None:
+    assert output_problem(_nested_output(MAX_JSON_DEPTH)) is None

@@ -30,6 +30,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.items import REF_KEY, PortItems
+from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, describe, too_deep
 from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.registry import NodeRegistry, PluginNode
@@ -210,8 +211,9 @@ def error_info(error: BaseException) -> ErrorInfo:
 def output_problem(output: object, max_bytes: int | None = None) -> str | None:
     """Why ``output`` cannot be recorded as a node's output ``{port: [item, ...]}``, if it can't.
 
-    Items must also encode as JSON (a node may return a set or an object by mistake) and fit in
-    one event; finding out here fails the node instead of failing the publish over and over.
+    Items must also encode as JSON (a node may return a set or an object by mistake), nest at
+    most ``MAX_JSON_DEPTH`` levels (the whole ``{port: [items]}``) and fit in one event; finding
+    out here fails the node instead of failing the publish over and over.
     """
     if not isinstance(output, dict):
         return f"a node must return {{port: [items]}}, not {type(output).__name__}"
@@ -228,6 +230,13 @@ def output_problem(output: object, max_bytes: int | None = None) -> str | None:
                 )
             if REF_KEY in item:
                 return f"output port {port!r} item {index} uses the reserved key {REF_KEY!r}"
+    # Deeper data would be recorded and then break every read of the execution.
+    deep = too_deep(output, MAX_JSON_DEPTH)
+    if deep is not None:
+        return (
+            f"output is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects "
+            f"(at {describe(deep)})"
+        )
     try:
         size = len(_encoder.encode(output))
     except (TypeError, ValueError, OverflowError) as error:
