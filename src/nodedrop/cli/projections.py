@@ -2,7 +2,8 @@
 whether they are identical (docs/operations.md, "Rebuilding the projection").
 
 Exit status: 0 identical, 1 different (the first differences are printed), 2 the servers could
-not be reached or the rebuild failed.
+not be reached or the rebuild failed, including a stream that could not be read to the end (then
+nothing is compared, and how far the read got is printed).
 """
 
 from __future__ import annotations

@@ -15,12 +15,14 @@ import contextlib
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncGenerator
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError, ServiceUnavailableError
+from nats.js.errors import ServiceUnavailableError
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
@@ -30,6 +32,41 @@ from nodedrop.contracts.routing import Layout, execution_subject
 log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 1000
+
+#: Flow control of bulk reads (history, stretches of a stream, a WebSocket's stored events):
+#: each request asks for at most about this many bytes, and at most :data:`_BULK_REQUESTS` are
+#: in flight at once on one connection, however many readers share it. The server then never
+#: holds more than a few such answers for the connection (it drops a client as a slow consumer
+#: once 64 MiB by default wait for it), and a reader that is slow to take its messages asks
+#: for no more until it has: what it has not taken yet is in its own memory, not on the wire.
+_BATCH_BYTES = 4 * 1024 * 1024
+_BULK_REQUESTS = 2
+#: What a message adds to its payload in a pull's byte count (subject, reply and headers).
+_MESSAGE_OVERHEAD = 64 * 1024
+#: A bulk read that loses messages on the way (a reconnect) starts again after the last one it
+#: has, this many times in a row at most.
+_RESUMES = 3
+
+_requests: weakref.WeakKeyDictionary[Client, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _bulk_requests(nc: Client) -> asyncio.Semaphore:
+    """The bulk requests in flight on ``nc`` (see :data:`_BULK_REQUESTS`)."""
+    slots = _requests.get(nc)
+    if slots is None:
+        slots = _requests[nc] = asyncio.Semaphore(_BULK_REQUESTS)
+    return slots
+
+
+class IncompleteReadError(RuntimeError):
+    """A bulk read could not read everything it was asked for: ``last_seq`` is the stream
+    sequence of the last message it did read (``after_seq`` if none)."""
+
+    def __init__(self, stream: str, last_seq: int, reason: str) -> None:
+        super().__init__(f"reading {stream} stopped after sequence {last_seq}: {reason}")
+        self.stream = stream
+        self.last_seq = last_seq
+        self.reason = reason
 
 
 async def read_batches(
@@ -46,8 +83,64 @@ async def read_batches(
     """Batches of the messages of ``stream`` on ``filter_subject`` with sequence > ``after_seq``, in
     stream order, up to what is stored when the read starts. The caller may stop early by
     leaving the loop. With ``headers_only`` the messages come without their data (for readers
-    that need only the subject, such as which executions were requested)."""
-    config = ConsumerConfig(
+    that need only the subject, such as which executions were requested).
+
+    A batch is at most ``batch_size`` messages and about :data:`_BATCH_BYTES` (flow control:
+    the next is asked for when the caller takes more). Nothing is skipped: messages lost on the
+    way (the connection dropped and re-established) are read again from a new consumer, and a
+    read that still cannot go on raises :class:`IncompleteReadError` saying how far it got."""
+    nc = js._nc  # the client the context publishes with (nats-py exposes no accessor)
+    max_bytes = max(_BATCH_BYTES, nc.max_payload + _MESSAGE_OVERHEAD)
+    last_seq = after_seq
+    remaining: int | None = None  # how many are left to read, known once the consumer exists
+    for attempt in range(_RESUMES + 1):
+        config = _scan_config(filter_subject, last_seq, description, headers_only)
+        info = await js.add_consumer(stream, config)
+        assert info.name is not None
+        try:
+            pending = info.num_pending or 0
+            remaining = pending if remaining is None else min(remaining, pending)
+            delivered = 0  # the consumer sequence of the last message taken
+            while remaining > 0:
+                # Never ask for more than is pending: a pull waits for its whole count.
+                request = {"batch": min(batch_size, remaining), "max_bytes": max_bytes}
+                batch, ended = await _pull(
+                    nc, stream=stream, consumer=info.name, request=request, timeout_s=timeout_s
+                )
+                lost = any(
+                    msg.metadata.sequence.consumer != delivered + 1 + i
+                    for i, msg in enumerate(batch)
+                )
+                if lost or (not batch and ended is None):
+                    break  # lost on the way: read again from a new consumer
+                if not batch and ended is not None and ended.startswith("404"):
+                    return  # deleted since the read started: nothing more to read
+                if not batch:
+                    raise IncompleteReadError(stream, last_seq, f"the server answered {ended}")
+                delivered += len(batch)
+                last_seq = batch[-1].metadata.sequence.stream
+                remaining = min(remaining - len(batch), batch[-1].metadata.num_pending)
+                yield batch
+            else:
+                return
+        finally:
+            with contextlib.suppress(Exception):
+                await js.delete_consumer(stream, info.name)
+        if attempt < _RESUMES:
+            log.warning(
+                "reading %s: messages after sequence %d lost on the way; reading them again",
+                stream,
+                last_seq,
+            )
+    raise IncompleteReadError(
+        stream, last_seq, f"messages lost on the way (a reconnect?) {_RESUMES + 1} times"
+    )
+
+
+def _scan_config(
+    filter_subject: str, after_seq: int, description: str, headers_only: bool
+) -> ConsumerConfig:
+    return ConsumerConfig(
         # Named here, not by the server: the name is then in the create request's subject,
         # which is how NATS permissions keep services from creating (changing) a durable
         # consumer under the same grant (nodedrop.contracts.natsauth).
@@ -63,30 +156,52 @@ async def read_batches(
         mem_storage=True,
         num_replicas=1,
     )
-    info = await js.add_consumer(stream, config)
-    assert info.name is not None
-    try:
-        remaining = info.num_pending or 0
-        if remaining == 0:
-            return
-        sub = await js.pull_subscribe_bind(consumer=info.name, stream=stream)
+
+
+async def _pull(
+    nc: Client,
+    *,
+    stream: str,
+    consumer: str,
+    request: dict[str, int],
+    timeout_s: float,
+) -> tuple[list[Msg], str | None]:
+    """One pull request's messages, and the status that ended it early ("" if none did; None:
+    no answer came for ``timeout_s``). Each request has its own inbox: a late answer to an
+    earlier one is never taken for this one's."""
+    batch: list[Msg] = []
+    answers: asyncio.Queue[Msg] = asyncio.Queue()
+    inbox = nc.new_inbox()
+    async with _bulk_requests(nc):
+        sub = await nc.subscribe(inbox, cb=answers.put)
         try:
-            while remaining > 0:
-                # Never ask for more than is pending: a pull waits for its whole count.
-                batch = await sub.fetch(min(batch_size, remaining), timeout=timeout_s)
-                remaining = min(remaining - len(batch), batch[-1].metadata.num_pending)
-                yield batch
+            await nc.publish(
+                f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+                json.dumps({**request, "no_wait": True}).encode(),
+                reply=inbox,
+            )
+            while len(batch) < request["batch"]:
+                try:
+                    msg = await asyncio.wait_for(answers.get(), timeout_s)
+                except TimeoutError:
+                    return batch, None
+                status = msg.headers.get("Status") if msg.headers else None
+                if status is None:
+                    batch.append(msg)
+                    continue
+                # 409 "Message Size Exceeds MaxBytes" after messages: the bytes asked for are there.
+                description = (msg.headers or {}).get("Description", "")
+                return batch, f"{status} {description}".strip()
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
-    finally:
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(stream, info.name)
+    return batch, ""
 
 
-#: Messages one direct get answers at most (and bytes): bounds what one answer buffers.
+#: Messages one direct get answers at most (and bytes, give or take the message that crosses
+#: the line: the server sends it whole): bounds what one answer buffers.
 _DIRECT_BATCH = 256
-_DIRECT_MAX_BYTES = 16 * 1024 * 1024
+_DIRECT_MAX_BYTES = _BATCH_BYTES
 
 
 async def read_execution(
@@ -137,7 +252,11 @@ async def direct_read(
 ) -> AsyncGenerator[tuple[int, bytes], None]:
     """``(sequence, data)`` of every message of ``stream`` on ``subject`` (wildcards allowed)
     after ``after_seq``, in order, by batch direct gets: each request answers up to
-    ``_DIRECT_BATCH`` messages and ends with an end-of-batch status saying how many more match."""
+    ``_DIRECT_BATCH`` messages and ends with an end-of-batch status saying how many more match.
+
+    Flow control as in :func:`read_batches`: a request's answer is taken whole (with at most
+    :data:`_BULK_REQUESTS` requests in flight on the connection) before its messages are handed
+    over, and the next request is sent only once the caller has taken them all."""
     nc = js._nc  # the client the context publishes with (nats-py exposes no accessor)
     inbox = nc.new_inbox()
     answers: asyncio.Queue[Msg] = asyncio.Queue()
@@ -148,38 +267,41 @@ async def direct_read(
     sub = await nc.subscribe(inbox, cb=arrived)
     try:
         start = after_seq + 1
-        while True:
+        more = True
+        while more:
             request = {
                 "seq": start,
                 "next_by_subj": subject,
                 "batch": _DIRECT_BATCH,
                 "max_bytes": _DIRECT_MAX_BYTES,
             }
-            await nc.publish(
-                f"{js._prefix}.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
-            )
-            more = False
-            while True:
-                msg = await asyncio.wait_for(answers.get(), timeout_s)
-                headers = msg.headers or {}
-                status = headers.get("Status")
-                if status is None:
-                    seq = int(headers["Nats-Sequence"])
-                    start = seq + 1
-                    yield seq, msg.data
-                    continue
-                if status == "204":  # end of this batch: more may match
-                    more = headers.get("Nats-Num-Pending", "0") not in ("", "0")
-                    break
-                if status == "404":  # nothing (more) matches
-                    break
-                if status == "503":
-                    raise ServiceUnavailableError(description=f"direct get on {stream}: 503")
-                raise DirectReadError(
-                    f"direct get on {stream} answered {status} {headers.get('Description', '')}"
+            batch: list[tuple[int, bytes]] = []
+            async with _bulk_requests(nc):
+                await nc.publish(
+                    f"{js._prefix}.DIRECT.GET.{stream}", json.dumps(request).encode(), reply=inbox
                 )
-            if not more:
-                return
+                while True:
+                    msg = await asyncio.wait_for(answers.get(), timeout_s)
+                    headers = msg.headers or {}
+                    status = headers.get("Status")
+                    if status is None:
+                        seq = int(headers["Nats-Sequence"])
+                        start = seq + 1
+                        batch.append((seq, msg.data))
+                        continue
+                    if status == "204":  # end of this batch: more may match
+                        more = headers.get("Nats-Num-Pending", "0") not in ("", "0")
+                        break
+                    if status == "404":  # nothing (more) matches
+                        more = False
+                        break
+                    if status == "503":
+                        raise ServiceUnavailableError(description=f"direct get on {stream}: 503")
+                    raise DirectReadError(
+                        f"direct get on {stream} answered {status} {headers.get('Description', '')}"
+                    )
+            for item in batch:
+                yield item
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()

@@ -27,12 +27,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.history import read_batches
+from nodedrop.contracts.history import IncompleteReadError, read_batches
 from nodedrop.contracts.routing import Layout, all_events
 from nodedrop.notifier.canonical import PROJECTION_TABLES, Comparison, compare, ident
 from nodedrop.notifier.store import ProjectionStore, asyncpg_dsn, checkpoint_name
@@ -40,6 +41,21 @@ from nodedrop.notifier.store import ProjectionStore, asyncpg_dsn, checkpoint_nam
 log = logging.getLogger(__name__)
 
 SCHEMA_PREFIX = "rebuild_"
+
+
+class IncompleteReplayError(RuntimeError):
+    """The stream could not be read to the live checkpoint: nothing was compared (a comparison
+    with a partial rebuild would name rows that are right as different)."""
+
+    def __init__(self, stream: str, last_seq: int, through_seq: int, events: int, why: str):
+        super().__init__(
+            f"could not read all of {stream}: got to sequence {last_seq} of {through_seq} "
+            f"({events} events replayed), then {why}; nothing was compared"
+        )
+        self.stream = stream
+        self.last_seq = last_seq
+        self.through_seq = through_seq
+        self.events = events
 
 
 @dataclass(frozen=True)
@@ -177,7 +193,8 @@ async def replay(
 
     Sequences missing from the stream (pruned executions, or aged out) are simply not there; a
     message that does not decode is skipped, as the live projector skips it. The next batch is
-    read while one is written."""
+    read while one is written. A stream that cannot be read to ``through_seq`` (the connection
+    lost for good, a server error) raises :class:`IncompleteReplayError`."""
     if through_seq <= after_seq:
         return 0
     # (events, last sequence) per batch; None when the stretch is read.
@@ -203,14 +220,18 @@ async def replay(
 
     reader = asyncio.create_task(read())
     applied = 0
+    last = after_seq
     try:
         while (item := await _next(batches, reader)) is not None:
             events, last = item
             applied += await store.apply(events, last)
+    except (nats.errors.Error, IncompleteReadError, TimeoutError, OSError) as error:
+        why = str(error) or type(error).__name__
+        raise IncompleteReplayError(stream, last, through_seq, applied, why) from error
     finally:
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        # Its failure, if any, was raised above (by _next).
+        await asyncio.gather(reader, return_exceptions=True)
     return applied
 
 
