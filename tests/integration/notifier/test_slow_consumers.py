@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ STALL_S = 0.4
 
 
 @pytest.fixture(scope="module")
-def tight_nats_url() -> AsyncIterator[str]:
+def tight_nats_url() -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="nodedrop-test-nats-tight-"))
     config = directory / "tight.conf"
     config.write_text(f"{DEFAULT_CONFIG.read_text()}\nmax_pending: {MAX_PENDING}\n")
@@ -192,13 +192,13 @@ async def test_a_rebuild_that_cannot_read_everything_says_how_far_it_got(
 def test_the_cli_exits_2_and_prints_how_far_the_rebuild_got(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nodedrop.cli import projections
+    from nodedrop.cli import admin, projections
 
     async def incomplete(*_: Any) -> int:
         raise IncompleteReplayError("EVENTS", 8550, 9310, 8550, "connection closed")
 
     monkeypatch.setattr(projections, "_rebuild", incomplete)
-    monkeypatch.setattr(projections.admin, "servers", lambda: None)
+    monkeypatch.setattr(admin, "servers", lambda: None)
 
     assert projections.rebuild(projections.RebuildRequest()) == 2
     out = capsys.readouterr()
