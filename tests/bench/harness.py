@@ -36,6 +36,7 @@ from tests.bench import (
     s5_websocket,
     s6_projector,
     s7_waiting,
+    s8_cluster,
     sp_partitions,
 )
 from tests.bench.stack import Bench
@@ -51,6 +52,7 @@ SCENARIOS: dict[str, ModuleType] = {
         s5_websocket,
         s6_projector,
         s7_waiting,
+        s8_cluster,
         sp_partitions,
     )
 }

@@ -43,10 +43,10 @@ def asyncpg_dsn(url: str) -> str:
 
 
 @dataclass
-class Stack:
-    """A running system (or part of one) for one scenario."""
+class Services:
+    """A running system (or part of one) for one scenario, on whatever NATS servers: the
+    service processes, the harness's connection, and readers of the log and the projection."""
 
-    nats: EmbeddedNats
     system: System
     database_url: str
     nc: NatsClient
@@ -167,6 +167,13 @@ class Stack:
         return time.monotonic() - started
 
 
+@dataclass
+class Stack(Services):
+    """:class:`Services` on an embedded nats-server of their own."""
+
+    nats: EmbeddedNats = field(kw_only=True)
+
+
 class Bench:
     """The harness's servers: one PostgreSQL for the run, a nats-server per scenario."""
 
@@ -229,7 +236,7 @@ class Bench:
             # (one creates the stream, another then adds a consumer from new events on, and
             # the first fails with "deliver policy can not be updated" and exits).
             await ensure_jetstream(nc.jetstream())
-            stack = Stack(server, system, database_url, nc)
+            stack = Stack(system, database_url, nc, nats=server)
             services = list(services)
             stack.start(*services)
             if {"api", "notifier"} <= set(services):
