@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from nodedrop.contracts.expressions import (
+    Budget,
+    BudgetExceeded,
     ExpressionError,
     ExpressionProblem,
     check_syntax,
@@ -19,6 +21,7 @@ from nodedrop.contracts.expressions import (
     make_scope,
     render,
 )
+from nodedrop.contracts.expressions.limits import MAX_STEPS
 
 ITEM: dict[str, Any] = {
     "total": 150,
@@ -137,6 +140,36 @@ def test_every_expression_in_a_value_shares_one_budget() -> None:
     assert render([cheap, cheap], SCOPE) == [10000, 10000]
     with pytest.raises(ExpressionError, match="too much work"):
         render([cheap] * 3, SCOPE)
+
+
+def test_a_shared_budget_bounds_many_renders_together() -> None:
+    cheap = "{{ len([x for x in range(10000)]) }}"  # about 40,000 steps
+    budget = Budget(100_000)
+    assert render(cheap, SCOPE, budget) == 10000
+    assert render(cheap, SCOPE, budget) == 10000
+    assert 80_000 <= budget.spent <= 82_000
+    with pytest.raises(BudgetExceeded, match=r"more than 100,000 steps over all its items"):
+        render(cheap, SCOPE, budget)
+    assert budget.left == 0
+    # Used up for good: even the cheapest expression is refused now, a literal is not.
+    with pytest.raises(BudgetExceeded):
+        render("{{ 1 }}", SCOPE, budget)
+    assert render("plain text", SCOPE, budget) == "plain text"
+
+
+def test_a_render_on_a_large_shared_budget_keeps_its_own_limit() -> None:
+    budget = Budget()
+    with pytest.raises(ExpressionError, match="too much work") as raised:
+        render("{{ len([x for x in range(30000)]) }}", SCOPE, budget)
+    assert not isinstance(raised.value, BudgetExceeded)  # this expression alone is too much
+    assert MAX_STEPS <= budget.spent < 2 * MAX_STEPS  # and what it did is charged
+    assert render("{{ 1 + 1 }}", SCOPE, budget) == 2
+
+
+def test_renders_without_a_shared_budget_are_bounded_only_one_by_one() -> None:
+    heavy = "{{ len([x for x in range(24000)]) }}"  # about 96,000 steps
+    for _ in range(3):
+        assert render(heavy, SCOPE) == 24000
 
 
 def test_the_scope_names_item_nodes_and_execution() -> None:

@@ -10,14 +10,15 @@ dependency, and every refusal is ours to test.
 
 API:
 
-- ``render(value, scope) -> Any``: a parameter value rendered for one item (below).
+- ``render(value, scope, budget=None) -> Any``: a parameter value rendered for one item
+  (below); ``budget`` (a :class:`Budget`) is shared by all the renders of one node attempt.
 - ``evaluate(expression, scope) -> Any``: one bare expression, without braces.
 - ``check_syntax(value) -> list[ExpressionProblem]``: save-time check; each problem has the
   ``path`` inside ``value``, the ``expression`` and a ``message``. Nothing is evaluated.
 - ``compile_template(text)``, ``compile_expression(source)``: the cached compiled forms.
 - ``contains_expression(value) -> bool``, ``make_scope(item, nodes, execution) -> dict``.
 - ``ExpressionError(expression, message)``: every failure, compile or run; ``str()`` names the
-  expression.
+  expression. ``BudgetExceeded``, a subclass: the shared :class:`Budget` ran out.
 
 How it works. ``ast.parse(text, mode="eval")`` parses; :mod:`.compiler` walks the tree once,
 refuses any node type, name, attribute or call outside the whitelist, and builds closures that
@@ -64,14 +65,17 @@ Bounds (:mod:`.limits`): expressions of at most 10,000 characters and 100 levels
 at most 1,000,000 characters and lists/objects of at most 100,000 elements, checked BEFORE the
 result is built (``"a" * 10**9``, ``range(10**12)``, ``[0] * 10**9`` never allocate); integers
 from ``*`` and ``**`` of at most 10,000 bits, sized by logarithm before computing (``2 ** 10**9``);
-and a budget of 100,000 steps per :func:`render` call. Every evaluated syntax node costs a step,
-a comprehension's body costs its steps on every iteration, and work proportional to data costs
-with the data: a step per element copied, compared or built, a step per 64 characters of string
-work, deep comparisons and JSON by the full size of the values. So the wall-clock time of any
-render is bounded by the budget times the cost of the costliest step, with no timer or thread
-needed to stop it: the slowest expressions we found (string methods over 1 MB strings, big
-integers, comprehensions of many iterations) stop with "too much work" within about 20 ms, and
-a condition like ``{{ item.total > 100 }}`` renders in about 1 µs once compiled (~20 µs to compile).
+a budget of 100,000 steps per :func:`render` call, and one of 10,000,000 steps per
+:class:`Budget`, shared by every render it is given (the runner gives one to each node attempt,
+so an attempt's work is bounded whatever its number of items). Every evaluated syntax node
+costs a step, a comprehension's body costs its steps on every iteration, and work proportional
+to data costs with the data: a step per element copied, compared or built, a step per 64
+characters of string work, deep comparisons and JSON by the full size of the values. So the
+wall-clock time of any render is bounded by the budget times the cost of the costliest step,
+with no timer or thread needed to stop it: the slowest expressions we found (string methods
+over 1 MB strings, big integers, comprehensions of many iterations) stop with "too much work"
+within about 20 ms, and a condition like ``{{ item.total > 100 }}`` renders in about 1 µs
+once compiled (~20 µs to compile).
 """
 
 from nodedrop.contracts.expressions.compiler import (
@@ -79,9 +83,14 @@ from nodedrop.contracts.expressions.compiler import (
     CompiledExpression,
     compile_expression,
 )
-from nodedrop.contracts.expressions.errors import ExpressionError, ExpressionProblem
+from nodedrop.contracts.expressions.errors import (
+    BudgetExceeded,
+    ExpressionError,
+    ExpressionProblem,
+)
 from nodedrop.contracts.expressions.helpers import HELPERS, METHODS
 from nodedrop.contracts.expressions.references import ANY_NODE, referenced_nodes
+from nodedrop.contracts.expressions.runtime import Budget
 from nodedrop.contracts.expressions.templates import (
     Template,
     check_syntax,
@@ -97,6 +106,8 @@ __all__ = [
     "HELPERS",
     "METHODS",
     "SCOPE_NAMES",
+    "Budget",
+    "BudgetExceeded",
     "CompiledExpression",
     "ExpressionError",
     "ExpressionProblem",

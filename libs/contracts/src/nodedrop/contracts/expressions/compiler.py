@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodedrop.contracts.expressions import operators
-from nodedrop.contracts.expressions.errors import ExpressionError
+from nodedrop.contracts.expressions.errors import BudgetExceeded, ExpressionError
 from nodedrop.contracts.expressions.helpers import HELPERS, METHOD_NAMES, METHODS, iterate
 from nodedrop.contracts.expressions.limits import (
     MAX_DEPTH,
@@ -29,6 +29,7 @@ from nodedrop.contracts.expressions.limits import (
 from nodedrop.contracts.expressions.runtime import (
     SEQUENCES,
     Context,
+    OverBudget,
     Refused,
     check_items,
     check_text,
@@ -105,6 +106,8 @@ class CompiledExpression:
             ctx.charge(self.cost)
             value = self.run(ctx)
             return to_text(ctx, value) if as_text else value
+        except OverBudget as refused:
+            raise BudgetExceeded(self.source, refused.message) from None
         except Refused as refused:
             raise ExpressionError(self.source, refused.message) from None
         except RecursionError:

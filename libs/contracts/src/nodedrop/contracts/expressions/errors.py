@@ -34,6 +34,12 @@ class ExpressionError(Exception):
         return f"{self.message} in expression {{{{ {shorten(self.expression)} }}}}"
 
 
+class BudgetExceeded(ExpressionError):  # noqa: N818 - reads as what happened, like the others
+    """The work budget shared by a node attempt's renders (:class:`Budget`) ran out: the
+    attempt as a whole did too much work, whichever expression happened to take the last
+    step."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExpressionProblem:
     """One save-time problem: where it is inside the checked value, and what is wrong.

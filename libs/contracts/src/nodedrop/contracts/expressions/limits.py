@@ -8,8 +8,13 @@ MAX_EXPRESSION_LENGTH: Final = 10_000
 MAX_DEPTH: Final = 100
 #: Generators (``for`` clauses) in one comprehension; each is one level of Python recursion.
 MAX_GENERATORS: Final = 8
-#: Work units per :func:`render` call (see the package docstring for what costs a step).
+#: Work units per :func:`render` call (see the package docstring for what costs a step). This
+#: also bounds how long one render runs without a break (tens of milliseconds).
 MAX_STEPS: Final = 100_000
+#: Work units per :class:`Budget`: every render of one node attempt, over all its items,
+#: together (the runner gives each attempt one). Everyday expressions cost 5 to 20 steps an
+#: item, so this is 100,000 items at 100 steps each, and a few seconds of CPU at most.
+MAX_ATTEMPT_STEPS: Final = 10_000_000
 #: Characters of any string an expression produces, including rendered templates.
 MAX_STRING_LENGTH: Final = 1_000_000
 #: Elements of any list or object an expression produces.

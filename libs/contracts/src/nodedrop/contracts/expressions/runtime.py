@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 from nodedrop.contracts.expressions.errors import shorten
 from nodedrop.contracts.expressions.limits import (
     CHARS_PER_STEP,
+    MAX_ATTEMPT_STEPS,
     MAX_ITEMS,
     MAX_STEPS,
     MAX_STRING_LENGTH,
@@ -29,24 +30,70 @@ class Refused(Exception):  # noqa: N818 - internal signal, surfaced as Expressio
         self.message = message
 
 
+class OverBudget(Refused):
+    """The :class:`Budget` shared by several renders (a node attempt's) is used up."""
+
+
+class Budget:
+    """Work units shared by many :func:`render` calls: one node attempt's, over all its items.
+
+    Each render may still use at most :data:`MAX_STEPS` of it; when the budget has less left,
+    the render gets what is left, and running out stops it with :class:`BudgetExceeded`. Not
+    thread-safe: one attempt renders one item at a time.
+    """
+
+    __slots__ = ("left", "steps")
+
+    def __init__(self, steps: int = MAX_ATTEMPT_STEPS) -> None:
+        self.steps = steps
+        self.left = steps
+
+    @property
+    def spent(self) -> int:
+        return self.steps - self.left
+
+
 class Context:
     """One :func:`render` call: the scope, comprehension variables and the remaining budget.
 
     Compiled expressions are shared (cached) and stateless; everything that changes while
-    evaluating lives here, so concurrent renders never see each other.
+    evaluating lives here, so concurrent renders never see each other. With a shared
+    ``budget``, the render's steps come out of it too (:meth:`settle` when done).
     """
 
-    __slots__ = ("locals", "scope", "steps_left")
+    __slots__ = ("budget", "by_budget", "granted", "locals", "scope", "steps_left")
 
-    def __init__(self, scope: Mapping[str, Any], steps: int = MAX_STEPS) -> None:
+    def __init__(
+        self, scope: Mapping[str, Any], steps: int = MAX_STEPS, budget: Budget | None = None
+    ) -> None:
         self.scope = scope
         self.locals: dict[str, Any] = {}
+        self.budget = budget
+        #: The shared budget has less left than this render may use: running out is its end.
+        self.by_budget = budget is not None and budget.left < steps
+        if budget is not None and self.by_budget:
+            steps = max(budget.left, 0)
+        self.granted = steps
         self.steps_left = steps
 
     def charge(self, steps: int) -> None:
         self.steps_left -= steps
         if self.steps_left < 0:
-            raise Refused(f"too much work (more than {MAX_STEPS:,} steps)")
+            raise self._exhausted()
+
+    def _exhausted(self) -> Refused:
+        if self.budget is not None and self.by_budget:
+            return OverBudget(
+                f"too much work for one node attempt (more than {self.budget.steps:,} steps "
+                "over all its items)"
+            )
+        return Refused(f"too much work (more than {self.granted:,} steps)")
+
+    def settle(self) -> None:
+        """Take what this render used out of the shared budget."""
+        if self.budget is not None:
+            used = self.granted - self.steps_left
+            self.budget.left = max(self.budget.left - used, 0)
 
 
 def type_name(value: Any) -> str:

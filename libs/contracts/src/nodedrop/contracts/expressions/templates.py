@@ -18,7 +18,7 @@ from nodedrop.contracts.expressions.limits import (
     MAX_STRING_LENGTH,
     MAX_VALUE_DEPTH,
 )
-from nodedrop.contracts.expressions.runtime import Context
+from nodedrop.contracts.expressions.runtime import Budget, Context
 
 OPEN, CLOSE = "{{", "}}"
 # Templates up to this size are cached compiled (see CACHED_SOURCE_CHARS); longer ones (whole
@@ -119,16 +119,22 @@ def _split(text: str) -> Iterator[tuple[str, CompiledExpression | None]]:
         position = end + len(CLOSE)
 
 
-def render(value: Any, scope: Mapping[str, Any]) -> Any:
+def render(value: Any, scope: Mapping[str, Any], budget: Budget | None = None) -> Any:
     """Render a parameter value for one item: templates evaluated, everything else copied.
 
     ``value`` is any JSON value: strings are templates (or literals, without ``{{``), dicts and
     lists are rendered recursively (keys are never rendered), other values return as they are.
-    The budget (:data:`MAX_STEPS`) is shared by every expression in ``value``. Containers are
-    new; values that expressions return may be the scope's own objects: treat them as read-only.
+    The budget (:data:`MAX_STEPS`) is shared by every expression in ``value``; with a shared
+    ``budget`` (a node attempt's, over all its items), the steps also come out of it, and
+    running it out raises :class:`BudgetExceeded`. Containers are new; values that expressions
+    return may be the scope's own objects: treat them as read-only.
     Raises :class:`ExpressionError`.
     """
-    return _render(value, Context(scope), 0)
+    ctx = Context(scope, budget=budget)
+    try:
+        return _render(value, ctx, 0)
+    finally:
+        ctx.settle()
 
 
 def _render(value: Any, ctx: Context, depth: int) -> Any:
