@@ -5,7 +5,10 @@ mapping from a node's behaviour to ``NodeSucceeded``/``NodeFailed`` is tested wi
 
 Built-in node types run here, in the event loop; custom ones (:class:`PluginNode`) in a worker
 process of ``processes`` (:mod:`nodedrop.runner.isolation`), which the timeout or a cancellation
-kills. Either way the result is mapped the same way.
+kills. Either way the result is mapped the same way. Each attempt gets one expression work
+budget for all its items (:func:`nodedrop.runner.nodes.flow.attempt_budget`); the built-ins that
+evaluate expressions give the loop back every few milliseconds, which is where the timeout
+stops them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from nodedrop.contracts.items import REF_KEY, PortItems
 from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, describe, too_deep
 from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
+from nodedrop.runner.nodes.flow import attempt_budget
 from nodedrop.runner.nodes.registry import NodeRegistry, PluginNode
 
 #: Error texts travel in events and end up in the UI: keep a runaway message or a deep
@@ -147,7 +151,8 @@ async def _run(
                     max_output_bytes=max_output_bytes,
                 )
             else:
-                output = await node.run(ctx, task.input, task.parameters)
+                with attempt_budget():
+                    output = await node.run(ctx, task.input, task.parameters)
     except TimeoutError as error:
         if deadline.expired():
             return _timed_out(task)

@@ -18,10 +18,12 @@ Concurrency is bounded by the pull consumer's credit: it never asks for more tas
 are free slots, so the tasks this process cannot start yet stay with the server for other
 runners. Any number of runner processes share the consumer.
 
-Built-in node types run in this process's event loop; custom node types in a pool of
-``processes`` worker processes (:mod:`nodedrop.runner.isolation`), started with the runner when
-the registry has any and stopped with it. A custom node's task waits for a free worker process
-before it claims its attempt, so ``NodeStarted`` means the code is about to run.
+Built-in node types run in this process's event loop (those that evaluate expressions per item
+pause every few milliseconds and have one work budget per attempt: nodes/flow.py); custom node
+types in a pool of ``processes`` worker processes (:mod:`nodedrop.runner.isolation`), started
+with the runner when the registry has any and stopped with it. A custom node's task waits for a
+free worker process before it claims its attempt, so ``NodeStarted`` means the code is about to
+run.
 
 A graceful stop hands back at once every task not yet claimed (another runner runs it as if
 first delivered) and gives the claimed ones ``grace_s`` to finish; those still running then are
@@ -343,7 +345,10 @@ class Runner:
             # Running such a node twice is harmless, so it does not wait for its claim to be
             # stored (an fsync, most of a trivial node's time): the claim goes out now, the
             # result right after it on the same connection, and a result some other runner
-            # recorded first for the attempt simply wins.
+            # recorded first for the attempt simply wins. "Now" is bounded: the claim is
+            # queued on the connection before the node starts, and these nodes give the loop
+            # back every few milliseconds of work (flow.Pacer), so a long one is claimed, and
+            # the scheduler's timeout backstop started, while it runs.
             claim: asyncio.Task[bool] | None = asyncio.create_task(
                 self._claims.publish_first(started)
             )
