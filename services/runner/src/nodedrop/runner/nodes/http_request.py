@@ -47,7 +47,7 @@ from nodedrop.contracts.nodetypes import HttpRequestParameters, HttpScalar, pass
 from nodedrop.runner.netguard import NetGuard, UrlRefusedError, check_scheme, guarded_client
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.builtins import parse_parameters
-from nodedrop.runner.nodes.flow import rendered
+from nodedrop.runner.nodes.flow import Pacer, rendered
 
 #: Whether a 4xx answer (``HttpClientError``) may be retried. Yes, deliberately: the contract's
 #: own example lists ``HttpClientError`` in ``retry.non_retryable_errors``, which only means
@@ -180,11 +180,13 @@ class HttpRequestNode:
     ) -> PortItems:
         items = passthrough_items(node_input)
         # Every item's request is prepared before any is sent, so a bad parameter fails the node
-        # without side effects.
-        requests = [
-            self.request_for(ctx, index, item, rendered(parameters, ctx, item))
-            for index, item in enumerate(items)
-        ]
+        # without side effects; pausing as set and if do, since rendering may be heavy.
+        requests: list[OutgoingRequest] = []
+        pacer = Pacer()
+        for index, item in enumerate(items):
+            requests.append(self.request_for(ctx, index, item, rendered(parameters, ctx, item)))
+            if pacer.due():
+                await pacer.pause()
         return {MAIN_PORT: await self._send_all(requests)}
 
     def request_for(
