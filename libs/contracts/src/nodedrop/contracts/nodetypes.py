@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nodedrop.contracts.items import MAIN_PORT, Item
 from nodedrop.contracts.schedules import check_cron
@@ -34,7 +34,23 @@ class NoParameters(Parameters):
 
 
 class WebhookTriggerParameters(Parameters):
-    secret: str | None = Field(default=None, min_length=1, max_length=512)
+    secret: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="without one, anybody who knows the webhook's URL can run the workflow",
+    )
+    require_signature: bool = Field(
+        default=False,
+        description="accept only requests signed with the secret (X-Nodedrop-Signature), "
+        "not the secret itself (X-Nodedrop-Secret)",
+    )
+
+    @model_validator(mode="after")
+    def _signature_needs_a_secret(self) -> WebhookTriggerParameters:
+        if self.require_signature and self.secret is None:
+            raise ValueError("require_signature needs a secret to sign with")
+        return self
 
 
 class ScheduleTriggerParameters(Parameters):

@@ -15,6 +15,7 @@ from nodedrop.api.auth import key_verifier
 from nodedrop.api.db import create_engine, session_factory
 from nodedrop.api.definitions import openapi_schemas
 from nodedrop.api.deps import get_current_user
+from nodedrop.api.entry import RefuseNul
 from nodedrop.api.errors import install_error_handlers
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.limits import BodySizeLimit
@@ -123,6 +124,7 @@ def create_app(
     app.state.keys = key_verifier(app, config.admin_token)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes or config.max_body_bytes)
+    app.add_middleware(RefuseNul)
 
     api = APIRouter(
         prefix="/api",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from pydantic import WithJsonSchema
@@ -66,6 +67,40 @@ def revalidate(definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc)
                 ],
             )
         ) from None
+
+
+#: A definition with more nodes and connections than this is validated in a worker thread, so
+#: that the event loop goes on serving other requests meanwhile (a 2,000-node definition takes
+#: 0.1 to 0.4 s to check); a smaller one is checked faster than it is handed over.
+OFF_LOOP_ABOVE = 200
+
+
+def _off_loop(data: Any) -> bool:
+    if not isinstance(data, dict):
+        return False
+    nodes, connections = data.get("nodes"), data.get("connections")
+    size = (len(nodes) if isinstance(nodes, list) else 0) + (
+        len(connections) if isinstance(connections, list) else 0
+    )
+    return size > OFF_LOOP_ABOVE
+
+
+async def parse_definition_off_loop(
+    data: Any, registry: NodeTypeRegistry, loc: Loc, limits: WorkflowLimits = DEFAULT_LIMITS
+) -> Workflow:
+    """:func:`parse_definition`, in a worker thread when the definition is large."""
+    if _off_loop(data):
+        return await asyncio.to_thread(parse_definition, data, registry, loc, limits)
+    return parse_definition(data, registry, loc, limits)
+
+
+async def revalidate_off_loop(
+    definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc
+) -> Workflow:
+    """:func:`revalidate`, in a worker thread when the definition is large."""
+    if _off_loop(definition):
+        return await asyncio.to_thread(revalidate, definition, registry, loc)
+    return revalidate(definition, registry, loc)
 
 
 def stored_definition(workflow: Workflow) -> dict[str, Any]:

@@ -61,7 +61,8 @@ class ExecutionCreate(BaseModel):
         description="trigger mode: a list of JSON objects (default [{}]); node mode: "
         "{port: [JSON objects]} (default: the outputs its parents recorded)",
     )
-    timeout_ms: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_MS)
+    # Strict, like node-level settings: "100" or true is an error, not a number.
+    timeout_ms: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_MS, strict=True)
 
 
 class ExecutionAccepted(BaseModel):

@@ -11,7 +11,9 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=USER_NAME_PATTERN, description="unique; letters, digits, _.@-")
-    is_admin: bool = Field(default=False, description="admins see and manage everything")
+    is_admin: bool = Field(
+        default=False, strict=True, description="admins see and manage everything"
+    )
 
 
 class UserOut(BaseModel):

@@ -10,7 +10,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from nodedrop.api import execution_requests as rules
 from nodedrop.api import projection, reruns, submission, workflow_store
 from nodedrop.api.auth import User
-from nodedrop.api.definitions import parse_definition, revalidate, workflow_limits
+from nodedrop.api.definitions import (
+    parse_definition_off_loop,
+    revalidate_off_loop,
+    workflow_limits,
+)
 from nodedrop.api.deps import (
     CurrentUser,
     EventLogDep,
@@ -19,6 +23,7 @@ from nodedrop.api.deps import (
     SessionDep,
     open_session,
 )
+from nodedrop.api.entry import CheckedJsonRoute
 from nodedrop.api.errors import UnprocessableError, problem
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.pagination import encode_cursor, parse_cursor
@@ -52,7 +57,8 @@ from nodedrop.contracts.items import Item, PortItems
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.workflow import Workflow, WorkflowLimits
 
-router = APIRouter(prefix="/executions", tags=["executions"])
+# CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused.
+router = APIRouter(prefix="/executions", tags=["executions"], route_class=CheckedJsonRoute)
 
 #: Execution ids go into NATS subjects: anything else (dots, wildcards) cannot exist.
 _EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -96,12 +102,16 @@ async def _workflow_of(
             [problem(["body"], "give exactly one of workflow_id or workflow", "value_error")]
         )
     if body.workflow is not None:
-        return parse_definition(body.workflow, registry, ["body", "workflow"], limits), None, None
+        workflow = await parse_definition_off_loop(
+            body.workflow, registry, ["body", "workflow"], limits
+        )
+        return workflow, None, None
     assert body.workflow_id is not None
     row = await workflow_store.get(session, body.workflow_id)
     if row is None or not user.can_see(row.owner):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {body.workflow_id!r} not found")
-    return revalidate(row.definition, registry, ["body", "workflow_id"]), row.id, row.version
+    workflow = await revalidate_off_loop(row.definition, registry, ["body", "workflow_id"])
+    return workflow, row.id, row.version
 
 
 async def _recorded_input(
@@ -144,7 +154,9 @@ async def request_execution(
     config, registry, resources = running.config, running.registry, running.resources
     limits = workflow_limits(config)
     if body.workflow is not None and body.workflow_id is None:
-        workflow = parse_definition(body.workflow, registry, ["body", "workflow"], limits)
+        workflow = await parse_definition_off_loop(
+            body.workflow, registry, ["body", "workflow"], limits
+        )
         execution_id = await _request(body, user, running, session=None, workflow=workflow)
     else:
         async with open_session(resources) as session:

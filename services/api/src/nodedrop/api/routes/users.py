@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from nodedrop.api import user_store
 from nodedrop.api.auth import User
 from nodedrop.api.deps import AdminUser, CurrentUser, KeyVerifierDep, SessionDep
+from nodedrop.api.entry import CheckedJsonRoute
 from nodedrop.api.schemas import Message
 from nodedrop.api.timefmt import iso, iso_or_none, utcnow
 from nodedrop.api.user_schemas import (
@@ -28,7 +29,8 @@ from nodedrop.api.user_schemas import (
 )
 from nodedrop.contracts.db.tables import UserRow
 
-router = APIRouter(prefix="/users", tags=["users"])
+# CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused.
+router = APIRouter(prefix="/users", tags=["users"], route_class=CheckedJsonRoute)
 
 _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
     403: {"model": Message, "description": "the caller is not an admin"}

@@ -2,24 +2,29 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
 
 from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.definitions import (
     WorkflowJson,
-    parse_definition,
+    parse_definition_off_loop,
     stored_definition,
     workflow_limits,
 )
 from nodedrop.api.deps import ConfigDep, CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
+from nodedrop.api.entry import CheckedJsonRoute
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import Message, WorkflowOut, WorkflowPage
 from nodedrop.api.timefmt import iso, utcnow
 from nodedrop.contracts.db.tables import WorkflowRow
 
-router = APIRouter(prefix="/workflows", tags=["workflows"])
+# CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused.
+router = APIRouter(prefix="/workflows", tags=["workflows"], route_class=CheckedJsonRoute)
+
+#: Versions are PostgreSQL integers: a larger one cannot exist (and cannot even be looked up).
+_MAX_VERSION = 2**31 - 1
 
 _UNKNOWN: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "no such workflow, or another user's"}
@@ -65,7 +70,9 @@ async def create_workflow(
     config: ConfigDep,
 ) -> WorkflowOut:
     """Save a workflow as version 1."""
-    workflow = parse_definition(definition, registry, ["body"], workflow_limits(config))
+    workflow = await parse_definition_off_loop(
+        definition, registry, ["body"], workflow_limits(config)
+    )
     row = await workflow_store.create(
         session,
         definition=stored_definition(workflow),
@@ -102,7 +109,10 @@ async def get_workflow(workflow_id: str, user: CurrentUser, session: SessionDep)
 
 @router.get("/{workflow_id}/versions/{version}", responses=_UNKNOWN)
 async def get_workflow_version(
-    workflow_id: str, version: int, user: CurrentUser, session: SessionDep
+    workflow_id: str,
+    version: Annotated[int, Path(ge=1, le=_MAX_VERSION)],
+    user: CurrentUser,
+    session: SessionDep,
 ) -> WorkflowOut:
     """An earlier (or the latest) version of a saved workflow."""
     row = await _visible(session, workflow_id, user)
@@ -126,7 +136,9 @@ async def replace_workflow(
     config: ConfigDep,
 ) -> WorkflowOut:
     """Save a new version (version + 1); earlier versions stay readable."""
-    workflow = parse_definition(definition, registry, ["body"], workflow_limits(config))
+    workflow = await parse_definition_off_loop(
+        definition, registry, ["body"], workflow_limits(config)
+    )
     row = await _visible(session, workflow_id, user, for_update=True)
     before = entry_of(row)
     row = await workflow_store.update(
