@@ -1,19 +1,25 @@
 """The partitioned log on a real nats-server: one stream per partition holding its slots' subjects,
 each event stored in its execution's partition, an execution's events read back in order (also
 past one batch of direct gets), starts refused when the streams were laid out otherwise, and
-the fences a partition's owner publishes under."""
+the fences a partition's owner publishes under, also on a replicated stream of a 3-node
+cluster."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
+import nats
 import pytest
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import ids, subjects
 from nodedrop.contracts.bus import EventPublisher, FencedError
-from nodedrop.contracts.events import ExecutionRequested, NodeStarted
+from nodedrop.contracts.events import Event, ExecutionRequested, NodeStarted
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import (
     FORMER_EVENTS_STREAM,
@@ -21,12 +27,16 @@ from nodedrop.contracts.jetstream import (
     StreamSettings,
     ensure_jetstream,
 )
+from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import (
     PARTITIONS_ENV,
     Layout,
     execution_subject,
     is_event_subject,
 )
+
+if TYPE_CHECKING:  # pytest gives the factory as a fixture (see tests/fixtures/nats_cluster.py)
+    from tests.fixtures.nats_cluster import NatsClusterFactory
 
 pytestmark = pytest.mark.integration
 
@@ -267,3 +277,76 @@ async def test_fences_are_per_partition(jetstream: JetStreamContext) -> None:
     # The fences are in the partitions' streams, not read as events.
     fence = await jetstream.get_last_msg(layout.stream(1), layout.fence_subject(1))
     assert not is_event_subject(fence.subject or "")
+
+
+# ------------------------------------------------------------------ fences on a cluster
+# The stream's leader refuses a conditional write while an earlier one on the same subject is
+# still being replicated (10164): a scheduler publishing its decisions back to back under its
+# fence had all but the first refused, and collapsed under load. Decisions now go as atomic
+# batches, one in flight per partition.
+
+CLUSTER_LAYOUT = Layout(2)
+CALLS = 30
+ATTEMPTS = 4
+
+
+async def test_concurrent_fenced_publishes_are_all_stored_once_in_order(
+    nats_cluster: NatsClusterFactory,
+) -> None:
+    async with nats_cluster() as cluster:
+        nc = await nats.connect(cluster.urls, max_reconnect_attempts=-1)
+        try:
+            js = nc.jetstream(timeout=5)
+            await retry_unavailable(
+                lambda: ensure_jetstream(js, StreamSettings(layout=CLUSTER_LAYOUT, replicas=3)),
+                what="create the streams",
+                attempts=40,
+                max_s=1.0,
+            )
+            publisher = EventPublisher(js, CLUSTER_LAYOUT, timeout_s=30)
+            fences = {p: await publisher.write_fence(p, "owner") for p in range(2)}
+            executions = in_partition(CLUSTER_LAYOUT, 0, "busy", CALLS // 2) + in_partition(
+                CLUSTER_LAYOUT, 1, "busy", CALLS // 2
+            )
+
+            # Each call: one execution's request and attempts, all calls at once (as the
+            # scheduler's pipeline sends its batches), on both partitions.
+            def decisions(execution_id: str) -> Sequence[Event]:
+                return [requested(execution_id)] + [
+                    attempt(execution_id, n) for n in range(1, ATTEMPTS + 1)
+                ]
+
+            calls = [publisher.publish(decisions(e), fences=fences) for e in executions]
+            sequences = await asyncio.gather(*calls)
+            stored = [s for call in sequences for s in call]
+            assert 0 not in stored
+            for p in range(2):
+                info = await js.stream_info(CLUSTER_LAYOUT.stream(p))
+                assert info.state.messages == 1 + (CALLS // 2) * (1 + ATTEMPTS)
+            for execution_id, call in zip(executions, sequences, strict=True):
+                history = await read_execution(js, execution_id, layout=CLUSTER_LAYOUT)
+                assert [s for s, _ in history] == call
+                assert [type(e).__name__ for _, e in history] == ["ExecutionRequested"] + [
+                    "NodeStarted"
+                ] * ATTEMPTS
+                attempts = [e.attempt for _, e in history if isinstance(e, NodeStarted)]
+                assert attempts == list(range(1, ATTEMPTS + 1))
+
+            # Sent again (a retry after a lost acknowledgement) together with one new event:
+            # the stored ones are not stored twice, the new one is, all under the fence.
+            again = [*decisions(executions[0]), attempt(executions[0], ATTEMPTS + 1)]
+            resent = await publisher.publish(again, fences=fences)
+            assert resent[:-1] == sequences[0]
+            history = await read_execution(js, executions[0], layout=CLUSTER_LAYOUT)
+            assert Counter(e.event_id for _, e in history).most_common(1)[0][1] == 1
+            assert len(history) == ATTEMPTS + 2
+
+            # A superseded fence stores nothing, on the replicated stream too.
+            await publisher.write_fence(0, "next-owner")
+            before = (await js.stream_info(CLUSTER_LAYOUT.stream(0))).state.messages
+            (late,) = in_partition(CLUSTER_LAYOUT, 0, "late")
+            with pytest.raises(FencedError):
+                await publisher.publish(decisions(late), fences=fences)
+            assert (await js.stream_info(CLUSTER_LAYOUT.stream(0))).state.messages == before
+        finally:
+            await nc.close()

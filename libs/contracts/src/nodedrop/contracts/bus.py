@@ -7,9 +7,20 @@ not per event. Order within one connection is kept by the server; each event goe
 execution's partition (:mod:`nodedrop.contracts.routing`), so a batch may span several streams.
 
 A partition's owner publishes under its fence (:meth:`EventPublisher.publish` with ``fences``):
-each event carries the sequence of the fence its owner wrote when it took the partition, and
-the stream stores it only while that is still the partition's last fence. A late writer whose
-partition was taken over gets :class:`FencedError` and nothing of it is stored.
+its events go to each partition as atomic batches (all stored or none, in order) whose first
+message carries the sequence of the fence the owner wrote when it took the partition, and the
+stream stores a batch only while that is still the partition's last fence. A late writer whose
+partition was taken over gets :class:`FencedError` and nothing of that batch is stored.
+
+Why batches, one at a time per partition: on a replicated stream the leader refuses a
+conditional write while an earlier one on the same subject is still being replicated (error
+10164, without comparing anything), so conditional messages sent back to back are refused but
+for the first. One batch per partition in flight, a check on its first message, keeps the fence
+on every event at one round trip per batch. 10164 still answers a batch sent just as the
+previous one was acknowledged (the leader clears its mark a moment after): nothing of it was
+stored, and it is sent again. A batch holding an event already stored (a retry after a lost
+acknowledgement) is refused whole (10201): its events then go one by one, each fenced and
+deduplicated by its ``Nats-Msg-Id`` as usual.
 """
 
 from __future__ import annotations
@@ -17,6 +28,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import random
+import uuid
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from nats.aio.msg import Msg
@@ -32,8 +46,18 @@ MSG_ID = "Nats-Msg-Id"
 _EXPECTED_STREAM = "Nats-Expected-Stream"
 _EXPECTED_FENCE = "Nats-Expected-Last-Subject-Sequence"
 _FENCE_SUBJECT = "Nats-Expected-Last-Subject-Sequence-Subject"
+_BATCH_ID = "Nats-Batch-Id"
+_BATCH_SEQUENCE = "Nats-Batch-Sequence"
+_BATCH_COMMIT = "Nats-Batch-Commit"
 #: JetStream's error code for a failed ``Nats-Expected-Last-Subject-Sequence``.
 _WRONG_LAST_SEQUENCE = 10071
+#: A conditional write to the same subject is still in flight: nothing was compared or stored.
+_CHECK_IN_FLIGHT = 10164
+#: An atomic batch holds a message whose ``Nats-Msg-Id`` the stream already has.
+_BATCH_DUPLICATE = 10201
+#: Messages and bytes of one atomic batch (the server takes at most 1,000 messages).
+_BATCH_MESSAGES = 500
+_BATCH_BYTES = 8 * 1024 * 1024
 
 
 class PublishError(RuntimeError):
@@ -53,6 +77,8 @@ class EventPublisher:
         self._layout = layout or Layout.from_env()
         self._timeout_s = timeout_s
         self._acks = _Acks(js)
+        # One fenced batch in flight per partition (see the module's docstring).
+        self._partition_turns: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     @property
     def layout(self) -> Layout:
@@ -72,6 +98,8 @@ class EventPublisher:
         partition not in ``fences`` or anything else; retrying with the same events is safe."""
         if not events:
             return []
+        if fences is not None:
+            return await self._publish_fenced(events, headers or {}, fences)
         try:
             futures = [
                 await self._acks.publish(
@@ -81,7 +109,6 @@ class EventPublisher:
                         _EXPECTED_STREAM: self._layout.stream_of(event.execution_id),
                         MSG_ID: event.event_id,
                         **(headers or {}),
-                        **self._fence_headers(event, fences),
                     },
                 )
                 for event in events
@@ -95,14 +122,93 @@ class EventPublisher:
             raise PublishError(f"events not acknowledged: {error!r}") from error
         return acks
 
-    def _fence_headers(self, event: Event, fences: Mapping[int, int] | None) -> dict[str, str]:
-        if fences is None:
-            return {}
-        partition = self._layout.partition_of(event.execution_id)
-        fence = fences.get(partition)
-        if fence is None:
-            raise FencedError(f"partition {partition} is not owned here")
-        return {_EXPECTED_FENCE: str(fence), _FENCE_SUBJECT: self._layout.fence_subject(partition)}
+    async def _publish_fenced(
+        self, events: Sequence[Event], headers: dict[str, str], fences: Mapping[int, int]
+    ) -> list[int]:
+        by_partition: dict[int, list[int]] = defaultdict(list)
+        for index, event in enumerate(events):
+            by_partition[self._layout.partition_of(event.execution_id)].append(index)
+        for partition in by_partition:
+            if partition not in fences:
+                raise FencedError(f"partition {partition} is not owned here")
+        sequences = [0] * len(events)
+
+        async def partition_batches(partition: int, indexes: list[int]) -> None:
+            async with self._partition_turns[partition]:
+                for chunk in _chunks([events[i] for i in indexes]):
+                    stored = await self._fenced_batch(chunk, headers, partition, fences[partition])
+                    for index, sequence in zip(indexes[: len(chunk)], stored, strict=True):
+                        sequences[index] = sequence
+                    indexes = indexes[len(chunk) :]
+
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(partition_batches(p, i) for p, i in by_partition.items())),
+                self._timeout_s,
+            )
+        except (TimeoutError, ConnectionError) as error:
+            raise PublishError(f"events not acknowledged: {error!r}") from error
+        return sequences
+
+    async def _fenced_batch(
+        self, events: list[tuple[Event, bytes]], headers: dict[str, str], partition: int, fence: int
+    ) -> list[int]:
+        """Stores ``events`` (one partition's, encoded) as one atomic batch under ``fence``."""
+        check = {_EXPECTED_FENCE: str(fence), _FENCE_SUBJECT: self._layout.fence_subject(partition)}
+        stream = {_EXPECTED_STREAM: self._layout.stream(partition)}
+        for attempt in itertools.count():
+            batch = uuid.uuid4().hex
+            last = len(events)
+            future: asyncio.Future[int] | None = None
+            for number, (event, payload) in enumerate(events, start=1):
+                message_headers = {
+                    **stream,
+                    MSG_ID: event.event_id,
+                    **headers,
+                    **(check if number == 1 else {}),
+                    _BATCH_ID: batch,
+                    _BATCH_SEQUENCE: str(number),
+                }
+                subject = event_subject(event)
+                if number < last:
+                    await self._acks.publish_only(subject, payload, message_headers)
+                else:
+                    message_headers[_BATCH_COMMIT] = "1"
+                    future = await self._acks.publish(subject, payload, message_headers)
+            assert future is not None
+            try:
+                final = await future
+            except APIError as error:
+                if error.err_code == _WRONG_LAST_SEQUENCE:
+                    raise FencedError(f"partition {partition} was taken over: {error!r}") from error
+                if error.err_code == _CHECK_IN_FLIGHT:
+                    await _pause(attempt)
+                    continue
+                if error.err_code == _BATCH_DUPLICATE:
+                    return await self._fenced_one_by_one(events, headers, {**stream, **check})
+                raise PublishError(f"events not acknowledged: {error!r}") from error
+            return list(range(final - last + 1, final + 1))
+        raise AssertionError("unreachable")
+
+    async def _fenced_one_by_one(
+        self, events: list[tuple[Event, bytes]], headers: dict[str, str], check: dict[str, str]
+    ) -> list[int]:
+        sequences = []
+        for event, payload in events:
+            message_headers = {**check, MSG_ID: event.event_id, **headers}
+            for attempt in itertools.count():
+                future = await self._acks.publish(event_subject(event), payload, message_headers)
+                try:
+                    sequences.append(await future)
+                except APIError as error:
+                    if error.err_code == _WRONG_LAST_SEQUENCE:
+                        raise FencedError(f"a partition was taken over: {error!r}") from error
+                    if error.err_code == _CHECK_IN_FLIGHT:
+                        await _pause(attempt)
+                        continue
+                    raise PublishError(f"event not acknowledged: {error!r}") from error
+                break
+        return sequences
 
     async def publish_first(self, event: Event) -> bool:
         """Record one event and say whether this call stored it: False when the log already
@@ -136,6 +242,27 @@ class EventPublisher:
         return ack.seq
 
 
+def _chunks(events: list[Event]) -> list[list[tuple[Event, bytes]]]:
+    """``events``, encoded, in order, as batches within the server's limits."""
+    chunks: list[list[tuple[Event, bytes]]] = [[]]
+    size = 0
+    for event in events:
+        payload = codec.encode(event)
+        current = chunks[-1]
+        if current and (len(current) >= _BATCH_MESSAGES or size + len(payload) > _BATCH_BYTES):
+            current = []
+            chunks.append(current)
+            size = 0
+        current.append((event, payload))
+        size += len(payload)
+    return chunks
+
+
+async def _pause(attempt: int) -> None:
+    """A moment for the leader to clear its in-flight mark: 1 ms growing to 50 ms, jittered."""
+    await asyncio.sleep(random.uniform(0.5, 1.0) * min(0.05, 0.001 * 2**attempt))
+
+
 class _Acks:
     """Publishes whose acknowledgements are awaited together: one reply subscription, one
     future per message, resolved with its stream sequence or failed with the stream's error.
@@ -161,6 +288,10 @@ class _Acks:
         future.add_done_callback(lambda _: self._waiting.pop(token, None))
         await self._nc.publish(subject, payload, reply=f"{self._prefix}.{token}", headers=headers)
         return future
+
+    async def publish_only(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        """A message whose answer nobody waits for (one inside an atomic batch)."""
+        await self._nc.publish(subject, payload, headers=headers)
 
     async def _answered(self, msg: Msg) -> None:
         future = self._waiting.get(msg.subject.rsplit(".", 1)[-1])

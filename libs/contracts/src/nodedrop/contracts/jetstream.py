@@ -131,6 +131,8 @@ def events_stream_config(settings: StreamSettings, partition: int = 0) -> Stream
         # Retention purges old finished executions by subject; who may is a NATS permission.
         deny_purge=False,
         allow_direct=True,
+        # A partition's owner records its decisions as atomic batches (nodedrop.contracts.bus).
+        allow_atomic=True,
         num_replicas=settings.replicas,
     )
 
