@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -93,9 +94,12 @@ async def read_batches(
     max_bytes = max(_BATCH_BYTES, nc.max_payload + _MESSAGE_OVERHEAD)
     last_seq = after_seq
     remaining: int | None = None  # how many are left to read, known once the consumer exists
+    why = ""
     for attempt in range(_RESUMES + 1):
         config = _scan_config(filter_subject, last_seq, description, headers_only)
-        info = await js.add_consumer(stream, config)
+        info = await retry_unavailable(
+            functools.partial(js.add_consumer, stream, config), what=f"reading {stream}"
+        )
         assert info.name is not None
         try:
             pending = info.num_pending or 0
@@ -111,12 +115,15 @@ async def read_batches(
                     msg.metadata.sequence.consumer != delivered + 1 + i
                     for i, msg in enumerate(batch)
                 )
-                if lost or (not batch and ended is None):
-                    break  # lost on the way: read again from a new consumer
                 if not batch and ended is not None and ended.startswith("404"):
                     return  # deleted since the read started: nothing more to read
-                if not batch:
-                    raise IncompleteReadError(stream, last_seq, f"the server answered {ended}")
+                if lost or not batch:
+                    # Lost on the way, or an empty answer while messages are pending: on a
+                    # replicated stream a 503 while the consumer's leader is elected, or a 409
+                    # "Batch Completed" from a member still catching up after a leader change.
+                    # Read again from a new consumer, after a pause.
+                    why = "lost on the way" if lost else f"the server answered {ended}"
+                    break
                 delivered += len(batch)
                 last_seq = batch[-1].metadata.sequence.stream
                 remaining = min(remaining - len(batch), batch[-1].metadata.num_pending)
@@ -127,13 +134,10 @@ async def read_batches(
             with contextlib.suppress(Exception):
                 await js.delete_consumer(stream, info.name)
         if attempt < _RESUMES:
-            log.warning(
-                "reading %s: messages after sequence %d lost on the way; reading them again",
-                stream,
-                last_seq,
-            )
+            log.warning("reading %s after sequence %d: %s; reading again", stream, last_seq, why)
+            await asyncio.sleep(min(_RESUME_PAUSE_MAX_S, 0.1 * 2**attempt))
     raise IncompleteReadError(
-        stream, last_seq, f"messages lost on the way (a reconnect?) {_RESUMES + 1} times"
+        stream, last_seq, f"{why}, {_RESUMES + 1} times (a reconnect, a leader election?)"
     )
 
 

@@ -42,6 +42,7 @@ from nats.js.kv import KeyValue
 from nodedrop.contracts import ids, schedules
 from nodedrop.contracts.bus import EventPublisher, PublishError
 from nodedrop.contracts.events import ExecutionRequested
+from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.schedules import ScheduleEntry
 
 log = logging.getLogger(__name__)
@@ -149,8 +150,15 @@ class CronFirer:
         self._changed.set()
 
     async def run(self) -> None:
-        self._kv = await schedules.open_bucket(self._js)
-        watcher = await self._kv.watch(schedules.ENTRY_KEYS)
+        # A cluster electing a leader (a node died as the scheduler started) answers 503 or
+        # nothing for a while: wait for it rather than take the scheduler down.
+        self._kv = await retry_unavailable(
+            lambda: schedules.open_bucket(self._js), what="open the schedules bucket", attempts=20
+        )
+        kv = self._kv
+        watcher = await retry_unavailable(
+            lambda: kv.watch(schedules.ENTRY_KEYS), what="watch the schedules", attempts=20
+        )
         following = asyncio.create_task(self._follow(watcher), name="schedules watcher")
         log.info("cron firer running (grace %s)", self._grace)
         try:
