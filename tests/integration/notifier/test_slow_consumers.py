@@ -1,23 +1,32 @@
 """Slow readers never get the shared NATS connection dropped, and a read that cannot finish says
 so: against a real nats-server that drops a client as a slow consumer once 8 MB wait for it
-(``max_pending``; 64 MiB by default, the same thing at a smaller scale), with events of 400 KB.
+(``max_pending``; 64 MiB by default, the same thing at a smaller scale), with events of 400 KB
+(and 1 MB at most, where the notifier's server takes 8 MB).
 
 A busy event loop is what makes a client slow: here the loop is blocked for a moment right after
 each read request is sent, so whatever a request asks for waits on the server meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
+import json
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nats
 import pytest
+import uvicorn
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
+from starlette.applications import Starlette
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
@@ -25,23 +34,30 @@ from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.embedded.nats import DEFAULT_CONFIG
+from nodedrop.notifier import websocket
 from nodedrop.notifier.rebuild import IncompleteReplayError, rebuild_and_compare, replay
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name, create_pool
 from nodedrop.notifier.testing import History
+from nodedrop.notifier.websocket import create_app
 
 pytestmark = pytest.mark.integration
 
 MAX_PENDING = 8 * 1024 * 1024
+MAX_PAYLOAD = 1024 * 1024
 BLOB = 400_000
 #: How long the loop is blocked after each read request (a busy notifier).
 STALL_S = 0.4
+TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="module")
 def tight_nats_url() -> Iterator[str]:
     directory = Path(tempfile.mkdtemp(prefix="nodedrop-test-nats-tight-"))
     config = directory / "tight.conf"
-    config.write_text(f"{DEFAULT_CONFIG.read_text()}\nmax_pending: {MAX_PENDING}\n")
+    # Messages of 1 MB at most: a bulk read then has 5 MB at most in flight (4 MiB asked for,
+    # and the message that crosses the line), against 12 MB with the usual 8 MB.
+    settings = f"max_pending: {MAX_PENDING}\nmax_payload: {MAX_PAYLOAD}\n"
+    config.write_text(f"{DEFAULT_CONFIG.read_text()}\n{settings}")
     server = EmbeddedNats(directory / "data", port=0, config=config)
     server.start()
     try:
@@ -204,3 +220,141 @@ def test_the_cli_exits_2_and_prints_how_far_the_rebuild_got(
     out = capsys.readouterr()
     assert "different" not in out.out + out.err
     assert "got to sequence 8550 of 9310" in out.err
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Starlette) -> AsyncIterator[str]:
+    """``app`` on uvicorn on a free port; yields ``host:port``."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, lifespan="off", ws="websockets-sansio", log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):  # uvicorn signals readiness by a flag only
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        await asyncio.wait_for(task, 20)
+        sock.close()
+
+
+class StuckClient:
+    """A WebSocket client that reads nothing after the handshake (a small receive buffer: little
+    is in flight), until :meth:`frames` reads everything the server sent and closed."""
+
+    async def open(self, base: str, execution_id: str) -> None:
+        host, port = base.split(":")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.connect((host, int(port)))
+        sock.setblocking(False)
+        self.reader, self.writer = await asyncio.open_connection(sock=sock)
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        self.writer.write(
+            f"GET /ws/executions/{execution_id}?token={TOKEN} HTTP/1.1\r\nHost: {base}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        await self.writer.drain()
+        assert b" 101 " in await self.reader.readuntil(b"\r\n\r\n")
+        self.transport = cast(asyncio.Transport, self.writer.transport)
+        self.transport.pause_reading()
+
+    async def frames(self) -> tuple[list[int], int, str]:
+        """The ``seq`` of every event sent, the close code and reason."""
+        self.transport.resume_reading()
+        seqs: list[int] = []
+        while True:
+            head = await asyncio.wait_for(self.reader.readexactly(2), 60)
+            opcode, length = head[0] & 0x0F, head[1] & 0x7F
+            if length >= 126:
+                size = 2 if length == 126 else 8
+                length = int.from_bytes(await self.reader.readexactly(size), "big")
+            payload = await self.reader.readexactly(length)
+            if opcode == 1:
+                seqs.append(json.loads(payload)["seq"])
+            elif opcode == 8:
+                return seqs, int.from_bytes(payload[:2], "big"), payload[2:].decode()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def ws_url(base: str, execution_id: str) -> str:
+    return f"ws://{base}/ws/executions/{execution_id}?token={TOKEN}"
+
+
+async def read_slowly(base: str, execution_id: str, pause_s: float) -> tuple[list[int], int]:
+    """The ``seq`` of every event, read with a pause after each, and the close code."""
+    seqs: list[int] = []
+    async with ws_connect(ws_url(base, execution_id), max_size=None) as ws:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                seqs.append(json.loads(await asyncio.wait_for(ws.recv(), 60))["seq"])
+                await asyncio.sleep(pause_s)
+        assert ws.close_code is not None
+        return seqs, ws.close_code
+
+
+async def test_many_slow_viewers_of_a_large_execution_never_get_the_connection_dropped(
+    tight: JetStreamContext, tight_nats_url: str
+) -> None:
+    # One execution of 40 events of 400 KB (16 MB), watched by 10 viewers at once, four of
+    # which take their time; the notifier's loop is busy after each read request it sends.
+    events = large(1, 13)
+    (execution_id,) = {event.execution_id for event in events}
+    lasts = await record(tight, events)
+    (last,) = lasts.values()
+    async with (
+        stalling(tight_nats_url, max_reconnect_attempts=-1) as notifier,
+        serving(create_app(notifier.nc.jetstream(), TOKEN)) as base,
+    ):
+        results = await asyncio.gather(
+            *(read_slowly(base, execution_id, 0.05 if i < 4 else 0) for i in range(10))
+        )
+        dropped = notifier.dropped
+
+    assert dropped == 0
+    for seqs, code in results:
+        assert (seqs, code) == (list(range(1, last + 1)), 1000)
+
+
+async def test_a_viewer_that_takes_nothing_is_closed_with_1013_and_the_others_are_served(
+    tight: JetStreamContext, tight_nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(websocket, "SEND_TIMEOUT_S", 1.0)
+    events = large(1, 13)
+    (execution_id,) = {event.execution_id for event in events}
+    (last,) = (await record(tight, events)).values()
+    async with (
+        stalling(tight_nats_url, max_reconnect_attempts=-1) as notifier,
+        serving(create_app(notifier.nc.jetstream(), TOKEN)) as base,
+    ):
+        # A client that reads nothing (after the first message): the socket's buffers fill,
+        # and the next event cannot be handed over.
+        stream = Layout.from_env().stream_of(execution_id)
+        durable = (await tight.stream_info(stream)).state.consumer_count  # the services'
+        stuck = StuckClient()
+        await stuck.open(base, execution_id)
+        try:
+            seqs, code = await read_slowly(base, execution_id, 0)
+            assert (seqs, code) == (list(range(1, last + 1)), 1000)
+            for _ in range(300):  # the stuck client's consumer is deleted once it is given up
+                if (await tight.stream_info(stream)).state.consumer_count == durable:
+                    break
+                await asyncio.sleep(0.1)
+            stuck_seqs, stuck_code, reason = await stuck.frames()
+        finally:
+            stuck.close()
+        dropped = notifier.dropped
+
+    assert dropped == 0
+    assert (stuck_code, reason) == (1013, "too slow, reconnect with after_seq")
+    assert stuck_seqs == list(range(1, len(stuck_seqs) + 1))
+    assert len(stuck_seqs) < last

@@ -36,17 +36,21 @@ _FETCH_BATCH = 1000
 
 #: Flow control of bulk reads (history, stretches of a stream, a WebSocket's stored events):
 #: each request asks for at most about this many bytes, and at most :data:`_BULK_REQUESTS` are
-#: in flight at once on one connection, however many readers share it. The server then never
-#: holds more than a few such answers for the connection (it drops a client as a slow consumer
-#: once 64 MiB by default wait for it), and a reader that is slow to take its messages asks
-#: for no more until it has: what it has not taken yet is in its own memory, not on the wire.
+#: in flight at once on one connection, however many readers share it (they take turns). The
+#: server then never holds more than one such answer for the connection (4 MiB and the message
+#: that crosses the line: 12 MB at most with 8 MB messages, where it drops a client as a slow
+#: consumer once 64 MiB wait for it), and a reader that is slow to take its messages asks for
+#: no more until it has: what it has not taken yet is in its own memory, not on the wire.
 _BATCH_BYTES = 4 * 1024 * 1024
-_BULK_REQUESTS = 2
+_BULK_REQUESTS = 1
 #: What a message adds to its payload in a pull's byte count (subject, reply and headers).
 _MESSAGE_OVERHEAD = 64 * 1024
 #: A bulk read that loses messages on the way (a reconnect) starts again after the last one it
-#: has, this many times in a row at most.
-_RESUMES = 3
+#: has (or after an empty answer while messages are pending), this many times in a row at most.
+_RESUMES = 8
+#: The longest pause before reading again (0.1 s doubling): the reads of one take over 7 s, as
+#: long as a stream's leader election takes at worst on a loaded cluster.
+_RESUME_PAUSE_MAX_S = 2.0
 
 _requests: weakref.WeakKeyDictionary[Client, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 

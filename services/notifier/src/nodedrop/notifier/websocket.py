@@ -3,8 +3,9 @@
 ``GET /ws/executions/{id}?after_seq=N`` sends every event of the execution with ``seq > N``, one
 JSON text message each, stored ones first and then live ones, and closes with 1000 after
 ``ExecutionFinished``. Events come from the stream, not from the projection, which lags: an ordered
-consumer on the execution's subjects starts at ``N + 1`` and delivers in stream order with no gap
-(the client library recreates it from the last sequence seen if one appears).
+consumer on the execution's subjects starts at ``N + 1`` and notices each event (its headers only),
+and the events are read in order by direct gets in batches of a few MiB, as fast as the client
+takes them; a client that takes none for ``SEND_TIMEOUT_S`` is closed with 1013.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 
 import msgspec
 import nats.errors
@@ -28,6 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
+from nodedrop.contracts.history import direct_read
 from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.auth import (
     SUBPROTOCOL,
@@ -59,6 +61,17 @@ RECHECK_S = 1.0
 _NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
 
 _encoder = msgspec.json.Encoder()
+
+#: Notices of new events (headers only, a few hundred bytes each) that may wait for a slow
+#: client. Losing some is harmless (a later one reads everything stored after the last sent).
+_MAX_NOTICES = 65536
+#: A client that has not taken one event within this long is closed with 1013 (it reconnects
+#: with ``after_seq``): its socket, one batch of events and the notices are all it held.
+SEND_TIMEOUT_S = 30.0
+#: A noticed event not yet readable (a replica behind its leader) is asked for again this many
+#: times, this long apart.
+_NOTICE_RETRIES = 40
+_NOTICE_RETRY_S = 0.05
 
 
 def create_app(
@@ -226,9 +239,12 @@ class _ExecutionStream:
         start = after_seq and min(
             after_seq, (await self._js.stream_info(stream_name)).state.last_seq
         )
+        # Notices only (headers, no data): the events themselves are read in bounded batches by
+        # _pump, as fast as this client takes them (see _pump).
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
             opt_start_seq=start + 1 if start else None,
+            headers_only=True,
         )
         try:
             sub = await self._js.subscribe(
@@ -236,6 +252,7 @@ class _ExecutionStream:
                 stream=self._layout.stream_of(execution_id),
                 ordered_consumer=True,
                 config=config,
+                pending_msgs_limit=_MAX_NOTICES,
             )
         except _NATS_ERRORS:
             raise  # NATS is away: one line, by the caller
@@ -243,7 +260,15 @@ class _ExecutionStream:
             log.exception("cannot follow execution %s", execution_id)
             await websocket.close(CLOSE_INTERNAL_ERROR)
             return
-        pump = asyncio.create_task(_pump(sub, websocket, after_seq))
+        pump = asyncio.create_task(
+            _pump(
+                sub,
+                websocket,
+                after_seq,
+                _Events(self._js, stream_name, execution_id, start),
+                SEND_TIMEOUT_S,
+            )
+        )
         watch = asyncio.create_task(_until_disconnect(websocket))
         revoked = asyncio.create_task(self._keys.until_revoked(key))
         try:
@@ -261,35 +286,85 @@ class _ExecutionStream:
         elif not pump.cancelled() and (error := pump.exception()) is not None:
             if isinstance(error, WebSocketDisconnect | RuntimeError):
                 return  # sending failed: the client is gone
-            log.warning(
-                "WebSocket of execution %s: stream lost: %s", execution_id, _describe(error)
-            )
-            close = (CLOSE_INTERNAL_ERROR, "event stream lost")
+            if isinstance(error, _TooSlowError):
+                log.info("WebSocket of execution %s: client too slow, closed", execution_id)
+                close = (CLOSE_TRY_AGAIN_LATER, "too slow, reconnect with after_seq")
+            else:
+                log.warning(
+                    "WebSocket of execution %s: stream lost: %s", execution_id, _describe(error)
+                )
+                close = (CLOSE_INTERNAL_ERROR, "event stream lost")
         with contextlib.suppress(Exception):  # the client may have gone meanwhile
             await websocket.close(*close)
 
 
+class _TooSlowError(Exception):
+    """The client did not take an event within :data:`SEND_TIMEOUT_S`."""
+
+
+class _Events:
+    """The stored events of one execution after ``last`` (the last sequence read), read in
+    batches of a few MiB at most by direct gets (nodedrop.contracts.history.direct_read: flow
+    control shared by every reader of the connection), the next batch only once this one is
+    sent."""
+
+    def __init__(self, js: JetStreamContext, stream: str, execution_id: str, last: int) -> None:
+        self._js = js
+        self._stream = stream
+        self.subject = execution_subject(execution_id)
+        self.last = last
+
+    async def through(self, seq: int) -> AsyncIterator[tuple[int, bytes]]:
+        """Every stored event after :attr:`last`, at least up to ``seq`` (a replica that has not
+        stored it yet is asked again)."""
+        for attempt in range(_NOTICE_RETRIES):
+            if attempt:
+                await asyncio.sleep(_NOTICE_RETRY_S)
+            async for item in direct_read(
+                self._js, self._stream, self.subject, after_seq=self.last
+            ):
+                self.last = item[0]
+                yield item
+            if self.last >= seq:
+                return
+        log.warning("event %d on %s noticed but not readable; skipped", seq, self._stream)
+        self.last = seq
+
+
 async def _pump(
-    sub: JetStreamContext.PushSubscription, websocket: WebSocket, after_seq: int
+    sub: JetStreamContext.PushSubscription,
+    websocket: WebSocket,
+    after_seq: int,
+    events: _Events,
+    send_timeout_s: float,
 ) -> None:
     """Forward events after ``after_seq`` until ``ExecutionFinished`` (sent, or at or before
-    ``after_seq``: then the client has seen it already)."""
-    last = 0
+    ``after_seq``: then the client has seen it already).
+
+    Each notice (an event's headers) says that the execution has a new event: everything stored
+    after the last one read is then read and sent, in batches bounded by bytes, the next read
+    only once the client has taken the last batch. A slow client so only slows its own reads
+    (nothing it has not taken waits on the NATS connection), and one that takes no event for
+    ``send_timeout_s`` is closed with 1013."""
     while True:
-        msg = await sub.next_msg(timeout=None)
-        seq = msg.metadata.sequence.stream
-        if seq <= last:
-            continue  # Redelivered after the ordered consumer was recreated.
-        last = seq
-        try:
-            event = codec.decode(msg.data)
-        except codec.EventDecodeError:
-            log.error("event %d on %s does not decode; not sent", seq, msg.subject)
-            continue
-        if seq > after_seq:
-            await websocket.send_text(_encoder.encode(codec.to_public(event, seq)).decode())
-        if isinstance(event, ExecutionFinished):
-            return
+        notice = await sub.next_msg(timeout=None)
+        noticed = notice.metadata.sequence.stream
+        if noticed <= events.last:
+            continue  # read already with an earlier notice's (or redelivered)
+        async for seq, data in events.through(noticed):
+            try:
+                event = codec.decode(data)
+            except codec.EventDecodeError:
+                log.error("event %d of %s does not decode; not sent", seq, events.subject)
+                continue
+            if seq > after_seq:
+                text = _encoder.encode(codec.to_public(event, seq)).decode()
+                try:
+                    await asyncio.wait_for(websocket.send_text(text), send_timeout_s)
+                except TimeoutError:
+                    raise _TooSlowError from None
+            if isinstance(event, ExecutionFinished):
+                return
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:
