@@ -35,6 +35,7 @@ from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.embedded.nats import DEFAULT_CONFIG
 from nodedrop.notifier import websocket
+from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.rebuild import IncompleteReplayError, rebuild_and_compare, replay
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name, create_pool
 from nodedrop.notifier.testing import History
@@ -358,3 +359,41 @@ async def test_a_viewer_that_takes_nothing_is_closed_with_1013_and_the_others_ar
     assert (stuck_code, reason) == (1013, "too slow, reconnect with after_seq")
     assert stuck_seqs == list(range(1, len(stuck_seqs) + 1))
     assert len(stuck_seqs) < last
+
+
+async def test_the_projector_catches_up_on_large_events_on_a_busy_loop_without_being_dropped(
+    tight: JetStreamContext, tight_nats_url: str, migrated_database_url: str
+) -> None:
+    # 75 events of 400 KB waiting (30 MB) when the projector starts.
+    lasts = await record(tight, large(3, 25))
+    layout = Layout.from_env()
+    pool = await create_pool(migrated_database_url)
+    stop = asyncio.Event()
+    try:
+        async with stalling(tight_nats_url, max_reconnect_attempts=-1) as notifier:
+            projectors = [
+                Projector(
+                    notifier.nc,
+                    ProjectionStore(pool, checkpoint_name(layout.streams.index(stream))),
+                    stream=stream,
+                )
+                for stream in lasts
+            ]
+            tasks = [asyncio.create_task(projector.run(stop)) for projector in projectors]
+            try:
+                await asyncio.wait_for(
+                    asyncio.gather(
+                        *(p.wait_for(lasts[p.stream]) for p in projectors),
+                    ),
+                    120,
+                )
+            finally:
+                stop.set()
+                await asyncio.wait_for(asyncio.gather(*tasks), 20)
+            dropped = notifier.dropped
+        rows = await pool.fetchval("SELECT count(*) FROM node_executions")
+    finally:
+        await pool.close()
+
+    assert dropped == 0
+    assert rows == 75

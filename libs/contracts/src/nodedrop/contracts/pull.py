@@ -35,10 +35,13 @@ _RECHECK_S = 0.5
 #: a message or heartbeat ends the streak. Asking again at once was answered at once: thousands
 #: of requests and warnings a second for as long as an election lasts.
 _BACKOFF_FIRST_S = 0.05
+#: What a message adds to its payload in a pull's byte count (subject, reply and headers).
+_MESSAGE_OVERHEAD = 64 * 1024
 _BACKOFF_MAX_S = 2.0
 #: 409s that end a pull request in the normal course of things: the consumer got a new leader
-#: (which takes requests at once), a request's max_bytes was reached.
-_NORMAL_409 = frozenset({"Leadership Change", "Batch Completed"})
+#: (which takes requests at once), a request's max_bytes was reached (the next message does not
+#: fit in what is left of it; a consumer with ``max_bytes`` asks for at least the largest).
+_NORMAL_409 = frozenset({"Leadership Change", "Batch Completed", "Message Size Exceeds MaxBytes"})
 
 
 #: ``allot(consumer, wanted)``: how many of the ``wanted`` messages ``consumer`` may ask for now.
@@ -56,8 +59,14 @@ class PullConsumer:
         arrived: asyncio.Event | None = None,
         allot: Allot | None = None,
         expires_s: float = _EXPIRES_S,
+        max_bytes: int | None = None,
     ) -> None:
         self._nc = nc
+        #: Bytes one pull request asks for at most (None: no bound), at least the largest
+        #: message the server takes: a pull never splits one.
+        self._max_bytes = (
+            None if max_bytes is None else max(max_bytes, nc.max_payload + _MESSAGE_OVERHEAD)
+        )
         self.stream = stream
         self._next_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         #: How many messages may be requested but not yet handed over plus handed over and
@@ -283,6 +292,8 @@ class PullConsumer:
             "expires": int(self._expires_s * 1e9),
             "idle_heartbeat": int(self._heartbeat_s * 1e9),
         }
+        if self._max_bytes is not None:
+            request["max_bytes"] = self._max_bytes
         try:
             await self._nc.publish(
                 self._next_subject, json.dumps(request).encode(), reply=self._inbox

@@ -50,6 +50,8 @@ T = TypeVar("T")
 LINGER_ENV = "NODEDROP_PROJECTION_LINGER_MS"
 #: At 200 one-node executions/s (1,200 events/s) a batch of 20 ms holds ~25 events instead of 1-3.
 DEFAULT_LINGER_S = 0.02
+#: Bytes one pull request of the projector asks for at most (and at least the largest message).
+PULL_MAX_BYTES = 4 * 1024 * 1024
 #: Fields of the consumer's configuration that say where it starts; a rewind sets them.
 _POSITION_FIELDS = frozenset({"deliver_policy", "opt_start_seq", "opt_start_time"})
 
@@ -182,6 +184,9 @@ class Projector:
             self.stream,
             subjects.NOTIFIER_CONSUMER,
             capacity=2 * self._batch_size,
+            # Large events must not put more on the wire than the server holds for a client
+            # (it drops a slow consumer, and everything else on this connection with it).
+            max_bytes=PULL_MAX_BYTES,
         )
         await consumer.start()
         return consumer
