@@ -12,9 +12,12 @@ _FIXTURES = f"{_PACKAGE}.fixtures" if _PACKAGE else "fixtures"
 
 pytest_plugins = [f"{_FIXTURES}.servers", f"{_FIXTURES}.http_server", f"{_FIXTURES}.nats_cluster"]
 
-# In CI the property tests draw the same examples every run (as many as anywhere), so a run fails
-# for a change and not for the draw; runs elsewhere keep exploring new examples, and what they
-# find is kept in .hypothesis/ and replayed first.
-settings.register_profile("ci", derandomize=True)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (.ci/run sets "ci"; nothing else needs to):
+# - "dev" (the default, `make test`): each run explores new examples, and what it finds is kept
+#   in .hypothesis/ and replayed first;
+# - "ci": the property tests draw the same examples every run (as many as anywhere), so a run
+#   fails for a change and not for the draw, with no per-example deadline (a busy machine is
+#   slow, not wrong) and the blob to reproduce a failure printed.
+settings.register_profile("dev")
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
