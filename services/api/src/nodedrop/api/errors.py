@@ -85,23 +85,61 @@ async def _database_down(request: Request, error: Exception) -> JSONResponse:
     return _detail(503, "the database is unavailable, try again later", {"Retry-After": "1"})
 
 
-async def _database_rejected(_: Request, error: Exception) -> JSONResponse:
+#: What a refused value was, by PostgreSQL's SQLSTATE, for a 422 that says what is wrong without
+#: the database's own text (which can quote the value, a table or a column).
+_REJECTED: dict[str, str] = {
+    "22001": "a text value is too long to be stored",
+    "22003": "a number is out of the range that can be stored",
+    "22007": "a date or time value is not valid",
+    "22008": "a date or time value is out of range",
+    "22021": "a text value contains a character that cannot be stored (such as NUL, \\u0000)",
+    "22P02": "a value has the wrong form for its field",
+    "22P05": "a JSON value contains a character that cannot be stored (such as NUL, \\u0000)",
+}
+_REJECTED_OTHERWISE = "a value cannot be stored as given"
+_CONFLICT = "the request conflicts with what is stored (a duplicate, or a reference that is gone)"
+
+
+async def _database_rejected(request: Request, error: Exception) -> JSONResponse:
     # A value PostgreSQL refuses (e.g. a NUL character in JSON text) is bad input, not a crash.
-    orig = getattr(error, "orig", None) or error
-    return JSONResponse(
-        {"detail": [problem(["body"], f"the database rejected a value: {orig}", "value_error")]},
-        status_code=422,
+    # Neither the answer nor the log carries the database's text: it can quote the value (a
+    # secret, say), the statement and its parameters.
+    state = _sqlstate(error)
+    log.warning(
+        "database refused a value during %s %s: %s",
+        request.method,
+        request.url.path,
+        _summary(error),
     )
+    message = _REJECTED.get(state, _REJECTED_OTHERWISE)
+    return JSONResponse({"detail": [problem(["body"], message, "value_error")]}, status_code=422)
 
 
 async def _database_error(request: Request, error: Exception) -> JSONResponse:
     # PostgreSQL's "data exception" class (SQLSTATE 22...: a NUL character in a text value, a
     # number out of range...) is bad input; asyncpg's errors reach SQLAlchemy's generic
-    # DBAPIError rather than DataError.
-    if _sqlstate(error).startswith("22"):
+    # DBAPIError rather than DataError. A unique or foreign key violation (23505, 23503,
+    # 23P01) is a conflict with what is stored.
+    state = _sqlstate(error)
+    if state.startswith("22"):
         return await _database_rejected(request, error)
-    log.error("database error during %s %s: %s", request.method, request.url.path, error)
+    if state in ("23505", "23503", "23P01"):
+        log.warning(
+            "database conflict during %s %s: %s",
+            request.method,
+            request.url.path,
+            _summary(error),
+        )
+        return _detail(409, _CONFLICT)
+    log.error("database error during %s %s: %s", request.method, request.url.path, _summary(error))
     return _detail(500, "internal error")
+
+
+def _summary(error: Exception) -> str:
+    """The driver's error class and SQLSTATE: what a log may say of a refused statement."""
+    orig = getattr(error, "orig", None)
+    cause = getattr(orig, "__cause__", None) or orig or error
+    return f"{type(cause).__name__} (SQLSTATE {_sqlstate(error) or 'unknown'})"
 
 
 def _sqlstate(error: Exception) -> str:

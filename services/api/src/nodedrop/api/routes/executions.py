@@ -65,6 +65,9 @@ _EXECUTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 Found = ExecutionRow | tuple[ExecutionRequested, int]
 
+#: The largest seq a stream can have (NATS sequences are unsigned 64-bit), as the WebSocket's.
+MAX_SEQ = 2**64 - 1
+
 
 def _not_found(execution_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"execution {execution_id!r} not found")
@@ -378,10 +381,14 @@ async def list_events(
     user: CurrentUser,
     session: SessionDep,
     events: EventLogDep,
-    after_seq: Annotated[int, Query(ge=0, description="only events with a greater seq")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="only events with a greater seq")
+    ] = 0,
 ) -> EventList:
     """The execution's events from the event stream, in order."""
     await find_execution(execution_id, user, session, events)
+    if after_seq == MAX_SEQ:  # no seq is greater, and the stream cannot be asked for one
+        return EventList(events=[])
     return EventList(
         events=[
             PublicEvent.model_validate(to_public(event, seq))
