@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncGenerator, Collection
 
 import msgspec
 import nats.errors
@@ -29,7 +29,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
-from nodedrop.contracts.history import direct_read
+from nodedrop.contracts.history import DirectReadError, direct_read
 from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.auth import (
     SUBPROTOCOL,
@@ -302,6 +302,10 @@ class _TooSlowError(Exception):
     """The client did not take an event within :data:`SEND_TIMEOUT_S`."""
 
 
+class _StreamReadError(Exception):
+    """A direct get was refused."""
+
+
 class _Events:
     """The stored events of one execution after ``last`` (the last sequence read), read in
     batches of a few MiB at most by direct gets (nodedrop.contracts.history.direct_read: flow
@@ -314,17 +318,20 @@ class _Events:
         self.subject = execution_subject(execution_id)
         self.last = last
 
-    async def through(self, seq: int) -> AsyncIterator[tuple[int, bytes]]:
+    async def through(self, seq: int) -> AsyncGenerator[tuple[int, bytes], None]:
         """Every stored event after :attr:`last`, at least up to ``seq`` (a replica that has not
         stored it yet is asked again)."""
         for attempt in range(_NOTICE_RETRIES):
             if attempt:
                 await asyncio.sleep(_NOTICE_RETRY_S)
-            async for item in direct_read(
-                self._js, self._stream, self.subject, after_seq=self.last
-            ):
-                self.last = item[0]
-                yield item
+            reading = direct_read(self._js, self._stream, self.subject, after_seq=self.last)
+            try:
+                async with contextlib.aclosing(reading):
+                    async for item in reading:
+                        self.last = item[0]
+                        yield item
+            except DirectReadError as error:  # a RuntimeError: send() would take it for the
+                raise _StreamReadError(str(error)) from error  # client gone, and not close
             if self.last >= seq:
                 return
         log.warning("event %d on %s noticed but not readable; skipped", seq, self._stream)
@@ -351,20 +358,21 @@ async def _pump(
         noticed = notice.metadata.sequence.stream
         if noticed <= events.last:
             continue  # read already with an earlier notice's (or redelivered)
-        async for seq, data in events.through(noticed):
-            try:
-                event = codec.decode(data)
-            except codec.EventDecodeError:
-                log.error("event %d of %s does not decode; not sent", seq, events.subject)
-                continue
-            if seq > after_seq:
-                text = _encoder.encode(codec.to_public(event, seq)).decode()
+        async with contextlib.aclosing(events.through(noticed)) as reading:
+            async for seq, data in reading:
                 try:
-                    await asyncio.wait_for(websocket.send_text(text), send_timeout_s)
-                except TimeoutError:
-                    raise _TooSlowError from None
-            if isinstance(event, ExecutionFinished):
-                return
+                    event = codec.decode(data)
+                except codec.EventDecodeError:
+                    log.error("event %d of %s does not decode; not sent", seq, events.subject)
+                    continue
+                if seq > after_seq:
+                    text = _encoder.encode(codec.to_public(event, seq)).decode()
+                    try:
+                        await asyncio.wait_for(websocket.send_text(text), send_timeout_s)
+                    except TimeoutError:
+                        raise _TooSlowError from None
+                if isinstance(event, ExecutionFinished):
+                    return
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:
