@@ -54,6 +54,38 @@ async def test_stop_and_error_fails_with_its_type_not_retryable(rig: Rig) -> Non
     await eventually(rig.all_acked)
 
 
+async def test_an_output_holding_a_nul_character_fails_the_node_not_retryable(rig: Rig) -> None:
+    # The definition holds no NUL (the API refuses one), but an expression can make one. The
+    # projection cannot store it (jsonb): recorded, the output would read differently from
+    # /events and from the projection.
+    await rig.start_runner()
+    task = rig.ready(
+        "set", parameters={"values": {"v": '{{ "a\\x00b" }}'}}, input={"main": [{"n": 1}]}
+    )
+    await rig.publish(task)
+
+    [failed] = results(await rig.stored(task.execution_id, until=has_result))
+    assert isinstance(failed, NodeFailed)
+    assert (failed.error.type, failed.error.retryable) == ("InvalidOutput", False)
+    assert "NUL character" in failed.error.message
+    assert "main[0].v" in failed.error.message
+    await eventually(rig.all_acked)
+
+
+async def test_a_nul_character_in_an_error_message_is_recorded_as_u_fffd(rig: Rig) -> None:
+    await rig.start_runner()
+    task = rig.ready(
+        "stop_and_error", parameters={"error_type": "Missing", "message": "no\x00order"}
+    )
+    await rig.publish(task)
+
+    [failed] = results(await rig.stored(task.execution_id, until=has_result))
+    assert isinstance(failed, NodeFailed)
+    assert failed.error.message == "no\ufffdorder"
+    assert failed.error.stack is not None
+    assert "\x00" not in failed.error.stack
+
+
 async def test_unknown_node_type_fails_not_retryable(rig: Rig) -> None:
     await rig.start_runner()
     task = rig.ready("no_such_type")

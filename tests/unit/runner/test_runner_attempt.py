@@ -230,3 +230,47 @@ async def test_an_output_nested_too_deeply_fails_the_node(levels: int) -> None:
 
 def test_an_output_at_the_depth_limit_is_valid() -> None:
     assert output_problem(_nested_output(MAX_JSON_DEPTH)) is None
+
+
+@pytest.mark.parametrize(
+    ("output", "where"),
+    [
+        ({"main": [{"a": "x\x00y"}]}, "main[0].a"),
+        ({"main": [{"a\x00": 1}]}, "main[0].a\ufffd"),
+        ({"main": [{"a": [{"b": "\x00"}]}]}, "main[0].a[0].b"),
+    ],
+)
+async def test_an_output_holding_a_nul_character_fails_the_node(
+    output: dict[str, Any], where: str
+) -> None:
+    # The projection (jsonb) cannot store it: recorded, the data would differ between /events
+    # and the projection's reads.
+    async def behaviour(*_: Any) -> Any:
+        return output
+
+    outcome = await run_attempt(registry_with(FakeNode("x", behaviour)), ready("x"))
+    assert isinstance(outcome, ErrorInfo)
+    assert (outcome.type, outcome.retryable) == ("InvalidOutput", False)
+    assert "NUL character" in outcome.message
+    assert where in outcome.message
+    assert "\x00" not in outcome.message
+
+
+async def test_nul_characters_in_errors_and_log_lines_are_recorded_as_u_fffd() -> None:
+    async def behaviour(ctx: NodeContext, *_: Any) -> Any:
+        ctx.log.info("log\x00line")
+        raise NodeError("Bad\x00Type", "a\x00b", retryable=False)
+
+    outcome = await run_attempt(registry_with(FakeNode("x", behaviour)), ready("x"))
+    assert isinstance(outcome, ErrorInfo)
+    assert (outcome.type, outcome.message) == ("Bad\ufffdType", "a\ufffdb")
+    assert outcome.stack is not None
+    assert "\x00" not in outcome.stack
+
+
+def test_a_nul_character_in_a_log_line_is_recorded_as_u_fffd() -> None:
+    from nodedrop.runner.nodes.api import NodeLog
+
+    log = NodeLog()
+    log.warning("a\x00b")
+    assert log.lines[0].message == "a\ufffdb"

@@ -33,7 +33,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.items import REF_KEY, PortItems
-from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, describe, too_deep
+from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, describe, json_problem
 from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.flow import attempt_budget
@@ -192,33 +192,40 @@ def error_info(error: BaseException) -> ErrorInfo:
     error from a worker process keeps the stack it was raised with over there."""
     if isinstance(error, RemoteNodeError):
         return ErrorInfo(
-            type=error.type,
-            message=error.message[:MAX_MESSAGE_CHARS],
-            stack=error.stack[-MAX_STACK_CHARS:] if error.stack is not None else None,
+            type=_text(error.type),
+            message=_text(error.message[:MAX_MESSAGE_CHARS]),
+            stack=_text(error.stack[-MAX_STACK_CHARS:]) if error.stack is not None else None,
             retryable=error.retryable,
         )
-    stack = "".join(traceback.format_exception(error))[-MAX_STACK_CHARS:]
+    stack = _text("".join(traceback.format_exception(error))[-MAX_STACK_CHARS:])
     if isinstance(error, NodeError):
         return ErrorInfo(
-            type=error.type,
-            message=error.message[:MAX_MESSAGE_CHARS],
+            type=_text(error.type),
+            message=_text(error.message[:MAX_MESSAGE_CHARS]),
             stack=stack,
             retryable=error.retryable,
         )
     return ErrorInfo(
         type=type(error).__name__,
-        message=(str(error) or repr(error))[:MAX_MESSAGE_CHARS],
+        message=_text((str(error) or repr(error))[:MAX_MESSAGE_CHARS]),
         stack=stack,
         retryable=True,
     )
+
+
+def _text(value: str) -> str:
+    """``value`` without NUL characters (as U+FFFD): the projection cannot store them, and an
+    error's text must read the same in the event log and the projection."""
+    return value.replace("\x00", "\ufffd")
 
 
 def output_problem(output: object, max_bytes: int | None = None) -> str | None:
     """Why ``output`` cannot be recorded as a node's output ``{port: [item, ...]}``, if it can't.
 
     Items must also encode as JSON (a node may return a set or an object by mistake), nest at
-    most ``MAX_JSON_DEPTH`` levels (the whole ``{port: [items]}``) and fit in one event; finding
-    out here fails the node instead of failing the publish over and over.
+    most ``MAX_JSON_DEPTH`` levels (the whole ``{port: [items]}``), hold no NUL character (in a
+    string or a key) and fit in one event; finding out here fails the node instead of failing
+    the publish over and over, or recording what the projection cannot store as it is.
     """
     if not isinstance(output, dict):
         return f"a node must return {{port: [items]}}, not {type(output).__name__}"
@@ -235,13 +242,18 @@ def output_problem(output: object, max_bytes: int | None = None) -> str | None:
                 )
             if REF_KEY in item:
                 return f"output port {port!r} item {index} uses the reserved key {REF_KEY!r}"
-    # Deeper data would be recorded and then break every read of the execution.
-    deep = too_deep(output, MAX_JSON_DEPTH)
-    if deep is not None:
-        return (
-            f"output is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects "
-            f"(at {describe(deep)})"
-        )
+    # Deeper data would be recorded and then break every read of the execution. A NUL
+    # character cannot be stored by the projection (PostgreSQL's jsonb and text), so the data
+    # would differ between the event log and the projection: refused as the API refuses it.
+    found = json_problem(output, MAX_JSON_DEPTH)
+    if found is not None:
+        where = _text(describe(found.path))  # the path's keys may hold the NUL
+        if found.kind == "too_deep":
+            return (
+                f"output is nested deeper than {MAX_JSON_DEPTH} levels of arrays and objects "
+                f"(at {where})"
+            )
+        return f"output holds a NUL character (\\u0000), which cannot be stored (at {where})"
     try:
         size = len(_encoder.encode(output))
     except (TypeError, ValueError, OverflowError) as error:

@@ -40,9 +40,10 @@ class NodeLog(msgspec.Struct):
             return
         if len(self.lines) == MAX_LOG_LINES - 1:
             level, message = "warning", f"log truncated: at most {MAX_LOG_LINES} lines"
-        self.lines.append(
-            LogLine(time=datetime.now(UTC), level=level, message=str(message)[:MAX_LOG_CHARS])
-        )
+        # A NUL cannot be stored by the projection: replaced here, so that the event log and
+        # the projection hold the same line.
+        text = str(message)[:MAX_LOG_CHARS].replace("\x00", "\ufffd")
+        self.lines.append(LogLine(time=datetime.now(UTC), level=level, message=text))
 
 
 @dataclass(frozen=True, slots=True)
