@@ -120,6 +120,12 @@ export function NodeSettings({
       </div>
 
       <h3>Parameters</h3>
+      {def.type === "webhook_trigger" && !def.parameters?.secret && (
+        <p className="unauthenticated" role="note">
+          No secret: anyone who knows this webhook’s URL can run the workflow. Set a secret, and
+          callers send it or sign their requests with it.
+        </p>
+      )}
       {type ? (
         <ParamForm
           schema={type.parameters_schema}
