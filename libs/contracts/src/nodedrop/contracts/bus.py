@@ -16,7 +16,8 @@ Why batches, one at a time per partition: on a replicated stream the leader refu
 conditional write while an earlier one on the same subject is still being replicated (error
 10164, without comparing anything), so conditional messages sent back to back are refused but
 for the first. One batch per partition in flight, a check on its first message, keeps the fence
-on every event at one round trip per batch. 10164 still answers a batch sent just as the
+on every event at one round trip per batch; what callers queue while a batch is on its way
+goes in the next one (a group commit). 10164 still answers a batch sent just as the
 previous one was acknowledged (the leader clears its mark a moment after): nothing of it was
 stored, and it is sent again. A batch holding an event already stored (a retry after a lost
 acknowledgement) is refused whole (10201): its events then go one by one, each fenced and
@@ -32,6 +33,7 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -55,6 +57,8 @@ _WRONG_LAST_SEQUENCE = 10071
 _CHECK_IN_FLIGHT = 10164
 #: An atomic batch holds a message whose ``Nats-Msg-Id`` the stream already has.
 _BATCH_DUPLICATE = 10201
+#: Tries of a batch answered 10164 (about 10 s of pauses growing to 50 ms).
+_IN_FLIGHT_TRIES = 200
 #: Messages and bytes of one atomic batch (the server takes at most 1,000 messages).
 _BATCH_MESSAGES = 500
 _BATCH_BYTES = 8 * 1024 * 1024
@@ -77,8 +81,10 @@ class EventPublisher:
         self._layout = layout or Layout.from_env()
         self._timeout_s = timeout_s
         self._acks = _Acks(js)
-        # One fenced batch in flight per partition (see the module's docstring).
-        self._partition_turns: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        # One fenced batch in flight per partition (see the module's docstring): callers queue
+        # their events, one writer task per partition sends them.
+        self._queued: defaultdict[int, list[_Queued]] = defaultdict(list)
+        self._writers: dict[int, asyncio.Task[None]] = {}
 
     @property
     def layout(self) -> Layout:
@@ -131,24 +137,59 @@ class EventPublisher:
         for partition in by_partition:
             if partition not in fences:
                 raise FencedError(f"partition {partition} is not owned here")
+        loop = asyncio.get_running_loop()
+        waits: list[tuple[list[int], asyncio.Future[list[int]]]] = []
+        for partition, indexes in by_partition.items():
+            future: asyncio.Future[list[int]] = loop.create_future()
+            self._queued[partition].append(
+                _Queued([events[i] for i in indexes], headers, fences[partition], future)
+            )
+            waits.append((indexes, future))
+            if partition not in self._writers:
+                self._writers[partition] = asyncio.create_task(
+                    self._write_partition(partition), name=f"fenced writes {partition}"
+                )
         sequences = [0] * len(events)
-
-        async def partition_batches(partition: int, indexes: list[int]) -> None:
-            async with self._partition_turns[partition]:
-                for chunk in _chunks([events[i] for i in indexes]):
-                    stored = await self._fenced_batch(chunk, headers, partition, fences[partition])
-                    for index, sequence in zip(indexes[: len(chunk)], stored, strict=True):
-                        sequences[index] = sequence
-                    indexes = indexes[len(chunk) :]
-
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(partition_batches(p, i) for p, i in by_partition.items())),
-                self._timeout_s,
+            stored = await asyncio.wait_for(
+                asyncio.gather(*(future for _, future in waits)), self._timeout_s
             )
         except (TimeoutError, ConnectionError) as error:
             raise PublishError(f"events not acknowledged: {error!r}") from error
+        for (indexes, _), partition_sequences in zip(waits, stored, strict=True):
+            for index, sequence in zip(indexes, partition_sequences, strict=True):
+                sequences[index] = sequence
         return sequences
+
+    async def _write_partition(self, partition: int) -> None:
+        """Sends what callers queued for ``partition``, one batch at a time: everything queued
+        meanwhile under the same fence goes in the next batch (a group commit), so concurrent
+        callers share round trips instead of queueing for one each."""
+        queued = self._queued[partition]
+        try:
+            while queued:
+                first = queued[0]
+                taken = [q for q in queued if q.fence == first.fence and q.headers == first.headers]
+                for q in taken:
+                    queued.remove(q)
+                events = [event for q in taken for event in q.events]
+                try:
+                    stored: list[int] = []
+                    for chunk in _chunks(events):
+                        stored += await self._fenced_batch(
+                            chunk, first.headers, partition, first.fence
+                        )
+                except Exception as error:  # every caller of the batch learns why
+                    for q in taken:
+                        if not q.future.done():
+                            q.future.set_exception(error)
+                    continue
+                for q in taken:
+                    mine, stored = stored[: len(q.events)], stored[len(q.events) :]
+                    if not q.future.done():
+                        q.future.set_result(mine)
+        finally:
+            del self._writers[partition]
 
     async def _fenced_batch(
         self, events: list[tuple[Event, bytes]], headers: dict[str, str], partition: int, fence: int
@@ -156,7 +197,7 @@ class EventPublisher:
         """Stores ``events`` (one partition's, encoded) as one atomic batch under ``fence``."""
         check = {_EXPECTED_FENCE: str(fence), _FENCE_SUBJECT: self._layout.fence_subject(partition)}
         stream = {_EXPECTED_STREAM: self._layout.stream(partition)}
-        for attempt in itertools.count():
+        for attempt in range(_IN_FLIGHT_TRIES):
             batch = uuid.uuid4().hex
             last = len(events)
             future: asyncio.Future[int] | None = None
@@ -188,7 +229,7 @@ class EventPublisher:
                     return await self._fenced_one_by_one(events, headers, {**stream, **check})
                 raise PublishError(f"events not acknowledged: {error!r}") from error
             return list(range(final - last + 1, final + 1))
-        raise AssertionError("unreachable")
+        raise PublishError(f"partition {partition}: a write in flight for {_IN_FLIGHT_TRIES} tries")
 
     async def _fenced_one_by_one(
         self, events: list[tuple[Event, bytes]], headers: dict[str, str], check: dict[str, str]
@@ -196,7 +237,7 @@ class EventPublisher:
         sequences = []
         for event, payload in events:
             message_headers = {**check, MSG_ID: event.event_id, **headers}
-            for attempt in itertools.count():
+            for attempt in range(_IN_FLIGHT_TRIES):
                 future = await self._acks.publish(event_subject(event), payload, message_headers)
                 try:
                     sequences.append(await future)
@@ -208,6 +249,8 @@ class EventPublisher:
                         continue
                     raise PublishError(f"event not acknowledged: {error!r}") from error
                 break
+            else:
+                raise PublishError(f"a write in flight for {_IN_FLIGHT_TRIES} tries")
         return sequences
 
     async def publish_first(self, event: Event) -> bool:
@@ -240,6 +283,16 @@ class EventPublisher:
         except (TimeoutError, APIError, ConnectionError) as error:
             raise PublishError(f"fence of partition {partition} not stored: {error!r}") from error
         return ack.seq
+
+
+@dataclass(eq=False)
+class _Queued:
+    """One caller's events of one partition, waiting for the partition's writer."""
+
+    events: list[Event]
+    headers: dict[str, str]
+    fence: int
+    future: asyncio.Future[list[int]]
 
 
 def _chunks(events: list[Event]) -> list[list[tuple[Event, bytes]]]:
