@@ -3,10 +3,14 @@
 1. Every submitted execution has exactly one ``ExecutionFinished`` in the stream.
 2. The projection, once caught up, equals a rebuild from the stream
    (:func:`nodedrop.notifier.rebuild.rebuild_and_compare`): nothing missing (no gap), nothing
-   applied twice, nothing from elsewhere.
-3. No side effect happened twice for the same ``Idempotency-Key`` unless a new attempt of that
-   node was recorded (a second attempt may repeat what a lost one did; the key lets the far side
-   tell).
+   applied twice, nothing from elsewhere. (The rebuild runs the projection's own fold: it cannot
+   tell a fold that is wrong the same way each time; check 3 can.)
+3. The independent oracle (:mod:`tests.chaos.oracle`): for every execution, one result per
+   attempt; each side effect happened at least once and at most once per attempt (the
+   side-effect server's records matched by ``Idempotency-Key`` against the attempts in the
+   log); each node's final state and output are what its workflow must produce from its input
+   and the far side's answers; the projection's rows (read from PostgreSQL) equal that
+   expectation column by column.
 4. Nothing acknowledged was lost: every request the API accepted is in the stream, and every
    message seen in a snapshot taken before a fault is still stored at its sequence.
 5. No event id is stored twice (publishers' retries were deduplicated), and no service process
@@ -15,15 +19,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.chaos.cluster import Cluster
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+from tests.chaos.cluster import Cluster, asyncpg_dsn
+from tests.chaos.oracle import Projection, Submitted, verify
 from tests.chaos.record import Stored, StreamRecord, read_stream
 
 from nodedrop.notifier.rebuild import rebuild_and_compare
-from nodedrop.runner.nodes.http_request import idempotency_key
 
 
 @dataclass
@@ -48,8 +54,8 @@ class Result:
             self.problems.append(problem)
 
 
-def http_nodes(workflow: dict[str, Any]) -> list[str]:
-    return [n["id"] for n in workflow["nodes"] if n["type"] == "http_request"]
+#: Oracle problems listed in the table (the count of the others follows).
+MAX_LISTED = 5
 
 
 @dataclass
@@ -103,25 +109,31 @@ async def common_check(cluster: Cluster, result: Result, expected: Expectations)
         f"projection checkpoint {report.through_seq} short of the stream",
     )
 
-    # 3. side effects
-    counts = cluster.side_effects.counts()
-    attempts = record.attempts()
-    repeated_with_retry = 0
-    for execution_id, workflow in executions.items():
-        for node in http_nodes(workflow):
-            seen = counts.get(idempotency_key(execution_id, node, 0), 0)
-            made = attempts.get((execution_id, node), 0)
-            if seen > 1 and seen <= made:
-                repeated_with_retry += 1
-            elif seen > 1:
-                result.duplicates += seen - 1
-                result.problems.append(
-                    f"side effect of {execution_id}/{node} happened {seen} times in {made} attempts"
-                )
-    if repeated_with_retry:
-        result.notes.append(
-            f"{repeated_with_retry} side effects repeated by a recorded new attempt (same key)"
+    # 3. the independent oracle: side effects, results, outputs, projection rows
+    submitted = {e: Submitted(w, cluster.inputs.get(e)) for e, w in executions.items()}
+    verdict = verify(
+        submitted, record.events(), cluster.side_effects.effects(), await projection(cluster)
+    )
+    result.duplicates += verdict.duplicate_results + verdict.repeated_effects
+    result.lost += verdict.lost_effects
+    if verdict.problems:
+        more = len(verdict.problems) - MAX_LISTED
+        result.problems.append(
+            f"oracle: {verdict.lost_effects} side effects lost, {verdict.repeated_effects} "
+            f"repeated beyond their attempts, {verdict.duplicate_results} results beyond one "
+            f"per attempt, {verdict.wrong_rows} projection rows wrong: "
+            + "; ".join(verdict.problems[:MAX_LISTED])
+            + (f" (and {more} more)" if more > 0 else "")
         )
+    result.notes.append(
+        f"oracle: {verdict.modelled} of {len(executions)} executions checked node by node "
+        f"against their workflow, {len(cluster.side_effects.effects())} side effects matched"
+        + (
+            f", {verdict.retried_effects} repeated by a recorded new attempt (same key)"
+            if verdict.retried_effects
+            else ""
+        )
+    )
 
     # 4. nothing acknowledged lost
     requested = record.executions()
@@ -143,3 +155,27 @@ async def common_check(cluster: Cluster, result: Result, expected: Expectations)
 
 
 _GONE = Stored(0, "", None, None)
+
+
+_JSON_COLUMNS = ("input", "output", "error", "node_policies")
+
+
+async def projection(cluster: Cluster) -> Projection:
+    """The projection's execution and node rows, as PostgreSQL holds them."""
+    connection = await asyncpg.connect(asyncpg_dsn(cluster.database_url))
+    try:
+        rows = Projection()
+        for record in await connection.fetch("SELECT * FROM executions"):
+            rows.executions[record["id"]] = _decoded(dict(record))
+        for record in await connection.fetch("SELECT * FROM node_executions"):
+            rows.nodes[(record["execution_id"], record["node"])] = _decoded(dict(record))
+        return rows
+    finally:
+        await connection.close()
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    for column in _JSON_COLUMNS:
+        if isinstance(row.get(column), str):
+            row[column] = json.loads(row[column])
+    return row

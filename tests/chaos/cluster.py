@@ -14,11 +14,12 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import httpx
 import nats
 from tests.bench.stack import Stack
+from tests.chaos.oracle import Kill
 from tests.chaos.sideeffects import SideEffectServer
 from tests.e2e.system import System, free_port
 
@@ -129,11 +131,27 @@ class Cluster(Stack):
     postgres: Postgres
     http: httpx.AsyncClient
     side_effects: SideEffectServer
+    #: Execution id -> the input it was submitted with.
+    inputs: dict[str, Any] = field(default_factory=dict)
+    #: Submits the API answered 503 (or did not answer), retried: measured, for the table.
+    refused: int = 0
 
     # ------------------------------------------------------------------ processes
     def kill(self, name: str) -> None:
         """SIGKILL: no shutdown, no nak, no flush; whatever it held is left to the ack wait."""
         self.system.stop(name, signal.SIGKILL)
+
+    def kill_observed(self, name: str) -> Killed:
+        """:meth:`kill`, keeping the process object to see afterwards how it ended."""
+        process = self.system.processes[name]
+        self.kill(name)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(10)
+        return Killed(name, process)
+
+    def restart_observed(self, killed: Killed, service: str | None = None) -> None:
+        self.restart(killed.name, service)
+        killed.replacement = self.system.processes.get(killed.name)
 
     def log_lines(self, text: str) -> int:
         """Lines of the services' logs that contain ``text`` (how often a retry happened)."""
@@ -179,12 +197,35 @@ class Cluster(Stack):
                 response = None
             if response is not None and response.status_code == 202:
                 execution_id: str = response.json()["id"]
+                self.inputs[execution_id] = body.get("input")
                 return execution_id
             if response is not None and response.status_code != 503:
                 raise RuntimeError(f"submit answered {response.status_code}: {response.text}")
+            self.refused += 1
             if time.monotonic() > deadline:
                 raise TimeoutError("the API kept refusing executions for 60 s")
             await asyncio.sleep(0.2)
+
+
+@dataclass
+class Killed:
+    """A process killed by a scenario, and the one started in its place."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    replacement: subprocess.Popen[bytes] | None = None
+
+    def observed(self) -> Kill:
+        """What the process objects show now: how the killed one ended, whether its
+        replacement (another pid) runs."""
+        replacement = self.replacement
+        return Kill(
+            self.name,
+            self.process.pid,
+            self.process.poll(),
+            replacement.pid if replacement is not None else None,
+            replacement is not None and replacement.poll() is None,
+        )
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> float:

@@ -26,7 +26,7 @@ from typing import cast
 
 from tests.bench.harness import machine as bench_machine
 from tests.bench.stack import Bench
-from tests.chaos import poison, reorder, replicated, stateful
+from tests.chaos import poison, reorder, replicated
 from tests.chaos.checks import Result
 from tests.chaos.cluster import ACK_WAIT_S, Postgres
 from tests.chaos.scenarios import (
@@ -50,7 +50,8 @@ SCENARIOS: dict[str, list[Scenario]] = {
     "5": [reorder.s5_republished],
     "6": [poison.s6_poison],
     "7": [s7_paused_runner],
-    "8": [stateful.s8_stateful],
+    # No 8: the scheduler's state machine with crashes (tests/unit/scheduler/
+    # test_stateful_crashes.py) injects no fault into the processes; `make test` runs it.
     # The family on a NATS cluster: ``--only 9`` runs all of them, ``--only 9c`` one.
     **{f"9{s.__name__[2]}": [s] for s in replicated.SCENARIOS},
 }

@@ -4,14 +4,19 @@ the common check (:mod:`tests.chaos.checks`) ends every scenario that runs execu
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tests.chaos.checks import Expectations, Result, common_check
-from tests.chaos.cluster import ACK_WAIT_S, Cluster, Postgres, cluster
+from tests.chaos.cluster import ACK_WAIT_S, Cluster, Killed, Postgres, cluster, until
+from tests.chaos.oracle import kills_landed, kills_summary
 from tests.chaos.record import read_stream
 from tests.chaos.workload import five_nodes, submit_spread, wait_finished
+
+from nodedrop.contracts.events import NodeFailed, NodeStarted, NodeSucceeded
 
 
 @dataclass(frozen=True)
@@ -55,33 +60,99 @@ async def under_load(
     )
 
 
+@dataclass
+class Kills:
+    """The kills a scenario made, observed from the process objects."""
+
+    planned: int
+    made: list[Killed] = field(default_factory=list)
+    #: Attempts (execution, node, attempt) the killed runner held when it was killed.
+    held: set[tuple[str, str, int]] = field(default_factory=set)
+
+    def check(self, result: Result) -> None:
+        """The fault landed: every kill killed, every replacement runs; the table's cell."""
+        observed = [k.observed() for k in self.made]
+        result.problems.extend(kills_landed(observed, self.planned))
+        result.faults = f"{result.faults}: {kills_summary(observed)}"
+
+
 def repeated_kill(
-    name: str, service: str, every_s: float, times: int, restart_after_s: float
+    name: str,
+    service: str,
+    every_s: float,
+    kills: Kills,
+    restart_after_s: float,
+    *,
+    when_busy: bool = False,
 ) -> Fault:
+    """SIGKILL ``name`` every ``every_s`` seconds, ``kills.planned`` times, restarting it
+    ``restart_after_s`` later; ``when_busy``: each kill waits until the runner holds an attempt
+    (started, no result yet), recorded in ``kills.held``."""
+
     async def inject(cluster: Cluster) -> str:
-        for _ in range(times):
+        for _ in range(kills.planned):
             await asyncio.sleep(every_s)
-            cluster.kill(name)
+            if when_busy:
+                kills.held |= await _busy(cluster, name)
+            kills.made.append(cluster.kill_observed(name))
             await asyncio.sleep(restart_after_s)
-            cluster.restart(name, service)
+            cluster.restart_observed(kills.made[-1], service)
         return (
-            f"SIGKILL {service} every {every_s:g} s, {times} times, restarted "
+            f"SIGKILL {service} every {every_s:g} s ({kills.planned} times), restarted "
             f"{restart_after_s:g} s later"
         )
 
     return inject
 
 
+async def _busy(cluster: Cluster, name: str) -> set[tuple[str, str, int]]:
+    """Until runner ``name`` holds an attempt (started on it, no result stored yet), for at most
+    10 s (the load may be over); the attempts it holds."""
+    worker = f"{socket.gethostname()}-{cluster.pid(name)}"
+    held: set[tuple[str, str, int]] = set()
+
+    async def holds() -> bool:
+        events = (await read_stream(cluster.js, cluster.layout)).events()
+        done = {
+            (e.execution_id, e.node, e.attempt)
+            for e in events
+            if isinstance(e, NodeSucceeded | NodeFailed)
+        }
+        started = {
+            (e.execution_id, e.node, e.attempt)
+            for e in events
+            if isinstance(e, NodeStarted) and e.worker == worker
+        }
+        held.update(started - done)
+        return bool(held)
+
+    with contextlib.suppress(TimeoutError):
+        await until(holds, 10, f"{name} holding an attempt")
+    return held
+
+
 # ---------------------------------------------------------------------------- 1 and 2
 async def s1_runner_kills(env: Env) -> Result:
     sizes = env.sizes
     result = Result("1. runner killed", _load(sizes, "2 runners"), "")
+    kills = Kills(sizes.faults)
     async with cluster(env.postgres, "s1", runners=2, effect_delay_s=0.3) as c:
-        await under_load(
-            c, result, sizes, repeated_kill("runner-1", "runner", 3, sizes.faults, 0.5)
+        inject = repeated_kill("runner-1", "runner", 3, kills, 0.5, when_busy=True)
+        await under_load(c, result, sizes, inject)
+        kills.check(result)
+        lost = await _runner_lost(c)
+        recorded = {(f.execution_id, f.node, f.attempt) for f in lost}
+        # The fault landed where it matters: what the killed runner held went to the ack wait
+        # and another runner recorded it lost (a result sent just before the kill aside).
+        result.expect(
+            bool(recorded & kills.held),
+            f"none of the {len(kills.held)} attempts held by the killed runner recorded RunnerLost",
         )
-        lost = len(await _runner_lost(c))
-        result.notes.append(f"{lost} attempts recorded RunnerLost and made again")
+        result.notes.append(
+            f"{len(kills.held)} attempts held by runner-1 when killed, "
+            f"{len(recorded & kills.held)} of them recorded RunnerLost; {len(lost)} RunnerLost "
+            f"in all, each made again; {c.refused} submits refused (503) and retried"
+        )
     return result
 
 
@@ -89,9 +160,11 @@ def _service_kills(label: str, service: str) -> Callable[[Env], Awaitable[Result
     async def scenario(env: Env) -> Result:
         sizes = env.sizes
         result = Result(label, _load(sizes, "2 runners"), "")
+        kills = Kills(sizes.faults)
         async with cluster(env.postgres, service, runners=2, effect_delay_s=0.3) as c:
-            kills = repeated_kill(service, service, 3, sizes.faults, 0.5)
-            await under_load(c, result, sizes, kills)
+            await under_load(c, result, sizes, repeated_kill(service, service, 3, kills, 0.5))
+            kills.check(result)
+            result.notes.append(f"{c.refused} submits refused (503) and retried")
         return result
 
     scenario.__name__ = f"s2_{service}_kills"
@@ -181,7 +254,7 @@ def _load(sizes: Sizes, runners: str) -> str:
     return f"{sizes.executions} executions x 5 nodes over {sizes.spread_s:g} s, {runners}"
 
 
-async def _runner_lost(c: Cluster) -> list[object]:
+async def _runner_lost(c: Cluster) -> list[NodeFailed]:
     from nodedrop.contracts.errors import RUNNER_LOST
 
     return list((await read_stream(c.js, c.layout)).failures(RUNNER_LOST))
