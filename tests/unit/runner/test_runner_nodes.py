@@ -53,7 +53,7 @@ async def test_wait_sleeps_then_passes_items_through() -> None:
     output = await node("wait").run(CTX, {"main": [{"a": 1}]}, {"ms": 50})
     elapsed = time.perf_counter() - began
     assert output == {"main": [{"a": 1}]}
-    assert 0.045 <= elapsed < 0.5
+    assert elapsed >= 0.045  # not before its time; how soon after is the machine's speed
 
 
 async def test_wait_is_cancellable() -> None:
