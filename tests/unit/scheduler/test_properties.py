@@ -350,13 +350,17 @@ def test_replaying_the_record_gives_the_same_state_and_decisions(
 
 class Scripted:
     """Stands in for ``st.data()`` in an ``@example``: answers each draw with the next value of
-    a script (each must be one the drawn strategy can give)."""
+    a script (each must be one the drawn strategy can give). A run draws the whole script, so
+    the script starts over for the next run of the same example (a rerun, another runner)."""
 
     def __init__(self, *values: Any) -> None:
-        self.values = deque(values)
+        self.values = values
+        self.drawn = 0
 
     def draw(self, strategy: st.SearchStrategy[Any], label: object = None) -> Any:
-        return self.values.popleft()
+        value = self.values[self.drawn % len(self.values)]
+        self.drawn += 1
+        return value
 
     def __repr__(self) -> str:
         return f"Scripted({', '.join(map(repr, self.values))})"
