@@ -108,6 +108,7 @@ class PartitionLeases:
         self._stopping = asyncio.Event()
         #: Partitions taken or handed back right now (their handler is running).
         self._moving: set[int] = set()
+        self._leaving = False
 
     @property
     def owned(self) -> list[int]:
@@ -123,6 +124,12 @@ class PartitionLeases:
         try:
             await self._every_third(self.balance)
         finally:
+            # Leave the members first: the others then count one member fewer and take what is
+            # handed back at their next round, not once this member's announcement expires.
+            # Renewals go on meanwhile (a hand-back finishes work first), unannounced.
+            self._leaving = True
+            with contextlib.suppress(Exception):
+                await self._kv.delete(self._member_key(self.member))
             for partition in list(self._held):
                 await self._hand_back(partition)
             renewing.cancel()
@@ -139,8 +146,9 @@ class PartitionLeases:
                 await asyncio.wait_for(self._stopping.wait(), self._lease_s / 3)
 
     async def renew(self) -> None:
-        """Announce this member and renew every lease it holds."""
-        await self._kv.put(self._member_key(self.member), self.member.encode())
+        """Announce this member (unless it is leaving) and renew every lease it holds."""
+        if not self._leaving:
+            await self._kv.put(self._member_key(self.member), self.member.encode())
         await self._renew()
 
     async def balance(self) -> None:
