@@ -18,9 +18,13 @@ from nodedrop.contracts.codec import EventDecodeError, decode, encode
 from nodedrop.contracts.events import AnyEvent, Event, type_name
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import StreamSettings
+from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import Layout, event_subject, execution_subject
 
 log = logging.getLogger(__name__)
+#: Publishes of one event while the log answers 503 or nothing (full jitter from 0.2 s to 2 s
+#: a pause: up to ~9 s, as long as a leader election on a loaded cluster).
+_PUBLISH_ATTEMPTS = 8
 
 E = TypeVar("E", bound=Event)
 Sequenced = tuple[AnyEvent, int]
@@ -57,12 +61,20 @@ class EventLog:
                 f"the event log accepts at most {self.max_event_size}"
             )
         try:
-            ack = await self._js.publish(
-                event_subject(event),
-                payload,
-                timeout=self._timeout_s,
-                stream=self._layout.stream_of(event.execution_id),
-                headers={"Nats-Msg-Id": event.event_id},
+            # While a stream's leader is elected (seconds, on a cluster) publishes get no answer
+            # or a 503: ask again rather than refuse the request. Safe after a timeout too: the
+            # event id is the message id, so a copy that was stored is answered, not stored twice.
+            ack = await retry_unavailable(
+                lambda: self._js.publish(
+                    event_subject(event),
+                    payload,
+                    timeout=self._timeout_s,
+                    stream=self._layout.stream_of(event.execution_id),
+                    headers={"Nats-Msg-Id": event.event_id},
+                ),
+                what=f"publish {type_name(event)}",
+                attempts=_PUBLISH_ATTEMPTS,
+                first_s=0.2,
             )
         except nats.errors.MaxPayloadError as error:
             raise PayloadTooLargeError(
