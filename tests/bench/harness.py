@@ -37,6 +37,7 @@ from tests.bench import (
     s6_projector,
     s7_waiting,
     s8_cluster,
+    sf_failover,
     sp_partitions,
 )
 from tests.bench.stack import Bench
@@ -54,6 +55,7 @@ SCENARIOS: dict[str, ModuleType] = {
         s7_waiting,
         s8_cluster,
         sp_partitions,
+        sf_failover,
     )
 }
 PEER_SCENARIOS = {"S1", "S4"}
