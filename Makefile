@@ -54,9 +54,9 @@ format: install
 bench: install
 	$(BIN)/python -m tests.bench $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
-# make chaos: the fault-injection scenarios of tests/chaos against the real processes, results
-# into docs/reliability.md (~4 min); QUICK=1: the smaller loads CI runs (~3 min); ONLY=1,3:
-# some scenarios (nothing written).
+# make chaos: the fault-injection scenarios of tests/chaos against the real processes (1-7 on one
+# nats-server, 9a-9e on a 3-node cluster), results into docs/reliability.md (~8 min); QUICK=1:
+# the smaller loads CI runs (~5 min); ONLY=1,9c: some scenarios (nothing written).
 chaos: install
 	$(BIN)/python -m tests.chaos $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
