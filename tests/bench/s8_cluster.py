@@ -236,7 +236,20 @@ async def shared_out(stack: Services, group: str, members: int, timeout_s: float
         ):
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{group} leases not shared out among {members}: {owners}")
+            system = stack.system
+            states = {
+                name: process.poll()
+                for name, process in system.processes.items()
+                if name.startswith(group)
+            }
+            logs = "".join(
+                f"\n----- {name}\n" + (system.log_dir / f"{name}.log").read_text()[-3000:]
+                for name in states
+            )
+            raise TimeoutError(
+                f"{group} leases not shared out among {members}: {owners}; "
+                f"exit codes {states}{logs}"
+            )
         await asyncio.sleep(0.2)
 
 

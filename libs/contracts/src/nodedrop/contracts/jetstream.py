@@ -37,6 +37,7 @@ from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
 from nodedrop.contracts.config import seconds_setting
 from nodedrop.contracts.events import INPUT_EVENT_TYPES
+from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import (
     PARTITIONS_ENV,
     SLOTS,
@@ -55,6 +56,9 @@ class LayoutError(RuntimeError):
 
 REPLICAS_ENV = "NODEDROP_STREAM_REPLICAS"
 _MAX_REPLICAS = 5
+#: Tries of the idempotent set-up at start while the cluster answers 503 or nothing (backoff
+#: to 2 s: about 15 s, a leader election on a loaded cluster and then some).
+_SETUP_ATTEMPTS = 12
 
 
 def replicas_from_env(env: Mapping[str, str] | None = None) -> int:
@@ -203,10 +207,15 @@ async def ensure_jetstream(
     no service may change another's consumer (natsauth), and services with differing settings
     must not undo each other's. Without ``settings``: :meth:`StreamSettings.from_env`. Raises
     :class:`LayoutError` when the streams found were laid out for another configuration."""
-    settings = settings or StreamSettings.from_env()
-    await check_layout(js, settings.layout)
-    for partition in range(settings.layout.partitions):
-        await _ensure_partition(js, settings, partition, owner)
+    wanted = settings or StreamSettings.from_env()
+
+    async def ensure() -> None:
+        await check_layout(js, wanted.layout)
+        for partition in range(wanted.layout.partitions):
+            await _ensure_partition(js, wanted, partition, owner)
+
+    # Idempotent, so asked again while a cluster is electing leaders (services start with it).
+    await retry_unavailable(ensure, what="set up the event log", attempts=_SETUP_ATTEMPTS)
 
 
 async def check_layout(js: JetStreamContext, layout: Layout) -> None:
@@ -332,7 +341,15 @@ def dead_letters_consumer_config() -> ConsumerConfig:
 async def ensure_dead_letters(js: JetStreamContext, settings: StreamSettings | None = None) -> None:
     """Create the dead-letter stream and the scheduler's consumer on it if missing (the
     scheduler, which acts on dead letters, calls this at start; idempotent)."""
-    settings = settings or StreamSettings.from_env()
+    chosen = settings or StreamSettings.from_env()
+    await retry_unavailable(
+        lambda: _ensure_dead_letters(js, chosen),
+        what="set up the dead letters",
+        attempts=_SETUP_ATTEMPTS,
+    )
+
+
+async def _ensure_dead_letters(js: JetStreamContext, settings: StreamSettings) -> None:
     wanted = dead_letters_stream_config(settings)
     try:
         live = (await js.stream_info(subjects.DEAD_LETTERS_STREAM)).config
