@@ -131,10 +131,10 @@ def test_the_runner_and_notifier_defaults_are_the_documented_ones() -> None:
     assert (retention.days, retention.interval_s) == (30, 3600)
 
 
-def test_the_log_has_4_partitions_of_256_slots_by_default() -> None:
-    # docs/operations.md: `NODEDROP_PARTITIONS` 4, "(1 to 256)"; docs/architecture.md: slots.
-    assert Layout.from_env({}).partitions == 4
-    assert StreamSettings.from_env({}).layout.partitions == 4
+def test_the_log_has_one_partition_of_256_slots_by_default() -> None:
+    # docs/operations.md: `NODEDROP_PARTITIONS` 1, "(1 to 256)"; docs/architecture.md: slots.
+    assert Layout.from_env({}).partitions == 1
+    assert StreamSettings.from_env({}).layout.partitions == 1
     assert SLOTS == 256
     assert {slot_of(f"ex-{i}") for i in range(5000)} == set(range(256))
     assert Layout(256).partitions == 256

@@ -177,8 +177,8 @@ def test_subject_helpers() -> None:
 # ------------------------------------------------------------------------------ the setting
 
 
-def test_the_default_is_four_partitions() -> None:
-    assert Layout() == Layout.from_env({}) == Layout.from_env({PARTITIONS_ENV: " "}) == Layout(4)
+def test_the_default_is_one_partition() -> None:
+    assert Layout() == Layout.from_env({}) == Layout.from_env({PARTITIONS_ENV: " "}) == Layout(1)
 
 
 @pytest.mark.parametrize("value", ["1", "7", " 16 ", "256"])
@@ -201,7 +201,7 @@ def test_a_layout_out_of_range_is_refused_with_the_settings_name(partitions: int
 def test_stream_settings_carry_the_layout_and_the_replicas() -> None:
     settings = StreamSettings.from_env({PARTITIONS_ENV: "3", REPLICAS_ENV: "3"})
     assert (settings.layout, settings.replicas) == (Layout(3), 3)
-    assert StreamSettings.from_env({}).layout == Layout(4)
+    assert StreamSettings.from_env({}).layout == Layout(1)
     assert StreamSettings.from_env({}).replicas == 1
     with pytest.raises(ValueError, match=PARTITIONS_ENV):
         StreamSettings.from_env({PARTITIONS_ENV: "0"})

@@ -35,9 +35,11 @@ STREAM_PREFIX = "NODEDROP_EVENTS_"
 #: Where a partition's current owner records its fence (see :meth:`Layout.fence_subject`).
 FENCE_PREFIX = "nodedrop.fence"
 PARTITIONS_ENV = "NODEDROP_PARTITIONS"
-#: Measured on 2 cores with fsync on every message (docs/benchmarks.md, "Partitions"): more
-#: streams overlap their fsyncs, and past 4 the gain is small next to the per-stream cost.
-DEFAULT_PARTITIONS = 4
+#: Measured with the whole system on one 2-core machine (docs/benchmarks.md, "Partitions"): one
+#: stream sustains the most there. More streams overlap their fsyncs, but every partition adds
+#: consumers, pulls and projection transactions to the same two cores, which the overlap does
+#: not pay for; partitions pay off where the services and servers have machines of their own.
+DEFAULT_PARTITIONS = 1
 
 
 def slot_of(execution_id: str) -> int:
