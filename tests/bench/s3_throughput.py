@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from tests.bench.load import execution_body, open_loop
 from tests.bench.s1_chain import chain
-from tests.bench.stack import Bench, Stack
+from tests.bench.stack import Bench, Services, Stack
 from tests.bench.stats import Outcome, Row, combine, fmt_ms, ms, percentile, verdict
 from tests.bench.tap import EventTap
 
@@ -67,7 +67,7 @@ class Load:
         )
 
 
-async def one_load(stack: Stack, tap: EventTap, rate: float, duration_s: float) -> Load:
+async def one_load(stack: Services, tap: EventTap, rate: float, duration_s: float) -> Load:
     body = execution_body(chain(0))
     result = await open_loop(
         stack.system.api_port,

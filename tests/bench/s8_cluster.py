@@ -43,11 +43,9 @@ from dataclasses import dataclass, field
 import nats
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from tests.bench.cpu_cost import cpu_seconds, descendants
-from tests.bench.load import execution_body, open_loop
-from tests.bench.s1_chain import chain
-from tests.bench.s3_throughput import GIVE_UP_P99_MS, Load
+from tests.bench.s3_throughput import GIVE_UP_P99_MS, Load, one_load
 from tests.bench.stack import Bench, Services
-from tests.bench.stats import Outcome, Row, fmt_ms, ms, percentile
+from tests.bench.stats import Outcome, Row, fmt_ms
 from tests.bench.tap import EventTap
 from tests.e2e.system import System
 from tests.fixtures.nats_cluster import NatsCluster
@@ -91,45 +89,6 @@ def environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-async def one_load(stack: Services, tap: EventTap, rate: float, duration_s: float) -> Load:
-    """S3's load (:func:`tests.bench.s3_throughput.one_load`, the same workflow and the same
-    accounting) on services that are not on an embedded server of their own."""
-    body = execution_body(chain(0))
-    result = await open_loop(
-        stack.system.api_port, stack.system.token, rate=rate, duration_s=duration_s,
-        body=lambda _: body,
-    )  # fmt: skip
-    pending = {r.execution_id for r in result.requests if r.execution_id}
-    deadline = time.time() + max(10.0, duration_s)
-    while pending and time.time() < deadline:
-        pending = {i for i in pending if tap.done(i) is None}
-        await asyncio.sleep(0.1)
-    latencies: list[float] = []
-    last = result.start
-    for request in result.requests:
-        stamp = tap.done(request.execution_id) if request.execution_id else None
-        if stamp is None:
-            latencies.append(math.inf)
-        else:
-            latencies.append(ms(stamp.t - request.scheduled))
-            last = max(last, stamp.t)
-        if request.execution_id:
-            tap.forget(request.execution_id)
-    finished = sum(1 for x in latencies if not math.isinf(x))
-    load = Load(
-        runners=len(stack.runners),
-        rate=rate,
-        duration_s=duration_s,
-        sent=len(result.requests),
-        finished=finished,
-        achieved=finished / max(duration_s, last - result.start),
-        p50_ms=percentile(latencies, 0.5),
-        p99_ms=percentile(latencies, 0.99),
-    )
-    load.settle_s = await stack.settle()
-    return load
 
 
 @dataclass

@@ -264,7 +264,9 @@ async def test_no_service_can_delete_or_change_the_stream(
         await s.refused(s.js.delete_stream(stream), f"$JS.API.STREAM.DELETE.{stream}")
         shrunk = before.config.evolve(max_msgs=1)
         await s.refused(s.js.update_stream(shrunk), f"$JS.API.STREAM.UPDATE.{stream}")
-        await s.refused(s.js.delete_msg(stream, 1), f"$JS.API.STREAM.MSG.DELETE.{stream}")
+        # delete_msg has no timeout of its own (nats-py waits 5 s): bounded like the others.
+        deleting = asyncio.wait_for(s.js.delete_msg(stream, 1), DENIED_WAIT_S)
+        await s.refused(deleting, f"$JS.API.STREAM.MSG.DELETE.{stream}")
     after = await admin.stream_info(stream)
     assert after.config.max_msgs == before.config.max_msgs
     assert after.state.messages >= before.state.messages
@@ -459,8 +461,10 @@ async def test_the_scheduler_takes_a_partition_over_and_snapshots_its_executions
     async with session(server, "scheduler") as s:
         settings = StreamSettings.from_env()
         publisher = EventPublisher(s.js, LAYOUT)
-        for n in (1, 2):  # the second takes over from the first
-            ownership = await take_over(s.js, publisher, settings, partition, owner=f"perm-{n}")
+        # The second takes over from the first (other tests of this module may have taken the
+        # partition before: the consumers' names rotate on from wherever they were).
+        first = await take_over(s.js, publisher, settings, partition, owner="perm-1")
+        ownership = await take_over(s.js, publisher, settings, partition, owner="perm-2")
         kv, _ = await open_bucket(s.js)
         active = ActiveExecutions(
             s.js,
@@ -480,9 +484,10 @@ async def test_the_scheduler_takes_a_partition_over_and_snapshots_its_executions
             f"$KV.{subjects.SCHEDULER_STATE_BUCKET}.{key}",
         )
     names = {c.name for c in await admin.consumers_info(ownership.stream)}
-    assert ownership.consumer == subjects.scheduler_consumer(1)
-    assert subjects.scheduler_consumer(1) in names
-    assert subjects.scheduler_consumer(0) not in names
+    turn = subjects.scheduler_consumers().index(first.consumer)
+    assert ownership.consumer == subjects.scheduler_consumer(turn + 1)
+    assert ownership.consumer in names
+    assert first.consumer not in names
 
 
 async def test_the_api_cannot_touch_the_schedulers_state(server: EmbeddedNats) -> None:
