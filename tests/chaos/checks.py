@@ -97,7 +97,7 @@ async def common_check(cluster: Cluster, result: Result, expected: Expectations)
     result.expect(not wrong, f"unexpected final status: {dict(list(wrong.items())[:5])}")
 
     # 2. projection == rebuild from the stream
-    report = await rebuild_and_compare(cluster.js, cluster.database_url)
+    report = await rebuild_and_compare(cluster.js, cluster.database_url, layout=cluster.layout)
     comparison = report.comparison
     result.expect(
         comparison.identical,

@@ -218,7 +218,11 @@ class EventPublisher:
                     future = await self._acks.publish(subject, payload, message_headers)
             assert future is not None
             try:
-                final = await future
+                # Bounded: an answer lost with a connection never comes, and this partition's
+                # writer must not wait for it (everything queued behind would wait too).
+                final = await asyncio.wait_for(future, self._timeout_s)
+            except TimeoutError as error:
+                raise PublishError(f"batch not acknowledged in {self._timeout_s} s") from error
             except APIError as error:
                 if error.err_code == _WRONG_LAST_SEQUENCE:
                     raise FencedError(f"partition {partition} was taken over: {error!r}") from error
@@ -240,7 +244,9 @@ class EventPublisher:
             for attempt in range(_IN_FLIGHT_TRIES):
                 future = await self._acks.publish(event_subject(event), payload, message_headers)
                 try:
-                    sequences.append(await future)
+                    sequences.append(await asyncio.wait_for(future, self._timeout_s))
+                except TimeoutError as error:
+                    raise PublishError(f"event not acknowledged in {self._timeout_s} s") from error
                 except APIError as error:
                     if error.err_code == _WRONG_LAST_SEQUENCE:
                         raise FencedError(f"a partition was taken over: {error!r}") from error
