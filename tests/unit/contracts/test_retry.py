@@ -41,6 +41,9 @@ UNAVAILABLE = [
     nats.js.errors.ServiceUnavailableError(code=503, err_code=10008, description="unavailable"),
     nats.js.errors.APIError(code=503, description="JetStream system temporarily unavailable"),
     nats.js.errors.NoStreamResponseError(),
+    nats.js.errors.BadRequestError(
+        code=400, err_code=10005, description="no suitable peers for placement, peer offline"
+    ),
     nats.errors.NoRespondersError(),
     nats.errors.TimeoutError(),
     TimeoutError(),

@@ -53,7 +53,14 @@ def is_unavailable(error: BaseException) -> bool:
         ),
     ):
         return True
-    return isinstance(error, nats.js.errors.APIError) and error.code == 503
+    # 10005: no peers to place a replicated stream or consumer on, while a cluster's nodes are
+    # still joining (or one is restarting): answered 400, but it passes like an election.
+    return isinstance(error, nats.js.errors.APIError) and (
+        error.code == 503 or error.err_code == _NO_PEERS_FOR_PLACEMENT
+    )
+
+
+_NO_PEERS_FOR_PLACEMENT = 10005
 
 
 async def retry_unavailable(
