@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.errors import APIError, NoStreamResponseError
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import Event
+from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import Layout, event_subject
 
 MSG_ID = "Nats-Msg-Id"
@@ -278,15 +279,22 @@ class EventPublisher:
 
     async def write_fence(self, partition: int, owner: str) -> int:
         """Take ``partition`` over: store a new fence and return its sequence. Every publish
-        under an earlier fence of the partition is refused from then on."""
+        under an earlier fence of the partition is refused from then on.
+
+        Tried again while the stream has no leader (a replicated stream just created, or
+        electing one): a fence stored twice is harmless, the later one is the last and its
+        sequence is the one returned."""
         try:
-            ack = await self._js.publish(
-                self._layout.fence_subject(partition),
-                owner.encode(),
-                timeout=self._timeout_s,
-                stream=self._layout.stream(partition),
+            ack = await retry_unavailable(
+                lambda: self._js.publish(
+                    self._layout.fence_subject(partition),
+                    owner.encode(),
+                    timeout=self._timeout_s,
+                    stream=self._layout.stream(partition),
+                ),
+                what=f"fence of partition {partition}",
             )
-        except (TimeoutError, APIError, ConnectionError) as error:
+        except (TimeoutError, APIError, ConnectionError, NoStreamResponseError) as error:
             raise PublishError(f"fence of partition {partition} not stored: {error!r}") from error
         return ack.seq
 
