@@ -5,6 +5,7 @@ lease expiry that a stopped member's partitions wait for."""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 import pytest
 from nats.js import JetStreamContext
@@ -123,5 +124,39 @@ async def test_a_lease_taken_by_another_member_is_lost_at_the_next_renewal(
     assert a.serving == {0}
     await kv.put("test.000", b"intruder")
     await only.renew()
+    assert a.serving == set()
+    assert a.lost == [0]
+
+
+class Unannounced:
+    """The lease bucket, but once ``failing``, storing a member's announcement times out (its
+    stream busy electing a leader, say); everything else goes to the bucket."""
+
+    def __init__(self, kv: KeyValue) -> None:
+        self._kv = kv
+        self.failing = False
+
+    async def put(self, key: str, value: bytes) -> int:
+        if self.failing and ".member." in key:
+            raise TimeoutError(f"announcing {key} timed out")
+        return await self._kv.put(key, value)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._kv, name)
+
+
+async def test_a_lease_is_found_lost_even_while_announcing_fails(
+    jetstream: JetStreamContext,
+) -> None:
+    kv = await open_leases(jetstream, 1.0)
+    bucket = Unannounced(kv)
+    a = Recorder()
+    only = member(cast(KeyValue, bucket), "a", a, partitions=1)
+    await rounds(only)
+    assert a.serving == {0}
+    await kv.put("test.000", b"intruder")
+    bucket.failing = True
+    with pytest.raises(TimeoutError):
+        await only.renew()
     assert a.serving == set()
     assert a.lost == [0]

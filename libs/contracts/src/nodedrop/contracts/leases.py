@@ -146,10 +146,14 @@ class PartitionLeases:
                 await asyncio.wait_for(self._stopping.wait(), self._lease_s / 3)
 
     async def renew(self) -> None:
-        """Announce this member (unless it is leaving) and renew every lease it holds."""
-        if not self._leaving:
-            await self._kv.put(self._member_key(self.member), self.member.encode())
-        await self._renew()
+        """Announce this member (unless it is leaving) and renew every lease it holds. An
+        announcement that fails does not hold the renewals up: each lease is renewed, or
+        found lost, on its own."""
+        try:
+            if not self._leaving:
+                await self._kv.put(self._member_key(self.member), self.member.encode())
+        finally:
+            await self._renew()
 
     async def balance(self) -> None:
         """Move towards this member's share: hand back above it, take free ones below it."""
