@@ -164,12 +164,19 @@ def moved_to(system: System, name: str) -> bool:
     return any(previous != "none" for _, previous in takeovers(log_of(system, name)))
 
 
-async def until(check: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+async def until(
+    check: Callable[[], bool],
+    what: str,
+    timeout_s: float = WAIT_S,
+    shown: Callable[[], str] = lambda: "",
+) -> None:
+    """Wait for ``check``; on timeout fail naming ``what``, with the tail of ``shown()`` (a
+    process's log, say)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while not check():
         if loop.time() > deadline:
-            raise AssertionError(f"no {what} after {timeout_s} s")
+            raise AssertionError(f"no {what} after {timeout_s} s\n{shown()[-4000:]}")
         await asyncio.sleep(0.1)
 
 
@@ -351,6 +358,7 @@ async def test_executions_finish_once_through_scheduler_and_leader_failures(
         await until(
             lambda: "lease of partition" in log_of(system, "scheduler-2"),
             "lease lost in the paused scheduler's log",
+            shown=partial(log_of, system, "scheduler-2"),
         )
         assert new_leader != leader
         assert len(accepted) == EXECUTIONS
