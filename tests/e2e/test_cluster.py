@@ -339,10 +339,13 @@ async def test_executions_finish_once_through_scheduler_and_leader_failures(
         paused = system.processes["scheduler-2"]
         seen = {"scheduler-3": len(log_of(system, "scheduler-3"))}
         paused.send_signal(signal.SIGSTOP)
-        # Past its leases: the third takes every partition it did not hold (waited for, not
-        # timed: how long that takes depends on the machine).
-        held = {p for p, _ in takeovers(log_of(system, "scheduler-3"))}
-        others = set(range(LAYOUT.partitions)) - held
+        # Past its leases: the third takes every partition it does not hold now (waited for,
+        # not timed: how long that takes depends on the machine), the paused one's among them.
+        # (Not "every partition it never took": one it took and handed back would be left out.)
+        paused_held = owned(log_of(system, "scheduler-2"))
+        others = set(range(LAYOUT.partitions)) - owned(log_of(system, "scheduler-3"))
+        assert paused_held, log_of(system, "scheduler-2")[-2000:]
+        assert paused_held <= others, (paused_held, others)
         await until_taken(system, ["scheduler-3"], others, seen)
         paused.send_signal(signal.SIGCONT)
         leader = await cluster.wait_stream_leader(LAYOUT.stream(0))
