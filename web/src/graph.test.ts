@@ -30,6 +30,18 @@ describe("toCanvas / toDefinition", () => {
     expect(back.nodes.map(({ position: _p, ...n }) => n)).toEqual(def.nodes.map(({ position: _p, ...n }) => n));
     expect(back.nodes[0].position).toEqual({ x: 0, y: 0 });
   });
+
+  it("keeps the workflow's settings, max_concurrent and timeout_ms, unchanged", () => {
+    const withSettings: WorkflowDef = { ...def, settings: { timeout_ms: 60000, max_concurrent: 2 } };
+    // What the editor does: load onto the canvas, then save with the settings it loaded.
+    const { nodes, edges } = toCanvas(withSettings);
+    const back = toDefinition(withSettings.name, nodes, edges, withSettings.settings);
+    expect(back.settings).toEqual({ timeout_ms: 60000, max_concurrent: 2 });
+    expect(JSON.parse(JSON.stringify(back)).settings).toEqual({ timeout_ms: 60000, max_concurrent: 2 });
+    // No settings (no limit): none are sent.
+    expect("settings" in toDefinition("w", nodes, edges, undefined)).toBe(false);
+    expect("settings" in toDefinition("w", nodes, edges, {})).toBe(false);
+  });
 });
 
 describe("mapIssues", () => {

@@ -33,11 +33,22 @@ export interface ConnectionDef {
   input?: string;
 }
 
+/** A workflow's ``settings`` (the contract's ``Settings``). The editor has no form for them:
+ * it keeps what it loaded and sends it back unchanged. */
+export interface WorkflowSettings {
+  /** The time limit of one execution, in ms. */
+  timeout_ms?: number;
+  /** At most this many executions of the workflow (from its triggers) run at once (1..1000);
+   * more wait, queued, in the order they come. Absent: no limit. */
+  max_concurrent?: number;
+  [key: string]: JsonValue | undefined;
+}
+
 export interface WorkflowDef {
   name: string;
   nodes: NodeDef[];
   connections: ConnectionDef[];
-  settings?: Record<string, JsonValue>;
+  settings?: WorkflowSettings;
 }
 
 export interface Workflow extends WorkflowDef {

@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 import { duration } from "../format";
-import { isFinished, progress, type RunState } from "../state/executionState";
+import { isFinished, progress, waitingLabel, type RunState } from "../state/executionState";
 import type { ConnectionState } from "../state/liveStream";
 import { StatusBadge } from "./StatusBadge";
 
@@ -35,6 +35,12 @@ export function RunBar({
         Execution <code title={run.executionId}>{run.executionId.slice(-8)}</code> ({what})
       </span>
       <StatusBadge status={run.status} label={run.cancelRequested && !finished ? "cancelling" : undefined} />
+      {run.waitingFor && run.status === "queued" && (
+        <span className="notice waiting" title="It starts when one of the running executions ends.">
+          <span aria-hidden="true">⏸ </span>
+          {waitingLabel(run.waitingFor)}
+        </span>
+      )}
       <div className="progress" aria-label="Progress">
         <progress max={Math.max(1, p.total)} value={finished ? Math.max(1, p.total) : p.done} />
         <span>

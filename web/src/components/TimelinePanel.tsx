@@ -2,12 +2,19 @@
 // chosen event.
 import { useEffect, useRef } from "react";
 import { clockTime } from "../format";
+import { waitingLabel } from "../state/executionState";
 import type { ExecutionEvent } from "../types";
 
 export function describeEvent(e: ExecutionEvent): string {
   const who = e.node ? ` ${e.node}` : "";
   const attempt = e.attempt && e.attempt > 1 ? ` (attempt ${e.attempt})` : "";
   switch (e.type) {
+    case "ExecutionQueued":
+      return `Execution queued. ${waitingLabel({
+        scope: String(e.data?.scope ?? ""),
+        key: String(e.data?.key ?? ""),
+        limit: typeof e.data?.limit === "number" ? e.data.limit : 0,
+      })}`;
     case "ExecutionFinished":
       return `Execution finished: ${e.data?.status ?? "?"}`;
     case "NodeSkipped":

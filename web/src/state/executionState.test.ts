@@ -9,6 +9,7 @@ import {
   runFromExecution,
   statusLabel,
   timeline,
+  waitingLabel,
 } from "./executionState";
 
 let seq = 0;
@@ -97,6 +98,74 @@ describe("applyEvent", () => {
   it("ignores events of nodes outside the plan", () => {
     const run = applyEvents(emptyRun("x"), [...started(["a"]), ev("NodeReady", "other", 1, { input: {} })]);
     expect(Object.keys(run.nodes)).toEqual(["a"]);
+  });
+});
+
+describe("waiting for a concurrency limit", () => {
+  function queued() {
+    seq = 0;
+    return [
+      ev("ExecutionRequested", null, null, { mode: "trigger", trigger: "t" }),
+      ev("ExecutionQueued", null, null, { scope: "workflow", key: "wf_1", limit: 1 }),
+    ];
+  }
+
+  it("starts with no wait", () => {
+    expect(emptyRun("x").waitingFor).toBeNull();
+  });
+
+  it("records the limit an execution that has not started waits on", () => {
+    const run = applyEvents(emptyRun("x"), queued());
+    expect(run.status).toBe("queued");
+    expect(run.waitingFor).toEqual({ scope: "workflow", key: "wf_1", limit: 1 });
+    expect(run.lastSeq).toBe(2);
+  });
+
+  it("clears the wait when the execution starts, keeping the rest of the start", () => {
+    const before = applyEvents(emptyRun("x"), queued());
+    const run = applyEvent(before, ev("ExecutionStarted", null, null, { plan: ["t"] }));
+    expect(run.waitingFor).toBeNull();
+    expect(run.status).toBe("running");
+    expect(run.plan).toEqual(["t"]);
+    expect(before.waitingFor).toEqual({ scope: "workflow", key: "wf_1", limit: 1 }); // not changed
+  });
+
+  it("clears the wait when the execution ends without starting (cancelled while queued)", () => {
+    const run = applyEvents(emptyRun("x"), [...queued(), ev("ExecutionFinished", null, null, { status: "cancelled" })]);
+    expect(run.waitingFor).toBeNull();
+    expect(run.status).toBe("cancelled");
+  });
+
+  it("changes nothing for a repeated or older event", () => {
+    const events = queued();
+    const run = applyEvent(applyEvents(emptyRun("x"), events), ev("ExecutionStarted", null, null, { plan: ["t"] }));
+    expect(applyEvent(run, events[1])).toBe(run); // the ExecutionQueued again, after the start
+    const waiting = applyEvents(emptyRun("x"), events);
+    expect(applyEvent(waiting, events[1])).toBe(waiting);
+  });
+
+  it("ignores a wait recorded after the execution started", () => {
+    const run = applyEvents(emptyRun("x"), [
+      ...started(["t"]),
+      ev("ExecutionQueued", null, null, { scope: "user", key: "alice", limit: 3 }),
+    ]);
+    expect(run.waitingFor).toBeNull();
+    expect(run.status).toBe("running");
+    expect(run.lastSeq).toBe(3);
+  });
+
+  it("shows in the timeline only for the steps before the start", () => {
+    const steps = timeline("x", [...queued(), ev("ExecutionStarted", null, null, { plan: ["t"] })]);
+    expect(steps.map((s) => s.waitingFor?.limit ?? null)).toEqual([null, 1, null]);
+  });
+
+  it("says in words which limit is full", () => {
+    expect(waitingLabel({ scope: "workflow", key: "wf_1", limit: 1 })).toBe(
+      "Waiting: workflow limit of 1 running execution reached",
+    );
+    expect(waitingLabel({ scope: "user", key: "alice", limit: 3 })).toBe(
+      "Waiting: user limit of 3 running executions reached (alice)",
+    );
   });
 });
 

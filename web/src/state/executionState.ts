@@ -28,6 +28,14 @@ export interface NodeRunState {
   retryDelayMs: number | null;
 }
 
+/** The concurrency limit a queued execution waits on (its ``ExecutionQueued`` event): ``scope``
+ * ``key`` (a user, a workflow) has ``limit`` executions running. */
+export interface WaitingFor {
+  scope: string;
+  key: string;
+  limit: number;
+}
+
 export interface RunState {
   executionId: string;
   status: ExecutionStatus;
@@ -43,6 +51,8 @@ export interface RunState {
   startedAt: string | null;
   finishedAt: string | null;
   cancelRequested: boolean;
+  /** Set while the execution, not started, waits for a slot of a concurrency limit. */
+  waitingFor: WaitingFor | null;
 }
 
 const DONE: ReadonlySet<NodeStatus> = new Set(["succeeded", "skipped", "cancelled"]);
@@ -70,6 +80,7 @@ export function emptyRun(executionId: string): RunState {
     startedAt: null,
     finishedAt: null,
     cancelRequested: false,
+    waitingFor: null,
   };
 }
 
@@ -219,20 +230,32 @@ export function applyEvent(state: RunState, event: ExecutionEvent): RunState {
       };
     case "ExecutionCancelRequested":
       return { ...next, cancelRequested: true };
-    case "ExecutionStarted": {
+    case "ExecutionQueued":
+      // Only an execution not started yet waits for a slot.
       if (state.status !== "queued") return next;
+      return {
+        ...next,
+        waitingFor: {
+          scope: String(data.scope ?? ""),
+          key: String(data.key ?? ""),
+          limit: typeof data.limit === "number" ? data.limit : 0,
+        },
+      };
+    case "ExecutionStarted": {
+      if (state.status !== "queued") return { ...next, waitingFor: null };
       const plan: string[] = Array.isArray(data.plan) ? data.plan : [];
       const nodes = { ...state.nodes };
       for (const name of plan) nodes[name] ??= pendingNode();
-      return { ...next, status: "running", startedAt: event.time, plan, nodes };
+      return { ...next, status: "running", startedAt: event.time, plan, nodes, waitingFor: null };
     }
     case "ExecutionFinished":
-      if (FINAL_EXECUTION_STATUSES.has(state.status)) return next;
+      if (FINAL_EXECUTION_STATUSES.has(state.status)) return { ...next, waitingFor: null };
       return {
         ...next,
         status: data.status ?? "failed",
         error: data.error ?? null,
         finishedAt: event.time,
+        waitingFor: null,
       };
   }
   if (FINAL_EXECUTION_STATUSES.has(state.status) || !event.node) return next;
@@ -281,6 +304,21 @@ export function statusLabel(node: NodeRunState): string {
       return node.skipReason ? `skipped (${node.skipReason.replace(/_/g, " ")})` : "skipped";
     default:
       return node.status;
+  }
+}
+
+/** The words for a wait on a concurrency limit: "Waiting: workflow limit of 1 running execution
+ * reached". A user limit is the one of the user who asked for the execution (its key), who is
+ * not always the one looking at it, so the key is named. */
+export function waitingLabel(w: WaitingFor): string {
+  const running = `${w.limit} running execution${w.limit === 1 ? "" : "s"}`;
+  switch (w.scope) {
+    case "workflow":
+      return `Waiting: workflow limit of ${running} reached`;
+    case "user":
+      return `Waiting: user limit of ${running} reached (${w.key})`;
+    default:
+      return `Waiting: ${w.scope} limit of ${running} reached (${w.key})`;
   }
 }
 
