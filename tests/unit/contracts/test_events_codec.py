@@ -27,6 +27,7 @@ from nodedrop.contracts.events import (
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
     LogLine,
@@ -73,6 +74,14 @@ SAMPLES: dict[str, Event] = {
         workflow_id="wf-1",
         workflow_version=3,
         rerun_of="01JD3Z7Q8X9ABCDEF0000000",
+    ),
+    "ExecutionQueued": ExecutionQueued(
+        event_id=ids.execution_queued(EXECUTION),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(microseconds=500),
+        scope="workflow",
+        key="wf-1",
+        limit=5,
     ),
     "ExecutionStarted": ExecutionStarted(
         event_id=ids.execution_started(EXECUTION),
@@ -177,6 +186,9 @@ SAMPLES: dict[str, Event] = {
 MINIMAL: dict[str, Event] = {
     "ExecutionRequested": ExecutionRequested(
         event_id="e", execution_id="x", time=T0, workflow={}, requested_by="u"
+    ),
+    "ExecutionQueued": ExecutionQueued(
+        event_id="e", execution_id="x", time=T0, scope="user", key="u", limit=1
     ),
     "ExecutionStarted": ExecutionStarted(event_id="e", execution_id="x", time=T0, plan=[]),
     "NodeReady": NodeReady(

@@ -61,6 +61,20 @@ class ExecutionRequested(Event, tag=True, frozen=True):
     reused_outputs: dict[str, PortItems] = {}
 
 
+#: What a concurrency limit counts: one user's executions, or one workflow's.
+ConcurrencyScope = Literal["user", "workflow"]
+
+
+class ExecutionQueued(Event, tag=True, frozen=True):
+    """The execution waits for a slot: ``scope`` ``key`` (a user, a workflow) has ``limit``
+    executions running. It starts (``ExecutionStarted``) once one of them ends; the time it
+    waits does not count against its timeout."""
+
+    scope: ConcurrencyScope
+    key: str
+    limit: int
+
+
 class ExecutionStarted(Event, tag=True, frozen=True):
     #: The plan: the nodes this execution may run, in definition order.
     plan: list[str]
@@ -167,6 +181,7 @@ class ExecutionFinished(Event, tag=True, frozen=True):
 
 AnyEvent = (
     ExecutionRequested
+    | ExecutionQueued
     | ExecutionStarted
     | NodeReady
     | NodeWaiting
@@ -182,6 +197,7 @@ AnyEvent = (
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     ExecutionRequested,
+    ExecutionQueued,
     ExecutionStarted,
     NodeReady,
     NodeWaiting,

@@ -13,6 +13,11 @@ def execution_requested(execution_id: str) -> str:
     return f"{execution_id}.requested"
 
 
+def execution_queued(execution_id: str) -> str:
+    """The first time the execution waited for a concurrency slot (one per execution)."""
+    return f"{execution_id}.queued"
+
+
 def execution_started(execution_id: str) -> str:
     return f"{execution_id}.started"
 

@@ -22,6 +22,8 @@ from nodedrop.contracts.nodetypes import NodeTypeRegistry
 NODE_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 PORT_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 MAX_TIMEOUT_MS = 31 * 24 * 3600 * 1000
+#: The highest ``settings.max_concurrent`` (a running set held in one key-value entry).
+MAX_CONCURRENT = 1000
 #: The most nodes any definition may have (the API's setting may lower it: WorkflowLimits).
 MAX_NODES = 5000
 OnError = Literal["fail", "continue", "error_output"]
@@ -89,6 +91,9 @@ class Connection(_Strict):
 
 class Settings(_Strict):
     timeout_ms: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_MS)
+    #: At most this many executions of the workflow (from its triggers) run at once; more
+    #: wait, queued, in the order they come, and start as running ones end.
+    max_concurrent: int | None = Field(default=None, ge=1, le=MAX_CONCURRENT)
 
 
 class Workflow(_Strict):

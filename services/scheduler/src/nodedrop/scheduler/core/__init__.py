@@ -4,10 +4,11 @@
 - :func:`step` folds an event and decides what to record in answer;
 - :func:`tick` decides what the passing of time calls for (retries, timeouts);
 - :func:`resume` re-derives decisions after a rebuild from the stream;
+- :func:`queue` and :func:`admit` hold a new execution back until it has a concurrency slot;
 - :func:`next_wakeup` says when :func:`tick` next has work.
 """
 
-from nodedrop.scheduler.core.decide import next_wakeup, resume, step, tick
+from nodedrop.scheduler.core.decide import admit, next_wakeup, queue, resume, step, tick
 from nodedrop.scheduler.core.fold import evolve
 from nodedrop.scheduler.core.plan import Plan, build_plan
 from nodedrop.scheduler.core.state import ExecutionState, NodeState, NodeStatus
@@ -17,9 +18,11 @@ __all__ = [
     "NodeState",
     "NodeStatus",
     "Plan",
+    "admit",
     "build_plan",
     "evolve",
     "next_wakeup",
+    "queue",
     "resume",
     "step",
     "tick",

@@ -27,10 +27,12 @@ from nodedrop.contracts import ids
 from nodedrop.contracts.errors import DEAD_LETTER, INPUT_TOO_LARGE
 from nodedrop.contracts.events import (
     SCHEDULER_ACTOR,
+    ConcurrencyScope,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionStarted,
     FinalStatus,
     NodeCancelled,
@@ -72,12 +74,18 @@ def step(
     now: datetime,
     *,
     max_input_bytes: int = MAX_INPUT_BYTES,
+    admitted: bool = True,
 ) -> tuple[ExecutionState | None, list[Event]]:
-    """Fold ``event`` and decide; returns the (updated) state and the new decisions."""
+    """Fold ``event`` and decide; returns the (updated) state and the new decisions.
+
+    A new execution starts only if ``admitted`` (it has a concurrency slot); one that is not
+    is only folded, for :func:`queue` and, once it has a slot, :func:`admit`."""
     if state is None:
         state = evolve(None, event)
         if state is None:
             return None, []  # an event of an execution we never saw requested
+        if not admitted and state.plan is not None:
+            return state, []
         decider = _Decider(state, now, max_input_bytes)
         decider.start()
         return state, decider.decisions
@@ -135,14 +143,53 @@ def tick(
     return decider.decisions
 
 
-def resume(
+def queue(
+    state: ExecutionState, now: datetime, *, scope: ConcurrencyScope, key: str, limit: int
+) -> list[Event]:
+    """Record that the execution, not admitted, waits for a slot of ``scope`` ``key`` (once:
+    a queued execution stays queued until :func:`admit`)."""
+    if state.started or state.queued or state.finished:
+        return []
+    decider = _Decider(state, now, MAX_INPUT_BYTES)
+    decider.emit(
+        ExecutionQueued(
+            event_id=ids.execution_queued(state.execution_id),
+            execution_id=state.execution_id,
+            time=now,
+            scope=scope,
+            key=key,
+            limit=limit,
+        )
+    )
+    return decider.decisions
+
+
+def admit(
     state: ExecutionState, now: datetime, *, max_input_bytes: int = MAX_INPUT_BYTES
 ) -> list[Event]:
+    """Start an execution that was not admitted before (it has a slot now)."""
+    if state.started or state.finished:
+        return []
+    return resume(state, now, max_input_bytes=max_input_bytes)
+
+
+def resume(
+    state: ExecutionState,
+    now: datetime,
+    *,
+    max_input_bytes: int = MAX_INPUT_BYTES,
+    admitted: bool = True,
+) -> list[Event]:
     """After a rebuild: decide again everything the state calls for (recorded decisions have
-    the same ids, so re-recording them is harmless), then fire overdue timers."""
+    the same ids, so re-recording them is harmless), then fire overdue timers. An execution
+    not started yet starts only if ``admitted``; if cancelled meanwhile, it ends either way."""
     if state.finished:
         return []
     decider = _Decider(state, now, max_input_bytes)
+    if not state.started and not admitted and state.plan is not None:
+        if state.cancel_requested:
+            decider.end_as_requested(state.cancel_reason)
+        return decider.decisions
     if not state.started:
         decider.start()
         if state.cancel_requested:
@@ -281,7 +328,8 @@ class _Decider:
         state = self.state
         if state.finished:
             return
-        for node_id, node in state.nodes.items():
+        # Never started (cancelled while queued): it has no node to stop or skip.
+        for node_id, node in state.nodes.items() if state.started else ():
             if node.status in IN_FLIGHT or node.status == NodeStatus.RETRYING:
                 self.emit(
                     NodeCancelled(

@@ -18,6 +18,7 @@ from nodedrop.contracts.events import (
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
     NodeCancelled,
@@ -75,9 +76,17 @@ def apply(state: ExecutionState, event: Event) -> bool:
     return handler(state, event) if handler is not None else False
 
 
+def _execution_queued(state: ExecutionState, event: ExecutionQueued) -> bool:
+    if state.started or state.queued:
+        return False
+    state.queued = True
+    return True
+
+
 def _execution_started(state: ExecutionState, event: ExecutionStarted) -> bool:
     if state.started:
         return False
+    state.queued = False
     state.started = True
     state.started_at = event.time
     if state.timeout_ms is not None:
@@ -227,6 +236,7 @@ def _execution_finished(state: ExecutionState, event: ExecutionFinished) -> bool
 
 
 _HANDLERS: dict[type[Event], Callable[[ExecutionState, Any], bool]] = {
+    ExecutionQueued: _execution_queued,
     ExecutionStarted: _execution_started,
     NodeReady: _node_ready,
     NodeWaiting: _node_waiting,

@@ -32,6 +32,10 @@ What the live scheduler was fed is not written down, so it is reconstructed from
 - The recorded events of input types (including a scheduler's own results and timeout
   proposals, which come back to it through its consumer) are stepped like any input; the fold
   ignores what it already knows.
+- Whether a new execution had a concurrency slot depends on other executions, not on its own
+  history, so it is read from the record: one with an ``ExecutionQueued`` was not admitted
+  before the time of its ``ExecutionStarted`` (and was queued on the recorded limit), and was
+  admitted from then on.
 """
 
 from __future__ import annotations
@@ -47,7 +51,9 @@ from nodedrop.contracts.events import (
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionRequested,
+    ExecutionStarted,
     NodeFailed,
     NodeLogged,
     NodeReady,
@@ -55,7 +61,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     type_name,
 )
-from nodedrop.scheduler.core.decide import resume, step, tick
+from nodedrop.scheduler.core.decide import admit, queue, resume, step, tick
 from nodedrop.scheduler.core.fold import evolve
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 from nodedrop.scheduler.core.state import ExecutionState
@@ -239,6 +245,11 @@ class _Replay:
         #: the execution was a rebuild, which forgot these (and only these) decisions.
         self.lost: set[str] = set()
         self.result = Verification()
+        #: The admission read from the record (see the module doc).
+        self.queued = next((e for _, e in self.events if isinstance(e, ExecutionQueued)), None)
+        self.started_at = next(
+            (e.time for _, e in self.events if isinstance(e, ExecutionStarted)), None
+        )
 
     # ------------------------------------------------------------------ driving
     def run(self) -> Verification:
@@ -373,17 +384,39 @@ class _Replay:
             for _, event in self.events[:index]:
                 state = evolve(state, event)
             if state is not None and not state.finished:
-                produced += resume(state, now, max_input_bytes=self.limit)
+                admitted = self._admitted(now)
+                produced += resume(state, now, max_input_bytes=self.limit, admitted=admitted)
+                produced += self._queue_if_waiting(state, now)
             return _Trial(reading, state, produced)
         state = clone(self.state)
         if reading.tick_before and state is not None:
             produced += tick(state, now, max_input_bytes=self.limit)
         for _, event in self.queue[: reading.inputs]:
-            state, decided = step(state, event, now, max_input_bytes=self.limit)
+            state, decided = self._step(state, event, now)
             produced += decided
+        if state is not None and self.queued is not None and self._admitted(now):
+            produced += admit(state, now, max_input_bytes=self.limit)
         if reading.tick_after and state is not None:
             produced += tick(state, now, max_input_bytes=self.limit)
         return _Trial(reading, state, produced)
+
+    def _admitted(self, now: datetime) -> bool:
+        return self.queued is None or (self.started_at is not None and now >= self.started_at)
+
+    def _step(
+        self, state: ExecutionState | None, event: Event, now: datetime
+    ) -> tuple[ExecutionState | None, list[Event]]:
+        admitted = self._admitted(now)
+        state, decided = step(state, event, now, max_input_bytes=self.limit, admitted=admitted)
+        if state is not None:
+            decided += self._queue_if_waiting(state, now)
+        return state, decided
+
+    def _queue_if_waiting(self, state: ExecutionState, now: datetime) -> list[Event]:
+        if self.queued is None or self._admitted(now):
+            return []
+        limit = self.queued
+        return queue(state, now, scope=limit.scope, key=limit.key, limit=limit.limit)
 
     def _explains(
         self, trial: _Trial, batch: list[Event], now: datetime, index: int, fit: _Fit
@@ -476,7 +509,7 @@ class _Replay:
         """Step what is left (inputs after the last decision) and report what was decided but
         never recorded: missing in a finished execution, awaited in a running one."""
         for seq, event in self.queue:
-            self.state, decided = step(self.state, event, event.time, max_input_bytes=self.limit)
+            self.state, decided = self._step(self.state, event, event.time)
             for decision in decided:
                 self.pending.setdefault(decision.event_id, (decision, seq))
         self.queue.clear()

@@ -65,6 +65,8 @@ class ExecutionState:
     #: Why no plan could be made (the request names an unknown trigger or node).
     plan_error: str | None = None
     nodes: dict[str, NodeState] = field(default_factory=dict)
+    #: Waiting for a concurrency slot (``ExecutionQueued`` recorded), not started yet.
+    queued: bool = False
     started: bool = False
     started_at: datetime | None = None
     #: The request's ``timeout_ms``, else the workflow's ``settings.timeout_ms``.
