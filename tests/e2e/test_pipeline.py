@@ -294,3 +294,40 @@ async def test_a_scheduler_killed_mid_execution_is_restarted_and_the_run_finishe
         "b",
         "c",
     ]
+
+
+async def test_a_saved_workflows_limit_queues_its_executions_and_runs_them_one_at_a_time(
+    client: httpx.AsyncClient, system: System
+) -> None:
+    workflow = {
+        **linear({"id": "pause", "type": "wait", "parameters": {"ms": 300}}),
+        "settings": {"max_concurrent": 1},
+    }
+    saved = await client.post("/api/workflows", json=workflow)
+    assert saved.status_code == 201, saved.text
+    workflow_id = saved.json()["id"]
+    assert saved.json()["settings"]["max_concurrent"] == 1
+    ids = []
+    for _ in range(3):
+        response = await client.post("/api/executions", json={"workflow_id": workflow_id})
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    runs = [await asyncio.wait_for(watch(system, i), 30) for i in ids]
+
+    spans = []
+    for events in runs:
+        assert events[-1]["data"]["status"] == "succeeded"
+        spans.append((of_type(events, "ExecutionStarted")[0]["time"], events[-1]["time"], events))
+    spans.sort()
+    # One at a time: every execution started after the one before it finished.
+    for (_, finished, _), (started_at, _, _) in itertools.pairwise(spans):
+        assert seconds(finished, started_at) >= 0
+    # The two that waited say why, before their start.
+    waited = [events for _, _, events in spans[1:]]
+    for events in waited:
+        (queued,) = of_type(events, "ExecutionQueued")
+        assert queued["data"] == {"scope": "workflow", "key": workflow_id, "limit": 1}
+        kinds = [e["type"] for e in events]
+        assert kinds.index("ExecutionQueued") < kinds.index("ExecutionStarted")
+    logs = (await client.get(f"/api/executions/{spans[-1][2][0]['execution_id']}/logs")).json()
+    assert any("execution waiting: workflow" in line["message"] for line in logs["logs"])

@@ -96,12 +96,13 @@ async def scripted_runner(nats_url: str, answer: Answer) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def running_scheduler(
-    nats_url: str, *, snapshot_interval_s: float = 5.0
+    nats_url: str, *, snapshot_interval_s: float = 5.0, **options: Any
 ) -> AsyncIterator[Scheduler]:
-    """A scheduler, run until the block ends, then stopped as by a crash (no snapshot is
-    written on the way out, and none is at all if ``snapshot_interval_s`` is long)."""
+    """A scheduler (made with ``options`` besides), run until the block ends, then stopped as
+    by a crash (no snapshot is written on the way out, and none is at all if
+    ``snapshot_interval_s`` is long)."""
     nc = await nats.connect(nats_url)
-    scheduler = Scheduler(nc, nc.jetstream(), snapshot_interval_s=snapshot_interval_s)
+    scheduler = Scheduler(nc, nc.jetstream(), snapshot_interval_s=snapshot_interval_s, **options)
     task = asyncio.create_task(scheduler.run())
     try:
         yield scheduler
@@ -114,7 +115,12 @@ async def running_scheduler(
 
 
 async def request(
-    js: JetStreamContext, execution_id: str, workflow: dict[str, Any], **extra: Any
+    js: JetStreamContext,
+    execution_id: str,
+    workflow: dict[str, Any],
+    *,
+    user: str = "test",
+    **extra: Any,
 ) -> None:
     await EventPublisher(js).publish(
         [
@@ -123,7 +129,7 @@ async def request(
                 execution_id=execution_id,
                 time=datetime.now(UTC),
                 workflow=workflow,
-                requested_by="test",
+                requested_by=user,
                 trigger="start",
                 **extra,
             )

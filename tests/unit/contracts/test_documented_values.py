@@ -159,3 +159,27 @@ def test_the_expression_work_budget_is_the_documented_one() -> None:
     # "capped (1 MB, 100,000 elements) before they are built"
     assert expression_limits.MAX_STRING_LENGTH == 1_000_000
     assert expression_limits.MAX_ITEMS == 100_000
+
+
+def test_the_concurrency_limits_are_the_documented_ones() -> None:
+    # docs/operations.md: NODEDROP_MAX_CONCURRENT_PER_USER unset (no limit), 0 the same;
+    # docs/nodes.md: settings.max_concurrent 1 to 1,000; docs/architecture.md: tried every
+    # 0.5 s, a full set pruned at most every 5 s.
+    from nodedrop.contracts.workflow import MAX_CONCURRENT, Settings
+    from nodedrop.scheduler.admission import KvGate
+    from nodedrop.scheduler.service import ADMISSION_INTERVAL_S
+
+    assert Config.from_env({}).max_concurrent_per_user is None
+    assert (
+        Config.from_env({"NODEDROP_MAX_CONCURRENT_PER_USER": "0"}).max_concurrent_per_user is None
+    )
+    assert Config.from_env({"NODEDROP_MAX_CONCURRENT_PER_USER": "3"}).max_concurrent_per_user == 3
+    with pytest.raises(ValueError, match="NODEDROP_MAX_CONCURRENT_PER_USER"):
+        Config.from_env({"NODEDROP_MAX_CONCURRENT_PER_USER": "-1"})
+    assert MAX_CONCURRENT == 1000
+    assert Settings(max_concurrent=1000).max_concurrent == 1000
+    for wrong in (0, 1001, "2", True):
+        with pytest.raises(ValueError, match="max_concurrent"):
+            Settings.model_validate({"max_concurrent": wrong})
+    assert ADMISSION_INTERVAL_S == 0.5
+    assert (KvGate.__init__.__kwdefaults__ or {})["prune_every_s"] == 5.0

@@ -11,6 +11,17 @@ from urllib.parse import urlsplit
 from nodedrop.contracts.natsconnect import URL_ENV, NatsSettings
 
 
+def _positive_or_none(env: Mapping[str, str], name: str) -> int | None:
+    """A whole number from the environment: None when unset or 0, ValueError naming the
+    variable unless it is a whole number >= 0."""
+    value = env.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{name} must be a whole number (0: no limit), not {value!r}")
+    return int(value) or None
+
+
 def seconds_setting(env: Mapping[str, str], name: str) -> float | None:
     """A duration in seconds from the environment: None when unset, ValueError naming the
     variable unless it is a number > 0."""
@@ -103,6 +114,9 @@ class Config:
     #: Scheduler: how often its set of unfinished executions is snapshotted (when it changed);
     #: a start reads the stream stored since the last snapshot.
     scheduler_snapshot_interval_s: float = 5.0
+    #: Scheduler: at most this many executions of one user run at once (more are queued);
+    #: None: no limit per user.
+    max_concurrent_per_user: int | None = None
     #: API request limits (docs/api.md, "Limits"): a larger body is a 413, the others a 422.
     max_body_bytes: int = 8 * 1024 * 1024
     max_workflow_nodes: int = 2000
@@ -167,6 +181,7 @@ class Config:
                 env, "NODEDROP_SCHEDULER_SNAPSHOT_INTERVAL_S"
             )
             or 5.0,
+            max_concurrent_per_user=_positive_or_none(env, "NODEDROP_MAX_CONCURRENT_PER_USER"),
             max_body_bytes=int(env.get("NODEDROP_MAX_BODY_BYTES", str(8 * 1024 * 1024))),
             max_workflow_nodes=int(env.get("NODEDROP_MAX_WORKFLOW_NODES", "2000")),
             max_input_items=int(env.get("NODEDROP_MAX_INPUT_ITEMS", "10000")),

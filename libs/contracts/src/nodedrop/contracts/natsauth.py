@@ -38,6 +38,7 @@ from nodedrop.contracts.events import (
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
     NodeCancelled,
@@ -71,6 +72,7 @@ PUBLISHED_EVENTS: Mapping[str, tuple[type[Event], ...]] = {
     SCHEDULER: (
         ExecutionRequested,
         ExecutionCancelRequested,
+        ExecutionQueued,
         ExecutionStarted,
         NodeReady,
         NodeWaiting,
@@ -322,6 +324,8 @@ def _allowed(user: str, layout: Layout) -> list[str]:
             # consumer's ack floor (read with CONSUMER.INFO, in _events_base)
             *_create_bucket(_SCHEDULER_KV),
             subjects.snapshot_keys_subject(),
+            # the running sets of the concurrency limits (compare-and-swap), same bucket
+            subjects.running_keys_subject(),
             *_direct_get(_SCHEDULER_KV),
             # cron: watches the schedules, claims ticks (compare-and-swap on fired.*)
             *_create_bucket(_SCHEDULES_KV),

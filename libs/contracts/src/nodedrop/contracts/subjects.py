@@ -5,6 +5,8 @@ Where events live (slots, partitions, streams, subjects) is :mod:`nodedrop.contr
 
 from __future__ import annotations
 
+import hashlib
+
 from nodedrop.contracts.routing import Layout
 
 SCHEDULER_CONSUMER = "scheduler"
@@ -55,6 +57,17 @@ def snapshot_chunk_key(partition: int, snapshot_slot: str, index: int) -> str:
 def snapshot_keys_subject() -> str:
     """Every key of the snapshots, as a subject (what the scheduler may write)."""
     return f"$KV.{SCHEDULER_STATE_BUCKET}.snapshot.>"
+
+
+def running_key(scope: str, key: str) -> str:
+    """The key of the running set of concurrency limit ``scope`` ``key`` (a user, a workflow)
+    in the scheduler's bucket: hashed, as users and workflow ids may hold any character."""
+    return f"running.{scope}.{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def running_keys_subject() -> str:
+    """Every key of the running sets, as a subject (what the scheduler may write)."""
+    return f"$KV.{SCHEDULER_STATE_BUCKET}.running.>"
 
 
 #: Leases: which process owns which partition, for the services that need one owner per

@@ -33,7 +33,11 @@ async def serve(config: Config) -> None:
     await ensure_jetstream(js, streams)
     await ensure_dead_letters(js, streams)
     scheduler = Scheduler(
-        nc, js, snapshot_interval_s=config.scheduler_snapshot_interval_s, settings=streams
+        nc,
+        js,
+        snapshot_interval_s=config.scheduler_snapshot_interval_s,
+        settings=streams,
+        max_concurrent_per_user=config.max_concurrent_per_user,
     )
     publisher = EventPublisher(js, streams.layout)
     firer = CronFirer(js, grace=timedelta(seconds=config.schedule_grace_s), publisher=publisher)

@@ -23,6 +23,10 @@ each with its fence, its own consumer and its set of unfinished executions. Ever
 published under its partition's fence; a batch the stream refuses for a fence that moved on
 means the partition was taken over, and it is dropped here with everything of it in memory.
 
+A new execution starts only once it has a slot of every concurrency limit that applies to it
+(:mod:`nodedrop.scheduler.admission`); until then it is queued, and the queue is tried again
+whenever an execution ends here, and every half second (slots given back by other schedulers).
+
 The scheduler never waits on PostgreSQL. All state is per execution, keyed by execution id.
 """
 
@@ -33,7 +37,7 @@ import contextlib
 import heapq
 import logging
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +45,7 @@ from datetime import UTC, datetime
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.bus import EventPublisher, FencedError
@@ -49,14 +54,28 @@ from nodedrop.contracts.events import Event, ExecutionRequested
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import StreamSettings
 from nodedrop.contracts.pullgroup import PullGroup
+from nodedrop.contracts.routing import execution_subject
 from nodedrop.scheduler.active import DEFAULT_SNAPSHOT_INTERVAL_S, ActiveExecutions
-from nodedrop.scheduler.core import ExecutionState, evolve, next_wakeup, resume, step, tick
+from nodedrop.scheduler.admission import Claim, ConcurrencyGate, KvGate, claims_of
+from nodedrop.scheduler.core import (
+    ExecutionState,
+    admit,
+    evolve,
+    next_wakeup,
+    queue,
+    resume,
+    step,
+    tick,
+)
 from nodedrop.scheduler.partitions import Ownership, fence_holds, take_over
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+#: How often queued executions are tried again without an execution ending here.
+ADMISSION_INTERVAL_S = 0.5
 
 
 def utc_now() -> datetime:
@@ -97,6 +116,9 @@ class _Batch:
     #: Listed as unfinished, but their history says finished (or is gone, pruned): a crash
     #: came between recording the end and unlisting them.
     unlist: list[str] = field(default_factory=list)
+    #: Concurrency limits found full in this batch: further new executions under them are
+    #: queued without asking the gate again (a flood costs one lookup per batch).
+    full: dict[tuple[str, str], Claim] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -112,6 +134,8 @@ class Scheduler:
         snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S,
         settings: StreamSettings | None = None,
         owner: str | None = None,
+        gate: ConcurrencyGate | None = None,
+        max_concurrent_per_user: int | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -143,6 +167,14 @@ class Scheduler:
         self._deferred_ticks: set[str] = set()
         self._consumer = PullGroup(nc, "", capacity=2 * batch_size)
         self._running = False
+        #: Concurrency limits: the gate (by default the shared one, opened at the first
+        #: takeover), the per-user limit, and the executions queued here in arrival order.
+        self._gate = gate
+        self._per_user = max_concurrent_per_user
+        self._queued: dict[str, list[Claim]] = {}
+        #: How many of them wait on each limit: a new execution under one waits behind them.
+        self._waiting_on: Counter[tuple[str, str]] = Counter()
+        self._next_admission = 0.0
 
     @property
     def active_count(self) -> int:
@@ -182,6 +214,8 @@ class Scheduler:
         before anything else is decided for them) and read its inputs."""
         self._takeovers += 1
         kv, _ = await open_bucket(self._js, self._settings.replicas)
+        if self._gate is None:
+            self._gate = KvGate(kv, self._has_finished)
         ownership = await take_over(
             self._js,
             self._publisher,
@@ -242,6 +276,8 @@ class Scheduler:
             self._states.pop(execution_id, None)
             self._scheduled.pop(execution_id, None)
         self._stale = {i for i in self._stale if mine(i) != partition}
+        for execution_id in [i for i in self._queued if mine(i) == partition]:
+            self._dequeue(execution_id)
         self._held = [(m, e) for m, e in self._held if mine(e.execution_id) != partition]
         self._deferred_ticks = {i for i in self._deferred_ticks if mine(i) != partition}
 
@@ -355,6 +391,7 @@ class Scheduler:
             if state is not None:
                 batch.decisions.extend(tick(state, batch.now))
                 batch.touched.add(execution_id)
+        await self._admit_queued(batch)
 
     async def _decide(self, msg: Msg, event: Event, batch: _Batch) -> None:
         execution_id = event.execution_id
@@ -377,8 +414,13 @@ class Scheduler:
             if state is None:
                 return
             self._states[execution_id] = state
+        full: Claim | None = None
+        if state is None and isinstance(event, ExecutionRequested):
+            full = await self._acquire(execution_id, event, batch.full)
         try:
-            state, decided = step(state, event, batch.now)
+            state, decided = step(state, event, batch.now, admitted=full is None)
+            if state is not None and full is not None:
+                decided += self._queue(state, batch.now, full)
         except Exception:  # a bug must not stop every other execution
             log.exception("deciding on %s of %s failed", type(event).__name__, execution_id)
             self._states.pop(execution_id, None)
@@ -420,6 +462,7 @@ class Scheduler:
             return
         for msg in batch.inputs:
             await msg.ack()
+        await self._release(ended)
         for execution_id in ended:
             self._states.pop(execution_id, None)
             self._scheduled.pop(execution_id, None)
@@ -464,20 +507,32 @@ class Scheduler:
         execution_ids: Iterable[str],
         now: datetime,
     ) -> list[tuple[str, ExecutionState | None, list[Event]]]:
-        async def one(execution_id: str) -> tuple[str, ExecutionState | None, list[Event]]:
+        async def one(execution_id: str) -> tuple[str, ExecutionState | None]:
             async with self._history_limit:
                 history = await read_execution(self._js, execution_id, layout=self._layout)
             state: ExecutionState | None = None
             for _, event in history:
                 state = evolve(state, event)
-            if state is None:
-                return execution_id, None, []
-            if state.finished:
+            if state is not None and state.finished:
                 self._finished.add(execution_id)
-                return execution_id, None, []
-            return execution_id, state, resume(state, now)
+                return execution_id, None
+            return execution_id, state
 
-        return list(await asyncio.gather(*(one(i) for i in execution_ids)))
+        read = await asyncio.gather(*(one(i) for i in execution_ids))
+        # Those not started yet ask for their slots one by one, in the order they were
+        # requested (first come, first served, as when they were new).
+        rebuilt: list[tuple[str, ExecutionState | None, list[Event]]] = []
+        for execution_id, state in sorted(read, key=_request_order):
+            if state is None:
+                rebuilt.append((execution_id, None, []))
+                continue
+            full = None if state.started else await self._acquire(execution_id, state.request)
+            if full is None:
+                rebuilt.append((execution_id, state, resume(state, now)))
+            else:
+                waiting = resume(state, now, admitted=False) + self._queue(state, now, full)
+                rebuilt.append((execution_id, state, waiting))
+        return rebuilt
 
     # ------------------------------------------------------------------ timers
     def _schedule(self, execution_id: str) -> None:
@@ -512,9 +567,113 @@ class Scheduler:
         """How long the consumer may wait for messages before a timer is due (at most 1 s)."""
         if any(i not in self._in_flight for i in self._stale):
             return 0.0
+        longest = ADMISSION_INTERVAL_S if self._queued else 1.0
         if not self._wakeups:
-            return 1.0
-        return min(max((self._wakeups[0][0] - self._clock()).total_seconds(), 0.0), 1.0)
+            return longest
+        return min(max((self._wakeups[0][0] - self._clock()).total_seconds(), 0.0), longest)
+
+    # ------------------------------------------------------------------ concurrency limits
+    def _claims(self, request: ExecutionRequested) -> list[Claim]:
+        return claims_of(request, per_user=self._per_user)
+
+    async def _acquire(
+        self,
+        execution_id: str,
+        request: ExecutionRequested,
+        known_full: dict[tuple[str, str], Claim] | None = None,
+    ) -> Claim | None:
+        """A slot of every limit of a new execution: None if taken, else the full limit (one
+        of ``known_full``, found full earlier in the batch, without asking the gate)."""
+        claims = self._claims(request)
+        if not claims or self._gate is None:
+            return None
+        known_full = {} if known_full is None else known_full
+        for claim in claims:
+            if (claim.scope, claim.key) in known_full:
+                return known_full[(claim.scope, claim.key)]
+            if self._waiting_on[(claim.scope, claim.key)] and execution_id not in self._queued:
+                return claim  # first come, first served: it waits behind those queued here
+        full = await self._gate.acquire(execution_id, claims)
+        if full is not None:
+            known_full[(full.scope, full.key)] = full
+        return full
+
+    def _queue(self, state: ExecutionState, now: datetime, full: Claim) -> list[Event]:
+        """Queue an execution without a slot here (tried again by :meth:`_admit_queued`)."""
+        if state.execution_id not in self._queued:
+            claims = self._claims(state.request)
+            self._queued[state.execution_id] = claims
+            self._waiting_on.update((c.scope, c.key) for c in claims)
+        return queue(state, now, scope=full.scope, key=full.key, limit=full.limit)
+
+    async def _admit_queued(self, batch: _Batch) -> None:
+        """Start the queued executions that have a slot now, in the order they came; once a
+        limit is found full, the others waiting on it are not asked this round."""
+        loop_time = asyncio.get_running_loop().time()
+        if not self._queued or self._gate is None or loop_time < self._next_admission:
+            return
+        self._next_admission = loop_time + ADMISSION_INTERVAL_S
+        full: set[tuple[str, str]] = set()
+        for execution_id, claims in list(self._queued.items()):
+            if execution_id in self._in_flight:
+                continue
+            state = self._states.get(execution_id)
+            if state is None or state.started or state.finished:
+                # Ended, or forgotten: if it is to be rebuilt, the rebuild queues it again.
+                self._dequeue(execution_id)
+                continue
+            if any((c.scope, c.key) in full for c in claims):
+                continue
+            blocked = await self._gate.acquire(execution_id, claims)
+            if blocked is not None:
+                full.add((blocked.scope, blocked.key))
+                continue
+            self._dequeue(execution_id)
+            batch.decisions.extend(admit(state, batch.now))
+            batch.touched.add(execution_id)
+
+    def _dequeue(self, execution_id: str) -> None:
+        claims = self._queued.pop(execution_id, None)
+        if claims is not None:
+            self._waiting_on.subtract((c.scope, c.key) for c in claims)
+
+    async def _release(self, ended: list[str]) -> None:
+        """Give back the slots of executions whose end is recorded; and try the queue again
+        at once. A slot not given back (NATS away) is found by the gate when its limit is
+        full (the execution's end is in the log)."""
+        for execution_id in ended:
+            self._dequeue(execution_id)
+            state = self._states.get(execution_id)
+            claims = self._claims(state.request) if state is not None else []
+            if not claims or self._gate is None:
+                continue
+            try:
+                await self._gate.release(execution_id, claims)
+            except Exception as error:
+                log.warning("slots of %s not given back (%r)", execution_id, error)
+            self._next_admission = 0.0
+            if self._queued and self._running:
+                self._consumer.wake()
+
+    async def _has_finished(self, execution_id: str) -> bool:
+        """Whether the execution's end is in the log (or its history is gone altogether)."""
+        stream = self._layout.stream_of(execution_id)
+        for kind, present in (("ExecutionFinished", True), ("ExecutionRequested", False)):
+            try:
+                await self._js.get_last_msg(
+                    stream, execution_subject(execution_id, kind), direct=True
+                )
+            except NotFoundError:
+                continue
+            return present
+        return True
+
+
+def _request_order(rebuilt: tuple[str, ExecutionState | None]) -> tuple[datetime, str]:
+    execution_id, state = rebuilt
+    return (
+        state.request.time if state is not None else datetime.min.replace(tzinfo=UTC)
+    ), execution_id
 
 
 class _BatchFailedError(Exception):
