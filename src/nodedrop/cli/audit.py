@@ -24,6 +24,7 @@ from nodedrop.cli import admin, settings
 from nodedrop.contracts.events import (
     Event,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionStarted,
     NodeCancelled,
     NodeFailed,
@@ -110,6 +111,8 @@ def report(request: AuditRequest, history: History, out: IO[str]) -> int:
 def describe(event: Event) -> str:
     """The part of an event worth a glance on its timeline line."""
     match event:
+        case ExecutionQueued():
+            return f"waits for a slot: {event.scope} {event.key} has {event.limit} running"
         case ExecutionStarted():
             return f"plan: {', '.join(event.plan)}"
         case NodeSucceeded():

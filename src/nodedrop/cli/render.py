@@ -140,6 +140,10 @@ class ExecutionView:
             trigger = data.get("trigger")
             detail = f"trigger {trigger}" if trigger else ""
             return self._line(event, EXECUTION, "requested", None, detail)
+        if kind == "ExecutionQueued":
+            limit = data.get("limit")
+            detail = f"{data.get('scope')} {data.get('key')}: {limit} running (its limit)"
+            return self._line(event, EXECUTION, "waiting", None, detail)
         if kind == "ExecutionStarted":
             plan = data.get("plan")
             if isinstance(plan, list):

@@ -123,3 +123,13 @@ def test_helpers() -> None:
     assert error_text({"type": "X"}) == "X"
     assert error_text(None) == ""
     assert items_text(None) == ""
+
+
+def test_a_run_queued_for_a_limit_says_what_it_waits_for() -> None:
+    view = ExecutionView("ex1")
+    view.apply(event(1, "ExecutionRequested", trigger="start"))
+    line = view.apply(event(2, "ExecutionQueued", scope="workflow", key="wf-9", limit=2))
+    assert "waiting" in str(line)
+    assert "workflow wf-9: 2 running (its limit)" in str(line)
+    assert not view.finished
+    assert "started" in str(view.apply(event(3, "ExecutionStarted", plan=["start"])))

@@ -57,6 +57,21 @@ class TestExecutionRows:
             node_policies={"fetch": {"on_error": "continue"}},
         )
 
+    def test_queued_for_a_limit_stays_queued_says_why_and_starts_later(self) -> None:
+        h = History("ex1")
+        h.requested()
+        h.queued("user", "alice", 3)
+        waiting = project(h)
+        assert waiting.executions["ex1"].status == "queued"
+        assert waiting.executions["ex1"].last_seq == 2
+        assert waiting.logs[-1].message == (
+            "execution waiting: user alice has 3 executions running (its limit); "
+            "it starts when one ends"
+        )
+        assert waiting.logs[-1].level == "info"
+        h.started(["start"])
+        assert project(h).executions["ex1"].status == "running"
+
     def test_node_mode_keeps_the_node(self) -> None:
         h = History()
         h.requested(mode="node", trigger=None, node="fetch")

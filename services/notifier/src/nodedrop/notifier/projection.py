@@ -41,6 +41,7 @@ from nodedrop.contracts.events import (
     ErrorInfo,
     ExecutionCancelRequested,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
     NodeCancelled,
@@ -253,6 +254,9 @@ class _Folder:
             return True
         if execution.status in FINAL_STATUSES:
             return False
+        if isinstance(event, ExecutionQueued):
+            # Still "queued", now for a concurrency limit: the log line says which.
+            return execution.status == "queued"
         if isinstance(event, ExecutionStarted):
             return self._started(execution, seq, event)
         if isinstance(event, ExecutionFinished):
@@ -516,6 +520,11 @@ def _describe(event: AnyEvent) -> str:
             return f"execution requested by {who}: run node {node}"
         case ExecutionRequested(trigger=trigger, requested_by=who):
             return f"execution requested by {who}" + (f" from trigger {trigger}" if trigger else "")
+        case ExecutionQueued(scope=scope, key=key, limit=limit):
+            return (
+                f"execution waiting: {scope} {key} has {_plural(limit, 'execution')} running "
+                "(its limit); it starts when one ends"
+            )
         case ExecutionStarted(plan=plan):
             return f"execution started: {_plural(len(plan), 'node')} planned"
         case NodeReady(node=node, attempt=attempt, input=ports):

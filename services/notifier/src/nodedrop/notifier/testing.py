@@ -16,6 +16,7 @@ from nodedrop.contracts.events import (
     ErrorInfo,
     ExecutionCancelRequested,
     ExecutionFinished,
+    ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
     FinalStatus,
@@ -91,6 +92,16 @@ class History:
                 workflow_id=self.workflow_id,
                 workflow_version=1 if self.workflow_id else None,
                 rerun_of=rerun_of,
+            )
+        )
+
+    def queued(self, scope: str = "workflow", key: str = "wf-1", limit: int = 1) -> AnyEvent:
+        return self._add(
+            ExecutionQueued(
+                **self._common(ids.execution_queued(self.execution_id)),
+                scope="user" if scope == "user" else "workflow",
+                key=key,
+                limit=limit,
             )
         )
 
