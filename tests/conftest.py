@@ -13,11 +13,13 @@ _FIXTURES = f"{_PACKAGE}.fixtures" if _PACKAGE else "fixtures"
 pytest_plugins = [f"{_FIXTURES}.servers", f"{_FIXTURES}.http_server", f"{_FIXTURES}.nats_cluster"]
 
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (.ci/run sets "ci"; nothing else needs to):
-# - "dev" (the default, `make test`): each run explores new examples, and what it finds is kept
-#   in .hypothesis/ and replayed first;
-# - "ci": the property tests draw the same examples every run (as many as anywhere), so a run
-#   fails for a change and not for the draw, with no per-example deadline (a busy machine is
-#   slow, not wrong) and the blob to reproduce a failure printed.
-settings.register_profile("dev")
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+# - "dev" (the default, `make test`): fast, a fifth of CI's examples; each run explores new
+#   ones, and what it finds is kept in .hypothesis/ and replayed first;
+# - "ci": thorough, the property tests draw the same examples every run, so a run fails for a
+#   change and not for the draw, with no per-example deadline (a busy machine is slow, not
+#   wrong) and the blob to reproduce a failure printed.
+# Tests that need more examples than the default ask for a multiple of the profile's
+# (``settings().max_examples * 3``), so both profiles keep their proportions.
+settings.register_profile("dev", max_examples=20)
+settings.register_profile("ci", max_examples=100, derandomize=True, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

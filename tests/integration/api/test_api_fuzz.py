@@ -4,8 +4,9 @@ content type, headers, body schema).
 
 Against a real API process (uvicorn, ``python -m nodedrop.api``) on its own nats-server and
 database, so that requests reach the real routes, the real validation and the real stores.
-``NODEDROP_FUZZ_EXAMPLES`` sets the examples per operation: the default, 150, is what CI runs
-(about two minutes for ~20 operations on 2 cores); raise it for a deeper run (e.g. 1000).
+``NODEDROP_FUZZ_EXAMPLES`` sets the examples per operation: by default 150 under CI's Hypothesis
+profile (about two minutes for ~20 operations on 2 cores) and 30 under the fast development one;
+raise it for a deeper run (e.g. 1000).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from nodedrop.embedded import EmbeddedNats
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = int(os.environ.get("NODEDROP_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("NODEDROP_FUZZ_EXAMPLES", settings().max_examples * 3 // 2))
 TOKEN = "fuzz-admin-token"
 #: What the issue asks of every answer. (Not ``positive_data_acceptance``: a body valid by the
 #: schema may still be a wrong workflow, e.g. an unknown node type, which is a correct 422.)

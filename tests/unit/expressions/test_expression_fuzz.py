@@ -72,7 +72,7 @@ def check(expression: str) -> None:
 
 
 FUZZ = settings(
-    max_examples=1500,
+    max_examples=settings().max_examples * 15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
@@ -90,7 +90,7 @@ def test_printable_text_raises_nothing_but_expression_errors(expression: str) ->
     check(expression)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=settings().max_examples * 5, deadline=None)
 @given(anything)
 def test_any_unicode_raises_nothing_but_expression_errors(expression: str) -> None:
     check(expression)
@@ -124,7 +124,7 @@ EXPRESSIONS_OVER_DATA = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=settings().max_examples * 3, deadline=None)
 @given(json_values, st.sampled_from(EXPRESSIONS_OVER_DATA))
 def test_any_json_data_raises_nothing_but_expression_errors(value: Any, expression: str) -> None:
     with contextlib.suppress(ExpressionError):

@@ -26,7 +26,7 @@ from .test_properties import workflows
 from .test_replay import play as play_live
 
 EXAMPLES = settings(
-    max_examples=300,
+    max_examples=settings().max_examples * 3,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -118,7 +118,7 @@ definitions = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=settings().max_examples * 3, deadline=None)
 @given(definition=definitions)
 def test_the_core_and_the_projection_read_the_same_failure_policy(
     definition: dict[str, Any],

@@ -41,7 +41,7 @@ from nodedrop.scheduler.core.state import TERMINAL
 from .harness import T0
 
 EXAMPLES = settings(
-    max_examples=500,
+    max_examples=settings().max_examples * 5,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -34,7 +34,7 @@ from .test_properties import event_limits, workflows
 from .test_properties import play as play_world
 
 EXAMPLES = settings(
-    max_examples=300,
+    max_examples=settings().max_examples * 3,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -274,7 +274,7 @@ class CrashingScheduler(RuleBasedStateMachine):
 
 
 CrashingScheduler.TestCase.settings = settings(
-    max_examples=300,
+    max_examples=settings().max_examples * 3,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
