@@ -153,8 +153,12 @@ async def test_a_diamond_runs_its_branches_in_parallel(
     }
     _, events = await run_to_end(client, system, workflow)
     assert events[-1]["data"]["status"] == "succeeded"
-    elapsed = seconds(of_type(events, "ExecutionStarted")[0]["time"], events[-1]["time"])
-    assert elapsed < 0.9, f"two 500 ms branches took {elapsed:.3f} s: not parallel"
+    # In parallel: each branch began before the other ended (not timed: a busy machine is
+    # slow, not sequential).
+    began = {e["node"]: e["time"] for e in of_type(events, "NodeWaiting")}
+    ended = {e["node"]: e["time"] for e in of_type(events, "NodeSucceeded")}
+    assert seconds(began["left"], ended["right"]) > 0, events
+    assert seconds(began["right"], ended["left"]) > 0, events
     join = of_type(events, "NodeReady")[-1]
     assert join["node"] == "join"
     assert len(join["data"]["input"]["main"]) == 2

@@ -388,7 +388,8 @@ async def test_a_runner_process_runs_entry_point_plugins_in_its_worker_processes
         assert isinstance(failed, NodeFailed)
         assert failed.error.type == "NodeTimeout"
         node_started = next(e for e in found if isinstance(e, NodeStarted))
-        assert (failed.time - node_started.time).total_seconds() < 0.45
+        # Stopped at its timeout by the runner, not after its 30 s (however busy the machine).
+        assert (failed.time - node_started.time).total_seconds() < 2.3
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)

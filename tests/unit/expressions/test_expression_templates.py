@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import time
 from typing import Any
 
 import pytest
@@ -337,12 +336,13 @@ def test_a_template_reports_its_expressions() -> None:
     assert [e.source for e in template.expressions] == ["item.x", "item.y"]
 
 
-def test_rendering_a_compiled_condition_is_cheap() -> None:
-    # ~1 µs measured; the bound is 50x that, so a loaded machine does not make this flaky.
-    template = "{{ item.total > 100 }}"
-    render(template, SCOPE)
-    count = 2000
-    started = time.perf_counter()
-    for _ in range(count):
-        render(template, SCOPE)
-    assert (time.perf_counter() - started) / count < 50e-6
+def test_a_condition_rendered_again_is_not_compiled_again() -> None:
+    # What keeps a render cheap (about 1 µs; its time is the benchmarks' to report, not a
+    # check's): the compiled form is reused, so rendering an item twice parses nothing again.
+    from nodedrop.contracts.expressions import compiler
+
+    template = "{{ item.total > 100 and item.total < 1000000 }}"
+    first = render(template, SCOPE)
+    misses = compiler._compile_cached.cache_info().misses
+    assert [render(template, SCOPE) for _ in range(100)] == [first] * 100
+    assert compiler._compile_cached.cache_info().misses == misses
