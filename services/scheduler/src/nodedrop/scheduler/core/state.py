@@ -1,4 +1,13 @@
-"""An execution's state: what the fold of its events says, nothing more."""
+"""An execution's state: what the fold of its events says, plus marks of what its scheduler
+proposed and has not seen back from the stream yet.
+
+A proposal (a node's timeout or refused input, the execution's deadline: see
+``decide.propose_failure``) is recorded as an input and acted on when it comes back. Until then
+the decider marks it made, outside the fold, so that it is not proposed twice: the node's timer
+or the deadline is cleared, a refused attempt is noted in ``NodeState.refused``. These marks are
+the only state no event says; a rebuild from the stream starts without them and proposes again
+(the proposals' ids are deterministic, so nothing is recorded twice).
+"""
 
 from __future__ import annotations
 
