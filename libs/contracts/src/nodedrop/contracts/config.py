@@ -8,18 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from nodedrop.contracts.expressions.limits import MAX_EXPRESSION_LENGTH
 from nodedrop.contracts.natsconnect import URL_ENV, NatsSettings
-
-
-def _positive_or_none(env: Mapping[str, str], name: str) -> int | None:
-    """A whole number from the environment: None when unset or 0, ValueError naming the
-    variable unless it is a whole number >= 0."""
-    value = env.get(name, "").strip()
-    if not value:
-        return None
-    if not value.isdigit():
-        raise ValueError(f"{name} must be a whole number (0: no limit), not {value!r}")
-    return int(value) or None
 
 
 def seconds_setting(env: Mapping[str, str], name: str) -> float | None:
@@ -35,10 +27,6 @@ def seconds_setting(env: Mapping[str, str], name: str) -> float | None:
     if not seconds > 0:  # also refuses nan
         raise ValueError(f"{name} must be a number of seconds > 0, not {value!r}")
     return seconds
-
-
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def _origins(value: str | None) -> tuple[str, ...] | None:
@@ -163,28 +151,90 @@ class Config:
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
+        """The configuration in ``env`` (default: the process's). A wrong value is a
+        ValueError naming the variable and what it must be; an empty one counts as unset."""
         env = dict(os.environ if env is None else env)
+        given = {k: v.strip() for k, v in env.items() if k.startswith(_PREFIX) and v.strip()}
+        try:
+            scalars = _EnvSettings.model_validate(given)
+        except ValidationError as error:
+            raise ValueError(_named(error)) from None
         return cls(
             nats=_nats(env),  # and nats_url, its first server
-            database_url=env.get("NODEDROP_DATABASE_URL") or None,
-            host=env.get("NODEDROP_HOST", "127.0.0.1"),
-            port=int(env.get("NODEDROP_PORT", "8000")),
-            notifier_port=int(env.get("NODEDROP_NOTIFIER_PORT", "8001")),
             notifier_endpoints=_notifier_urls(env.get("NODEDROP_NOTIFIER_URL")),
-            data_dir=Path(env.get("NODEDROP_DATA_DIR", ".nodedrop")),
-            admin_token=env.get("NODEDROP_ADMIN_TOKEN") or None,
-            http_allow_private=_flag(env.get("NODEDROP_HTTP_ALLOW_PRIVATE")),
-            runner_concurrency=int(env.get("NODEDROP_RUNNER_CONCURRENCY", "64")),
-            otel_exporter=env.get("NODEDROP_OTEL_EXPORTER") or None,
-            schedule_grace_s=float(env.get("NODEDROP_SCHEDULE_GRACE_S", "300")),
-            scheduler_snapshot_interval_s=seconds_setting(
-                env, "NODEDROP_SCHEDULER_SNAPSHOT_INTERVAL_S"
-            )
-            or 5.0,
-            max_concurrent_per_user=_positive_or_none(env, "NODEDROP_MAX_CONCURRENT_PER_USER"),
-            max_body_bytes=int(env.get("NODEDROP_MAX_BODY_BYTES", str(8 * 1024 * 1024))),
-            max_workflow_nodes=int(env.get("NODEDROP_MAX_WORKFLOW_NODES", "2000")),
-            max_input_items=int(env.get("NODEDROP_MAX_INPUT_ITEMS", "10000")),
-            max_expression_length=int(env.get("NODEDROP_MAX_EXPRESSION_LENGTH", "10000")),
             allowed_origins=_origins(env.get("NODEDROP_ALLOWED_ORIGINS")),
+            **scalars.model_dump(),
         )
+
+    @classmethod
+    def load(cls) -> Config:
+        """:meth:`from_env` for a service starting: a wrong setting ends the process with one
+        line naming it (exit status 1), not a traceback."""
+        try:
+            return cls.from_env()
+        except ValueError as error:
+            raise SystemExit(f"configuration: {error}") from None
+
+
+_PREFIX = "NODEDROP_"
+
+
+class _EnvSettings(BaseModel):
+    """The plain settings of :class:`Config`, as the environment gives them: each field read
+    from its variable (the alias), typed and bounded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    database_url: str | None = Field(None, alias="NODEDROP_DATABASE_URL")
+    host: str = Field("127.0.0.1", alias="NODEDROP_HOST")
+    port: int = Field(alias="NODEDROP_PORT", default=8000, ge=1, le=65535)
+    notifier_port: int = Field(alias="NODEDROP_NOTIFIER_PORT", default=8001, ge=1, le=65535)
+    data_dir: Path = Field(Path(".nodedrop"), alias="NODEDROP_DATA_DIR")
+    admin_token: str | None = Field(None, alias="NODEDROP_ADMIN_TOKEN")
+    http_allow_private: bool = Field(False, alias="NODEDROP_HTTP_ALLOW_PRIVATE")
+    runner_concurrency: int = Field(
+        alias="NODEDROP_RUNNER_CONCURRENCY", default=64, ge=1, le=100_000
+    )
+    otel_exporter: str | None = Field(None, alias="NODEDROP_OTEL_EXPORTER")
+    schedule_grace_s: float = Field(
+        alias="NODEDROP_SCHEDULE_GRACE_S", default=300.0, ge=0, allow_inf_nan=False
+    )
+    scheduler_snapshot_interval_s: float = Field(
+        alias="NODEDROP_SCHEDULER_SNAPSHOT_INTERVAL_S", default=5.0, gt=0, allow_inf_nan=False
+    )
+    max_concurrent_per_user: int | None = Field(
+        alias="NODEDROP_MAX_CONCURRENT_PER_USER", default=None, ge=0
+    )
+    max_body_bytes: int = Field(alias="NODEDROP_MAX_BODY_BYTES", default=8 * 1024 * 1024, ge=1)
+    max_workflow_nodes: int = Field(alias="NODEDROP_MAX_WORKFLOW_NODES", default=2000, ge=1)
+    max_input_items: int = Field(alias="NODEDROP_MAX_INPUT_ITEMS", default=10_000, ge=1)
+    max_expression_length: int = Field(
+        alias="NODEDROP_MAX_EXPRESSION_LENGTH", default=10_000, ge=1, le=MAX_EXPRESSION_LENGTH
+    )
+
+    @field_validator("max_workflow_nodes")
+    @classmethod
+    def _at_most_the_models_ceiling(cls, value: int) -> int:
+        # Imported here: the workflow model's modules read settings from this module.
+        from nodedrop.contracts.workflow import MAX_NODES  # noqa: PLC0415
+
+        if value > MAX_NODES:
+            raise ValueError(f"must be at most {MAX_NODES}")
+        return value
+
+    @field_validator("max_concurrent_per_user")
+    @classmethod
+    def _zero_is_none(cls, value: int | None) -> int | None:
+        return value or None
+
+
+def _named(error: ValidationError) -> str:
+    """One line per wrong variable: its name, what it must be, and the value given."""
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        message = problem["msg"].removeprefix("Value error, ").lower()
+        secret = any(word in name for word in ("TOKEN", "URL", "PASSWORD"))
+        given = "" if secret else f", not {problem.get('input')!r}"
+        lines.append(f"{name}: {message}{given}")
+    return "; ".join(lines)

@@ -12,7 +12,7 @@ from nodedrop.contracts.tracing import setup_tracing
 
 def main() -> None:
     configure_logging()
-    config = Config.from_env()
+    config = Config.load()
     setup_tracing("api", config.otel_exporter)
     # No access log: a line per request cost ~3% of the api's CPU at load (docs/benchmarks.md);
     # failures are logged by the error handlers.

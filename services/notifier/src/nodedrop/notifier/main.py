@@ -167,7 +167,7 @@ async def _nats_reconnected() -> None:
 def main() -> None:
     """``nodedrop-notifier`` / ``python -m nodedrop.notifier``: configured from the environment."""
     configure_logging()
-    config = Config.from_env()
+    config = Config.load()
     if not config.nats_url or not config.database_url:
         sys.exit("nodedrop-notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
     try:

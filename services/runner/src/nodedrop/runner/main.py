@@ -128,7 +128,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
 def main() -> None:
     """``nodedrop-runner`` / ``python -m nodedrop.runner``: configured from the environment."""
     configure_logging()
-    config = Config.from_env()
+    config = Config.load()
     if not config.nats_url:
         sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")
     try:

@@ -83,6 +83,6 @@ async def serve(config: Config) -> None:
 
 def main() -> None:
     configure_logging()
-    config = Config.from_env()
+    config = Config.load()
     setup_tracing("scheduler", config.otel_exporter)
     eventloop.run(serve(config))
