@@ -36,6 +36,8 @@ http://{{ .Release.Name }}-notifier:{{ .Values.notifier.port }}
   value: {{ .Values.streamReplicas | quote }}
 - name: NODEDROP_PARTITIONS
   value: {{ .Values.partitions | quote }}
+- name: NODEDROP_LOG_FORMAT
+  value: "json"
 {{- if .Values.secret.natsTokenKey }}
 - name: NODEDROP_NATS_TOKEN
   valueFrom:

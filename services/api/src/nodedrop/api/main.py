@@ -22,6 +22,7 @@ def main() -> None:
         port=config.port,
         log_level="info",
         access_log=False,
+        log_config=None,  # uvicorn's lines go through the service's own (redacted) format
     )
 
 

@@ -63,6 +63,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.history import read_execution
+from nodedrop.contracts.logsetup import bind
 from nodedrop.contracts.pullgroup import PullGroup
 from nodedrop.contracts.routing import Layout, events_of_type
 from nodedrop.runner.attempt import (
@@ -306,6 +307,11 @@ class Runner:
             log.error("terminating an undecodable task on %s", msg.subject)
             await msg.term()
             return
+        with bind(execution_id=task.execution_id, node=task.node, attempt=task.attempt):
+            await self._handle_task(held, task)
+
+    async def _handle_task(self, held: _Held, task: NodeReady) -> None:
+        msg = held.msg
         if self._attempts.was_stopped(task):
             await msg.ack()  # its execution ended before the task got here
             return

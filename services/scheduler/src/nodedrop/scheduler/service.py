@@ -53,6 +53,7 @@ from nodedrop.contracts.codec import EventDecodeError
 from nodedrop.contracts.events import Event, ExecutionRequested
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import StreamSettings
+from nodedrop.contracts.logsetup import bind
 from nodedrop.contracts.pullgroup import PullGroup
 from nodedrop.contracts.routing import execution_subject
 from nodedrop.scheduler.active import DEFAULT_SNAPSHOT_INTERVAL_S, ActiveExecutions
@@ -394,6 +395,10 @@ class Scheduler:
         await self._admit_queued(batch)
 
     async def _decide(self, msg: Msg, event: Event, batch: _Batch) -> None:
+        with bind(execution_id=event.execution_id):
+            await self._decide_one(msg, event, batch)
+
+    async def _decide_one(self, msg: Msg, event: Event, batch: _Batch) -> None:
         execution_id = event.execution_id
         owned = self._owned.get(self._layout.partition_of(execution_id))
         if owned is None:
