@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from nodedrop.contracts import cron as cron_rules
 from nodedrop.contracts import schedules
 from nodedrop.contracts.nodetypes import NodeTypeRegistry, ScheduleTriggerParameters
 from nodedrop.contracts.workflow import WorkflowInvalid, validate_workflow
@@ -32,7 +33,7 @@ T = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
     ],
 )
 def test_next_fire_after(cron: str, after: datetime, expected: datetime) -> None:
-    got = schedules.next_fire_after(cron, after)
+    got = cron_rules.next_fire_after(cron, after)
     assert got == expected
     assert got.tzinfo == UTC
 
@@ -40,22 +41,22 @@ def test_next_fire_after(cron: str, after: datetime, expected: datetime) -> None
 def test_next_fire_is_in_utc_whatever_the_input_zone() -> None:
     paris = timezone(timedelta(hours=1))
     after = datetime(2026, 11, 26, 11, 30, tzinfo=paris)  # 10:30 UTC
-    assert schedules.next_fire_after("0 11 * * *", after) == datetime(
+    assert cron_rules.next_fire_after("0 11 * * *", after) == datetime(
         2026, 11, 26, 11, 0, tzinfo=UTC
     )
 
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone"):
-        schedules.next_fire_after("* * * * *", datetime(2026, 1, 1))
+        cron_rules.next_fire_after("* * * * *", datetime(2026, 1, 1))
 
 
 def test_last_fire_at_or_before() -> None:
-    assert schedules.last_fire_at_or_before("* * * * *", T) == T
-    assert schedules.last_fire_at_or_before("* * * * *", T + timedelta(seconds=59)) == T
-    assert schedules.last_fire_at_or_before("0 * * * *", T - timedelta(seconds=1)) == T - timedelta(
-        hours=1
-    )
+    assert cron_rules.last_fire_at_or_before("* * * * *", T) == T
+    assert cron_rules.last_fire_at_or_before("* * * * *", T + timedelta(seconds=59)) == T
+    assert cron_rules.last_fire_at_or_before(
+        "0 * * * *", T - timedelta(seconds=1)
+    ) == T - timedelta(hours=1)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_valid_crons(cron: str) -> None:
 )
 def test_invalid_crons(cron: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        schedules.check_cron(cron)
+        cron_rules.check_cron(cron)
 
 
 def test_invalid_cron_in_a_workflow_names_node_and_field() -> None:

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nodedrop.contracts.cron import check_cron
 from nodedrop.contracts.items import MAIN_PORT, Item
-from nodedrop.contracts.schedules import check_cron
 
 Category = Literal["trigger", "action", "flow"]
 ENTRY_POINT_GROUP = "nodedrop.nodes"

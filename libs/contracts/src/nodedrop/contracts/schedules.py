@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from croniter import CroniterBadDateError, CroniterError, croniter
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.buckets import open_key_value
+from nodedrop.contracts.cron import utc
 from nodedrop.contracts.jetstream import replicas_from_env
 
 SCHEDULE_TRIGGER_TYPE = "schedule_trigger"
-CRON_FIELDS = 5
 ENTRY_PREFIX = "schedule."
 FIRED_PREFIX = "fired."
 #: What a watcher of schedule entries (not of claims) subscribes to.
@@ -42,7 +41,6 @@ ENTRY_KEYS = f"{ENTRY_PREFIX}>"
 
 #: Namespace of the uuid5 in scheduled execution ids (fixed forever: ids must not change).
 _ID_NAMESPACE = uuid.UUID("6f1c2a8e-5d0b-5a53-9a51-2f4c1e7b9d30")
-_MINUTE = timedelta(minutes=1)
 
 
 class ScheduledTrigger(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,51 +117,9 @@ def entry_for(
     )
 
 
-# ------------------------------------------------------------------------------ cron
-
-
-def check_cron(cron: str) -> str:
-    """``cron`` if it is a five-field expression that fires at least once; else ValueError."""
-    fields = cron.split()
-    if len(fields) != CRON_FIELDS:
-        raise ValueError(
-            f"a cron expression has five fields (minute hour day-of-month month day-of-week), "
-            f"got {len(fields)}"
-        )
-    try:
-        croniter(cron, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except CroniterBadDateError:
-        raise ValueError(f"cron expression {cron!r} never fires") from None
-    except (CroniterError, TypeError, ValueError) as error:
-        raise ValueError(f"invalid cron expression {cron!r}: {error}") from None
-    return cron
-
-
-def _utc(moment: datetime) -> datetime:
-    if moment.tzinfo is None:
-        raise ValueError("a timezone-aware datetime is needed")
-    return moment.astimezone(UTC)
-
-
-def _minute(moment: datetime) -> datetime:
-    return _utc(moment).replace(second=0, microsecond=0)
-
-
-def next_fire_after(cron: str, after: datetime) -> datetime:
-    """The first tick of ``cron`` strictly after ``after``, in UTC. Ticks are whole minutes."""
-    result: datetime = croniter(cron, _minute(after)).get_next(datetime)
-    return result.astimezone(UTC).replace(fold=0)
-
-
-def last_fire_at_or_before(cron: str, moment: datetime) -> datetime:
-    """The latest tick of ``cron`` at or before ``moment``, in UTC."""
-    result: datetime = croniter(cron, _minute(moment) + _MINUTE).get_prev(datetime)
-    return result.astimezone(UTC).replace(fold=0)
-
-
 def tick_iso(tick: datetime) -> str:
     """A tick as text: ``2026-11-26T10:00:00Z``."""
-    return _utc(tick).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc(tick).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_tick(text: str) -> datetime:

@@ -39,6 +39,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from nodedrop.contracts import cron as cron_rules
 from nodedrop.contracts import ids, schedules
 from nodedrop.contracts.bus import EventPublisher, PublishError
 from nodedrop.contracts.events import ExecutionRequested
@@ -79,16 +80,16 @@ def plan_ticks(cron: str, after: datetime, now: datetime, grace: timedelta) -> T
     """The missed-tick rule. Of the ticks in ``(after, now]`` (``after``: the last fired tick,
     or when the schedule was saved), fire the most recent one if it is at most ``grace`` old;
     every other one is skipped."""
-    next_due = schedules.next_fire_after(cron, now)
-    first = schedules.next_fire_after(cron, after)
+    next_due = cron_rules.next_fire_after(cron, now)
+    first = cron_rules.next_fire_after(cron, after)
     if first > now:
         return TickPlan(fire=None, skipped=None, next_due=first)
-    latest = schedules.last_fire_at_or_before(cron, now)
+    latest = cron_rules.last_fire_at_or_before(cron, now)
     if now - latest > grace:
         return TickPlan(fire=None, skipped=(first, latest), next_due=next_due)
     skipped = None
     if first < latest:
-        skipped = (first, schedules.last_fire_at_or_before(cron, latest - timedelta(minutes=1)))
+        skipped = (first, cron_rules.last_fire_at_or_before(cron, latest - timedelta(minutes=1)))
     return TickPlan(fire=latest, skipped=skipped, next_due=next_due)
 
 
@@ -105,7 +106,7 @@ class _Trigger:
     def advance(self, after: datetime) -> None:
         if after > self.after:
             self.after = after
-            self.due = schedules.next_fire_after(self.cron, after)
+            self.due = cron_rules.next_fire_after(self.cron, after)
 
 
 class CronFirer:
@@ -224,7 +225,7 @@ class CronFirer:
                 if claimed is not None:
                     after = max(after, claimed)
             try:
-                due = schedules.next_fire_after(cron, after)
+                due = cron_rules.next_fire_after(cron, after)
             except ValueError as error:  # checked when saved, so only a hand-written entry
                 log.error("schedule %s/%s has a bad cron %r: %s", *key, cron, error)
                 self._triggers.pop(key, None)
