@@ -123,7 +123,10 @@ class Up:
         try:
             return self.process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"nodedrop up still running {STOP_TIMEOUT_S} s after SIGTERM")
+            pytest.fail(
+                f"nodedrop up still running {STOP_TIMEOUT_S} s after SIGTERM; its output:\n"
+                f"{self.output()[-6000:]}"
+            )
 
     def kill_leftovers(self) -> None:
         """Last resort after a failed test: the up process, then anything using its data dir."""
