@@ -23,6 +23,12 @@ from nodedrop.contracts.events import NodeFailed, NodeStarted, NodeSucceeded
 EFFECT_S = 1.0
 
 
+#: Pauses tried until one lands while the runner holds an attempt; and how long after the
+#: signal what it sent before is taken as stored.
+PAUSE_TRIES = 10
+SETTLE_S = 0.3
+
+
 async def s7_paused_runner(env: Env) -> Result:
     count = max(10, env.sizes.executions // 5)
     paused_s = ACK_WAIT_S + 3
@@ -38,12 +44,31 @@ async def s7_paused_runner(env: Env) -> Result:
         submitted = await submit_spread(c, workflow, count, 0.5)
 
         async def runner_1_busy() -> bool:
-            record = await read_stream(c.js, c.layout)
-            return any(isinstance(e, NodeStarted) and e.worker == worker for e in record.events())
+            """Whether runner-1 holds an attempt now: started there, with no result yet."""
+            events = (await read_stream(c.js, c.layout)).events()
+            answered = {
+                (e.execution_id, e.node, e.attempt)
+                for e in events
+                if isinstance(e, NodeSucceeded | NodeFailed)
+            }
+            return any(
+                isinstance(e, NodeStarted)
+                and e.worker == worker
+                and (e.execution_id, e.node, e.attempt) not in answered
+                for e in events
+            )
 
-        await until(runner_1_busy, 30, "node started on runner-1")
-        c.pause("runner-1")
-        await asyncio.sleep(paused_s)
+        # Paused while it holds an attempt: checked again once paused (a node can finish
+        # between the check and the signal), and tried again if it held none by then.
+        for attempt in range(1, PAUSE_TRIES + 1):
+            await until(runner_1_busy, 30, "a node running on runner-1")
+            c.pause("runner-1")
+            await asyncio.sleep(SETTLE_S)  # what it sent before the signal is stored
+            if await runner_1_busy():
+                result.notes.append(f"paused holding an attempt at try {attempt}")
+                break
+            c.resume("runner-1")
+        await asyncio.sleep(paused_s - SETTLE_S)
         c.resume("runner-1")
         await wait_finished(c, set(submitted), 120)
         await asyncio.sleep(EFFECT_S + 1)  # the resumed runner's late results, if any, are sent
