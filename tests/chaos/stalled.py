@@ -43,32 +43,52 @@ async def s7_paused_runner(env: Env) -> Result:
         started = time.monotonic()
         submitted = await submit_spread(c, workflow, count, 0.5)
 
-        async def runner_1_busy() -> bool:
-            """Whether runner-1 holds an attempt now: started there, with no result yet."""
+        async def held_by_runner_1() -> set[tuple[str, str, int]]:
+            """The attempts runner-1 holds now: started there, with no result yet."""
             events = (await read_stream(c.js, c.layout)).events()
             answered = {
                 (e.execution_id, e.node, e.attempt)
                 for e in events
                 if isinstance(e, NodeSucceeded | NodeFailed)
             }
-            return any(
-                isinstance(e, NodeStarted)
-                and e.worker == worker
-                and (e.execution_id, e.node, e.attempt) not in answered
+            return {
+                (e.execution_id, e.node, e.attempt)
                 for e in events
-            )
+                if isinstance(e, NodeStarted) and e.worker == worker
+            } - answered
+
+        async def runner_1_busy() -> bool:
+            return bool(await held_by_runner_1())
 
         # Paused while it holds an attempt: checked again once paused (a node can finish
         # between the check and the signal), and tried again if it held none by then.
+        held_at_pause: set[tuple[str, str, int]] = set()
         for attempt in range(1, PAUSE_TRIES + 1):
             await until(runner_1_busy, 30, "a node running on runner-1")
             c.pause("runner-1")
             await asyncio.sleep(SETTLE_S)  # what it sent before the signal is stored
-            if await runner_1_busy():
+            held_at_pause = await held_by_runner_1()
+            if held_at_pause:
                 result.notes.append(f"paused holding an attempt at try {attempt}")
                 break
             c.resume("runner-1")
+
+        async def taken_from_runner_1() -> bool:
+            """Whether another runner recorded one held attempt as lost (waited for, not
+            timed: when the redelivery comes depends on the machine)."""
+            events = (await read_stream(c.js, c.layout)).events()
+            return any(
+                isinstance(e, NodeFailed)
+                and e.error.type == RUNNER_LOST
+                and (e.execution_id, e.node, e.attempt) in held_at_pause
+                for e in events
+            )
+
+        # Paused at least past the ack wait, and until the fault shows: an attempt it holds
+        # recorded lost by the other runner.
         await asyncio.sleep(paused_s - SETTLE_S)
+        if held_at_pause:
+            await until(taken_from_runner_1, 60, "a held attempt recorded lost")
         c.resume("runner-1")
         await wait_finished(c, set(submitted), 120)
         await asyncio.sleep(EFFECT_S + 1)  # the resumed runner's late results, if any, are sent
