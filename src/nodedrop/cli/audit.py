@@ -27,6 +27,7 @@ from nodedrop.contracts.events import (
     ExecutionQueued,
     ExecutionStarted,
     NodeCancelled,
+    NodeDeferred,
     NodeFailed,
     NodeLogged,
     NodeReady,
@@ -126,6 +127,8 @@ def describe(event: Event) -> str:
             return f"next attempt in {event.delay_ms} ms"
         case NodeWaiting():
             return f"waits {_ms(event.until, event.time)} ms"
+        case NodeDeferred():
+            return f"waits for a runner: {event.key} has {event.limit} on them (their share)"
         case NodeSkipped():
             return event.reason
         case ExecutionFinished():

@@ -180,6 +180,9 @@ class ExecutionView:
         """Apply a node event to ``state``; False if the type is unknown here."""
         if kind == "NodeReady":
             state.status, state.detail = "queued", ""
+        elif kind == "NodeDeferred":
+            state.status = "waiting"
+            state.detail = f"{data.get('key')} has {data.get('limit')} on the runners (their share)"
         elif kind == "NodeStarted":
             state.status, state.detail, state.finished = "running", "", None
             if state.started is None:

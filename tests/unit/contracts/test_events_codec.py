@@ -32,6 +32,7 @@ from nodedrop.contracts.events import (
     ExecutionStarted,
     LogLine,
     NodeCancelled,
+    NodeDeferred,
     NodeFailed,
     NodeLogged,
     NodeReady,
@@ -100,6 +101,15 @@ SAMPLES: dict[str, Event] = {
         parameters={"url": "https://x.example", "method": "POST"},
         timeout_ms=10_000,
         trigger="start",
+    ),
+    "NodeDeferred": NodeDeferred(
+        event_id=ids.node_deferred(EXECUTION, "fetch", 3),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=2),
+        node="fetch",
+        attempt=3,
+        key="user-1",
+        limit=64,
     ),
     "NodeWaiting": NodeWaiting(
         event_id=ids.node_waiting(EXECUTION, "pause", 1),
@@ -193,6 +203,9 @@ MINIMAL: dict[str, Event] = {
     "ExecutionStarted": ExecutionStarted(event_id="e", execution_id="x", time=T0, plan=[]),
     "NodeReady": NodeReady(
         event_id="e", execution_id="x", time=T0, node="n", attempt=1, node_type="noop", input={}
+    ),
+    "NodeDeferred": NodeDeferred(
+        event_id="e", execution_id="x", time=T0, node="n", attempt=1, key="u", limit=1
     ),
     "NodeWaiting": NodeWaiting(
         event_id="e", execution_id="x", time=T0, node="n", attempt=1, input={}, until=T0

@@ -105,6 +105,9 @@ class Config:
     #: Scheduler: at most this many executions of one user run at once (more are queued);
     #: None: no limit per user.
     max_concurrent_per_user: int | None = None
+    #: Scheduler: at most this many node attempts of one user queued for or running on the
+    #: runners at once, per scheduler (more are deferred); None: no share per user.
+    max_running_nodes_per_user: int | None = None
     #: API request limits (docs/api.md, "Limits"): a larger body is a 413, the others a 422.
     max_body_bytes: int = 8 * 1024 * 1024
     max_workflow_nodes: int = 2000
@@ -205,6 +208,9 @@ class _EnvSettings(BaseModel):
     max_concurrent_per_user: int | None = Field(
         alias="NODEDROP_MAX_CONCURRENT_PER_USER", default=None, ge=0
     )
+    max_running_nodes_per_user: int | None = Field(
+        alias="NODEDROP_MAX_RUNNING_NODES_PER_USER", default=None, ge=0
+    )
     max_body_bytes: int = Field(alias="NODEDROP_MAX_BODY_BYTES", default=8 * 1024 * 1024, ge=1)
     max_workflow_nodes: int = Field(alias="NODEDROP_MAX_WORKFLOW_NODES", default=2000, ge=1)
     max_input_items: int = Field(alias="NODEDROP_MAX_INPUT_ITEMS", default=10_000, ge=1)
@@ -222,7 +228,7 @@ class _EnvSettings(BaseModel):
             raise ValueError(f"must be at most {MAX_NODES}")
         return value
 
-    @field_validator("max_concurrent_per_user")
+    @field_validator("max_concurrent_per_user", "max_running_nodes_per_user")
     @classmethod
     def _zero_is_none(cls, value: int | None) -> int | None:
         return value or None

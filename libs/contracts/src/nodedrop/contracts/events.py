@@ -96,6 +96,17 @@ class NodeReady(Event, tag=True, frozen=True):
     upstream: dict[str, PortItems] = {}
 
 
+class NodeDeferred(Event, tag=True, frozen=True):
+    """The node's ``attempt`` is ready to run but waits for its user's share of the runners:
+    ``key`` (a user) has ``limit`` node attempts queued or running. Its ``NodeReady`` follows
+    once one of them ends; until then no runner sees it, so other users' work passes it."""
+
+    node: str
+    attempt: int
+    key: str
+    limit: int
+
+
 class NodeWaiting(Event, tag=True, frozen=True):
     """A ``wait`` node started waiting. The scheduler keeps the timer (a runner holds no slot
     for it) and records the node's success at ``until``; the wait survives restarts because
@@ -184,6 +195,7 @@ AnyEvent = (
     | ExecutionQueued
     | ExecutionStarted
     | NodeReady
+    | NodeDeferred
     | NodeWaiting
     | NodeStarted
     | NodeSucceeded
@@ -200,6 +212,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ExecutionQueued,
     ExecutionStarted,
     NodeReady,
+    NodeDeferred,
     NodeWaiting,
     NodeStarted,
     NodeSucceeded,

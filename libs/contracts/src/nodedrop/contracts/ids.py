@@ -45,6 +45,11 @@ def node_ready(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.ready"
 
 
+def node_deferred(execution_id: str, node: str, attempt: int) -> str:
+    """The attempt waited for its user's share of the runners (once per attempt)."""
+    return f"{execution_id}.{node}.{attempt}.deferred"
+
+
 def node_waiting(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.waiting"
 

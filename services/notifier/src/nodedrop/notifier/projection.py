@@ -45,6 +45,7 @@ from nodedrop.contracts.events import (
     ExecutionRequested,
     ExecutionStarted,
     NodeCancelled,
+    NodeDeferred,
     NodeFailed,
     NodeLogged,
     NodeReady,
@@ -292,13 +293,17 @@ class _Folder:
 
 
 _NodeEvent = (
-    NodeReady | NodeWaiting | NodeStarted | NodeSucceeded | NodeFailed | NodeRetryScheduled
-    | NodeSkipped | NodeCancelled
+    NodeReady | NodeDeferred | NodeWaiting | NodeStarted | NodeSucceeded | NodeFailed
+    | NodeRetryScheduled | NodeSkipped | NodeCancelled
 )  # fmt: skip
 
 
 def _apply_to_node(execution: ExecutionRecord, node: NodeRecord, event: _NodeEvent) -> bool:
     time = _utc(event.time)
+    if isinstance(event, NodeDeferred):
+        # Still pending (or retrying), now for its user's share of the runners: the log line
+        # says so; its NodeReady follows.
+        return event.attempt > node.attempts and node.status not in _NODE_DONE
     if isinstance(event, NodeReady):
         # A newer attempt starts, unless the node is already done; a duplicate ready is ignored.
         if event.attempt <= node.attempts or node.status in _NODE_DONE:
@@ -530,6 +535,11 @@ def _describe(event: AnyEvent) -> str:
         case NodeReady(node=node, attempt=attempt, input=ports):
             items = _plural(_count_items(ports), "input item")
             return f"node {node} queued (attempt {attempt}, {items})"
+        case NodeDeferred(node=node, attempt=attempt, key=key, limit=limit):
+            return (
+                f"node {node} waiting for a runner (attempt {attempt}): {key} has "
+                f"{_plural(limit, 'node')} queued or running (their share)"
+            )
         case NodeWaiting(node=node, attempt=attempt, until=until):
             return f"node {node} waiting until {until.isoformat()} (attempt {attempt})"
         case NodeStarted(node=node, attempt=attempt, worker=worker):

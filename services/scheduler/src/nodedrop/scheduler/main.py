@@ -38,6 +38,7 @@ async def serve(config: Config) -> None:
         snapshot_interval_s=config.scheduler_snapshot_interval_s,
         settings=streams,
         max_concurrent_per_user=config.max_concurrent_per_user,
+        max_running_nodes_per_user=config.max_running_nodes_per_user,
     )
     publisher = EventPublisher(js, streams.layout)
     firer = CronFirer(js, grace=timedelta(seconds=config.schedule_grace_s), publisher=publisher)

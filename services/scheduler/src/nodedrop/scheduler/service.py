@@ -27,6 +27,10 @@ A new execution starts only once it has a slot of every concurrency limit that a
 (:mod:`nodedrop.scheduler.admission`); until then it is queued, and the queue is tried again
 whenever an execution ends here, and every half second (slots given back by other schedulers).
 
+A node attempt goes to the runners only within its user's share of them
+(:mod:`nodedrop.scheduler.shares`); beyond it, the attempt is deferred and made ready, at the end
+of a batch, once one of the user's attempts has ended.
+
 The scheduler never waits on PostgreSQL. All state is per execution, keyed by execution id.
 """
 
@@ -61,6 +65,7 @@ from nodedrop.scheduler.admission import Claim, ConcurrencyGate, KvGate, claims_
 from nodedrop.scheduler.core import (
     ExecutionState,
     admit,
+    dispatch,
     evolve,
     next_wakeup,
     queue,
@@ -69,6 +74,7 @@ from nodedrop.scheduler.core import (
     tick,
 )
 from nodedrop.scheduler.partitions import Ownership, fence_holds, take_over
+from nodedrop.scheduler.shares import RunnerShares
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
 log = logging.getLogger(__name__)
@@ -137,6 +143,7 @@ class Scheduler:
         owner: str | None = None,
         gate: ConcurrencyGate | None = None,
         max_concurrent_per_user: int | None = None,
+        max_running_nodes_per_user: int | None = None,
     ) -> None:
         self._nc = nc
         self._js = js
@@ -176,6 +183,8 @@ class Scheduler:
         #: How many of them wait on each limit: a new execution under one waits behind them.
         self._waiting_on: Counter[tuple[str, str]] = Counter()
         self._next_admission = 0.0
+        #: Each user's share of the runners (no limit: every attempt goes at once).
+        self._shares = RunnerShares(max_running_nodes_per_user)
 
     @property
     def active_count(self) -> int:
@@ -276,6 +285,7 @@ class Scheduler:
         for execution_id in [i for i in self._states if mine(i) == partition]:
             self._states.pop(execution_id, None)
             self._scheduled.pop(execution_id, None)
+            self._shares.forget(execution_id)
         self._stale = {i for i in self._stale if mine(i) != partition}
         for execution_id in [i for i in self._queued if mine(i) == partition]:
             self._dequeue(execution_id)
@@ -304,6 +314,7 @@ class Scheduler:
             with contextlib.suppress(EventDecodeError):
                 execution_id = codec.decode(msg.data).execution_id
                 self._states.pop(execution_id, None)
+                self._shares.forget(execution_id)
                 self._stale.add(execution_id)
             with contextlib.suppress(Exception):
                 await msg.nak(delay=_redelivery_delay_s(msg))
@@ -358,7 +369,7 @@ class Scheduler:
                 self._in_flight[execution_id] = left
         if not record.cancelled() and (error := record.exception()) is not None:
             log.error("recording a batch failed unexpectedly", exc_info=error)
-        if (self._held or self._deferred_ticks) and self._running:
+        if (self._held or self._deferred_ticks or self._dispatchable()) and self._running:
             self._consumer.wake()  # the loop decides what this record held back
 
     def _release_held(self) -> list[tuple[Msg, Event]]:
@@ -370,8 +381,10 @@ class Scheduler:
 
     def _released_work(self) -> bool:
         """Whether a finished record left held inputs or deferred timers free to decide."""
-        return any(e.execution_id not in self._in_flight for _, e in self._held) or any(
-            i not in self._in_flight for i in self._deferred_ticks
+        return (
+            any(e.execution_id not in self._in_flight for _, e in self._held)
+            or any(i not in self._in_flight for i in self._deferred_ticks)
+            or self._dispatchable()
         )
 
     async def _decide_batch(self, batch: _Batch, work: list[tuple[Msg, Event]]) -> None:
@@ -390,9 +403,12 @@ class Scheduler:
         for execution_id in self._due(batch.now):
             state = self._states.get(execution_id)
             if state is not None:
-                batch.decisions.extend(tick(state, batch.now))
+                ticked = tick(state, batch.now, share=self._shares)
+                self._shares.observe(execution_id, ticked)
+                batch.decisions.extend(ticked)
                 batch.touched.add(execution_id)
         await self._admit_queued(batch)
+        self._dispatch_deferred(batch)
 
     async def _decide(self, msg: Msg, event: Event, batch: _Batch) -> None:
         with bind(execution_id=event.execution_id):
@@ -423,12 +439,18 @@ class Scheduler:
         if state is None and isinstance(event, ExecutionRequested):
             full = await self._acquire(execution_id, event, batch.full)
         try:
-            state, decided = step(state, event, batch.now, admitted=full is None)
+            # A result gives its attempt's place back before the step, which may use it.
+            self._shares.observe(execution_id, [event])
+            state, decided = step(
+                state, event, batch.now, admitted=full is None, share=self._shares
+            )
             if state is not None and full is not None:
                 decided += self._queue(state, batch.now, full)
+            self._shares.observe(execution_id, decided)
         except Exception:  # a bug must not stop every other execution
             log.exception("deciding on %s of %s failed", type(event).__name__, execution_id)
             self._states.pop(execution_id, None)
+            self._shares.forget(execution_id)
             batch.inputs.remove(msg)
             await msg.nak(delay=_redelivery_delay_s(msg))
             return
@@ -471,6 +493,7 @@ class Scheduler:
         for execution_id in ended:
             self._states.pop(execution_id, None)
             self._scheduled.pop(execution_id, None)
+            self._shares.forget(execution_id)
             self._finished.add(execution_id)
         for execution_id in batch.touched - set(ended):
             self._schedule(execution_id)
@@ -487,6 +510,7 @@ class Scheduler:
         its inputs (of partitions still owned) come again."""
         for execution_id in batch.touched:
             self._states.pop(execution_id, None)
+            self._shares.forget(execution_id)
         self._stale.update(i for i in batch.touched if self._owns(i))
         for msg in batch.inputs:
             asyncio.get_running_loop().create_task(_nak_quietly(msg))
@@ -521,6 +545,8 @@ class Scheduler:
             if state is not None and state.finished:
                 self._finished.add(execution_id)
                 return execution_id, None
+            if state is not None:
+                self._shares.sync(state)
             return execution_id, state
 
         read = await asyncio.gather(*(one(i) for i in execution_ids))
@@ -533,7 +559,9 @@ class Scheduler:
                 continue
             full = None if state.started else await self._acquire(execution_id, state.request)
             if full is None:
-                rebuilt.append((execution_id, state, resume(state, now)))
+                resumed = resume(state, now, share=self._shares)
+                self._shares.observe(execution_id, resumed)
+                rebuilt.append((execution_id, state, resumed))
             else:
                 waiting = resume(state, now, admitted=False) + self._queue(state, now, full)
                 rebuilt.append((execution_id, state, waiting))
@@ -634,8 +662,37 @@ class Scheduler:
                 full.add((blocked.scope, blocked.key))
                 continue
             self._dequeue(execution_id)
-            batch.decisions.extend(admit(state, batch.now))
+            admitted = admit(state, batch.now, share=self._shares)
+            self._shares.observe(execution_id, admitted)
+            batch.decisions.extend(admitted)
             batch.touched.add(execution_id)
+
+    # ------------------------------------------------------------------ shares of the runners
+    def _dispatch_deferred(self, batch: _Batch) -> None:
+        """Make ready the deferred attempts of users with room on the runners again, each
+        user's oldest first (an execution being recorded waits for its record)."""
+        for user, executions in self._shares.waiting():
+            for execution_id in executions:
+                if execution_id in self._in_flight:
+                    continue
+                state = self._states.get(execution_id)
+                made_ready = [] if state is None else dispatch(state, batch.now, self._shares)
+                if made_ready:
+                    self._shares.observe(execution_id, made_ready)
+                    batch.decisions.extend(made_ready)
+                    batch.touched.add(execution_id)
+                if not self._shares.has_room(user):
+                    break  # full again: the rest keep their turn
+                # Nothing left to make ready (or nothing it can: its input grew too large, and
+                # that failure is on its way): no longer waiting for room.
+                self._shares.done_waiting(execution_id)
+
+    def _dispatchable(self) -> bool:
+        """Whether a user with room on the runners has deferred attempts that can go now."""
+        return any(
+            any(i not in self._in_flight for i in executions)
+            for _, executions in self._shares.waiting()
+        )
 
     def _dequeue(self, execution_id: str) -> None:
         claims = self._queued.pop(execution_id, None)

@@ -21,7 +21,9 @@ execution ends (every unfinished node is cancelled or skipped once).
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from nodedrop.contracts import ids
 from nodedrop.contracts.errors import DEAD_LETTER, INPUT_TOO_LARGE
@@ -36,6 +38,7 @@ from nodedrop.contracts.events import (
     ExecutionStarted,
     FinalStatus,
     NodeCancelled,
+    NodeDeferred,
     NodeFailed,
     NodeReady,
     NodeRetryScheduled,
@@ -68,6 +71,24 @@ TIMED_OUT = "timed_out"
 DEAD_LETTERED = "dead_letter"
 
 
+@dataclass(frozen=True, slots=True)
+class ShareFull:
+    """A user's share of the runners is taken: ``key`` has ``limit`` attempts on them."""
+
+    key: str
+    limit: int
+
+
+class RunnerShare(Protocol):
+    """Whether one more attempt of an execution's user may go to the runners now. Without one
+    (None), every attempt goes at once."""
+
+    def take(self, state: ExecutionState, node: str, attempt: int) -> ShareFull | None:
+        """Count the attempt as on the runners and return None; or, when the user's share is
+        full, count nothing and return it (the attempt is deferred)."""
+        ...
+
+
 def step(
     state: ExecutionState | None,
     event: Event,
@@ -75,23 +96,26 @@ def step(
     *,
     max_input_bytes: int = MAX_INPUT_BYTES,
     admitted: bool = True,
+    share: RunnerShare | None = None,
 ) -> tuple[ExecutionState | None, list[Event]]:
     """Fold ``event`` and decide; returns the (updated) state and the new decisions.
 
     A new execution starts only if ``admitted`` (it has a concurrency slot); one that is not
-    is only folded, for :func:`queue` and, once it has a slot, :func:`admit`."""
+    is only folded, for :func:`queue` and, once it has a slot, :func:`admit`. An attempt that
+    ``share`` does not let go to the runners is deferred (``NodeDeferred``) until
+    :func:`dispatch` makes it ready."""
     if state is None:
         state = evolve(None, event)
         if state is None:
             return None, []  # an event of an execution we never saw requested
         if not admitted and state.plan is not None:
             return state, []
-        decider = _Decider(state, now, max_input_bytes)
+        decider = _Decider(state, now, max_input_bytes, share)
         decider.start()
         return state, decider.decisions
     if not apply(state, event):
         return state, []  # a duplicate, a late result, or after the end: nothing to decide
-    decider = _Decider(state, now, max_input_bytes)
+    decider = _Decider(state, now, max_input_bytes, share)
     match event:
         case NodeSucceeded() | NodeSkipped():
             decider.examine_children(event.node)
@@ -106,12 +130,16 @@ def step(
 
 
 def tick(
-    state: ExecutionState, now: datetime, *, max_input_bytes: int = MAX_INPUT_BYTES
+    state: ExecutionState,
+    now: datetime,
+    *,
+    max_input_bytes: int = MAX_INPUT_BYTES,
+    share: RunnerShare | None = None,
 ) -> list[Event]:
     """Fire every timer of ``state`` that is due at ``now``."""
     if state.finished or not state.started:
         return []
-    decider = _Decider(state, now, max_input_bytes)
+    decider = _Decider(state, now, max_input_bytes, share)
     if state.deadline is not None and state.deadline <= now:
         decider.propose_timeout()
         return decider.decisions
@@ -165,12 +193,32 @@ def queue(
 
 
 def admit(
-    state: ExecutionState, now: datetime, *, max_input_bytes: int = MAX_INPUT_BYTES
+    state: ExecutionState,
+    now: datetime,
+    *,
+    max_input_bytes: int = MAX_INPUT_BYTES,
+    share: RunnerShare | None = None,
 ) -> list[Event]:
     """Start an execution that was not admitted before (it has a slot now)."""
     if state.started or state.finished:
         return []
-    return resume(state, now, max_input_bytes=max_input_bytes)
+    return resume(state, now, max_input_bytes=max_input_bytes, share=share)
+
+
+def dispatch(
+    state: ExecutionState,
+    now: datetime,
+    share: RunnerShare | None,
+    *,
+    max_input_bytes: int = MAX_INPUT_BYTES,
+) -> list[Event]:
+    """Make ready the deferred attempts that ``share`` lets go to the runners now, oldest
+    first; the first one it does not let go stops the rest (they keep their turn)."""
+    if state.finished or not state.started or not state.deferred:
+        return []
+    decider = _Decider(state, now, max_input_bytes, share)
+    decider.dispatch_deferred()
+    return decider.decisions
 
 
 def resume(
@@ -179,13 +227,15 @@ def resume(
     *,
     max_input_bytes: int = MAX_INPUT_BYTES,
     admitted: bool = True,
+    share: RunnerShare | None = None,
 ) -> list[Event]:
     """After a rebuild: decide again everything the state calls for (recorded decisions have
     the same ids, so re-recording them is harmless), then fire overdue timers. An execution
-    not started yet starts only if ``admitted``; if cancelled meanwhile, it ends either way."""
+    not started yet starts only if ``admitted``; if cancelled meanwhile, it ends either way.
+    Deferred attempts keep their turn: they go first, as far as ``share`` lets them."""
     if state.finished:
         return []
-    decider = _Decider(state, now, max_input_bytes)
+    decider = _Decider(state, now, max_input_bytes, share)
     if not state.started and not admitted and state.plan is not None:
         if state.cancel_requested:
             decider.end_as_requested(state.cancel_reason)
@@ -204,14 +254,17 @@ def resume(
         decider.end("failed", "execution_failed")
         return decider.decisions
     assert state.plan is not None
+    decider.dispatch_deferred()
     for node_id, node in state.nodes.items():
+        if node_id in state.deferred:
+            continue  # waits for its share (dispatch), not for a decision lost in a crash
         if node.status == NodeStatus.RETRYING and node.timer is None:
             if node.refused != node.attempt + 1:  # else its next attempt was refused already
                 decider.after_failure(node_id)
         elif node.status == NodeStatus.PENDING and node.waiting_on == 0:
             decider.examine(node_id)
     decider.finish_if_done()
-    return decider.decisions + tick(state, now, max_input_bytes=max_input_bytes)
+    return decider.decisions + tick(state, now, max_input_bytes=max_input_bytes, share=share)
 
 
 def next_wakeup(state: ExecutionState) -> datetime | None:
@@ -226,10 +279,17 @@ def next_wakeup(state: ExecutionState) -> datetime | None:
 class _Decider:
     """Collects the decisions of one step, folding each into the state as it is made."""
 
-    def __init__(self, state: ExecutionState, now: datetime, max_input_bytes: int) -> None:
+    def __init__(
+        self,
+        state: ExecutionState,
+        now: datetime,
+        max_input_bytes: int,
+        share: RunnerShare | None = None,
+    ) -> None:
         self.state = state
         self.now = now
         self.max_input_bytes = max_input_bytes
+        self.share = share
         self.decisions: list[Event] = []
         self._id = state.execution_id
 
@@ -428,9 +488,27 @@ class _Decider:
             return True
         return self._run_or_pin(node_id, node_input)
 
-    def ready(self, node_id: str, attempt: int, node_input: PortItems) -> None:
+    def dispatch_deferred(self) -> None:
+        for node_id, attempt in list(self.state.deferred.items()):
+            if not self.ready(node_id, attempt, self._input_of(node_id, attempt)):
+                return
+
+    def _input_of(self, node_id: str, attempt: int) -> PortItems:
+        """The input a deferred attempt was to run with: a retry's is the node's recorded
+        input; a first attempt's is gathered again (its parents' outputs do not change)."""
+        assert self.state.plan is not None
+        node = self.state.nodes[node_id]
+        if attempt > 1 and node.input is not None:
+            return node.input
+        if node_id == self.state.plan.root:
+            return self._root_input()
+        return gather_input(self.state, self.state.plan.nodes[node_id])
+
+    def ready(self, node_id: str, attempt: int, node_input: PortItems) -> bool:
+        """Make the attempt ready (or waiting, for a ``wait`` node); returns False when it
+        was not: refused as too large, or deferred for its user's share of the runners."""
         if self.state.nodes[node_id].refused == attempt:
-            return  # too large: its failure is proposed, not back from the stream yet
+            return False  # too large: its failure is proposed, not back from the stream yet
         definition = _definition(self.state, node_id)
         ms = definition.parameters.get("ms")  # a `wait` node's delay
         work: NodeReady | NodeWaiting
@@ -457,11 +535,32 @@ class _Decider:
         size = carried_bytes(work)
         if size > self.max_input_bytes:
             self._refuse_input(node_id, attempt, size)
-            return
+            return False
+        if isinstance(work, NodeReady) and self.share is not None:
+            full = self.share.take(self.state, node_id, attempt)
+            if full is not None:
+                self._defer(node_id, attempt, full)
+                return False
         self.emit(work)
         if isinstance(work, NodeWaiting) and _wait_ms(ms) is None:
             # The API validates `ms`; a hand-made request may not have.
             self._refuse_wait(node_id, ms)
+        return True
+
+    def _defer(self, node_id: str, attempt: int, full: ShareFull) -> None:
+        if self.state.deferred.get(node_id) == attempt:
+            return  # deferred already: it keeps its turn
+        self.emit(
+            NodeDeferred(
+                event_id=ids.node_deferred(self._id, node_id, attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=attempt,
+                key=full.key,
+                limit=full.limit,
+            )
+        )
 
     def _refuse_input(self, node_id: str, attempt: int, size: int) -> None:
         # Proposed like a timeout and acted on when it comes back from the stream. Not

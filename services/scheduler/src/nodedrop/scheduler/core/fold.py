@@ -22,6 +22,7 @@ from nodedrop.contracts.events import (
     ExecutionRequested,
     ExecutionStarted,
     NodeCancelled,
+    NodeDeferred,
     NodeFailed,
     NodeReady,
     NodeRetryScheduled,
@@ -94,10 +95,26 @@ def _execution_started(state: ExecutionState, event: ExecutionStarted) -> bool:
     return True
 
 
+def _node_deferred(state: ExecutionState, event: NodeDeferred) -> bool:
+    node = state.nodes.get(event.node)
+    if (
+        node is None
+        or node.status in TERMINAL
+        or node.status in IN_FLIGHT
+        or event.attempt <= node.attempt
+        or state.deferred.get(event.node) == event.attempt
+    ):
+        return False
+    state.deferred[event.node] = event.attempt
+    state.set_timer(event.node, None)  # a due retry now waits for its share, not its time
+    return True
+
+
 def _node_ready(state: ExecutionState, event: NodeReady) -> bool:
     node = state.nodes.get(event.node)
     if node is None or node.status in TERMINAL or event.attempt <= node.attempt:
         return False
+    state.deferred.pop(event.node, None)
     node.status = NodeStatus.QUEUED
     node.attempt = event.attempt
     node.input = event.input
@@ -167,6 +184,8 @@ def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
         return False
     node.error = event.error
     state.set_timer(event.node, None)
+    if state.deferred.get(event.node) == event.attempt:
+        del state.deferred[event.node]  # refused when it was to be made ready at last
     policy = failure_policy(_plan_node(state, event.node))
     outcome = failure_outcome(policy, node.attempt, len(node.runner_lost), event.error)
     if outcome == "again":
@@ -204,6 +223,7 @@ def _node_skipped(state: ExecutionState, event: NodeSkipped) -> bool:
         return False
     node.status = NodeStatus.SKIPPED
     node.skip_reason = event.reason
+    state.deferred.pop(event.node, None)
     state.ending = state.ending or event.reason in ENDING_SKIP_REASONS
     state.set_timer(event.node, None)
     _finish_node(state, event.node)
@@ -215,6 +235,7 @@ def _node_cancelled(state: ExecutionState, event: NodeCancelled) -> bool:
     if node is None or node.status in TERMINAL:
         return False
     node.status = NodeStatus.CANCELLED
+    state.deferred.pop(event.node, None)
     state.ending = True
     state.set_timer(event.node, None)
     _finish_node(state, event.node)
@@ -238,6 +259,7 @@ def _execution_finished(state: ExecutionState, event: ExecutionFinished) -> bool
 _HANDLERS: dict[type[Event], Callable[[ExecutionState, Any], bool]] = {
     ExecutionQueued: _execution_queued,
     ExecutionStarted: _execution_started,
+    NodeDeferred: _node_deferred,
     NodeReady: _node_ready,
     NodeWaiting: _node_waiting,
     NodeStarted: _node_started,

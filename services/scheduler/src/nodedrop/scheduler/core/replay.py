@@ -36,6 +36,10 @@ What the live scheduler was fed is not written down, so it is reconstructed from
   history, so it is read from the record: one with an ``ExecutionQueued`` was not admitted
   before the time of its ``ExecutionStarted`` (and was queued on the recorded limit), and was
   admitted from then on.
+- Whether an attempt went to the runners at once depends on its user's other work, so it is read
+  from the record too: an attempt with a ``NodeDeferred`` was deferred when first made ready,
+  and goes to the runners (:func:`dispatch`, at the end of a batch) at the time of its
+  ``NodeReady``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from nodedrop.contracts.events import (
     ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
+    NodeDeferred,
     NodeFailed,
     NodeLogged,
     NodeReady,
@@ -61,7 +66,15 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     type_name,
 )
-from nodedrop.scheduler.core.decide import admit, queue, resume, step, tick
+from nodedrop.scheduler.core.decide import (
+    ShareFull,
+    admit,
+    dispatch,
+    queue,
+    resume,
+    step,
+    tick,
+)
 from nodedrop.scheduler.core.fold import evolve
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 from nodedrop.scheduler.core.state import ExecutionState
@@ -164,6 +177,32 @@ def _node_of(event: Event) -> tuple[str | None, int | None]:
 # ---------------------------------------------------------------------------------------------
 # The replay
 
+
+class _RecordedShare:
+    """The user's share of the runners as the live scheduler found it, read from the record
+    (see the module doc), at the time ``now`` of the batch being replayed."""
+
+    def __init__(
+        self,
+        deferred: dict[tuple[str, int], NodeDeferred],
+        ready_at: dict[tuple[str, int], datetime],
+        now: datetime,
+    ) -> None:
+        self._deferred = deferred
+        self._ready_at = ready_at
+        self.now = now
+
+    def take(self, state: ExecutionState, node: str, attempt: int) -> ShareFull | None:
+        deferred = self._deferred.get((node, attempt))
+        if deferred is None:
+            return None
+        full = ShareFull(deferred.key, deferred.limit)
+        if state.deferred.get(node) != attempt:
+            return full  # first made ready: deferred, as recorded
+        ready_at = self._ready_at.get((node, attempt))
+        return None if ready_at is not None and ready_at <= self.now else full
+
+
 #: Always recorded by a runner or a user, never decided by the scheduler.
 _PLAIN_INPUTS = (ExecutionRequested, NodeStarted)
 #: Recorded by a runner or a user, or by the scheduler (its own results, timeout proposals);
@@ -250,6 +289,16 @@ class _Replay:
         self.started_at = next(
             (e.time for _, e in self.events if isinstance(e, ExecutionStarted)), None
         )
+        #: The attempts recorded as deferred, and when each attempt was made ready.
+        self.deferred = {
+            (e.node, e.attempt): e for _, e in self.events if isinstance(e, NodeDeferred)
+        }
+        self.ready_at = {
+            (e.node, e.attempt): e.time for _, e in self.events if isinstance(e, NodeReady)
+        }
+
+    def _share(self, now: datetime) -> _RecordedShare:
+        return _RecordedShare(self.deferred, self.ready_at, now)
 
     # ------------------------------------------------------------------ driving
     def run(self) -> Verification:
@@ -385,19 +434,28 @@ class _Replay:
                 state = evolve(state, event)
             if state is not None and not state.finished:
                 admitted = self._admitted(now)
-                produced += resume(state, now, max_input_bytes=self.limit, admitted=admitted)
+                produced += resume(
+                    state,
+                    now,
+                    max_input_bytes=self.limit,
+                    admitted=admitted,
+                    share=self._share(now),
+                )
                 produced += self._queue_if_waiting(state, now)
             return _Trial(reading, state, produced)
         state = clone(self.state)
+        share = self._share(now)
         if reading.tick_before and state is not None:
-            produced += tick(state, now, max_input_bytes=self.limit)
+            produced += tick(state, now, max_input_bytes=self.limit, share=share)
         for _, event in self.queue[: reading.inputs]:
             state, decided = self._step(state, event, now)
             produced += decided
         if state is not None and self.queued is not None and self._admitted(now):
-            produced += admit(state, now, max_input_bytes=self.limit)
+            produced += admit(state, now, max_input_bytes=self.limit, share=share)
         if reading.tick_after and state is not None:
-            produced += tick(state, now, max_input_bytes=self.limit)
+            produced += tick(state, now, max_input_bytes=self.limit, share=share)
+        if state is not None:
+            produced += dispatch(state, now, share, max_input_bytes=self.limit)
         return _Trial(reading, state, produced)
 
     def _admitted(self, now: datetime) -> bool:
@@ -407,7 +465,14 @@ class _Replay:
         self, state: ExecutionState | None, event: Event, now: datetime
     ) -> tuple[ExecutionState | None, list[Event]]:
         admitted = self._admitted(now)
-        state, decided = step(state, event, now, max_input_bytes=self.limit, admitted=admitted)
+        state, decided = step(
+            state,
+            event,
+            now,
+            max_input_bytes=self.limit,
+            admitted=admitted,
+            share=self._share(now),
+        )
         if state is not None:
             decided += self._queue_if_waiting(state, now)
         return state, decided

@@ -74,6 +74,9 @@ class ExecutionState:
     #: Why no plan could be made (the request names an unknown trigger or node).
     plan_error: str | None = None
     nodes: dict[str, NodeState] = field(default_factory=dict)
+    #: Attempts ready to run but waiting for their user's share of the runners
+    #: (``NodeDeferred`` recorded, no ``NodeReady`` yet): node -> attempt, oldest first.
+    deferred: dict[str, int] = field(default_factory=dict)
     #: Waiting for a concurrency slot (``ExecutionQueued`` recorded), not started yet.
     queued: bool = False
     started: bool = False
