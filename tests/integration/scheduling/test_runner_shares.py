@@ -55,10 +55,14 @@ async def test_a_heavy_user_waits_in_their_own_queue_and_gets_every_node_run_onc
     js: JetStreamContext, nats_url: str
 ) -> None:
     held: list[NodeReady] = []
+    answered: list[NodeReady] = []
+    most_on_runners = 0
 
     def hold_alices_leaves(task: NodeReady) -> Event | None:
+        nonlocal most_on_runners
         if task.execution_id == "share-alice" and task.node != "start":
             held.append(task)  # on a runner, not answered yet
+            most_on_runners = max(most_on_runners, len(held) - len(answered))
             return None
         return succeed(task)
 
@@ -80,14 +84,17 @@ async def test_a_heavy_user_waits_in_their_own_queue_and_gets_every_node_run_onc
         # A restart while alice's attempts are deferred: the new scheduler keeps them waiting.
         async with running_scheduler(nats_url, max_running_nodes_per_user=2):
             await asyncio.sleep(1.0)  # a rebuilt scheduler that ignored the share would by now
+            assert len(held) == 2
             assert readied(await history(js, "share-alice")) == ["start", *(t.node for t in held)]
             # Each of alice's attempts that ends lets her oldest deferred one go.
-            for answered in range(len(LEAVES)):
-                await until(_more_than(held, answered), "a leaf made ready")
-                await EventPublisher(js).publish([succeed(held[answered])])
+            for count in range(len(LEAVES)):
+                await until(_more_than(held, count), "a leaf made ready")
+                answered.append(held[count])
+                await EventPublisher(js).publish([succeed(held[count])])
             alice = await wait_finished(js, "share-alice")
 
     assert first(alice, ExecutionFinished).status == "succeeded"
+    assert most_on_runners == 2  # never more than her share
     leaves = readied(alice)[1:]
     assert Counter(leaves) == Counter(LEAVES)  # every leaf ran, none twice
     order = [d.node for d in alice if isinstance(d, NodeDeferred)]

@@ -30,7 +30,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     NodeWaiting,
 )
-from nodedrop.scheduler.core import ExecutionState, dispatch, evolve, resume, step
+from nodedrop.scheduler.core import ExecutionState, dispatch, evolve, resume, step, tick
 from nodedrop.scheduler.core.replay import verify
 from nodedrop.scheduler.shares import RunnerShares
 
@@ -252,6 +252,32 @@ def test_a_retry_beyond_the_share_is_deferred_and_runs_with_its_input() -> None:
     world.succeed("alice-1", "a")
     assert world.of("alice-1", ExecutionFinished)[0].status == "succeeded"
     assert world.verifies("alice-1")
+
+
+def test_a_rebuild_leaves_a_deferred_retry_deferred_and_decides_nothing_for_it() -> None:
+    retrying = {"max_attempts": 3, "initial_interval_ms": 5}
+    workflow = wf(
+        [n("start", "manual_trigger"), n("a", retry=retrying), n("b")],
+        [("start", "a"), ("start", "b")],
+    )
+    world = World(RunnerShares(1))
+    world.request("alice-1", "alice", workflow)
+    world.succeed("alice-1", "start")  # a ready, b deferred
+    world.fail("alice-1", "a")  # b goes; a's retry is due in 5 ms
+    world.now += timedelta(milliseconds=10)
+    state = world.states["alice-1"]
+    world._record("alice-1", tick(state, world.now, share=world.shares))
+    assert list(state.deferred.items()) == [("a", 2)]  # due, but b has the share
+    rebuilt: ExecutionState | None = None
+    for event in world.logs["alice-1"]:
+        rebuilt = evolve(rebuilt, event)
+    assert rebuilt is not None
+    shares = RunnerShares(1)
+    shares.sync(rebuilt)
+    later = world.now + timedelta(seconds=1)
+    assert resume(rebuilt, later, share=shares) == []
+    assert tick(rebuilt, later, share=shares) == []
+    assert list(rebuilt.deferred.items()) == [("a", 2)]
 
 
 def test_a_wait_node_takes_no_share_of_the_runners() -> None:

@@ -549,7 +549,8 @@ class _Decider:
 
     def _defer(self, node_id: str, attempt: int, full: ShareFull) -> None:
         if self.state.deferred.get(node_id) == attempt:
-            return  # deferred already: it keeps its turn
+            self.state.set_timer(node_id, None)  # (a retry's timer read again) it keeps its turn
+            return
         self.emit(
             NodeDeferred(
                 event_id=ids.node_deferred(self._id, node_id, attempt),
