@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from nodedrop.api.auth import User
+from nodedrop.api.db import encode_json
 from nodedrop.api.definitions import openapi_schemas, parse_definition, stored_definition
 from nodedrop.api.errors import UnprocessableError, located, problem
 from nodedrop.api.pagination import InvalidCursorError, decode_cursor, encode_cursor, parse_cursor
@@ -83,6 +85,16 @@ def test_stored_definition_always_has_the_top_level_keys() -> None:
         "connections": [],
         "settings": {},
     }
+
+
+def test_a_stored_definition_is_written_as_the_text_encoded_with_it() -> None:
+    workflow = parse_definition(
+        {"nodes": [{"id": "s", "type": "manual_trigger"}]}, NodeTypeRegistry(), ["body"]
+    )
+    stored = stored_definition(workflow)
+    assert stored.text == json.dumps(stored)
+    assert encode_json(stored) is stored.text
+    assert encode_json({"a": 1}) == '{"a": 1}'
 
 
 def test_openapi_schemas_reference_components() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import WithJsonSchema
 
+from nodedrop.api.db import EncodedJson
 from nodedrop.api.errors import Loc, UnprocessableError, located
+from nodedrop.api.offload import run_off_loop_if
 from nodedrop.contracts.config import Config
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.workflow import (
@@ -69,13 +71,24 @@ def revalidate(definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc)
         ) from None
 
 
-#: A definition with more nodes and connections than this is validated in a worker thread, so
+#: A definition with more nodes and connections than this is checked in a worker thread, so
 #: that the event loop goes on serving other requests meanwhile (a 2,000-node definition takes
-#: 0.1 to 0.4 s to check); a smaller one is checked faster than it is handed over.
+#: about 0.1 s to check); a smaller one is checked faster than it is handed over.
 OFF_LOOP_ABOVE = 200
 
 
-def _off_loop(data: Any) -> bool:
+@dataclass(frozen=True)
+class CheckedDefinition:
+    """A valid definition, as a :class:`Workflow` and as the JSON that is stored and recorded
+    (``Workflow.to_json``): both made in the same worker thread for a big one, since dumping
+    the model back to JSON costs about a tenth of checking it."""
+
+    workflow: Workflow
+    as_json: dict[str, Any]
+
+
+def is_large(data: Any) -> bool:
+    """Whether a definition is large enough to be handled in a worker thread."""
     if not isinstance(data, dict):
         return False
     nodes, connections = data.get("nodes"), data.get("connections")
@@ -85,25 +98,48 @@ def _off_loop(data: Any) -> bool:
     return size > OFF_LOOP_ABOVE
 
 
+def _checked(workflow: Workflow) -> CheckedDefinition:
+    return CheckedDefinition(workflow, workflow.to_json())
+
+
+def _parse_checked(
+    data: Any, registry: NodeTypeRegistry, loc: Loc, limits: WorkflowLimits
+) -> CheckedDefinition:
+    return _checked(parse_definition(data, registry, loc, limits))
+
+
+def _revalidate_checked(
+    definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc
+) -> CheckedDefinition:
+    return _checked(revalidate(definition, registry, loc))
+
+
 async def parse_definition_off_loop(
     data: Any, registry: NodeTypeRegistry, loc: Loc, limits: WorkflowLimits = DEFAULT_LIMITS
-) -> Workflow:
+) -> CheckedDefinition:
     """:func:`parse_definition`, in a worker thread when the definition is large."""
-    if _off_loop(data):
-        return await asyncio.to_thread(parse_definition, data, registry, loc, limits)
-    return parse_definition(data, registry, loc, limits)
+    return await run_off_loop_if(is_large(data), _parse_checked, data, registry, loc, limits)
 
 
 async def revalidate_off_loop(
     definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc
-) -> Workflow:
+) -> CheckedDefinition:
     """:func:`revalidate`, in a worker thread when the definition is large."""
-    if _off_loop(definition):
-        return await asyncio.to_thread(revalidate, definition, registry, loc)
-    return revalidate(definition, registry, loc)
+    return await run_off_loop_if(
+        is_large(definition), _revalidate_checked, definition, registry, loc
+    )
 
 
-def stored_definition(workflow: Workflow) -> dict[str, Any]:
+def stored_definition(definition: Workflow | CheckedDefinition) -> EncodedJson:
     """What is stored and answered: the definition as a user would write it, with the
     top-level keys always present."""
-    return {"name": workflow.name, "connections": [], "settings": {}, **workflow.to_json()}
+    if isinstance(definition, Workflow):
+        definition = _checked(definition)
+    return EncodedJson(
+        {"name": definition.workflow.name, "connections": [], "settings": {}, **definition.as_json}
+    )
+
+
+async def stored_definition_off_loop(definition: CheckedDefinition) -> EncodedJson:
+    """:func:`stored_definition`, in a worker thread when the definition is large."""
+    return await run_off_loop_if(is_large(definition.as_json), stored_definition, definition)

@@ -23,6 +23,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nodedrop.api.errors import Loc, problem
+from nodedrop.api.offload import OFF_LOOP_BYTES, run_off_loop_if
 from nodedrop.contracts.jsonlimits import (
     MAX_JSON_DEPTH,
     NUL_MESSAGE,
@@ -62,7 +63,10 @@ class _CheckedJsonRequest(Request):
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
             # A JSONDecodeError goes on to FastAPI, which answers it with a 422 (json_invalid).
-            self._json = decode_json(await self.body(), ["body"])
+            raw = await self.body()
+            self._json = await run_off_loop_if(
+                len(raw) > OFF_LOOP_BYTES, decode_json, raw, ["body"]
+            )
         return self._json
 
 

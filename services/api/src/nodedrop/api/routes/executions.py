@@ -11,6 +11,7 @@ from nodedrop.api import execution_requests as rules
 from nodedrop.api import projection, reruns, submission, workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.definitions import (
+    CheckedDefinition,
     parse_definition_off_loop,
     revalidate_off_loop,
     workflow_limits,
@@ -99,22 +100,22 @@ async def _workflow_of(
     session: AsyncSession,
     registry: NodeTypeRegistry,
     limits: WorkflowLimits,
-) -> tuple[Workflow, str | None, int | None]:
+) -> tuple[CheckedDefinition, str | None, int | None]:
     if (body.workflow_id is None) == (body.workflow is None):
         raise UnprocessableError(
             [problem(["body"], "give exactly one of workflow_id or workflow", "value_error")]
         )
     if body.workflow is not None:
-        workflow = await parse_definition_off_loop(
+        checked = await parse_definition_off_loop(
             body.workflow, registry, ["body", "workflow"], limits
         )
-        return workflow, None, None
+        return checked, None, None
     assert body.workflow_id is not None
     row = await workflow_store.get(session, body.workflow_id)
     if row is None or not user.can_see(row.owner):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {body.workflow_id!r} not found")
-    workflow = await revalidate_off_loop(row.definition, registry, ["body", "workflow_id"])
-    return workflow, row.id, row.version
+    checked = await revalidate_off_loop(row.definition, registry, ["body", "workflow_id"])
+    return checked, row.id, row.version
 
 
 async def _recorded_input(
@@ -157,13 +158,13 @@ async def request_execution(
     config, registry, resources = running.config, running.registry, running.resources
     limits = workflow_limits(config)
     if body.workflow is not None and body.workflow_id is None:
-        workflow = await parse_definition_off_loop(
+        checked = await parse_definition_off_loop(
             body.workflow, registry, ["body", "workflow"], limits
         )
-        execution_id = await _request(body, user, running, session=None, workflow=workflow)
+        execution_id = await _request(body, user, running, session=None, checked=checked)
     else:
         async with open_session(resources) as session:
-            workflow, workflow_id, version = await _workflow_of(
+            checked, workflow_id, version = await _workflow_of(
                 body, user, session, registry, limits
             )
             execution_id = await _request(
@@ -171,7 +172,7 @@ async def request_execution(
                 user,
                 running,
                 session=session,
-                workflow=workflow,
+                checked=checked,
                 workflow_id=workflow_id,
                 version=version,
             )
@@ -189,12 +190,13 @@ async def _request(
     running: Running,
     *,
     session: AsyncSession | None,
-    workflow: Workflow,
+    checked: CheckedDefinition,
     workflow_id: str | None = None,
     version: int | None = None,
 ) -> str:
     """Record the request of a checked definition; the new execution's id."""
     config, registry = running.config, running.registry
+    workflow = checked.workflow
     run_input: list[Item] | PortItems
     trigger: str | None
     if body.mode == "trigger":
@@ -219,7 +221,7 @@ async def _request(
             run_input = await _recorded_input(session, workflow, workflow_id, node)
     return await submission.request_execution(
         running.resources.events,
-        workflow=workflow,
+        workflow=checked.as_json,
         requested_by=user.id,
         mode=body.mode,
         trigger=trigger,

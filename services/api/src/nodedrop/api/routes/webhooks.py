@@ -26,6 +26,7 @@ from nodedrop.api.deps import EventLogDep, RegistryDep, SessionDep
 from nodedrop.api.entry import BodyRefusedError
 from nodedrop.api.errors import UnprocessableError, problem
 from nodedrop.api.execution_requests import refuse_references
+from nodedrop.api.offload import OFF_LOOP_BYTES, run_off_loop_if
 from nodedrop.api.schemas import ExecutionAccepted, Message
 from nodedrop.contracts.items import MAIN_PORT, Item
 from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, depth_message, json_problem
@@ -196,11 +197,12 @@ async def receive_webhook(
             status.HTTP_401_UNAUTHORIZED,
             f"missing or wrong {SECRET_HEADER} header (or sign the request: {SIGNATURE_HEADER})",
         )
-    run_input = webhook_input(await request.body())
-    workflow = await revalidate_off_loop(row.definition, registry, ["path", "workflow_id"])
+    raw = await request.body()
+    run_input = await run_off_loop_if(len(raw) > OFF_LOOP_BYTES, webhook_input, raw)
+    checked = await revalidate_off_loop(row.definition, registry, ["path", "workflow_id"])
     execution_id = await submission.request_execution(
         events,
-        workflow=workflow,
+        workflow=checked.as_json,
         requested_by=row.owner,
         mode="trigger",
         trigger=node_id,

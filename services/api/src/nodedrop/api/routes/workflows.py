@@ -8,12 +8,14 @@ from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.definitions import (
     WorkflowJson,
+    is_large,
     parse_definition_off_loop,
-    stored_definition,
+    stored_definition_off_loop,
     workflow_limits,
 )
 from nodedrop.api.deps import ConfigDep, CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
 from nodedrop.api.entry import CheckedJsonRoute
+from nodedrop.api.offload import run_off_loop_if
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import Message, WorkflowOut, WorkflowPage
@@ -70,18 +72,19 @@ async def create_workflow(
     config: ConfigDep,
 ) -> WorkflowOut:
     """Save a workflow as version 1."""
-    workflow = await parse_definition_off_loop(
+    checked = await parse_definition_off_loop(
         definition, registry, ["body"], workflow_limits(config)
     )
+    stored = await stored_definition_off_loop(checked)
     row = await workflow_store.create(
         session,
-        definition=stored_definition(workflow),
-        name=workflow.name,
+        definition=stored,
+        name=checked.workflow.name,
         owner=user.id,
         now=utcnow(),
     )
     await commit_with_schedule(session, schedules, row.id, before=None, after=entry_of(row))
-    return workflow_out(row)
+    return await run_off_loop_if(is_large(stored), workflow_out, row)
 
 
 @router.get("")
@@ -136,21 +139,22 @@ async def replace_workflow(
     config: ConfigDep,
 ) -> WorkflowOut:
     """Save a new version (version + 1); earlier versions stay readable."""
-    workflow = await parse_definition_off_loop(
+    checked = await parse_definition_off_loop(
         definition, registry, ["body"], workflow_limits(config)
     )
+    stored = await stored_definition_off_loop(checked)
     row = await _visible(session, workflow_id, user, for_update=True)
     before = entry_of(row)
     row = await workflow_store.update(
         session,
         row,
-        definition=stored_definition(workflow),
-        name=workflow.name,
+        definition=stored,
+        name=checked.workflow.name,
         actor=user.id,
         now=utcnow(),
     )
     await commit_with_schedule(session, schedules, row.id, before=before, after=entry_of(row))
-    return workflow_out(row)
+    return await run_off_loop_if(is_large(stored), workflow_out, row)
 
 
 @router.delete("/{workflow_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_UNKNOWN)
