@@ -39,6 +39,7 @@ from tests.bench import (
     s8_cluster,
     sf_failover,
     sp_partitions,
+    ss_shares,
 )
 from tests.bench.stack import Bench
 from tests.bench.stats import Outcome, Row, fmt_ms, median, percentile
@@ -56,6 +57,7 @@ SCENARIOS: dict[str, ModuleType] = {
         s8_cluster,
         sp_partitions,
         sf_failover,
+        ss_shares,
     )
 }
 PEER_SCENARIOS = {"S1", "S4"}
