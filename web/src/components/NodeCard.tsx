@@ -1,6 +1,7 @@
 import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { memo } from "react";
 import { hasInput, outputPorts, type CanvasNode } from "../graph";
+import { deferredLabel } from "../state/executionState";
 import { useEditor } from "./EditorContext";
 import { NodeStatusBadge } from "./StatusBadge";
 
@@ -15,13 +16,14 @@ function NodeCardImpl({ id, data, selected }: NodeProps<CanvasNode>) {
   const ports = outputPorts(def, type);
   const status = state?.status ?? "idle";
   const isTrigger = type?.category === "trigger";
+  const deferred = state?.deferredFor ?? null;
 
   return (
     <div
       className={`node-card status-${status}${problems.length ? " has-issues" : ""}${selected ? " selected" : ""}`}
       data-testid={`node-${id}`}
       data-status={status}
-      aria-label={`${def.name || id} (${type?.display_name ?? def.type})${state ? `, ${state.status}` : ""}`}
+      aria-label={`${def.name || id} (${type?.display_name ?? def.type})${state ? `, ${state.status}` : ""}${deferred ? ", waiting for a runner" : ""}`}
     >
       {hasInput(type) && <Handle type="target" position={Position.Left} id="main" className="port in" />}
       <div className="node-head">
@@ -48,6 +50,12 @@ function NodeCardImpl({ id, data, selected }: NodeProps<CanvasNode>) {
       {state && (
         <div className="node-state">
           <NodeStatusBadge node={state} />
+          {deferred && (
+            <div className="node-deferred" title={deferredLabel(deferred)}>
+              <span aria-hidden="true">⏸ </span>
+              Waiting for a runner ({deferred.key}’s share)
+            </div>
+          )}
         </div>
       )}
       {problems.length > 0 && (

@@ -1,5 +1,5 @@
 import { clockTime, duration, formatTime } from "../format";
-import { nodeAttempts, type NodeRunState } from "../state/executionState";
+import { deferredLabel, nodeAttempts, type NodeRunState } from "../state/executionState";
 import type { ExecutionEvent } from "../types";
 import { StatusBadge } from "./StatusBadge";
 import { ItemsView } from "./ItemsView";
@@ -26,11 +26,15 @@ function Attempts({ events, node }: { events: ExecutionEvent[]; node: string }) 
               <tr key={r.attempt}>
                 <td>{r.attempt}</td>
                 <td>
-                  {r.result ? <StatusBadge status={r.result} /> : <span className="muted">in progress</span>}
+                  {r.result ? (
+                    <StatusBadge status={r.result} />
+                  ) : (
+                    <span className="muted">{r.deferredAt && !r.queuedAt ? "waiting for a runner" : "in progress"}</span>
+                  )}
                   {r.error && <div className="error small">{r.error.type}: {r.error.message}</div>}
                   {r.retryDelayMs !== null && <div className="muted small">retry in {r.retryDelayMs} ms</div>}
                 </td>
-                <td>{clockTime(r.startedAt ?? r.queuedAt)}</td>
+                <td>{clockTime(r.startedAt ?? r.queuedAt ?? r.deferredAt)}</td>
                 <td>{r.startedAt ? duration(r.startedAt, r.finishedAt) : "—"}</td>
               </tr>
             ))}
@@ -64,6 +68,12 @@ export function NodeResults({
         <dd>
           <NodeStatusBadge node={state} />
           {state.pinned && <span className="muted"> (pinned output)</span>}
+          {state.deferredFor && (
+            <div className="notice waiting" title="Its attempt is made ready when one of theirs ends.">
+              <span aria-hidden="true">⏸ </span>
+              {deferredLabel(state.deferredFor)}
+            </div>
+          )}
         </dd>
         <dt>Attempts</dt>
         <dd>{state.attempts}</dd>

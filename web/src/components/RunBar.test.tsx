@@ -53,4 +53,11 @@ describe("describeEvent", () => {
       "Execution queued. Waiting: workflow limit of 2 running executions reached",
     );
   });
+
+  it("describes the wait of a NodeDeferred event", () => {
+    const e = { ...ev(5, "NodeDeferred", { key: "alice", limit: 64 }), node: "fetch", attempt: 2 };
+    expect(describeEvent(e)).toBe(
+      "NodeDeferred fetch (attempt 2). Waiting for a runner: alice has 64 nodes queued or running (their share)",
+    );
+  });
 });

@@ -2,7 +2,7 @@
 // chosen event.
 import { useEffect, useRef } from "react";
 import { clockTime } from "../format";
-import { waitingLabel } from "../state/executionState";
+import { deferredLabel, waitingLabel } from "../state/executionState";
 import type { ExecutionEvent } from "../types";
 
 export function describeEvent(e: ExecutionEvent): string {
@@ -12,6 +12,11 @@ export function describeEvent(e: ExecutionEvent): string {
     case "ExecutionQueued":
       return `Execution queued. ${waitingLabel({
         scope: String(e.data?.scope ?? ""),
+        key: String(e.data?.key ?? ""),
+        limit: typeof e.data?.limit === "number" ? e.data.limit : 0,
+      })}`;
+    case "NodeDeferred":
+      return `NodeDeferred${who}${attempt}. ${deferredLabel({
         key: String(e.data?.key ?? ""),
         limit: typeof e.data?.limit === "number" ? e.data.limit : 0,
       })}`;

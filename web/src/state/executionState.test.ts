@@ -4,6 +4,7 @@ import {
   nodeAttempts,
   applyEvent,
   applyEvents,
+  deferredLabel,
   emptyRun,
   progress,
   runFromExecution,
@@ -166,6 +167,123 @@ describe("waiting for a concurrency limit", () => {
     expect(waitingLabel({ scope: "user", key: "alice", limit: 3 })).toBe(
       "Waiting: user limit of 3 running executions reached (alice)",
     );
+  });
+});
+
+describe("waiting for a runner (NodeDeferred)", () => {
+  const share = { key: "alice", limit: 64 };
+
+  it("starts with no deferral", () => {
+    const run = applyEvents(emptyRun("x"), started(["a"]));
+    expect(run.nodes.a.deferredFor).toBeNull();
+  });
+
+  it("records the user's share a pending node's first attempt waits on, its status unchanged", () => {
+    const run = applyEvents(emptyRun("x"), [...started(["a"]), ev("NodeDeferred", "a", 1, share)]);
+    expect(run.nodes.a.deferredFor).toEqual({ key: "alice", limit: 64 });
+    expect(run.nodes.a.status).toBe("pending");
+    expect(run.nodes.a.attempts).toBe(0);
+    expect(run.lastSeq).toBe(3);
+    expect(progress(run).done).toBe(0);
+  });
+
+  it("is cleared by the NodeReady that follows, which queues the attempt", () => {
+    const deferred = applyEvents(emptyRun("x"), [...started(["a"]), ev("NodeDeferred", "a", 1, share)]);
+    const run = applyEvent(deferred, ev("NodeReady", "a", 1, { input: { main: [{}] } }));
+    expect(run.nodes.a.deferredFor).toBeNull();
+    expect(run.nodes.a.status).toBe("queued");
+    expect(run.nodes.a.attempts).toBe(1);
+    expect(deferred.nodes.a.deferredFor).toEqual(share); // not changed
+  });
+
+  it("is cleared by a NodeWaiting (a wait node's attempt) and by a node's end", () => {
+    const base = () => [...started(["a"]), ev("NodeDeferred", "a", 1, share)];
+    expect(applyEvents(emptyRun("x"), [...base(), ev("NodeWaiting", "a", 1, { input: {}, until: "later" })]).nodes.a.deferredFor).toBeNull();
+    expect(applyEvents(emptyRun("x"), [...base(), ev("NodeSkipped", "a", null, { reason: "cancelled" })]).nodes.a.deferredFor).toBeNull();
+    expect(applyEvents(emptyRun("x"), [...base(), ev("NodeCancelled", "a", 1)]).nodes.a.deferredFor).toBeNull();
+    // A pinned output (attempt 0, while pending) and a refusal before the attempt was made ready.
+    expect(applyEvents(emptyRun("x"), [...base(), ev("NodeSucceeded", "a", 0, { output: {}, pinned: true })]).nodes.a.deferredFor).toBeNull();
+    expect(applyEvents(emptyRun("x"), [...base(), ev("NodeFailed", "a", 1, { error: { type: "InputTooLarge", message: "m" } })]).nodes.a.deferredFor).toBeNull();
+  });
+
+  it("is cleared on every node when the execution ends", () => {
+    const run = applyEvents(emptyRun("x"), [
+      ...started(["a", "b"]),
+      ev("NodeDeferred", "a", 1, share),
+      ev("ExecutionFinished", null, null, { status: "cancelled" }),
+    ]);
+    expect(run.nodes.a.deferredFor).toBeNull();
+    expect(run.status).toBe("cancelled");
+  });
+
+  it("keeps a retrying node retrying while its next attempt waits, until that attempt is ready", () => {
+    let run = applyEvents(emptyRun("x"), [
+      ...started(["fetch"]),
+      ev("NodeReady", "fetch", 1, { input: {} }),
+      ev("NodeStarted", "fetch", 1),
+      ev("NodeFailed", "fetch", 1, { error: { type: "HttpServerError", message: "503" } }),
+      ev("NodeRetryScheduled", "fetch", 1, { delay_ms: 200 }),
+      ev("NodeDeferred", "fetch", 2, share),
+    ]);
+    expect(run.nodes.fetch.status).toBe("retrying");
+    expect(run.nodes.fetch.deferredFor).toEqual(share);
+    expect(statusLabel(run.nodes.fetch)).toBe("retrying (attempt 2 next)");
+    run = applyEvent(run, ev("NodeReady", "fetch", 2, { input: {} }));
+    expect(run.nodes.fetch.status).toBe("queued");
+    expect(run.nodes.fetch.deferredFor).toBeNull();
+  });
+
+  it("changes nothing for a deferral of an attempt already made ready (an old attempt)", () => {
+    const run = applyEvents(emptyRun("x"), [...started(["a"]), ev("NodeReady", "a", 1, { input: {} }), ev("NodeStarted", "a", 1)]);
+    const after = applyEvent(run, ev("NodeDeferred", "a", 1, share));
+    expect(after.nodes).toBe(run.nodes);
+    expect(after.nodes.a.deferredFor).toBeNull();
+    expect(after.nodes.a.status).toBe("running");
+  });
+
+  it("changes nothing for a deferral of a finished node", () => {
+    const ends = [
+      () => ev("NodeSucceeded", "a", 1, { output: {} }),
+      () => ev("NodeSkipped", "a", null, { reason: "branch_not_taken" }),
+      () => ev("NodeCancelled", "a", 1),
+    ];
+    for (const end of ends) {
+      const run = applyEvents(emptyRun("x"), [...started(["a"]), ev("NodeReady", "a", 1, { input: {} }), end()]);
+      const after = applyEvent(run, ev("NodeDeferred", "a", 2, share));
+      expect(after.lastSeq).toBe(5);
+      expect(after.nodes).toBe(run.nodes);
+      expect(after.nodes.a.deferredFor).toBeNull();
+    }
+  });
+
+  it("changes nothing when the same event is applied twice (a replay after reconnect)", () => {
+    const events = [...started(["a"]), ev("NodeDeferred", "a", 1, share)];
+    const run = applyEvents(emptyRun("x"), events);
+    expect(applyEvent(run, events[2])).toBe(run);
+    const ready = applyEvent(run, ev("NodeReady", "a", 1, { input: {} }));
+    expect(applyEvents(ready, events)).toBe(ready); // the deferral again, after the ready
+    expect(ready.nodes.a.deferredFor).toBeNull();
+  });
+
+  it("shows in the timeline only for the steps between the deferral and the ready", () => {
+    const steps = timeline("x", [
+      ...started(["a"]),
+      ev("NodeDeferred", "a", 1, share),
+      ev("NodeReady", "a", 1, { input: {} }),
+    ]);
+    expect(steps.map((s) => s.nodes.a?.deferredFor?.key ?? null)).toEqual([null, null, "alice", null]);
+  });
+
+  it("lists the deferral with its attempt", () => {
+    const events = [...started(["a"]), ev("NodeDeferred", "a", 1, share)];
+    expect(nodeAttempts(events, "a")).toEqual([
+      { attempt: 1, deferredAt: events[2].time, queuedAt: null, startedAt: null, finishedAt: null, result: null, error: null, retryDelayMs: null },
+    ]);
+  });
+
+  it("says in words whose share is full", () => {
+    expect(deferredLabel(share)).toBe("Waiting for a runner: alice has 64 nodes queued or running (their share)");
+    expect(deferredLabel({ key: "bob", limit: 1 })).toBe("Waiting for a runner: bob has 1 node queued or running (their share)");
   });
 });
 

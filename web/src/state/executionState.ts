@@ -26,6 +26,16 @@ export interface NodeRunState {
   pinned: boolean;
   /** When a retry is scheduled: its delay. */
   retryDelayMs: number | null;
+  /** Set while the node's next attempt, ready to run, waits for its user's share of the
+   * runners (its ``NodeDeferred`` event); its status stays pending or retrying meanwhile. */
+  deferredFor: DeferredFor | null;
+}
+
+/** A user's share of the runners a node's attempt waits on (its ``NodeDeferred`` event):
+ * ``key`` (a user) has ``limit`` node attempts queued or running. */
+export interface DeferredFor {
+  key: string;
+  limit: number;
 }
 
 /** The concurrency limit a queued execution waits on (its ``ExecutionQueued`` event): ``scope``
@@ -96,6 +106,7 @@ function pendingNode(): NodeRunState {
     skipReason: null,
     pinned: false,
     retryDelayMs: null,
+    deferredFor: null,
   };
 }
 
@@ -143,6 +154,17 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
   const attempt = event.attempt ?? 0;
   const data = event.data ?? {};
   switch (event.type) {
+    case "NodeDeferred":
+      // The next attempt waits for its user's share of the runners; the status stays as it
+      // is (pending, or retrying) until its NodeReady.
+      if (attempt <= node.attempts || DONE.has(node.status)) return null;
+      return {
+        ...node,
+        deferredFor: {
+          key: String(data.key ?? ""),
+          limit: typeof data.limit === "number" ? data.limit : 0,
+        },
+      };
     case "NodeReady":
       if (attempt <= node.attempts || DONE.has(node.status)) return null;
       return {
@@ -152,6 +174,7 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         input: data.input ?? null,
         finishedAt: null,
         retryDelayMs: null,
+        deferredFor: null,
       };
     case "NodeWaiting":
       // A wait starts at once on the scheduler's timer: queued and started in one event.
@@ -164,6 +187,7 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         startedAt: event.time,
         finishedAt: null,
         retryDelayMs: null,
+        deferredFor: null,
       };
     case "NodeStarted":
       if (node.status !== "queued" || attempt !== node.attempts) return null;
@@ -178,6 +202,7 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         output: data.output ?? null,
         pinned: Boolean(data.pinned),
         error: null,
+        deferredFor: null,
       };
     case "NodeFailed":
       if (!resultCounts(node, attempt)) return null;
@@ -187,6 +212,7 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         attempts: Math.max(node.attempts, attempt),
         finishedAt: event.time,
         error: data.error ?? null,
+        deferredFor: null,
       };
     case "NodeRetryScheduled":
       if (attempt !== node.attempts || !["queued", "running", "failed"].includes(node.status))
@@ -204,11 +230,12 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         status: "skipped",
         skipReason: data.reason ?? null,
         finishedAt: event.time,
+        deferredFor: null,
       };
     case "NodeCancelled":
       if (DONE.has(node.status) || node.status === "failed" || attempt < node.attempts)
         return null;
-      return { ...node, status: "cancelled", finishedAt: event.time };
+      return { ...node, status: "cancelled", finishedAt: event.time, deferredFor: null };
     default:
       return null;
   }
@@ -256,6 +283,7 @@ export function applyEvent(state: RunState, event: ExecutionEvent): RunState {
         error: data.error ?? null,
         finishedAt: event.time,
         waitingFor: null,
+        nodes: withoutDeferrals(state.nodes), // nothing waits for a runner once it ended
       };
   }
   if (FINAL_EXECUTION_STATUSES.has(state.status) || !event.node) return next;
@@ -264,6 +292,13 @@ export function applyEvent(state: RunState, event: ExecutionEvent): RunState {
   const changed = nextNode(node, event);
   if (!changed) return next;
   return { ...next, nodes: { ...state.nodes, [event.node]: changed } };
+}
+
+function withoutDeferrals(nodes: Record<string, NodeRunState>): Record<string, NodeRunState> {
+  if (!Object.values(nodes).some((n) => n.deferredFor)) return nodes;
+  const cleared: Record<string, NodeRunState> = {};
+  for (const [name, n] of Object.entries(nodes)) cleared[name] = n.deferredFor ? { ...n, deferredFor: null } : n;
+  return cleared;
 }
 
 export function applyEvents(state: RunState, events: Iterable<ExecutionEvent>): RunState {
@@ -322,6 +357,13 @@ export function waitingLabel(w: WaitingFor): string {
   }
 }
 
+/** The words for a node's attempt waiting for its user's share of the runners: "Waiting for a
+ * runner: alice has 64 nodes queued or running (their share)". The user is the one who asked
+ * for the execution, not always the one looking at it, so the key is named. */
+export function deferredLabel(d: DeferredFor): string {
+  return `Waiting for a runner: ${d.key} has ${d.limit} node${d.limit === 1 ? "" : "s"} queued or running (their share)`;
+}
+
 /** The runs's state after each of ``events``: step i is the state after events[0..i]. */
 export function timeline(executionId: string, events: ExecutionEvent[]): RunState[] {
   const steps: RunState[] = [];
@@ -335,6 +377,8 @@ export function timeline(executionId: string, events: ExecutionEvent[]): RunStat
 
 export interface AttemptRecord {
   attempt: number;
+  /** When the attempt, ready to run, was deferred for its user's share of the runners. */
+  deferredAt: string | null;
   queuedAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
@@ -350,7 +394,7 @@ export function nodeAttempts(events: ExecutionEvent[], node: string): AttemptRec
   const row = (attempt: number) => {
     let r = byAttempt.get(attempt);
     if (!r) {
-      r = { attempt, queuedAt: null, startedAt: null, finishedAt: null, result: null, error: null, retryDelayMs: null };
+      r = { attempt, deferredAt: null, queuedAt: null, startedAt: null, finishedAt: null, result: null, error: null, retryDelayMs: null };
       byAttempt.set(attempt, r);
     }
     return r;
@@ -359,6 +403,9 @@ export function nodeAttempts(events: ExecutionEvent[], node: string): AttemptRec
     if (e.node !== node || !e.attempt) continue;
     const r = row(e.attempt);
     switch (e.type) {
+      case "NodeDeferred":
+        r.deferredAt ??= e.time;
+        break;
       case "NodeReady":
         r.queuedAt ??= e.time;
         break;
