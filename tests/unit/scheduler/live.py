@@ -27,8 +27,17 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
 )
-from nodedrop.scheduler.core import ExecutionState, evolve, next_wakeup, resume, step, tick
+from nodedrop.scheduler.core import (
+    ExecutionState,
+    dispatch,
+    evolve,
+    next_wakeup,
+    resume,
+    step,
+    tick,
+)
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
+from nodedrop.scheduler.shares import RunnerShares
 
 from .harness import T0
 
@@ -52,6 +61,11 @@ class Live:
     wakeup: datetime | None = None
     #: The most data a node's work may carry (``core.step``'s ``max_input_bytes``).
     limit: int = MAX_INPUT_BYTES
+    #: The user's share of the runners (None: none), as the service keeps it.
+    share_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        self.shares = RunnerShares(self.share_limit)
 
     # ------------------------------------------------------------------ recording
     def record(self, event: Event, *, by_scheduler: bool = False) -> None:
@@ -153,23 +167,32 @@ class Live:
         inputs = self.waiting_inputs()
         inputs = inputs if take is None else inputs[:take]
         decisions: list[Event] = []
+        shares = self.shares
         if self.lost:  # rebuilt from the stream, as the service does after a failure
             self.lost = False
             self.state = None
             for event in self.stream:
                 self.state = evolve(self.state, event)
             if self.state is not None and not self.state.finished:
-                decisions += resume(self.state, now, max_input_bytes=self.limit)
+                shares.sync(self.state)
+                decisions += resume(self.state, now, max_input_bytes=self.limit, share=shares)
             elif self.state is not None:
                 self.done = True
         due = self.wakeup is not None and self.wakeup <= now
         for event in inputs:
             if self.done:
                 break
-            self.state, decided = step(self.state, event, now, max_input_bytes=self.limit)
+            shares.observe(EXECUTION, [event])
+            self.state, decided = step(
+                self.state, event, now, max_input_bytes=self.limit, share=shares
+            )
+            shares.observe(EXECUTION, decided)
             decisions += decided
         if due and self.state is not None and not self.done:
-            decisions += tick(self.state, now, max_input_bytes=self.limit)
+            decisions += tick(self.state, now, max_input_bytes=self.limit, share=shares)
+        if self.state is not None and not self.state.finished:
+            decisions += dispatch(self.state, now, shares, max_input_bytes=self.limit)
+        shares.observe(EXECUTION, decisions)
         kept = decisions if publish_upto is None else decisions[:publish_upto]
         middle = len(kept) // 2
         for position, decision in enumerate(kept):
