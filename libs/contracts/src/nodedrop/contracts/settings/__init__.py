@@ -1,0 +1,24 @@
+"""Typed settings from ``NODEDROP_*`` variables: the base, and the groups services share."""
+
+from nodedrop.contracts.settings.base import EnvSettings, SettingsError, setting, variable_of
+from nodedrop.contracts.settings.common import (
+    AdminSettings,
+    CommonSettings,
+    DatabaseSettings,
+    LeaseSettings,
+    ListenSettings,
+    own_origins,
+)
+
+__all__ = [
+    "AdminSettings",
+    "CommonSettings",
+    "DatabaseSettings",
+    "EnvSettings",
+    "LeaseSettings",
+    "ListenSettings",
+    "SettingsError",
+    "own_origins",
+    "setting",
+    "variable_of",
+]
