@@ -30,8 +30,8 @@ from nodedrop.api.app import create_app
 from nodedrop.api.db import create_engine, session_factory
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.resources import Resources
+from nodedrop.api.settings import ApiSettings
 from nodedrop.contracts.codec import encode
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.events import Event
 
 TOKEN = "bench-admin-token"
@@ -74,7 +74,7 @@ def _scope(body: bytes) -> dict[str, Any]:
 async def measure(requests: int, profile: bool) -> float:
     """CPU seconds per request."""
     os.environ["NODEDROP_ADMIN_TOKEN"] = TOKEN
-    app = create_app(Config.from_env())
+    app = create_app(ApiSettings.from_env())
     # Never connected: the one-node request needs no database (a session is opened lazily).
     engine = create_engine("postgresql+asyncpg://bench@127.0.0.1:1/bench")
     app.state.resources = Resources(

@@ -15,10 +15,10 @@ import nats.errors
 import pytest
 
 from nodedrop.contracts import natsauth, natsconnect
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.natsconnect import NatsSettings
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.embedded.postgres import free_port
+from nodedrop.runner.settings import RunnerSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -59,14 +59,14 @@ async def test_the_first_server_dead_the_second_takes_the_credentials_as_options
     password_server: EmbeddedNats,
 ) -> None:
     dead = dead_url()
-    config = Config.from_env(
+    config = RunnerSettings.from_env(
         {
             "NODEDROP_NATS_URL": f"{dead}, {password_server.url}",
             "NODEDROP_NATS_USER": natsauth.ADMIN,
             "NODEDROP_NATS_PASSWORD": ADMIN_PASSWORD,
         }
     )
-    assert config.nats_url == dead
+    assert config.nats_settings().servers[0] == dead
     errors: list[Exception] = []
 
     async def on_error(error: Exception) -> None:

@@ -14,7 +14,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nodedrop.contracts import subjects
 from nodedrop.contracts.jetstream import RUNNER_ACK_WAIT_ENV, StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, node_ready_subjects
-from nodedrop.runner.main import HEARTBEAT_ENV, heartbeat_interval
+from nodedrop.runner.main import heartbeat_interval
 
 pytestmark = pytest.mark.integration
 
@@ -64,8 +64,9 @@ async def test_the_environment_sets_the_ack_wait_and_the_heartbeat_follows_it(
     await ensure_jetstream(jetstream, owner=subjects.RUNNER_CONSUMER)
     for runners in await _configs(jetstream, subjects.RUNNER_CONSUMER):
         assert runners.ack_wait == 4.5
-    assert await heartbeat_interval(jetstream, {}) == 1.5
-    assert await heartbeat_interval(jetstream, {HEARTBEAT_ENV: "0.5"}) == 0.5
+    layout = Layout.from_env()
+    assert await heartbeat_interval(jetstream, None, layout) == 1.5
+    assert await heartbeat_interval(jetstream, 0.5, layout) == 0.5
 
 
 def test_the_default_ack_wait_is_15_s() -> None:

@@ -24,13 +24,13 @@ class PruneRequest:
 
 
 def prune(request: PruneRequest) -> int:
-    from nodedrop.notifier.retention import RetentionSettings
+    from nodedrop.notifier.settings import NotifierSettings
 
     try:
         servers = admin.servers()
         days = request.older_than_days
         if days is None:
-            retention = RetentionSettings.from_env()
+            retention = NotifierSettings.from_env().retention
             if not retention.enabled:
                 print("nodedrop prune: retention is off (NODEDROP_RETENTION_DAYS=0); "
                       "pass --older-than DAYS to prune anyway", file=sys.stderr)  # fmt: skip

@@ -1,8 +1,8 @@
 """What the commands read from the environment and the data directory (docs/operations.md).
 
-The services read their own configuration with :class:`nodedrop.contracts.config.Config`; the
-command line adds the few settings only it uses: the ports of the embedded servers, the client's
-base URL and its API key.
+The services read their own settings (``nodedrop.<service>.settings``); the command line adds
+the few settings only it uses: the ports of the embedded servers, the client's base URL and its
+API key.
 """
 
 from __future__ import annotations

@@ -13,8 +13,8 @@ from nats.js import JetStreamContext
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.resources import Resources
+from nodedrop.api.settings import ApiSettings
 from nodedrop.contracts.codec import decode
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.routing import Layout, is_event_subject
@@ -63,9 +63,9 @@ class Api:
         return found
 
 
-def api_config(nats_url: str, database_url: str, **changes: Any) -> Config:
+def api_config(nats_url: str, database_url: str, **changes: Any) -> ApiSettings:
     settings: dict[str, Any] = {"admin_token": TOKEN, **changes}
-    return Config(nats_url=nats_url, database_url=database_url, **settings)
+    return ApiSettings(nats_url=nats_url, database_url=database_url, **settings)
 
 
 WORKFLOW: dict[str, Any] = {

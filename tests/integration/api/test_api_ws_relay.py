@@ -26,7 +26,7 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from nodedrop.api.app import create_app
-from nodedrop.contracts.config import Config
+from nodedrop.api.settings import ApiSettings
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ class Servers:
 
 
 @asynccontextmanager
-async def serve_api(config: Config) -> AsyncIterator[str]:
+async def serve_api(config: ApiSettings) -> AsyncIterator[str]:
     """The app under uvicorn on a free port, without its lifespan; yields its ws:// base URL."""
     sock = _listening_socket()
     server = uvicorn.Server(uvicorn.Config(create_app(config), lifespan="off", log_level="error"))
@@ -95,7 +95,7 @@ async def servers() -> AsyncIterator[Servers]:
     notifier = FakeNotifier()
     async with serve(notifier.handle, "127.0.0.1", 0) as upstream:
         notifier.port = upstream.sockets[0].getsockname()[1]
-        config = Config(host="127.0.0.1", notifier_port=notifier.port, admin_token="k")
+        config = ApiSettings(host="127.0.0.1", notifier_port=notifier.port, admin_token="k")
         async with serve_api(config) as api_url:
             yield Servers(api_url, notifier)
 
@@ -137,7 +137,7 @@ async def test_client_messages_go_upstream_and_closing_closes_upstream(
 
 async def test_notifier_down_closes_with_try_again_later() -> None:
     unused = _listening_socket()  # bound but not listening: connections are refused
-    config = Config(host="127.0.0.1", notifier_port=unused.getsockname()[1])
+    config = ApiSettings(host="127.0.0.1", notifier_port=unused.getsockname()[1])
     try:
         async with serve_api(config) as api_url, connect(f"{api_url}/ws/executions/e1") as ws:
             with pytest.raises(ConnectionClosed):
@@ -173,7 +173,7 @@ async def test_the_relay_reaches_a_live_notifier_wherever_it_is_in_the_list(
             live = f"http://127.0.0.1:{upstream.sockets[0].getsockname()[1]}"
             dead = f"http://127.0.0.1:{refusing.getsockname()[1]}"
             urls = (live, dead) if live_first else (dead, live)
-            async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+            async with serve_api(ApiSettings(notifier_url=urls)) as api_url:
                 # Each relay starts at the next notifier: two relays start at both.
                 outcomes = [await _relay_once(api_url) for _ in urls]
     finally:
@@ -194,7 +194,7 @@ async def test_a_notifier_answering_5xx_is_passed_over() -> None:
         urls = tuple(
             f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (failing, upstream)
         )
-        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+        async with serve_api(ApiSettings(notifier_url=urls)) as api_url:
             outcomes = [await _relay_once(api_url) for _ in urls]
     assert outcomes == [(['{"seq": 4}', '{"seq": 5}'], 1000, "execution finished")] * 2
 
@@ -206,7 +206,7 @@ async def test_a_close_on_purpose_is_passed_through_without_trying_another() -> 
         serve(second.handle, "127.0.0.1", 0) as two,
     ):
         urls = tuple(f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (one, two))
-        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+        async with serve_api(ApiSettings(notifier_url=urls)) as api_url:
             outcomes = [await _relay_once(api_url, "bad-key") for _ in urls]
     assert outcomes == [([], 4401, "invalid API key")] * 2
     # One request each: every relay asked one notifier only, the next relay the other one.
@@ -223,7 +223,7 @@ async def test_a_handshake_refusal_is_passed_through_without_trying_another() ->
         serve(serving.handle, "127.0.0.1", 0) as two,
     ):
         urls = tuple(f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}" for s in (one, two))
-        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+        async with serve_api(ApiSettings(notifier_url=urls)) as api_url:
             outcomes = [await _relay_once(api_url) for _ in urls]
     # The relay that started at the refusing notifier got 4401, the other one the events.
     assert sorted((code or 0) for _, code, _ in outcomes) == [1000, 4401]
@@ -234,7 +234,7 @@ async def test_all_notifiers_down_closes_with_try_again_later() -> None:
     unused = [_listening_socket(), _listening_socket()]
     urls = tuple(f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in unused)
     try:
-        async with serve_api(Config(notifier_endpoints=urls)) as api_url:
+        async with serve_api(ApiSettings(notifier_url=urls)) as api_url:
             outcome = await _relay_once(api_url)
     finally:
         for sock in unused:
@@ -283,7 +283,7 @@ async def test_normal_closes_log_nothing(
 
 async def test_an_unreachable_notifier_is_logged_without_the_query() -> None:
     unused = _listening_socket()  # bound but not listening: connections are refused
-    config = Config(host="127.0.0.1", notifier_port=unused.getsockname()[1])
+    config = ApiSettings(host="127.0.0.1", notifier_port=unused.getsockname()[1])
     handler = _Lines()
     relay_log = logging.getLogger("nodedrop.api.ws_relay")
     relay_log.addHandler(handler)

@@ -40,12 +40,10 @@ def serve(
     nats_url: str,
     migrated_database_url: str,
     jetstream: JetStreamContext,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> Serve:
     @asynccontextmanager
     async def start(web_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-        monkeypatch.setenv("NODEDROP_WEB_DIR", str(web_dir))
-        app = create_app(api_config(nats_url, migrated_database_url))
+        app = create_app(api_config(nats_url, migrated_database_url, web_dir=web_dir))
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(

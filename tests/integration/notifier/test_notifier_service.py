@@ -17,10 +17,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from nodedrop.contracts import codec
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.notifier.main import serve
+from nodedrop.notifier.settings import NotifierSettings
 from nodedrop.notifier.testing import History
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ async def test_serve_projects_and_streams_until_stopped(
     nats_url: str, migrated_database_url: str, events: JetStreamContext, publish: Any, db: Any
 ) -> None:
     port = free_port()
-    config = Config(
+    config = NotifierSettings(
         nats_url=nats_url,
         database_url=migrated_database_url,
         notifier_port=port,

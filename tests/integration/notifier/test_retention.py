@@ -26,6 +26,7 @@ from nodedrop.notifier.retention import (
     RetentionSettings,
     prune,
 )
+from nodedrop.notifier.settings import NotifierSettings
 from nodedrop.notifier.testing import History
 
 pytestmark = pytest.mark.integration
@@ -256,9 +257,9 @@ async def test_the_notifiers_pruner_runs_periodically_with_its_settings(
     events: JetStreamContext, publish: Any, projector: Any, pool: Any, db: Any
 ) -> None:
     await publish(scenario())
-    settings = RetentionSettings.from_env(
+    settings = NotifierSettings.from_env(
         {"NODEDROP_RETENTION_DAYS": "30", "NODEDROP_PRUNE_INTERVAL_S": "0.2"}
-    )
+    ).retention
     now = [NOW]
     pruner = Pruner(events, pool, settings, clock=lambda: now[0])
 
@@ -278,7 +279,7 @@ async def test_the_notifiers_pruner_runs_periodically_with_its_settings(
         await eventually(left("old-waiting"))
     assert await events_of(events, "recent") == 0
 
-    off = Pruner(events, pool, RetentionSettings.from_env({"NODEDROP_RETENTION_DAYS": "0"}))
+    off = Pruner(events, pool, RetentionSettings(days=0))
     async with running(off) as task:
         await asyncio.sleep(0.3)
         assert not task.done()  # waits for the stop, like the notifier's other tasks
@@ -286,12 +287,15 @@ async def test_the_notifiers_pruner_runs_periodically_with_its_settings(
 
 
 def test_retention_settings_are_checked() -> None:
-    assert RetentionSettings.from_env({}) == RetentionSettings(days=30.0, interval_s=3600.0)
-    assert not RetentionSettings.from_env({"NODEDROP_RETENTION_DAYS": "0"}).enabled
+    def retention(env: dict[str, str]) -> RetentionSettings:
+        return NotifierSettings.from_env(env).retention
+
+    assert retention({}) == RetentionSettings(days=30.0, interval_s=3600.0)
+    assert not retention({"NODEDROP_RETENTION_DAYS": "0"}).enabled
     with pytest.raises(ValueError, match="NODEDROP_RETENTION_DAYS"):
-        RetentionSettings.from_env({"NODEDROP_RETENTION_DAYS": "a month"})
+        retention({"NODEDROP_RETENTION_DAYS": "a month"})
     with pytest.raises(ValueError, match="NODEDROP_PRUNE_INTERVAL_S"):
-        RetentionSettings.from_env({"NODEDROP_PRUNE_INTERVAL_S": "0"})
+        retention({"NODEDROP_PRUNE_INTERVAL_S": "0"})
 
 
 async def test_a_stream_created_with_purges_denied_keeps_working_but_cannot_be_pruned(

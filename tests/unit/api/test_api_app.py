@@ -8,13 +8,13 @@ import httpx
 import pytest
 
 from nodedrop.api.app import ConfigurationError, create_app
-from nodedrop.contracts.config import Config
+from nodedrop.api.settings import ApiSettings
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     # No lifespan: nothing is connected, which the answers below must survive.
-    app = create_app(Config(admin_token="k"))
+    app = create_app(ApiSettings(admin_token="k"))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
         yield client
@@ -40,7 +40,7 @@ async def test_without_connections_the_answer_is_503(client: httpx.AsyncClient) 
 
 
 async def test_lifespan_refuses_to_start_without_urls() -> None:
-    app = create_app(Config())
+    app = create_app(ApiSettings())
     with pytest.raises(ConfigurationError, match="NODEDROP_NATS_URL"):
         async with app.router.lifespan_context(app):
             pass

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.datastore import OFFLOAD_THRESHOLD
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import ErrorInfo
@@ -96,7 +95,9 @@ def test_json_documents_nest_at_most_64_levels() -> None:
 
 def test_the_api_limits_default_to_the_documented_values() -> None:
     # docs/operations.md, "Configuration", and docs/api.md, "Limits".
-    config = Config.from_env({})
+    from nodedrop.api.settings import ApiSettings
+
+    config = ApiSettings.from_env({})
     assert config.max_body_bytes == 8 * 1024 * 1024 == 8_388_608  # 8 MiB
     assert config.max_workflow_nodes == 2000
     assert config.max_input_items == 10_000
@@ -106,12 +107,17 @@ def test_the_api_limits_default_to_the_documented_values() -> None:
 
 def test_the_other_settings_default_to_the_documented_values() -> None:
     # docs/operations.md, "Configuration".
-    config = Config.from_env({})
+    from nodedrop.api.settings import ApiSettings
+    from nodedrop.runner.settings import RunnerSettings
+    from nodedrop.scheduler.settings import SchedulerSettings
+
+    config = ApiSettings.from_env({})
     assert (config.port, config.notifier_port) == (8000, 8001)
-    assert config.runner_concurrency == 64
-    assert config.schedule_grace_s == 300
-    assert config.scheduler_snapshot_interval_s == 5
-    assert DEFAULT_LEASE_S == 10  # NODEDROP_LEASE_S
+    assert RunnerSettings.from_env({}).runner_concurrency == 64
+    scheduler = SchedulerSettings.from_env({})
+    assert scheduler.schedule_grace_s == 300
+    assert scheduler.scheduler_snapshot_interval_s == 5
+    assert DEFAULT_LEASE_S == scheduler.lease_s == 10  # NODEDROP_LEASE_S
     streams = StreamSettings.from_env({})
     assert streams.runner_ack_wait_s == 15  # NODEDROP_RUNNER_ACK_WAIT_S
     assert streams.duplicate_window_s == 120  # "2-minute duplicate window"
@@ -121,14 +127,17 @@ def test_the_other_settings_default_to_the_documented_values() -> None:
 
 
 def test_the_runner_and_notifier_defaults_are_the_documented_ones() -> None:
-    from nodedrop.notifier.consumer import linger_from_env
-    from nodedrop.notifier.retention import RetentionSettings
+    from nodedrop.notifier.settings import NotifierSettings
+    from nodedrop.runner.settings import RunnerSettings
     from nodedrop.runner.worker import DEFAULT_GRACE_S
 
-    assert DEFAULT_GRACE_S == 8  # NODEDROP_RUNNER_GRACE_S
-    assert linger_from_env({}) == 0.020  # NODEDROP_PROJECTION_LINGER_MS 20
-    retention = RetentionSettings.from_env({})
-    assert (retention.days, retention.interval_s) == (30, 3600)
+    runner = RunnerSettings.from_env({})
+    assert DEFAULT_GRACE_S == runner.runner_grace_s == 8  # NODEDROP_RUNNER_GRACE_S
+    assert (runner.runner_processes, runner.process_memory_limit_bytes) == (None, None)
+    notifier = NotifierSettings.from_env({})
+    assert notifier.linger_s == 0.020  # NODEDROP_PROJECTION_LINGER_MS 20
+    assert (notifier.retention.days, notifier.retention.interval_s) == (30, 3600)
+    assert notifier.lease_s == 10
 
 
 def test_the_log_has_one_partition_of_256_slots_by_default() -> None:
@@ -168,14 +177,21 @@ def test_the_concurrency_limits_are_the_documented_ones() -> None:
     from nodedrop.contracts.workflow import MAX_CONCURRENT, Settings
     from nodedrop.scheduler.admission import KvGate
     from nodedrop.scheduler.service import ADMISSION_INTERVAL_S
+    from nodedrop.scheduler.settings import SchedulerSettings
 
-    assert Config.from_env({}).max_concurrent_per_user is None
-    assert (
-        Config.from_env({"NODEDROP_MAX_CONCURRENT_PER_USER": "0"}).max_concurrent_per_user is None
-    )
-    assert Config.from_env({"NODEDROP_MAX_CONCURRENT_PER_USER": "3"}).max_concurrent_per_user == 3
+    def per_user(env: dict[str, str]) -> int | None:
+        return SchedulerSettings.from_env(env).max_concurrent_per_user
+
+    assert per_user({}) is None
+    assert per_user({"NODEDROP_MAX_CONCURRENT_PER_USER": "0"}) is None
+    assert per_user({"NODEDROP_MAX_CONCURRENT_PER_USER": "3"}) == 3
     with pytest.raises(ValueError, match="NODEDROP_MAX_CONCURRENT_PER_USER"):
-        Config.from_env({"NODEDROP_MAX_CONCURRENT_PER_USER": "-1"})
+        per_user({"NODEDROP_MAX_CONCURRENT_PER_USER": "-1"})
+    # NODEDROP_MAX_RUNNING_NODES_PER_USER: unset (no cap), 0 the same.
+    share = "NODEDROP_MAX_RUNNING_NODES_PER_USER"
+    assert SchedulerSettings.from_env({}).max_running_nodes_per_user is None
+    assert SchedulerSettings.from_env({share: "0"}).max_running_nodes_per_user is None
+    assert SchedulerSettings.from_env({share: "4"}).max_running_nodes_per_user == 4
     assert MAX_CONCURRENT == 1000
     assert Settings(max_concurrent=1000).max_concurrent == 1000
     for wrong in (0, 1001, "2", True):

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from nodedrop.contracts.logsetup import bind, formatter, install_redaction, log_format, redact
+from nodedrop.contracts.logsetup import bind, formatter, install_redaction, redact
 
 
 @pytest.mark.parametrize(
@@ -111,10 +111,3 @@ async def test_context_bound_in_one_task_stays_out_of_another() -> None:
     lines = {d["event"]: d for d in map(json.loads, out.getvalue().splitlines())}
     assert lines["bound task"]["execution_id"] == "mine"
     assert "execution_id" not in lines["other task"]
-
-
-def test_the_format_is_text_or_json_and_anything_else_is_refused_by_name() -> None:
-    assert log_format({}) == "text"
-    assert log_format({"NODEDROP_LOG_FORMAT": " JSON "}) == "json"
-    with pytest.raises(SystemExit, match="NODEDROP_LOG_FORMAT must be text or json"):
-        log_format({"NODEDROP_LOG_FORMAT": "xml"})

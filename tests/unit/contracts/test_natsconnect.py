@@ -15,8 +15,8 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from nodedrop.contracts import natsconnect
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.natsconnect import NatsSettings
+from nodedrop.runner.settings import RunnerSettings
 
 URL = "NODEDROP_NATS_URL"
 PASSWORD = "s3cret-PW-4711"
@@ -151,7 +151,7 @@ def test_a_token_is_an_option_and_not_in_the_repr() -> None:
     given = settings(NODEDROP_NATS_TOKEN=TOKEN)
     assert given.connect_options()["token"] == TOKEN
     assert TOKEN not in repr(given)
-    assert TOKEN not in repr(Config(nats=given))
+    assert TOKEN not in repr(RunnerSettings(nats_url="nats://h:1", nats_token=TOKEN))
 
 
 def test_a_password_needs_a_user_and_a_user_a_password() -> None:
@@ -364,40 +364,39 @@ def test_settings_need_a_server() -> None:
         NatsSettings(servers=())
 
 
-# ------------------------------------------------------------------ Config
+# ------------------------------------------------------------------ a service's settings
 
 
-def test_config_carries_the_settings_and_the_first_server() -> None:
-    config = Config.from_env(
+def test_a_services_settings_carry_the_nats_settings() -> None:
+    settings = RunnerSettings.from_env(
         {
             URL: "nats://n1:4222, nats://n2:4222",
             "NODEDROP_NATS_USER": "api",
             "NODEDROP_NATS_PASSWORD": PASSWORD,
         }
     )
-    assert config.nats_url == "nats://n1:4222"
-    assert config.nats is not None
-    assert config.nats.servers == ("nats://n1:4222", "nats://n2:4222")
-    assert config.nats_settings() is config.nats
-    assert (config.nats.user, config.nats.password) == ("api", PASSWORD)
-    assert PASSWORD not in repr(config)
+    nats = settings.nats_settings()
+    assert nats.servers == ("nats://n1:4222", "nats://n2:4222")
+    assert (nats.user, nats.password) == ("api", PASSWORD)
+    assert PASSWORD not in repr(settings)
 
 
-def test_config_without_nats() -> None:
-    config = Config.from_env({"NODEDROP_NATS_USER": "api", "NODEDROP_NATS_PASSWORD": PASSWORD})
-    assert (config.nats_url, config.nats) == (None, None)
+def test_settings_without_nats() -> None:
+    settings = RunnerSettings.from_env(
+        {"NODEDROP_NATS_USER": "api", "NODEDROP_NATS_PASSWORD": PASSWORD}
+    )
+    assert settings.nats_url is None
     with pytest.raises(ValueError, match="NODEDROP_NATS_URL is not set"):
-        config.nats_settings()
+        settings.nats_settings()
 
 
-def test_config_refuses_credentials_in_the_url() -> None:
+def test_settings_refuse_credentials_in_the_url() -> None:
     with pytest.raises(ValueError, match=r"NODEDROP_NATS_URL: .* has credentials in it") as error:
-        Config.from_env({URL: f"nats://api:{PASSWORD}@n1:4222"})
+        RunnerSettings.from_env({URL: f"nats://api:{PASSWORD}@n1:4222"})
     assert PASSWORD not in str(error.value)
 
 
-def test_config_built_directly() -> None:
-    # Tests and tools build a Config from one URL, or from the settings alone.
-    assert Config(nats_url="nats://h:1").nats_settings() == NatsSettings(servers=("nats://h:1",))
-    from_settings = Config(nats=NatsSettings(servers=("nats://a:1", "nats://b:2")))
-    assert from_settings.nats_url == "nats://a:1"
+def test_settings_built_directly() -> None:
+    # Tests and tools build settings from one URL.
+    built = RunnerSettings(nats_url="nats://h:1")
+    assert built.nats_settings() == NatsSettings(servers=("nats://h:1",))

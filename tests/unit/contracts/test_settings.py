@@ -72,6 +72,8 @@ def test_configured_origins_replace_the_default() -> None:
         (SchedulerSettings, "NODEDROP_SCHEDULE_GRACE_S", "-1", "greater than or equal to 0"),
         (SchedulerSettings, "NODEDROP_SCHEDULER_SNAPSHOT_INTERVAL_S", "nan", "finite number"),
         (SchedulerSettings, "NODEDROP_MAX_CONCURRENT_PER_USER", "-1", "greater than or equal"),
+        (SchedulerSettings, "NODEDROP_MAX_RUNNING_NODES_PER_USER", "-1", "greater than or equal"),
+        (SchedulerSettings, "NODEDROP_MAX_RUNNING_NODES_PER_USER", "two", "valid integer"),
         (SchedulerSettings, "NODEDROP_LEASE_S", "0", "greater than 0"),
         (SchedulerSettings, "NODEDROP_PARTITIONS", "257", "less than or equal to 256"),
         (SchedulerSettings, "NODEDROP_STREAM_REPLICAS", "6", "less than or equal to 5"),

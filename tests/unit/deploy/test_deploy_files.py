@@ -97,13 +97,18 @@ def _python_sources() -> str:
 
 
 def unknown_variables(names: Iterable[str]) -> list[str]:
-    """The names no Python source mentions (as a whole word) and the allow-list lacks."""
+    """The names no service's settings read, no Python source mentions (as a whole word) and
+    the allow-list lacks."""
+    from nodedrop.cli.settings_table import variables
+
     sources = _python_sources()
+    read = variables()
     return sorted(
         {
             name
             for name in names
             if name not in EXPECTED_VARIABLES
+            and name not in read
             and re.search(rf"\b{re.escape(name)}\b", sources) is None
         }
     )
@@ -682,11 +687,11 @@ def test_dockerfile_serves_the_ui_from_where_the_api_looks() -> None:
     _, source, target = web[0]
     assert source == "/src/web/dist"
     env = _env(final)
-    # nodedrop.api.webui reads NODEDROP_WEB_DIR; its default is a checkout's web/dist.
+    # The api's settings read NODEDROP_WEB_DIR; the default is a checkout's web/dist.
     assert env["NODEDROP_WEB_DIR"] == target
-    from nodedrop.api.webui import web_dir_from_env
+    from nodedrop.api.settings import ApiSettings
 
-    assert web_dir_from_env({"NODEDROP_WEB_DIR": target}) == Path(target)
+    assert ApiSettings.from_env({"NODEDROP_WEB_DIR": target}).web_dir == Path(target)
     assert env["PATH"].startswith("/opt/nodedrop/bin:")
     assert ["--from=build", "/opt/nodedrop", "/opt/nodedrop"] in copies
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from nodedrop.notifier.consumer import DEFAULT_LINGER_S, LINGER_ENV, linger_from_env
+from nodedrop.contracts.settings import SettingsError
+from nodedrop.notifier.consumer import DEFAULT_LINGER_S
+from nodedrop.notifier.settings import NotifierSettings
+
+LINGER = "NODEDROP_PROJECTION_LINGER_MS"
 
 
 def test_unset_or_blank_is_the_default() -> None:
-    assert linger_from_env({}) == DEFAULT_LINGER_S
-    assert linger_from_env({LINGER_ENV: " "}) == DEFAULT_LINGER_S
+    assert NotifierSettings.from_env({}).linger_s == DEFAULT_LINGER_S
+    assert NotifierSettings.from_env({LINGER: " "}).linger_s == DEFAULT_LINGER_S
 
 
 @pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("50", 0.05), ("2.5", 0.0025)])
 def test_milliseconds_are_read_as_seconds(value: str, seconds: float) -> None:
-    assert linger_from_env({LINGER_ENV: value}) == pytest.approx(seconds)
+    assert NotifierSettings.from_env({LINGER: value}).linger_s == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("value", ["-1", "soon", "nan"])
 def test_anything_but_a_number_of_milliseconds_is_refused(value: str) -> None:
-    with pytest.raises(ValueError, match=LINGER_ENV):
-        linger_from_env({LINGER_ENV: value})
+    with pytest.raises(SettingsError, match=LINGER):
+        NotifierSettings.from_env({LINGER: value})

@@ -27,8 +27,8 @@ from nodedrop.runner.isolation import (
     encode_frame,
     worker_environment,
 )
-from nodedrop.runner.main import process_options
 from nodedrop.runner.nodes import NodeContext, NodeError
+from nodedrop.runner.settings import RunnerSettings
 from nodedrop.runner.worker import default_processes
 
 CTX = NodeContext("exec-1", "n1", 2, "start")
@@ -224,11 +224,12 @@ def test_pool_size() -> None:
 
 
 def test_process_settings_from_the_environment() -> None:
-    assert process_options({}) == (None, None)
-    options = process_options(
+    default = RunnerSettings.from_env({})
+    assert (default.runner_processes, default.process_memory_limit_bytes) == (None, None)
+    options = RunnerSettings.from_env(
         {"NODEDROP_RUNNER_PROCESSES": "8", "NODEDROP_RUNNER_PROCESS_MEMORY_MB": "512"}
     )
-    assert (options.processes, options.memory_limit_bytes) == (8, 512 * 1024 * 1024)
+    assert (options.runner_processes, options.process_memory_limit_bytes) == (8, 512 << 20)
     for bad in ("0", "-1", "many"):
         with pytest.raises(ValueError, match="NODEDROP_RUNNER_PROCESSES"):
-            process_options({"NODEDROP_RUNNER_PROCESSES": bad})
+            RunnerSettings.from_env({"NODEDROP_RUNNER_PROCESSES": bad})

@@ -25,7 +25,6 @@ from nats.js.object_store import ObjectStore
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.items import REF_KEY, Item, PortItems
-from nodedrop.contracts.jetstream import replicas_from_env
 
 #: Outputs larger than this (as JSON) go to the object store (ENGINEERING/issue: 256 KiB).
 OFFLOAD_THRESHOLD = 256 * 1024
@@ -53,8 +52,12 @@ def item_count(items: Iterable[Mapping[str, Any]]) -> int:
 
 
 class DataStore:
-    def __init__(self, js: JetStreamContext, *, threshold: int = OFFLOAD_THRESHOLD) -> None:
+    def __init__(
+        self, js: JetStreamContext, *, threshold: int = OFFLOAD_THRESHOLD, replicas: int = 1
+    ) -> None:
+        """``replicas``: of the object store, when this creates it (NODEDROP_STREAM_REPLICAS)."""
         self._js = js
+        self._replicas = replicas
         self._threshold = threshold
         self._store: ObjectStore | None = None
         self._lock = asyncio.Lock()
@@ -70,7 +73,7 @@ class DataStore:
                         ObjectStoreConfig(
                             description="nodedrop: large node outputs",
                             storage=StorageType.FILE,
-                            replicas=replicas_from_env(),
+                            replicas=self._replicas,
                         ),
                     )
             return self._store

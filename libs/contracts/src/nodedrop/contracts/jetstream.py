@@ -35,7 +35,6 @@ from nats.js.errors import APIError, NotFoundError
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
-from nodedrop.contracts.config import seconds_setting
 from nodedrop.contracts.events import INPUT_EVENT_TYPES
 from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import (
@@ -61,19 +60,6 @@ _MAX_REPLICAS = 5
 _SETUP_ATTEMPTS = 12
 
 
-def replicas_from_env(env: Mapping[str, str] | None = None) -> int:
-    """``NODEDROP_STREAM_REPLICAS``: 1 (default) to 5; an odd count survives a minority lost."""
-    env = os.environ if env is None else env
-    raw = env.get(REPLICAS_ENV, "").strip()
-    if not raw:
-        return 1
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_REPLICAS:
-        raise ValueError(
-            f"{REPLICAS_ENV} must be a whole number from 1 to {_MAX_REPLICAS}, not {raw!r}"
-        )
-    return int(raw)
-
-
 @dataclass(frozen=True)
 class StreamSettings:
     duplicate_window_s: float = 120.0
@@ -92,18 +78,15 @@ class StreamSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
-        """The defaults, with from the environment: ``NODEDROP_PARTITIONS`` (the layout),
-        ``NODEDROP_STREAM_REPLICAS``, ``NODEDROP_RUNNER_ACK_WAIT_S`` (seconds, > 0: used by
-        whichever service creates the runners' consumer, and applied to it by every runner),
-        and ``NODEDROP_DUPLICATE_WINDOW_S`` (seconds, > 0; default 120), which the streams are
-        brought in line with when it differs (so give every service the same value)."""
+        """The settings of ``env`` (default: the process's) as a service would build them
+        (:class:`~nodedrop.contracts.settings.CommonSettings`), for the operator commands and
+        the tests; services take theirs from their settings object."""
+        # Imported here: the settings build StreamSettings.
+        from nodedrop.contracts.settings.common import CommonSettings  # noqa: PLC0415
+
         env = os.environ if env is None else env
-        settings = cls(layout=Layout.from_env(env), replicas=replicas_from_env(env))
-        if (ack_wait_s := seconds_setting(env, RUNNER_ACK_WAIT_ENV)) is not None:
-            settings = replace(settings, runner_ack_wait_s=ack_wait_s)
-        if (window_s := seconds_setting(env, DUPLICATE_WINDOW_ENV)) is not None:
-            settings = replace(settings, duplicate_window_s=window_s)
-        return settings
+        wanted = (PARTITIONS_ENV, REPLICAS_ENV, RUNNER_ACK_WAIT_ENV, DUPLICATE_WINDOW_ENV)
+        return CommonSettings.from_env({k: env[k] for k in wanted if k in env}).streams
 
 
 RUNNER_ACK_WAIT_ENV = "NODEDROP_RUNNER_ACK_WAIT_S"

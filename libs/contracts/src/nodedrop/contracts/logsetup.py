@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 import sys
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
@@ -32,8 +31,6 @@ _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/?#@]+@")
 #: line is taken for a query: a lost value in a log line costs less than a leaked key.
 _QUERY_VALUE = re.compile(r"(?P<key>[?&][^\s=&#?\"']+)=[^\s&#\"']*")
 REDACTED = "***"
-FORMAT_ENV = "NODEDROP_LOG_FORMAT"
-FORMATS = ("text", "json")
 #: What :func:`bind` puts on lines, in this order on a text line.
 _CONTEXT_KEYS = ("execution_id", "node", "attempt", "trace_id")
 
@@ -74,21 +71,13 @@ def bind(**context: Any) -> Iterator[None]:
         yield
 
 
-def log_format(env: MutableMapping[str, str] | None = None) -> str:
-    """``NODEDROP_LOG_FORMAT``: ``text`` (the default) or ``json``; anything else ends the
-    process with a line naming the variable."""
-    value = (os.environ if env is None else env).get(FORMAT_ENV, "").strip().lower() or "text"
-    if value not in FORMATS:
-        raise SystemExit(f"configuration: {FORMAT_ENV} must be text or json, not {value!r}")
-    return value
-
-
-def configure_logging(level: int = logging.INFO, fmt: str | None = None) -> None:
+def configure_logging(level: int = logging.INFO, fmt: str = "text") -> None:
     """The root logger of a service's process: one line per record on stderr, redacted, as
-    text or JSON (:func:`log_format`), with the bound context."""
+    ``fmt`` (``text`` or ``json``: the service's NODEDROP_LOG_FORMAT), with the bound
+    context."""
     install_redaction()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter(fmt or log_format()))
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)

@@ -31,7 +31,6 @@ from nats.js.kv import KeyValue
 from nodedrop.contracts import subjects
 from nodedrop.contracts.buckets import open_key_value
 from nodedrop.contracts.cron import utc
-from nodedrop.contracts.jetstream import replicas_from_env
 
 SCHEDULE_TRIGGER_TYPE = "schedule_trigger"
 ENTRY_PREFIX = "schedule."
@@ -135,15 +134,16 @@ def execution_id(workflow_id: str, node_id: str, tick: datetime) -> str:
 # ------------------------------------------------------------------------------ bucket
 
 
-async def open_bucket(js: JetStreamContext) -> KeyValue:
-    """The schedules bucket, created if missing (safe from every service at once)."""
+async def open_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
+    """The schedules bucket, created if missing (safe from every service at once) with
+    ``replicas`` (NODEDROP_STREAM_REPLICAS)."""
     kv, _ = await open_key_value(
         js,
         KeyValueConfig(
             bucket=subjects.SCHEDULES_BUCKET,
             history=1,
             storage=StorageType.FILE,
-            replicas=replicas_from_env(),
+            replicas=replicas,
             description="nodedrop: cron schedules of saved workflows and their fired ticks",
         ),
     )

@@ -31,11 +31,11 @@ from nodedrop.api.routes import (
 )
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
+from nodedrop.api.settings import ApiSettings
 from nodedrop.api.webui import install_web_ui
 from nodedrop.contracts import natsconnect
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.datastore import DataStore
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.contracts.jetstream import ensure_jetstream
 from nodedrop.contracts.natsconnect import NatsSettings
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
@@ -78,7 +78,7 @@ async def _connect_nats(settings: NatsSettings) -> NatsClient:
 
 
 def create_app(
-    config: Config,
+    config: ApiSettings,
     *,
     registry: NodeTypeRegistry | None = None,
     max_body_bytes: int | None = None,
@@ -96,15 +96,15 @@ def create_app(
         engine = create_engine(config.database_url)
         try:
             js = nc.jetstream()
-            streams = StreamSettings.from_env()
+            streams = config.streams
             await ensure_jetstream(js, streams)
             app.state.resources = Resources(
                 nc=nc,
                 engine=engine,
                 sessions=session_factory(engine),
                 events=EventLog(nc, js, layout=streams.layout),
-                schedules=await ScheduleStore.open(js),
-                data=DataStore(js),
+                schedules=await ScheduleStore.open(js, streams.replicas),
+                data=DataStore(js, replicas=streams.replicas),
             )
             yield
         finally:
@@ -146,7 +146,7 @@ def create_app(
     app.include_router(webhooks.router)
     app.include_router(ws_relay.router)
     _document_definitions(app)
-    install_web_ui(app)  # last: its catch-all must not shadow an API route
+    install_web_ui(app, config.web_dir)  # last: its catch-all must not shadow an API route
     return app
 
 

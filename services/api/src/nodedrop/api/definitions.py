@@ -10,7 +10,7 @@ from pydantic import WithJsonSchema
 from nodedrop.api.db import EncodedJson
 from nodedrop.api.errors import Loc, UnprocessableError, located
 from nodedrop.api.offload import run_off_loop_if
-from nodedrop.contracts.config import Config
+from nodedrop.api.settings import ApiSettings
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.workflow import (
     DEFAULT_LIMITS,
@@ -36,7 +36,7 @@ def openapi_schemas() -> dict[str, Any]:
     return {**definitions, "Workflow": schema}
 
 
-def workflow_limits(config: Config) -> WorkflowLimits:
+def workflow_limits(config: ApiSettings) -> WorkflowLimits:
     return WorkflowLimits(
         max_nodes=config.max_workflow_nodes,
         max_expression_length=config.max_expression_length,

@@ -21,16 +21,16 @@ from nodedrop.api.errors import ServiceUnavailableError
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.resources import Resources
 from nodedrop.api.schedules import ScheduleStore
+from nodedrop.api.settings import ApiSettings
 from nodedrop.contracts.apikeys import KeyVerifier
-from nodedrop.contracts.config import Config
 from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
 
 
-async def get_config(request: Request) -> Config:
-    return cast(Config, request.app.state.config)
+async def get_config(request: Request) -> ApiSettings:
+    return cast(ApiSettings, request.app.state.config)
 
 
 async def get_registry(request: Request) -> NodeTypeRegistry:
@@ -44,7 +44,7 @@ async def get_resources(request: Request) -> Resources:
     return cast(Resources, resources)
 
 
-ConfigDep = Annotated[Config, Depends(get_config)]
+ConfigDep = Annotated[ApiSettings, Depends(get_config)]
 RegistryDep = Annotated[NodeTypeRegistry, Depends(get_registry)]
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
@@ -54,7 +54,7 @@ class Running:
     """The running app's configuration, node types and connections, as one dependency: for the
     hot routes (``POST /api/executions``), where each dependency FastAPI solves costs ~15 µs."""
 
-    config: Config
+    config: ApiSettings
     registry: NodeTypeRegistry
     resources: Resources
 

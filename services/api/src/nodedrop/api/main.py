@@ -7,14 +7,14 @@ import gc
 import uvicorn
 
 from nodedrop.api.app import create_app
-from nodedrop.contracts.config import Config
+from nodedrop.api.settings import ApiSettings
 from nodedrop.contracts.logsetup import configure_logging
 from nodedrop.contracts.tracing import setup_tracing
 
 
 def main() -> None:
-    configure_logging()
-    config = Config.load()
+    config = ApiSettings.load()
+    configure_logging(fmt=config.log_format)
     setup_tracing("api", config.otel_exporter)
     app = create_app(config)
     # What is loaded by now (modules, routes, models: ~130,000 objects) lives as long as the

@@ -39,8 +39,8 @@ class ScheduleStore:
         self._kv = kv
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> ScheduleStore:
-        return cls(await schedules.open_bucket(js))
+    async def open(cls, js: JetStreamContext, replicas: int = 1) -> ScheduleStore:
+        return cls(await schedules.open_bucket(js, replicas))
 
     async def write(self, workflow_id: str, entry: ScheduleEntry | None) -> None:
         """Put the workflow's entry, or delete it (``None``). Raises ServiceUnavailableError."""

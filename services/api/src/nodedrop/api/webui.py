@@ -4,13 +4,12 @@
 a file of the build answers itself. Paths under the API's own prefixes (``/api/``, ``/ws/``,
 ``/webhooks/``, the docs) never fall back to the app: an unknown API path stays a JSON 404.
 
-The build directory is ``NODEDROP_WEB_DIR``, default the repository's ``web/dist``. Without a
-build the API runs as before and ``/`` says how to build the UI.
+The build directory is the api's ``NODEDROP_WEB_DIR``, default the repository's ``web/dist``.
+Without a build the API runs as before and ``/`` says how to build the UI.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException
@@ -33,15 +32,9 @@ def default_web_dir() -> Path:
     return Path(__file__).resolve().parents[5] / "web" / "dist"
 
 
-def web_dir_from_env(env: dict[str, str] | None = None) -> Path:
-    env = dict(os.environ if env is None else env)
-    configured = env.get("NODEDROP_WEB_DIR", "").strip()
-    return Path(configured).expanduser().resolve() if configured else default_web_dir()
-
-
 def install_web_ui(app: FastAPI, web_dir: Path | None = None) -> None:
     """Add the catch-all route; call it after every API route is registered."""
-    root = (web_dir or web_dir_from_env()).resolve()
+    root = (web_dir.expanduser() if web_dir else default_web_dir()).resolve()
 
     @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def web_ui(path: str) -> Response:

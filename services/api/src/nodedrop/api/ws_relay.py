@@ -31,7 +31,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
 
-from nodedrop.contracts.config import Config
+from nodedrop.api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def client_close_code(upstream_code: int | None) -> int:
 
 @router.websocket("/ws/executions/{execution_id}")
 async def relay_execution_events(websocket: WebSocket, execution_id: str) -> None:
-    config = cast(Config, websocket.app.state.config)
+    config = cast(ApiSettings, websocket.app.state.config)
     path = f"/ws/executions/{quote(execution_id, safe='')}"
     headers = {}
     if (authorization := websocket.headers.get("authorization")) is not None:

@@ -25,9 +25,8 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import os
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from nats.aio.client import Client as NatsClient
@@ -47,29 +46,12 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-LINGER_ENV = "NODEDROP_PROJECTION_LINGER_MS"
 #: At 200 one-node executions/s (1,200 events/s) a batch of 20 ms holds ~25 events instead of 1-3.
 DEFAULT_LINGER_S = 0.02
 #: Bytes one pull request of the projector asks for at most (and at least the largest message).
 PULL_MAX_BYTES = 4 * 1024 * 1024
 #: Fields of the consumer's configuration that say where it starts; a rewind sets them.
 _POSITION_FIELDS = frozenset({"deliver_policy", "opt_start_seq", "opt_start_time"})
-
-
-def linger_from_env(env: Mapping[str, str] | None = None) -> float:
-    """``NODEDROP_PROJECTION_LINGER_MS`` in seconds (milliseconds >= 0; 0: a batch is what has
-    arrived when its first event is taken, with no wait)."""
-    env = os.environ if env is None else env
-    raw = env.get(LINGER_ENV, "").strip()
-    if not raw:
-        return DEFAULT_LINGER_S
-    try:
-        milliseconds = float(raw)
-    except ValueError:
-        milliseconds = -1.0
-    if not milliseconds >= 0:  # also refuses nan
-        raise ValueError(f"{LINGER_ENV} must be a number of milliseconds >= 0, not {raw!r}")
-    return milliseconds / 1000
 
 
 class _RewindError(Exception):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -13,15 +12,14 @@ from collections.abc import Iterator
 import uvicorn
 
 from nodedrop.contracts import eventloop, natsconnect
-from nodedrop.contracts.config import Config, seconds_setting
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
-from nodedrop.contracts.leases import DEFAULT_LEASE_S, LEASE_ENV, PartitionLeases, open_leases
+from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.leases import PartitionLeases, open_leases
 from nodedrop.contracts.lifecycle import stop_on_signals
 from nodedrop.contracts.logsetup import configure_logging
 from nodedrop.notifier.auth import key_auth, key_recheck
-from nodedrop.notifier.consumer import linger_from_env
 from nodedrop.notifier.partitions import Projectors
-from nodedrop.notifier.retention import Pruner, RetentionSettings
+from nodedrop.notifier.retention import Pruner
+from nodedrop.notifier.settings import NotifierSettings
 from nodedrop.notifier.store import create_pool
 from nodedrop.notifier.websocket import create_app
 
@@ -38,13 +36,13 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
+async def serve(settings: NotifierSettings, stop: asyncio.Event | None = None) -> None:
     """Run the notifier until SIGTERM or SIGINT (or until ``stop`` is set)."""
-    if not config.nats_url or not config.database_url:
+    if not settings.nats_url or not settings.database_url:
         raise ValueError("the notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
     stop = stop or asyncio.Event()
     nc = await natsconnect.connect(
-        config.nats_settings(),
+        settings.nats_settings(),
         name="nodedrop-notifier",
         max_reconnect_attempts=-1,  # the server restarting is no reason to stop serving
         error_cb=_nats_error,
@@ -53,12 +51,12 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     )
     try:
         js = nc.jetstream()
-        streams = StreamSettings.from_env()
+        streams = settings.streams
         await ensure_jetstream(js, streams)
-        pool = await create_pool(config.database_url)
+        pool = await create_pool(settings.database_url)
         try:
-            projectors = Projectors(nc, pool, streams.layout, linger_s=linger_from_env())
-            lease_s = seconds_setting(os.environ, LEASE_ENV) or DEFAULT_LEASE_S
+            projectors = Projectors(nc, pool, streams.layout, linger_s=settings.linger_s)
+            lease_s = settings.lease_s
             leases = PartitionLeases(
                 await open_leases(js, lease_s, streams.replicas),
                 group="notifier",
@@ -72,7 +70,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             pruner = Pruner(
                 js,
                 pool,
-                RetentionSettings.from_env(),
+                settings.retention,
                 layout=streams.layout,
                 partitions=lambda: projectors.partitions,
             )
@@ -80,14 +78,14 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
                 uvicorn.Config(
                     create_app(
                         js,
-                        config.admin_token,
-                        authenticate=key_auth(pool, config.admin_token),
-                        recheck=key_recheck(pool, config.admin_token),
-                        allowed_origins=config.websocket_origins,
+                        settings.admin_token,
+                        authenticate=key_auth(pool, settings.admin_token),
+                        recheck=key_recheck(pool, settings.admin_token),
+                        allowed_origins=settings.websocket_origins,
                         layout=streams.layout,
                     ),
-                    host=config.host,
-                    port=config.notifier_port,
+                    host=settings.host,
+                    port=settings.notifier_port,
                     lifespan="off",
                     ws="websockets-sansio",
                     log_config=None,
@@ -166,14 +164,8 @@ async def _nats_reconnected() -> None:
 
 def main() -> None:
     """``nodedrop-notifier`` / ``python -m nodedrop.notifier``: configured from the environment."""
-    configure_logging()
-    config = Config.load()
-    if not config.nats_url or not config.database_url:
+    settings = NotifierSettings.load()
+    configure_logging(fmt=settings.log_format)
+    if not settings.nats_url or not settings.database_url:
         sys.exit("nodedrop-notifier needs NODEDROP_NATS_URL and NODEDROP_DATABASE_URL")
-    try:
-        # Read again by serve(); a bad value stops us here.
-        RetentionSettings.from_env()
-        linger_from_env()
-    except ValueError as error:
-        sys.exit(f"nodedrop-notifier: {error}")
-    eventloop.run(serve(config))
+    eventloop.run(serve(settings), loop=settings.event_loop)

@@ -26,8 +26,7 @@ import asyncio
 import base64
 import contextlib
 import logging
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,8 +71,8 @@ class PurgeDeniedError(RuntimeError):
 
 @dataclass(frozen=True)
 class RetentionSettings:
-    """``NODEDROP_RETENTION_DAYS`` (30; 0 keeps everything forever) and
-    ``NODEDROP_PRUNE_INTERVAL_S`` (3600): how often the notifier prunes."""
+    """How old a finished execution may get (days; 0 keeps everything forever) and how often
+    the notifier prunes (``NODEDROP_RETENTION_DAYS``, ``NODEDROP_PRUNE_INTERVAL_S``)."""
 
     days: float = 30.0
     interval_s: float = 3600.0
@@ -81,28 +80,6 @@ class RetentionSettings:
     @property
     def enabled(self) -> bool:
         return self.days > 0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RetentionSettings:
-        env = os.environ if env is None else env
-        days = _number(env, "NODEDROP_RETENTION_DAYS", cls.days)
-        interval = _number(env, "NODEDROP_PRUNE_INTERVAL_S", cls.interval_s)
-        if interval <= 0:
-            raise ValueError(f"NODEDROP_PRUNE_INTERVAL_S must be positive, not {interval}")
-        return cls(days=days, interval_s=interval)
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{name} must not be negative, not {raw!r}")
-    return value
 
 
 @dataclass(frozen=True)

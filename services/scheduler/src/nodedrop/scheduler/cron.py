@@ -118,8 +118,10 @@ class CronFirer:
         grace: timedelta = DEFAULT_GRACE,
         max_sleep_s: float = 30.0,
         publisher: EventPublisher | None = None,
+        replicas: int = 1,
     ) -> None:
         self._js = js
+        self._replicas = replicas  # of the schedules bucket, when this creates it
         self._clock = clock
         self._grace = grace
         self._max_sleep_s = max_sleep_s
@@ -154,7 +156,9 @@ class CronFirer:
         # A cluster electing a leader (a node died as the scheduler started) answers 503 or
         # nothing for a while: wait for it rather than take the scheduler down.
         self._kv = await retry_unavailable(
-            lambda: schedules.open_bucket(self._js), what="open the schedules bucket", attempts=20
+            lambda: schedules.open_bucket(self._js, self._replicas),
+            what="open the schedules bucket",
+            attempts=20,
         )
         kv = self._kv
         watcher = await retry_unavailable(

@@ -4,47 +4,51 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from datetime import timedelta
 
 from nodedrop.contracts import eventloop, natsconnect
 from nodedrop.contracts.bus import EventPublisher
-from nodedrop.contracts.config import Config, seconds_setting
-from nodedrop.contracts.jetstream import StreamSettings, ensure_dead_letters, ensure_jetstream
-from nodedrop.contracts.leases import DEFAULT_LEASE_S, LEASE_ENV, PartitionLeases, open_leases
+from nodedrop.contracts.jetstream import ensure_dead_letters, ensure_jetstream
+from nodedrop.contracts.leases import PartitionLeases, open_leases
 from nodedrop.contracts.logsetup import configure_logging
 from nodedrop.contracts.tracing import setup_tracing
 from nodedrop.scheduler.cron import CronFirer
 from nodedrop.scheduler.dead_letters import DeadLetters
 from nodedrop.scheduler.service import Scheduler, utc_now
+from nodedrop.scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
 
 
-async def serve(config: Config) -> None:
-    if not config.nats_url:
+async def serve(settings: SchedulerSettings) -> None:
+    if not settings.nats_url:
         raise SystemExit("NODEDROP_NATS_URL is not set")
     nc = await natsconnect.connect(
-        config.nats_settings(), name="nodedrop-scheduler", max_reconnect_attempts=-1
+        settings.nats_settings(), name="nodedrop-scheduler", max_reconnect_attempts=-1
     )
     js = nc.jetstream()
-    streams = StreamSettings.from_env()
+    streams = settings.streams
     await ensure_jetstream(js, streams)
     await ensure_dead_letters(js, streams)
     scheduler = Scheduler(
         nc,
         js,
-        snapshot_interval_s=config.scheduler_snapshot_interval_s,
+        snapshot_interval_s=settings.scheduler_snapshot_interval_s,
         settings=streams,
-        max_concurrent_per_user=config.max_concurrent_per_user,
-        max_running_nodes_per_user=config.max_running_nodes_per_user,
+        max_concurrent_per_user=settings.max_concurrent_per_user,
+        max_running_nodes_per_user=settings.max_running_nodes_per_user,
     )
     publisher = EventPublisher(js, streams.layout)
-    firer = CronFirer(js, grace=timedelta(seconds=config.schedule_grace_s), publisher=publisher)
+    firer = CronFirer(
+        js,
+        grace=timedelta(seconds=settings.schedule_grace_s),
+        publisher=publisher,
+        replicas=streams.replicas,
+    )
     dead_letters = DeadLetters(nc, js, clock=utc_now, publisher=publisher)
 
-    lease_s = seconds_setting(os.environ, LEASE_ENV) or DEFAULT_LEASE_S
+    lease_s = settings.lease_s
     leases = PartitionLeases(
         await open_leases(js, lease_s, streams.replicas),
         group="scheduler",
@@ -83,7 +87,7 @@ async def serve(config: Config) -> None:
 
 
 def main() -> None:
-    configure_logging()
-    config = Config.load()
-    setup_tracing("scheduler", config.otel_exporter)
-    eventloop.run(serve(config))
+    settings = SchedulerSettings.load()
+    configure_logging(fmt=settings.log_format)
+    setup_tracing("scheduler", settings.otel_exporter)
+    eventloop.run(serve(settings), loop=settings.event_loop)

@@ -29,7 +29,17 @@ class SchedulerSettings(CommonSettings, LeaseSettings):
         ge=0,
     )
 
-    @field_validator("max_concurrent_per_user")
+    max_running_nodes_per_user: int | None = setting(
+        None,
+        "Node attempts of one user queued for or running on the runners at once, per "
+        "scheduler; more are deferred (`NodeDeferred`) and made ready as the user's attempts "
+        "end, so other users' work passes them (0 or unset: no share; docs/architecture.md, "
+        '"Shares of the runners")',
+        shown_default="unset (no share)",
+        ge=0,
+    )
+
+    @field_validator("max_concurrent_per_user", "max_running_nodes_per_user")
     @classmethod
     def _zero_is_no_limit(cls, value: int | None) -> int | None:
         return value or None
