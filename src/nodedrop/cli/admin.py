@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from nodedrop.cli import settings
 from nodedrop.contracts import natsauth
-from nodedrop.contracts.natsconnect import URL_ENV, NatsSettings
+from nodedrop.contracts.natsconnect import NatsSettings
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,9 @@ class Servers:
 def servers(env: Mapping[str, str] | None = None) -> Servers:
     """Raises :class:`settings.SettingError` for a malformed port or NATS setting."""
     env = os.environ if env is None else env
-    own_server = bool(env.get(URL_ENV, "").strip())
-    embedded = None
-    if not own_server:
-        port = settings.env_int(env, "NODEDROP_NATS_PORT", settings.DEFAULT_NATS_PORT)
-        embedded = f"nats://127.0.0.1:{port}"
+    given = settings.UpSettings.read(env)
+    own_server = given.nats_url is not None
+    embedded = None if own_server else f"nats://127.0.0.1:{given.nats_port}"
     try:
         nats = NatsSettings.from_env(env, default_url=embedded)
     except ValueError as error:
@@ -47,9 +45,7 @@ def servers(env: Mapping[str, str] | None = None) -> Servers:
         stored = natsauth.read_passwords(settings.nats_credentials_path(settings.data_dir(env)))
         if stored is not None:
             nats = dataclasses.replace(nats, user=natsauth.ADMIN, password=stored[natsauth.ADMIN])
-    database_url = env.get("NODEDROP_DATABASE_URL") or (
-        "postgresql+asyncpg://postgres@127.0.0.1:"
-        f"{settings.env_int(env, 'NODEDROP_PG_PORT', settings.DEFAULT_PG_PORT)}"
-        f"/{settings.DATABASE_NAME}"
+    database_url = given.database_url or (
+        f"postgresql+asyncpg://postgres@127.0.0.1:{given.pg_port}/{settings.DATABASE_NAME}"
     )
     return Servers(nats, database_url)

@@ -12,11 +12,20 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from nodedrop.contracts.settings import (
+    AdminSettings,
+    DatabaseSettings,
+    ListenSettings,
+    SettingsError,
+    setting,
+)
+
 #: Default ports of the embedded servers. Not NATS's well-known 4222 nor PostgreSQL's 5432: a
 #: system server may run there, and ``nodedrop up`` must never mistake it for its own.
 DEFAULT_NATS_PORT = 4250
 DEFAULT_PG_PORT = 5440
 DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_DATA_DIR = ".nodedrop"
 DATABASE_NAME = "nodedrop"
 ADMIN_TOKEN_FILE = "admin_token"
 #: The embedded NATS server's users and passwords (nodedrop.contracts.natsauth), mode 0600.
@@ -27,23 +36,32 @@ class SettingError(Exception):
     """A setting is missing or malformed; the message says which and what to do."""
 
 
-def env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingError(f"{name} must be an integer, not {raw!r}") from None
-    if not 0 < value < 65536 and name.endswith("_PORT"):
-        raise SettingError(f"{name} must be a TCP port (1-65535), not {value}")
-    return value
+class UpSettings(ListenSettings, DatabaseSettings, AdminSettings):
+    """What ``nodedrop up`` reads (the operator commands too, to find its embedded servers):
+    where the services listen, the servers to use instead of starting its own, their ports."""
+
+    data_dir: Path = setting(
+        Path(DEFAULT_DATA_DIR),
+        "The data directory of `nodedrop up` (its servers' data, keys)",
+        shown_default=f"`./{DEFAULT_DATA_DIR}`",
+    )
+    nats_url: str | None = setting(None, "A NATS server to use instead of starting one")
+    nats_port: int = setting(DEFAULT_NATS_PORT, "Port of the embedded nats-server", ge=1, le=65535)
+    pg_port: int = setting(DEFAULT_PG_PORT, "Port of the embedded PostgreSQL", ge=1, le=65535)
+
+    @classmethod
+    def read(cls, env: Mapping[str, str] | None = None) -> UpSettings:
+        """:meth:`from_env`, a wrong value raised as a :class:`SettingError`."""
+        try:
+            return cls.from_env(env)
+        except SettingsError as error:
+            raise SettingError(str(error)) from None
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
     """``NODEDROP_DATA_DIR`` (default ``./.nodedrop``), absolute."""
     env = os.environ if env is None else env
-    return Path(env.get("NODEDROP_DATA_DIR") or ".nodedrop").expanduser().resolve()
+    return Path(env.get("NODEDROP_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve()
 
 
 def admin_token_path(directory: Path) -> Path:

@@ -38,9 +38,16 @@ def services() -> dict[str, type[EnvSettings]]:
     }
 
 
+def readers() -> dict[str, type[EnvSettings]]:
+    """The services' settings classes, then those of the commands that read the same way."""
+    from nodedrop.cli.settings import UpSettings
+
+    return {**services(), "`nodedrop up`": UpSettings}
+
+
 def variables() -> frozenset[str]:
-    """Every variable a service reads."""
-    return frozenset(variable_of(name) for cls in services().values() for name in cls.model_fields)
+    """Every variable a service or ``nodedrop up`` reads."""
+    return frozenset(variable_of(name) for cls in readers().values() for name in cls.model_fields)
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,10 @@ class Row:
 def rows() -> Iterator[Row]:
     """One row per variable: the common settings first, then in the order the services list
     them."""
-    by_service = services()
+    every_service = set(services())
     seen: dict[str, FieldInfo] = {}
     users: dict[str, list[str]] = {}
-    for service, cls in by_service.items():
+    for service, cls in readers().items():
         for name, field in cls.model_fields.items():
             seen.setdefault(name, field)
             users.setdefault(name, []).append(service)
@@ -68,11 +75,13 @@ def rows() -> Iterator[Row]:
     for name in order:
         field = seen[name]
         used = users[name]
+        if every_service <= set(used):
+            used = ["all", *(user for user in used if user not in every_service)]
         yield Row(
             variable=variable_of(name),
             default=_default(field),
             accepts=_accepts(field),
-            used_by="all" if len(used) == len(by_service) else ", ".join(used),
+            used_by=", ".join(used),
             description=field.description or "",
         )
 

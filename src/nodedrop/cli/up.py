@@ -350,16 +350,18 @@ class Plan:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], runners: int) -> Plan:
+        """Raises :class:`settings.SettingError` naming a wrong variable."""
+        given = settings.UpSettings.read(env)
         return cls(
-            data_dir=settings.data_dir(env),
-            host=env.get("NODEDROP_HOST") or "127.0.0.1",
-            port=settings.env_int(env, "NODEDROP_PORT", 8000),
-            notifier_port=settings.env_int(env, "NODEDROP_NOTIFIER_PORT", 8001),
-            nats_url=env.get("NODEDROP_NATS_URL") or None,
-            database_url=env.get("NODEDROP_DATABASE_URL") or None,
-            nats_port=settings.env_int(env, "NODEDROP_NATS_PORT", settings.DEFAULT_NATS_PORT),
-            pg_port=settings.env_int(env, "NODEDROP_PG_PORT", settings.DEFAULT_PG_PORT),
-            admin_token=(env.get("NODEDROP_ADMIN_TOKEN") or "").strip() or None,
+            data_dir=given.data_dir.expanduser().resolve(),
+            host=given.host,
+            port=given.port,
+            notifier_port=given.notifier_port,
+            nats_url=given.nats_url,
+            database_url=given.database_url,
+            nats_port=given.nats_port,
+            pg_port=given.pg_port,
+            admin_token=given.admin_token,
             runners=runners,
         )
 

@@ -56,9 +56,11 @@ def test_url_and_data_dir_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_ports_are_checked() -> None:
-    assert settings.env_int({}, "NODEDROP_PG_PORT", 5440) == 5440
-    assert settings.env_int({"NODEDROP_PG_PORT": "6000"}, "NODEDROP_PG_PORT", 5440) == 6000
-    with pytest.raises(settings.SettingError, match="integer"):
-        settings.env_int({"NODEDROP_PG_PORT": "x"}, "NODEDROP_PG_PORT", 5440)
-    with pytest.raises(settings.SettingError, match="TCP port"):
-        settings.env_int({"NODEDROP_PG_PORT": "70000"}, "NODEDROP_PG_PORT", 5440)
+    assert settings.UpSettings.read({}).pg_port == 5440
+    assert settings.UpSettings.read({"NODEDROP_PG_PORT": "6000"}).pg_port == 6000
+    with pytest.raises(settings.SettingError, match=r"NODEDROP_PG_PORT: .*valid integer"):
+        settings.UpSettings.read({"NODEDROP_PG_PORT": "x"})
+    with pytest.raises(settings.SettingError, match=r"NODEDROP_NATS_PORT: .*less than or equal"):
+        settings.UpSettings.read({"NODEDROP_NATS_PORT": "70000"})
+    with pytest.raises(settings.SettingError, match="NODEDROP_PORT"):
+        settings.UpSettings.read({"NODEDROP_PORT": "abc"})
