@@ -20,6 +20,7 @@ from tests.bench.stats import Outcome, Row, verdict
 
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.routing import Layout
 from nodedrop.notifier.store import checkpoint_name
 from nodedrop.notifier.testing import History
 
@@ -41,7 +42,7 @@ async def run(bench: Bench) -> Outcome:
     wanted = 20_000 if bench.quick else 200_000
     async with bench.stack("s6", services=()) as stack:
         events = histories(wanted)
-        publisher = EventPublisher(stack.js, timeout_s=120)
+        publisher = EventPublisher(stack.js, Layout.from_env(), timeout_s=120)
         started = time.monotonic()
         for i in range(0, len(events), BATCH):
             await publisher.publish(events[i : i + BATCH])

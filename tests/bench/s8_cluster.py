@@ -51,7 +51,7 @@ from tests.e2e.system import System
 from tests.fixtures.nats_cluster import NatsCluster
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.jetstream import REPLICAS_ENV, ensure_jetstream
+from nodedrop.contracts.jetstream import REPLICAS_ENV, StreamSettings, ensure_jetstream
 from nodedrop.contracts.leases import LEASE_ENV
 from nodedrop.contracts.routing import PARTITIONS_ENV
 
@@ -141,7 +141,7 @@ async def cluster_stack(
             system = System(cluster.url, database_url, directory)
             nc = await nats.connect(cluster.urls, name=f"bench {name}", max_reconnect_attempts=-1)
             # Streams and consumers before any service starts (see Bench.stack).
-            await ensure_jetstream(nc.jetstream())
+            await ensure_jetstream(nc.jetstream(), StreamSettings.from_env())
             stack = Services(system, database_url, nc)
             # The api first: it answers /health once connected; the rest then start together.
             stack.start("api")

@@ -31,7 +31,7 @@ from tests.e2e.system import SERVICES, System
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.db.migrate import upgrade
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, all_events
 from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
 from nodedrop.notifier.store import checkpoint_name
@@ -235,7 +235,7 @@ class Bench:
             # run ensure_jetstream at start, and on an empty server two of them can race
             # (one creates the stream, another then adds a consumer from new events on, and
             # the first fails with "deliver policy can not be updated" and exits).
-            await ensure_jetstream(nc.jetstream())
+            await ensure_jetstream(nc.jetstream(), StreamSettings.from_env())
             stack = Stack(system, database_url, nc, nats=server)
             services = list(services)
             stack.start(*services)

@@ -24,7 +24,8 @@ from nodedrop.cli.audit import AuditRequest, report
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import Event, NodeRetryScheduled
 from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.contracts.routing import Layout
 
 from .conftest import running_system
 from .system import System
@@ -230,7 +231,9 @@ async def test_hundreds_of_mixed_executions_verify_and_an_altered_decision_is_re
     # Every history verifies through the command's own report.
     nc = await nats.connect(system.nats_url)
     try:
-        histories = {i: await read_execution(nc.jetstream(), i) for i in kinds}
+        histories = {
+            i: await read_execution(nc.jetstream(), i, layout=Layout.from_env()) for i in kinds
+        }
     finally:
         await nc.close()
     failures = {}
@@ -264,8 +267,8 @@ async def test_hundreds_of_mixed_executions_verify_and_an_altered_decision_is_re
 
 
 async def republish(js: JetStreamContext, events: list[Event]) -> None:
-    await ensure_jetstream(js)
-    await EventPublisher(js).publish(events)
+    await ensure_jetstream(js, StreamSettings.from_env())
+    await EventPublisher(js, Layout.from_env()).publish(events)
 
 
 def audit_process(nats_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -281,7 +281,7 @@ async def test_an_altered_live_row_is_reported(
             victim,
         )
         try:
-            report = await rebuild_and_compare(js, system.database_url)
+            report = await rebuild_and_compare(js, system.database_url, layout=Layout.from_env())
         finally:
             await conn.execute(
                 f"UPDATE node_executions SET attempts = $2 {where}",

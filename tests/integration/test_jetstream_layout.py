@@ -9,7 +9,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
 
 pytestmark = pytest.mark.integration
@@ -20,7 +20,9 @@ async def test_services_starting_together_all_succeed(
 ) -> None:
     clients = [await nats.connect(nats_url) for _ in range(4)]
     try:
-        await asyncio.gather(*(ensure_jetstream(nc.jetstream()) for nc in clients))
+        await asyncio.gather(
+            *(ensure_jetstream(nc.jetstream(), StreamSettings.from_env()) for nc in clients)
+        )
     finally:
         for nc in clients:
             await nc.close()

@@ -113,7 +113,7 @@ async def admin(server: EmbeddedNats) -> AsyncIterator[JetStreamContext]:
     """The layout the services find at start: stream, consumers, buckets."""
     async with session(server, natsauth.ADMIN) as admin_session:
         js = admin_session.nc.jetstream()
-        await ensure_jetstream(js)
+        await ensure_jetstream(js, StreamSettings.from_env())
         await schedules.open_bucket(js)
         await DataStore(js, threshold=0).offload({"main": [{"x": 1}]}, "setup")
         yield js
@@ -238,7 +238,7 @@ async def test_every_service_checks_the_layout_at_start_without_a_violation(
     server: EmbeddedNats, admin: JetStreamContext, user: str
 ) -> None:
     async with session(server, user) as s:
-        await asyncio.wait_for(ensure_jetstream(s.js), 2 * DENIED_WAIT_S)
+        await asyncio.wait_for(ensure_jetstream(s.js, StreamSettings.from_env()), 2 * DENIED_WAIT_S)
         assert not s.violations()
 
 
@@ -249,7 +249,7 @@ async def test_a_changed_stream_setting_is_still_applied_by_the_admin(
     await ensure_jetstream(admin, replace(StreamSettings.from_env(), max_age_s=week))
     for stream in LAYOUT.streams:
         assert (await admin.stream_info(stream)).config.max_age == week
-    await ensure_jetstream(admin)
+    await ensure_jetstream(admin, StreamSettings.from_env())
     for stream in LAYOUT.streams:
         assert (await admin.stream_info(stream)).config.max_age == 0
 

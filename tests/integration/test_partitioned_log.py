@@ -200,7 +200,7 @@ async def test_a_start_with_another_partition_count_is_refused(
 
     monkeypatch.setenv(PARTITIONS_ENV, started_with)
     with pytest.raises(LayoutError, match=PARTITIONS_ENV):
-        await ensure_jetstream(jetstream)
+        await ensure_jetstream(jetstream, StreamSettings.from_env())
 
     assert await stream_names(jetstream) == set(layout.streams)
     after = {s: (await jetstream.stream_info(s)).config.subjects for s in layout.streams}

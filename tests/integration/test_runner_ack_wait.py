@@ -59,9 +59,9 @@ async def test_a_changed_ack_wait_is_applied_to_the_existing_consumer(
 async def test_the_environment_sets_the_ack_wait_and_the_heartbeat_follows_it(
     jetstream: JetStreamContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await ensure_jetstream(jetstream)  # created with the default
+    await ensure_jetstream(jetstream, StreamSettings.from_env())  # created with the default
     monkeypatch.setenv(RUNNER_ACK_WAIT_ENV, "4.5")
-    await ensure_jetstream(jetstream, owner=subjects.RUNNER_CONSUMER)
+    await ensure_jetstream(jetstream, StreamSettings.from_env(), owner=subjects.RUNNER_CONSUMER)
     for runners in await _configs(jetstream, subjects.RUNNER_CONSUMER):
         assert runners.ack_wait == 4.5
     layout = Layout.from_env()

@@ -77,12 +77,15 @@ async def read_history(
     """The execution's events; ``nats_settings`` may be a bare server URL."""
     from nodedrop.contracts import natsconnect
     from nodedrop.contracts.history import read_execution
+    from nodedrop.contracts.routing import Layout
 
     if isinstance(nats_settings, str):
         nats_settings = NatsSettings(servers=(nats_settings,))
     nc = await natsconnect.connect(nats_settings, name="nodedrop audit", max_reconnect_attempts=2)
     try:
-        return list(await read_execution(nc.jetstream(), execution_id))
+        # The layout the services read from the same environment (NODEDROP_PARTITIONS).
+        layout = Layout.from_env()
+        return list(await read_execution(nc.jetstream(), execution_id, layout=layout))
     finally:
         await nc.close()
 

@@ -34,6 +34,7 @@ def rebuild(request: RebuildRequest) -> int:
 
 async def _rebuild(servers: admin.Servers, request: RebuildRequest) -> int:
     from nodedrop.contracts import natsconnect
+    from nodedrop.contracts.routing import Layout
     from nodedrop.notifier.rebuild import rebuild_and_compare
 
     nc = await natsconnect.connect(
@@ -46,6 +47,7 @@ async def _rebuild(servers: admin.Servers, request: RebuildRequest) -> int:
             keep=request.keep,
             batch_size=request.batch_size,
             max_differences=request.max_differences,
+            layout=Layout.from_env(),
         )
     finally:
         await nc.close()

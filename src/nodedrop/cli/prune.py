@@ -48,6 +48,7 @@ def prune(request: PruneRequest) -> int:
 
 async def _prune(servers: admin.Servers, days: float, dry_run: bool) -> int:
     from nodedrop.contracts import natsconnect
+    from nodedrop.contracts.routing import Layout
     from nodedrop.notifier.retention import PurgeDeniedError, describe
     from nodedrop.notifier.retention import prune as prune_executions
     from nodedrop.notifier.store import create_pool
@@ -57,7 +58,9 @@ async def _prune(servers: admin.Servers, days: float, dry_run: bool) -> int:
     try:
         pool = await create_pool(servers.database_url, max_size=2)
         try:
-            report = await prune_executions(nc.jetstream(), pool, cutoff, dry_run=dry_run)
+            report = await prune_executions(
+                nc.jetstream(), pool, cutoff, dry_run=dry_run, layout=Layout.from_env()
+            )
         except PurgeDeniedError as error:
             print(f"nodedrop prune: {error}", file=sys.stderr)
             return 1

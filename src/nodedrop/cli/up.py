@@ -547,7 +547,7 @@ class Up:
         import asyncio
 
         from nodedrop.contracts import natsconnect
-        from nodedrop.contracts.jetstream import ensure_jetstream
+        from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 
         async def ensure() -> None:
             admin = natsconnect.NatsSettings(
@@ -561,7 +561,8 @@ class Up:
                 max_reconnect_attempts=2,  # the server has just said it is ready
             )
             try:
-                await ensure_jetstream(nc.jetstream())
+                # As the services it starts will, from the same environment.
+                await ensure_jetstream(nc.jetstream(), StreamSettings.from_env())
             finally:
                 await nc.close()
 

@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from nodedrop.contracts import natsauth
+from nodedrop.contracts.routing import Layout
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,10 @@ class EmbeddedNats:
         if self.passwords is None:
             return self.config, None
         config = self.data_dir / "nats-server.conf"
-        text = f"{self.config.read_text()}\n{natsauth.authorization_config()}"
+        # The users' permissions cover the partitions the services started alongside read from
+        # the same environment (NODEDROP_PARTITIONS).
+        layout = Layout.from_env()
+        text = f"{self.config.read_text()}\n{natsauth.authorization_config(layout)}"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(text)

@@ -17,6 +17,7 @@ from nodedrop.api.settings import ApiSettings
 from nodedrop.contracts.codec import decode
 from nodedrop.contracts.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.jetstream import StreamSettings
 from nodedrop.contracts.routing import Layout, is_event_subject
 
 TOKEN = "test-admin-token"
@@ -64,7 +65,7 @@ class Api:
 
 
 def api_config(nats_url: str, database_url: str, **changes: Any) -> ApiSettings:
-    settings: dict[str, Any] = {"admin_token": TOKEN, **changes}
+    settings: dict[str, Any] = {"admin_token": TOKEN, **log_settings(), **changes}
     return ApiSettings(nats_url=nats_url, database_url=database_url, **settings)
 
 
@@ -138,3 +139,15 @@ async def project_execution(
                 )
             )
         await session.commit()
+
+
+def log_settings() -> dict[str, Any]:
+    """The log's settings of the environment the tests run with (``NODEDROP_PARTITIONS``...),
+    for a service's settings built in a test."""
+    streams = StreamSettings.from_env()
+    return {
+        "partitions": streams.layout.partitions,
+        "stream_replicas": streams.replicas,
+        "runner_ack_wait_s": streams.runner_ack_wait_s,
+        "duplicate_window_s": streams.duplicate_window_s,
+    }

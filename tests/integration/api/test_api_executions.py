@@ -273,7 +273,9 @@ async def test_node_mode_uses_latest_recorded_outputs(api: Api) -> None:
 
 async def test_event_too_large_is_413(api: Api, workflow: dict[str, Any]) -> None:
     resources = api.resources
-    small = EventLog(resources.nc, resources.nc.jetstream(), max_msg_size=2_000)
+    small = EventLog(
+        resources.nc, resources.nc.jetstream(), max_msg_size=2_000, layout=Layout.from_env()
+    )
     api.app.state.resources = dataclasses.replace(resources, events=small)
     big = [{"blob": "x" * 1_000} for _ in range(3)]
     response = await api.client.post("/api/executions", json={"workflow": workflow, "input": big})

@@ -26,6 +26,7 @@ from nodedrop.contracts.events import (
     SkipReason,
 )
 from nodedrop.contracts.items import PortItems
+from nodedrop.contracts.routing import Layout
 
 from .harness import T0, Api
 from .users import client_for, create_user
@@ -447,7 +448,9 @@ async def test_a_rerun_too_large_for_one_event_is_413(api: Api) -> None:
     await first.failed("a")
     await first.finished("failed")
     resources = api.resources
-    small = EventLog(resources.nc, resources.nc.jetstream(), max_msg_size=2_000)
+    small = EventLog(
+        resources.nc, resources.nc.jetstream(), max_msg_size=2_000, layout=Layout.from_env()
+    )
     api.app.state.resources = dataclasses.replace(resources, events=small)
     before = await api.stream_count()
 

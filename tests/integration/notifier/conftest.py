@@ -23,7 +23,7 @@ from nats.js.errors import NotFoundError
 from nodedrop.contracts import codec
 from nodedrop.contracts.db import migrate
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, all_events, event_subject
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.store import CHECKPOINT_NAME, ProjectionStore, checkpoint_name, create_pool
@@ -54,7 +54,7 @@ def layout() -> Layout:
 
 @pytest.fixture
 async def events(jetstream: JetStreamContext, layout: Layout) -> JetStreamContext:
-    await ensure_jetstream(jetstream)
+    await ensure_jetstream(jetstream, StreamSettings.from_env())
     return jetstream
 
 

@@ -397,8 +397,10 @@ async def test_a_consumer_acking_one_by_one_is_recreated_to_ack_batches(
     assert [info.config.ack_policy for info in infos] == [AckPolicy.ALL for _ in partitions]
     assert await db.dump() == expected_rows(history)
     # The other services check the layout at every start; none changes it back.
-    await ensure_jetstream(events)  # as the api, the scheduler and the notifier do
-    await ensure_jetstream(events, owner=subjects.RUNNER_CONSUMER)
+    await ensure_jetstream(
+        events, StreamSettings.from_env()
+    )  # as the api, the scheduler and the notifier do
+    await ensure_jetstream(events, StreamSettings.from_env(), owner=subjects.RUNNER_CONSUMER)
     after = [await notifier_consumer(events, p) for p in partitions]
     assert [(a.config.ack_policy, a.delivered.stream_seq) for a in after] == [
         (AckPolicy.ALL, info.delivered.stream_seq) for info in infos

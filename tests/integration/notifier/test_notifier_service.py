@@ -42,6 +42,7 @@ async def test_serve_projects_and_streams_until_stopped(
         database_url=migrated_database_url,
         notifier_port=port,
         admin_token="secret",
+        partitions=Layout.from_env().partitions,
     )
     stop = asyncio.Event()
     service = asyncio.create_task(serve(config, stop))

@@ -25,7 +25,7 @@ from websockets.typing import Subprotocol
 
 from nodedrop.contracts import apikeys, codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.notifier.auth import Caller, key_auth, key_recheck
@@ -417,7 +417,7 @@ async def test_nats_away_closes_with_1011_and_one_line_not_a_traceback(
     )
     try:
         js = nc.jetstream(timeout=1)
-        await ensure_jetstream(js)
+        await ensure_jetstream(js, StreamSettings.from_env())
         history = History("ex1")
         history.requested()
         for event in history.events:

@@ -65,7 +65,9 @@ async def test_the_rebuilt_projection_is_identical_and_its_schema_dropped(
     async with projector(batch_size=37) as running:
         last = await running.caught_up(events)
 
-    report = await rebuild_and_compare(events, migrated_database_url, batch_size=50)
+    report = await rebuild_and_compare(
+        events, migrated_database_url, batch_size=50, layout=Layout.from_env()
+    )
 
     comparison = report.comparison
     assert comparison.identical, [d.describe() for d in comparison.differences]
@@ -98,7 +100,7 @@ async def test_rows_changed_added_or_removed_in_the_live_projection_are_named(
         "last_seq) VALUES ('ex-0000', 'extra', 9, 'succeeded', 1, false, 1)"
     )
 
-    report = await rebuild_and_compare(events, migrated_database_url)
+    report = await rebuild_and_compare(events, migrated_database_url, layout=Layout.from_env())
 
     comparison = report.comparison
     assert not comparison.identical
@@ -120,7 +122,9 @@ async def test_keep_leaves_the_rebuilt_schema_for_inspection(
     async with projector() as running:
         await running.caught_up(events)
 
-    report = await rebuild_and_compare(events, migrated_database_url, keep=True)
+    report = await rebuild_and_compare(
+        events, migrated_database_url, keep=True, layout=Layout.from_env()
+    )
 
     assert report.kept
     assert await _rebuild_schemas(migrated_database_url) == [report.schema]
@@ -140,7 +144,7 @@ async def test_keep_leaves_the_rebuilt_schema_for_inspection(
 async def test_an_empty_projection_rebuilds_identical(
     events: JetStreamContext, migrated_database_url: str
 ) -> None:
-    report = await rebuild_and_compare(events, migrated_database_url)
+    report = await rebuild_and_compare(events, migrated_database_url, layout=Layout.from_env())
     assert report.comparison.identical
     assert (report.executions, report.events, report.comparison.rows) == (0, 0, 0)
 

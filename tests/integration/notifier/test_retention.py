@@ -114,7 +114,7 @@ async def test_only_executions_finished_before_the_cutoff_go_from_everywhere(
         if row.get("execution_id", row.get("id")) in {"old-1", "old-2"}
     )
 
-    report = await prune(events, pool, CUTOFF)
+    report = await prune(events, pool, CUTOFF, layout=Layout.from_env())
 
     assert sorted(report.executions) == ["old-1", "old-2"]
     assert (report.events, report.rows, report.objects) == (old_events, old_rows, 1)
@@ -129,10 +129,10 @@ async def test_only_executions_finished_before_the_cutoff_go_from_everywhere(
         for row in table
     )
     # The stream, with its holes, still folds into exactly the live projection...
-    rebuilt = await rebuild_and_compare(events, migrated_database_url)
+    rebuilt = await rebuild_and_compare(events, migrated_database_url, layout=Layout.from_env())
     assert rebuilt.comparison.identical, [d.describe() for d in rebuilt.comparison.differences]
     # ... and a second run finds nothing more to do.
-    again = await prune(events, pool, CUTOFF)
+    again = await prune(events, pool, CUTOFF, layout=Layout.from_env())
     assert (again.executions, again.events, again.rows, again.objects) == ([], 0, 0, 0)
 
 
@@ -146,7 +146,7 @@ async def test_a_dry_run_counts_and_changes_nothing(
     states = await stream_states(events)
     rows = await db.dump()
 
-    report = await prune(events, pool, CUTOFF, dry_run=True)
+    report = await prune(events, pool, CUTOFF, dry_run=True, layout=Layout.from_env())
 
     assert sorted(report.executions) == ["old-1", "old-2"]
     assert report.events == await events_of(events, "old-1") + await events_of(events, "old-2")
@@ -177,7 +177,7 @@ async def test_a_run_interrupted_before_the_purge_is_finished_by_the_next(
     with monkeypatch.context() as patch:
         patch.setattr(events, "purge_stream", unreachable)
         with pytest.raises(ConnectionError):
-            await prune(events, pool, CUTOFF)
+            await prune(events, pool, CUTOFF, layout=Layout.from_env())
     # Rows went first; the stream still says what is left to do. (Partition by partition: the
     # run stopped at the first purge, that of old-1's partition; old-2 may be in a later one.)
     assert "old-1" not in await executions_in(db)
@@ -191,7 +191,7 @@ async def test_a_run_interrupted_before_the_purge_is_finished_by_the_next(
     if Layout.from_env().partition_of("old-2") == Layout.from_env().partition_of("old-1"):
         assert rows_left == 0
 
-    report = await prune(events, pool, CUTOFF)
+    report = await prune(events, pool, CUTOFF, layout=Layout.from_env())
 
     assert sorted(report.executions) == ["old-1", "old-2"]
     assert report.rows == rows_left  # the others were deleted by the interrupted run already
@@ -207,14 +207,14 @@ async def test_finished_executions_not_yet_projected_wait_for_the_projector(
         await running.caught_up(events)
     await publish(old_finished("old-2").events)  # not projected: the projector is stopped
 
-    report = await prune(events, pool, CUTOFF)
+    report = await prune(events, pool, CUTOFF, layout=Layout.from_env())
 
     assert report.executions == ["old-1"]
     assert report.deferred == 1
     assert await events_of(events, "old-2") > 0
     async with projector() as running:
         await running.caught_up(events)
-    assert (await prune(events, pool, CUTOFF)).executions == ["old-2"]
+    assert (await prune(events, pool, CUTOFF, layout=Layout.from_env())).executions == ["old-2"]
     assert await executions_in(db) == []
 
 
@@ -225,7 +225,7 @@ async def test_a_fresh_projection_of_a_pruned_stream_skips_its_holes(
     await publish(scenario())
     async with projector() as running:
         await running.caught_up(events)
-    await prune(events, pool, CUTOFF)
+    await prune(events, pool, CUTOFF, layout=Layout.from_env())
     kept = await db.dump()
 
     await db.execute("TRUNCATE executions, node_executions, execution_logs, projection_checkpoints")
@@ -261,7 +261,7 @@ async def test_the_notifiers_pruner_runs_periodically_with_its_settings(
         {"NODEDROP_RETENTION_DAYS": "30", "NODEDROP_PRUNE_INTERVAL_S": "0.2"}
     ).retention
     now = [NOW]
-    pruner = Pruner(events, pool, settings, clock=lambda: now[0])
+    pruner = Pruner(events, pool, settings, clock=lambda: now[0], layout=Layout.from_env())
 
     def left(*expected: str) -> Callable[[], Awaitable[bool]]:
         async def check() -> bool:
@@ -279,7 +279,7 @@ async def test_the_notifiers_pruner_runs_periodically_with_its_settings(
         await eventually(left("old-waiting"))
     assert await events_of(events, "recent") == 0
 
-    off = Pruner(events, pool, RetentionSettings(days=0))
+    off = Pruner(events, pool, RetentionSettings(days=0), layout=Layout.from_env())
     async with running(off) as task:
         await asyncio.sleep(0.3)
         assert not task.done()  # waits for the stop, like the notifier's other tasks
@@ -305,8 +305,10 @@ async def test_a_stream_created_with_purges_denied_keeps_working_but_cannot_be_p
     legacy = events_stream_config(StreamSettings.from_env())
     legacy.deny_purge = True
     await jetstream.add_stream(legacy)
-    await ensure_jetstream(jetstream)  # services still start on it
+    await ensure_jetstream(jetstream, StreamSettings.from_env())  # services still start on it
 
     with pytest.raises(PurgeDeniedError, match="purges denied"):
-        await prune(jetstream, pool, CUTOFF)
-    assert (await prune(jetstream, pool, CUTOFF, dry_run=True)).executions == []
+        await prune(jetstream, pool, CUTOFF, layout=Layout.from_env())
+    assert (
+        await prune(jetstream, pool, CUTOFF, dry_run=True, layout=Layout.from_env())
+    ).executions == []

@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.embedded.nats import DEFAULT_CONFIG
@@ -72,7 +72,7 @@ async def tight(tight_nats_url: str) -> AsyncIterator[JetStreamContext]:
     """The layout's streams on the tight server, deleted afterwards."""
     nc = await nats.connect(tight_nats_url)
     js = nc.jetstream()
-    await ensure_jetstream(js)
+    await ensure_jetstream(js, StreamSettings.from_env())
     try:
         yield js
     finally:
@@ -170,7 +170,9 @@ async def test_a_rebuild_of_large_events_by_a_busy_reader_is_read_whole_and_iden
     await project(tight, migrated_database_url, lasts)
 
     async with stalling(tight_nats_url, max_reconnect_attempts=2) as reader:
-        report = await rebuild_and_compare(reader.nc.jetstream(), migrated_database_url)
+        report = await rebuild_and_compare(
+            reader.nc.jetstream(), migrated_database_url, layout=Layout.from_env()
+        )
         dropped = reader.dropped
 
     assert dropped == 0
@@ -195,7 +197,9 @@ async def test_a_rebuild_that_cannot_read_everything_says_how_far_it_got(
 
         reader.nc.publish = lost_after_the_first  # type: ignore[method-assign]
         with pytest.raises(IncompleteReplayError) as raised:
-            await rebuild_and_compare(reader.nc.jetstream(), migrated_database_url)
+            await rebuild_and_compare(
+                reader.nc.jetstream(), migrated_database_url, layout=Layout.from_env()
+            )
 
     error = raised.value
     assert error.stream == stream

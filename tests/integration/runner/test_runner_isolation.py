@@ -28,6 +28,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.items import PortItems
+from nodedrop.contracts.routing import Layout
 from nodedrop.runner.isolation import WorkerStartError
 from nodedrop.runner.nodes import NodeContext, NodeRegistry, load_registry
 from nodedrop.runner.worker import Runner
@@ -342,7 +343,7 @@ async def test_a_plugin_that_does_not_load_stops_the_runner_at_start(
     registry.register(node(plugins.BrokenInit))
     nc = await nats.connect(rig.nats_url)
     try:
-        runner = Runner(nc, registry, processes=2)
+        runner = Runner(nc, registry, processes=2, layout=Layout.from_env())
         with pytest.raises(WorkerStartError, match="missing configuration"):
             await runner.start()
         assert runner.processes.pids == []

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 
 from nodedrop.contracts.events import Event, ExecutionFinished, ExecutionRequested, NodeWaiting
 from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
 from nodedrop.scheduler.snapshot import Snapshot
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
@@ -37,7 +37,7 @@ E = TypeVar("E", bound=Event)
 
 @pytest.fixture
 async def js(jetstream: JetStreamContext) -> JetStreamContext:
-    await ensure_jetstream(jetstream)
+    await ensure_jetstream(jetstream, StreamSettings.from_env())
     return jetstream
 
 
@@ -57,7 +57,7 @@ def waiting(ms: int = WAIT_MS) -> dict[str, Any]:
 async def recorded(js: JetStreamContext, execution_id: str, event_type: type[E]) -> tuple[int, E]:
     """The first ``event_type`` event of the execution and its stream sequence, once recorded."""
     for _ in range(250):
-        for seq, event in await read_execution(js, execution_id):
+        for seq, event in await read_execution(js, execution_id, layout=Layout.from_env()):
             if isinstance(event, event_type):
                 return seq, event
         await asyncio.sleep(0.02)

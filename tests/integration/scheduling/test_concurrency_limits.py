@@ -24,7 +24,8 @@ from nodedrop.contracts.events import (
     NodeReady,
 )
 from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.contracts.routing import Layout
 from nodedrop.scheduler.admission import Claim, ConcurrencyGate, KvGate, MemoryGate
 from nodedrop.scheduler.snapshot_store import open_bucket
 
@@ -136,7 +137,7 @@ async def request(
 
 
 async def history(js: JetStreamContext, execution_id: str) -> list[Event]:
-    return [e for _, e in await read_execution(js, execution_id)]
+    return [e for _, e in await read_execution(js, execution_id, layout=Layout.from_env())]
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 20) -> None:
@@ -153,7 +154,7 @@ def first(events: list[Event], kind: type[Event]) -> Any:
 
 @pytest.fixture
 async def js(jetstream: JetStreamContext) -> JetStreamContext:
-    await ensure_jetstream(jetstream)
+    await ensure_jetstream(jetstream, StreamSettings.from_env())
     return jetstream
 
 
@@ -206,7 +207,7 @@ async def test_a_user_over_the_limit_waits_while_another_user_runs_and_a_restart
                 assert first(waiting, ExecutionQueued) is not None, waiting
                 assert first(waiting, ExecutionStarted) is None
             # Alice cancels her third while it waits: it ends at once, never started.
-            await EventPublisher(js).publish(
+            await EventPublisher(js, Layout.from_env()).publish(
                 [
                     ExecutionCancelRequested(
                         event_id=ids.cancel_requested("u-alice-3"),
@@ -223,7 +224,7 @@ async def test_a_user_over_the_limit_waits_while_another_user_runs_and_a_restart
         async with running_scheduler(nats_url, max_concurrent_per_user=1):
             await asyncio.sleep(1.0)  # a restarted scheduler that started it would by now
             assert first(await history(js, "u-alice-2"), ExecutionStarted) is None
-            await EventPublisher(js).publish([succeed(held[0])])
+            await EventPublisher(js, Layout.from_env()).publish([succeed(held[0])])
             second = await wait_finished(js, "u-alice-2")
     assert first(second, ExecutionFinished).status == "succeeded"
     started = first(second, ExecutionStarted).time

@@ -18,7 +18,7 @@ from nats.js.kv import KeyValue
 from nodedrop.contracts import codec, schedules
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import Event, ExecutionRequested
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, is_event_subject
 from nodedrop.contracts.schedules import ScheduledTrigger, ScheduleEntry
 from nodedrop.scheduler.cron import CronFirer
@@ -120,7 +120,7 @@ async def count_is(js: JetStreamContext, expected: int) -> None:
 
 @pytest.fixture
 async def kv(jetstream: JetStreamContext) -> KeyValue:
-    await ensure_jetstream(jetstream)
+    await ensure_jetstream(jetstream, StreamSettings.from_env())
     return await schedules.open_bucket(jetstream)
 
 

@@ -21,6 +21,7 @@ from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import Event, ExecutionFinished, NodeReady
 from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.jetstream import StreamSettings, ensure_dead_letters, ensure_jetstream
+from nodedrop.contracts.routing import Layout
 from nodedrop.scheduler.dead_letters import DeadLetters
 
 from .test_scheduler_service import (
@@ -73,7 +74,7 @@ async def dead_letters(js: JetStreamContext, count: int) -> list[dict[str, objec
 
 async def until_node_ready(js: JetStreamContext, execution_id: str, node: str) -> None:
     for _ in range(200):
-        events = [e for _, e in await read_execution(js, execution_id)]
+        events = [e for _, e in await read_execution(js, execution_id, layout=Layout.from_env())]
         if any(isinstance(e, NodeReady) and e.node == node for e in events):
             return
         await asyncio.sleep(0.02)
@@ -102,8 +103,8 @@ async def test_an_undecodable_event_of_a_running_execution_fails_it(
     jetstream: JetStreamContext, nats_url: str
 ) -> None:
     js = jetstream
-    await ensure_jetstream(js)
-    await ensure_dead_letters(js)
+    await ensure_jetstream(js, StreamSettings.from_env())
+    await ensure_dead_letters(js, StreamSettings.from_env())
     workflow = chain({"id": "a", "type": "noop"}, {"id": "b", "type": "noop"})
     async with (
         running_scheduler(nats_url),
@@ -132,13 +133,13 @@ async def test_a_task_past_the_delivery_limit_fails_its_execution(
     await ensure_jetstream(
         js, replace(StreamSettings.from_env(), runner_ack_wait_s=0.2, runner_max_deliver=2)
     )
-    await ensure_dead_letters(js)
+    await ensure_dead_letters(js, StreamSettings.from_env())
     # A runner that runs the trigger, but takes b's task and never answers nor acknowledges
     # it, however often it is delivered.
     runner = await js.pull_subscribe_bind(
         subjects.RUNNER_CONSUMER, stream=routing.Layout.from_env().stream_of("ex-stuck")
     )
-    publisher = EventPublisher(js)
+    publisher = EventPublisher(js, Layout.from_env())
     async with running_scheduler(nats_url), acting_on_dead_letters(nats_url):
         await request(js, "ex-stuck", chain({"id": "b", "type": "noop"}))
         events: list[Event] = []
@@ -150,7 +151,7 @@ async def test_a_task_past_the_delivery_limit_fails_its_execution(
                     if task.node == "start":
                         await publisher.publish([succeed(task)])
                         await msg.ack()
-            events = [e for _, e in await read_execution(js, "ex-stuck")]
+            events = [e for _, e in await read_execution(js, "ex-stuck", layout=Layout.from_env())]
             if any(isinstance(e, ExecutionFinished) for e in events):
                 break
     assert failed_by_dead_letter(events)
@@ -164,8 +165,8 @@ async def test_a_dead_letter_of_no_execution_is_only_recorded(
     jetstream: JetStreamContext, nats_url: str
 ) -> None:
     js = jetstream
-    await ensure_jetstream(js)
-    await ensure_dead_letters(js)
+    await ensure_jetstream(js, StreamSettings.from_env())
+    await ensure_dead_letters(js, StreamSettings.from_env())
     async with running_scheduler(nats_url), acting_on_dead_letters(nats_url) as listener:
         garbage = await js.publish(routing.execution_subject("ex-nobody", "NodeFailed"), b"{}")
         [letter] = await dead_letters(js, 1)
@@ -173,5 +174,5 @@ async def test_a_dead_letter_of_no_execution_is_only_recorded(
         # Acting on it again is harmless: no execution, nothing recorded.
         advisory = await js.get_msg(subjects.DEAD_LETTERS_STREAM, 1)
         assert await listener.handle(advisory.subject or "", advisory.data or b"") is None
-    stored = await read_execution(js, "ex-nobody")
+    stored = await read_execution(js, "ex-nobody", layout=Layout.from_env())
     assert stored == []  # the garbage does not decode; nothing else was recorded

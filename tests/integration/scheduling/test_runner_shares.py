@@ -15,7 +15,8 @@ from nats.js import JetStreamContext
 from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import Event, ExecutionFinished, NodeDeferred, NodeReady
 from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.contracts.routing import Layout
 from nodedrop.scheduler.core.replay import verify
 
 from .test_concurrency_limits import first, history, until
@@ -43,7 +44,7 @@ FAN_OUT = {
 
 @pytest.fixture
 async def js(jetstream: JetStreamContext) -> JetStreamContext:
-    await ensure_jetstream(jetstream)
+    await ensure_jetstream(jetstream, StreamSettings.from_env())
     return jetstream
 
 
@@ -90,7 +91,7 @@ async def test_a_heavy_user_waits_in_their_own_queue_and_gets_every_node_run_onc
             for count in range(len(LEAVES)):
                 await until(_more_than(held, count), "a leaf made ready")
                 answered.append(held[count])
-                await EventPublisher(js).publish([succeed(held[count])])
+                await EventPublisher(js, Layout.from_env()).publish([succeed(held[count])])
             alice = await wait_finished(js, "share-alice")
 
     assert first(alice, ExecutionFinished).status == "succeeded"
@@ -99,7 +100,7 @@ async def test_a_heavy_user_waits_in_their_own_queue_and_gets_every_node_run_onc
     assert Counter(leaves) == Counter(LEAVES)  # every leaf ran, none twice
     order = [d.node for d in alice if isinstance(d, NodeDeferred)]
     assert leaves[2:] == order  # oldest deferred first
-    result = verify(await read_execution(js, "share-alice"))
+    result = verify(await read_execution(js, "share-alice", layout=Layout.from_env()))
     assert result.ok, [str(d) for d in result.differences]
 
 

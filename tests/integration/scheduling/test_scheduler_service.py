@@ -28,7 +28,8 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import ensure_jetstream
+from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.contracts.routing import Layout
 from nodedrop.scheduler.service import Scheduler
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
@@ -72,7 +73,7 @@ def fail(task: NodeReady) -> Event:
 async def scripted_runner(nats_url: str, answer: Answer) -> AsyncIterator[None]:
     """Answers every NodeReady with NodeStarted and what ``answer`` says (None: no answer)."""
     nc = await nats.connect(nats_url)
-    publisher = EventPublisher(nc.jetstream())
+    publisher = EventPublisher(nc.jetstream(), Layout.from_env())
 
     async def on_ready(msg: Any) -> None:
         task = codec.decode(msg.data)
@@ -122,7 +123,7 @@ async def request(
     user: str = "test",
     **extra: Any,
 ) -> None:
-    await EventPublisher(js).publish(
+    await EventPublisher(js, Layout.from_env()).publish(
         [
             ExecutionRequested(
                 event_id=ids.execution_requested(execution_id),
@@ -143,7 +144,9 @@ async def wait_finished(
     deadline = asyncio.get_running_loop().time() + timeout_s
     events: list[Event] = []
     while asyncio.get_running_loop().time() < deadline:
-        events = [event for _, event in await read_execution(js, execution_id)]
+        events = [
+            event for _, event in await read_execution(js, execution_id, layout=Layout.from_env())
+        ]
         if any(isinstance(e, ExecutionFinished) for e in events):
             return events
         await asyncio.sleep(0.05)
@@ -157,7 +160,7 @@ def assert_nothing_twice(events: list[Event]) -> None:
 
 @pytest.fixture
 async def js(jetstream: JetStreamContext) -> JetStreamContext:
-    await ensure_jetstream(jetstream)
+    await ensure_jetstream(jetstream, StreamSettings.from_env())
     return jetstream
 
 
@@ -202,7 +205,7 @@ async def test_a_restarted_scheduler_carries_on_where_it_stopped(
                 await asyncio.sleep(0.02)
             assert held, "b never became ready"
         # The scheduler is down; b's result is recorded meanwhile.
-        await EventPublisher(js).publish([succeed(held[0])])
+        await EventPublisher(js, Layout.from_env()).publish([succeed(held[0])])
         async with running_scheduler(nats_url):
             events = await wait_finished(js, "ex-restart")
     assert [e.node for e in events if isinstance(e, NodeReady)] == ["start", "a", "b", "c"]
@@ -222,7 +225,9 @@ async def test_a_retry_timer_survives_a_restart(js: JetStreamContext, nats_url: 
         async with running_scheduler(nats_url):
             await request(js, "ex-retry", workflow)
             for _ in range(200):
-                history = [e for _, e in await read_execution(js, "ex-retry")]
+                history = [
+                    e for _, e in await read_execution(js, "ex-retry", layout=Layout.from_env())
+                ]
                 if any(type(e).__name__ == "NodeRetryScheduled" for e in history):
                     break
                 await asyncio.sleep(0.02)

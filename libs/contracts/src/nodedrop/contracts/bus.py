@@ -79,7 +79,7 @@ class EventPublisher:
         self, js: JetStreamContext, layout: Layout | None = None, *, timeout_s: float = 5.0
     ) -> None:
         self._js = js
-        self._layout = layout or Layout.from_env()
+        self._layout = layout or Layout()
         self._timeout_s = timeout_s
         self._acks = _Acks(js)
         # One fenced batch in flight per partition (see the module's docstring): callers queue

@@ -223,7 +223,7 @@ async def read_execution(
     """Every stored event of one execution with stream sequence > ``after_seq``, in order. An
     event this version cannot decode (a newer writer's, or a malformed message) is skipped
     with a warning: one bad message must not make an execution unreadable."""
-    layout = layout or Layout.from_env()
+    layout = layout or Layout()
 
     async def once() -> list[tuple[int, AnyEvent]]:
         events: list[tuple[int, AnyEvent]] = []

@@ -188,9 +188,9 @@ async def ensure_jetstream(
     service at once. ``owner``: the durable consumer the caller owns, whose editable settings
     (a changed ack wait) are brought in line; only its owner does that, since under NATS users
     no service may change another's consumer (natsauth), and services with differing settings
-    must not undo each other's. Without ``settings``: :meth:`StreamSettings.from_env`. Raises
+    must not undo each other's. Without ``settings``: the defaults. Raises
     :class:`LayoutError` when the streams found were laid out for another configuration."""
-    wanted = settings or StreamSettings.from_env()
+    wanted = settings or StreamSettings()
 
     async def ensure() -> None:
         await check_layout(js, wanted.layout)
@@ -324,7 +324,7 @@ def dead_letters_consumer_config() -> ConsumerConfig:
 async def ensure_dead_letters(js: JetStreamContext, settings: StreamSettings | None = None) -> None:
     """Create the dead-letter stream and the scheduler's consumer on it if missing (the
     scheduler, which acts on dead letters, calls this at start; idempotent)."""
-    chosen = settings or StreamSettings.from_env()
+    chosen = settings or StreamSettings()
     await retry_unavailable(
         lambda: _ensure_dead_letters(js, chosen),
         what="set up the dead letters",

@@ -42,7 +42,7 @@ class EventLog:
     ) -> None:
         self._nc = nc
         self._js = js
-        self._layout = layout or Layout.from_env()
+        self._layout = layout or Layout()
         self._timeout_s = timeout_s
         self._max_msg_size = max_msg_size
 

@@ -79,7 +79,7 @@ async def rebuild_and_compare(
     layout: Layout | None = None,
 ) -> RebuildReport:
     """Rebuild into a fresh schema and compare with the live projection (see the module)."""
-    layout = layout or Layout.from_env()
+    layout = layout or Layout()
     dsn = asyncpg_dsn(database_url)
     live = await asyncpg.connect(dsn)
     schema = new_schema_name()

@@ -116,7 +116,7 @@ async def prune(
     in a dry run only count what would go. ``pool`` is an asyncpg pool on the projection.
     Partition by partition (``partitions``, by default all): an execution goes once its
     partition's projection is past its end."""
-    layout = layout or Layout.from_env()
+    layout = layout or Layout()
     report = PruneReport(cutoff=cutoff, dry_run=dry_run)
     if not dry_run:
         for stream in layout.streams:

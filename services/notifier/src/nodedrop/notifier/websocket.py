@@ -90,9 +90,7 @@ def create_app(
     valid is closed with 4401. Browsers (requests with ``Origin``) are served only from
     ``allowed_origins``."""
     authenticate = authenticate or admin_token_auth(admin_token)
-    stream = _ExecutionStream(
-        js, layout or Layout.from_env(), _KeyWatch(recheck or authenticate, recheck_s)
-    )
+    stream = _ExecutionStream(js, layout or Layout(), _KeyWatch(recheck or authenticate, recheck_s))
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

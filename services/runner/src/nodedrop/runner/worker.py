@@ -148,7 +148,7 @@ class Runner:
         self.concurrency = concurrency
         self.worker_id = worker_id or default_worker_id()
         self._js = nc.jetstream()
-        self._layout = layout or Layout.from_env()
+        self._layout = layout or Layout()
         self._publisher: Publisher = publisher or EventPublisher(self._js, self._layout)
         #: Records each attempt's NodeStarted and says whether it was the first (the claim).
         self._claims = EventPublisher(self._js, self._layout)

@@ -150,7 +150,7 @@ class Scheduler:
         self._clock = clock
         self._batch_size = batch_size
         self._history_limit = asyncio.Semaphore(history_concurrency)
-        self._settings = settings or StreamSettings.from_env()
+        self._settings = settings or StreamSettings()
         self._layout = self._settings.layout
         self._publisher = EventPublisher(js, self._layout)
         #: Names this process in fences, consumers and snapshot keys: unique per start.
