@@ -18,11 +18,11 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 from tests.bench.stack import Bench, asyncpg_dsn
 from tests.bench.stats import Outcome, Row, verdict
 
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.routing import Layout
 from nodedrop.notifier.store import checkpoint_name
 from nodedrop.notifier.testing import History
+from nodedrop.platform.bus import EventPublisher
 
 ID = "S6"
 TARGET_RATE = 10_000.0

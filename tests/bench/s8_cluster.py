@@ -51,9 +51,9 @@ from tests.e2e.system import System
 from tests.fixtures.nats_cluster import NatsCluster
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.jetstream import REPLICAS_ENV, StreamSettings, ensure_jetstream
-from nodedrop.contracts.leases import LEASE_ENV
 from nodedrop.contracts.routing import PARTITIONS_ENV
+from nodedrop.platform.jetstream import REPLICAS_ENV, StreamSettings, ensure_jetstream
+from nodedrop.platform.leases import LEASE_ENV
 
 ID = "S8"
 PARTITIONS = 4

@@ -35,7 +35,7 @@ from tests.bench.stats import Outcome, Row, fmt_ms, ms, percentile
 from tests.bench.tap import EventTap
 
 from nodedrop.contracts.events import ExecutionFinished
-from nodedrop.contracts.history import read_execution
+from nodedrop.platform.history import read_execution
 
 ID = "SF"
 RATE = 20.0

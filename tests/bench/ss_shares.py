@@ -25,8 +25,8 @@ from tests.bench.stats import Outcome, Row, fmt_ms, median, ms
 from tests.bench.tap import EventTap
 
 from nodedrop.contracts import ids
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import ExecutionRequested
+from nodedrop.platform.bus import EventPublisher
 
 ID = "SS"
 SHARE_ENV = "NODEDROP_MAX_RUNNING_NODES_PER_USER"

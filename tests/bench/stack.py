@@ -30,11 +30,11 @@ from tests.bench.tap import EventTap
 from tests.e2e.system import SERVICES, System
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.db.migrate import upgrade
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, all_events
 from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
 from nodedrop.notifier.store import checkpoint_name
+from nodedrop.platform.db.migrate import upgrade
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 
 def asyncpg_dsn(url: str) -> str:

@@ -31,9 +31,9 @@ from tests.chaos.oracle import Kill
 from tests.chaos.sideeffects import SideEffectServer
 from tests.e2e.system import System, free_port
 
-from nodedrop.contracts.db.migrate import upgrade
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
+from nodedrop.platform.db.migrate import upgrade
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 #: A runner's task goes to another runner this long after its runner stopped heartbeating
 #: (production default 15 s; shorter here so that a run with many kills stays short).

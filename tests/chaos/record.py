@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec
-from nodedrop.contracts.bus import MSG_ID
 from nodedrop.contracts.events import (
     AnyEvent,
     ExecutionFinished,
@@ -22,8 +21,9 @@ from nodedrop.contracts.events import (
     NodeReady,
     type_name,
 )
-from nodedrop.contracts.history import read_batches
 from nodedrop.contracts.routing import Layout, all_events
+from nodedrop.platform.bus import MSG_ID
+from nodedrop.platform.history import read_batches
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from tests.chaos.record import Stored, StreamRecord, read_stream
 from tests.chaos.scenarios import Env
 from tests.chaos.workload import five_nodes, submit_spread, wait_finished
 
-from nodedrop.contracts.bus import MSG_ID
 from nodedrop.contracts.events import AnyEvent
+from nodedrop.platform.bus import MSG_ID
 from nodedrop.scheduler.core import ExecutionState, evolve
 
 SHARE = 0.10

@@ -44,9 +44,9 @@ from tests.chaos.workload import five_nodes, wait_finished
 from tests.e2e.system import System, free_port
 from tests.fixtures.nats_cluster import NatsCluster
 
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
-from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.embedded import EmbeddedNats
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.platform.retry import retry_unavailable
 
 PARTITIONS = 4
 #: Short leases (production default 10 s), so that a dead scheduler's partitions move soon.

@@ -16,8 +16,8 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import httpx
 import pytest
 
-from nodedrop.contracts.db.migrate import upgrade
 from nodedrop.embedded import EmbeddedNats
+from nodedrop.platform.db.migrate import upgrade
 
 from .system import System
 

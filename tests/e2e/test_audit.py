@@ -21,11 +21,11 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.cli.audit import AuditRequest, report
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import Event, NodeRetryScheduled
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 from .conftest import running_system
 from .system import System

@@ -29,11 +29,11 @@ import httpx
 import nats
 import pytest
 
-from nodedrop.contracts.db.migrate import upgrade
 from nodedrop.contracts.events import ExecutionFinished, NodeReady, NodeStarted, NodeSucceeded
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.db.migrate import upgrade
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.retry import retry_unavailable
 
 from .system import System, free_port
 

@@ -1,5 +1,5 @@
 """``nodedrop up`` with NATS users: each service connects as itself and does all its work with
-only its own permissions (nodedrop.contracts.natsauth).
+only its own permissions (nodedrop.platform.natsauth).
 
 The evidence that no service needs more than it is given: the whole system does a varied round
 of work (runs, events, the WebSocket, a large output through the object store, a cancel, a
@@ -23,7 +23,7 @@ import nats.errors
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from nodedrop.contracts import natsauth
+from nodedrop.platform import natsauth
 
 from .test_cli import HELLO, Up, command_line, data_dir, descendants, make_up
 

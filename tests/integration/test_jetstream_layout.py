@@ -9,8 +9,8 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
-from nodedrop.contracts.retry import retry_unavailable
+from nodedrop.platform.retry import retry_unavailable
 
 if TYPE_CHECKING:  # pytest gives the factory as a fixture (see tests/fixtures/nats_cluster.py)
     from tests.fixtures.nats_cluster import NatsCluster, NatsClusterFactory

@@ -1,4 +1,4 @@
-"""nodedrop.contracts.natsconnect against real nats-servers: a server list whose first server is
+"""nodedrop.platform.natsconnect against real nats-servers: a server list whose first server is
 down, credentials given as connect options (not in a URL), and a token-authenticated server.
 
 Each server listens on 127.0.0.1, on a free port, and is stopped at the end of the module.
@@ -14,10 +14,10 @@ from pathlib import Path
 import nats.errors
 import pytest
 
-from nodedrop.contracts import natsauth, natsconnect
-from nodedrop.contracts.natsconnect import NatsSettings
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.embedded.postgres import free_port
+from nodedrop.platform import natsauth, natsconnect
+from nodedrop.platform.natsconnect import NatsSettings
 from nodedrop.runner.settings import RunnerSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

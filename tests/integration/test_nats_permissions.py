@@ -1,4 +1,4 @@
-"""NATS users and permissions (nodedrop.contracts.natsauth) against the real nats-server.
+"""NATS users and permissions (nodedrop.platform.natsauth) against the real nats-server.
 
 One server per module, started with the generated authorization (as ``nodedrop up`` starts
 it), the JetStream layout set up as ``admin``. Each forbidden action is checked twice: the server
@@ -30,16 +30,12 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy
 from nats.js.errors import NotFoundError
 
-from nodedrop.contracts import codec, ids, natsauth, schedules, subjects
-from nodedrop.contracts.bus import EventPublisher
-from nodedrop.contracts.datastore import DataStore
+from nodedrop.contracts import codec, ids, subjects
 from nodedrop.contracts.events import (
     ExecutionFinished,
     ExecutionRequested,
     NodeSucceeded,
 )
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
-from nodedrop.contracts.pull import PullConsumer
 from nodedrop.contracts.routing import (
     PARTITIONS_ENV,
     Layout,
@@ -49,6 +45,11 @@ from nodedrop.contracts.routing import (
 )
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.notifier.consumer import rewind_consumer
+from nodedrop.platform import natsauth, schedules
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.platform.pull import PullConsumer
 from nodedrop.scheduler.active import ActiveExecutions
 from nodedrop.scheduler.partitions import take_over
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
@@ -506,10 +507,10 @@ def test_the_infra_example_is_the_generated_configuration() -> None:
     # The example is for the default layout, whatever NODEDROP_PARTITIONS the tests run with.
     assert stored == natsauth.authorization_config(Layout()), (
         "infra/nats/nodedrop-auth.conf is out of date: "
-        "python -m nodedrop.contracts.natsauth > infra/nats/nodedrop-auth.conf"
+        "python -m nodedrop.platform.natsauth > infra/nats/nodedrop-auth.conf"
     )
     printed = subprocess.run(
-        [sys.executable, "-m", "nodedrop.contracts.natsauth"],
+        [sys.executable, "-m", "nodedrop.platform.natsauth"],
         check=True,
         capture_output=True,
         text=True,

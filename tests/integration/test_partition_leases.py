@@ -11,7 +11,7 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from nodedrop.contracts.leases import PartitionLeases, open_leases, share
+from nodedrop.platform.leases import PartitionLeases, open_leases, share
 
 pytestmark = pytest.mark.integration
 

@@ -18,22 +18,22 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import ids, subjects
-from nodedrop.contracts.bus import EventPublisher, FencedError
 from nodedrop.contracts.events import Event, ExecutionRequested, NodeStarted
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import (
-    FORMER_EVENTS_STREAM,
-    LayoutError,
-    StreamSettings,
-    ensure_jetstream,
-)
-from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import (
     PARTITIONS_ENV,
     Layout,
     execution_subject,
     is_event_subject,
 )
+from nodedrop.platform.bus import EventPublisher, FencedError
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import (
+    FORMER_EVENTS_STREAM,
+    LayoutError,
+    StreamSettings,
+    ensure_jetstream,
+)
+from nodedrop.platform.retry import retry_unavailable
 
 if TYPE_CHECKING:  # pytest gives the factory as a fixture (see tests/fixtures/nats_cluster.py)
     from tests.fixtures.nats_cluster import NatsClusterFactory

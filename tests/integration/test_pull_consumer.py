@@ -10,8 +10,8 @@ import nats
 import pytest
 from nats.js.api import ConsumerConfig, StreamConfig
 
-from nodedrop.contracts.pull import PullConsumer
 from nodedrop.embedded import EmbeddedNats
+from nodedrop.platform.pull import PullConsumer
 
 pytestmark = pytest.mark.integration
 

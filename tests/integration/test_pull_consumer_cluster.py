@@ -15,8 +15,8 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, StreamConfig
 
-from nodedrop.contracts.pull import PullConsumer
-from nodedrop.contracts.retry import retry_unavailable
+from nodedrop.platform.pull import PullConsumer
+from nodedrop.platform.retry import retry_unavailable
 
 if TYPE_CHECKING:  # pytest gives the factory as a fixture (see tests/fixtures/nats_cluster.py)
     from tests.fixtures.nats_cluster import NatsClusterFactory
@@ -74,7 +74,7 @@ async def test_no_retry_storm_while_the_consumer_leader_is_elected(
             for msg in held:
                 await msg.ack_sync()
 
-            with caplog.at_level(logging.WARNING, logger="nodedrop.contracts.pull"):
+            with caplog.at_level(logging.WARNING, logger="nodedrop.platform.pull"):
                 cluster.kill(leader)
                 await asyncio.sleep(0.5)  # the survivors have dropped the dead node's interest
                 before = requests
@@ -95,7 +95,7 @@ async def test_no_retry_storm_while_the_consumer_leader_is_elected(
             # warnings. With the backoff (at most 2 s, full jitter), about one a second.
             assert 1 <= len(failed) <= 2, [r.getMessage() for r in caplog.records]
             assert during < 200
-            assert len([r for r in caplog.records if r.name == "nodedrop.contracts.pull"]) <= 4
+            assert len([r for r in caplog.records if r.name == "nodedrop.platform.pull"]) <= 4
         finally:
             if consumer is not None:
                 await consumer.stop()

@@ -12,8 +12,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.jetstream import RUNNER_ACK_WAIT_ENV, StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, node_ready_subjects
+from nodedrop.platform.jetstream import RUNNER_ACK_WAIT_ENV, StreamSettings, ensure_jetstream
 from nodedrop.runner.main import heartbeat_interval
 
 pytestmark = pytest.mark.integration

@@ -3,9 +3,9 @@
 ``NODEDROP_NATS_URL`` and ``NODEDROP_DATABASE_URL`` when set, as for the services; otherwise the
 embedded servers of a running ``nodedrop up`` on their ports (``NODEDROP_NATS_PORT``,
 ``NODEDROP_PG_PORT``) and database. They connect to NATS with the credentials of the
-``NODEDROP_NATS_*`` variables when set (nodedrop.contracts.natsconnect), else, on the embedded
+``NODEDROP_NATS_*`` variables when set (nodedrop.platform.natsconnect), else, on the embedded
 server, as its ``admin`` user (the password ``nodedrop up`` keeps in the data directory): they
-need more than any service may do (nodedrop.contracts.natsauth).
+need more than any service may do (nodedrop.platform.natsauth).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from nodedrop.cli import settings
-from nodedrop.contracts import natsauth
-from nodedrop.contracts.natsconnect import NatsSettings
+from nodedrop.platform import natsauth
+from nodedrop.platform.natsconnect import NatsSettings
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from nodedrop.contracts.events import (
     NodeWaiting,
     type_name,
 )
-from nodedrop.contracts.natsconnect import NatsSettings
+from nodedrop.platform.natsconnect import NatsSettings
 from nodedrop.scheduler.core.replay import Verification, verify
 
 EXIT_OK = 0
@@ -75,9 +75,9 @@ async def read_history(
     nats_settings: NatsSettings | str, execution_id: str
 ) -> list[tuple[int, Event]]:
     """The execution's events; ``nats_settings`` may be a bare server URL."""
-    from nodedrop.contracts import natsconnect
-    from nodedrop.contracts.history import read_execution
     from nodedrop.contracts.routing import Layout
+    from nodedrop.platform import natsconnect
+    from nodedrop.platform.history import read_execution
 
     if isinstance(nats_settings, str):
         nats_settings = NatsSettings(servers=(nats_settings,))

@@ -221,7 +221,7 @@ def _migrate() -> int:
     if not url:
         print("nodedrop migrate: NODEDROP_DATABASE_URL is not set", file=sys.stderr)
         return 2
-    from nodedrop.contracts.db.migrate import upgrade
+    from nodedrop.platform.db.migrate import upgrade
 
     try:
         upgrade(url)

@@ -40,8 +40,8 @@ def migrate(*, keep_former: bool = False) -> int:
 
 
 async def _migrate(servers: admin.Servers, *, keep_former: bool) -> int:
-    from nodedrop.contracts import natsconnect
-    from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+    from nodedrop.platform import natsconnect
+    from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
     nc = await natsconnect.connect(
         servers.nats, name="nodedrop migrate-log", max_reconnect_attempts=2
@@ -78,10 +78,10 @@ async def copy_log(js, settings) -> tuple[MigrationReport, dict[str, int]]:  # t
     """Copy every message of the former stream into the partition streams (created here
     without consumers); returns what was written and what each partition should now hold."""
     from nodedrop.contracts import codec
-    from nodedrop.contracts.bus import MSG_ID
-    from nodedrop.contracts.history import read_batches
-    from nodedrop.contracts.jetstream import ensure_stream
     from nodedrop.contracts.routing import event_subject
+    from nodedrop.platform.bus import MSG_ID
+    from nodedrop.platform.history import read_batches
+    from nodedrop.platform.jetstream import ensure_stream
 
     layout = settings.layout
     for partition in range(layout.partitions):

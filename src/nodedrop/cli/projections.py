@@ -33,9 +33,9 @@ def rebuild(request: RebuildRequest) -> int:
 
 
 async def _rebuild(servers: admin.Servers, request: RebuildRequest) -> int:
-    from nodedrop.contracts import natsconnect
     from nodedrop.contracts.routing import Layout
     from nodedrop.notifier.rebuild import rebuild_and_compare
+    from nodedrop.platform import natsconnect
 
     nc = await natsconnect.connect(
         servers.nats, name="nodedrop projections", max_reconnect_attempts=2

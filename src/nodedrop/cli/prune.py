@@ -47,11 +47,11 @@ def prune(request: PruneRequest) -> int:
 
 
 async def _prune(servers: admin.Servers, days: float, dry_run: bool) -> int:
-    from nodedrop.contracts import natsconnect
     from nodedrop.contracts.routing import Layout
     from nodedrop.notifier.retention import PurgeDeniedError, describe
     from nodedrop.notifier.retention import prune as prune_executions
     from nodedrop.notifier.store import create_pool
+    from nodedrop.platform import natsconnect
 
     cutoff = datetime.now(UTC) - timedelta(days=days)
     nc = await natsconnect.connect(servers.nats, name="nodedrop prune", max_reconnect_attempts=2)

@@ -24,8 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from nodedrop.contracts import natsauth
 from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
+from nodedrop.platform import natsauth
 
 READY = "READY "
 _CHECK_INTERVAL_S = 1.0
@@ -146,7 +146,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--nats-credentials",
         type=Path,
-        help="require these users and passwords (a JSON file, nodedrop.contracts.natsauth)",
+        help="require these users and passwords (a JSON file, nodedrop.platform.natsauth)",
     )
     parser.add_argument("--pg-dir", type=Path, help="start PostgreSQL with its files here")
     parser.add_argument("--pg-port", type=int, default=0)

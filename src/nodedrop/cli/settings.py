@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from nodedrop.contracts.settings import (
+from nodedrop.platform.settings import (
     AdminSettings,
     DatabaseSettings,
     ListenSettings,
@@ -28,7 +28,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_DATA_DIR = ".nodedrop"
 DATABASE_NAME = "nodedrop"
 ADMIN_TOKEN_FILE = "admin_token"
-#: The embedded NATS server's users and passwords (nodedrop.contracts.natsauth), mode 0600.
+#: The embedded NATS server's users and passwords (nodedrop.platform.natsauth), mode 0600.
 NATS_CREDENTIALS_FILE = "nats_credentials.json"
 
 

@@ -6,7 +6,7 @@
    ``NODEDROP_DATABASE_URL`` name servers to use (see :mod:`nodedrop.cli.servers`).
 3. Run the migrations, make sure there is an admin key, start the services as child processes
    (their output prefixed with their name), wait for ``GET /health``, print the URL and the key.
-   The embedded NATS server requires a user per service (nodedrop.contracts.natsauth; the
+   The embedded NATS server requires a user per service (nodedrop.platform.natsauth; the
    passwords are generated into the data directory on first use): the JetStream layout is set
    up as ``admin`` first, then each service connects as itself and may do only what it needs.
 4. Supervise: a child that exits on its own is restarted after a growing delay.
@@ -42,7 +42,7 @@ from typing import IO, Any
 
 from nodedrop.cli import settings
 from nodedrop.cli.servers import READY
-from nodedrop.contracts import natsauth
+from nodedrop.platform import natsauth
 
 SERVICES = ("api", "scheduler", "runner", "notifier")
 HEALTH_HINT_EVERY_S = 30.0
@@ -533,7 +533,7 @@ class Up:
 
     def _migrate(self, database_url: str) -> None:
         self.say("running database migrations")
-        from nodedrop.contracts.db.migrate import upgrade
+        from nodedrop.platform.db.migrate import upgrade
 
         try:
             upgrade(database_url)
@@ -543,11 +543,11 @@ class Up:
 
     def _set_up_jetstream(self, nats_url: str, passwords: Mapping[str, str]) -> None:
         """Create or update the stream and its consumers as the admin user: the services may
-        only check them (nodedrop.contracts.natsauth)."""
+        only check them (nodedrop.platform.natsauth)."""
         import asyncio
 
-        from nodedrop.contracts import natsconnect
-        from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+        from nodedrop.platform import natsconnect
+        from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
         async def ensure() -> None:
             admin = natsconnect.NatsSettings(

@@ -7,7 +7,7 @@ features nodedrop uses. The configuration is
 payloads. The store directory and the port are given on the command line, so one configuration
 file serves every data directory.
 
-With ``passwords`` (one per user of :mod:`nodedrop.contracts.natsauth`), the server requires
+With ``passwords`` (one per user of :mod:`nodedrop.platform.natsauth`), the server requires
 authentication: the launcher writes ``<data dir>/nats-server.conf`` (that file plus the
 authorization block, which names no password, mode 0600) and hands the passwords to the server
 in its environment, where the configuration reads them.
@@ -31,8 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from nodedrop.contracts import natsauth
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform import natsauth
 
 log = logging.getLogger(__name__)
 

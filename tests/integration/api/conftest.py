@@ -16,7 +16,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.api.app import create_app
-from nodedrop.contracts.db import migrate
+from nodedrop.platform.db import migrate
 
 from .harness import TOKEN, WORKFLOW, Api, api_config
 

@@ -15,10 +15,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from nodedrop.api.resources import Resources
 from nodedrop.api.settings import ApiSettings
 from nodedrop.contracts.codec import decode
-from nodedrop.contracts.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import StreamSettings
 from nodedrop.contracts.routing import Layout, is_event_subject
+from nodedrop.platform.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
+from nodedrop.platform.jetstream import StreamSettings
 
 TOKEN = "test-admin-token"
 

@@ -38,8 +38,8 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Ok
 
-from nodedrop.contracts.db.migrate import upgrade
 from nodedrop.embedded import EmbeddedNats
+from nodedrop.platform.db.migrate import upgrade
 
 pytestmark = pytest.mark.integration
 

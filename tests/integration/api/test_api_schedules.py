@@ -12,8 +12,8 @@ from nats.js.kv import KeyValue
 
 from nodedrop.api.errors import ServiceUnavailableError
 from nodedrop.api.schedules import ScheduleStore
-from nodedrop.contracts import schedules
-from nodedrop.contracts.schedules import ScheduleEntry
+from nodedrop.platform import schedules
+from nodedrop.platform.schedules import ScheduleEntry
 
 from .harness import Api
 

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from nodedrop.api.app import create_app
-from nodedrop.contracts.apikeys import CACHE_TTL_S
-from nodedrop.contracts.db.tables import ApiKeyRow
+from nodedrop.platform.apikeys import CACHE_TTL_S
+from nodedrop.platform.db.tables import ApiKeyRow
 
 from .harness import Api
 from .users import client_for, create_user

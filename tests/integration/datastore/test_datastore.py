@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts.datastore import DataStore, is_reference, item_count
 from nodedrop.contracts.items import REF_KEY, PortItems
+from nodedrop.platform.datastore import DataStore, is_reference, item_count
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from nats.js.api import StreamConfig
 from nodedrop.cli.migrate_log import FORMER_STREAM, copy_log
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import ExecutionRequested, ExecutionStarted
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import LayoutError, StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import LayoutError, StreamSettings, ensure_jetstream
 
 pytestmark = pytest.mark.integration
 

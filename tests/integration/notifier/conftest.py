@@ -21,12 +21,12 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec
-from nodedrop.contracts.db import migrate
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, all_events, event_subject
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.store import CHECKPOINT_NAME, ProjectionStore, checkpoint_name, create_pool
+from nodedrop.platform.db import migrate
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 Publish = Callable[[Iterable[AnyEvent]], Awaitable[list[int]]]
 

@@ -16,12 +16,12 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.events import AnyEvent, ErrorInfo
-from nodedrop.contracts.jetstream import StreamSettings, consumer_configs, ensure_jetstream
 from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.projection import fold
 from nodedrop.notifier.store import ProjectionStore
 from nodedrop.notifier.testing import History, numbered
+from nodedrop.platform.jetstream import StreamSettings, consumer_configs, ensure_jetstream
 
 pytestmark = pytest.mark.integration
 

@@ -23,14 +23,15 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from nodedrop.contracts import apikeys, codec
+from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.notifier.auth import Caller, key_auth, key_recheck
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
+from nodedrop.platform import apikeys
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import pytest
 from alembic import command
 
-from nodedrop.contracts.db import migrate
 from nodedrop.notifier.store import ProjectionStore, asyncpg_dsn, create_pool
 from nodedrop.notifier.testing import History, numbered
+from nodedrop.platform.db import migrate
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream, events_stream_config
 from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.rebuild import rebuild_and_compare
 from nodedrop.notifier.retention import (
@@ -28,6 +26,8 @@ from nodedrop.notifier.retention import (
 )
 from nodedrop.notifier.settings import NotifierSettings
 from nodedrop.notifier.testing import History
+from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream, events_stream_config
 
 pytestmark = pytest.mark.integration
 

@@ -30,7 +30,6 @@ from websockets.exceptions import ConnectionClosed
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, event_subject
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.embedded.nats import DEFAULT_CONFIG
@@ -40,6 +39,7 @@ from nodedrop.notifier.rebuild import IncompleteReplayError, rebuild_and_compare
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name, create_pool
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.runner.nodes import NodeRegistry, load_registry
 
 from .harness import Probe, Rig

@@ -16,11 +16,11 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import ids, subjects
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import AnyEvent, Event, NodeFailed, NodeReady, NodeSucceeded
-from nodedrop.contracts.history import read_execution
 from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
 from nodedrop.runner.nodes import NodeContext, NodeRegistry
 from nodedrop.runner.worker import Runner
 

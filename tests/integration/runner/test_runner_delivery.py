@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from nodedrop.contracts import ids
-from nodedrop.contracts.bus import PublishError
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
     Event,
@@ -27,8 +26,9 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.items import PortItems
-from nodedrop.contracts.jetstream import StreamSettings
 from nodedrop.contracts.routing import execution_subject
+from nodedrop.platform.bus import PublishError
+from nodedrop.platform.jetstream import StreamSettings
 from nodedrop.runner.nodes import NodeContext
 
 from .harness import Rig, eventually, has_result, results

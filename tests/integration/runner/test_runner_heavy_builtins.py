@@ -28,7 +28,7 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.expressions import Budget, make_scope, render
 from nodedrop.contracts.expressions.limits import MAX_ATTEMPT_STEPS, MAX_STEPS
-from nodedrop.contracts.jetstream import StreamSettings
+from nodedrop.platform.jetstream import StreamSettings
 from nodedrop.runner.nodes import flow
 
 from .harness import Rig, eventually, has_result, results

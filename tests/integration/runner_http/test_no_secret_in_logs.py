@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from nodedrop.contracts.logsetup import install_redaction
+from nodedrop.platform.logsetup import install_redaction
 from nodedrop.runner.nodes.api import NodeContext
 from nodedrop.runner.nodes.http_request import HttpRequestNode
 

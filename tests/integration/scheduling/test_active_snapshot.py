@@ -13,9 +13,9 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.contracts.events import Event, ExecutionFinished, ExecutionRequested, NodeWaiting
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.scheduler.snapshot import Snapshot
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 

@@ -14,7 +14,6 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import ids
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import (
     Event,
     ExecutionCancelRequested,
@@ -23,9 +22,10 @@ from nodedrop.contracts.events import (
     ExecutionStarted,
     NodeReady,
 )
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.scheduler.admission import Claim, ConcurrencyGate, KvGate, MemoryGate
 from nodedrop.scheduler.snapshot_store import open_bucket
 

@@ -15,12 +15,13 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from nodedrop.contracts import codec, schedules
-from nodedrop.contracts.bus import EventPublisher
+from nodedrop.contracts import codec
 from nodedrop.contracts.events import Event, ExecutionRequested
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout, is_event_subject
-from nodedrop.contracts.schedules import ScheduledTrigger, ScheduleEntry
+from nodedrop.platform import schedules
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.platform.schedules import ScheduledTrigger, ScheduleEntry
 from nodedrop.scheduler.cron import CronFirer
 
 pytestmark = pytest.mark.integration

@@ -16,12 +16,12 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec, routing, subjects
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import Event, ExecutionFinished, NodeReady
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings, ensure_dead_letters, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings, ensure_dead_letters, ensure_jetstream
 from nodedrop.scheduler.dead_letters import DeadLetters
 
 from .test_scheduler_service import (

@@ -14,11 +14,11 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import ids
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import ExecutionRequested, ExecutionStarted, NodeReady
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.scheduler.service import Scheduler
 
 pytestmark = pytest.mark.integration

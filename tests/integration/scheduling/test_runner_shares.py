@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import Event, ExecutionFinished, NodeDeferred, NodeReady
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.scheduler.core.replay import verify
 
 from .test_concurrency_limits import first, history, until

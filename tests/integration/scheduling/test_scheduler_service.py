@@ -16,7 +16,6 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec, ids, routing
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import (
     ErrorInfo,
     Event,
@@ -27,9 +26,10 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
 )
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.scheduler.service import Scheduler
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 

@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.errors import ServiceUnavailableError
 from nodedrop.api.schedules import ScheduleStore, commit_with_schedule
-from nodedrop.contracts.schedules import ScheduledTrigger, ScheduleEntry
+from nodedrop.platform.schedules import ScheduledTrigger, ScheduleEntry
 
 OLD = ScheduleEntry(
     workflow_id="wf",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nodedrop.cli import admin, main, settings
-from nodedrop.contracts import natsauth
+from nodedrop.platform import natsauth
 
 PASSWORD = "s3cret-PW-4711"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nodedrop.contracts import apikeys
-from nodedrop.contracts.apikeys import ADMIN, KeyVerifier, Principal, StoredKey
+from nodedrop.platform import apikeys
+from nodedrop.platform.apikeys import ADMIN, KeyVerifier, Principal, StoredKey
 
 ALICE = Principal("u-alice", name="alice")
 

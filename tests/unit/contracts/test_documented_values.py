@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
-from nodedrop.contracts.datastore import OFFLOAD_THRESHOLD
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import ErrorInfo
 from nodedrop.contracts.expressions import limits as expression_limits
 from nodedrop.contracts.failures import FailurePolicy, failure_outcome
-from nodedrop.contracts.jetstream import StreamSettings
 from nodedrop.contracts.jsonlimits import too_deep
-from nodedrop.contracts.leases import DEFAULT_LEASE_S
 from nodedrop.contracts.routing import SLOTS, Layout, slot_of
 from nodedrop.contracts.workflow import MAX_NODES, RetryPolicy
+from nodedrop.platform.datastore import OFFLOAD_THRESHOLD
+from nodedrop.platform.jetstream import StreamSettings
+from nodedrop.platform.leases import DEFAULT_LEASE_S
 from nodedrop.scheduler.core.rules import NODE_TIMEOUT_GRACE_MS
 
 LOST = ErrorInfo(type=RUNNER_LOST, message="the runner went away", retryable=True)

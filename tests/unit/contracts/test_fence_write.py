@@ -11,8 +11,8 @@ import nats.js.errors
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts.bus import EventPublisher, PublishError
 from nodedrop.contracts.routing import Layout
+from nodedrop.platform.bus import EventPublisher, PublishError
 
 
 class StreamAnswering:

@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from nodedrop.contracts.logsetup import bind, formatter, install_redaction, redact
+from nodedrop.platform.logsetup import bind, formatter, install_redaction, redact
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""NATS connection settings from the environment (nodedrop.contracts.natsconnect): the server
+"""NATS connection settings from the environment (nodedrop.platform.natsconnect): the server
 list, one way to authenticate, TLS files, and no secret in a repr or an error message."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from nodedrop.contracts import natsconnect
-from nodedrop.contracts.natsconnect import NatsSettings
+from nodedrop.platform import natsconnect
+from nodedrop.platform.natsconnect import NatsSettings
 from nodedrop.runner.settings import RunnerSettings
 
 URL = "NODEDROP_NATS_URL"

@@ -19,7 +19,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from nodedrop.contracts.pull import PullConsumer
+from nodedrop.platform.pull import PullConsumer
 
 INBOX = "_INBOX.test"
 NEXT = "$JS.API.CONSUMER.MSG.NEXT.S.c"
@@ -106,7 +106,7 @@ def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "nodedrop.contracts.pull" and r.levelno == logging.WARNING
+        if r.name == "nodedrop.platform.pull" and r.levelno == logging.WARNING
     ]
 
 
@@ -141,7 +141,7 @@ async def test_a_storm_of_503s_sends_few_requests_and_logs_one_warning_per_strea
     consumer._backoff_first_s, consumer._backoff_max_s = 0.005, 0.04
     nc.answer = lambda request: NO_RESPONDERS
     try:
-        with caplog.at_level(logging.WARNING, logger="nodedrop.contracts.pull"):
+        with caplog.at_level(logging.WARNING, logger="nodedrop.platform.pull"):
             await consumer._on_message(status(nc, NO_RESPONDERS))
             await asyncio.sleep(0.5)
             # Without the backoff: one request per event loop turn, thousands in 0.5 s. With
@@ -195,7 +195,7 @@ async def test_an_idle_heartbeat_ends_the_streak_too(
     consumer, nc = await started()
     consumer._backoff_first_s, consumer._backoff_max_s = 0.01, 1.0
     try:
-        with caplog.at_level(logging.WARNING, logger="nodedrop.contracts.pull"):
+        with caplog.at_level(logging.WARNING, logger="nodedrop.platform.pull"):
             await consumer._on_message(status(nc, NO_RESPONDERS))
             await consumer._on_message(status(nc, NO_RESPONDERS))
             await consumer._on_message(
@@ -245,7 +245,7 @@ async def test_other_failures_back_off_like_a_503(
     consumer, nc = await started()
     consumer._backoff_first_s = 0.01
     try:
-        with caplog.at_level(logging.WARNING, logger="nodedrop.contracts.pull"):
+        with caplog.at_level(logging.WARNING, logger="nodedrop.platform.pull"):
             await consumer._on_message(status(nc, headers))
             await consumer._on_message(status(nc, headers))
         assert len(nc.requests) == 1

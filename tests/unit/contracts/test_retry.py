@@ -10,7 +10,7 @@ import nats.errors
 import nats.js.errors
 import pytest
 
-from nodedrop.contracts.retry import is_unavailable, retry_unavailable
+from nodedrop.platform.retry import is_unavailable, retry_unavailable
 
 
 class Flaky:
@@ -138,7 +138,7 @@ async def test_it_really_sleeps_by_default() -> None:
 async def test_each_retry_is_logged_with_what_was_called(caplog: pytest.LogCaptureFixture) -> None:
     call = Flaky(nats.errors.NoRespondersError(), nats.errors.NoRespondersError())
     _, sleep = recording_sleep()
-    with caplog.at_level(logging.WARNING, logger="nodedrop.contracts.retry"):
+    with caplog.at_level(logging.WARNING, logger="nodedrop.platform.retry"):
         await retry_unavailable(call, what="publish to EVENTS", attempts=5, sleep=sleep)
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2

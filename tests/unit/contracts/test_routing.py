@@ -11,13 +11,13 @@ import pytest
 
 from nodedrop.contracts import routing, subjects
 from nodedrop.contracts.events import ExecutionFinished
-from nodedrop.contracts.jetstream import (
+from nodedrop.contracts.routing import PARTITIONS_ENV, SLOTS, Layout
+from nodedrop.platform.jetstream import (
     REPLICAS_ENV,
     StreamSettings,
     dead_letters_stream_config,
     events_stream_config,
 )
-from nodedrop.contracts.routing import PARTITIONS_ENV, SLOTS, Layout
 
 PARTITION_COUNTS = [1, 3, 4, 7, 256]
 SOME_IDS = ["exec-1", "ex", "a", "01JD3Z7Q8X9ABCDEF0123456", *(f"ex-{i}" for i in range(200))]

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from nodedrop.contracts import cron as cron_rules
-from nodedrop.contracts import schedules
 from nodedrop.contracts.nodetypes import NodeTypeRegistry, ScheduleTriggerParameters
 from nodedrop.contracts.workflow import WorkflowInvalid, validate_workflow
+from nodedrop.platform import schedules
 
 T = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from nodedrop.api.settings import ApiSettings
-from nodedrop.contracts.settings import EnvSettings, SettingsError
 from nodedrop.notifier.settings import NotifierSettings
+from nodedrop.platform.settings import EnvSettings, SettingsError
 from nodedrop.runner.settings import RunnerSettings
 from nodedrop.scheduler.settings import SchedulerSettings
 

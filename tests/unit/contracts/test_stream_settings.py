@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodedrop.contracts.jetstream import (
+from nodedrop.platform.jetstream import (
     DUPLICATE_WINDOW_ENV,
     RUNNER_ACK_WAIT_ENV,
     StreamSettings,

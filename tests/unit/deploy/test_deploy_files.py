@@ -790,7 +790,7 @@ def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
     for path in [
         "src/nodedrop/cli/main.py",
         "libs/contracts/pyproject.toml",
-        "libs/contracts/src/nodedrop/contracts/db/migrations/env.py",
+        "libs/contracts/src/nodedrop/platform/db/migrations/env.py",
         "services/api/src/nodedrop/api/webui.py",
         "web/src",
         "web/tsconfig.json",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nodedrop.contracts.settings import SettingsError
 from nodedrop.notifier.consumer import DEFAULT_LINGER_S
 from nodedrop.notifier.settings import NotifierSettings
+from nodedrop.platform.settings import SettingsError
 
 LINGER = "NODEDROP_PROJECTION_LINGER_MS"
 

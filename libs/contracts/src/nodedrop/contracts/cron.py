@@ -1,5 +1,5 @@
 """Cron expressions: the rules, without a clock or a store (the scheduler core and the
-workflow model check them; :mod:`nodedrop.contracts.schedules` fires them).
+workflow model check them; :mod:`nodedrop.platform.schedules` fires them).
 
 Five fields (minute hour day-of-month month day-of-week), read in UTC; ticks are whole minutes.
 """

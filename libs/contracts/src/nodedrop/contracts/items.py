@@ -11,5 +11,5 @@ MAIN_PORT = "main"
 ERROR_PORT = "error"
 
 #: Reserved item key of a reference to items kept in the object store (see
-#: ``nodedrop.contracts.datastore``): only runners may produce it.
+#: ``nodedrop.platform.datastore``): only runners may produce it.
 REF_KEY = "$nodedrop_ref"

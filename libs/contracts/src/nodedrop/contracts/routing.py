@@ -103,12 +103,17 @@ class Layout:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Layout:
         """The layout ``NODEDROP_PARTITIONS`` in ``env`` (default: the process's) names, for
         the operator commands and the tests; services take theirs from their settings."""
-        # Imported here: the settings build a Layout.
-        from nodedrop.contracts.settings.common import CommonSettings  # noqa: PLC0415
-
         env = os.environ if env is None else env
-        given = {PARTITIONS_ENV: env[PARTITIONS_ENV]} if PARTITIONS_ENV in env else {}
-        return CommonSettings.from_env(given).layout
+        value = env.get(PARTITIONS_ENV, "").strip()
+        if not value:
+            return cls()
+        try:
+            partitions = int(value)
+        except ValueError:
+            raise ValueError(
+                f"{PARTITIONS_ENV} must be a whole number from 1 to {SLOTS}, not {value!r}"
+            ) from None
+        return cls(partitions=partitions)
 
     def partition_of_slot(self, slot: int) -> int:
         return slot * self.partitions // SLOTS

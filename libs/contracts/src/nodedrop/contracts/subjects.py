@@ -77,7 +77,7 @@ LEASES_BUCKET = "nodedrop_leases"
 
 #: Key-value bucket of cron schedules: one entry per saved workflow with schedule_trigger nodes
 #: (written by the api), and the last fired tick of each trigger (claimed by the scheduler).
-#: Layout and entry format: :mod:`nodedrop.contracts.schedules`.
+#: Layout and entry format: :mod:`nodedrop.platform.schedules`.
 SCHEDULES_BUCKET = "nodedrop_schedules"
 
 #: Object store bucket holding node outputs too large to travel inside events.

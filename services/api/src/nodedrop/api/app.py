@@ -33,11 +33,11 @@ from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.api.settings import ApiSettings
 from nodedrop.api.webui import install_web_ui
-from nodedrop.contracts import natsconnect
-from nodedrop.contracts.datastore import DataStore
-from nodedrop.contracts.jetstream import ensure_jetstream
-from nodedrop.contracts.natsconnect import NatsSettings
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
+from nodedrop.platform import natsconnect
+from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.jetstream import ensure_jetstream
+from nodedrop.platform.natsconnect import NatsSettings
 
 log = logging.getLogger(__name__)
 

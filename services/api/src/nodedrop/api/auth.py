@@ -1,6 +1,6 @@
 """Who is calling: API keys to users.
 
-Keys are verified by ``nodedrop.contracts.apikeys.KeyVerifier`` (shared with the notifier, so the
+Keys are verified by ``nodedrop.platform.apikeys.KeyVerifier`` (shared with the notifier, so the
 WebSocket accepts the same keys): ``NODEDROP_ADMIN_TOKEN`` is the admin, any other key is looked
 up in PostgreSQL by its public id and cached briefly. Routes only see ``deps.CurrentUser``.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from nodedrop.api.errors import ServiceUnavailableError
-from nodedrop.contracts.apikeys import ADMIN_ID, KeyVerifier, Principal, StoredKey
-from nodedrop.contracts.db.apikeys import engine_lookup
+from nodedrop.platform.apikeys import ADMIN_ID, KeyVerifier, Principal, StoredKey
+from nodedrop.platform.db.apikeys import engine_lookup
 
 ADMIN_USER_ID = ADMIN_ID
 #: The caller of a request: a user, or the admin.

@@ -22,9 +22,9 @@ from nodedrop.api.eventlog import EventLog
 from nodedrop.api.resources import Resources
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.settings import ApiSettings
-from nodedrop.contracts.apikeys import KeyVerifier
-from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
+from nodedrop.platform.apikeys import KeyVerifier
+from nodedrop.platform.datastore import DataStore
 
 _bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
 

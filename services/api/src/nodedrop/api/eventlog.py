@@ -16,10 +16,10 @@ from nats.js.errors import NotFoundError
 from nodedrop.api.errors import PayloadTooLargeError, ServiceUnavailableError
 from nodedrop.contracts.codec import EventDecodeError, decode, encode
 from nodedrop.contracts.events import AnyEvent, Event, type_name
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings
-from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import Layout, event_subject, execution_subject
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings
+from nodedrop.platform.retry import retry_unavailable
 
 log = logging.getLogger(__name__)
 #: Publishes of one event while the log answers 503 or nothing (full jitter from 0.2 s to 2 s

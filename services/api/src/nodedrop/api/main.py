@@ -8,8 +8,8 @@ import uvicorn
 
 from nodedrop.api.app import create_app
 from nodedrop.api.settings import ApiSettings
-from nodedrop.contracts.logsetup import configure_logging
-from nodedrop.contracts.tracing import setup_tracing
+from nodedrop.platform.logsetup import configure_logging
+from nodedrop.platform.tracing import setup_tracing
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from nodedrop.api.db import Sessions
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.schedules import ScheduleStore
-from nodedrop.contracts.datastore import DataStore
+from nodedrop.platform.datastore import DataStore
 
 
 @dataclass(frozen=True)

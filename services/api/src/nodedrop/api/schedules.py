@@ -1,7 +1,7 @@
 """Keeping the schedules bucket in step with saved workflows.
 
 A saved workflow with ``schedule_trigger`` nodes has an entry in the key-value bucket
-``nodedrop_schedules`` (:mod:`nodedrop.contracts.schedules`); the scheduler fires from there and
+``nodedrop_schedules`` (:mod:`nodedrop.platform.schedules`); the scheduler fires from there and
 never reads PostgreSQL. The entry must match the latest committed version, so a workflow change
 and its entry are written as one unit by :func:`commit_with_schedule`.
 """
@@ -16,9 +16,9 @@ from nats.js.kv import KeyValue
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.errors import ServiceUnavailableError
-from nodedrop.contracts import schedules
-from nodedrop.contracts.db.tables import WorkflowRow
-from nodedrop.contracts.schedules import ScheduleEntry
+from nodedrop.platform import schedules
+from nodedrop.platform.db.tables import WorkflowRow
+from nodedrop.platform.schedules import ScheduleEntry
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ from urllib.parse import urlsplit
 from pydantic import field_validator
 
 from nodedrop.contracts.expressions.limits import MAX_EXPRESSION_LENGTH
-from nodedrop.contracts.settings import (
+from nodedrop.contracts.workflow import MAX_NODES
+from nodedrop.platform.settings import (
     AdminSettings,
     CommonSettings,
     DatabaseSettings,
     ListenSettings,
     setting,
 )
-from nodedrop.contracts.workflow import MAX_NODES
 
 _NOTIFIER_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 

@@ -10,10 +10,11 @@ from opentelemetry import trace
 from nodedrop.api.eventlog import EventLog
 from nodedrop.api.timefmt import utcnow
 from nodedrop.api.workflow_store import new_id
-from nodedrop.contracts import ids, tracing
+from nodedrop.contracts import ids
 from nodedrop.contracts.events import ExecutionMode, ExecutionRequested
 from nodedrop.contracts.items import Item, PortItems
 from nodedrop.contracts.workflow import Workflow
+from nodedrop.platform import tracing
 
 _tracer = trace.get_tracer("nodedrop.api")
 

@@ -14,8 +14,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.workflow_store import new_id
-from nodedrop.contracts import apikeys
-from nodedrop.contracts.db.tables import ApiKeyRow, UserRow
+from nodedrop.platform import apikeys
+from nodedrop.platform.db.tables import ApiKeyRow, UserRow
 
 
 class NameTakenError(Exception):

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.pagination import Position
-from nodedrop.contracts.db.tables import WorkflowRow, WorkflowVersionRow
+from nodedrop.platform.db.tables import WorkflowRow, WorkflowVersionRow
 
 
 def new_id() -> str:

@@ -1,7 +1,7 @@
 """Who is calling the WebSocket: API keys to callers (docs/api.md), and from where.
 
 The API relays ``/ws/*`` here unchanged and leaves authentication to the notifier, so both must
-accept the same keys: both verify with ``nodedrop.contracts.apikeys.KeyVerifier`` against the
+accept the same keys: both verify with ``nodedrop.platform.apikeys.KeyVerifier`` against the
 same tables (the admin token, or a user's key looked up in PostgreSQL and cached for 2 s).
 """
 
@@ -13,8 +13,8 @@ import hmac
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from nodedrop.contracts.apikeys import ADMIN, ADMIN_ID, KeyVerifier, Principal
-from nodedrop.contracts.db.apikeys import pool_lookup
+from nodedrop.platform.apikeys import ADMIN, ADMIN_ID, KeyVerifier, Principal
+from nodedrop.platform.db.apikeys import pool_lookup
 
 __all__ = [
     "ADMIN_ID",

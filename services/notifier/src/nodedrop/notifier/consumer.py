@@ -37,10 +37,10 @@ from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.jetstream import StreamSettings, consumer_configs
-from nodedrop.contracts.pull import PullConsumer
 from nodedrop.contracts.routing import all_events
 from nodedrop.notifier.store import ProjectionStore
+from nodedrop.platform.jetstream import StreamSettings, consumer_configs
+from nodedrop.platform.pull import PullConsumer
 
 log = logging.getLogger(__name__)
 

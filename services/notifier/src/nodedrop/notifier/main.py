@@ -11,17 +11,17 @@ from collections.abc import Iterator
 
 import uvicorn
 
-from nodedrop.contracts import eventloop, natsconnect
-from nodedrop.contracts.jetstream import ensure_jetstream
-from nodedrop.contracts.leases import PartitionLeases, open_leases
-from nodedrop.contracts.lifecycle import stop_on_signals
-from nodedrop.contracts.logsetup import configure_logging
 from nodedrop.notifier.auth import key_auth, key_recheck
 from nodedrop.notifier.partitions import Projectors
 from nodedrop.notifier.retention import Pruner
 from nodedrop.notifier.settings import NotifierSettings
 from nodedrop.notifier.store import create_pool
 from nodedrop.notifier.websocket import create_app
+from nodedrop.platform import eventloop, natsconnect
+from nodedrop.platform.jetstream import ensure_jetstream
+from nodedrop.platform.leases import PartitionLeases, open_leases
+from nodedrop.platform.lifecycle import stop_on_signals
+from nodedrop.platform.logsetup import configure_logging
 
 log = logging.getLogger(__name__)
 

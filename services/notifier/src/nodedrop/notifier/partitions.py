@@ -1,5 +1,5 @@
 """The projectors of the partitions this notifier holds the lease of, started and stopped as
-leases move (:class:`nodedrop.contracts.leases.PartitionLeases`).
+leases move (:class:`nodedrop.platform.leases.PartitionLeases`).
 
 Two notifiers never project a partition at the same time by design, and it would be harmless
 if they did for a moment (a lease lost while paused): a projector writes a batch and its

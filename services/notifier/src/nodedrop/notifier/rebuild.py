@@ -33,10 +33,10 @@ from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.history import IncompleteReadError, read_batches
 from nodedrop.contracts.routing import Layout, all_events
 from nodedrop.notifier.canonical import PROJECTION_TABLES, Comparison, compare, ident
 from nodedrop.notifier.store import ProjectionStore, asyncpg_dsn, checkpoint_name
+from nodedrop.platform.history import IncompleteReadError, read_batches
 
 log = logging.getLogger(__name__)
 

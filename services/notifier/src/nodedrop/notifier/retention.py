@@ -37,9 +37,9 @@ from nats.js.object_store import ObjectStore
 
 from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import ExecutionFinished
-from nodedrop.contracts.history import read_batches
 from nodedrop.contracts.routing import Layout, events_of_type, execution_subject
 from nodedrop.notifier.store import checkpoint_name
+from nodedrop.platform.history import read_batches
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from nodedrop.contracts.settings import (
+from nodedrop.notifier.retention import RetentionSettings
+from nodedrop.platform.settings import (
     AdminSettings,
     CommonSettings,
     DatabaseSettings,
@@ -13,7 +14,6 @@ from nodedrop.contracts.settings import (
     own_origins,
     setting,
 )
-from nodedrop.notifier.retention import RetentionSettings
 
 
 class NotifierSettings(

@@ -29,7 +29,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
-from nodedrop.contracts.history import DirectReadError, direct_read
 from nodedrop.contracts.routing import Layout, execution_subject
 from nodedrop.notifier.auth import (
     SUBPROTOCOL,
@@ -39,6 +38,7 @@ from nodedrop.notifier.auth import (
     origin_allowed,
     presented_key,
 )
+from nodedrop.platform.history import DirectReadError, direct_read
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ class _StreamReadError(Exception):
 
 class _Events:
     """The stored events of one execution after ``last`` (the last sequence read), read in
-    batches of a few MiB at most by direct gets (nodedrop.contracts.history.direct_read: flow
+    batches of a few MiB at most by direct gets (nodedrop.platform.history.direct_read: flow
     control shared by every reader of the connection), the next batch only once this one is
     sent."""
 

@@ -22,8 +22,7 @@ from typing import cast
 import msgspec
 from opentelemetry import trace
 
-from nodedrop.contracts import ids, tracing
-from nodedrop.contracts.datastore import DataStore, DataUnavailableError
+from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
     ErrorInfo,
     LogLine,
@@ -34,6 +33,8 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.items import REF_KEY, PortItems
 from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, describe, json_problem
+from nodedrop.platform import tracing
+from nodedrop.platform.datastore import DataStore, DataUnavailableError
 from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.flow import attempt_budget

@@ -8,13 +8,14 @@ import sys
 
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import eventloop, natsconnect, subjects
-from nodedrop.contracts.datastore import DataStore
-from nodedrop.contracts.jetstream import ensure_jetstream
-from nodedrop.contracts.lifecycle import stop_on_signals
-from nodedrop.contracts.logsetup import configure_logging
+from nodedrop.contracts import subjects
 from nodedrop.contracts.routing import Layout
-from nodedrop.contracts.tracing import setup_tracing
+from nodedrop.platform import eventloop, natsconnect
+from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.jetstream import ensure_jetstream
+from nodedrop.platform.lifecycle import stop_on_signals
+from nodedrop.platform.logsetup import configure_logging
+from nodedrop.platform.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
 from nodedrop.runner.settings import RunnerSettings
 from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id

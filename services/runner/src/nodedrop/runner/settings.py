@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nodedrop.contracts.settings import CommonSettings, setting
+from nodedrop.platform.settings import CommonSettings, setting
 from nodedrop.runner.worker import DEFAULT_GRACE_S
 
 

@@ -49,8 +49,6 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from nodedrop.contracts import codec, ids, subjects
-from nodedrop.contracts.bus import EventPublisher
-from nodedrop.contracts.datastore import DataStore
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
     ErrorInfo,
@@ -62,10 +60,12 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
 )
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.logsetup import bind
-from nodedrop.contracts.pullgroup import PullGroup
 from nodedrop.contracts.routing import Layout, events_of_type
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.logsetup import bind
+from nodedrop.platform.pullgroup import PullGroup
 from nodedrop.runner.attempt import (
     MAX_OUTPUT_BYTES,
     context_of,

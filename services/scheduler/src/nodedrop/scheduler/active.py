@@ -34,8 +34,8 @@ from collections.abc import Callable
 from nats.js import JetStreamContext
 
 from nodedrop.contracts.events import Event, ExecutionFinished, ExecutionRequested
-from nodedrop.contracts.history import read_batches
 from nodedrop.contracts.routing import events_of_type, execution_id_of
+from nodedrop.platform.history import read_batches
 from nodedrop.scheduler.snapshot import Snapshot, SnapshotError, with_tail
 from nodedrop.scheduler.snapshot_store import SnapshotFencedError, SnapshotStore
 

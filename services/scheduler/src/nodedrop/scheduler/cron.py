@@ -1,7 +1,7 @@
 """Firing saved workflows on their cron schedules.
 
 The api keeps one entry per scheduled workflow in the key-value bucket ``nodedrop_schedules``
-(:mod:`nodedrop.contracts.schedules`). :class:`CronFirer` watches the bucket, keeps the
+(:mod:`nodedrop.platform.schedules`). :class:`CronFirer` watches the bucket, keeps the
 schedules in memory and, at each due tick, records an ``ExecutionRequested`` for it.
 
 Once per tick, with any number of scheduler copies:
@@ -40,11 +40,12 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from nodedrop.contracts import cron as cron_rules
-from nodedrop.contracts import ids, schedules
-from nodedrop.contracts.bus import EventPublisher, PublishError
+from nodedrop.contracts import ids
 from nodedrop.contracts.events import ExecutionRequested
-from nodedrop.contracts.retry import retry_unavailable
-from nodedrop.contracts.schedules import ScheduleEntry
+from nodedrop.platform import schedules
+from nodedrop.platform.bus import EventPublisher, PublishError
+from nodedrop.platform.retry import retry_unavailable
+from nodedrop.platform.schedules import ScheduleEntry
 
 log = logging.getLogger(__name__)
 

@@ -29,16 +29,16 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import ids, subjects
-from nodedrop.contracts.bus import EventPublisher
 from nodedrop.contracts.events import (
     SCHEDULER_ACTOR,
     ExecutionCancelRequested,
     ExecutionFinished,
     ExecutionRequested,
 )
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.pull import PullConsumer
 from nodedrop.contracts.routing import execution_id_of, is_event_subject
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.pull import PullConsumer
 from nodedrop.scheduler.core.decide import DEAD_LETTERED
 
 log = logging.getLogger(__name__)

@@ -7,12 +7,12 @@ import logging
 import signal
 from datetime import timedelta
 
-from nodedrop.contracts import eventloop, natsconnect
-from nodedrop.contracts.bus import EventPublisher
-from nodedrop.contracts.jetstream import ensure_dead_letters, ensure_jetstream
-from nodedrop.contracts.leases import PartitionLeases, open_leases
-from nodedrop.contracts.logsetup import configure_logging
-from nodedrop.contracts.tracing import setup_tracing
+from nodedrop.platform import eventloop, natsconnect
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.jetstream import ensure_dead_letters, ensure_jetstream
+from nodedrop.platform.leases import PartitionLeases, open_leases
+from nodedrop.platform.logsetup import configure_logging
+from nodedrop.platform.tracing import setup_tracing
 from nodedrop.scheduler.cron import CronFirer
 from nodedrop.scheduler.dead_letters import DeadLetters
 from nodedrop.scheduler.service import Scheduler, utc_now

@@ -28,8 +28,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.bus import EventPublisher
-from nodedrop.contracts.jetstream import StreamSettings, scheduler_consumer_config
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.jetstream import StreamSettings, scheduler_consumer_config
 
 log = logging.getLogger(__name__)
 

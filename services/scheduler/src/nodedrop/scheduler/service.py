@@ -52,14 +52,14 @@ from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec
-from nodedrop.contracts.bus import EventPublisher, FencedError
 from nodedrop.contracts.codec import EventDecodeError
 from nodedrop.contracts.events import Event, ExecutionRequested
-from nodedrop.contracts.history import read_execution
-from nodedrop.contracts.jetstream import StreamSettings
-from nodedrop.contracts.logsetup import bind
-from nodedrop.contracts.pullgroup import PullGroup
 from nodedrop.contracts.routing import execution_subject
+from nodedrop.platform.bus import EventPublisher, FencedError
+from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings
+from nodedrop.platform.logsetup import bind
+from nodedrop.platform.pullgroup import PullGroup
 from nodedrop.scheduler.active import DEFAULT_SNAPSHOT_INTERVAL_S, ActiveExecutions
 from nodedrop.scheduler.admission import Claim, ConcurrencyGate, KvGate, claims_of
 from nodedrop.scheduler.core import (

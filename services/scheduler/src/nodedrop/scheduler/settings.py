@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from nodedrop.contracts.settings import CommonSettings, LeaseSettings, setting
+from nodedrop.platform.settings import CommonSettings, LeaseSettings, setting
 
 
 class SchedulerSettings(CommonSettings, LeaseSettings):

@@ -19,7 +19,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.buckets import open_key_value
+from nodedrop.platform.buckets import open_key_value
 from nodedrop.scheduler.snapshot import (
     Head,
     Snapshot,

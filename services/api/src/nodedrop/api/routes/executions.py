@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api import execution_requests as rules
-from nodedrop.api import projection, reruns, submission, workflow_store
+from nodedrop.api import projection_reads, reruns, submission, workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.definitions import (
     CheckedDefinition,
@@ -48,7 +48,6 @@ from nodedrop.api.schemas import (
 from nodedrop.api.timefmt import iso, iso_or_none, utcnow
 from nodedrop.contracts import ids
 from nodedrop.contracts.codec import to_public
-from nodedrop.contracts.db.tables import ExecutionRow, NodeExecutionRow
 from nodedrop.contracts.events import (
     ExecutionCancelRequested,
     ExecutionFinished,
@@ -57,6 +56,7 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.items import Item, PortItems
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.workflow import Workflow, WorkflowLimits
+from nodedrop.platform.db.tables import ExecutionRow, NodeExecutionRow
 
 # CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused.
 router = APIRouter(prefix="/executions", tags=["executions"], route_class=CheckedJsonRoute)
@@ -80,7 +80,7 @@ async def find_execution(
     """The projection's row, or (while the projection lags) the ExecutionRequested event."""
     if not _EXECUTION_ID.match(execution_id):
         raise _not_found(execution_id)
-    row = await projection.get_execution(session, execution_id)
+    row = await projection_reads.get_execution(session, execution_id)
     if row is not None:
         if not user.can_see(row.requested_by):
             raise _not_found(execution_id)
@@ -125,7 +125,7 @@ async def _recorded_input(
     outputs = rules.pinned_outputs(workflow, parents)
     unpinned = [p for p in parents if p not in outputs]
     if unpinned and workflow_id is not None:
-        outputs |= await projection.recorded_outputs(session, workflow_id, unpinned)
+        outputs |= await projection_reads.recorded_outputs(session, workflow_id, unpinned)
     return rules.assemble_node_input(workflow, node, outputs)
 
 
@@ -345,7 +345,7 @@ async def get_execution(
     """The execution as projected (eventually consistent), nodes in plan order."""
     found = await find_execution(execution_id, user, session, events)
     if isinstance(found, ExecutionRow):
-        nodes = await projection.node_executions(session, execution_id)
+        nodes = await projection_reads.node_executions(session, execution_id)
         return ExecutionOut(**_summary_fields(found), nodes={n.node: _node_out(n) for n in nodes})
     return execution_from_event(*found)
 
@@ -361,7 +361,7 @@ async def list_executions(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> ExecutionPage:
     """Executions newest first (from the projection: a just-queued one may not be listed yet)."""
-    rows = await projection.page(
+    rows = await projection_reads.page(
         session,
         owner=user.owner_filter,
         workflow_id=workflow_id,
@@ -407,7 +407,7 @@ async def list_logs(
     return LogList(
         logs=[
             LogEntry(seq=r.seq, time=iso(r.time), level=r.level, node=r.node, message=r.message)
-            for r in await projection.logs(session, execution_id)
+            for r in await projection_reads.logs(session, execution_id)
         ]
     )
 
@@ -427,7 +427,7 @@ async def cancel_execution(
     found = await find_execution(execution_id, user, session, events)
     final = (
         found.status
-        if isinstance(found, ExecutionRow) and found.status in projection.FINAL_STATUSES
+        if isinstance(found, ExecutionRow) and found.status in projection_reads.FINAL_STATUSES
         else None
     )
     if final is None and (finished := await events.last(execution_id, ExecutionFinished)):

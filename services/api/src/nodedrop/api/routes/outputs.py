@@ -1,7 +1,7 @@
 """``GET /api/executions/{id}/nodes/{node}/output``: a node's whole output, streamed.
 
 An output too large to travel in events holds references to the object store (see
-``nodedrop.contracts.datastore``); ``GET /api/executions/{id}`` shows them as they are. This
+``nodedrop.platform.datastore``); ``GET /api/executions/{id}`` shows them as they are. This
 route answers the output with every reference replaced by its items, streamed chunk by chunk, so
 a 50 MB output costs the API a chunk of memory at a time, not 50 MB.
 """
@@ -15,12 +15,12 @@ import msgspec
 from fastapi import APIRouter, HTTPException, status
 from fastapi.responses import StreamingResponse
 
-from nodedrop.api import projection
+from nodedrop.api import projection_reads
 from nodedrop.api.deps import CurrentUser, DataStoreDep, EventLogDep, SessionDep
 from nodedrop.api.routes.executions import find_execution
-from nodedrop.contracts.datastore import DataStore, is_reference
-from nodedrop.contracts.db.tables import ExecutionRow
 from nodedrop.contracts.items import REF_KEY
+from nodedrop.platform.datastore import DataStore, is_reference
+from nodedrop.platform.db.tables import ExecutionRow
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 _encode = msgspec.json.Encoder().encode
@@ -48,7 +48,7 @@ async def node_output(
 ) -> StreamingResponse:
     found = await find_execution(execution_id, user, session, events)
     rows = (
-        await projection.node_executions(session, execution_id)
+        await projection_reads.node_executions(session, execution_id)
         if isinstance(found, ExecutionRow)
         else []
     )

@@ -27,7 +27,7 @@ from nodedrop.api.user_schemas import (
     UserList,
     UserOut,
 )
-from nodedrop.contracts.db.tables import UserRow
+from nodedrop.platform.db.tables import UserRow
 
 # CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused.
 router = APIRouter(prefix="/users", tags=["users"], route_class=CheckedJsonRoute)

@@ -20,7 +20,7 @@ from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import Message, WorkflowOut, WorkflowPage
 from nodedrop.api.timefmt import iso, utcnow
-from nodedrop.contracts.db.tables import WorkflowRow
+from nodedrop.platform.db.tables import WorkflowRow
 
 # CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused.
 router = APIRouter(prefix="/workflows", tags=["workflows"], route_class=CheckedJsonRoute)

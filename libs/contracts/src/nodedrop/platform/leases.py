@@ -39,7 +39,7 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.buckets import open_key_value
+from nodedrop.platform.buckets import open_key_value
 
 log = logging.getLogger(__name__)
 

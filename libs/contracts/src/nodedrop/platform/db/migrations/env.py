@@ -1,4 +1,4 @@
-"""Alembic environment: async engine (asyncpg), the metadata of nodedrop.contracts.db.tables."""
+"""Alembic environment: async engine (asyncpg), the metadata of nodedrop.platform.db.tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from nodedrop.contracts.db.tables import metadata
+from nodedrop.platform.db.tables import metadata
 
 target_metadata = metadata
 

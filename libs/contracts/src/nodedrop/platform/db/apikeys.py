@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from nodedrop.contracts.apikeys import KeyLookup, Principal, StoredKey
+from nodedrop.platform.apikeys import KeyLookup, Principal, StoredKey
 
 _ACTIVE_KEY = (
     "SELECT k.digest, u.id AS user_id, u.name, u.is_admin "

@@ -149,7 +149,7 @@ class UserRow(SQLModel, table=True):
 
 class ApiKeyRow(SQLModel, table=True):
     """An API key, by its public id; only the SHA-256 digest of the key is kept
-    (``nodedrop.contracts.apikeys`` says why that suffices)."""
+    (``nodedrop.platform.apikeys`` says why that suffices)."""
 
     __tablename__ = "api_keys"
 

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import nats
 from nats.aio.client import Client
 
-from nodedrop.contracts import natsauth
+from nodedrop.platform import natsauth
 
 URL_ENV = "NODEDROP_NATS_URL"
 USER_ENV = natsauth.USER_ENV

@@ -22,7 +22,7 @@ import contextlib
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from nodedrop.contracts.pull import PullConsumer
+from nodedrop.platform.pull import PullConsumer
 
 #: Pull requests of members sharing a capacity expire after this: credit left on a partition
 #: that went quiet comes back to the others within it.

@@ -36,7 +36,6 @@ from nats.js.errors import APIError, NotFoundError
 from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
 from nodedrop.contracts.events import INPUT_EVENT_TYPES
-from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import (
     PARTITIONS_ENV,
     SLOTS,
@@ -45,6 +44,7 @@ from nodedrop.contracts.routing import (
     node_ready_subjects,
 )
 from nodedrop.contracts.routing import all_events as all_event_subjects
+from nodedrop.platform.retry import retry_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,10 @@ class StreamSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StreamSettings:
         """The settings of ``env`` (default: the process's) as a service would build them
-        (:class:`~nodedrop.contracts.settings.CommonSettings`), for the operator commands and
+        (:class:`~nodedrop.platform.settings.CommonSettings`), for the operator commands and
         the tests; services take theirs from their settings object."""
         # Imported here: the settings build StreamSettings.
-        from nodedrop.contracts.settings.common import CommonSettings  # noqa: PLC0415
+        from nodedrop.platform.settings.common import CommonSettings  # noqa: PLC0415
 
         env = os.environ if env is None else env
         wanted = (PARTITIONS_ENV, REPLICAS_ENV, RUNNER_ACK_WAIT_ENV, DUPLICATE_WINDOW_ENV)
@@ -118,7 +118,7 @@ def events_stream_config(settings: StreamSettings, partition: int = 0) -> Stream
         # Retention purges old finished executions by subject; who may is a NATS permission.
         deny_purge=False,
         allow_direct=True,
-        # A partition's owner records its decisions as atomic batches (nodedrop.contracts.bus).
+        # A partition's owner records its decisions as atomic batches (nodedrop.platform.bus).
         allow_atomic=True,
         num_replicas=settings.replicas,
     )

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.pagination import Position
-from nodedrop.contracts.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
+from nodedrop.platform.db.tables import ExecutionLogRow, ExecutionRow, NodeExecutionRow
 
 FINAL_STATUSES = frozenset({"succeeded", "partial", "failed", "cancelled", "timed_out"})
 

@@ -2,7 +2,7 @@
 
 Shared by the api (every ``/api/*`` request) and the notifier (every WebSocket), so that both
 accept exactly the same keys. Storage is not here: a :data:`KeyLookup` finds a key's stored
-record by its public id (``nodedrop.contracts.db.apikeys`` reads it from PostgreSQL).
+record by its public id (``nodedrop.platform.db.apikeys`` reads it from PostgreSQL).
 
 Format: ``ndk_<key id: 16 hex>_<secret: 43 url-safe base64 chars, 256 random bits>``. The key id
 is public (it names the key in listings and is the lookup's primary key); the secret is never

@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from nodedrop.contracts import natsconnect
-from nodedrop.contracts.jetstream import StreamSettings
-from nodedrop.contracts.leases import DEFAULT_LEASE_S
-from nodedrop.contracts.natsconnect import NatsSettings
 from nodedrop.contracts.routing import DEFAULT_PARTITIONS, SLOTS, Layout
-from nodedrop.contracts.settings.base import EnvSettings, setting
+from nodedrop.platform import natsconnect
+from nodedrop.platform.jetstream import StreamSettings
+from nodedrop.platform.leases import DEFAULT_LEASE_S
+from nodedrop.platform.natsconnect import NatsSettings
+from nodedrop.platform.settings.base import EnvSettings, setting
 
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"})
 _WEB = ("http", "https")

@@ -27,8 +27,8 @@ from nats.js.errors import ServiceUnavailableError
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import Layout, execution_subject
+from nodedrop.platform.retry import retry_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def _scan_config(
     return ConsumerConfig(
         # Named here, not by the server: the name is then in the create request's subject,
         # which is how NATS permissions keep services from creating (changing) a durable
-        # consumer under the same grant (nodedrop.contracts.natsauth).
+        # consumer under the same grant (nodedrop.platform.natsauth).
         name=f"read-{uuid.uuid4().hex}",
         description=description,
         filter_subject=filter_subject,

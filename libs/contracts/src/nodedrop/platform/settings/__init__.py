@@ -1,7 +1,7 @@
 """Typed settings from ``NODEDROP_*`` variables: the base, and the groups services share."""
 
-from nodedrop.contracts.settings.base import EnvSettings, SettingsError, setting, variable_of
-from nodedrop.contracts.settings.common import (
+from nodedrop.platform.settings.base import EnvSettings, SettingsError, setting, variable_of
+from nodedrop.platform.settings.common import (
     AdminSettings,
     CommonSettings,
     DatabaseSettings,

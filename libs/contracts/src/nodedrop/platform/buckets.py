@@ -8,7 +8,7 @@ from nats.js.api import KeyValueConfig
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
-from nodedrop.contracts.retry import retry_unavailable
+from nodedrop.platform.retry import retry_unavailable
 
 #: Tries while the cluster answers 503 or nothing (backoff to 2 s: about 15 s).
 _OPEN_ATTEMPTS = 12

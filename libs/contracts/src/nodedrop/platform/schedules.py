@@ -29,8 +29,8 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from nodedrop.contracts import subjects
-from nodedrop.contracts.buckets import open_key_value
 from nodedrop.contracts.cron import utc
+from nodedrop.platform.buckets import open_key_value
 
 SCHEDULE_TRIGGER_TYPE = "schedule_trigger"
 ENTRY_PREFIX = "schedule."

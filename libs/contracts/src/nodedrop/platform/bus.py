@@ -42,8 +42,8 @@ from nats.js.errors import APIError, NoStreamResponseError
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import Event
-from nodedrop.contracts.retry import retry_unavailable
 from nodedrop.contracts.routing import Layout, event_subject
+from nodedrop.platform.retry import retry_unavailable
 
 MSG_ID = "Nats-Msg-Id"
 _EXPECTED_STREAM = "Nats-Expected-Stream"
