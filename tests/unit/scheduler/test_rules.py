@@ -6,8 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
     ErrorInfo,
+    ExecutionFinished,
     ExecutionStarted,
     NodeCancelled,
     NodeFailed,
@@ -441,6 +443,50 @@ def test_a_request_for_an_unknown_trigger_fails_visibly() -> None:
     assert finished.status == "failed"
     assert finished.error is not None
     assert "nope" in finished.error.message
+    assert (finished.event_id, finished.execution_id) == (ids.execution_finished("ex1"), "ex1")
+    assert sim.state is not None
+    assert sim.state.request.trigger == "nope"
+
+
+@pytest.mark.parametrize("mode", ["trigger", "node"])
+def test_a_request_that_names_no_root_fails_saying_what_it_lacks(mode: str) -> None:
+    sim = Sim(SEED)
+    sim.request(mode=mode, trigger=None, node=None)
+    finished = sim.finished()
+    assert finished is not None
+    assert finished.error is not None
+    assert (finished.status, finished.error.type) == ("failed", "InvalidRequest")
+    assert finished.error.message == f"the request names no {mode}"
+
+
+def test_results_recorded_after_the_end_began_are_ignored_by_a_rebuild() -> None:
+    """A publish that recorded the first decisions of ending a run (a node cancelled) but lost
+    the rest: a runner's result stored after them does not count when the run is rebuilt; the
+    rebuild ends the run as it was ending."""
+    workflow = wf([n("start", "manual_trigger"), n("a"), n("b")], [("start", "a"), ("start", "b")])
+    sim = Sim(workflow)
+    sim.request()
+    sim.succeed("start")
+    ending = sim.cancel()
+    first_cancel = next(e for e in ending if isinstance(e, NodeCancelled))
+    cut = sim.log.index(first_cancel) + 1
+    late = NodeSucceeded(
+        event_id=ids.node_result("ex1", "b", 1),
+        execution_id="ex1",
+        time=sim.now,
+        node="b",
+        attempt=1,
+        output={"main": [{}]},
+    )
+    rebuilt = None
+    for event in [*sim.log[:cut], late]:
+        rebuilt = evolve(rebuilt, event)
+    assert rebuilt is not None
+    assert rebuilt.ending
+    assert rebuilt.nodes["b"].status != NodeStatus.SUCCEEDED
+    decided = resume(rebuilt, sim.now)
+    finished = [e for e in decided if isinstance(e, ExecutionFinished)]
+    assert [e.status for e in finished] == ["cancelled"]
 
 
 class TestWait:
@@ -504,6 +550,24 @@ class TestWait:
         assert [(e.node, e.error.type) for e in failed] == [("pause", "NodeTimeout")]
         assert not [e for e in fired if isinstance(e, NodeSucceeded)]  # the wait never woke
         assert sim.status() == "failed"
+
+    def test_a_wait_shorter_than_its_timeout_wakes_on_time(self) -> None:
+        workflow = wf(
+            [
+                n("start", "manual_trigger"),
+                n("pause", "wait", parameters={"ms": 100}, timeout_ms=5000),
+            ],
+            [("start", "pause")],
+        )
+        sim = Sim(workflow)
+        sim.request()
+        sim.succeed("start")
+        (waiting,) = sim.of_type(NodeWaiting)
+        assert sim.wakeup() == waiting.until  # the wake-up, not the later timeout
+        woken = sim.advance(100)
+        assert [e.node for e in woken if isinstance(e, NodeSucceeded)] == ["pause"]
+        assert not [e for e in woken if isinstance(e, NodeFailed)]
+        assert sim.status() == "succeeded"
 
     def test_node_mode_runs_a_wait_on_the_timer_too(self) -> None:
         sim = Sim(self.WORKFLOW)
