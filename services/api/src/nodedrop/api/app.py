@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from nats.aio.client import Client as NatsClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nodedrop.api import ws_relay
 from nodedrop.api.auth import key_verifier
@@ -21,6 +22,8 @@ from nodedrop.api.eventlog import EventLog
 from nodedrop.api.limits import BodySizeLimit
 from nodedrop.api.resources import Resources
 from nodedrop.api.routes import (
+    credential_types,
+    credentials,
     executions,
     health,
     node_types,
@@ -33,9 +36,12 @@ from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.api.settings import ApiSettings
 from nodedrop.api.webui import install_web_ui
+from nodedrop.contracts.credential_types import CredentialTypeRegistry
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
+from nodedrop.contracts.secretbox import KEY_ENV, SecretKey, SecretKeyError, key_from_env
 from nodedrop.platform import natsconnect
 from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.db.credentials import check_secret_key
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.natsconnect import NatsSettings
 
@@ -82,6 +88,7 @@ def create_app(
     *,
     registry: NodeTypeRegistry | None = None,
     max_body_bytes: int | None = None,
+    secret_key: SecretKey | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -95,6 +102,7 @@ def create_app(
         nc = await _connect_nats(config.nats_settings())
         engine = create_engine(config.database_url)
         try:
+            app.state.secret_key = await _usable_secret_key(engine, secret_key)
             js = nc.jetstream()
             streams = config.streams
             await ensure_jetstream(js, streams)
@@ -120,6 +128,8 @@ def create_app(
     )
     app.state.config = config
     app.state.registry = registry or NodeTypeRegistry.with_plugins()
+    app.state.credential_types = CredentialTypeRegistry.with_plugins()
+    app.state.secret_key = None
     app.state.resources = None
     app.state.keys = key_verifier(app, config.admin_token)
     install_error_handlers(app)
@@ -139,6 +149,8 @@ def create_app(
     api.include_router(workflows.router)
     api.include_router(outputs.router)
     api.include_router(node_types.router)
+    api.include_router(credentials.router)
+    api.include_router(credential_types.router)
     api.include_router(users.router)
     app.include_router(api)
     app.include_router(health.router)
@@ -148,6 +160,23 @@ def create_app(
     _document_definitions(app)
     install_web_ui(app, config.web_dir)  # last: its catch-all must not shadow an API route
     return app
+
+
+async def _usable_secret_key(engine: AsyncEngine, given: SecretKey | None) -> SecretKey | None:
+    """The key credentials are sealed with (given, else NODEDROP_SECRET_KEY), checked against
+    the database's check value: a wrong one stops the api here, with what to do, rather than
+    answer garbage. None: no key and no credential ever sealed (the routes answer 503)."""
+    try:
+        key = given or key_from_env()
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            usable = await check_secret_key(raw.driver_connection, key)  # type: ignore[arg-type]
+            await conn.commit()
+    except SecretKeyError as error:
+        raise ConfigurationError(str(error)) from None
+    if not usable:
+        log.warning("%s is not set: credentials are disabled", KEY_ENV)
+    return key if usable else None
 
 
 def _document_definitions(app: FastAPI) -> None:

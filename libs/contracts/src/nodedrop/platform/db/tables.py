@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     Text,
     UniqueConstraint,
 )
@@ -158,6 +159,40 @@ class ApiKeyRow(SQLModel, table=True):
     digest: str
     created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     revoked_at: datetime | None = _time()
+
+
+class CredentialRow(SQLModel, table=True):
+    """A user's credential (docs/credentials.md): readable ``fields``, and the secret ones
+    sealed together in ``secret`` (AES-GCM under NODEDROP_SECRET_KEY, bound to the id)."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("owner", "name", name="uq_credentials_owner_name"),)
+
+    id: str = Field(primary_key=True)
+    owner: str = Field(index=True)
+    type: str
+    name: str
+    fields: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    secret: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    #: Which key sealed ``secret`` (its fingerprint), so a rotation cut short is visible.
+    key_fingerprint: str
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    #: Where a runner last used it (the events of that attempt list it too).
+    last_used_at: datetime | None = _time()
+    last_used_execution: str | None = None
+    last_used_node: str | None = None
+
+
+class SecretKeyCheckRow(SQLModel, table=True):
+    """One row: a known value sealed under the key the credentials are sealed with, opened at
+    every start so that a wrong NODEDROP_SECRET_KEY is refused before any credential is read."""
+
+    __tablename__ = "secret_key_check"
+
+    id: int = Field(default=1, primary_key=True)
+    key_fingerprint: str
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 metadata = SQLModel.metadata

@@ -1,0 +1,227 @@
+"""Credentials through the API (docs/api.md, "Credentials"): stored sealed, never answered,
+owned like workflows, every bad input a clear 4xx; and the api's start refuses a wrong key."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import httpx
+import pytest
+from nats.js import JetStreamContext
+
+from nodedrop.api.app import ConfigurationError, create_app
+from nodedrop.contracts.secretbox import SecretKey
+from nodedrop.platform.db.credentials import open_secret
+
+from .harness import TOKEN, Api, api_config
+from .users import client_for, create_user
+
+pytestmark = pytest.mark.integration
+
+KEY = SecretKey.generate()
+SECRET = "sk-live-PLANTED-0123456789abcdef"
+
+
+def _dsn(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+@pytest.fixture
+async def api(
+    nats_url: str, migrated_database_url: str, jetstream: JetStreamContext
+) -> AsyncIterator[Api]:
+    app = create_app(api_config(nats_url, migrated_database_url), secret_key=KEY)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as client,
+    ):
+        yield Api(app=app, client=client, js=jetstream)
+
+
+async def _create(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
+    response = await client.post("/api/credentials", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def test_a_secret_is_sealed_at_rest_and_only_masked_in_answers(
+    api: Api, migrated_database_url: str
+) -> None:
+    created = await _create(
+        api.client, type="http_header", name="stripe", data={"name": "X-Api-Key", "value": SECRET}
+    )
+    assert created["fields"] == {"name": "X-Api-Key"}
+    assert created["secrets"] == {"value": "****cdef"}
+    assert created["last_used"] is None
+    for answer in (
+        await api.client.get(f"/api/credentials/{created['id']}"),
+        await api.client.get("/api/credentials"),
+    ):
+        assert answer.status_code == 200
+        assert SECRET not in answer.text
+        assert "0123456789abcdef" not in answer.text
+    conn = await asyncpg.connect(_dsn(migrated_database_url))
+    try:
+        row = await conn.fetchrow("SELECT * FROM credentials WHERE id = $1", created["id"])
+        dump = "".join(str(value) for value in row.values())
+    finally:
+        await conn.close()
+    assert SECRET not in dump
+    assert SECRET.encode() not in bytes(row["secret"])
+    assert open_secret(KEY, created["id"], bytes(row["secret"])) == {"value": SECRET}
+
+
+async def test_short_secrets_are_masked_whole(api: Api) -> None:
+    created = await _create(api.client, type="bearer_token", name="short", data={"token": "abc"})
+    assert created["secrets"] == {"token": "****"}
+
+
+async def test_a_replacement_keeps_secrets_left_out_and_changes_given_ones(api: Api) -> None:
+    created = await _create(
+        api.client,
+        type="basic_auth",
+        name="erp",
+        data={"username": "ann", "password": SECRET},
+    )
+    path = f"/api/credentials/{created['id']}"
+    renamed = await api.client.put(path, json={"name": "erp 2", "data": {"username": "bob"}})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["fields"] == {"username": "bob"}
+    assert renamed.json()["secrets"] == {"password": "****cdef"}
+    changed = await api.client.put(
+        path,
+        json={
+            "name": "erp 2",
+            "data": {"username": "bob", "password": "another-secret-value-9876"},
+        },
+    )
+    assert changed.json()["secrets"] == {"password": "****9876"}
+    assert changed.json()["fields"] == {"username": "bob"}
+    # a replacement: readable fields left out are gone (here: required, so a 422)
+    dropped = await api.client.put(path, json={"name": "erp 2", "data": {}})
+    assert dropped.status_code == 422
+    assert dropped.json()["detail"][0]["loc"] == ["body", "data", "username"]
+
+
+async def test_bad_input_is_a_422_naming_the_field_never_echoing_it(api: Api) -> None:
+    unknown = await api.client.post(
+        "/api/credentials", json={"type": "nope", "name": "x", "data": {}}
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "type"]
+    bad = await api.client.post(
+        "/api/credentials",
+        json={"type": "http_header", "name": "x", "data": {"name": "bad name", "value": SECRET}},
+    )
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "data", "name"]
+    assert SECRET not in bad.text
+    missing = await api.client.post(
+        "/api/credentials", json={"type": "bearer_token", "name": "x", "data": {}}
+    )
+    assert missing.json()["detail"][0]["loc"] == ["body", "data", "token"]
+    extra = await api.client.post(
+        "/api/credentials",
+        json={"type": "bearer_token", "name": "x", "data": {"token": "t", "other": SECRET}},
+    )
+    assert extra.status_code == 422
+    assert SECRET not in extra.text
+    not_text = await api.client.post(
+        "/api/credentials", json={"type": "bearer_token", "name": "x", "data": {"token": 5}}
+    )
+    assert not_text.status_code == 422
+    created = await _create(api.client, type="bearer_token", name="t", data={"token": SECRET})
+    retyped = await api.client.put(
+        f"/api/credentials/{created['id']}",
+        json={"type": "basic_auth", "name": "t", "data": {}},
+    )
+    assert retyped.status_code == 422
+    assert retyped.json()["detail"][0]["loc"] == ["body", "type"]
+
+
+async def test_a_duplicate_name_is_a_409(api: Api) -> None:
+    await _create(api.client, type="bearer_token", name="same", data={"token": SECRET})
+    again = await api.client.post(
+        "/api/credentials", json={"type": "bearer_token", "name": "same", "data": {"token": "x"}}
+    )
+    assert again.status_code == 409
+    other = await _create(api.client, type="bearer_token", name="other", data={"token": "y"})
+    clash = await api.client.put(
+        f"/api/credentials/{other['id']}", json={"name": "same", "data": {}}
+    )
+    assert clash.status_code == 409
+
+
+async def test_another_users_credential_is_a_404_everywhere(api: Api) -> None:
+    alice = await create_user(api, "alice")
+    bob = await create_user(api, "bob")
+    async with client_for(api.app, alice.key) as as_alice, client_for(api.app, bob.key) as as_bob:
+        mine = await _create(as_alice, type="bearer_token", name="gh", data={"token": SECRET})
+        path = f"/api/credentials/{mine['id']}"
+        assert (await as_bob.get(path)).status_code == 404
+        assert (await as_bob.put(path, json={"name": "x", "data": {}})).status_code == 404
+        assert (await as_bob.delete(path)).status_code == 404
+        assert (await as_bob.get("/api/credentials")).json()["items"] == []
+        # bob may use the same name: names are per user
+        await _create(as_bob, type="bearer_token", name="gh", data={"token": "b"})
+        assert (await as_alice.get(path)).status_code == 200
+        assert (await as_alice.delete(path)).status_code == 204
+        assert (await as_alice.get(path)).status_code == 404
+
+
+async def test_credential_types_are_listed_with_schemas(api: Api) -> None:
+    response = await api.client.get("/api/credential-types")
+    assert response.status_code == 200
+    types = {item["type"]: item for item in response.json()["items"]}
+    assert set(types) >= {
+        "http_header",
+        "bearer_token",
+        "basic_auth",
+        "query_parameter",
+        "oauth2_client_credentials",
+        "key_value",
+    }
+    oauth = types["oauth2_client_credentials"]
+    assert oauth["secret_fields"] == ["client_secret"]
+    assert oauth["fields_schema"]["properties"]["client_secret"]["writeOnly"] is True
+    assert set(oauth["fields_schema"]["required"]) == {"token_url", "client_id", "client_secret"}
+
+
+async def test_the_api_refuses_to_start_with_another_key(
+    api: Api, nats_url: str, migrated_database_url: str
+) -> None:
+    # `api` started with KEY, which recorded its check value
+    other = create_app(api_config(nats_url, migrated_database_url), secret_key=SecretKey.generate())
+    with pytest.raises(ConfigurationError, match="is not the key the database's credentials"):
+        async with other.router.lifespan_context(other):
+            pass
+
+
+async def test_the_api_refuses_to_start_without_the_key_once_one_was_used(
+    api: Api, nats_url: str, migrated_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NODEDROP_SECRET_KEY", raising=False)
+    keyless = create_app(api_config(nats_url, migrated_database_url))
+    with pytest.raises(ConfigurationError, match="NODEDROP_SECRET_KEY is not set"):
+        async with keyless.router.lifespan_context(keyless):
+            pass
+
+
+async def test_without_any_key_credentials_answer_503(
+    nats_url: str, migrated_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NODEDROP_SECRET_KEY", raising=False)
+    app = create_app(api_config(nats_url, migrated_database_url))
+    async with app.router.lifespan_context(app), client_for(app, TOKEN) as client:
+        response = await client.get("/api/credentials")
+        assert response.status_code == 503
+        assert "NODEDROP_SECRET_KEY" in response.json()["detail"]
+        assert (await client.get("/api/credential-types")).status_code == 200
