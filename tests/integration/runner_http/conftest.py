@@ -23,6 +23,7 @@ def server(shared_server: Running) -> Running:
     """The module's server, with no request recorded yet."""
     shared_server.app.seen.clear()
     shared_server.app.fail_after_calls = 0
+    shared_server.app.tokens_issued = 0
     return shared_server
 
 

@@ -9,6 +9,7 @@ local server. It refuses every other non-loopback address, so no test traffic le
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
 import shutil
@@ -51,6 +52,8 @@ class RecordingApp:
 
     seen: list[Seen] = field(default_factory=list)
     fail_after_calls: int = 0
+    #: ``/token``: OAuth2 client credentials endpoint; tokens handed out so far.
+    tokens_issued: int = 0
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -104,11 +107,35 @@ class RecordingApp:
             case ["headers"]:
                 extra = [("X-Mixed-Case", "v"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")]
                 await _answer(send, 200, b"{}", "application/json", extra)
+            case ["echo-auth", code]:
+                # An upstream that quotes the credential back, e.g. in an error's body.
+                echoed = json.dumps({"authorization": headers.get("authorization"), "q": query})
+                await _answer(send, int(code), echoed.encode(), "application/json")
+            case ["token"]:
+                await self._token(query, headers, send)
             case ["slow"]:
                 await asyncio.sleep(2)
                 await _answer(send, 200, b"late", "text/plain")
             case _:
                 await _answer(send, 404, b"no route", "text/plain")
+
+    async def _token(self, query: dict[str, list[str]], headers: dict[str, str], send: Any) -> None:
+        """Grants a token to client ``app`` with secret ``right-secret`` (HTTP Basic or in the
+        body); ``?expires_in=`` sets its lifetime."""
+        body = parse_qs(self.seen[-1].body.decode())
+        basic = "Basic " + base64.b64encode(b"app:right-secret").decode()
+        in_body = body.get("client_id") == ["app"] and body.get("client_secret") == ["right-secret"]
+        if headers.get("authorization") != basic and not in_body:
+            await _answer(send, 401, b'{"error": "invalid_client"}', "application/json")
+            return
+        self.tokens_issued += 1
+        answer: dict[str, Any] = {
+            "access_token": f"access-token-{self.tokens_issued}",
+            "token_type": "Bearer",
+        }
+        if "expires_in" in query:
+            answer["expires_in"] = int(query["expires_in"][0])
+        await _answer(send, 200, json.dumps(answer).encode(), "application/json")
 
     def paths(self) -> list[str]:
         return [seen.path for seen in self.seen]

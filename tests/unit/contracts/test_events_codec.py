@@ -274,7 +274,14 @@ def test_samples_cover_every_event_type() -> None:
 
 
 #: Fields added to the catalogue after the v1 samples were stored (all with defaults).
-ADDED_AFTER_V1 = {"trace_context", "upstream", "reused_outputs", "reused_from"}
+ADDED_AFTER_V1 = {
+    "trace_context",
+    "upstream",
+    "reused_outputs",
+    "reused_from",
+    "requester",
+    "credentials",
+}
 
 
 @pytest.mark.parametrize("name", EVENT_TYPE_NAMES)

@@ -94,6 +94,9 @@ class NodeReady(Event, tag=True, frozen=True):
     trace_context: dict[str, str] | None = None
     #: Outputs of earlier nodes that the parameters' expressions read (``nodes["id"]``).
     upstream: dict[str, PortItems] = {}
+    #: The request's ``requested_by``: whose credentials the node may use (docs/credentials.md).
+    #: None in tasks recorded before it was added: such a task may use none.
+    requester: str | None = None
 
 
 class NodeDeferred(Event, tag=True, frozen=True):
@@ -131,12 +134,16 @@ class NodeSucceeded(Event, tag=True, frozen=True):
     pinned: bool = False
     #: The execution whose recorded output this is: the node did not run in this one (a rerun).
     reused_from: str | None = None
+    #: Ids of the credentials the attempt used (the audit of their use; never their values).
+    credentials: list[str] = []
 
 
 class NodeFailed(Event, tag=True, frozen=True):
     node: str
     attempt: int
     error: ErrorInfo
+    #: Ids of the credentials the attempt used before it failed.
+    credentials: list[str] = []
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]

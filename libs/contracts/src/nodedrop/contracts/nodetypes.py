@@ -106,6 +106,12 @@ class HttpRequestParameters(Parameters):
     query: dict[str, HttpScalar] = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     body: str | None = None
+    credential: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="the id of one of your credentials (GET /api/credentials), applied to "
+        "every request: a header, bearer token, basic auth, query parameter or OAuth2 token",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
@@ -135,6 +141,9 @@ class NodeTypeSpec:
     #: Input ports; ``None`` accepts any port name (``merge``). Triggers take none.
     input_ports: tuple[str, ...] | None = (MAIN_PORT,)
     description: str = ""
+    #: Parameters that hold a credential id: the runner resolves and decrypts those
+    #: credentials for the attempt (``ctx.credential(name)``, docs/credentials.md).
+    credential_parameters: tuple[str, ...] = ()
 
     @property
     def is_trigger(self) -> bool:
@@ -215,6 +224,7 @@ BUILTIN_SPECS: tuple[NodeTypeSpec, ...] = (
         "action",
         HttpRequestParameters,
         description="One HTTP request per item.",
+        credential_parameters=("credential",),
     ),
     NodeTypeSpec(
         "stop_and_error",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import traceback
+from collections.abc import Sequence
 from datetime import datetime
 from typing import cast
 
@@ -35,6 +36,7 @@ from nodedrop.contracts.items import REF_KEY, PortItems
 from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, describe, json_problem
 from nodedrop.platform import tracing
 from nodedrop.platform.datastore import DataStore, DataUnavailableError
+from nodedrop.runner.credentials import CredentialVault, credential_error, redact, secrets_of
 from nodedrop.runner.isolation import ProcessPool, RemoteNodeError
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.flow import attempt_budget
@@ -64,9 +66,15 @@ async def run_attempt(
     processes: ProcessPool | None = None,
     store: DataStore | None = None,
     max_output_bytes: int | None = None,
+    vault: CredentialVault | None = None,
 ) -> PortItems | ErrorInfo:
     """The node's validated output, or the error it failed with. Cancellation propagates.
-    What the node logs lands in ``ctx.log`` (pass a ``ctx`` to read it afterwards).
+    What the node logs lands in ``ctx.log`` (pass a ``ctx`` to read it afterwards), the
+    credentials it used in ``ctx.credentials``.
+
+    The credentials its parameters name are resolved from ``vault`` before it runs; their
+    secret values are redacted from its error and its log lines afterwards (a second line of
+    defence: nodedrop's own messages never hold them). Its output is data and is not touched.
 
     The attempt is a span in the trace of the request that started the execution (its context
     travels in the task), when tracing is on."""
@@ -80,14 +88,17 @@ async def run_attempt(
             "nodedrop.attempt": task.attempt,
         },
     ) as span:
+        ctx = ctx or context_of(task)
         result = await _run_with_data(
             registry,
             task,
-            ctx or context_of(task),
+            ctx,
             processes,
             store=store,
             max_output_bytes=max_output_bytes,
+            vault=vault,
         )
+        result = _redacted(result, ctx)
         if isinstance(result, ErrorInfo):
             span.set_status(trace.StatusCode.ERROR, f"{result.type}: {result.message}")
         return result
@@ -101,6 +112,7 @@ async def _run_with_data(
     *,
     store: DataStore | None,
     max_output_bytes: int | None,
+    vault: CredentialVault | None,
 ) -> PortItems | ErrorInfo:
     """Expand stored inputs, run, store a large output: the node itself sees only items."""
     if store is not None:
@@ -113,7 +125,7 @@ async def _run_with_data(
             return ErrorInfo(type="DataUnavailable", message=str(error), retryable=False)
         except Exception as error:  # the object store unreachable: worth another attempt
             return ErrorInfo(type="DataStoreError", message=repr(error), retryable=True)
-    result = await _run(registry, task, ctx, processes, max_output_bytes)
+    result = await _run(registry, task, ctx, processes, max_output_bytes, vault=vault)
     if store is None or isinstance(result, ErrorInfo):
         return result
     try:
@@ -128,6 +140,8 @@ async def _run(
     ctx: NodeContext,
     processes: ProcessPool | None,
     max_output_bytes: int | None,
+    *,
+    vault: CredentialVault | None = None,
 ) -> PortItems | ErrorInfo:
     node = registry.get(task.node_type)
     if node is None:
@@ -143,6 +157,8 @@ async def _run(
     output: object
     try:
         async with deadline:
+            # Inside the deadline: a database that does not answer costs the attempt its time.
+            await _resolve_credentials(registry, task, ctx, vault)
             if isinstance(node, PluginNode) and processes is not None:
                 output = await processes.run(
                     node,
@@ -166,6 +182,36 @@ async def _run(
     if problem is not None:
         return ErrorInfo(type="InvalidOutput", message=problem, retryable=False)
     return cast(PortItems, output)  # checked just above
+
+
+async def _resolve_credentials(
+    registry: NodeRegistry, task: NodeReady, ctx: NodeContext, vault: CredentialVault | None
+) -> None:
+    names = [n for n in registry.credential_parameters(task.node_type) if task.parameters.get(n)]
+    if not names:
+        return
+    if vault is None:
+        ids = ", ".join(repr(task.parameters[n]) for n in names)
+        raise credential_error(f"credential {ids} cannot be used: this runner reads none")
+    ctx.credentials.update(await vault.resolve(task, names))
+
+
+def _redacted(result: PortItems | ErrorInfo, ctx: NodeContext) -> PortItems | ErrorInfo:
+    """``result`` and ``ctx.log`` without the attempt's secret values (see run_attempt)."""
+    secrets = secrets_of(ctx)
+    if not secrets:
+        return result
+    ctx.log.lines[:] = [
+        msgspec.structs.replace(line, message=redact(line.message, secrets))
+        for line in ctx.log.lines
+    ]
+    if not isinstance(result, ErrorInfo):
+        return result
+    return msgspec.structs.replace(
+        result,
+        message=redact(result.message, secrets),
+        stack=redact(result.stack, secrets) if result.stack is not None else None,
+    )
 
 
 def logged_event(task: NodeReady, lines: list[LogLine], time: datetime) -> NodeLogged:
@@ -265,9 +311,13 @@ def output_problem(output: object, max_bytes: int | None = None) -> str | None:
 
 
 def result_event(
-    task: NodeReady, outcome: PortItems | ErrorInfo, time: datetime
+    task: NodeReady,
+    outcome: PortItems | ErrorInfo,
+    time: datetime,
+    credentials: Sequence[str] = (),
 ) -> NodeSucceeded | NodeFailed:
-    """Both results share one id, so whichever is recorded first for the attempt wins."""
+    """Both results share one id, so whichever is recorded first for the attempt wins.
+    ``credentials``: the ids of those the attempt used (its audit record)."""
     event_id = ids.node_result(task.execution_id, task.node, task.attempt)
     if isinstance(outcome, ErrorInfo):
         return NodeFailed(
@@ -277,6 +327,7 @@ def result_event(
             node=task.node,
             attempt=task.attempt,
             error=outcome,
+            credentials=list(credentials),
         )
     return NodeSucceeded(
         event_id=event_id,
@@ -285,4 +336,5 @@ def result_event(
         node=task.node,
         attempt=task.attempt,
         output=outcome,
+        credentials=list(credentials),
     )

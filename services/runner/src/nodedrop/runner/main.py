@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.routing import Layout
+from nodedrop.contracts.secretbox import SecretKeyError, key_from_env
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.lifecycle import stop_on_signals
 from nodedrop.platform.logsetup import configure_logging
 from nodedrop.platform.tracing import setup_tracing
+from nodedrop.runner.credentials import CredentialVault
 from nodedrop.runner.nodes.registry import load_registry
 from nodedrop.runner.settings import RunnerSettings
 from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id
@@ -53,9 +56,17 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
     # A broken plugin fails here, before any task is taken.
     registry = load_registry(http_allow_private=settings.http_allow_private)
     worker_id = default_worker_id()
-    nc = await natsconnect.connect(
-        settings.nats_settings(), name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
-    )
+    # A wrong NODEDROP_SECRET_KEY fails here (SecretKeyError), before any task is taken.
+    vault = await CredentialVault.open(os.environ.get("NODEDROP_DATABASE_URL"), key_from_env())
+    try:
+        nc = await natsconnect.connect(
+            settings.nats_settings(),
+            name=f"nodedrop-runner {worker_id}",
+            max_reconnect_attempts=-1,
+        )
+    except BaseException:
+        await vault.aclose()
+        raise
     try:
         # The runners' consumer is ours: a changed NODEDROP_RUNNER_ACK_WAIT_S applies here.
         streams = settings.streams
@@ -76,12 +87,14 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
             grace_s=settings.runner_grace_s,
             layout=streams.layout,
             data_store=DataStore(nc.jetstream(), replicas=streams.replicas),
+            vault=vault,
         )
         with stop_on_signals(stop):
             await runner.run(stop)
     finally:
         await registry.aclose()
         await nc.drain()
+        await vault.aclose()
 
 
 def main() -> None:
@@ -90,5 +103,12 @@ def main() -> None:
     configure_logging(fmt=settings.log_format)
     if not settings.nats_url:
         sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")
+    try:
+        key_from_env()
+    except ValueError as error:
+        sys.exit(f"nodedrop-runner: {error}")
     setup_tracing("runner", settings.otel_exporter)
-    eventloop.run(serve(settings), loop=settings.event_loop)
+    try:
+        eventloop.run(serve(settings), loop=settings.event_loop)
+    except SecretKeyError as error:
+        sys.exit(f"nodedrop-runner: {error}")

@@ -74,6 +74,7 @@ from nodedrop.runner.attempt import (
     run_attempt,
 )
 from nodedrop.runner.cancellation import RunningAttempt, RunningAttempts
+from nodedrop.runner.credentials import CredentialVault
 from nodedrop.runner.isolation import ProcessPool
 from nodedrop.runner.nodes.registry import NodeRegistry, PluginNode
 
@@ -140,6 +141,7 @@ class Runner:
         grace_s: float = DEFAULT_GRACE_S,
         clock: Callable[[], datetime] = utc_now,
         layout: Layout | None = None,
+        vault: CredentialVault | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("a runner needs at least one slot")
@@ -163,6 +165,9 @@ class Runner:
         self._claim_trusted_for = timedelta(seconds=duplicate_window_s / 2)
         self._grace_s = grace_s
         self._clock = clock
+        #: Where the credentials nodes name are read and decrypted (None: nowhere, and a
+        #: node naming one fails with CredentialError).
+        self._vault = vault
         # Every partition's tasks, sharing the slots: never more held than slots, and one
         # partition's tasks may use them all. Slots are given back when a task is finished
         # with, not when it is handed over.
@@ -392,6 +397,7 @@ class Runner:
                 processes=self.processes,
                 store=self._data,
                 max_output_bytes=MAX_OUTPUT_BYTES,
+                vault=self._vault,
             )
         )
         attempt = RunningAttempt(task, msg, node_run)
@@ -408,7 +414,8 @@ class Runner:
             # returned anyway included): its execution wants no result for it.
             await msg.ack()
             return
-        result = result_event(task, outcome, self._clock())
+        used = [credential.id for credential in ctx.credentials.values()]
+        result = result_event(task, outcome, self._clock(), used)
         # The node's log lines go just before its result: in the record, they belong to it.
         logged = logged_event(task, ctx.log.lines, result.time) if ctx.log.lines else None
         await self._record_then_ack([logged, result] if logged is not None else [result], msg)

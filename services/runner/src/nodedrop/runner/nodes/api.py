@@ -46,6 +46,24 @@ class NodeLog(msgspec.Struct):
         self.lines.append(LogLine(time=datetime.now(UTC), level=level, message=text))
 
 
+class Credential(msgspec.Struct, frozen=True, kw_only=True):
+    """A credential the node's parameters name, resolved and decrypted by the runner for this
+    attempt (docs/credentials.md): ``fields`` holds all its fields, the secret ones included.
+    Its repr shows no field: a node that logs or raises with it shows only its id."""
+
+    id: str
+    type: str
+    name: str
+    fields: dict[str, Any]
+    #: Which of ``fields`` are secret.
+    secret_fields: list[str] = []
+
+    def __repr__(self) -> str:
+        return f"Credential(id={self.id!r}, type={self.type!r})"
+
+    __str__ = __repr__
+
+
 @dataclass(frozen=True, slots=True)
 class NodeContext:
     """Which attempt of which node is running; ids for idempotency keys and logs."""
@@ -58,6 +76,22 @@ class NodeContext:
     upstream: Mapping[str, PortItems] = field(default_factory=dict)
     #: Where the node writes log lines: ``ctx.log.info("fetched 3 orders")``.
     log: NodeLog = field(default_factory=NodeLog)
+    #: The credentials the node's credential parameters name, by parameter name (filled by the
+    #: runner before the node runs; see :meth:`credential`).
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    #: Secret values derived while running (an access token, a header built from a password):
+    #: the runner redacts them, with the credentials' own, from the attempt's log and error.
+    derived_secrets: list[str] = field(default_factory=list)
+
+    def credential(self, parameter: str = "credential") -> Credential:
+        """The credential named by the node's parameter ``parameter``; a ``CredentialError``
+        (not retried) when the parameter names none."""
+        found = self.credentials.get(parameter)
+        if found is None:
+            raise NodeError(
+                "CredentialError", f"parameter {parameter!r} names no credential", retryable=False
+            )
+        return found
 
 
 @runtime_checkable

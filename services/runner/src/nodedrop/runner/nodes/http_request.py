@@ -26,6 +26,13 @@ Errors (all name the failing item's index; the first failing item fails the node
 - ``HttpResponseTooLarge`` (not retryable): the body exceeds the size limit;
 - ``HttpTooManyRedirects`` (not retryable): more than ``max_redirects`` redirects;
 - ``InvalidParameters`` (not retryable): a URL that does not parse, both ``json`` and ``body``, ...
+- ``CredentialError``: the ``credential`` cannot be used (see :mod:`nodedrop.runner.credentials`)
+  or an OAuth2 token cannot be had (:mod:`nodedrop.runner.nodes.oauth2`).
+
+``credential`` names one of the requester's credentials (docs/credentials.md); the runner has
+resolved it into ``ctx`` before the node runs, and it is applied to every item's request after
+the item's own headers and query (so it wins over a header of the same name). Its values are
+never part of an output, a message or a log line of this node.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from nodedrop.runner.netguard import NetGuard, UrlRefusedError, check_scheme, gu
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.builtins import parse_parameters
 from nodedrop.runner.nodes.flow import Pacer, rendered
+from nodedrop.runner.nodes.oauth2 import TokenCache
 
 #: Whether a 4xx answer (``HttpClientError``) may be retried. Yes, deliberately: the contract's
 #: own example lists ``HttpClientError`` in ``retry.non_retryable_errors``, which only means
@@ -113,6 +121,14 @@ class HttpLimits:
             raise ValueError("max_concurrency must be at least 1")
 
 
+@dataclass(frozen=True, slots=True, repr=False)
+class Authorization:
+    """What a credential adds to each request: headers and query parameters."""
+
+    headers: dict[str, str]
+    query: dict[str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingRequest:
     """One item's request, as prepared from that item's parameters."""
@@ -162,6 +178,7 @@ class HttpRequestNode:
             )
         )
         self._client: httpx.AsyncClient | None = None
+        self._tokens = TokenCache(self._shared_client, timeout_s=self.limits.timeout_s)
 
     def _shared_client(self) -> httpx.AsyncClient:
         # Created on first use, inside the runner's event loop, then shared by every run so
@@ -183,14 +200,58 @@ class HttpRequestNode:
         # without side effects; pausing as set and if do, since rendering may be heavy.
         requests: list[OutgoingRequest] = []
         pacer = Pacer()
+        authorization = await self.authorization(ctx) if items else None
         for index, item in enumerate(items):
-            requests.append(self.request_for(ctx, index, item, rendered(parameters, ctx, item)))
+            rendered_parameters = rendered(parameters, ctx, item)
+            requests.append(self.request_for(ctx, index, item, rendered_parameters, authorization))
             if pacer.due():
                 await pacer.pause()
         return {MAIN_PORT: await self._send_all(requests)}
 
+    async def authorization(self, ctx: NodeContext) -> Authorization | None:
+        """What the node's ``credential`` adds to each request (None without one)."""
+        credential = ctx.credentials.get("credential")
+        if credential is None:
+            return None
+        fields = credential.fields
+        try:
+            match credential.type:
+                case "http_header":
+                    return Authorization({str(fields["name"]): str(fields["value"])}, {})
+                case "bearer_token":
+                    return _bearer(str(fields["token"]))
+                case "basic_auth":
+                    pair = f"{fields['username']}:{fields['password']}".encode()
+                    encoded = base64.b64encode(pair).decode("ascii")
+                    ctx.derived_secrets.append(encoded)
+                    return Authorization({"Authorization": f"Basic {encoded}"}, {})
+                case "query_parameter":
+                    return Authorization({}, {str(fields["name"]): str(fields["value"])})
+                case "oauth2_client_credentials":
+                    token = await self._tokens.token(credential)
+                    ctx.derived_secrets.append(token)
+                    return _bearer(token)
+        except KeyError as error:
+            raise NodeError(
+                "CredentialError",
+                f"credential {credential.id!r} of type {credential.type!r} has no field {error}",
+                retryable=False,
+            ) from None
+        raise NodeError(
+            "CredentialError",
+            f"credential {credential.id!r} is of type {credential.type!r}, which http_request "
+            "cannot apply (it applies http_header, bearer_token, basic_auth, query_parameter "
+            "and oauth2_client_credentials)",
+            retryable=False,
+        )
+
     def request_for(
-        self, ctx: NodeContext, item_index: int, item: Item, parameters: dict[str, Any]
+        self,
+        ctx: NodeContext,
+        item_index: int,
+        item: Item,
+        parameters: dict[str, Any],
+        authorization: Authorization | None = None,
     ) -> OutgoingRequest:
         """The request for one item, from the parameters rendered for that item."""
         try:
@@ -206,6 +267,12 @@ class HttpRequestNode:
         if chosen.query:
             url = url.copy_merge_params(_texts(chosen.query))
         headers = _headers(item_index, _texts(chosen.headers))
+        if authorization is not None:
+            # After the item's own: the credential wins over a header or parameter of its name.
+            if authorization.query:
+                url = url.copy_merge_params(authorization.query)
+            for name, value in authorization.headers.items():
+                headers[name] = value
         # A key the user set (e.g. rendered from the item) wins over ours.
         headers.setdefault(
             "Idempotency-Key", idempotency_key(ctx.execution_id, ctx.node, item_index)
@@ -328,6 +395,10 @@ class HttpRequestNode:
                 raise _too_large(request, limit)
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _bearer(token: str) -> Authorization:
+    return Authorization({"Authorization": f"Bearer {token}"}, {})
 
 
 def decode_body(content: bytes, content_type: str | None) -> tuple[Any, str]:

@@ -13,11 +13,13 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from nodedrop.contracts.items import PortItems
-from nodedrop.contracts.nodetypes import ENTRY_POINT_GROUP, NodeTypeSpec
+from nodedrop.contracts.nodetypes import BUILTIN_SPECS, ENTRY_POINT_GROUP, NodeTypeSpec
 from nodedrop.runner.nodes.api import NodeContext, NodeImplementation
 from nodedrop.runner.nodes.builtins import builtin_nodes
 from nodedrop.runner.nodes.flow import flow_nodes
 from nodedrop.runner.nodes.http_request import HttpRequestNode
+
+_BUILTINS = {spec.type: spec for spec in BUILTIN_SPECS}
 
 
 class NodeRegistry:
@@ -40,6 +42,14 @@ class NodeRegistry:
         ``side_effect_free = True``. Plugin nodes never count, whatever they declare."""
         node = self._nodes.get(type_name)
         return node is not None and getattr(node, "side_effect_free", False) is True
+
+    def credential_parameters(self, type_name: str) -> tuple[str, ...]:
+        """The type's parameters that hold credential ids (its spec's)."""
+        node = self._nodes.get(type_name)
+        if isinstance(node, PluginNode):
+            return node.credential_parameters
+        spec = _BUILTINS.get(type_name)
+        return spec.credential_parameters if spec is not None else ()
 
     def plugins(self) -> list[PluginNode]:
         """The node types whose code runs in worker processes."""
@@ -67,6 +77,7 @@ class PluginNode:
 
     type: str
     target: str
+    credential_parameters: tuple[str, ...] = ()
 
     async def run(
         self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]
@@ -96,7 +107,7 @@ def plugin_node(cls: Any, name: str, target: str | None = None) -> PluginNode:
         raise TypeError(f"entry point {name!r} has no `run` method")
     if "<locals>" in cls.__qualname__:
         raise TypeError(f"entry point {name!r}: a class defined in a function cannot be imported")
-    return PluginNode(spec.type, target or import_path(cls))
+    return PluginNode(spec.type, target or import_path(cls), spec.credential_parameters)
 
 
 def load_registry(*, http_allow_private: bool = False) -> NodeRegistry:

@@ -528,6 +528,7 @@ class _Decider:
                 trigger=self.state.request.trigger,
                 trace_context=self.state.request.trace_context,
                 upstream=self._upstream(node_id),
+                requester=self.state.request.requested_by,
             )
         # An event over the message limit could never be recorded: every publish would fail
         # and the execution would end only as a dead letter, so the node fails here, visibly.

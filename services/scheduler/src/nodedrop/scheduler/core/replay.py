@@ -140,13 +140,18 @@ def verify(
 # Comparing decisions
 
 
+#: Fields that say nothing the decision chose: ids and times, and a task's ``requester`` (a copy
+#: of the request's ``requested_by``, absent from tasks recorded before it was added).
+_NOT_DECIDED = frozenset({"event_id", "time", "v", "requester"})
+
+
 def content(event: Event) -> dict[str, object]:
     """What a decision says, for comparison: every field but its id, ``time`` and schema
     version, with times as offsets from the event's own ``time`` (a batch's clock differs from
     one run to the next, the delay it decided does not)."""
     said: dict[str, object] = {"type": type_name(event)}
     for name in event.__struct_fields__:
-        if name in ("event_id", "time", "v"):
+        if name in _NOT_DECIDED:
             continue
         value = getattr(event, name)
         said[name] = value - event.time if isinstance(value, datetime) else value
