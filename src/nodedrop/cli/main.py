@@ -6,6 +6,7 @@
 - ``nodedrop run FILE.json``: submit a workflow and show its progress live.
 - ``nodedrop projections rebuild``, ``nodedrop prune``: operator commands (docs/operations.md).
 - ``nodedrop audit EXECUTION_ID [--verify]``: an execution's history; a replay check of it.
+- ``nodedrop credentials generate-key | rotate-key``: the key credentials are sealed with.
 
 Commands import what they need only when they run, so ``nodedrop --help`` stays fast and a
 service's dependencies are loaded only by that service.
@@ -37,6 +38,7 @@ environment:
   NODEDROP_HOST, NODEDROP_PORT, NODEDROP_NOTIFIER_PORT   where the API and the notifier listen
   NODEDROP_NATS_PORT, NODEDROP_PG_PORT   ports of the embedded servers (4250, 5440)
   NODEDROP_ADMIN_TOKEN    the admin key (`up` otherwise keeps one in the data directory)
+  NODEDROP_SECRET_KEY     the credentials key (`up` otherwise keeps one in the data directory)
   NODEDROP_URL, NODEDROP_TOKEN   what `nodedrop run` talks to and with which key
 """
 
@@ -174,6 +176,21 @@ def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     audit.add_argument("execution_id", metavar="EXECUTION_ID")
     audit.add_argument("--verify", action="store_true", help="check every recorded decision")
     audit.add_argument("--json", action="store_true", help="print JSON instead of text")
+    credentials = commands.add_parser(
+        "credentials",
+        help="the key credentials are sealed with: generate one, rotate to a new one",
+        description="generate-key prints a new key for NODEDROP_SECRET_KEY. rotate-key "
+        "re-encrypts every credential under a new key in one transaction (the current key: "
+        "NODEDROP_SECRET_KEY, else the data directory's; the new one: generated, or read from "
+        "standard input with --new-key-stdin); restart the api and the runners afterwards "
+        "(docs/credentials.md).",
+    )
+    key_actions = credentials.add_subparsers(dest="action", required=True)
+    key_actions.add_parser("generate-key", help="print a new random key")
+    rotate = key_actions.add_parser("rotate-key", help="re-encrypt every credential")
+    rotate.add_argument(
+        "--new-key-stdin", action="store_true", help="read the new key from standard input"
+    )
 
 
 def _non_negative_float(raw: str) -> float:
@@ -283,6 +300,12 @@ def dispatch(args: argparse.Namespace) -> int:
         from nodedrop.cli import audit
 
         return audit.audit(audit.AuditRequest(args.execution_id, args.verify, args.json))
+    if command == "credentials":
+        from nodedrop.cli import credentials
+
+        if args.action == "generate-key":
+            return credentials.generate_key()
+        return credentials.rotate_key(credentials.RotateRequest(args.new_key_stdin))
     raise AssertionError(command)  # pragma: no cover - argparse allows no other
 
 

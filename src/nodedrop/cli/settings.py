@@ -30,6 +30,8 @@ DATABASE_NAME = "nodedrop"
 ADMIN_TOKEN_FILE = "admin_token"
 #: The embedded NATS server's users and passwords (nodedrop.platform.natsauth), mode 0600.
 NATS_CREDENTIALS_FILE = "nats_credentials.json"
+#: The key credentials are sealed with (NODEDROP_SECRET_KEY, docs/credentials.md), mode 0600.
+SECRET_KEY_FILE = "secret_key"
 
 
 class SettingError(Exception):
@@ -87,16 +89,45 @@ def ensure_admin_token(directory: Path) -> tuple[str, bool]:
     if existing is not None:
         return existing, False
     token = secrets.token_urlsafe(32)
-    path = admin_token_path(directory)
-    # O_EXCL: two concurrent first starts cannot overwrite each other's key unnoticed.
+    write_private(admin_token_path(directory), token)
+    return token, True
+
+
+def secret_key_path(directory: Path) -> Path:
+    return directory / SECRET_KEY_FILE
+
+
+def read_secret_key(directory: Path) -> str | None:
+    """The credentials key ``nodedrop up`` keeps in the data directory, if there is one."""
+    try:
+        text = secret_key_path(directory).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    return text or None
+
+
+def ensure_secret_key(directory: Path) -> tuple[str, bool]:
+    """The data directory's credentials key, generated (mode 0600) on first use. True if new."""
+    from nodedrop.contracts.secretbox import SecretKey
+
+    existing = read_secret_key(directory)
+    if existing is not None:
+        return existing, False
+    text = SecretKey.generate().text()
+    write_private(secret_key_path(directory), text)
+    return text, True
+
+
+def write_private(path: Path, text: str) -> None:
+    """``text`` into a new file only its owner can read (0600 from its creation on)."""
+    # O_EXCL: two concurrent first starts cannot overwrite each other's secret unnoticed.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # an empty file (a crash between create and write): replace it
         path.unlink()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
-    return token, True
+        out.write(text + "\n")
 
 
 def client_url(explicit: str | None, env: Mapping[str, str] | None = None) -> str:

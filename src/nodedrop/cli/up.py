@@ -42,9 +42,12 @@ from typing import IO, Any
 
 from nodedrop.cli import settings
 from nodedrop.cli.servers import READY
+from nodedrop.contracts.secretbox import KEY_ENV as SECRET_KEY_ENV
 from nodedrop.platform import natsauth
 
 SERVICES = ("api", "scheduler", "runner", "notifier")
+#: The services that seal or open credentials (docs/credentials.md): the others never get the key.
+_KEY_HOLDERS = frozenset({"api", "runner"})
 HEALTH_HINT_EVERY_S = 30.0
 SERVERS_START_TIMEOUT_S = 180.0
 SERVERS_STOP_TIMEOUT_S = 90.0
@@ -453,9 +456,13 @@ class Up:
             self._set_up_jetstream(nats_url, self.nats_passwords)
         token = self._admin_token()
         env = self._service_env(nats_url, database_url, token)
+        secret_key = self._secret_key()
         for name in plan.service_names():
             module = "runner" if name.startswith("runner") else name
-            child_env = env
+            # Only the services that seal or open credentials get their key.
+            child_env = {k: v for k, v in env.items() if k != SECRET_KEY_ENV}
+            if module in _KEY_HOLDERS:
+                child_env[SECRET_KEY_ENV] = secret_key
             if self.nats_passwords is not None:  # each service as its own NATS user
                 user = module
                 child_env = {**env, **natsauth.client_environment(user, self.nats_passwords[user])}
@@ -582,6 +589,16 @@ class Up:
         path = settings.admin_token_path(self.plan.data_dir)
         self.say(f"{'generated a new' if created else 'using the'} admin key in {path}")
         return token
+
+    def _secret_key(self) -> str:
+        given = os.environ.get(SECRET_KEY_ENV, "").strip()
+        if given:
+            self.say(f"credentials key from {SECRET_KEY_ENV}")
+            return given
+        key, created = settings.ensure_secret_key(self.plan.data_dir)
+        path = settings.secret_key_path(self.plan.data_dir)
+        self.say(f"{'generated a new' if created else 'using the'} credentials key in {path}")
+        return key
 
     def _service_env(self, nats_url: str, database_url: str, token: str) -> dict[str, str]:
         env = dict(os.environ)

@@ -3,7 +3,10 @@ owned like workflows, every bad input a clear 4xx; and the api's start refuses a
 
 from __future__ import annotations
 
+import asyncio
+import io
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
@@ -225,3 +228,88 @@ async def test_without_any_key_credentials_answer_503(
         assert response.status_code == 503
         assert "NODEDROP_SECRET_KEY" in response.json()["detail"]
         assert (await client.get("/api/credential-types")).status_code == 200
+
+
+async def _sealed_rows(database_url: str) -> dict[str, bytes]:
+    conn = await asyncpg.connect(_dsn(database_url))
+    try:
+        rows = await conn.fetch("SELECT id, secret FROM credentials")
+    finally:
+        await conn.close()
+    return {row["id"]: bytes(row["secret"]) for row in rows}
+
+
+async def test_rotate_key_reseals_every_credential_in_one_go(
+    api: Api,
+    nats_url: str,
+    migrated_database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from nodedrop.cli.credentials import RotateRequest, rotate_key
+
+    ids = [
+        (await _create(api.client, type="bearer_token", name=f"c{i}", data={"token": SECRET}))["id"]
+        for i in range(3)
+    ]
+    new = SecretKey.generate()
+    monkeypatch.setenv("NODEDROP_SECRET_KEY", KEY.text())
+    monkeypatch.setenv("NODEDROP_DATABASE_URL", migrated_database_url)
+    monkeypatch.setattr("sys.stdin", io.StringIO(new.text() + "\n"))
+    assert await asyncio.to_thread(rotate_key, RotateRequest(new_key_stdin=True)) == 0
+    assert "re-encrypted 3 credentials" in capsys.readouterr().err
+    sealed = await _sealed_rows(migrated_database_url)
+    for credential_id in ids:
+        assert open_secret(new, credential_id, sealed[credential_id]) == {"token": SECRET}
+    # the api now starts with the new key only
+    rotated = create_app(api_config(nats_url, migrated_database_url), secret_key=new)
+    async with rotated.router.lifespan_context(rotated), client_for(rotated, TOKEN) as client:
+        shown = await client.get(f"/api/credentials/{ids[0]}")
+        assert shown.json()["secrets"] == {"token": "****cdef"}
+    stale = create_app(api_config(nats_url, migrated_database_url), secret_key=KEY)
+    with pytest.raises(ConfigurationError):
+        async with stale.router.lifespan_context(stale):
+            pass
+
+
+async def test_a_rotation_that_fails_on_one_row_changes_nothing(
+    api: Api, migrated_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nodedrop.cli.credentials import RotateRequest, rotate_key
+
+    for i in range(3):
+        await _create(api.client, type="bearer_token", name=f"c{i}", data={"token": SECRET})
+    before = await _sealed_rows(migrated_database_url)
+    broken = sorted(before)[-1]
+    conn = await asyncpg.connect(_dsn(migrated_database_url))
+    try:  # the last row re-sealed under some other key: it cannot be opened any more
+        await conn.execute(
+            "UPDATE credentials SET secret = $2 WHERE id = $1",
+            broken,
+            SecretKey.generate().seal(b"{}", f"credential:{broken}"),
+        )
+    finally:
+        await conn.close()
+    before = await _sealed_rows(migrated_database_url)
+    monkeypatch.setenv("NODEDROP_SECRET_KEY", KEY.text())
+    monkeypatch.setenv("NODEDROP_DATABASE_URL", migrated_database_url)
+    assert await asyncio.to_thread(rotate_key, RotateRequest()) == 1
+    assert await _sealed_rows(migrated_database_url) == before
+
+
+def test_rotate_key_with_the_data_directorys_key_replaces_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a database the rotation fails, and the key file stays as it was."""
+    from nodedrop.cli.credentials import RotateRequest, rotate_key
+    from nodedrop.cli.settings import ensure_secret_key, secret_key_path
+
+    monkeypatch.delenv("NODEDROP_SECRET_KEY", raising=False)
+    monkeypatch.setenv("NODEDROP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("NODEDROP_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    key, created = ensure_secret_key(tmp_path)
+    assert created
+    assert secret_key_path(tmp_path).stat().st_mode & 0o777 == 0o600
+    assert rotate_key(RotateRequest()) == 1
+    assert secret_key_path(tmp_path).read_text().strip() == key
+    assert not (tmp_path / "secret_key.new").exists()
