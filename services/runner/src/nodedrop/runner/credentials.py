@@ -157,7 +157,25 @@ def secrets_of(ctx: NodeContext) -> list[str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced, also one cut short at either end of it: error
+    texts are truncated (an upstream's body to its start, a stack to its end), and a secret's
+    first or last part is still a secret."""
+    secrets = list(secrets)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    for secret in secrets:
+        text = _redact_cut_ends(text, secret)
+    return text
+
+
+def _redact_cut_ends(text: str, secret: str) -> str:
+    for size in range(len(secret) - 1, MIN_REDACTED_CHARS - 1, -1):
+        if text.endswith(secret[:size]):
+            text = text[:-size] + REDACTED
+            break
+    for size in range(len(secret) - 1, MIN_REDACTED_CHARS - 1, -1):
+        if text.startswith(secret[-size:]):
+            text = REDACTED + text[size:]
+            break
     return text
