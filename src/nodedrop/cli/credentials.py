@@ -100,9 +100,9 @@ def _discard(path: Path | None) -> None:
 
 async def _rotate(database_url: str, current: SecretKey, new: SecretKey) -> int:
     import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
-    from nodedrop.contracts.db.credentials import rotate_key
 
     from nodedrop.notifier.store import asyncpg_dsn
+    from nodedrop.platform.db.credentials import rotate_key
 
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:

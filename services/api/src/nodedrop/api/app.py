@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from nats.aio.client import Client as NatsClient
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nodedrop.api import ws_relay
 from nodedrop.api.auth import key_verifier
@@ -34,14 +33,14 @@ from nodedrop.api.routes import (
 )
 from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
+from nodedrop.api.secret_keys import SecretKeys
 from nodedrop.api.settings import ApiSettings
 from nodedrop.api.webui import install_web_ui
 from nodedrop.contracts.credential_types import CredentialTypeRegistry
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
-from nodedrop.contracts.secretbox import KEY_ENV, SecretKey, SecretKeyError, key_from_env
+from nodedrop.contracts.secretbox import SecretKey, SecretKeyError, key_from_env
 from nodedrop.platform import natsconnect
 from nodedrop.platform.datastore import DataStore
-from nodedrop.platform.db.credentials import check_secret_key
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.natsconnect import NatsSettings
 
@@ -102,7 +101,12 @@ def create_app(
         nc = await _connect_nats(config.nats_settings())
         engine = create_engine(config.database_url)
         try:
-            app.state.secret_key = await _usable_secret_key(engine, secret_key)
+            try:
+                keys = SecretKeys(secret_key or key_from_env())
+                await keys.check_at_start(engine)
+            except SecretKeyError as error:
+                raise ConfigurationError(str(error)) from None
+            app.state.secret_keys = keys
             js = nc.jetstream()
             streams = config.streams
             await ensure_jetstream(js, streams)
@@ -129,7 +133,7 @@ def create_app(
     app.state.config = config
     app.state.registry = registry or NodeTypeRegistry.with_plugins()
     app.state.credential_types = CredentialTypeRegistry.with_plugins()
-    app.state.secret_key = None
+    app.state.secret_keys = SecretKeys(None)
     app.state.resources = None
     app.state.keys = key_verifier(app, config.admin_token)
     install_error_handlers(app)
@@ -160,23 +164,6 @@ def create_app(
     _document_definitions(app)
     install_web_ui(app, config.web_dir)  # last: its catch-all must not shadow an API route
     return app
-
-
-async def _usable_secret_key(engine: AsyncEngine, given: SecretKey | None) -> SecretKey | None:
-    """The key credentials are sealed with (given, else NODEDROP_SECRET_KEY), checked against
-    the database's check value: a wrong one stops the api here, with what to do, rather than
-    answer garbage. None: no key and no credential ever sealed (the routes answer 503)."""
-    try:
-        key = given or key_from_env()
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            usable = await check_secret_key(raw.driver_connection, key)  # type: ignore[arg-type]
-            await conn.commit()
-    except SecretKeyError as error:
-        raise ConfigurationError(str(error)) from None
-    if not usable:
-        log.warning("%s is not set: credentials are disabled", KEY_ENV)
-    return key if usable else None
 
 
 def _document_definitions(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ credential's id and never a value.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 
 from nodedrop.contracts.credential_types import secret_strings
 from nodedrop.contracts.events import NodeReady
-from nodedrop.contracts.secretbox import KEY_ENV, DecryptError, SecretKey
+from nodedrop.contracts.secretbox import KEY_ENV, DecryptError, SecretKey, SecretKeyError
 from nodedrop.platform.db.credentials import check_secret_key, use_credential
 from nodedrop.runner.nodes.api import Credential, NodeContext, NodeError
 
@@ -44,15 +45,23 @@ def asyncpg_dsn(database_url: str) -> str:
     return f"{scheme.split('+', 1)[0]}://{rest}"
 
 
+#: What an unreachable (or not yet migrated) database raises: the check waits for the first use.
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 class CredentialVault:
     """Reads credentials for attempts. ``await CredentialVault.open(url, key)`` checks the key
-    against the database (a wrong one raises ``SecretKeyError`` there, at start);
-    :meth:`disabled` is a vault that fails every use, for a runner without key or database."""
+    against the database: a wrong one raises ``SecretKeyError`` there, at start; when the
+    database cannot be reached then, the runner starts anyway (nodes without credentials need
+    no database) and the check is made at the first credential used. :meth:`disabled` is a
+    vault that fails every use, for a runner without a database."""
 
     def __init__(self, pool: Any | None, key: SecretKey | None, why_disabled: str = "") -> None:
         self._pool = pool
         self._key = key
         self._why_disabled = why_disabled
+        self._checked = pool is None  # nothing to check without a database
+        self._checking = asyncio.Lock()
 
     @classmethod
     def disabled(cls, why: str) -> CredentialVault:
@@ -62,18 +71,33 @@ class CredentialVault:
     async def open(cls, database_url: str | None, key: SecretKey | None) -> CredentialVault:
         if not database_url:
             return cls.disabled("this runner has no NODEDROP_DATABASE_URL to read credentials")
+        # min_size 0: no connection is opened here, only by the check and by uses.
         pool = await asyncpg.create_pool(asyncpg_dsn(database_url), min_size=0, max_size=4)
+        vault = cls(pool, key)
         try:
-            async with pool.acquire() as conn:
-                usable = await check_secret_key(conn, key)
+            await vault._check()
+        except _UNREACHABLE as error:
+            log.warning(
+                "the database cannot be reached (%s): %s is checked at the first credential used",
+                type(error).__name__,
+                KEY_ENV,
+            )
         except BaseException:
             await pool.close()
             raise
-        if not usable:
-            await pool.close()
-            log.warning("%s is not set: nodes that name a credential will fail", KEY_ENV)
-            return cls.disabled(f"this runner has no {KEY_ENV}")
-        return cls(pool, key)
+        return vault
+
+    async def _check(self) -> None:
+        async with self._checking:
+            if self._checked or self._pool is None:
+                return
+            async with self._pool.acquire() as conn:
+                usable = await check_secret_key(conn, self._key)
+            self._checked = True
+            if not usable:
+                log.warning("%s is not set: nodes that name a credential will fail", KEY_ENV)
+                self._key = None
+                self._why_disabled = f"this runner has no {KEY_ENV}"
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -95,6 +119,19 @@ class CredentialVault:
         return resolved
 
     async def _one(self, task: NodeReady, credential_id: str, now: datetime | None) -> Credential:
+        if not self._checked:
+            try:
+                await self._check()
+            except SecretKeyError as error:  # only fingerprints in its text
+                raise credential_error(
+                    f"credential {credential_id!r} cannot be used: {error}"
+                ) from None
+            except _UNREACHABLE as error:
+                raise NodeError(
+                    CREDENTIAL_ERROR,
+                    f"credential {credential_id!r} could not be read: {type(error).__name__}",
+                    retryable=True,
+                ) from None
         if self._pool is None or self._key is None:
             raise credential_error(
                 f"credential {credential_id!r} cannot be used: {self._why_disabled}"
@@ -120,7 +157,7 @@ class CredentialVault:
                 f"credential {credential_id!r} does not decrypt under this runner's {KEY_ENV} "
                 "(was the key rotated? restart the runner with the new key)"
             ) from None
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except _UNREACHABLE as error:
             # The database may be back for the next attempt: this one is worth retrying.
             raise NodeError(
                 CREDENTIAL_ERROR,

@@ -22,11 +22,12 @@ from nodedrop.api.credential_schemas import (
     CredentialUpdate,
     CredentialUse,
 )
-from nodedrop.api.deps import CurrentUser, SessionDep
+from nodedrop.api.deps import CurrentUser, ResourcesDep, SessionDep
 from nodedrop.api.entry import CheckedJsonRoute
 from nodedrop.api.errors import ServiceUnavailableError, UnprocessableError, located, problem
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.schemas import Message
+from nodedrop.api.secret_keys import SecretKeys
 from nodedrop.api.timefmt import iso, utcnow
 from nodedrop.contracts.credential_types import (
     CredentialTypeRegistry,
@@ -44,13 +45,9 @@ _UNKNOWN: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def get_secret_key(request: Request) -> SecretKey:
-    key = getattr(request.app.state, "secret_key", None)
-    if key is None:
-        raise ServiceUnavailableError(
-            f"credentials are disabled: the api was started without {KEY_ENV}"
-        )
-    return cast(SecretKey, key)
+async def get_secret_key(request: Request, resources: ResourcesDep) -> SecretKey:
+    keys = cast(SecretKeys, request.app.state.secret_keys)
+    return await keys.key(resources.engine)
 
 
 async def get_credential_types(request: Request) -> CredentialTypeRegistry:
