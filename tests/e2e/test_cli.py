@@ -191,6 +191,15 @@ def test_up_prints_url_and_key_and_stops_cleanly_on_sigterm(make_up: Callable[[]
         assert part in commands
     assert "nats-server" in commands
     assert "postgres" in commands
+    # The credentials key: generated, private, and given to the api and the runner only.
+    assert (up.data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
+    holders = {
+        service: any(
+            f"nodedrop.{service}" in command_line(pid) and _has_secret_key(pid) for pid in family
+        )
+        for service in ("api", "scheduler", "runner", "notifier")
+    }
+    assert holders == {"api": True, "scheduler": False, "runner": True, "notifier": False}
 
     assert up.stop() == 0, up.output()
     left = {pid: command_line(pid) for pid in family if alive(pid)}
@@ -207,6 +216,12 @@ def test_a_second_up_keeps_the_data_of_the_first(make_up: Callable[[], Up]) -> N
     created = httpx.post(f"{first.base_url}/api/workflows", json=HELLO, headers=headers)
     assert created.status_code == 201, created.text
     workflow_id = created.json()["id"]
+    credential = httpx.post(
+        f"{first.base_url}/api/credentials",
+        json={"type": "bearer_token", "name": "kept", "data": {"token": "t" * 20 + "last"}},
+        headers=headers,
+    )
+    assert credential.status_code == 201, credential.text
     assert first.stop() == 0, first.output()
 
     second = make_up()
@@ -219,4 +234,18 @@ def test_a_second_up_keeps_the_data_of_the_first(make_up: Callable[[], Up]) -> N
     assert got.status_code == 200, got.text
     assert got.json()["name"] == HELLO["name"]
     assert got.json()["version"] == 1
+    # the same credentials key, from the data directory: the credential still opens
+    kept = httpx.get(
+        f"{second.base_url}/api/credentials/{credential.json()['id']}", headers=headers
+    )
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["secrets"] == {"token": "****last"}
+    assert "using the credentials key" in second.output()
     assert second.stop() == 0, second.output()
+
+
+def _has_secret_key(pid: int) -> bool:
+    try:
+        return b"NODEDROP_SECRET_KEY=" in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:  # gone, or not ours to read
+        return False

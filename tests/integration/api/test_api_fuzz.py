@@ -38,6 +38,7 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Ok
 
+from nodedrop.contracts.secretbox import SecretKey
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.platform.db.migrate import upgrade
 
@@ -90,6 +91,8 @@ async def fuzz_api(pg_server_url: str) -> AsyncIterator[str]:
             "NODEDROP_HOST": "127.0.0.1",
             "NODEDROP_PORT": str(port),
             "NODEDROP_ADMIN_TOKEN": TOKEN,
+            # Credentials enabled, so their routes are fuzzed rather than answering 503.
+            "NODEDROP_SECRET_KEY": SecretKey.generate().text(),
         }
         process = await asyncio.to_thread(
             subprocess.Popen,
