@@ -465,7 +465,7 @@ class Up:
                 child_env[SECRET_KEY_ENV] = secret_key
             if self.nats_passwords is not None:  # each service as its own NATS user
                 user = module
-                child_env = {**env, **natsauth.client_environment(user, self.nats_passwords[user])}
+                child_env.update(natsauth.client_environment(user, self.nats_passwords[user]))
             argv = [sys.executable, "-m", f"nodedrop.{module}"]
             child = Child(name, argv, child_env, self.console)
             self.services.append(child)
