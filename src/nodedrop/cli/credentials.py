@@ -22,6 +22,7 @@ from pathlib import Path
 
 from nodedrop.cli import admin, settings
 from nodedrop.contracts.secretbox import KEY_ENV, SecretKey, SecretKeyError
+from nodedrop.platform.settings import SecretKeySettings, SettingsError
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,12 @@ def rotate_key(request: RotateRequest) -> int:
 
 def _current_key() -> tuple[SecretKey, Path | None]:
     """The key in use and, when it came from the data directory, its file."""
-    given = os.environ.get(KEY_ENV, "").strip()
-    if given:
-        return SecretKey.parse(given), None
+    try:
+        given = SecretKeySettings.from_env().credentials_key
+    except SettingsError as error:
+        raise SecretKeyError(str(error)) from None
+    if given is not None:
+        return given, None
     path = settings.secret_key_path(settings.data_dir())
     text = settings.read_secret_key(path.parent)
     if text is None:

@@ -16,6 +16,7 @@ from nodedrop.platform.settings import (
     AdminSettings,
     DatabaseSettings,
     ListenSettings,
+    SecretKeySettings,
     SettingsError,
     setting,
 )
@@ -38,7 +39,7 @@ class SettingError(Exception):
     """A setting is missing or malformed; the message says which and what to do."""
 
 
-class UpSettings(ListenSettings, DatabaseSettings, AdminSettings):
+class UpSettings(ListenSettings, DatabaseSettings, AdminSettings, SecretKeySettings):
     """What ``nodedrop up`` reads (the operator commands too, to find its embedded servers):
     where the services listen, the servers to use instead of starting its own, their ports."""
 

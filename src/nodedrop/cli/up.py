@@ -350,6 +350,8 @@ class Plan:
     pg_port: int
     admin_token: str | None
     runners: int
+    #: ``NODEDROP_SECRET_KEY``; None: the data directory's (generated on first start).
+    secret_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], runners: int) -> Plan:
@@ -366,6 +368,7 @@ class Plan:
             pg_port=given.pg_port,
             admin_token=given.admin_token,
             runners=runners,
+            secret_key=given.secret_key,
         )
 
     @property
@@ -591,10 +594,9 @@ class Up:
         return token
 
     def _secret_key(self) -> str:
-        given = os.environ.get(SECRET_KEY_ENV, "").strip()
-        if given:
+        if self.plan.secret_key is not None:
             self.say(f"credentials key from {SECRET_KEY_ENV}")
-            return given
+            return self.plan.secret_key
         key, created = settings.ensure_secret_key(self.plan.data_dir)
         path = settings.secret_key_path(self.plan.data_dir)
         self.say(f"{'generated a new' if created else 'using the'} credentials key in {path}")

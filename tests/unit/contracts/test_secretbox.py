@@ -9,7 +9,6 @@ from nodedrop.contracts.secretbox import (
     DecryptError,
     SecretKey,
     SecretKeyError,
-    key_from_env,
     opens_check,
     sealed_check,
 )
@@ -59,15 +58,6 @@ def test_a_malformed_key_is_refused_naming_the_setting_not_the_value(text: str) 
         assert text not in str(error.value)
 
 
-def test_the_key_comes_from_the_environment() -> None:
-    key = SecretKey.generate()
-    assert key_from_env({}) is None
-    assert key_from_env({"NODEDROP_SECRET_KEY": "  "}) is None
-    assert key_from_env({"NODEDROP_SECRET_KEY": key.text()}) == key
-    with pytest.raises(SecretKeyError):
-        key_from_env({"NODEDROP_SECRET_KEY": "short"})
-
-
 def test_the_check_value_tells_the_right_key_from_another() -> None:
     key = SecretKey.generate()
     check = sealed_check(key)
@@ -82,3 +72,15 @@ def test_a_credentials_secret_is_bound_to_its_id() -> None:
     assert open_secret(key, "cred-1", sealed) == {"token": "t0k3n"}
     with pytest.raises(DecryptError):
         open_secret(key, "cred-2", sealed)
+
+
+def test_the_settings_refuse_a_malformed_key_naming_the_variable_not_the_value() -> None:
+    from nodedrop.platform.settings import SecretKeySettings, SettingsError
+
+    key = SecretKey.generate()
+    assert SecretKeySettings.from_env({"NODEDROP_SECRET_KEY": key.text()}).credentials_key == key
+    assert SecretKeySettings.from_env({}).credentials_key is None
+    with pytest.raises(SettingsError, match="NODEDROP_SECRET_KEY") as error:
+        SecretKeySettings.from_env({"NODEDROP_SECRET_KEY": "c2hvcnQtYnV0LXNlY3JldA"})
+    assert "c2hvcnQtYnV0LXNlY3JldA" not in str(error.value)
+    assert key.text() not in repr(SecretKeySettings.from_env({"NODEDROP_SECRET_KEY": key.text()}))

@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -100,13 +99,6 @@ class SecretKey:
 
 def _associated(context: str) -> bytes:
     return b"nodedrop.secretbox.v1:" + context.encode()
-
-
-def key_from_env(env: Mapping[str, str] | None = None) -> SecretKey | None:
-    """``NODEDROP_SECRET_KEY``: None when unset or empty; :class:`SecretKeyError` when malformed."""
-    env = os.environ if env is None else env
-    text = env.get(KEY_ENV, "").strip()
-    return SecretKey.parse(text) if text else None
 
 
 #: A known value sealed under the key in use and stored with the data (``secret_key_check``):

@@ -38,7 +38,7 @@ from nodedrop.api.settings import ApiSettings
 from nodedrop.api.webui import install_web_ui
 from nodedrop.contracts.credential_types import CredentialTypeRegistry
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
-from nodedrop.contracts.secretbox import SecretKey, SecretKeyError, key_from_env
+from nodedrop.contracts.secretbox import SecretKey, SecretKeyError
 from nodedrop.platform import natsconnect
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.jetstream import ensure_jetstream
@@ -102,7 +102,7 @@ def create_app(
         engine = create_engine(config.database_url)
         try:
             try:
-                keys = SecretKeys(secret_key or key_from_env())
+                keys = SecretKeys(secret_key or config.credentials_key)
                 await keys.check_at_start(engine)
             except SecretKeyError as error:
                 raise ConfigurationError(str(error)) from None

@@ -14,13 +14,16 @@ from nodedrop.platform.settings import (
     CommonSettings,
     DatabaseSettings,
     ListenSettings,
+    SecretKeySettings,
     setting,
 )
 
 _NOTIFIER_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 
 
-class ApiSettings(CommonSettings, ListenSettings, DatabaseSettings, AdminSettings):
+class ApiSettings(
+    CommonSettings, ListenSettings, DatabaseSettings, AdminSettings, SecretKeySettings
+):
     notifier_url: tuple[str, ...] | None = setting(
         None,
         "Comma-separated notifier base URLs (`http(s)://host[:port]`, `ws`/`wss` accepted) the "

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.routing import Layout
-from nodedrop.contracts.secretbox import SecretKeyError, key_from_env
+from nodedrop.contracts.secretbox import SecretKeyError
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.jetstream import ensure_jetstream
@@ -57,7 +56,7 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
     registry = load_registry(http_allow_private=settings.http_allow_private)
     worker_id = default_worker_id()
     # A wrong NODEDROP_SECRET_KEY fails here (SecretKeyError), before any task is taken.
-    vault = await CredentialVault.open(os.environ.get("NODEDROP_DATABASE_URL"), key_from_env())
+    vault = await CredentialVault.open(settings.database_url, settings.credentials_key)
     try:
         nc = await natsconnect.connect(
             settings.nats_settings(),
@@ -103,10 +102,6 @@ def main() -> None:
     configure_logging(fmt=settings.log_format)
     if not settings.nats_url:
         sys.exit("nodedrop-runner needs NODEDROP_NATS_URL")
-    try:
-        key_from_env()
-    except ValueError as error:
-        sys.exit(f"nodedrop-runner: {error}")
     setup_tracing("runner", settings.otel_exporter)
     try:
         eventloop.run(serve(settings), loop=settings.event_loop)

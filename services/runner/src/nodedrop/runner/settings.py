@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from nodedrop.platform.settings import CommonSettings, setting
+from nodedrop.platform.settings import (
+    CommonSettings,
+    DatabaseSettings,
+    SecretKeySettings,
+    setting,
+)
 from nodedrop.runner.worker import DEFAULT_GRACE_S
 
 
-class RunnerSettings(CommonSettings):
+class RunnerSettings(CommonSettings, DatabaseSettings, SecretKeySettings):
+    """``database_url`` and ``secret_key``: where the credentials nodes name are read, and
+    the key they are decrypted with (docs/credentials.md); without them such nodes fail."""
+
     runner_concurrency: int = setting(
         64, "Node attempts at once per runner process", ge=1, le=100_000
     )

@@ -7,6 +7,7 @@ from nodedrop.platform.settings.common import (
     DatabaseSettings,
     LeaseSettings,
     ListenSettings,
+    SecretKeySettings,
     own_origins,
 )
 
@@ -17,6 +18,7 @@ __all__ = [
     "EnvSettings",
     "LeaseSettings",
     "ListenSettings",
+    "SecretKeySettings",
     "SettingsError",
     "own_origins",
     "setting",
