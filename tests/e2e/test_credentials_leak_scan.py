@@ -19,7 +19,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import httpx
 import pytest
 
-from nodedrop.contracts.secretbox import SecretKey
+from nodedrop.platform.secretbox import SecretKey
 
 from .api_client import finished, submit
 from .conftest import running_system

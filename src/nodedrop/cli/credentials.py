@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodedrop.cli import admin, settings
-from nodedrop.contracts.secretbox import KEY_ENV, SecretKey, SecretKeyError
+from nodedrop.platform.secretbox import KEY_ENV, SecretKey, SecretKeyError
 from nodedrop.platform.settings import SecretKeySettings, SettingsError
 
 

@@ -109,7 +109,7 @@ def read_secret_key(directory: Path) -> str | None:
 
 def ensure_secret_key(directory: Path) -> tuple[str, bool]:
     """The data directory's credentials key, generated (mode 0600) on first use. True if new."""
-    from nodedrop.contracts.secretbox import SecretKey
+    from nodedrop.platform.secretbox import SecretKey
 
     existing = read_secret_key(directory)
     if existing is not None:

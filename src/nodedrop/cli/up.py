@@ -42,8 +42,8 @@ from typing import IO, Any
 
 from nodedrop.cli import settings
 from nodedrop.cli.servers import READY
-from nodedrop.contracts.secretbox import KEY_ENV as SECRET_KEY_ENV
 from nodedrop.platform import natsauth
+from nodedrop.platform.secretbox import KEY_ENV as SECRET_KEY_ENV
 
 SERVICES = ("api", "scheduler", "runner", "notifier")
 #: The services that seal or open credentials (docs/credentials.md): the others never get the key.

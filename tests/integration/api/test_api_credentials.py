@@ -15,8 +15,8 @@ import pytest
 from nats.js import JetStreamContext
 
 from nodedrop.api.app import ConfigurationError, create_app
-from nodedrop.contracts.secretbox import SecretKey
 from nodedrop.platform.db.credentials import open_secret
+from nodedrop.platform.secretbox import SecretKey
 
 from .harness import TOKEN, Api, api_config
 from .users import client_for, create_user

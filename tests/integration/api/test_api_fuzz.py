@@ -38,9 +38,9 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Ok
 
-from nodedrop.contracts.secretbox import SecretKey
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.platform.db.migrate import upgrade
+from nodedrop.platform.secretbox import SecretKey
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import pytest
 
 from nodedrop.contracts.events import NodeReady
-from nodedrop.contracts.secretbox import SecretKey, SecretKeyError
 from nodedrop.platform.db import migrate
 from nodedrop.platform.db.credentials import seal_secret
+from nodedrop.platform.secretbox import SecretKey, SecretKeyError
 from nodedrop.runner.credentials import CredentialVault, asyncpg_dsn
 from nodedrop.runner.nodes.api import NodeError
 

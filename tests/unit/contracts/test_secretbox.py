@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from nodedrop.contracts.secretbox import (
+from nodedrop.platform.db.credentials import open_secret, seal_secret
+from nodedrop.platform.secretbox import (
     DecryptError,
     SecretKey,
     SecretKeyError,
     opens_check,
     sealed_check,
 )
-from nodedrop.platform.db.credentials import open_secret, seal_secret
 
 
 def test_a_sealed_value_opens_under_its_key_and_context_only() -> None:

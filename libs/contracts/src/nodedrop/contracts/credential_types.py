@@ -2,7 +2,7 @@
 
 A type is a :class:`CredentialTypeSpec`: a pydantic model of all its fields plus the names of
 the secret ones. The api validates what users send with it, keeps the other fields readable and
-seals the secret ones (:mod:`nodedrop.contracts.secretbox`); the runner hands the decrypted
+seals the secret ones (:mod:`nodedrop.platform.secretbox`); the runner hands the decrypted
 fields to the node. Custom node packages add types as objects registered under the entry-point
 group ``nodedrop.credential_types`` (as they add node types under ``nodedrop.nodes``).
 """

@@ -38,11 +38,11 @@ from nodedrop.api.settings import ApiSettings
 from nodedrop.api.webui import install_web_ui
 from nodedrop.contracts.credential_types import CredentialTypeRegistry
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
-from nodedrop.contracts.secretbox import SecretKey, SecretKeyError
 from nodedrop.platform import natsconnect
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.natsconnect import NatsSettings
+from nodedrop.platform.secretbox import SecretKey, SecretKeyError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.pagination import Position
 from nodedrop.api.workflow_store import new_id
-from nodedrop.contracts.secretbox import SecretKey
 from nodedrop.platform.db.credentials import seal_secret
 from nodedrop.platform.db.tables import CredentialRow
+from nodedrop.platform.secretbox import SecretKey
 
 
 async def create(

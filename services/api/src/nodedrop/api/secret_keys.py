@@ -12,8 +12,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nodedrop.api.errors import ServiceUnavailableError
-from nodedrop.contracts.secretbox import KEY_ENV, SecretKey, SecretKeyError
 from nodedrop.platform.db.credentials import check_secret_key
+from nodedrop.platform.secretbox import KEY_ENV, SecretKey, SecretKeyError
 
 log = logging.getLogger(__name__)
 

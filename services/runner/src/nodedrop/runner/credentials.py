@@ -22,8 +22,8 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 
 from nodedrop.contracts.credential_types import secret_strings
 from nodedrop.contracts.events import NodeReady
-from nodedrop.contracts.secretbox import KEY_ENV, DecryptError, SecretKey, SecretKeyError
 from nodedrop.platform.db.credentials import check_secret_key, use_credential
+from nodedrop.platform.secretbox import KEY_ENV, DecryptError, SecretKey, SecretKeyError
 from nodedrop.runner.nodes.api import Credential, NodeContext, NodeError
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,12 @@ from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.routing import Layout
-from nodedrop.contracts.secretbox import SecretKeyError
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.lifecycle import stop_on_signals
 from nodedrop.platform.logsetup import configure_logging
+from nodedrop.platform.secretbox import SecretKeyError
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.runner.credentials import CredentialVault
 from nodedrop.runner.nodes.registry import load_registry

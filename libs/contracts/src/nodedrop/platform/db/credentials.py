@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from nodedrop.contracts.secretbox import (
+from nodedrop.platform.secretbox import (
     KEY_ENV,
     DecryptError,
     SecretKey,

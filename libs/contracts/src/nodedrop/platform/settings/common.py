@@ -9,11 +9,11 @@ from typing import Literal
 from pydantic import field_validator
 
 from nodedrop.contracts.routing import DEFAULT_PARTITIONS, SLOTS, Layout
-from nodedrop.contracts.secretbox import SecretKey
 from nodedrop.platform import natsconnect
 from nodedrop.platform.jetstream import StreamSettings
 from nodedrop.platform.leases import DEFAULT_LEASE_S
 from nodedrop.platform.natsconnect import NatsSettings
+from nodedrop.platform.secretbox import SecretKey
 from nodedrop.platform.settings.base import EnvSettings, setting
 
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "0.0.0.0", "::1", "::"})

@@ -34,9 +34,9 @@ from nodedrop.contracts.credential_types import (
     CredentialTypeSpec,
     mask,
 )
-from nodedrop.contracts.secretbox import KEY_ENV, DecryptError, SecretKey
 from nodedrop.platform.db.credentials import open_secret
 from nodedrop.platform.db.tables import CredentialRow
+from nodedrop.platform.secretbox import KEY_ENV, DecryptError, SecretKey
 
 router = APIRouter(prefix="/credentials", tags=["credentials"], route_class=CheckedJsonRoute)
 
