@@ -91,6 +91,23 @@ def test_a_chain_with_a_retry_a_wait_and_a_branch_verifies() -> None:
     assert result.matched == 11
 
 
+def test_tasks_recorded_before_they_named_their_requester_still_verify() -> None:
+    # NodeReady.requester (whose credentials a node may use) was added later: a task stored
+    # without it is the same decision.
+    sim = Sim(wf([n("start", "manual_trigger"), n("a")], [("start", "a")]))
+    sim.request()
+    sim.succeed("start")
+    sim.succeed("a")
+    ready = [e for e in sim.log if isinstance(e, NodeReady)]
+    assert ready
+    assert all(e.requester is not None for e in ready)
+    older = [
+        msgspec.structs.replace(e, requester=None) if isinstance(e, NodeReady) else e
+        for e in sim.log
+    ]
+    assert_verifies(numbered(older))
+
+
 def test_failures_under_each_policy_and_pinned_outputs_verify() -> None:
     for policy, status in (
         ("fail", "failed"),
