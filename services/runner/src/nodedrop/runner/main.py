@@ -17,6 +17,8 @@ from nodedrop.platform.lifecycle import stop_on_signals
 from nodedrop.platform.logsetup import configure_logging
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
+from nodedrop.runner.sandbox.jail import Jail
+from nodedrop.runner.sandbox.settings import SandboxSettings
 from nodedrop.runner.settings import RunnerSettings
 from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id
 
@@ -51,7 +53,9 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
         raise ValueError("the runner needs NODEDROP_NATS_URL")
     stop = stop or asyncio.Event()
     # A broken plugin fails here, before any task is taken.
-    registry = load_registry(http_allow_private=settings.http_allow_private)
+    code = SandboxSettings.from_env()
+    registry = load_registry(http_allow_private=settings.http_allow_private, code=code)
+    _report_code_sandbox(Jail(code))
     worker_id = default_worker_id()
     nc = await natsconnect.connect(
         settings.nats_settings(), name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
@@ -82,6 +86,21 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
     finally:
         await registry.aclose()
         await nc.drain()
+
+
+def _report_code_sandbox(jail: Jail) -> None:
+    """Say at start what ``code`` nodes will get: without bubblewrap they fail (the runner
+    still runs everything else), and the weaker mode is worth a warning in every log."""
+    problem = jail.unavailable()
+    if problem is not None:
+        log.warning("code nodes will fail with CodeSandboxUnavailable: %s", problem)
+    elif jail.settings.mode == "process":
+        log.warning(
+            "NODEDROP_CODE_SANDBOX=process: code nodes run without namespaces or seccomp; "
+            "they can read the runner's files and reach the network (docs/security.md)"
+        )
+    else:
+        jail.mounts()  # an allowed package that is not installed stops the runner here
 
 
 def main() -> None:
