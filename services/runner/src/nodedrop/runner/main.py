@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from nats.js import JetStreamContext
@@ -99,8 +100,13 @@ def _report_code_sandbox(jail: Jail) -> None:
             "NODEDROP_CODE_SANDBOX=process: code nodes run without namespaces or seccomp; "
             "they can read the runner's files and reach the network (docs/security.md)"
         )
-    else:
-        jail.mounts()  # an allowed package that is not installed stops the runner here
+    elif os.geteuid() == 0 and not jail.drops_to_nobody():  # also: a missing allowed package
+        log.warning(  # stops the runner here, in jail.mounts()
+            "code sandboxes run as the host's root without capabilities (in a user namespace): "
+            "the user nobody cannot read the interpreter %s; set NODEDROP_CODE_PYTHON to one "
+            "it can read (docs/security.md)",
+            jail.mounts().interpreter,
+        )
 
 
 def main() -> None:

@@ -28,9 +28,24 @@ def bootstrap_source() -> str:
     return files("nodedrop.runner.sandbox").joinpath("bootstrap.py").read_text("utf-8")
 
 
+#: The host user a runner run as root gives its sandboxes (``nobody``): then nothing in a
+#: sandbox is the host's root, even without capabilities (sysctls, files owned by root).
+UNPRIVILEGED_ID = 65534
+
+
 def tools_missing(settings: SandboxSettings) -> list[str]:
-    needed = ["prlimit"] + (["bwrap"] if settings.mode == "bwrap" else [])
+    needed = ["prlimit"] + (["bwrap", "setpriv"] if settings.mode == "bwrap" else [])
     return [tool for tool in needed if shutil.which(tool) is None]
+
+
+def as_nobody() -> list[str]:
+    """Executes the rest of the command as the host's ``nobody``, with no other groups."""
+    return [
+        shutil.which("setpriv") or "setpriv",
+        f"--reuid={UNPRIVILEGED_ID}",
+        f"--regid={UNPRIVILEGED_ID}",
+        "--clear-groups",
+    ]
 
 
 def rlimits(settings: SandboxSettings) -> list[str]:
@@ -48,7 +63,12 @@ def rlimits(settings: SandboxSettings) -> list[str]:
 
 
 def bwrap_command(
-    settings: SandboxSettings, mounts: Mounts, bootstrap: str, seccomp_fd: int | None
+    settings: SandboxSettings,
+    mounts: Mounts,
+    bootstrap: str,
+    seccomp_fd: int | None,
+    *,
+    drop_to_nobody: bool,
 ) -> list[str]:
     args = [
         shutil.which("bwrap") or "bwrap",
@@ -82,8 +102,17 @@ def bwrap_command(
         WORK_DIR,
         "--proc",
         "/proc",
+        # Global sysctls check for the host's uid 0, not capabilities: never writable here.
+        "--ro-bind",
+        "/proc/sys",
+        "/proc/sys",
         "--dev",
         "/dev",
+        # Only /tmp is writable: the root and /dev are bwrap's tmpfs, made read-only last.
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
         "--chdir",
         WORK_DIR,
         "--setenv",
@@ -92,7 +121,16 @@ def bwrap_command(
     ]
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]
-    return [*rlimits(settings), *args, mounts.interpreter, *_INTERPRETER_FLAGS, "-c", bootstrap]
+    user = as_nobody() if drop_to_nobody else []
+    return [
+        *rlimits(settings),
+        *user,
+        *args,
+        mounts.interpreter,
+        *_INTERPRETER_FLAGS,
+        "-c",
+        bootstrap,
+    ]
 
 
 def process_command(settings: SandboxSettings, interpreter: str, bootstrap: str) -> list[str]:

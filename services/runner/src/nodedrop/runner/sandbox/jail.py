@@ -25,7 +25,7 @@ from nodedrop.runner.sandbox.command import (
     process_command,
     tools_missing,
 )
-from nodedrop.runner.sandbox.mounts import Mounts, interpreter, sandbox_mounts
+from nodedrop.runner.sandbox.mounts import Mounts, sandbox_mounts
 from nodedrop.runner.sandbox.settings import SandboxSettings
 
 #: Characters of stderr kept for an error message.
@@ -73,8 +73,14 @@ class Jail:
 
     def mounts(self) -> Mounts:
         if self._mounts is None:
-            self._mounts = sandbox_mounts(self.settings.allowed_packages)
+            self._mounts = sandbox_mounts(self.settings.python, self.settings.allowed_packages)
         return self._mounts
+
+    def drops_to_nobody(self) -> bool:
+        """A runner run as root gives the sandbox the host's ``nobody``, when that user can
+        read the interpreter (not one under /root); otherwise the sandbox is the host's root
+        without capabilities, in its own user namespace, which the runner warns about."""
+        return os.geteuid() == 0 and self.mounts().readable_by_anyone()
 
     def import_paths(self) -> list[str]:
         return import_paths(self.mounts(), self.settings.mode)
@@ -92,9 +98,15 @@ class Jail:
             read_fd, write_fd = os.pipe()
             os.write(write_fd, seccomp.filter_program())
             os.close(write_fd)
-            argv = bwrap_command(self.settings, self.mounts(), self._bootstrap, read_fd)
+            argv = bwrap_command(
+                self.settings,
+                self.mounts(),
+                self._bootstrap,
+                read_fd,
+                drop_to_nobody=self.drops_to_nobody(),
+            )
         else:
-            argv = process_command(self.settings, interpreter(), self._bootstrap)
+            argv = process_command(self.settings, self.mounts().interpreter, self._bootstrap)
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,

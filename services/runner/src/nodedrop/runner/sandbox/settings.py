@@ -19,6 +19,9 @@ PACKAGES_ENV = "NODEDROP_CODE_ALLOWED_PACKAGES"
 MEMORY_ENV = "NODEDROP_CODE_MEMORY_MB"
 #: CPU seconds per attempt (default 30); wall time is capped at three times this.
 CPU_ENV = "NODEDROP_CODE_CPU_S"
+#: The interpreter code runs with (default: the one the runner runs on). A runner run as root
+#: runs sandboxes as the host's ``nobody`` only if it can read this interpreter.
+PYTHON_ENV = "NODEDROP_CODE_PYTHON"
 
 SandboxMode = Literal["bwrap", "process"]
 _PACKAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -30,6 +33,8 @@ class SandboxSettings:
     allowed_packages: tuple[str, ...] = ()
     memory_bytes: int = 512 * 1024 * 1024
     cpu_s: int = 30
+    #: None: the runner's own interpreter (its base, outside any venv).
+    python: str | None = None
     #: Size of the private /tmp (tmpfs, held in the host's memory) and of any one file written.
     tmp_bytes: int = 64 * 1024 * 1024
     #: The most a reply (output and logs, as JSON) may take; more kills the sandbox.
@@ -57,6 +62,7 @@ class SandboxSettings:
             allowed_packages=packages,
             memory_bytes=(_positive(env, MEMORY_ENV) or 512) * 1024 * 1024,
             cpu_s=_positive(env, CPU_ENV) or 30,
+            python=env.get(PYTHON_ENV, "").strip() or None,
         )
 
 
