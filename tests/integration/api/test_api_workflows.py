@@ -144,7 +144,7 @@ async def test_cycle_and_bad_parameters(api: Api, workflow: dict[str, Any]) -> N
 
 async def test_a_code_nodes_syntax_error_is_refused_with_its_line(api: Api) -> None:
     source = "def main(items, ctx):\n    return [\n"
-    definition = {
+    definition: dict[str, Any] = {
         "nodes": [
             {"id": "start", "type": "manual_trigger"},
             {"id": "py", "type": "code", "parameters": {"source": source}},

@@ -28,6 +28,8 @@ from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.code import CodeNode
 from nodedrop.runner.sandbox.settings import SandboxSettings
 
+from .sandboxes import sandbox_pids
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(
@@ -36,24 +38,8 @@ pytestmark = [
     ),
 ]
 
-#: A line of the bootstrap, which every sandbox carries on its command line (``-c``).
-SANDBOX_MARK = "What runs inside the code sandbox"
 SETTINGS = SandboxSettings(cpu_s=2, memory_bytes=256 * 1024 * 1024)
 SECRET = "s3cret-runner-only-value"
-
-
-def sandbox_pids() -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if SANDBOX_MARK.encode() in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 def runner_file() -> str:

@@ -6,7 +6,7 @@ the sandbox's process, never in the runner's.
 
 Error types: ``CodeError`` (the code raised, or returned something that is not items; the
 message and the stack are the user's own, with ``<code>`` line numbers), ``CodeLimitExceeded``
-(CPU time, wall time, memory or result size), ``CodeSandboxUnavailableError`` (no bubblewrap, or it
+(CPU time, wall time, memory or result size), ``CodeSandboxUnavailable`` (no bubblewrap, or it
 cannot make its namespaces here). None is retried: the same code on the same items does the same.
 """
 
@@ -82,7 +82,7 @@ class CodeNode:
             )
             finished = await self.jail.run(job)
         except SandboxUnavailableError as error:
-            raise NodeError("CodeSandboxUnavailableError", str(error), retryable=False) from None
+            raise NodeError("CodeSandboxUnavailable", str(error), retryable=False) from None
         except SandboxLimitError as error:
             raise NodeError("CodeLimitExceeded", str(error), retryable=False) from None
         return self._result(finished, ctx)
@@ -116,7 +116,7 @@ class CodeNode:
             )
         stderr = finished.stderr.strip()
         if stderr.startswith("bwrap:"):
-            return NodeError("CodeSandboxUnavailableError", stderr, retryable=False)
+            return NodeError("CodeSandboxUnavailable", stderr, retryable=False)
         memory_mb = self.jail.settings.memory_bytes // (1024 * 1024)
         return NodeError(
             "CodeError",
