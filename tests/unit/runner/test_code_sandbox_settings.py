@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 
 import pytest
 
+from nodedrop.runner.main import report_code_sandbox
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.code import CodeNode
 from nodedrop.runner.sandbox import seccomp
+from nodedrop.runner.sandbox.jail import Jail
 from nodedrop.runner.sandbox.settings import SandboxSettings
 
 
@@ -76,3 +79,18 @@ async def test_without_bubblewrap_the_node_fails_with_a_clear_message(
     assert info.value.retryable is False
     assert "apt-get install bubblewrap" in info.value.message
     assert "NODEDROP_CODE_SANDBOX=process" in info.value.message
+
+
+def test_a_runner_without_bubblewrap_starts_and_says_why_code_nodes_will_fail(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="nodedrop.runner.main"):
+        report_code_sandbox(Jail(SandboxSettings()))
+    assert "CodeSandboxUnavailable" in caplog.text
+
+
+def test_an_allowed_package_that_is_not_installed_stops_the_runner() -> None:
+    jail = Jail(SandboxSettings(mode="process", allowed_packages=("no_such_package_here",)))
+    with pytest.raises(ValueError, match="no_such_package_here"):
+        report_code_sandbox(jail)

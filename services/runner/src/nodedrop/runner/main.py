@@ -56,7 +56,7 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
     # A broken plugin fails here, before any task is taken.
     code = SandboxSettings.from_env()
     registry = load_registry(http_allow_private=settings.http_allow_private, code=code)
-    _report_code_sandbox(Jail(code))
+    report_code_sandbox(Jail(code))
     worker_id = default_worker_id()
     nc = await natsconnect.connect(
         settings.nats_settings(), name=f"nodedrop-runner {worker_id}", max_reconnect_attempts=-1
@@ -89,19 +89,22 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
         await nc.drain()
 
 
-def _report_code_sandbox(jail: Jail) -> None:
+def report_code_sandbox(jail: Jail) -> None:
     """Say at start what ``code`` nodes will get: without bubblewrap they fail (the runner
-    still runs everything else), and the weaker mode is worth a warning in every log."""
+    still runs everything else), and a weaker sandbox is worth a warning in every log. An
+    allowed package that is not installed stops the runner here (ValueError)."""
     problem = jail.unavailable()
     if problem is not None:
         log.warning("code nodes will fail with CodeSandboxUnavailable: %s", problem)
-    elif jail.settings.mode == "process":
+        return
+    jail.mounts()
+    if jail.settings.mode == "process":
         log.warning(
             "NODEDROP_CODE_SANDBOX=process: code nodes run without namespaces or seccomp; "
             "they can read the runner's files and reach the network (docs/security.md)"
         )
-    elif os.geteuid() == 0 and not jail.drops_to_nobody():  # also: a missing allowed package
-        log.warning(  # stops the runner here, in jail.mounts()
+    elif os.geteuid() == 0 and not jail.drops_to_nobody():
+        log.warning(
             "code sandboxes run as the host's root without capabilities (in a user namespace): "
             "the user nobody cannot read the interpreter %s; set NODEDROP_CODE_PYTHON to one "
             "it can read (docs/security.md)",
