@@ -7,17 +7,19 @@ import struct
 
 import pytest
 
+from nodedrop.platform.settings import SettingsError
 from nodedrop.runner.main import report_code_sandbox
 from nodedrop.runner.nodes.api import NodeContext, NodeError
 from nodedrop.runner.nodes.code import CodeNode
 from nodedrop.runner.sandbox import seccomp
 from nodedrop.runner.sandbox.jail import Jail
 from nodedrop.runner.sandbox.settings import SandboxSettings
+from nodedrop.runner.settings import RunnerSettings
 
 
 def test_settings_default_to_bubblewrap_and_read_the_environment() -> None:
-    assert SandboxSettings.from_env({}) == SandboxSettings()
-    settings = SandboxSettings.from_env(
+    assert RunnerSettings.from_env({}).code_sandbox_settings == SandboxSettings()
+    settings = RunnerSettings.from_env(
         {
             "NODEDROP_CODE_SANDBOX": "process",
             "NODEDROP_CODE_ALLOWED_PACKAGES": " yaml, dateutil ,",
@@ -25,7 +27,7 @@ def test_settings_default_to_bubblewrap_and_read_the_environment() -> None:
             "NODEDROP_CODE_CPU_S": "4",
             "NODEDROP_CODE_PYTHON": "/usr/bin/python3",
         }
-    )
+    ).code_sandbox_settings
     assert settings.mode == "process"
     assert settings.allowed_packages == ("yaml", "dateutil")
     assert settings.memory_bytes == 128 * 1024 * 1024
@@ -43,8 +45,8 @@ def test_settings_default_to_bubblewrap_and_read_the_environment() -> None:
     ],
 )
 def test_a_wrong_setting_names_its_variable(name: str, value: str) -> None:
-    with pytest.raises(ValueError, match=name):
-        SandboxSettings.from_env({name: value})
+    with pytest.raises(SettingsError, match=name):
+        RunnerSettings.from_env({name: value})
 
 
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])

@@ -19,7 +19,6 @@ from nodedrop.platform.logsetup import configure_logging
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.runner.nodes.registry import load_registry
 from nodedrop.runner.sandbox.jail import Jail
-from nodedrop.runner.sandbox.settings import SandboxSettings
 from nodedrop.runner.settings import RunnerSettings
 from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id
 
@@ -54,7 +53,7 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
         raise ValueError("the runner needs NODEDROP_NATS_URL")
     stop = stop or asyncio.Event()
     # A broken plugin fails here, before any task is taken.
-    code = SandboxSettings.from_env()
+    code = settings.code_sandbox_settings
     registry = load_registry(http_allow_private=settings.http_allow_private, code=code)
     report_code_sandbox(Jail(code))
     worker_id = default_worker_id()
