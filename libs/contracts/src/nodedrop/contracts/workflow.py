@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from nodedrop.contracts.expressions import ExpressionError, check_syntax, compile_template
 from nodedrop.contracts.expressions.limits import MAX_EXPRESSION_LENGTH
 from nodedrop.contracts.items import ERROR_PORT, MAIN_PORT, REF_KEY, Item
-from nodedrop.contracts.nodetypes import NodeTypeRegistry, NodeTypeSpec
+from nodedrop.contracts.nodetypes import BUILTIN_SPECS, NodeTypeRegistry, NodeTypeSpec
 
 NODE_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 PORT_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -300,6 +300,16 @@ def template_parameters(parameters: dict[str, Any], spec: NodeTypeSpec | None) -
     if spec is None or not spec.literal_parameters:
         return parameters
     return {k: v for k, v in parameters.items() if k not in spec.literal_parameters}
+
+
+_BUILTIN_BY_TYPE = {spec.type: spec for spec in BUILTIN_SPECS}
+
+
+def expression_parameters(node: Node) -> dict[str, Any]:
+    """The node's parameters that may hold expressions, as far as the built-in types tell
+    (``code``'s source never does; a custom type's parameters all may): what the scheduler
+    reads for the upstream outputs a node's expressions need."""
+    return template_parameters(node.parameters, _BUILTIN_BY_TYPE.get(node.type))
 
 
 def size_problems(
