@@ -57,6 +57,7 @@ class Jail:
     def __init__(self, settings: SandboxSettings) -> None:
         self.settings = settings
         self._mounts: Mounts | None = None
+        self._as_nobody: bool | None = None
         self._bootstrap: str | None = None
 
     def unavailable(self) -> str | None:
@@ -80,7 +81,9 @@ class Jail:
         """A runner run as root gives the sandbox the host's ``nobody``, when that user can
         read the interpreter (not one under /root); otherwise the sandbox is the host's root
         without capabilities, in its own user namespace, which the runner warns about."""
-        return os.geteuid() == 0 and self.mounts().readable_by_anyone()
+        if self._as_nobody is None:  # worked out once: it stats every mounted path
+            self._as_nobody = os.geteuid() == 0 and self.mounts().readable_by_anyone()
+        return self._as_nobody
 
     def import_paths(self) -> list[str]:
         return import_paths(self.mounts(), self.settings.mode)
