@@ -37,6 +37,7 @@ from tests.bench import (
     s6_projector,
     s7_waiting,
     s8_cluster,
+    sc_code,
     sf_failover,
     sp_partitions,
     ss_shares,
@@ -58,6 +59,7 @@ SCENARIOS: dict[str, ModuleType] = {
         sp_partitions,
         sf_failover,
         ss_shares,
+        sc_code,
     )
 }
 PEER_SCENARIOS = {"S1", "S4"}

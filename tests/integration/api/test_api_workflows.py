@@ -142,6 +142,24 @@ async def test_cycle_and_bad_parameters(api: Api, workflow: dict[str, Any]) -> N
     assert "done" in cycle["msg"]
 
 
+async def test_a_code_nodes_syntax_error_is_refused_with_its_line(api: Api) -> None:
+    source = "def main(items, ctx):\n    return [\n"
+    definition: dict[str, Any] = {
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {"id": "py", "type": "code", "parameters": {"source": source}},
+        ],
+        "connections": [{"from": "start", "to": "py"}],
+    }
+    response = await api.client.post("/api/workflows", json=definition)
+    assert _locs(response) == [["body", "nodes", 1, "parameters", "source"]]
+    message = response.json()["detail"][0]["msg"]
+    assert "node 'py'" in message
+    assert "line 2" in message
+    definition["nodes"][1]["parameters"]["source"] = "def main(items, ctx):\n    return items\n"
+    assert (await api.client.post("/api/workflows", json=definition)).status_code == 201
+
+
 async def test_python_field_names_are_not_json_names(api: Api, workflow: dict[str, Any]) -> None:
     workflow["connections"] = [{"from_": "start", "to": "shape"}]
     locs = _locs(await api.client.post("/api/workflows", json=workflow))

@@ -23,3 +23,21 @@ def test_an_unknown_node_is_named_as_a_node() -> None:
     with pytest.raises(PlanError) as refused:
         build_plan(WORKFLOW, "node", "missing")
     assert str(refused.value) == "workflow has no node 'missing'"
+
+
+def test_a_code_nodes_source_is_not_read_for_upstream_references() -> None:
+    source = 'def main(items, ctx):\n    return [{"t": "{{ nodes.load.main }}"}]\n'
+    workflow = Workflow.model_validate(
+        wf(
+            [
+                n("t", "manual_trigger"),
+                n("load"),
+                n("py", "code", parameters={"source": source}),
+                n("shape", "set", parameters={"values": {"x": "{{ nodes.load.main }}"}}),
+            ],
+            [("t", "load"), ("load", "py"), ("load", "shape")],
+        )
+    )
+    plan = build_plan(workflow, "trigger", "t")
+    assert plan.nodes["py"].reads == frozenset()
+    assert plan.nodes["shape"].reads == frozenset({"load"})

@@ -9,6 +9,7 @@ them.
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -16,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nodedrop.contracts.codecheck import MAX_SOURCE_CHARS, source_problem
 from nodedrop.contracts.cron import check_cron
 from nodedrop.contracts.items import MAIN_PORT, Item
 
@@ -116,6 +118,51 @@ class HttpRequestParameters(Parameters):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
+PORT_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+
+
+class CodeParameters(Parameters):
+    source: str = Field(
+        min_length=1,
+        max_length=MAX_SOURCE_CHARS,
+        description="Python defining main(items, ctx) (all_items) or main(item, ctx) "
+        "(each_item); not an expression template",
+    )
+    mode: Literal["all_items", "each_item"] = "all_items"
+    outputs: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="ports besides main that the code may send items to with ctx.send",
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _compiles(cls, source: str) -> str:
+        problem = source_problem(source)
+        if problem is not None:
+            raise ValueError(problem)
+        return source
+
+    @field_validator("outputs")
+    @classmethod
+    def _port_names(cls, outputs: list[str]) -> list[str]:
+        for name in outputs:
+            if not re.fullmatch(PORT_NAME_PATTERN, name):
+                raise ValueError(
+                    f"{name!r} is not a port name: a letter, then letters, digits, _, -"
+                )
+            if name in (MAIN_PORT, "error"):
+                raise ValueError(f"{name!r} is always a port of the node; list only the others")
+        if len(set(outputs)) != len(outputs):
+            raise ValueError("a port is listed twice")
+        return outputs
+
+
+def _code_outputs(parameters: BaseModel) -> tuple[str, ...]:
+    outputs = parameters.outputs if isinstance(parameters, CodeParameters) else []
+    return (MAIN_PORT, *outputs)
+
+
 def _fixed(*ports: str) -> Callable[[BaseModel], tuple[str, ...]]:
     return lambda _parameters: ports
 
@@ -144,6 +191,9 @@ class NodeTypeSpec:
     #: Parameters that hold a credential id: the runner resolves and decrypts those
     #: credentials for the attempt (``ctx.credential(name)``, docs/credentials.md).
     credential_parameters: tuple[str, ...] = ()
+    #: Parameters that are plain text, never ``{{ expression }}`` templates (``code``'s Python
+    #: source, where ``{{`` is an escaped brace of an f-string): not checked as expressions.
+    literal_parameters: frozenset[str] = frozenset()
 
     @property
     def is_trigger(self) -> bool:
@@ -225,6 +275,15 @@ BUILTIN_SPECS: tuple[NodeTypeSpec, ...] = (
         HttpRequestParameters,
         description="One HTTP request per item.",
         credential_parameters=("credential",),
+    ),
+    NodeTypeSpec(
+        "code",
+        "Code",
+        "action",
+        CodeParameters,
+        output_ports=_code_outputs,
+        description="Runs Python in a sandbox on the items (all at once or one by one).",
+        literal_parameters=frozenset({"source"}),
     ),
     NodeTypeSpec(
         "stop_and_error",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from nodedrop.contracts.expressions import ExpressionError, check_syntax, compile_template
 from nodedrop.contracts.expressions.limits import MAX_EXPRESSION_LENGTH
 from nodedrop.contracts.items import ERROR_PORT, MAIN_PORT, REF_KEY, Item
-from nodedrop.contracts.nodetypes import NodeTypeRegistry
+from nodedrop.contracts.nodetypes import BUILTIN_SPECS, NodeTypeRegistry, NodeTypeSpec
 
 NODE_ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 PORT_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
@@ -167,7 +167,7 @@ def validate_workflow(
         raise WorkflowInvalid(
             [_problem(list(e["loc"]), e["msg"], e["type"]) for e in error.errors(include_url=False)]
         ) from None
-    problems = graph_problems(workflow, registry) + size_problems(workflow, limits)
+    problems = graph_problems(workflow, registry) + size_problems(workflow, limits, registry)
     if problems:
         raise WorkflowInvalid(problems)
     return workflow
@@ -215,7 +215,7 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
                 f"node {node.id!r}: {found.message}",
                 "expression",
             )
-            for found in check_syntax(node.parameters)
+            for found in check_syntax(template_parameters(node.parameters, spec))
         )
         ports = spec.output_ports(parameters)
         if node.on_error == "error_output":
@@ -295,11 +295,31 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
     return problems
 
 
-def size_problems(workflow: Workflow, limits: WorkflowLimits) -> list[Problem]:
+def template_parameters(parameters: dict[str, Any], spec: NodeTypeSpec | None) -> dict[str, Any]:
+    """The parameters that may hold ``{{ expressions }}``: all but the type's literal ones."""
+    if spec is None or not spec.literal_parameters:
+        return parameters
+    return {k: v for k, v in parameters.items() if k not in spec.literal_parameters}
+
+
+_BUILTIN_BY_TYPE = {spec.type: spec for spec in BUILTIN_SPECS}
+
+
+def expression_parameters(node: Node) -> dict[str, Any]:
+    """The node's parameters that may hold expressions, as far as the built-in types tell
+    (``code``'s source never does; a custom type's parameters all may): what the scheduler
+    reads for the upstream outputs a node's expressions need."""
+    return template_parameters(node.parameters, _BUILTIN_BY_TYPE.get(node.type))
+
+
+def size_problems(
+    workflow: Workflow, limits: WorkflowLimits, registry: NodeTypeRegistry | None = None
+) -> list[Problem]:
     """Expressions and pinned outputs over the limits (node counts are checked before)."""
     problems: list[Problem] = []
     for i, node in enumerate(workflow.nodes):
-        for path, length in _expression_lengths(node.parameters):
+        spec = registry.get(node.type) if registry is not None else None
+        for path, length in _expression_lengths(template_parameters(node.parameters, spec)):
             if length > limits.max_expression_length:
                 problems.append(
                     _problem(

@@ -246,6 +246,8 @@ def error_info(error: BaseException) -> ErrorInfo:
         )
     stack = _text("".join(traceback.format_exception(error))[-MAX_STACK_CHARS:])
     if isinstance(error, NodeError):
+        if error.stack is not None:
+            stack = _text(error.stack[-MAX_STACK_CHARS:])
         return ErrorInfo(
             type=_text(error.type),
             message=_text(error.message[:MAX_MESSAGE_CHARS]),

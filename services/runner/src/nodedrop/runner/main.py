@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 
 from nats.js import JetStreamContext
@@ -19,6 +20,7 @@ from nodedrop.platform.secretbox import SecretKeyError
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.runner.credentials import CredentialVault
 from nodedrop.runner.nodes.registry import load_registry
+from nodedrop.runner.sandbox.jail import Jail
 from nodedrop.runner.settings import RunnerSettings
 from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id
 
@@ -53,7 +55,9 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
         raise ValueError("the runner needs NODEDROP_NATS_URL")
     stop = stop or asyncio.Event()
     # A broken plugin fails here, before any task is taken.
-    registry = load_registry(http_allow_private=settings.http_allow_private)
+    code = settings.code_sandbox_settings
+    registry = load_registry(http_allow_private=settings.http_allow_private, code=code)
+    report_code_sandbox(Jail(code))
     worker_id = default_worker_id()
     # A wrong NODEDROP_SECRET_KEY fails here (SecretKeyError), before any task is taken.
     vault = await CredentialVault.open(settings.database_url, settings.credentials_key)
@@ -94,6 +98,29 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
         await registry.aclose()
         await nc.drain()
         await vault.aclose()
+
+
+def report_code_sandbox(jail: Jail) -> None:
+    """Say at start what ``code`` nodes will get: without bubblewrap they fail (the runner
+    still runs everything else), and a weaker sandbox is worth a warning in every log. An
+    allowed package that is not installed stops the runner here (ValueError)."""
+    problem = jail.unavailable()
+    if problem is not None:
+        log.warning("code nodes will fail with CodeSandboxUnavailable: %s", problem)
+        return
+    jail.mounts()
+    if jail.settings.mode == "process":
+        log.warning(
+            "NODEDROP_CODE_SANDBOX=process: code nodes run without namespaces or seccomp; "
+            "they can read the runner's files and reach the network (docs/security.md)"
+        )
+    elif os.geteuid() == 0 and not jail.drops_to_nobody():
+        log.warning(
+            "code sandboxes run as the host's root without capabilities (in a user namespace): "
+            "the user nobody cannot read the interpreter %s; set NODEDROP_CODE_PYTHON to one "
+            "it can read (docs/security.md)",
+            jail.mounts().interpreter,
+        )
 
 
 def main() -> None:

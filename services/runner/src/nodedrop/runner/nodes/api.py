@@ -24,18 +24,20 @@ class NodeLog(msgspec.Struct):
     lines: list[LogLine] = msgspec.field(default_factory=list)
 
     def debug(self, message: str) -> None:
-        self._write("debug", message)
+        self.write("debug", message)
 
     def info(self, message: str) -> None:
-        self._write("info", message)
+        self.write("info", message)
 
     def warning(self, message: str) -> None:
-        self._write("warning", message)
+        self.write("warning", message)
 
     def error(self, message: str) -> None:
-        self._write("error", message)
+        self.write("error", message)
 
-    def _write(self, level: LogLevel, message: str) -> None:
+    def write(self, level: LogLevel, message: str, time: datetime | None = None) -> None:
+        """A line at ``level``, stamped ``time`` (default: now; a sandboxed node's lines keep
+        the time they were written there)."""
         if len(self.lines) >= MAX_LOG_LINES:
             return
         if len(self.lines) == MAX_LOG_LINES - 1:
@@ -43,7 +45,7 @@ class NodeLog(msgspec.Struct):
         # A NUL cannot be stored by the projection: replaced here, so that the event log and
         # the projection hold the same line.
         text = str(message)[:MAX_LOG_CHARS].replace("\x00", "\ufffd")
-        self.lines.append(LogLine(time=datetime.now(UTC), level=level, message=text))
+        self.lines.append(LogLine(time=time or datetime.now(UTC), level=level, message=text))
 
 
 class Credential(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,10 +111,14 @@ class NodeImplementation(Protocol):
 
 class NodeError(Exception):
     """A failure a node reports on purpose, with the error type users see and can list in
-    ``retry.non_retryable_errors``. ``retryable=False`` fails the node without retrying."""
+    ``retry.non_retryable_errors``. ``retryable=False`` fails the node without retrying.
+    ``stack`` replaces the recorded traceback (a sandboxed node's is the user's own code's)."""
 
-    def __init__(self, type: str, message: str, retryable: bool = True) -> None:
+    def __init__(
+        self, type: str, message: str, retryable: bool = True, stack: str | None = None
+    ) -> None:
         super().__init__(message)
         self.type = type
         self.message = message
         self.retryable = retryable
+        self.stack = stack

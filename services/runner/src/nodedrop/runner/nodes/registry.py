@@ -16,8 +16,10 @@ from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.nodetypes import BUILTIN_SPECS, ENTRY_POINT_GROUP, NodeTypeSpec
 from nodedrop.runner.nodes.api import NodeContext, NodeImplementation
 from nodedrop.runner.nodes.builtins import builtin_nodes
+from nodedrop.runner.nodes.code import CodeNode
 from nodedrop.runner.nodes.flow import flow_nodes
 from nodedrop.runner.nodes.http_request import HttpRequestNode
+from nodedrop.runner.sandbox.settings import SandboxSettings
 
 _BUILTINS = {spec.type: spec for spec in BUILTIN_SPECS}
 
@@ -110,7 +112,9 @@ def plugin_node(cls: Any, name: str, target: str | None = None) -> PluginNode:
     return PluginNode(spec.type, target or import_path(cls), spec.credential_parameters)
 
 
-def load_registry(*, http_allow_private: bool = False) -> NodeRegistry:
+def load_registry(
+    *, http_allow_private: bool = False, code: SandboxSettings | None = None
+) -> NodeRegistry:
     """Built-ins plus every class registered under the ``nodedrop.nodes`` entry-point group.
     A broken plugin stops the runner at start rather than failing its nodes one by one later.
 
@@ -121,6 +125,7 @@ def load_registry(*, http_allow_private: bool = False) -> NodeRegistry:
             *builtin_nodes(),
             *flow_nodes(),
             HttpRequestNode(allow_private=http_allow_private),
+            CodeNode(code),
         ]
     )
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from nodedrop.contracts.events import ExecutionMode
 from nodedrop.contracts.expressions import referenced_nodes
-from nodedrop.contracts.workflow import Node, Workflow
+from nodedrop.contracts.workflow import Node, Workflow, expression_parameters
 
 
 class PlanError(ValueError):
@@ -66,7 +66,9 @@ def build_plan(workflow: Workflow, mode: ExecutionMode, root: str) -> Plan:
         # Node mode runs exactly one node with the input given in the request.
         node = by_id[root]
         return Plan(
-            mode, root, {root: PlanNode(node, (), (), (), 0, referenced_nodes(node.parameters))}
+            mode,
+            root,
+            {root: PlanNode(node, (), (), (), 0, referenced_nodes(expression_parameters(node)))},
         )
 
     children: dict[str, list[str]] = defaultdict(list)
@@ -97,6 +99,6 @@ def build_plan(workflow: Workflow, mode: ExecutionMode, root: str) -> Plan:
                 inc,
                 tuple(dict.fromkeys(e.child for e in out)),
                 len({e.parent for e in inc}),
-                referenced_nodes(node.parameters),
+                referenced_nodes(expression_parameters(node)),
             )
     return Plan(mode, root, nodes)

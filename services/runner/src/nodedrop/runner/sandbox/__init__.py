@@ -1,0 +1,1 @@
+"""The sandbox of ``code`` nodes: user Python in a bubblewrap jail (docs/security.md)."""
