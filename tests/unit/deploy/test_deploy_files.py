@@ -296,11 +296,19 @@ def test_compose_environment() -> None:
         assert env["NODEDROP_PARTITIONS"] == "8", name
         if command in {"api", "notifier"}:
             assert env["NODEDROP_HOST"] == "0.0.0.0", name
-            assert env["NODEDROP_DATABASE_URL"].startswith("postgresql+asyncpg://"), name
             assert env["NODEDROP_ADMIN_TOKEN"].startswith("${NODEDROP_ADMIN_TOKEN:?"), name
         else:
-            assert "NODEDROP_DATABASE_URL" not in env, name
             assert "NODEDROP_ADMIN_TOKEN" not in env, name
+        # The projection's readers and writers, and the runners (credentials) use PostgreSQL;
+        # only the api and the runners hold the key credentials are encrypted under.
+        if command in {"api", "notifier", "runner"}:
+            assert env["NODEDROP_DATABASE_URL"].startswith("postgresql+asyncpg://"), name
+        else:
+            assert "NODEDROP_DATABASE_URL" not in env, name
+        if command in {"api", "runner"}:
+            assert env["NODEDROP_SECRET_KEY"].startswith("${NODEDROP_SECRET_KEY:?"), name
+        else:
+            assert "NODEDROP_SECRET_KEY" not in env, name
 
 
 def test_compose_urls_name_services_that_listen_there() -> None:
@@ -333,14 +341,17 @@ def test_compose_variables_are_documented_in_the_env_example() -> None:
     text = COMPOSE.read_text()
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", text))
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
-    assert required == {"NODEDROP_ADMIN_TOKEN", "POSTGRES_PASSWORD"}
+    assert required == {"NODEDROP_ADMIN_TOKEN", "NODEDROP_SECRET_KEY", "POSTGRES_PASSWORD"}
     example = ENV_EXAMPLE.read_text()
     set_there = set(re.findall(r"^([A-Z0-9_]+)=", example, re.MULTILINE))
     mentioned = set(re.findall(r"^#?([A-Z0-9_]+)=", example, re.MULTILINE))
     assert required <= set_there
     assert used <= mentioned, used - mentioned
     # Only those the code reads carry the NODEDROP_ prefix (the others are compose's own).
-    assert {name for name in used if name.startswith("NODEDROP_")} == {"NODEDROP_ADMIN_TOKEN"}
+    assert {name for name in used if name.startswith("NODEDROP_")} == {
+        "NODEDROP_ADMIN_TOKEN",
+        "NODEDROP_SECRET_KEY",
+    }
 
 
 def test_only_the_proxy_is_reachable_from_outside() -> None:
@@ -911,17 +922,20 @@ def test_chart_renders_the_deployments() -> None:
         assert "NODEDROP_NATS_TOKEN" not in env  # secret.natsTokenKey is empty by default
         pod = _pod_spec(deployment)
         assert _map(pod["securityContext"], "securityContext")["runAsNonRoot"] is True
-        with_database = component in {"api", "notifier"}
-        for variable, key in [
-            ("NODEDROP_DATABASE_URL", "database-url"),
-            ("NODEDROP_ADMIN_TOKEN", "admin-token"),
+        # Who gets which secret: the database for its readers and writers (the runners read
+        # credentials), the admin key for the servers, the encryption key for the api and the
+        # runners only.
+        for variable, key, components in [
+            ("NODEDROP_DATABASE_URL", "database-url", {"api", "notifier", "runner"}),
+            ("NODEDROP_ADMIN_TOKEN", "admin-token", {"api", "notifier"}),
+            ("NODEDROP_SECRET_KEY", "secret-key", {"api", "runner"}),
         ]:
-            if not with_database:
+            if component not in components:
                 assert variable not in env, (component, variable)
                 continue
             reference = _map(_map(env[variable]["valueFrom"], "valueFrom")["secretKeyRef"], "ref")
             assert reference == {"name": "nodedrop", "key": key}, component
-        if with_database:
+        if component in {"api", "notifier"}:
             assert env["NODEDROP_HOST"]["value"] == "0.0.0.0"
 
 

@@ -63,6 +63,14 @@ http://{{ .Release.Name }}-notifier:{{ .Values.notifier.port }}
       key: {{ .Values.secret.adminTokenKey | quote }}
 {{- end }}
 
+{{- define "nodedrop.secretKeyEnv" -}}
+- name: NODEDROP_SECRET_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.secret.name | quote }}
+      key: {{ .Values.secret.secretKeyKey | quote }}
+{{- end }}
+
 {{- define "nodedrop.podSecurityContext" -}}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
