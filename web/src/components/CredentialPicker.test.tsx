@@ -36,7 +36,7 @@ function settings(def: NodeDef, api: NodeTools["api"]) {
       onChange={onChange}
       onRename={() => undefined}
       onDelete={() => undefined}
-      tools={{ api, testRun: () => undefined, canTestRun: true, runError: null }}
+      tools={{ api, testRun: () => undefined, canTestRun: true, runError: null, runId: null }}
     />,
   );
   return onChange;

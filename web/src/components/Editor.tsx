@@ -541,6 +541,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                         testRun: () => void runNode(selectedNode.id, undefined, "settings"),
                         canTestRun: !readOnly && !busy && !saving,
                         runError: displayedRun?.nodes[selectedNode.id]?.error ?? null,
+                        runId: displayedRun?.executionId ?? null,
                       }}
                     />
                   ) : (

@@ -4,6 +4,7 @@ import { useEffect, useState, type ReactNode } from "react";
 import type { Api } from "../api";
 import { ID_PATTERN } from "../graph";
 import type { ErrorInfo, NodeDef, NodeType, OnError, RetryPolicy } from "../types";
+import { CodeSourceField } from "./CodeSourceField";
 import { CredentialPicker } from "./CredentialPicker";
 import { FieldErrors, ParamForm, type CustomInputProps, type FieldProblem } from "./ParamForm";
 
@@ -17,13 +18,33 @@ export interface NodeTools {
   canTestRun: boolean;
   /** This node's error in the execution shown, if it failed there. */
   runError: ErrorInfo | null;
+  /** The execution shown (tells one run's error from the same error of another run). */
+  runId: string | null;
 }
 
 type CustomInputs = Record<string, (props: CustomInputProps) => ReactNode>;
 
-/** The special editors of a node type's parameters: the credential picker of http_request. */
-function customInputsFor(type: string, tools: NodeTools | undefined): CustomInputs {
+/** The special editors of a node type's parameters: the credential picker of http_request, the
+ * Python editor of code. */
+function customInputsFor(type: string, tools: NodeTools | undefined, readOnly: boolean): CustomInputs {
   if (!tools) return {};
+  if (type === "code")
+    return {
+      source: (p) => (
+        <CodeSourceField
+          id={p.id}
+          value={typeof p.value === "string" ? p.value : ""}
+          onChange={p.onChange}
+          describedBy={p.describedBy}
+          saveProblems={p.errors}
+          runError={tools.runError}
+          runId={tools.runId}
+          onTestRun={tools.testRun}
+          canTestRun={tools.canTestRun}
+          readOnly={readOnly}
+        />
+      ),
+    };
   if (type === "http_request")
     return {
       credential: (p) => (
@@ -169,7 +190,7 @@ export function NodeSettings({
           values={def.parameters}
           idPrefix={prefix}
           problems={problems}
-          customInputs={customInputsFor(def.type, tools)}
+          customInputs={customInputsFor(def.type, tools, readOnly)}
           onChange={(parameters) => {
             const copy: NodeDef = { ...def, parameters };
             if (!parameters) delete copy.parameters;
