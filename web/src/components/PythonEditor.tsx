@@ -97,5 +97,6 @@ export function PythonEditor({
     view.current?.dispatch({ effects: setErrorLines.of(errors) });
   }, [JSON.stringify(errors), readOnly]);
 
-  return <div className="python-editor" ref={host} data-testid={`${id}-editor`} />;
+  // "nokey": the canvas's Delete/Backspace shortcuts leave keys typed here alone.
+  return <div className="python-editor nokey" ref={host} data-testid={`${id}-editor`} />;
 }
