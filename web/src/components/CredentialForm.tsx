@@ -90,9 +90,10 @@ export function CredentialForm({
           disabled={!!existing}
           aria-describedby={`${prefix}-type-help`}
           onChange={(e) => {
-            // Fields of one type mean nothing to another.
+            // Fields of one type, and the API's problems with them, mean nothing to another.
             setTypeName(e.target.value);
             setValues(undefined);
+            setProblems({ fields: [], general: [] });
           }}
         >
           {types.map((t) => (
