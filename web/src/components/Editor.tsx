@@ -419,18 +419,6 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     <EditorContext.Provider value={context}>
       <div className="page editor" onKeyDown={onKeyDown}>
         <TopBar onSignOut={onSignOut}>
-          <nav aria-label="Breadcrumb" className="crumbs">
-            <a
-              href="/"
-              onClick={(e) => {
-                e.preventDefault();
-                navigate({ page: "list" });
-              }}
-            >
-              Workflows
-            </a>
-            <span aria-hidden="true">/</span>
-          </nav>
           <input
             className="wf-name"
             aria-label="Workflow name"

@@ -1,9 +1,9 @@
 import type { ReactNode } from "react";
-import { navigate, type Route } from "../router";
+import { navigate, parseRoute, routePath, type Route } from "../router";
 
 /** A link that moves within the app without reloading it (and still opens in a new tab). */
-function NavLink({ to, href, children }: { to: Route; href: string; children: ReactNode }) {
-  const current = location.pathname === href;
+function NavLink({ to, current, children }: { to: Route; current: boolean; children: ReactNode }) {
+  const href = routePath(to);
   return (
     <a
       href={href}
@@ -20,6 +20,7 @@ function NavLink({ to, href, children }: { to: Route; href: string; children: Re
 }
 
 export function TopBar({ children, onSignOut }: { children?: ReactNode; onSignOut: () => void }) {
+  const page = parseRoute(location.pathname).page;
   return (
     <header className="topbar">
       <a
@@ -32,11 +33,12 @@ export function TopBar({ children, onSignOut }: { children?: ReactNode; onSignOu
       >
         <span className="logo" aria-hidden="true">◆</span> nodedrop
       </a>
+      {/* The editor's way back to the list too (it has no breadcrumb of its own). */}
       <nav className="app-nav" aria-label="Main">
-        <NavLink to={{ page: "list" }} href="/">
+        <NavLink to={{ page: "list" }} current={page !== "credentials"}>
           Workflows
         </NavLink>
-        <NavLink to={{ page: "credentials" }} href="/credentials">
+        <NavLink to={{ page: "credentials" }} current={page === "credentials"}>
           Credentials
         </NavLink>
       </nav>
