@@ -1,5 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
 import { Api, ApiError, storeKey, storedKey } from "./api";
+import { CredentialsPage } from "./components/CredentialsPage";
 import { Editor } from "./components/Editor";
 import { SignIn } from "./components/SignIn";
 import { WorkflowList } from "./components/WorkflowList";
@@ -46,5 +47,6 @@ export function App() {
         onSignOut={signOut}
       />
     );
+  if (route.page === "credentials") return <CredentialsPage api={api} onSignOut={signOut} />;
   return <WorkflowList api={api} onSignOut={signOut} />;
 }

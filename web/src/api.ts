@@ -1,6 +1,9 @@
 // A thin client for the REST API: every request carries the signed-in key as a Bearer token.
 import type {
   ConnectionDef,
+  Credential,
+  CredentialInput,
+  CredentialType,
   Execution,
   ExecutionEvent,
   ExecutionSummary,
@@ -136,6 +139,27 @@ export class Api {
       "GET",
       `/api/executions/${encodeURIComponent(id)}/events?after_seq=${afterSeq}`,
     ).then((r) => r.events);
+  }
+  listCredentials() {
+    // 200 is the API's page limit; a user with more would need paging (not yet).
+    return this.request<{ items: Credential[]; next_cursor: string | null }>(
+      "GET",
+      "/api/credentials?limit=200",
+    ).then((r) => r.items);
+  }
+  credentialTypes() {
+    return this.request<{ items: CredentialType[] }>("GET", "/api/credential-types").then((r) => r.items);
+  }
+  createCredential(input: CredentialInput) {
+    return this.request<Credential>("POST", "/api/credentials", input);
+  }
+  /** Replaces the name and the readable fields; a secret field left out of ``data`` keeps its
+   * stored value. */
+  updateCredential(id: string, input: CredentialInput) {
+    return this.request<Credential>("PUT", `/api/credentials/${encodeURIComponent(id)}`, input);
+  }
+  deleteCredential(id: string) {
+    return this.request<void>("DELETE", `/api/credentials/${encodeURIComponent(id)}`);
   }
   logs(id: string) {
     return this.request<{ logs: LogEntry[] }>(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mapIssues, newNodeId, outputPorts, toCanvas, toDefinition } from "./graph";
+import { initialParameters, mapIssues, newNodeId, outputPorts, toCanvas, toDefinition } from "./graph";
 import type { NodeType, WorkflowDef } from "./types";
 
 const def: WorkflowDef = {
@@ -72,5 +72,12 @@ describe("ports and ids", () => {
     expect(newNodeId("http_request", [])).toBe("http_request");
     expect(newNodeId("set", ["set", "set_2"])).toBe("set_3");
     expect(newNodeId("9lives", [])).toBe("n_9lives");
+  });
+});
+
+describe("initialParameters", () => {
+  it("starts a code node with a source that defines main", () => {
+    const code: NodeType = { type: "code", display_name: "Code", category: "action", parameters_schema: { type: "object", required: ["source"], properties: {} }, outputs: ["main"] };
+    expect(initialParameters(code)?.source).toMatch(/^def main\(items, ctx\):\n/);
   });
 });

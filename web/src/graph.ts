@@ -116,6 +116,9 @@ export function initialParameters(type: NodeType): Record<string, any> | undefin
       return { method: "GET", url: "https://example.org" };
     case "schedule_trigger":
       return { cron: "0 * * * *" };
+    case "code":
+      // The smallest valid source (an empty one is refused): the contract, ready to edit.
+      return { source: "def main(items, ctx):\n    # items: the input items (dicts); return the output items\n    return items\n" };
   }
   const required = type.parameters_schema.required ?? [];
   if (required.length === 0) return undefined;

@@ -3,16 +3,19 @@ import { useEffect, useState } from "react";
 
 export type Route =
   | { page: "list" }
+  | { page: "credentials" }
   | { page: "workflow"; workflowId: string; executionId: string | null };
 
 export function parseRoute(path: string): Route {
   const m = path.match(/^\/workflows\/([^/]+)(?:\/executions\/([^/]+))?\/?$/);
+  if (/^\/credentials\/?$/.test(path)) return { page: "credentials" };
   if (m) return { page: "workflow", workflowId: decodeURIComponent(m[1]), executionId: m[2] ? decodeURIComponent(m[2]) : null };
   return { page: "list" };
 }
 
 export function routePath(route: Route): string {
   if (route.page === "list") return "/";
+  if (route.page === "credentials") return "/credentials";
   const base = `/workflows/${encodeURIComponent(route.workflowId)}`;
   return route.executionId ? `${base}/executions/${encodeURIComponent(route.executionId)}` : base;
 }

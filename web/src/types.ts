@@ -172,3 +172,41 @@ export const FINAL_EXECUTION_STATUSES: ReadonlySet<string> = new Set([
   "cancelled",
   "timed_out",
 ]);
+
+/** Where a runner last used a credential (docs/api.md, "Credentials"). */
+export interface CredentialUse {
+  at: string;
+  execution_id: string | null;
+  node: string | null;
+}
+
+/** A credential as the API answers it: secret fields only ever masked ("****3f9a"). */
+export interface Credential {
+  id: string;
+  type: string;
+  name: string;
+  owner: string;
+  /** The readable fields. */
+  fields: Record<string, JsonValue>;
+  /** Each secret field, masked (a map's values each masked). */
+  secrets: Record<string, JsonValue>;
+  created_at: string;
+  updated_at: string;
+  last_used: CredentialUse | null;
+}
+
+export interface CredentialType {
+  type: string;
+  display_name: string;
+  description: string;
+  /** JSON Schema of the fields; the secret ones are ``writeOnly``. */
+  fields_schema: JsonSchema;
+  secret_fields: string[];
+}
+
+/** What POST /api/credentials takes; PUT takes the same without changing ``type``. */
+export interface CredentialInput {
+  type: string;
+  name: string;
+  data: Record<string, JsonValue>;
+}

@@ -336,7 +336,9 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     }
   }
 
-  async function runNode(nodeId: string, input?: PortItems) {
+  /** ``show``: the side tab to show meanwhile; a code node's test stays on its settings, where
+   * its error marks the line. */
+  async function runNode(nodeId: string, input?: PortItems, show: "results" | "settings" = "results") {
     if (readOnly || busy || !workflow) return;
     if (dirty && !(await save())) return;
     try {
@@ -344,7 +346,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       follow(id, []);
       setHistoryVersion((v) => v + 1);
       setSelected(nodeId);
-      setSideTab("results");
+      setSideTab(show);
       setToast({ kind: "info", text: `Running node ${nodeId} alone…` });
     } catch (e) {
       setToast({ kind: "error", text: `Could not run node ${nodeId}: ${(e as Error).message}` });
@@ -417,18 +419,6 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     <EditorContext.Provider value={context}>
       <div className="page editor" onKeyDown={onKeyDown}>
         <TopBar onSignOut={onSignOut}>
-          <nav aria-label="Breadcrumb" className="crumbs">
-            <a
-              href="/"
-              onClick={(e) => {
-                e.preventDefault();
-                navigate({ page: "list" });
-              }}
-            >
-              Workflows
-            </a>
-            <span aria-hidden="true">/</span>
-          </nav>
           <input
             className="wf-name"
             aria-label="Workflow name"
@@ -533,6 +523,14 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                       onChange={(def) => updateDef(selectedNode.id, def)}
                       onRename={(newId) => renameNode(selectedNode.id, newId)}
                       onDelete={() => deleteNode(selectedNode.id)}
+                      tools={{
+                        api,
+                        // No input: the API builds it from what the parents recorded last.
+                        testRun: () => void runNode(selectedNode.id, undefined, "settings"),
+                        canTestRun: !readOnly && !busy && !saving,
+                        runError: displayedRun?.nodes[selectedNode.id]?.error ?? null,
+                        runId: displayedRun?.executionId ?? null,
+                      }}
                     />
                   ) : (
                     <NodeResults

@@ -1,9 +1,65 @@
 // The side panel's form for one node: id, name, parameters (from the type's schema), retry,
 // timeout and on-error settings. Every change goes straight into the draft definition.
-import { useEffect, useState } from "react";
+import { useEffect, useState, type ReactNode } from "react";
+import type { Api } from "../api";
 import { ID_PATTERN } from "../graph";
-import type { NodeDef, NodeType, OnError, RetryPolicy } from "../types";
-import { FieldErrors, ParamForm, type FieldProblem } from "./ParamForm";
+import type { ErrorInfo, NodeDef, NodeType, OnError, RetryPolicy } from "../types";
+import { CodeSourceField } from "./CodeSourceField";
+import { CredentialPicker } from "./CredentialPicker";
+import { FieldErrors, ParamForm, type CustomInputProps, type FieldProblem } from "./ParamForm";
+
+/** What the special parameter editors need from the editor around the panel. Without it (a
+ * test of the generic form) every parameter gets the generic field. */
+export interface NodeTools {
+  api: Api;
+  /** Runs this node alone (node mode) with the input its parents last recorded. */
+  testRun: () => void;
+  /** testRun can run now: editable, and no execution of this editor running. */
+  canTestRun: boolean;
+  /** This node's error in the execution shown, if it failed there. */
+  runError: ErrorInfo | null;
+  /** The execution shown (tells one run's error from the same error of another run). */
+  runId: string | null;
+}
+
+type CustomInputs = Record<string, (props: CustomInputProps) => ReactNode>;
+
+/** The special editors of a node type's parameters: the credential picker of http_request, the
+ * Python editor of code. */
+function customInputsFor(type: string, tools: NodeTools | undefined, readOnly: boolean): CustomInputs {
+  if (!tools) return {};
+  if (type === "code")
+    return {
+      source: (p) => (
+        <CodeSourceField
+          id={p.id}
+          value={typeof p.value === "string" ? p.value : ""}
+          onChange={p.onChange}
+          describedBy={p.describedBy}
+          saveProblems={p.errors}
+          runError={tools.runError}
+          runId={tools.runId}
+          onTestRun={tools.testRun}
+          canTestRun={tools.canTestRun}
+          readOnly={readOnly}
+        />
+      ),
+    };
+  if (type === "http_request")
+    return {
+      credential: (p) => (
+        <CredentialPicker
+          api={tools.api}
+          id={p.id}
+          value={typeof p.value === "string" ? p.value : undefined}
+          onChange={p.onChange}
+          describedBy={p.describedBy}
+          invalid={p.errors.length > 0}
+        />
+      ),
+    };
+  return {};
+}
 
 const ON_ERROR_HELP: Record<OnError, string> = {
   fail: "fail: the whole execution fails",
@@ -62,6 +118,7 @@ export function NodeSettings({
   onChange,
   onRename,
   onDelete,
+  tools,
 }: {
   def: NodeDef;
   type: NodeType | undefined;
@@ -71,6 +128,7 @@ export function NodeSettings({
   onChange: (def: NodeDef) => void;
   onRename: (newId: string) => void;
   onDelete: () => void;
+  tools?: NodeTools;
 }) {
   const [idText, setIdText] = useState(def.id);
   useEffect(() => setIdText(def.id), [def.id]);
@@ -132,6 +190,7 @@ export function NodeSettings({
           values={def.parameters}
           idPrefix={prefix}
           problems={problems}
+          customInputs={customInputsFor(def.type, tools, readOnly)}
           onChange={(parameters) => {
             const copy: NodeDef = { ...def, parameters };
             if (!parameters) delete copy.parameters;

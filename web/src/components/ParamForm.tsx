@@ -1,6 +1,8 @@
-// A form generated from a node type's parameters JSON Schema: text, number, checkbox and select
-// fields for scalars, a JSON editor for objects, arrays and anything else.
-import { useEffect, useState } from "react";
+// A form generated from a JSON Schema (a node type's parameters, a credential type's fields):
+// text, number, checkbox and select fields for scalars, a JSON editor for objects, arrays and
+// anything else, a password field for a secret (``writeOnly``) string, and room for a special
+// editor of one field (the credential picker, the code editor).
+import { useEffect, useState, type ReactNode } from "react";
 import type { JsonSchema, JsonValue } from "../types";
 
 export type FieldKind = "text" | "integer" | "number" | "boolean" | "select" | "json";
@@ -22,6 +24,16 @@ export function fieldKind(schema: JsonSchema): FieldKind {
   if (types.length >= 1 && types.every((t) => ["string", "boolean", "integer", "number"].includes(t)) && types.includes("string"))
     return "text"; // e.g. an expression or a literal
   return "json";
+}
+
+/** What a special editor of one field gets (ParamForm's ``customInputs``). */
+export interface CustomInputProps {
+  id: string;
+  value: JsonValue | undefined;
+  onChange: (value: JsonValue | undefined) => void;
+  describedBy: string | undefined;
+  /** The API's problems with this field. */
+  errors: string[];
 }
 
 export interface FieldProblem {
@@ -49,11 +61,13 @@ function JsonField({
   value,
   onChange,
   describedBy,
+  placeholder,
 }: {
   id: string;
   value: JsonValue | undefined;
   onChange: (v: JsonValue | undefined) => void;
   describedBy?: string;
+  placeholder?: string;
 }) {
   const [text, setText] = useState(value === undefined ? "" : JSON.stringify(value, null, 2));
   const [error, setError] = useState<string | null>(null);
@@ -68,6 +82,7 @@ function JsonField({
         className="code"
         rows={Math.min(10, Math.max(3, text.split("\n").length))}
         value={text}
+        placeholder={placeholder}
         aria-describedby={describedBy}
         aria-invalid={error ? true : undefined}
         onChange={(e) => setText(e.target.value)}
@@ -96,12 +111,21 @@ export function ParamForm({
   onChange,
   problems,
   idPrefix,
+  fieldPrefix = "parameters",
+  placeholders = {},
+  customInputs = {},
 }: {
   schema: JsonSchema;
   values: Record<string, JsonValue> | undefined;
   onChange: (values: Record<string, JsonValue> | undefined) => void;
   problems: FieldProblem[];
   idPrefix: string;
+  /** Where the fields are in the problems' paths: ``parameters.url``, ``data.token``. */
+  fieldPrefix?: string;
+  /** A field's placeholder instead of its default (a secret's mask, say). */
+  placeholders?: Record<string, string>;
+  /** A special editor for a field instead of the generic one. */
+  customInputs?: Record<string, (props: CustomInputProps) => ReactNode>;
 }) {
   const props = Object.entries(schema.properties ?? {});
   if (props.length === 0) return <p className="muted">This node type has no parameters.</p>;
@@ -121,7 +145,7 @@ export function ParamForm({
         const prop = resolve(raw, schema);
         const kind = fieldKind(prop);
         const id = `${idPrefix}-param-${name}`;
-        const errors = problemsFor(problems, `parameters.${name}`);
+        const errors = problemsFor(problems, `${fieldPrefix}.${name}`);
         const errorId = `${id}-errors`;
         const helpId = `${id}-help`;
         const value = current[name];
@@ -133,8 +157,11 @@ export function ParamForm({
           </label>
         );
         const describedBy = [prop.description ? helpId : "", errors.length ? errorId : ""].filter(Boolean).join(" ") || undefined;
+        const custom = customInputs[name];
         let input;
-        if (kind === "boolean") {
+        if (custom) {
+          input = custom({ id, value, onChange: (v) => set(name, v), describedBy, errors });
+        } else if (kind === "boolean") {
           input = (
             <input id={id} type="checkbox" checked={value === true} aria-describedby={describedBy} onChange={(e) => set(name, e.target.checked)} />
           );
@@ -167,16 +194,18 @@ export function ParamForm({
           input = (
             <input
               id={id}
-              type="text"
+              // A secret is typed blind and never offered back by the browser's autofill.
+              type={prop.writeOnly ? "password" : "text"}
+              autoComplete={prop.writeOnly ? "new-password" : undefined}
               value={value === undefined || value === null ? "" : String(value)}
-              placeholder={prop.default != null ? String(prop.default) : ""}
+              placeholder={placeholders[name] ?? (prop.default != null ? String(prop.default) : "")}
               aria-invalid={errors.length ? true : undefined}
               aria-describedby={describedBy}
               onChange={(e) => set(name, e.target.value === "" ? undefined : e.target.value)}
             />
           );
         } else {
-          input = <JsonField id={id} value={value} onChange={(v) => set(name, v)} describedBy={describedBy} />;
+          input = <JsonField id={id} value={value} onChange={(v) => set(name, v)} describedBy={describedBy} placeholder={placeholders[name]} />;
         }
         return (
           <div className={`field${errors.length ? " invalid" : ""}`} key={name}>
