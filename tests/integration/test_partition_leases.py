@@ -1,19 +1,58 @@
-"""Partitions shared by lease among the members of a group, on a real nats-server. The rounds
-are driven by the test (``renew``, ``balance``), so nothing here depends on timing but the
-lease expiry that a stopped member's partitions wait for."""
+"""Partitions shared by lease among the members of a group. Each test runs twice, with the same
+body: on the in-memory lease store (its clock moved by the test) and on a real nats-server's
+key-value bucket (waiting for real expiry). The rounds are driven by the test (``renew``,
+``balance``), so nothing here depends on timing but the lease expiry that a stopped member's
+partitions wait for."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import cast
 
+import nats
 import pytest
-from nats.js import JetStreamContext
-from nats.js.kv import KeyValue
 
-from nodedrop.platform.leases import PartitionLeases, open_leases, share
+from nodedrop.contracts import subjects
+from nodedrop.platform.lease_store import LeaseStore, open_leases
+from nodedrop.platform.leases import PartitionLeases, share
+from nodedrop.platform.testing.leases import ManualClock, MemoryLeaseStore
 
 pytestmark = pytest.mark.integration
+
+LEASE_S = 1.0
+
+
+@dataclass
+class Bucket:
+    """A lease store, the clock its members read, and how a test lets time pass."""
+
+    store: LeaseStore
+    clock: Callable[[], float] = time.monotonic
+    manual: ManualClock | None = None
+
+    async def elapse(self, seconds: float) -> None:
+        if self.manual is not None:
+            self.manual.advance(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+
+@pytest.fixture(params=["memory", "nats"])
+async def bucket(request: pytest.FixtureRequest) -> AsyncIterator[Bucket]:
+    if request.param == "memory":
+        clock = ManualClock()
+        yield Bucket(MemoryLeaseStore(LEASE_S, clock), clock=clock, manual=clock)
+        return
+    nc = await nats.connect(request.getfixturevalue("nats_url"))
+    try:
+        js = nc.jetstream()
+        yield Bucket(await open_leases(js, LEASE_S))
+        await js.delete_key_value(subjects.LEASES_BUCKET)
+    finally:
+        await nc.close()
 
 
 class Recorder:
@@ -32,17 +71,32 @@ class Recorder:
         self.lost.append(partition)
 
 
-def member(kv: KeyValue, name: str, recorder: Recorder, partitions: int = 4) -> PartitionLeases:
+def member(
+    bucket: Bucket,
+    name: str,
+    recorder: Recorder,
+    partitions: int = 4,
+    store: LeaseStore | None = None,
+) -> PartitionLeases:
     return PartitionLeases(
-        kv,
+        store or bucket.store,
         group="test",
         member=name,
         partitions=partitions,
         take=recorder.take,
         give_up=recorder.give_up,
         lost=recorder.lose,
-        lease_s=1.0,
+        lease_s=LEASE_S,
+        clock=bucket.clock,
     )
+
+
+async def lone_member_serving_partition_0(bucket: Bucket) -> tuple[PartitionLeases, Recorder]:
+    recorder = Recorder()
+    only = member(bucket, "a", recorder, partitions=1)
+    await rounds(only)
+    assert recorder.serving == {0}
+    return only, recorder
 
 
 async def rounds(*members: PartitionLeases, times: int = 3) -> None:
@@ -63,11 +117,10 @@ def test_shares_add_up_and_differ_by_one_at_most() -> None:
 
 
 async def test_two_members_split_the_partitions_and_none_is_served_twice(
-    jetstream: JetStreamContext,
+    bucket: Bucket,
 ) -> None:
-    kv = await open_leases(jetstream, 1.0)
     a, b = Recorder(), Recorder()
-    first, second = member(kv, "a", a), member(kv, "b", b)
+    first, second = member(bucket, "a", a), member(bucket, "b", b)
     await rounds(first, second)
     assert len(a.serving) == len(b.serving) == 2
     assert a.serving.isdisjoint(b.serving)
@@ -76,11 +129,10 @@ async def test_two_members_split_the_partitions_and_none_is_served_twice(
 
 
 async def test_a_member_that_leaves_gracefully_hands_its_partitions_to_the_other(
-    jetstream: JetStreamContext,
+    bucket: Bucket,
 ) -> None:
-    kv = await open_leases(jetstream, 1.0)
     a, b = Recorder(), Recorder()
-    first, second = member(kv, "a", a), member(kv, "b", b)
+    first, second = member(bucket, "a", a), member(bucket, "b", b)
     await rounds(first, second)
     first.stop()
     await first.run()  # stopped already: hands everything back and returns
@@ -92,11 +144,10 @@ async def test_a_member_that_leaves_gracefully_hands_its_partitions_to_the_other
 
 
 async def test_a_dead_members_partitions_are_taken_once_its_leases_expire(
-    jetstream: JetStreamContext,
+    bucket: Bucket,
 ) -> None:
-    kv = await open_leases(jetstream, 1.0)
     a, b = Recorder(), Recorder()
-    first, second = member(kv, "a", a), member(kv, "b", b)
+    first, second = member(bucket, "a", a), member(bucket, "b", b)
     await rounds(first, second)
     held_by_a = set(a.serving)
     assert len(held_by_a) == 2
@@ -106,7 +157,7 @@ async def test_a_dead_members_partitions_are_taken_once_its_leases_expire(
         await second.balance()
         if b.serving == {0, 1, 2, 3}:
             break
-        await asyncio.sleep(0.1)
+        await bucket.elapse(0.1)
     assert b.serving == {0, 1, 2, 3}
     # Back from the dead, "a" finds its leases held by "b" and gives them up at once.
     await first.renew()
@@ -115,48 +166,69 @@ async def test_a_dead_members_partitions_are_taken_once_its_leases_expire(
 
 
 async def test_a_lease_taken_by_another_member_is_lost_at_the_next_renewal(
-    jetstream: JetStreamContext,
+    bucket: Bucket,
 ) -> None:
-    kv = await open_leases(jetstream, 1.0)
-    a = Recorder()
-    only = member(kv, "a", a, partitions=1)
-    await rounds(only)
-    assert a.serving == {0}
-    await kv.put("test.000", b"intruder")
+    only, a = await lone_member_serving_partition_0(bucket)
+    await bucket.store.put("test.000", b"intruder")
     await only.renew()
     assert a.serving == set()
     assert a.lost == [0]
 
 
 class Unannounced:
-    """The lease bucket, but once ``failing``, storing a member's announcement times out (its
-    stream busy electing a leader, say); everything else goes to the bucket."""
+    """The lease store, but once ``failing``, storing a member's announcement times out (its
+    stream busy electing a leader, say); everything else goes to the store."""
 
-    def __init__(self, kv: KeyValue) -> None:
-        self._kv = kv
+    def __init__(self, store: LeaseStore) -> None:
+        self._store = store
         self.failing = False
 
     async def put(self, key: str, value: bytes) -> int:
         if self.failing and ".member." in key:
             raise TimeoutError(f"announcing {key} timed out")
-        return await self._kv.put(key, value)
+        return await self._store.put(key, value)
 
     def __getattr__(self, name: str) -> object:
-        return getattr(self._kv, name)
+        return getattr(self._store, name)
 
 
 async def test_a_lease_is_found_lost_even_while_announcing_fails(
-    jetstream: JetStreamContext,
+    bucket: Bucket,
 ) -> None:
-    kv = await open_leases(jetstream, 1.0)
-    bucket = Unannounced(kv)
+    unannounced = Unannounced(bucket.store)
     a = Recorder()
-    only = member(cast(KeyValue, bucket), "a", a, partitions=1)
+    only = member(bucket, "a", a, partitions=1, store=cast(LeaseStore, unannounced))
     await rounds(only)
     assert a.serving == {0}
-    await kv.put("test.000", b"intruder")
-    bucket.failing = True
+    await bucket.store.put("test.000", b"intruder")
+    unannounced.failing = True
     with pytest.raises(TimeoutError):
         await only.renew()
     assert a.serving == set()
     assert a.lost == [0]
+
+
+async def test_leases_renewed_in_time_are_kept_across_many_lease_times(bucket: Bucket) -> None:
+    a = Recorder()
+    only = member(bucket, "a", a, partitions=2)
+    await rounds(only)
+    assert a.serving == {0, 1}
+    for _ in range(6):  # 6 x 0.3 s: well past one lease time, renewed every 0.3 s
+        await bucket.elapse(LEASE_S * 0.3)
+        await only.renew()
+        await only.balance()
+    assert a.serving == {0, 1}
+    assert a.lost == []
+
+
+async def test_a_member_paused_past_its_lease_finds_it_lost_though_nobody_took_it(
+    bucket: Bucket,
+) -> None:
+    only, a = await lone_member_serving_partition_0(bucket)
+    for _ in range(100):  # until the key has expired in the store
+        await bucket.elapse(LEASE_S * 0.6)
+        if await bucket.store.live_suffixes("test", 0.2) == []:
+            break
+    await only.renew()
+    assert a.lost == [0]
+    assert a.serving == set()

@@ -1,4 +1,5 @@
-"""Sharing partitions among the processes of one service by lease (NATS key-value).
+"""Sharing partitions among the processes of one service by lease, kept in a
+:class:`~nodedrop.platform.lease_store.LeaseStore` (a NATS key-value bucket in the services).
 
 Each process of a group (``scheduler``, ``notifier``) is a member: it puts
 ``<group>.member.<id>`` every third of the lease time, and holds the partitions it owns as keys
@@ -30,16 +31,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import (
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-)
-from nats.js.kv import KeyValue
-
-from nodedrop.contracts import subjects
-from nodedrop.platform.buckets import open_key_value
+from nodedrop.platform.lease_store import LeaseGoneError, LeaseHeldError, LeaseStore
 
 log = logging.getLogger(__name__)
 
@@ -48,21 +40,6 @@ log = logging.getLogger(__name__)
 LEASE_ENV = "NODEDROP_LEASE_S"
 DEFAULT_LEASE_S = 10.0
 Handler = Callable[[int], Awaitable[None]]
-
-
-async def open_leases(js: JetStreamContext, lease_s: float, replicas: int = 1) -> KeyValue:
-    kv, _ = await open_key_value(
-        js,
-        KeyValueConfig(
-            bucket=subjects.LEASES_BUCKET,
-            history=1,
-            ttl=lease_s,
-            storage=StorageType.FILE,
-            replicas=replicas,
-            description="nodedrop: which process owns which partition",
-        ),
-    )
-    return kv
 
 
 def share(partitions: int, members: list[str], member: str) -> int:
@@ -86,7 +63,7 @@ class PartitionLeases:
 
     def __init__(
         self,
-        kv: KeyValue,
+        store: LeaseStore,
         *,
         group: str,
         member: str,
@@ -97,7 +74,7 @@ class PartitionLeases:
         lease_s: float = DEFAULT_LEASE_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._kv = kv
+        self._store = store
         self._group = group
         self.member = member
         self._partitions = partitions
@@ -129,7 +106,7 @@ class PartitionLeases:
             # Renewals go on meanwhile (a hand-back finishes work first), unannounced.
             self._leaving = True
             with contextlib.suppress(Exception):
-                await self._kv.delete(self._member_key(self.member))
+                await self._store.delete(self._member_key(self.member))
             for partition in list(self._held):
                 await self._hand_back(partition)
             renewing.cancel()
@@ -151,7 +128,7 @@ class PartitionLeases:
         found lost, on its own."""
         try:
             if not self._leaving:
-                await self._kv.put(self._member_key(self.member), self.member.encode())
+                await self._store.put(self._member_key(self.member), self.member.encode())
         finally:
             await self._renew()
 
@@ -172,10 +149,10 @@ class PartitionLeases:
         for partition, held in list(self._held.items()):
             started = self._clock()
             try:
-                revision = await self._kv.update(
-                    self._key(partition), self.member.encode(), last=held.revision
+                revision = await self._store.renew(
+                    self._key(partition), self.member.encode(), held.revision
                 )
-            except (KeyWrongLastSequenceError, KeyNotFoundError):
+            except LeaseGoneError:
                 if self._held.get(partition) is held:  # not handed back meanwhile
                     await self._drop(partition)
                 continue
@@ -195,8 +172,8 @@ class PartitionLeases:
     async def _try_take(self, partition: int) -> None:
         started = self._clock()
         try:
-            revision = await self._kv.create(self._key(partition), self.member.encode())
-        except KeyWrongLastSequenceError:
+            revision = await self._store.create(self._key(partition), self.member.encode())
+        except LeaseHeldError:
             return  # someone holds it
         self._held[partition] = _Held(revision, started)
         self._moving.add(partition)
@@ -217,25 +194,15 @@ class PartitionLeases:
         try:
             if served:
                 await self._give_up(partition)
-            with contextlib.suppress(Exception):
-                entry = await self._kv.get(self._key(partition))
-                if entry.value == self.member.encode() and entry.revision is not None:
-                    await self._kv.delete(self._key(partition), last=entry.revision)
+            with contextlib.suppress(Exception):  # unreleased, it expires with its lease
+                await self._store.release(self._key(partition), self.member.encode())
         finally:
             self._moving.discard(partition)
 
     async def _members(self) -> list[str]:
-        """The members whose announcement has not expired (nats-py's ``keys`` ignores a
-        wildcard filter: a watch of the members' keys, up to what is stored)."""
-        watcher = await self._kv.watch(self._member_key("*"), ignore_deletes=True, meta_only=True)
-        members = {self.member}
-        try:
-            # None marks the end of what is stored (nats-py: untyped)
-            while (entry := await watcher.updates(self._lease_s)) is not None:  # type: ignore[no-untyped-call]
-                members.add(entry.key.rsplit(".", 1)[1])
-        finally:
-            await watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: untyped
-        return sorted(members)
+        """The members whose announcement has not expired, this one included."""
+        announced = await self._store.live_suffixes(f"{self._group}.member", self._lease_s)
+        return sorted(set(announced) | {self.member})
 
     def _free_order(self) -> list[int]:
         """Partitions not held here, from a place that differs between members, so that two

@@ -19,7 +19,8 @@ from nodedrop.notifier.store import create_pool
 from nodedrop.notifier.websocket import create_app
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.jetstream import ensure_jetstream
-from nodedrop.platform.leases import PartitionLeases, open_leases
+from nodedrop.platform.lease_store import open_leases
+from nodedrop.platform.leases import PartitionLeases
 from nodedrop.platform.lifecycle import stop_on_signals
 from nodedrop.platform.logsetup import configure_logging
 

@@ -10,7 +10,8 @@ from datetime import timedelta
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.jetstream import ensure_dead_letters, ensure_jetstream
-from nodedrop.platform.leases import PartitionLeases, open_leases
+from nodedrop.platform.lease_store import open_leases
+from nodedrop.platform.leases import PartitionLeases
 from nodedrop.platform.logsetup import configure_logging
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.scheduler.cron import CronFirer
