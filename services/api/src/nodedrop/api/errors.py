@@ -56,6 +56,18 @@ class PayloadTooLargeError(HTTPException):
         return str(self.detail)
 
 
+class StaleVersionError(Exception):
+    """A save based on a version that is no longer the latest (``If-Match``): answered 409 with
+    the latest version, so that a client can reload it or overwrite it knowingly."""
+
+    def __init__(self, what: str, current_version: int) -> None:
+        self.current_version = current_version
+        super().__init__(
+            f"{what} was changed meanwhile: version {current_version} is the latest; "
+            "reload it, or send If-Match with that version to overwrite it"
+        )
+
+
 def _detail(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
@@ -74,6 +86,15 @@ async def _unprocessable(_: Request, error: Exception) -> JSONResponse:
 
 async def _too_large(_: Request, error: Exception) -> JSONResponse:
     return _detail(413, str(error))
+
+
+async def _stale_version(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StaleVersionError)
+    return JSONResponse(
+        {"detail": str(error), "current_version": error.current_version},
+        status_code=409,
+        headers={"ETag": f'"{error.current_version}"'},
+    )
 
 
 async def _unavailable(_: Request, error: Exception) -> JSONResponse:
@@ -167,6 +188,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(UnprocessableError, _unprocessable)
     app.add_exception_handler(PayloadTooLargeError, _too_large)
+    app.add_exception_handler(StaleVersionError, _stale_version)
     app.add_exception_handler(ServiceUnavailableError, _unavailable)
     app.add_exception_handler(sa_exc.DataError, _database_rejected)
     app.add_exception_handler(sa_exc.DBAPIError, _database_error)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Response, status
 
 from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
@@ -15,8 +15,10 @@ from nodedrop.api.definitions import (
 )
 from nodedrop.api.deps import ConfigDep, CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
 from nodedrop.api.entry import CheckedJsonRoute
+from nodedrop.api.errors import StaleVersionError
 from nodedrop.api.offload import run_off_loop_if
 from nodedrop.api.pagination import encode_cursor, parse_cursor
+from nodedrop.api.preconditions import etag, expected_versions
 from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import Message, WorkflowOut, WorkflowPage
 from nodedrop.api.timefmt import iso, utcnow
@@ -30,6 +32,9 @@ _MAX_VERSION = 2**31 - 1
 
 _UNKNOWN: dict[int | str, dict[str, Any]] = {
     404: {"model": Message, "description": "no such workflow, or another user's"}
+}
+_STALE: dict[int | str, dict[str, Any]] = {
+    409: {"description": "If-Match names an older version: `{detail, current_version}`"}
 }
 
 
@@ -105,9 +110,13 @@ async def list_workflows(
 
 
 @router.get("/{workflow_id}", responses=_UNKNOWN)
-async def get_workflow(workflow_id: str, user: CurrentUser, session: SessionDep) -> WorkflowOut:
-    """The latest version."""
-    return workflow_out(await _visible(session, workflow_id, user))
+async def get_workflow(
+    workflow_id: str, user: CurrentUser, session: SessionDep, response: Response
+) -> WorkflowOut:
+    """The latest version; its ``ETag`` is the version, for ``If-Match`` on a save."""
+    row = await _visible(session, workflow_id, user)
+    response.headers["ETag"] = etag(row.version)
+    return workflow_out(row)
 
 
 @router.get("/{workflow_id}/versions/{version}", responses=_UNKNOWN)
@@ -127,23 +136,32 @@ async def get_workflow_version(
     return workflow_out(row, old.definition, old.version)
 
 
-@router.put("/{workflow_id}", responses=_UNKNOWN)
+@router.put("/{workflow_id}", responses={**_UNKNOWN, **_STALE})
 async def replace_workflow(
     *,
     workflow_id: str,
     definition: Annotated[WorkflowJson, Body()],
+    if_match: Annotated[
+        str | None,
+        Header(description='the version the change is based on, e.g. "3": 409 if not the latest'),
+    ] = None,
+    response: Response,
     user: CurrentUser,
     session: SessionDep,
     registry: RegistryDep,
     schedules: ScheduleStoreDep,
     config: ConfigDep,
 ) -> WorkflowOut:
-    """Save a new version (version + 1); earlier versions stay readable."""
+    """Save a new version (version + 1); earlier versions stay readable. With ``If-Match``,
+    only when the latest version is the one named, so that no one's save is lost unseen."""
+    expected = expected_versions(if_match)
     checked = await parse_definition_off_loop(
         definition, registry, ["body"], workflow_limits(config)
     )
     stored = await stored_definition_off_loop(checked)
     row = await _visible(session, workflow_id, user, for_update=True)
+    if expected is not None and row.version not in expected:
+        raise StaleVersionError(f"workflow {workflow_id!r}", row.version)
     before = entry_of(row)
     row = await workflow_store.update(
         session,
@@ -154,6 +172,7 @@ async def replace_workflow(
         now=utcnow(),
     )
     await commit_with_schedule(session, schedules, row.id, before=before, after=entry_of(row))
+    response.headers["ETag"] = etag(row.version)
     return await run_off_loop_if(is_large(stored), workflow_out, row)
 
 
