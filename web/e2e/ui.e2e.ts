@@ -5,16 +5,11 @@ import { mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { chromium, type Browser, type Locator, type Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiGet, apiKey, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
 
-const baseUrl = inject("baseUrl");
-const apiKey = inject("apiKey");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 /** Set to a directory (docs/images) to save screenshots of the main views there. */
 const SHOTS = process.env.NODEDROP_SCREENSHOTS;
-const UI_TIMEOUT = 20_000;
-/** On a reused system (NODEDROP_E2E_URL), names unique to this run, so it holds no look-alikes. */
-const RUN = process.env.NODEDROP_E2E_URL ? ` ${Date.now().toString(36)}` : "";
 
 let browser: Browser;
 let page: Page;
@@ -62,21 +57,6 @@ async function connect(from: string, output: string, to: string) {
   await page.mouse.up();
 }
 
-async function apiGet(path: string) {
-  const response = await fetch(baseUrl + path, { headers: { Authorization: `Bearer ${apiKey}` } });
-  expect(response.status).toBe(200);
-  return response.json();
-}
-
-async function createWorkflow(definition: object): Promise<string> {
-  const response = await fetch(`${baseUrl}/api/workflows`, {
-    method: "POST",
-    headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
-    body: JSON.stringify(definition),
-  });
-  expect(response.status).toBe(201);
-  return (await response.json()).id;
-}
 
 /** A port on 127.0.0.1 where nothing listens (connections are refused: a retryable error). */
 function closedPort(): Promise<number> {

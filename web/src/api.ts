@@ -33,6 +33,8 @@ export class ApiError extends Error {
     message: string,
     /** FastAPI's 422 items, when the API named the problems. */
     readonly issues: ValidationIssue[] = [],
+    /** The latest version, on a 409 to a save based on an older one. */
+    readonly currentVersion: number | null = null,
   ) {
     super(message);
   }
@@ -52,7 +54,7 @@ export class Api {
     private readonly base = "",
   ) {}
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
     let response: Response;
     try {
       response = await fetch(this.base + path, {
@@ -60,6 +62,7 @@ export class Api {
         headers: {
           Authorization: `Bearer ${this.key}`,
           ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+          ...headers,
         },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
@@ -80,6 +83,7 @@ export class Api {
         response.status,
         describe(response.status, detail),
         Array.isArray(detail) ? detail : [],
+        typeof parsed?.current_version === "number" ? parsed.current_version : null,
       );
     }
     return parsed as T;
@@ -100,8 +104,12 @@ export class Api {
   createWorkflow(def: WorkflowDef) {
     return this.request<Workflow>("POST", "/api/workflows", def);
   }
-  saveWorkflow(id: string, def: WorkflowDef) {
-    return this.request<Workflow>("PUT", `/api/workflows/${encodeURIComponent(id)}`, def);
+  /** Saves a new version if ``baseVersion`` is still the latest (else a 409 with the
+   * latest as ``currentVersion``): a save never undoes someone else's unseen. */
+  saveWorkflow(id: string, def: WorkflowDef, baseVersion: number) {
+    return this.request<Workflow>("PUT", `/api/workflows/${encodeURIComponent(id)}`, def, {
+      "If-Match": `"${baseVersion}"`,
+    });
   }
   deleteWorkflow(id: string) {
     return this.request<void>("DELETE", `/api/workflows/${encodeURIComponent(id)}`);

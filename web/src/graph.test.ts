@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { initialParameters, mapIssues, newNodeId, outputPorts, toCanvas, toDefinition } from "./graph";
+import { freeOutputPort, initialParameters, mapIssues, newNodeId, outputPorts, toCanvas, toDefinition } from "./graph";
 import type { NodeType, WorkflowDef } from "./types";
 
 const def: WorkflowDef = {
@@ -79,5 +79,21 @@ describe("initialParameters", () => {
   it("starts a code node with a source that defines main", () => {
     const code: NodeType = { type: "code", display_name: "Code", category: "action", parameters_schema: { type: "object", required: ["source"], properties: {} }, outputs: ["main"] };
     expect(initialParameters(code)?.source).toMatch(/^def main\(items, ctx\):\n/);
+  });
+});
+
+describe("freeOutputPort", () => {
+  const ports = ["true", "false"];
+  it("wires a second child of an if to false, where true is taken", () => {
+    expect(freeOutputPort(ports, "check", [{ source: "check", sourceHandle: "true" }])).toBe("false");
+  });
+  it("takes the first port when none or all are taken", () => {
+    expect(freeOutputPort(ports, "check", [{ source: "other", sourceHandle: "true" }])).toBe("true");
+    expect(
+      freeOutputPort(ports, "check", [
+        { source: "check", sourceHandle: "true" },
+        { source: "check", sourceHandle: "false" },
+      ]),
+    ).toBe("true");
   });
 });

@@ -97,6 +97,13 @@ export function outputPorts(def: NodeDef, type: NodeType | undefined): string[] 
   return ports;
 }
 
+/** The port a new child of ``from`` is connected to: the first with nothing connected yet (an
+ * ``if``'s ``false`` once ``true`` has a child), else the first. */
+export function freeOutputPort(ports: string[], from: string, edges: { source: string; sourceHandle?: string | null }[]): string | undefined {
+  const used = new Set(edges.filter((e) => e.source === from).map((e) => e.sourceHandle ?? "main"));
+  return ports.find((p) => !used.has(p)) ?? ports[0];
+}
+
 export function hasInput(type: NodeType | undefined): boolean {
   return type?.category !== "trigger";
 }

@@ -22,11 +22,35 @@ export function routePath(route: Route): string {
 
 const listeners = new Set<() => void>();
 
+/** Asked before the app leaves a page: a question to confirm (unsaved changes), or null. The
+ * target is where it goes (null: signing out). */
+export type LeaveGuard = (target: Route | null) => string | null;
+let leaveGuard: LeaveGuard | null = null;
+
+/** Installs the guard; the function returned removes it. */
+export function setLeaveGuard(guard: LeaveGuard): () => void {
+  leaveGuard = guard;
+  return () => {
+    if (leaveGuard === guard) leaveGuard = null;
+  };
+}
+
+/** Whether the app may go to ``target``: no guard objects, or the user confirms. */
+export function mayLeave(target: Route | null): boolean {
+  const question = leaveGuard?.(target) ?? null;
+  return question === null || window.confirm(question);
+}
+
+/** The path the app shows, to go back to when a Back is refused. */
+let shownPath = typeof location === "undefined" ? "/" : location.pathname;
+
 export function navigate(route: Route, replace = false): void {
   const path = routePath(route);
   if (path === location.pathname) return;
+  if (!mayLeave(route)) return;
   if (replace) history.replaceState(null, "", path);
   else history.pushState(null, "", path);
+  shownPath = path;
   listeners.forEach((l) => l());
 }
 
@@ -34,11 +58,21 @@ export function useRoute(): Route {
   const [route, setRoute] = useState(() => parseRoute(location.pathname));
   useEffect(() => {
     const update = () => setRoute(parseRoute(location.pathname));
+    // Back and Forward have already changed the URL when they are heard: a refused one puts
+    // the page's own path back.
+    const onPopState = () => {
+      if (location.pathname !== shownPath && !mayLeave(parseRoute(location.pathname))) {
+        history.pushState(null, "", shownPath);
+        return;
+      }
+      shownPath = location.pathname;
+      update();
+    };
     listeners.add(update);
-    window.addEventListener("popstate", update);
+    window.addEventListener("popstate", onPopState);
     return () => {
       listeners.delete(update);
-      window.removeEventListener("popstate", update);
+      window.removeEventListener("popstate", onPopState);
     };
   }, []);
   return route;

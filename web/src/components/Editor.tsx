@@ -19,6 +19,7 @@ import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } fro
 import { ApiError, eventsSocketProtocols, eventsSocketUrl, type Api } from "../api";
 import {
   emptyIssues,
+  freeOutputPort,
   initialParameters,
   mapIssues,
   newNodeId,
@@ -29,7 +30,7 @@ import {
   type CanvasNode,
   type Issues,
 } from "../graph";
-import { navigate } from "../router";
+import { navigate, setLeaveGuard } from "../router";
 import { applyEvent, applyEvents, emptyRun, isFinished, type RunState } from "../state/executionState";
 import { ExecutionStream, type ConnectionState } from "../state/liveStream";
 import type { ExecutionEvent, NodeDef, NodeType, PortItems, Workflow, WorkflowDef } from "../types";
@@ -48,6 +49,9 @@ import { InputDialog } from "./InputDialog";
 
 const NODE_TYPES = { nd: NodeCard };
 const MINIMAP_COLORS: Record<string, string> = { succeeded: "#2b8a3e", failed: "#c92a2a", running: "#1971c2", retrying: "#e67700", queued: "#7048e8" };
+/** Room around the nodes when the canvas is fitted, so the minimap (bottom right) and the
+ * controls (bottom left) cover none. */
+const FIT_PADDING = 0.2;
 const minimapColor = (status: string | undefined) => (status && MINIMAP_COLORS[status]) || "#adb5bd";
 
 interface Shown {
@@ -97,38 +101,88 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const [step, setStep] = useState<number | null>(null);
   const [cancelling, setCancelling] = useState(false);
   const [historyVersion, setHistoryVersion] = useState(0);
+  /** A save refused because someone saved a newer version meanwhile: which one. */
+  const [conflict, setConflict] = useState<number | null>(null);
   const stream = useRef<ExecutionStream | null>(null);
+  const canvasRef = useRef<HTMLDivElement>(null);
   const readOnly = executionId !== null;
 
   // ------------------------------------------------------------------ loading
 
+  function showWorkflow(wf: Workflow) {
+    setWorkflow(wf);
+    setName(wf.name);
+    const canvas = toCanvas(wf);
+    setNodes(canvas.nodes);
+    setEdges(canvas.edges);
+    setDirty(false);
+    setIssues(emptyIssues());
+    setConflict(null);
+    setTimeout(() => fitCanvas(), 50);
+  }
+
   useEffect(() => {
-    api.getWorkflow(workflowId).then(
-      (wf) => {
-        setWorkflow(wf);
-        setName(wf.name);
-        const canvas = toCanvas(wf);
-        setNodes(canvas.nodes);
-        setEdges(canvas.edges);
-        setTimeout(() => flow.fitView({ maxZoom: 1.1, padding: 0.2 }), 50);
-      },
-      (e: ApiError) => setLoadError(e.status === 404 ? "This workflow does not exist (or is not yours)." : e.message),
+    api.getWorkflow(workflowId).then(showWorkflow, (e: ApiError) =>
+      setLoadError(e.status === 404 ? "This workflow does not exist (or is not yours)." : e.message),
     );
     return () => stream.current?.stop();
   }, [workflowId]);
 
+  // Unsaved edits are not dropped without asking: closing or reloading the tab, and leaving
+  // this workflow in the app (links, Back, Sign out). Past executions of this workflow keep
+  // the draft, so going there does not ask.
   useEffect(() => {
     if (!dirty) return;
     const warn = (e: BeforeUnloadEvent) => e.preventDefault();
     window.addEventListener("beforeunload", warn);
-    return () => window.removeEventListener("beforeunload", warn);
-  }, [dirty]);
+    const removeGuard = setLeaveGuard((target) =>
+      target?.page === "workflow" && target.workflowId === workflowId
+        ? null
+        : "This workflow has unsaved changes. Leave and discard them?",
+    );
+    return () => {
+      window.removeEventListener("beforeunload", warn);
+      removeGuard();
+    };
+  }, [dirty, workflowId]);
 
+  // Every toast goes after a while, errors too (they stay longer); a newer outcome replaces
+  // the one shown, so an old "Not saved" never stands next to a new save.
   useEffect(() => {
-    if (!toast || toast.kind === "error") return;
-    const t = setTimeout(() => setToast(null), toast.kind === "info" ? 2500 : 4000);
+    if (!toast) return;
+    const t = setTimeout(() => setToast(null), toast.kind === "info" ? 2500 : toast.kind === "ok" ? 4000 : 10_000);
     return () => clearTimeout(t);
   }, [toast]);
+
+  // Ctrl+S (Cmd+S) saves wherever the focus is, even on the page itself, and never opens the
+  // browser's "Save page as".
+  const saveRef = useRef<() => void>(() => undefined);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "s") {
+        e.preventDefault();
+        saveRef.current();
+      }
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, []);
+
+  /** After an action whose button went away or was disabled (a run, a menu item), focus goes
+   * to the selected node, else to the canvas, rather than to the page's body. */
+  function keepFocus(nodeId?: string | null) {
+    setTimeout(() => {
+      const active = document.activeElement;
+      if (active && active !== document.body && active.isConnected) return;
+      const id = nodeId ?? null;
+      const card = id ? document.querySelector<HTMLElement>(`.react-flow__node[data-id="${CSS.escape(id)}"]`) : null;
+      (card ?? canvasRef.current)?.focus({ preventScroll: true });
+    }, 60);
+  }
+
+  function fitCanvas(duration?: number) {
+    flow.fitView({ maxZoom: 1.1, padding: FIT_PADDING, ...(duration ? { duration } : {}) });
+  }
 
   // ------------------------------------------------------------------ executions
 
@@ -179,7 +233,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         const def = requested?.data?.workflow as WorkflowDef | undefined;
         if (def) setSnapshot(toCanvas(def));
         follow(executionId, events);
-        setTimeout(() => flow.fitView({ maxZoom: 1.1, padding: 0.2 }), 50);
+        setTimeout(() => fitCanvas(), 50);
       },
       (e: ApiError) => setToast({ kind: "error", text: `Cannot open the execution: ${e.message}` }),
     );
@@ -250,14 +304,14 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     setNodes((ns) => [...ns.map((n) => ({ ...n, selected: false })), { id, type: "nd", position, data: { def }, selected: true }]);
     // Added after the selected node: connected to it, the usual next step.
     if (!at && from && type.category !== "trigger") {
-      const port = outputPorts(from.data.def, types[from.data.def.type])[0];
+      const port = freeOutputPort(outputPorts(from.data.def, types[from.data.def.type]), from.id, edges);
       if (port) setEdges((es) => addEdge(toEdge({ from: from.id, to: id, output: port }), es));
     }
     setSelected(id);
     setSideTab("settings");
     markDirty();
     // Keep the new node in view.
-    setTimeout(() => flow.fitView({ maxZoom: 1.1, padding: 0.2, duration: 200 }), 30);
+    setTimeout(() => fitCanvas(200), 30);
   }
 
   function onDrop(e: DragEvent) {
@@ -293,20 +347,25 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     markDirty();
   }
 
-  async function save(): Promise<boolean> {
+  /** ``overwrite``: the newer version a conflict named, to replace it knowingly. */
+  async function save(overwrite?: number): Promise<boolean> {
     if (readOnly || !workflow) return false;
     const def = toDefinition(name.trim() || workflow.name, nodes, edges, workflow.settings);
     setSaving(true);
     try {
-      const saved = await api.saveWorkflow(workflow.id, def);
+      const saved = await api.saveWorkflow(workflow.id, def, overwrite ?? workflow.version);
       setWorkflow(saved);
       setDirty(false);
       setIssues(emptyIssues());
+      setConflict(null);
       setToast({ kind: "ok", text: `Saved as version ${saved.version}.` });
       return true;
     } catch (e) {
       const err = e as ApiError;
-      if (err.status === 422 && err.issues.length) {
+      if (err.status === 409 && err.currentVersion !== null) {
+        setConflict(err.currentVersion);
+        setToast({ kind: "error", text: `Not saved: version ${err.currentVersion} was saved meanwhile.` });
+      } else if (err.status === 422 && err.issues.length) {
         const mapped = mapIssues(def, err.issues);
         setIssues(mapped);
         const count = err.issues.length;
@@ -329,6 +388,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     try {
       const { id } = await api.runTrigger(workflow.id, nodeId);
       follow(id, []);
+      keepFocus(nodeId);
       setHistoryVersion((v) => v + 1);
       setToast({ kind: "info", text: `Running from ${nodeId}…` });
     } catch (e) {
@@ -344,12 +404,22 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     try {
       const { id } = await api.runNode(workflow.id, nodeId, input);
       follow(id, []);
+      keepFocus(nodeId);
       setHistoryVersion((v) => v + 1);
       setSelected(nodeId);
       setSideTab(show);
       setToast({ kind: "info", text: `Running node ${nodeId} alone…` });
     } catch (e) {
       setToast({ kind: "error", text: `Could not run node ${nodeId}: ${(e as Error).message}` });
+    }
+  }
+
+  async function reloadLatest() {
+    try {
+      showWorkflow(await api.getWorkflow(workflowId));
+      setToast({ kind: "info", text: "Reloaded the latest version; your changes were discarded." });
+    } catch (e) {
+      setToast({ kind: "error", text: `Cannot reload: ${(e as Error).message}` });
     }
   }
 
@@ -370,12 +440,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   // ------------------------------------------------------------------ rendering
 
-  const onKeyDown = (e: React.KeyboardEvent) => {
-    if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") {
-      e.preventDefault();
-      void save();
-    }
-  };
+  saveRef.current = () => void save();
 
   const context: EditorContextValue = {
     types,
@@ -417,7 +482,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   return (
     <EditorContext.Provider value={context}>
-      <div className="page editor" onKeyDown={onKeyDown}>
+      <div className="page editor">
         <TopBar onSignOut={onSignOut}>
           <input
             className="wf-name"
@@ -446,6 +511,20 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             </button>
           </div>
         )}
+        {!readOnly && conflict !== null && (
+          <div className="banner error" role="alert" aria-label="Save conflict">
+            <span>
+              Not saved: version {conflict} of this workflow was saved meanwhile (in another tab, or by someone
+              else), after the version {workflow?.version} you started from.
+            </span>{" "}
+            <button type="button" onClick={() => void reloadLatest()}>
+              Reload version {conflict} (discard my changes)
+            </button>{" "}
+            <button type="button" className="danger" onClick={() => void save(conflict)}>
+              Overwrite with my changes
+            </button>
+          </div>
+        )}
         {!readOnly && issues.general.length > 0 && (
           <div className="banner error" role="alert">
             <strong>Problems:</strong>
@@ -457,12 +536,20 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
           </div>
         )}
         {displayedRun && (
-          <RunBar run={displayedRun} connection={connection} stepping={step !== null} onCancel={() => void cancel()} cancelling={cancelling} canCancel={busy} />
+          <RunBar
+            run={displayedRun}
+            connection={connection}
+            stepping={step !== null}
+            asOf={step !== null && shown ? shown.events[step]?.time ?? null : null}
+            onCancel={() => void cancel()} cancelling={cancelling} canCancel={busy} />
         )}
 
-        <div className="workspace">
+        <main className="workspace">
+          <h1 className="sr-only">
+            {readOnly ? `Execution of ${name || "the workflow"}` : `Workflow ${name || ""}`}
+          </h1>
           {!readOnly && <Palette nodeTypes={nodeTypes} onAdd={(t) => addNode(t)} hasSelection={!!selectedNode} />}
-          <div className="canvas" onDrop={onDrop} onDragOver={(e) => e.preventDefault()} aria-label="Workflow canvas">
+          <div className="canvas" ref={canvasRef} tabIndex={-1} onDrop={onDrop} onDragOver={(e) => e.preventDefault()} aria-label="Workflow canvas">
             <ReactFlow
               nodes={canvasNodes}
               edges={canvasEdges}
@@ -482,12 +569,13 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
               onPaneClick={() => {
                 setSelected(null);
                 setMenu(null);
+                canvasRef.current?.focus({ preventScroll: true });
               }}
               nodesDraggable={!readOnly}
               nodesConnectable={!readOnly}
               deleteKeyCode={readOnly ? null : ["Delete", "Backspace"]}
               fitView
-              fitViewOptions={{ maxZoom: 1.1, padding: 0.2 }}
+              fitViewOptions={{ maxZoom: 1.1, padding: FIT_PADDING }}
               proOptions={{ hideAttribution: true }}
             >
               <Background gap={20} />
@@ -556,7 +644,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
               </div>
             )}
           </aside>
-        </div>
+        </main>
 
         <section className="bottom-panel" aria-label="Execution details">
           <div className="tabs" role="tablist" aria-label="Execution panel">
@@ -591,7 +679,10 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             x={menu.x}
             y={menu.y}
             label={`Node ${menu.nodeId}`}
-            onClose={() => setMenu(null)}
+            onClose={() => {
+              setMenu(null);
+              keepFocus(menu.nodeId);
+            }}
             items={[
               { label: "Execute node", onSelect: () => void runNode(menu.nodeId), disabled: readOnly || busy },
               { label: "Execute node with input…", onSelect: () => setInputFor(menu.nodeId), disabled: readOnly || busy },

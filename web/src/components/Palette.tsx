@@ -39,8 +39,10 @@ export function Palette({
                     }}
                     onClick={() => onAdd(t)}
                     title={t.description || t.type}
-                    aria-label={`Add ${t.display_name}`}
                   >
+                    {/* The name read out starts with what is shown ("Add" unseen before it), so
+                        that speaking the visible text activates it. */}
+                    <span className="sr-only">Add </span>
                     <span className="palette-name">{t.display_name}</span>
                     <span className="palette-type">{t.type}</span>
                   </button>

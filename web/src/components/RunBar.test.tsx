@@ -61,3 +61,22 @@ describe("describeEvent", () => {
     );
   });
 });
+
+describe("RunBar while stepping through a past execution", () => {
+  const events = [
+    requested,
+    ev(2, "ExecutionStarted", { plan: ["start"] }),
+    { ...ev(3, "NodeReady", {}), node: "start", attempt: 1 },
+  ];
+
+  it("shows the time elapsed up to the step shown, not up to now", () => {
+    const run = applyEvents(emptyRun("exec_0001"), events);
+    render(
+      <RunBar run={run} connection={null} stepping asOf={events[2].time} onCancel={() => undefined} cancelling={false} canCancel={false} />,
+    );
+    const status = screen.getByRole("status", { name: "Execution status" });
+    expect(status.textContent).toContain("running");
+    expect(screen.getByLabelText("Elapsed").textContent).toBe("1.00 s");
+    expect(status.textContent).toContain("Timeline view: the state at");
+  });
+});

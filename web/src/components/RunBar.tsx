@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { duration } from "../format";
+import { clockTime, duration } from "../format";
 import { isFinished, progress, waitingLabel, type RunState } from "../state/executionState";
 import type { ConnectionState } from "../state/liveStream";
 import { StatusBadge } from "./StatusBadge";
@@ -8,6 +8,7 @@ export function RunBar({
   run,
   connection,
   stepping,
+  asOf = null,
   onCancel,
   cancelling,
   canCancel,
@@ -15,6 +16,9 @@ export function RunBar({
   run: RunState;
   connection: { state: ConnectionState; detail?: string } | null;
   stepping: boolean;
+  /** When stepping through the timeline: the time of the step shown. The state and the
+   * elapsed time are those of that moment, not of now. */
+  asOf?: string | null;
   onCancel: () => void;
   cancelling: boolean;
   /** The execution itself (not the timeline step shown) is still running. */
@@ -22,11 +26,12 @@ export function RunBar({
 }) {
   const [, tick] = useState(0);
   const finished = isFinished(run);
+  const still = finished || asOf !== null;
   useEffect(() => {
-    if (finished) return;
+    if (still) return;
     const t = setInterval(() => tick((n) => n + 1), 500);
     return () => clearInterval(t);
-  }, [finished]);
+  }, [still]);
   const p = progress(run);
   const what = run.mode === "node" ? `node ${run.node ?? ""}` : `from ${run.trigger ?? "trigger"}`;
   return (
@@ -47,8 +52,12 @@ export function RunBar({
           {p.done}/{p.total} nodes done
         </span>
       </div>
-      <span className="muted">{duration(run.startedAt ?? run.createdAt, run.finishedAt)}</span>
-      {stepping && <span className="notice">Timeline view: showing a past step</span>}
+      <span className="muted" aria-label="Elapsed">
+        {duration(run.startedAt ?? run.createdAt, run.finishedAt ?? asOf)}
+      </span>
+      {stepping && (
+        <span className="notice">Timeline view: the state at {asOf ? clockTime(asOf) : "a past step"}</span>
+      )}
       {connection?.state === "reconnecting" && (
         <span className="notice warn" role="alert">
           ⚠ Live updates disconnected — reconnecting… {connection.detail ?? ""}

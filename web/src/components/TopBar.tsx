@@ -1,5 +1,5 @@
 import type { ReactNode } from "react";
-import { navigate, parseRoute, routePath, type Route } from "../router";
+import { mayLeave, navigate, parseRoute, routePath, type Route } from "../router";
 
 /** A link that moves within the app without reloading it (and still opens in a new tab). */
 function NavLink({ to, current, children }: { to: Route; current: boolean; children: ReactNode }) {
@@ -43,7 +43,7 @@ export function TopBar({ children, onSignOut }: { children?: ReactNode; onSignOu
         </NavLink>
       </nav>
       <div className="topbar-main">{children}</div>
-      <button type="button" className="ghost" onClick={onSignOut}>
+      <button type="button" className="ghost" onClick={() => mayLeave(null) && onSignOut()}>
         Sign out
       </button>
     </header>

@@ -46,7 +46,7 @@ export function WorkflowList({ api, onSignOut }: { api: Api; onSignOut: () => vo
     try {
       const wf = await api.getWorkflow(renaming.id);
       const { name: _old, id: _id, version: _v, owner: _o, created_at: _c, updated_at: _u, ...def } = wf;
-      await api.saveWorkflow(renaming.id, { ...def, name: renaming.name.trim() || wf.name });
+      await api.saveWorkflow(renaming.id, { ...def, name: renaming.name.trim() || wf.name }, wf.version);
       setRenaming(null);
       await load();
     } catch (err) {

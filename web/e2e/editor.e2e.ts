@@ -1,0 +1,250 @@
+// The editor's defences of the user's work and its keyboard and layout behaviour, in headless
+// Chromium against the real system (e2e/system.ts): stale saves, unsaved edits, Ctrl+S and
+// focus, an `if`'s second child, a past run's bar while stepping, the WebSocket's URL.
+import { chromium, type Browser, type BrowserContext, type Dialog, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
+
+let browser: Browser;
+let context: BrowserContext;
+const pageErrors: string[] = [];
+
+/** A new tab, signed in (the key is in the tab's sessionStorage, as after signing in). */
+async function newTab(): Promise<Page> {
+  const page = await context.newPage();
+  page.setDefaultTimeout(UI_TIMEOUT);
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  return page;
+}
+
+async function openWorkflow(page: Page, id: string) {
+  await page.goto(`${baseUrl}/workflows/${id}`);
+  await page.getByTestId("node-start").waitFor();
+}
+
+const activeTag = (page: Page) => page.evaluate(() => document.activeElement?.tagName ?? "none");
+
+function twoNodes(name: string) {
+  return {
+    name: `${name}${RUN}`,
+    nodes: [
+      { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+      { id: "after", type: "noop", position: { x: 300, y: 0 } },
+    ],
+    connections: [{ from: "start", to: "after" }],
+  };
+}
+
+async function waitForExecution(id: string): Promise<any> {
+  let execution: any;
+  await expect
+    .poll(async () => (execution = await apiGet(`/api/executions/${id}`)).status, { timeout: UI_TIMEOUT })
+    .toBe("succeeded");
+  return execution;
+}
+
+beforeAll(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+});
+
+afterEach(async () => {
+  for (const page of context.pages()) await page.close();
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe("the editor keeps the user's work", () => {
+  it("refuses a save based on an older version and offers reload or overwrite", async () => {
+    const id = await createWorkflow(twoNodes("Two tabs"));
+    const [a, b] = [await newTab(), await newTab()];
+    await openWorkflow(a, id);
+    await openWorkflow(b, id);
+
+    await a.getByLabel("Workflow name").fill(`From tab A${RUN}`);
+    await a.getByRole("button", { name: /^Save/ }).click();
+    await a.getByText("Saved as version 2.").waitFor();
+
+    await b.getByLabel("Workflow name").fill(`From tab B${RUN}`);
+    await b.getByRole("button", { name: /^Save/ }).click();
+    const conflict = b.getByRole("alert", { name: "Save conflict" });
+    await expect.poll(() => conflict.textContent()).toContain("version 2 of this workflow was saved meanwhile");
+    let stored = await apiGet(`/api/workflows/${id}`);
+    expect([stored.version, stored.name]).toEqual([2, `From tab A${RUN}`]); // tab A's save is kept
+
+    // Reload: tab A's version, tab B's change dropped.
+    await conflict.getByRole("button", { name: "Reload version 2 (discard my changes)" }).click();
+    await expect.poll(() => b.getByLabel("Workflow name").inputValue()).toBe(`From tab A${RUN}`);
+    expect(await b.getByText("unsaved changes").count()).toBe(0);
+
+    // Overwrite: tab B's change replaces the newer version knowingly.
+    await a.getByLabel("Workflow name").fill(`A again${RUN}`);
+    await a.getByRole("button", { name: /^Save/ }).click();
+    await a.getByText("Saved as version 3.").waitFor();
+    await b.getByLabel("Workflow name").fill(`B again${RUN}`);
+    await b.getByRole("button", { name: /^Save/ }).click();
+    await conflict.getByRole("button", { name: "Overwrite with my changes" }).click();
+    await b.getByText("Saved as version 4.").waitFor();
+    stored = await apiGet(`/api/workflows/${id}`);
+    expect([stored.version, stored.name]).toEqual([4, `B again${RUN}`]);
+    // The newer outcome replaced the old "Not saved": one toast, the success.
+    expect(await b.locator(".toast").allTextContents()).toEqual([expect.stringContaining("Saved as version 4.")]);
+    expect(await conflict.count()).toBe(0);
+  });
+
+  it("asks before unsaved edits are dropped by a link, Back, Sign out or closing the tab", async () => {
+    const id = await createWorkflow(twoNodes("Unsaved"));
+    const page = await newTab();
+    const dialogs: string[] = [];
+    let answer: "accept" | "dismiss" = "dismiss";
+    page.on("dialog", (dialog: Dialog) => {
+      dialogs.push(dialog.type());
+      void (answer === "accept" ? dialog.accept() : dialog.dismiss());
+    });
+    await page.goto(baseUrl);
+    await page.getByRole("link", { name: `Unsaved${RUN}`, exact: true }).click(); // in the app
+    await page.getByTestId("node-start").waitFor();
+    const path = new URL(page.url()).pathname;
+    await page.getByLabel("Workflow name").fill(`Unsaved edit${RUN}`);
+
+    await page.getByRole("link", { name: "Workflows" }).click();
+    await expect.poll(() => dialogs).toEqual(["confirm"]);
+    expect(new URL(page.url()).pathname).toBe(path);
+
+    await page.evaluate(() => history.back());
+    await expect.poll(() => dialogs).toEqual(["confirm", "confirm"]);
+    await expect.poll(() => new URL(page.url()).pathname).toBe(path);
+    expect(await page.getByLabel("Workflow name").inputValue()).toBe(`Unsaved edit${RUN}`);
+
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await expect.poll(() => dialogs.length).toBe(3);
+    expect(await page.evaluate(() => sessionStorage.getItem("nodedrop.apiKey"))).toBe(apiKey);
+    expect(await page.getByLabel("Workflow name").inputValue()).toBe(`Unsaved edit${RUN}`);
+
+    await page.close({ runBeforeUnload: true });
+    await expect.poll(() => dialogs).toEqual(["confirm", "confirm", "confirm", "beforeunload"]);
+    expect(page.isClosed()).toBe(false);
+
+    answer = "accept";
+    await page.getByRole("link", { name: "Workflows" }).click();
+    await page.getByRole("heading", { name: "Workflows" }).waitFor();
+    expect((await apiGet(`/api/workflows/${id}`)).version).toBe(1);
+  });
+
+  it("saves with Ctrl+S wherever the focus is, and keeps focus off the page's body", async () => {
+    const id = await createWorkflow(twoNodes("Keyboard"));
+    const page = await newTab();
+    await openWorkflow(page, id);
+    // The browser's own Ctrl+S ("Save page as") is prevented: seen by a listener after the app's.
+    await page.evaluate(() => {
+      (window as any).saveKeyPrevented = [];
+      window.addEventListener("keydown", (e) => e.key === "s" && (window as any).saveKeyPrevented.push(e.defaultPrevented));
+    });
+    await page.getByLabel("Workflow name").fill(`Keyboard saved${RUN}`);
+    await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
+    expect(await activeTag(page)).toBe("BODY");
+    await page.keyboard.press("Control+s");
+    await page.getByText("Saved as version 2.").waitFor();
+    expect(await page.evaluate(() => (window as any).saveKeyPrevented)).toEqual([true]);
+
+    await page.getByRole("button", { name: "Run workflow from start" }).click();
+    await expect.poll(() => page.getByTestId("node-after").getAttribute("data-status")).toBe("succeeded");
+    await expect.poll(() => activeTag(page)).not.toBe("BODY");
+
+    await page.getByTestId("node-after").click({ button: "right" });
+    await page.getByRole("menuitem", { name: "Show results" }).click();
+    await expect.poll(() => activeTag(page)).not.toBe("BODY");
+
+    await page.locator(".react-flow__pane").click({ position: { x: 20, y: 20 } });
+    expect(await activeTag(page)).not.toBe("BODY");
+    await page.getByLabel("Workflow name").fill(`Keyboard again${RUN}`);
+    await page.locator(".react-flow__pane").click({ position: { x: 20, y: 20 } });
+    await page.keyboard.press("Control+s");
+    await page.getByText("Saved as version 3.").waitFor();
+  });
+
+  it("connects a second child of an if to its free port, false", async () => {
+    const id = await createWorkflow({
+      name: `If children${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        { id: "check", type: "if", parameters: { condition: true }, position: { x: 300, y: 0 } },
+      ],
+      connections: [{ from: "start", to: "check" }],
+    });
+    const page = await newTab();
+    await openWorkflow(page, id);
+    for (const child of ["noop", "noop_2"]) {
+      await page.getByTestId("node-check").click();
+      await page.getByRole("button", { name: "Add No operation" }).click();
+      await page.getByTestId(`node-${child}`).waitFor();
+    }
+    await page.keyboard.press("Control+s");
+    await page.getByText("Saved as version 2.").waitFor();
+    const stored = await apiGet(`/api/workflows/${id}`);
+    expect(stored.connections).toEqual([
+      { from: "start", to: "check" },
+      { from: "check", output: "true", to: "noop" },
+      { from: "check", output: "false", to: "noop_2" },
+    ]);
+  });
+});
+
+describe("a past run", () => {
+  it("shows the state and the elapsed time of the timeline step shown, not of now", async () => {
+    const id = await createWorkflow({
+      name: `Stepping${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        { id: "pause", type: "wait", parameters: { ms: 300 }, position: { x: 300, y: 0 } },
+      ],
+      connections: [{ from: "start", to: "pause" }],
+    });
+    const { id: executionId } = await apiPost("/api/executions", { workflow_id: id }, 202);
+    await waitForExecution(executionId);
+    const page = await newTab();
+    const sockets: string[] = [];
+    page.on("websocket", (ws) => sockets.push(ws.url()));
+    await page.goto(`${baseUrl}/workflows/${id}/executions/${executionId}`);
+    const bar = page.getByRole("status", { name: "Execution status" });
+    await expect.poll(() => bar.textContent()).toContain("succeeded");
+    const recorded = await bar.getByLabel("Elapsed").textContent();
+
+    await page.getByRole("tab", { name: /Timeline/ }).click();
+    await page.getByRole("button", { name: "First event" }).click();
+    const pause = page.getByTestId("node-pause");
+    for (let i = 0; i < 20 && (await pause.getAttribute("data-status")) !== "running"; i++)
+      await page.getByRole("button", { name: "Next ▶" }).click();
+    expect(await pause.getAttribute("data-status")).toBe("running");
+    expect(await bar.textContent()).toMatch(/running[\s\S]*Timeline view: the state at \d\d:\d\d:\d\d\.\d{3}/);
+    const stepped = await bar.getByLabel("Elapsed").textContent();
+    await page.waitForTimeout(1200); // a live bar would count on meanwhile
+    expect(await bar.getByLabel("Elapsed").textContent()).toBe(stepped);
+
+    await page.getByRole("button", { name: "Last event" }).click();
+    await expect.poll(() => bar.getByLabel("Elapsed").textContent()).toBe(recorded);
+    expect(sockets).toEqual([]); // a finished execution needs no live stream
+  });
+
+  it("follows a live run with the key out of the WebSocket's URL", async () => {
+    const id = await createWorkflow(twoNodes("Socket"));
+    const page = await newTab();
+    const sockets: string[] = [];
+    page.on("websocket", (ws) => sockets.push(ws.url()));
+    await openWorkflow(page, id);
+    await page.getByRole("button", { name: "Run workflow from start" }).click();
+    await expect.poll(() => page.getByTestId("node-after").getAttribute("data-status")).toBe("succeeded");
+    expect(sockets.length).toBeGreaterThan(0);
+    for (const url of sockets) {
+      expect(url).not.toContain(apiKey);
+      expect(new URL(url).searchParams.has("token")).toBe(false);
+    }
+  });
+
+  it("raised no error in the page", () => {
+    expect(pageErrors).toEqual([]);
+  });
+});

@@ -1,0 +1,30 @@
+// What the browser test files share: the system's address and key, and the API calls they make
+// to set up or check what the UI did.
+import { expect, inject } from "vitest";
+
+export const baseUrl = inject("baseUrl");
+export const apiKey = inject("apiKey");
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+export const UI_TIMEOUT = 20_000;
+/** On a reused system (NODEDROP_E2E_URL), names unique to this run, so it holds no look-alikes. */
+export const RUN = process.env.NODEDROP_E2E_URL ? ` ${Date.now().toString(36)}` : "";
+
+export async function apiGet(path: string) {
+  const response = await fetch(baseUrl + path, { headers: { Authorization: `Bearer ${apiKey}` } });
+  expect(response.status).toBe(200);
+  return response.json();
+}
+
+export async function apiPost(path: string, body: object, status: number): Promise<any> {
+  const response = await fetch(baseUrl + path, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  expect(response.status).toBe(status);
+  return response.json();
+}
+
+export async function createWorkflow(definition: object): Promise<string> {
+  return (await apiPost("/api/workflows", definition, 201)).id;
+}
