@@ -6,6 +6,7 @@ at a small stand-in build, or at an empty directory for "not built".
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -116,3 +117,61 @@ async def test_without_a_build_the_api_runs_and_root_says_how_to_build(
         assert (await client.get("/workflows/x")).status_code == 404
         listed = await client.get("/api/workflows", headers={"Authorization": f"Bearer {TOKEN}"})
         assert listed.status_code == 200
+
+
+@pytest.fixture
+def precompressed(built: Path) -> Path:
+    """The stand-in build with the copies web/scripts/precompress.mjs writes."""
+    asset = built / "assets" / "index-abc123.js"
+    (built / "assets" / "index-abc123.js.gz").write_bytes(gzip.compress(asset.read_bytes()))
+    (built / "assets" / "index-abc123.js.br").write_bytes(b"stand-in brotli bytes")
+    return built
+
+
+async def _raw(client: httpx.AsyncClient, path: str, accept: str) -> tuple[httpx.Response, bytes]:
+    async with client.stream("GET", path, headers={"Accept-Encoding": accept}) as response:
+        return response, b"".join([chunk async for chunk in response.aiter_raw()])
+
+
+@pytest.mark.parametrize(
+    ("accept", "encoding"),
+    [
+        ("gzip, deflate, br, zstd", "br"),  # Chromium's
+        ("gzip", "gzip"),
+        ("br;q=0, gzip;q=0.5", "gzip"),
+        ("*", "br"),
+    ],
+)
+async def test_an_accepted_precompressed_copy_is_served(
+    serve: Serve, precompressed: Path, accept: str, encoding: str
+) -> None:
+    suffix = {"br": ".br", "gzip": ".gz"}[encoding]
+    async with serve(precompressed) as client:
+        response, raw = await _raw(client, "/assets/index-abc123.js", accept)
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == encoding
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["vary"] == "Accept-Encoding"
+    assert "immutable" in response.headers["cache-control"]
+    assert raw == (precompressed / "assets" / f"index-abc123.js{suffix}").read_bytes()
+    if encoding == "gzip":
+        assert gzip.decompress(raw).decode() == ASSET
+
+
+@pytest.mark.parametrize("accept", ["", "identity", "gzip;q=0, br;q=0", "deflate"])
+async def test_a_client_that_accepts_no_copy_gets_the_file(
+    serve: Serve, precompressed: Path, accept: str
+) -> None:
+    async with serve(precompressed) as client:
+        response, raw = await _raw(client, "/assets/index-abc123.js", accept)
+    assert "content-encoding" not in response.headers
+    assert response.headers["vary"] == "Accept-Encoding"
+    assert raw.decode() == ASSET
+
+
+async def test_a_file_without_copies_is_served_as_it_is(serve: Serve, built: Path) -> None:
+    async with serve(built) as client:
+        response, raw = await _raw(client, "/", "gzip, br")
+    assert "content-encoding" not in response.headers
+    assert "vary" not in response.headers
+    assert raw.decode() == INDEX
