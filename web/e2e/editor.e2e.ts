@@ -3,6 +3,7 @@
 // focus, an `if`'s second child, a past run's bar while stepping, the WebSocket's URL.
 import { chromium, type Browser, type BrowserContext, type Dialog, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { seriousViolations, type Violation } from "./axe";
 import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
 
 let browser: Browser;
@@ -246,5 +247,51 @@ describe("a past run", () => {
 
   it("raised no error in the page", () => {
     expect(pageErrors).toEqual([]);
+  });
+});
+
+describe("accessibility (axe-core)", () => {
+  it("finds no serious or critical violation on the main pages", async () => {
+    const id = await createWorkflow(twoNodes("Axe"));
+    const { id: executionId } = await apiPost("/api/executions", { workflow_id: id }, 202);
+    await waitForExecution(executionId);
+    const page = await newTab();
+    const found: Record<string, Violation[]> = {};
+    await page.goto(`${baseUrl}/workflows/${id}`);
+    await page.getByTestId("node-start").waitFor();
+    found.editor = await seriousViolations(page);
+    // A palette entry's accessible name holds what it shows (label in name), so that saying
+    // the visible words reaches it.
+    const entries = page.locator(".palette-item");
+    const visible = await entries.evaluateAll((buttons) =>
+      buttons.map((b) => [...b.querySelectorAll(".palette-name, .palette-type")].map((e) => e.textContent).join(" ")),
+    );
+    const names = (await page.getByRole("navigation", { name: "Node palette" }).ariaSnapshot())
+      .split("\n")
+      .flatMap((line) => line.match(/- button "(.*)"/)?.slice(1) ?? []);
+    expect(names.length).toBe(visible.length);
+    expect(names.filter((name, i) => !name.includes(visible[i]))).toEqual([]);
+    await page.getByRole("tab", { name: "Executions" }).click();
+    await page.locator("table.history tbody tr").first().waitFor();
+    found.history = await seriousViolations(page);
+    await page.goto(`${baseUrl}/workflows/${id}/executions/${executionId}`);
+    await expect.poll(() => page.getByTestId("node-after").getAttribute("data-status")).toBe("succeeded");
+    await page.getByTestId("node-after").click();
+    found.execution = await seriousViolations(page);
+    await page.goto(baseUrl);
+    await page.getByRole("heading", { name: "Workflows" }).waitFor();
+    found.workflows = await seriousViolations(page);
+    await page.goto(`${baseUrl}/credentials`);
+    await page.getByRole("heading", { name: "Credentials" }).waitFor();
+    found.credentials = await seriousViolations(page);
+    const signedOut = await browser.newPage(); // a context without the key
+    try {
+      await signedOut.goto(baseUrl);
+      await signedOut.getByLabel("API key").waitFor();
+      found.signIn = await seriousViolations(signedOut);
+    } finally {
+      await signedOut.close();
+    }
+    expect(found).toEqual({ editor: [], history: [], execution: [], workflows: [], credentials: [], signIn: [] });
   });
 });
