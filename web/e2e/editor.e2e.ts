@@ -295,3 +295,94 @@ describe("accessibility (axe-core)", () => {
     expect(found).toEqual({ editor: [], history: [], execution: [], workflows: [], credentials: [], signIn: [] });
   });
 });
+
+type Box = { x: number; y: number; width: number; height: number };
+const overlap = (a: Box, b: Box) =>
+  a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+
+/** start -> check (if) -> yes / no, on two rows: the lower right node is where the minimap is. */
+function branching(name: string) {
+  return {
+    name: `${name}${RUN}`,
+    nodes: [
+      { id: "start", type: "manual_trigger", position: { x: 0, y: 100 } },
+      { id: "check", type: "if", parameters: { condition: true }, position: { x: 300, y: 100 } },
+      { id: "yes", type: "noop", position: { x: 600, y: 0 } },
+      { id: "no", type: "noop", position: { x: 600, y: 260 } },
+    ],
+    connections: [
+      { from: "start", to: "check" },
+      { from: "check", output: "true", to: "yes" },
+      { from: "check", output: "false", to: "no" },
+    ],
+  };
+}
+
+async function nodeBoxes(page: Page): Promise<Box[]> {
+  const boxes = await Promise.all((await page.locator(".react-flow__node").all()).map((n) => n.boundingBox()));
+  return boxes.filter((b): b is Box => b !== null);
+}
+
+describe("layout", () => {
+  it("at 1280x800 the minimap covers no node, before and after the run bar appears", async () => {
+    const id = await createWorkflow(branching("Minimap"));
+    const page = await newTab();
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await openWorkflow(page, id);
+    const minimap = page.locator(".react-flow__minimap");
+    await page.waitForTimeout(300); // the fit after loading
+    const before = (await minimap.boundingBox())!;
+    expect((await nodeBoxes(page)).filter((b) => overlap(b, before))).toEqual([]);
+
+    await page.getByRole("button", { name: "Run workflow from start" }).click();
+    await expect.poll(() => page.getByTestId("node-yes").getAttribute("data-status")).toBe("succeeded");
+    await page.waitForTimeout(400); // the re-fit once the run bar took its height
+    const canvas = (await page.locator(".canvas").boundingBox())!;
+    const after = (await minimap.boundingBox())!;
+    const boxes = await nodeBoxes(page);
+    expect(boxes).toHaveLength(4);
+    expect(boxes.filter((b) => overlap(b, after))).toEqual([]);
+    // Every node is inside the canvas, none pushed out under the run bar.
+    expect(boxes.filter((b) => b.y < canvas.y || b.y + b.height > canvas.y + canvas.height)).toEqual([]);
+  });
+
+  it("the read-only view of a past run shows its nodes on the minimap", async () => {
+    const id = await createWorkflow(branching("Minimap past"));
+    const { id: executionId } = await apiPost("/api/executions", { workflow_id: id }, 202);
+    await waitForExecution(executionId);
+    const page = await newTab();
+    await page.goto(`${baseUrl}/workflows/${id}/executions/${executionId}`);
+    await page.getByTestId("node-no").waitFor();
+    await expect.poll(() => page.locator(".react-flow__minimap-node").count()).toBe(4);
+  });
+
+  it("on a phone (390x844) the canvas is usable, nothing scrolls sideways and Run works by touch", async () => {
+    const id = await createWorkflow(twoNodes("Phone"));
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await phone.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+    try {
+      const page = await phone.newPage();
+      page.setDefaultTimeout(UI_TIMEOUT);
+      page.on("pageerror", (e) => pageErrors.push(e.message));
+      await page.goto(`${baseUrl}/workflows/${id}`);
+      await page.getByTestId("node-start").waitFor();
+      const canvas = (await page.locator(".canvas").boundingBox())!;
+      expect(canvas.width).toBeGreaterThan(350);
+      expect(canvas.height).toBeGreaterThan(300);
+      const sideways = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      expect(await sideways()).toBe(0);
+      const signOut = (await page.getByRole("button", { name: "Sign out" }).boundingBox())!;
+      for (const other of [page.getByLabel("Workflow name"), page.locator(".brand"), page.locator(".app-nav")])
+        expect(overlap(signOut, (await other.boundingBox())!)).toBe(false);
+
+      await page.getByRole("button", { name: "Run workflow from start" }).tap();
+      await expect.poll(() => page.getByTestId("node-after").getAttribute("data-status")).toBe("succeeded");
+      expect(await sideways()).toBe(0);
+      await page.goto(baseUrl); // the list too
+      await page.getByRole("heading", { name: "Workflows" }).waitFor();
+      expect(await sideways()).toBe(0);
+    } finally {
+      await phone.close();
+    }
+  });
+});

@@ -29,8 +29,9 @@ async function settings(overrides: Partial<NodeTools> = {}, problems: { field: s
   render(
     <NodeSettings def={DEF} type={codeType} problems={problems} takenIds={[]} readOnly={false} onChange={onChange} onRename={() => undefined} onDelete={() => undefined} tools={tools} />,
   );
-  // The editor is loaded lazily: wait for it.
-  await screen.findByRole("textbox", { name: "source (Python)" });
+  // The editor is loaded lazily: wait for it (its first import can take seconds on a busy
+  // machine, past findBy's default of 1 s).
+  await screen.findByRole("textbox", { name: "source (Python)" }, { timeout: 15_000 });
   return { tools, onChange };
 }
 

@@ -7,6 +7,7 @@ import {
   ReactFlow,
   ReactFlowProvider,
   addEdge,
+  applyNodeChanges,
   useEdgesState,
   useNodesState,
   useReactFlow,
@@ -48,10 +49,12 @@ import { TopBar } from "./TopBar";
 import { InputDialog } from "./InputDialog";
 
 const NODE_TYPES = { nd: NodeCard };
+const MINIMAP_WIDTH = 150;
+const MINIMAP_HEIGHT = 96;
 const MINIMAP_COLORS: Record<string, string> = { succeeded: "#2b8a3e", failed: "#c92a2a", running: "#1971c2", retrying: "#e67700", queued: "#7048e8" };
-/** Room around the nodes when the canvas is fitted, so the minimap (bottom right) and the
- * controls (bottom left) cover none. */
-const FIT_PADDING = 0.2;
+/** Room around the nodes when the canvas is fitted: the band at the bottom holds the minimap
+ * (right) and the controls (left), so neither covers a node. */
+const FIT_PADDING = { top: "30px", left: "30px", right: "30px", bottom: `${MINIMAP_HEIGHT + 30}px` } as const;
 const minimapColor = (status: string | undefined) => (status && MINIMAP_COLORS[status]) || "#adb5bd";
 
 interface Shown {
@@ -249,6 +252,12 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   }, [shown, step]);
   const busy = shown !== null && !isFinished(shown.run);
 
+  // The run bar takes height from the canvas when it appears: fit the nodes to what is left.
+  const hasRunBar = displayedRun !== null;
+  useEffect(() => {
+    if (hasRunBar) setTimeout(() => fitCanvas(150), 50);
+  }, [hasRunBar]);
+
   // ------------------------------------------------------------------ editing
 
   const markDirty = () => setDirty(true);
@@ -259,7 +268,11 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       for (const c of changes)
         if (c.type === "select") setSelected((s) => (c.selected ? c.id : s === c.id ? null : s));
       if (readOnly) {
-        onNodesChangeBase(changes.filter((c) => c.type === "select" || c.type === "dimensions"));
+        const kept = changes.filter((c) => c.type === "select" || c.type === "dimensions");
+        // The nodes shown are the execution's own (its definition as it ran): their sizes go
+        // there, or the minimap, which draws measured nodes only, stays empty.
+        setSnapshot((s) => (s ? { ...s, nodes: applyNodeChanges(kept, s.nodes) } : s));
+        onNodesChangeBase(kept);
         return;
       }
       onNodesChangeBase(changes);
@@ -580,7 +593,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             >
               <Background gap={20} />
               <Controls />
-              <MiniMap pannable zoomable ariaLabel="Minimap" nodeColor={(n) => minimapColor(displayedRun?.nodes[n.id]?.status)} />
+              <MiniMap pannable zoomable ariaLabel="Minimap" style={{ width: MINIMAP_WIDTH, height: MINIMAP_HEIGHT }} nodeColor={(n) => minimapColor(displayedRun?.nodes[n.id]?.status)} />
             </ReactFlow>
           </div>
 
