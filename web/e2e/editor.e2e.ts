@@ -4,7 +4,7 @@
 import { chromium, type Browser, type BrowserContext, type Dialog, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { seriousViolations, type Violation } from "./axe";
-import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
+import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, closedPort, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
 
 let browser: Browser;
 let context: BrowserContext;
@@ -384,5 +384,50 @@ describe("layout", () => {
     } finally {
       await phone.close();
     }
+  });
+});
+
+describe("executions lists", () => {
+  it("pages past the first 50, filters by status, and lists every workflow's on a page of its own", async () => {
+    const id = await createWorkflow(twoNodes("Many runs"));
+    const failing = await createWorkflow({
+      name: `Failing${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        { id: "fetch", type: "http_request", parameters: { url: `http://127.0.0.1:${await closedPort()}/` }, position: { x: 300, y: 0 } },
+      ],
+      connections: [{ from: "start", to: "fetch" }],
+    });
+    const RUNS = 55;
+    for (let i = 0; i < RUNS; i++) await apiPost("/api/executions", { workflow_id: id }, 202);
+    for (let i = 0; i < 2; i++) await apiPost("/api/executions", { workflow_id: failing }, 202);
+    const count = async (query: string) => (await apiGet(`/api/executions?limit=200&${query}`)).items.length;
+    await expect.poll(() => count(`workflow_id=${id}&status=succeeded`), { timeout: 120_000, interval: 1000 }).toBe(RUNS);
+    await expect.poll(() => count(`workflow_id=${failing}&status=failed`), { timeout: UI_TIMEOUT }).toBe(2);
+
+    const page = await newTab();
+    await openWorkflow(page, id);
+    await page.getByRole("tab", { name: "Executions" }).click();
+    const rows = page.locator("table.history tbody tr");
+    await expect.poll(() => rows.count()).toBe(50);
+    await page.getByRole("button", { name: "Load 50 older" }).click();
+    await expect.poll(() => rows.count()).toBe(RUNS);
+    expect(await page.getByRole("button", { name: "Load 50 older" }).count()).toBe(0);
+    const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-execution")));
+    expect(new Set(ids).size).toBe(RUNS); // no run twice, none left out
+    await page.getByLabel("Status").selectOption("failed");
+    await page.getByText("No failed executions.").waitFor();
+
+    // Every workflow's executions, from the top bar.
+    await page.getByRole("link", { name: "Executions" }).click();
+    await page.getByRole("heading", { name: "Executions" }).waitFor();
+    await expect.poll(() => rows.count()).toBe(50);
+    await page.getByLabel("Status").selectOption("failed");
+    await expect.poll(async () => (await rows.allTextContents()).filter((t) => t.includes(`Failing${RUN}`)).length).toBe(2);
+    expect((await rows.allTextContents()).every((t) => t.includes("failed"))).toBe(true);
+    await rows.filter({ hasText: `Failing${RUN}` }).first().getByRole("button", { name: /^Open/ }).click();
+    await page.getByText("Viewing a past execution").waitFor();
+    expect(page.url()).toContain(`/workflows/${failing}/executions/`);
+    await expect.poll(() => page.getByTestId("node-fetch").getAttribute("data-status")).toBe("failed");
   });
 });

@@ -1,5 +1,6 @@
 // What the browser test files share: the system's address and key, and the API calls they make
 // to set up or check what the UI did.
+import { createServer, type AddressInfo } from "node:net";
 import { expect, inject } from "vitest";
 
 export const baseUrl = inject("baseUrl");
@@ -27,4 +28,14 @@ export async function apiPost(path: string, body: object, status: number): Promi
 
 export async function createWorkflow(definition: object): Promise<string> {
   return (await apiPost("/api/workflows", definition, 201)).id;
+}
+
+/** A port on 127.0.0.1 where nothing listens (connections are refused: a retryable error). */
+export function closedPort(): Promise<number> {
+  return new Promise((ok) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const port = (server.address() as AddressInfo).port;
+      server.close(() => ok(port));
+    });
+  });
 }

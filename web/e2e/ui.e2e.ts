@@ -2,11 +2,10 @@
 // canvas, save, run, watch the states, read outputs, run one node, cancel, step through history.
 // One browser page goes through the steps in order, as a person would.
 import { mkdirSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
 import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiGet, apiKey, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
+import { apiGet, apiKey, baseUrl, CHROMIUM, closedPort, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
 
 /** Set to a directory (docs/images) to save screenshots of the main views there. */
 const SHOTS = process.env.NODEDROP_SCREENSHOTS;
@@ -58,15 +57,6 @@ async function connect(from: string, output: string, to: string) {
 }
 
 
-/** A port on 127.0.0.1 where nothing listens (connections are refused: a retryable error). */
-function closedPort(): Promise<number> {
-  return new Promise((ok) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const port = (server.address() as AddressInfo).port;
-      server.close(() => ok(port));
-    });
-  });
-}
 
 beforeAll(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });

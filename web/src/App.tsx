@@ -2,6 +2,7 @@ import { useEffect, useMemo, useState } from "react";
 import { Api, ApiError, storeKey, storedKey } from "./api";
 import { CredentialsPage } from "./components/CredentialsPage";
 import { Editor } from "./components/Editor";
+import { ExecutionsPage } from "./components/ExecutionsPage";
 import { SignIn } from "./components/SignIn";
 import { WorkflowList } from "./components/WorkflowList";
 import { useRoute } from "./router";
@@ -48,5 +49,6 @@ export function App() {
       />
     );
   if (route.page === "credentials") return <CredentialsPage api={api} onSignOut={signOut} />;
+  if (route.page === "executions") return <ExecutionsPage api={api} onSignOut={signOut} />;
   return <WorkflowList api={api} onSignOut={signOut} />;
 }

@@ -6,6 +6,7 @@ import type {
   CredentialType,
   Execution,
   ExecutionEvent,
+  ExecutionStatus,
   ExecutionSummary,
   LogEntry,
   NodeType,
@@ -133,11 +134,14 @@ export class Api {
   getExecution(id: string) {
     return this.request<Execution>("GET", `/api/executions/${encodeURIComponent(id)}`);
   }
-  listExecutions(workflowId: string) {
-    return this.request<{ items: ExecutionSummary[]; next_cursor: string | null }>(
-      "GET",
-      `/api/executions?workflow_id=${encodeURIComponent(workflowId)}&limit=100`,
-    );
+  /** A page of executions, newest first: of one workflow or of all, of one status or any;
+   * ``cursor`` is the previous page's ``next_cursor``. */
+  listExecutions(query: { workflowId?: string; status?: ExecutionStatus; cursor?: string | null; limit?: number }) {
+    const params = new URLSearchParams({ limit: String(query.limit ?? 50) });
+    if (query.workflowId) params.set("workflow_id", query.workflowId);
+    if (query.status) params.set("status", query.status);
+    if (query.cursor) params.set("cursor", query.cursor);
+    return this.request<{ items: ExecutionSummary[]; next_cursor: string | null }>("GET", `/api/executions?${params}`);
   }
   cancel(id: string) {
     return this.request<unknown>("POST", `/api/executions/${encodeURIComponent(id)}/cancel`);

@@ -8,4 +8,9 @@ describe("routes", () => {
     expect(routePath({ page: "credentials" })).toBe("/credentials");
     expect(parseRoute("/workflows/w1")).toEqual({ page: "workflow", workflowId: "w1", executionId: null });
   });
+
+  it("reads and writes the executions page's path", () => {
+    expect(parseRoute("/executions")).toEqual({ page: "executions" });
+    expect(routePath({ page: "executions" })).toBe("/executions");
+  });
 });

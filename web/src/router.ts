@@ -4,11 +4,13 @@ import { useEffect, useState } from "react";
 export type Route =
   | { page: "list" }
   | { page: "credentials" }
+  | { page: "executions" }
   | { page: "workflow"; workflowId: string; executionId: string | null };
 
 export function parseRoute(path: string): Route {
   const m = path.match(/^\/workflows\/([^/]+)(?:\/executions\/([^/]+))?\/?$/);
   if (/^\/credentials\/?$/.test(path)) return { page: "credentials" };
+  if (/^\/executions\/?$/.test(path)) return { page: "executions" };
   if (m) return { page: "workflow", workflowId: decodeURIComponent(m[1]), executionId: m[2] ? decodeURIComponent(m[2]) : null };
   return { page: "list" };
 }
@@ -16,6 +18,7 @@ export function parseRoute(path: string): Route {
 export function routePath(route: Route): string {
   if (route.page === "list") return "/";
   if (route.page === "credentials") return "/credentials";
+  if (route.page === "executions") return "/executions";
   const base = `/workflows/${encodeURIComponent(route.workflowId)}`;
   return route.executionId ? `${base}/executions/${encodeURIComponent(route.executionId)}` : base;
 }

@@ -35,8 +35,11 @@ export function TopBar({ children, onSignOut }: { children?: ReactNode; onSignOu
       </a>
       {/* The editor's way back to the list too (it has no breadcrumb of its own). */}
       <nav className="app-nav" aria-label="Main">
-        <NavLink to={{ page: "list" }} current={page !== "credentials"}>
+        <NavLink to={{ page: "list" }} current={page === "list" || page === "workflow"}>
           Workflows
+        </NavLink>
+        <NavLink to={{ page: "executions" }} current={page === "executions"}>
+          Executions
         </NavLink>
         <NavLink to={{ page: "credentials" }} current={page === "credentials"}>
           Credentials

@@ -1,0 +1,146 @@
+// A list of executions, newest first, a page at a time (the API's cursor), filtered by status:
+// a workflow's own (its editor's Executions tab) or every workflow's (the Executions page).
+import { useEffect, useState } from "react";
+import type { Api } from "../api";
+import { duration, formatTime } from "../format";
+import type { ExecutionStatus, ExecutionSummary } from "../types";
+import { StatusBadge } from "./StatusBadge";
+
+const STATUSES: ExecutionStatus[] = ["queued", "running", "succeeded", "partial", "failed", "cancelled", "timed_out"];
+export const PAGE_SIZE = 50;
+
+export function ExecutionsTable({
+  api,
+  workflowId,
+  workflowName,
+  refresh,
+  current,
+  onOpen,
+}: {
+  api: Api;
+  /** Only this workflow's executions; without it, every workflow's, with a Workflow column. */
+  workflowId?: string;
+  /** The name shown for a workflow id in that column. */
+  workflowName?: (id: string | null) => string;
+  refresh?: unknown;
+  current?: string | null;
+  onOpen: (execution: ExecutionSummary) => void;
+}) {
+  const [status, setStatus] = useState<ExecutionStatus | "">("");
+  const [items, setItems] = useState<ExecutionSummary[] | null>(null);
+  const [next, setNext] = useState<string | null>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    let live = true;
+    api.listExecutions({ workflowId, status: status || undefined, limit: PAGE_SIZE }).then(
+      (page) => {
+        if (!live) return;
+        setItems(page.items);
+        setNext(page.next_cursor);
+        setError(null);
+      },
+      (e) => live && setError(e.message),
+    );
+    return () => {
+      live = false;
+    };
+  }, [workflowId, status, refresh]);
+
+  async function loadMore() {
+    if (!next) return;
+    setLoadingMore(true);
+    try {
+      const page = await api.listExecutions({ workflowId, status: status || undefined, cursor: next, limit: PAGE_SIZE });
+      // A newer page reload may have put some of these in already.
+      setItems((shown) => {
+        const known = new Set((shown ?? []).map((e) => e.id));
+        return [...(shown ?? []), ...page.items.filter((e) => !known.has(e.id))];
+      });
+      setNext(page.next_cursor);
+    } catch (e) {
+      setError((e as Error).message);
+    } finally {
+      setLoadingMore(false);
+    }
+  }
+
+  return (
+    <div className="executions">
+      <div className="panel-tools">
+        <label>
+          Status{" "}
+          <select value={status} onChange={(e) => setStatus(e.target.value as ExecutionStatus | "")}>
+            <option value="">any</option>
+            {STATUSES.map((s) => (
+              <option key={s} value={s}>
+                {s.replace("_", " ")}
+              </option>
+            ))}
+          </select>
+        </label>
+        {items && (
+          <span className="muted" aria-live="polite">
+            {items.length} shown{next ? ", more older" : ""}
+          </span>
+        )}
+      </div>
+      {error && <p className="error pad">{error}</p>}
+      {!items && !error && <p className="muted pad">Loading…</p>}
+      {items && !items.length && <p className="muted pad">{status ? `No ${status.replace("_", " ")} executions.` : "No executions yet."}</p>}
+      {items && items.length > 0 && (
+        <div className="table-scroll">
+          <table className="table history">
+            <thead>
+              <tr>
+                <th scope="col">Status</th>
+                {!workflowId && <th scope="col">Workflow</th>}
+                <th scope="col">Started</th>
+                <th scope="col">Duration</th>
+                <th scope="col">Ran</th>
+                <th scope="col">Version</th>
+                <th scope="col">
+                  <span className="sr-only">Open</span>
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((e) => (
+                <tr key={e.id} className={e.id === current ? "current" : undefined} data-execution={e.id}>
+                  <td>
+                    <StatusBadge status={e.status} />
+                  </td>
+                  {!workflowId && <td>{workflowName ? workflowName(e.workflow_id) : e.workflow_id ?? "inline"}</td>}
+                  <td>{formatTime(e.started_at ?? e.created_at)}</td>
+                  <td>{duration(e.started_at ?? e.created_at, e.finished_at)}</td>
+                  <td>{e.mode === "node" ? `node ${e.node}` : `from ${e.trigger ?? "trigger"}`}</td>
+                  <td>v{e.workflow_version ?? "?"}</td>
+                  <td>
+                    {e.id === current ? (
+                      <span className="muted">shown</span>
+                    ) : (
+                      <button
+                        type="button"
+                        onClick={() => onOpen(e)}
+                        disabled={!e.workflow_id}
+                        aria-label={`Open execution of ${formatTime(e.created_at)}`}
+                      >
+                        Open
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          {next && (
+            <button type="button" className="load-more" onClick={() => void loadMore()} disabled={loadingMore}>
+              {loadingMore ? "Loading…" : `Load ${PAGE_SIZE} older`}
+            </button>
+          )}
+        </div>
+      )}
+    </div>
+  );
+}
