@@ -172,11 +172,12 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   }, []);
 
   /** After an action whose button went away or was disabled (a run, a menu item), focus goes
-   * to the selected node, else to the canvas, rather than to the page's body. */
+   * to the node it was about, else to the canvas, rather than to the page's body. A disabled
+   * button counts as lost: Chromium moves the focus off it to the body a moment later. */
   function keepFocus(nodeId?: string | null) {
     setTimeout(() => {
-      const active = document.activeElement;
-      if (active && active !== document.body && active.isConnected) return;
+      const active = document.activeElement as (HTMLElement & { disabled?: boolean }) | null;
+      if (active && active !== document.body && active.isConnected && !active.disabled) return;
       const id = nodeId ?? null;
       const card = id ? document.querySelector<HTMLElement>(`.react-flow__node[data-id="${CSS.escape(id)}"]`) : null;
       (card ?? canvasRef.current)?.focus({ preventScroll: true });
