@@ -431,3 +431,24 @@ describe("executions lists", () => {
     await expect.poll(() => page.getByTestId("node-fetch").getAttribute("data-status")).toBe("failed");
   });
 });
+
+describe("palette and parameters", () => {
+  it("finds a node type by typing, adds the first match with Enter, and labels its parameters for people", async () => {
+    const id = await createWorkflow(twoNodes("Search"));
+    const page = await newTab();
+    await openWorkflow(page, id);
+    await page.getByTestId("node-after").click();
+    const search = page.getByLabel("Search node types");
+    await search.fill("delay");
+    const entries = page.locator(".palette-item");
+    await expect.poll(() => entries.allTextContents()).toEqual(["Add Waitwait"]); // by its description
+    await search.press("Enter");
+    await page.getByTestId("node-wait").waitFor();
+    expect(await search.inputValue()).toBe("");
+    expect(await page.locator("label[for='node-wait-param-ms']").textContent()).toMatch(/^Wait \(milliseconds\)/);
+    await search.fill("zzz");
+    await page.getByText("No node type matches “zzz”.").waitFor();
+    await search.press("Escape");
+    expect(await entries.count()).toBeGreaterThan(5);
+  });
+});

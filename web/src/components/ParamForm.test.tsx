@@ -30,7 +30,7 @@ describe("ParamForm", () => {
   it("edits parameters and drops an emptied optional field", () => {
     const onChange = vi.fn();
     render(<ParamForm schema={httpSchema} values={{ url: "https://a", body: "x" }} onChange={onChange} problems={[]} idPrefix="n" />);
-    fireEvent.change(screen.getByLabelText(/^Url/), { target: { value: "https://b" } });
+    fireEvent.change(screen.getByLabelText(/^URL/), { target: { value: "https://b" } });
     expect(onChange).toHaveBeenLastCalledWith({ url: "https://b", body: "x" });
     fireEvent.change(screen.getByLabelText(/^Body/), { target: { value: "" } });
     expect(onChange).toHaveBeenLastCalledWith({ url: "https://a" });
@@ -56,7 +56,7 @@ describe("ParamForm", () => {
     render(
       <ParamForm schema={httpSchema} values={{}} onChange={() => {}} problems={[{ field: "parameters.url", msg: "Field required" }]} idPrefix="n" />,
     );
-    const url = screen.getByLabelText(/^Url/);
+    const url = screen.getByLabelText(/^URL/);
     expect(url.getAttribute("aria-invalid")).toBe("true");
     const described = document.getElementById(url.getAttribute("aria-describedby")!.split(" ").pop()!);
     expect(described?.textContent).toContain("Field required");

@@ -3,6 +3,7 @@
 // anything else, a password field for a secret (``writeOnly``) string, and room for a special
 // editor of one field (the credential picker, the code editor).
 import { useEffect, useState, type ReactNode } from "react";
+import { fieldLabel } from "../labels";
 import type { JsonSchema, JsonValue } from "../types";
 
 export type FieldKind = "text" | "integer" | "number" | "boolean" | "select" | "json";
@@ -151,7 +152,7 @@ export function ParamForm({
         const value = current[name];
         const label = (
           <label htmlFor={id}>
-            {prop.title ?? name}
+            {fieldLabel(name, prop.title)}
             {required.has(name) && <span aria-label="required"> *</span>}
             <code className="param-name">{name}</code>
           </label>
