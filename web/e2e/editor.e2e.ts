@@ -452,3 +452,25 @@ describe("palette and parameters", () => {
     expect(await entries.count()).toBeGreaterThan(5);
   });
 });
+
+describe("edges after a run", () => {
+  it("have arrowheads, say how many items went along, and are coloured by whether any did", async () => {
+    const id = await createWorkflow(branching("Edge counts"));
+    const page = await newTab();
+    await openWorkflow(page, id);
+    const edges = page.locator(".react-flow__edge");
+    await expect.poll(() => edges.count()).toBe(3);
+    expect(await page.locator(".react-flow__edge path.react-flow__edge-path[marker-end]").count()).toBe(3);
+    expect(await page.locator(".react-flow__edge-text").count()).toBe(0); // no run yet
+
+    await page.getByRole("button", { name: "Run workflow from start" }).click();
+    await expect.poll(() => page.getByTestId("node-yes").getAttribute("data-status")).toBe("succeeded");
+    await expect.poll(async () => (await page.locator(".react-flow__edge-text").allTextContents()).sort()).toEqual([
+      "0 items",
+      "1 item",
+      "1 item",
+    ]);
+    expect(await page.locator(".react-flow__edge.edge-ran").count()).toBe(2);
+    expect(await page.locator(".react-flow__edge.edge-empty").count()).toBe(1);
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { freeOutputPort, initialParameters, mapIssues, newNodeId, outputPorts, toCanvas, toDefinition } from "./graph";
+import { freeOutputPort, initialParameters, itemsOnPort, mapIssues, newNodeId, outputPorts, toCanvas, toDefinition } from "./graph";
 import type { NodeType, WorkflowDef } from "./types";
 
 const def: WorkflowDef = {
@@ -95,5 +95,14 @@ describe("freeOutputPort", () => {
         { source: "check", sourceHandle: "false" },
       ]),
     ).toBe("true");
+  });
+});
+
+describe("itemsOnPort", () => {
+  it("counts the items a node sent on a port, and knows none before a run", () => {
+    expect(itemsOnPort({ true: [{}, {}], false: [] }, "true")).toBe(2);
+    expect(itemsOnPort({ true: [{}, {}], false: [] }, "false")).toBe(0);
+    expect(itemsOnPort(null, "main")).toBeNull();
+    expect(itemsOnPort({ main: { ref: "offloaded" } }, "main")).toBeNull();
   });
 });

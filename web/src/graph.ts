@@ -104,6 +104,13 @@ export function freeOutputPort(ports: string[], from: string, edges: { source: s
   return ports.find((p) => !used.has(p)) ?? ports[0];
 }
 
+/** How many items went along a connection from ``port`` in a run: the length of the source's
+ * output on that port, or null when it has none (not run, or its output held elsewhere). */
+export function itemsOnPort(output: Record<string, unknown> | null | undefined, port: string): number | null {
+  const items = output?.[port];
+  return Array.isArray(items) ? items.length : null;
+}
+
 export function hasInput(type: NodeType | undefined): boolean {
   return type?.category !== "trigger";
 }

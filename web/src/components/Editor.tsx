@@ -8,6 +8,7 @@ import {
   ReactFlowProvider,
   addEdge,
   applyNodeChanges,
+  MarkerType,
   useEdgesState,
   useNodesState,
   useReactFlow,
@@ -22,6 +23,7 @@ import {
   emptyIssues,
   freeOutputPort,
   initialParameters,
+  itemsOnPort,
   mapIssues,
   newNodeId,
   outputPorts,
@@ -486,11 +488,16 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const canvasNodes = (readOnly && snapshot ? snapshot.nodes : nodes).map((n) =>
     !!n.selected === (n.id === selected) ? n : { ...n, selected: n.id === selected },
   );
-  const canvasEdges = (readOnly && snapshot ? snapshot.edges : edges).map((e) =>
-    !readOnly && issues.edges[e.id]
-      ? { ...e, className: "edge-invalid", label: `⚠ ${issues.edges[e.id][0]}`, ariaLabel: issues.edges[e.id].join("; ") }
-      : e,
-  );
+  const canvasEdges = (readOnly && snapshot ? snapshot.edges : edges).map((e): Edge => {
+    const arrow = { ...e, markerEnd: { type: MarkerType.ArrowClosed, width: 18, height: 18 } };
+    if (!readOnly && issues.edges[e.id])
+      return { ...arrow, className: "edge-invalid", label: `⚠ ${issues.edges[e.id][0]}`, ariaLabel: issues.edges[e.id].join("; ") };
+    // After a run: how many items went along it, and a colour for whether any did.
+    const count = itemsOnPort(displayedRun?.nodes[e.source]?.output, e.sourceHandle ?? "main");
+    if (count === null) return arrow;
+    const label = `${count} item${count === 1 ? "" : "s"}`;
+    return { ...arrow, label, ariaLabel: `${e.source} to ${e.target}: ${label}`, className: count ? "edge-ran" : "edge-empty" };
+  });
   const selectedNode = canvasNodes.find((n) => n.id === selected);
   const planNodes = displayedRun?.plan ?? [];
 
