@@ -5,6 +5,7 @@ import { expect, inject } from "vitest";
 
 export const baseUrl = inject("baseUrl");
 export const apiKey = inject("apiKey");
+export const logFile = inject("logFile");
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const UI_TIMEOUT = 20_000;
 /** On a reused system (NODEDROP_E2E_URL), names unique to this run, so it holds no look-alikes. */

@@ -40,6 +40,8 @@ declare module "vitest" {
   export interface ProvidedContext {
     baseUrl: string;
     apiKey: string;
+    /** The system's log (every service's output), or "" for a system started elsewhere. */
+    logFile: string;
   }
 }
 
@@ -49,6 +51,7 @@ export default async function setup(project: TestProject) {
   if (process.env.NODEDROP_E2E_URL && process.env.NODEDROP_E2E_KEY) {
     project.provide("baseUrl", process.env.NODEDROP_E2E_URL.replace(/\/$/, ""));
     project.provide("apiKey", process.env.NODEDROP_E2E_KEY);
+    project.provide("logFile", "");
     return;
   }
   const dataDir = mkdtempSync(join(tmpdir(), "nodedrop-web-e2e-"));
@@ -87,6 +90,7 @@ export default async function setup(project: TestProject) {
   }
   project.provide("baseUrl", baseUrl);
   project.provide("apiKey", apiKey);
+  project.provide("logFile", log);
 
   return async () => {
     // `nodedrop up` stops its services and servers on SIGTERM.
