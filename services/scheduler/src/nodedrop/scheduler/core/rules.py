@@ -75,7 +75,3 @@ def carried_bytes(work: NodeReady | NodeWaiting) -> int:
 
 def has_items(port_items: PortItems) -> bool:
     return any(port_items.values())
-
-
-def delivers(status: NodeStatus) -> bool:
-    return status in (NodeStatus.SUCCEEDED, NodeStatus.FAILED)
