@@ -23,6 +23,8 @@ from nodedrop.contracts.codec import EventDecodeError, decode, encode, to_public
 from nodedrop.contracts.events import (
     EVENT_TYPES,
     SCHEDULER_ACTOR,
+    ChildExecutionFinished,
+    ChildExecutionStarted,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
@@ -41,6 +43,7 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
     NodeWaiting,
+    WorkflowCalled,
     type_name,
 )
 
@@ -190,6 +193,41 @@ SAMPLES: dict[str, Event] = {
         status="failed",
         error=ErrorInfo(type="HttpServerError", message="503"),
     ),
+    "WorkflowCalled": WorkflowCalled(
+        event_id=ids.workflow_called(EXECUTION, "call", 2),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=10),
+        node="call",
+        attempt=2,
+        workflow_id="wf-2",
+        workflow_version=4,
+        workflow=WORKFLOW,
+        trigger="start",
+        mode="each_item",
+        concurrency=3,
+        inputs=[[{"order": 1}], [{"order": 2}]],
+    ),
+    "ChildExecutionStarted": ChildExecutionStarted(
+        event_id=ids.child_started(EXECUTION, "call", 2, 1),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=11),
+        node="call",
+        attempt=2,
+        index=1,
+        child="5f3c0e1d2b4a69788796a5b4c3d2e1f0",
+    ),
+    "ChildExecutionFinished": ChildExecutionFinished(
+        event_id=ids.child_finished(EXECUTION, "5f3c0e1d2b4a69788796a5b4c3d2e1f0"),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=12),
+        node="call",
+        attempt=2,
+        index=1,
+        child="5f3c0e1d2b4a69788796a5b4c3d2e1f0",
+        status="partial",
+        output=[{"order": 2, "done": True}],
+        error=ErrorInfo(type="HttpServerError", message="503"),
+    ),
 }
 
 #: The smallest valid event of every type: only the required fields.
@@ -238,6 +276,31 @@ MINIMAL: dict[str, Event] = {
     "ExecutionFinished": ExecutionFinished(
         event_id="e", execution_id="x", time=T0, status="succeeded"
     ),
+    "WorkflowCalled": WorkflowCalled(
+        event_id="e",
+        execution_id="x",
+        time=T0,
+        node="n",
+        attempt=1,
+        workflow_id="w",
+        workflow_version=1,
+        workflow={},
+        trigger="t",
+        mode="wait",
+    ),
+    "ChildExecutionStarted": ChildExecutionStarted(
+        event_id="e", execution_id="x", time=T0, node="n", attempt=1, index=0, child="c"
+    ),
+    "ChildExecutionFinished": ChildExecutionFinished(
+        event_id="e",
+        execution_id="x",
+        time=T0,
+        node="n",
+        attempt=1,
+        index=0,
+        child="c",
+        status="succeeded",
+    ),
 }
 
 EVENT_TYPE_NAMES = [cls.__name__ for cls in EVENT_TYPES]
@@ -281,6 +344,12 @@ ADDED_AFTER_V1 = {
     "reused_from",
     "requester",
     "credentials",
+    "parent_execution",
+    "parent_node",
+    "parent_attempt",
+    "child_index",
+    "report_to_parent",
+    "depth",
 }
 
 

@@ -59,6 +59,21 @@ class ExecutionRequested(Event, tag=True, frozen=True):
     #: A rerun (``rerun_of``): outputs the first execution recorded for nodes upstream of the
     #: rerun's starting node. Each such node succeeds with this output instead of running.
     reused_outputs: dict[str, PortItems] = {}
+    #: A child started by an ``execute_workflow`` node: the parent execution and node, the
+    #: node's attempt and the child's index among the attempt's children.
+    parent_execution: str | None = None
+    parent_node: str | None = None
+    parent_attempt: int = 0
+    child_index: int = 0
+    #: The parent waits for this child's end (modes ``wait``, ``each_item``): the child's
+    #: scheduler reports it to the parent (``ChildExecutionFinished``).
+    report_to_parent: bool = False
+    #: How many ``execute_workflow`` calls deep this execution is (0: not a child).
+    depth: int = 0
+
+
+#: How an ``execute_workflow`` node runs its children (docs/nodes.md).
+CallMode = Literal["wait", "fire_and_forget", "each_item"]
 
 
 #: What a concurrency limit counts: one user's executions, or one workflow's.
@@ -97,6 +112,8 @@ class NodeReady(Event, tag=True, frozen=True):
     #: The request's ``requested_by``: whose credentials the node may use (docs/credentials.md).
     #: None in tasks recorded before it was added: such a task may use none.
     requester: str | None = None
+    #: The execution's ``depth`` (``execute_workflow`` checks it against the depth limit).
+    depth: int = 0
 
 
 class NodeDeferred(Event, tag=True, frozen=True):
@@ -144,6 +161,48 @@ class NodeFailed(Event, tag=True, frozen=True):
     error: ErrorInfo
     #: Ids of the credentials the attempt used before it failed.
     credentials: list[str] = []
+
+
+class WorkflowCalled(Event, tag=True, frozen=True):
+    """An ``execute_workflow`` attempt found the workflow it calls (the runner read it, as the
+    requester's own): the scheduler starts the children from here, and the runner's slot is
+    free. ``inputs`` holds each child's input items in item order (one list unless
+    ``each_item``)."""
+
+    node: str
+    attempt: int
+    workflow_id: str
+    workflow_version: int
+    workflow: dict[str, Any]
+    trigger: str
+    mode: CallMode
+    concurrency: int = 1
+    inputs: list[list[Item]] = []
+
+
+class ChildExecutionStarted(Event, tag=True, frozen=True):
+    """The scheduler requested child ``index`` of the node's attempt (its ``ExecutionRequested``
+    is stored in the same atomic batch): the parent's history names every child it started,
+    so a rebuild never starts one twice."""
+
+    node: str
+    attempt: int
+    index: int
+    child: str
+
+
+class ChildExecutionFinished(Event, tag=True, frozen=True):
+    """A child the parent waits for ended; recorded into the parent by the child's scheduler
+    with the child's ``ExecutionFinished``. ``output``: the child's final output (the main
+    items of its plan's terminal nodes, docs/nodes.md)."""
+
+    node: str
+    attempt: int
+    index: int
+    child: str
+    status: FinalStatus
+    output: list[Item] = []
+    error: ErrorInfo | None = None
 
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -213,6 +272,9 @@ AnyEvent = (
     | NodeCancelled
     | ExecutionCancelRequested
     | ExecutionFinished
+    | WorkflowCalled
+    | ChildExecutionStarted
+    | ChildExecutionFinished
 )
 EVENT_TYPES: tuple[type[Event], ...] = (
     ExecutionRequested,
@@ -230,6 +292,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     NodeCancelled,
     ExecutionCancelRequested,
     ExecutionFinished,
+    WorkflowCalled,
+    ChildExecutionStarted,
+    ChildExecutionFinished,
 )
 #: The events a runner or a user records; the scheduler records all the others.
 INPUT_EVENT_TYPES: tuple[type[Event], ...] = (
@@ -238,6 +303,8 @@ INPUT_EVENT_TYPES: tuple[type[Event], ...] = (
     NodeSucceeded,
     NodeFailed,
     ExecutionCancelRequested,
+    WorkflowCalled,
+    ChildExecutionFinished,
 )
 NODE_RESULT_TYPES = (NodeSucceeded, NodeFailed)
 

@@ -76,3 +76,22 @@ def node_cancelled(execution_id: str, node: str, attempt: int) -> str:
 
 def node_skipped(execution_id: str, node: str) -> str:
     return f"{execution_id}.{node}.skipped"
+
+
+def workflow_called(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.call"
+
+
+def child_started(execution_id: str, node: str, attempt: int, index: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.child.{index}"
+
+
+def child_finished(parent_id: str, child_id: str) -> str:
+    """Recorded into the parent (once per child, whoever decides the child's end)."""
+    return f"{parent_id}.{child_id}.childfinished"
+
+
+def parent_cancel(child_id: str) -> str:
+    """The cancel the parent's scheduler records into a child when the parent node stops
+    waiting for it (the parent ended, the node timed out, a sibling failed)."""
+    return f"{child_id}.parentcancel"

@@ -73,6 +73,26 @@ class WaitParameters(Parameters):
     ms: int = Field(ge=0, le=31 * 24 * 3600 * 1000, description="delay in milliseconds")
 
 
+class ExecuteWorkflowParameters(Parameters):
+    workflow_id: str = Field(
+        min_length=1, max_length=128, description="the saved workflow to run (one of yours)"
+    )
+    version: int | None = Field(
+        default=None, ge=1, description="the version to run; by default the latest"
+    )
+    trigger: str = Field(
+        min_length=1, max_length=200, description="the trigger node of that workflow to start from"
+    )
+    mode: Literal["wait", "fire_and_forget", "each_item"] = Field(
+        default="wait",
+        description="wait: output the child's final output; fire_and_forget: output the "
+        "child's execution id at once; each_item: one child per item, outputs in item order",
+    )
+    concurrency: int = Field(
+        default=1, ge=1, le=100, description="each_item: children running at once"
+    )
+
+
 class StopAndErrorParameters(Parameters):
     message: str = Field(default="Stopped by stop_and_error", max_length=10_000)
     error_type: str = Field(default="StopAndError", pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
@@ -284,6 +304,13 @@ BUILTIN_SPECS: tuple[NodeTypeSpec, ...] = (
         output_ports=_code_outputs,
         description="Runs Python in a sandbox on the items (all at once or one by one).",
         literal_parameters=frozenset({"source"}),
+    ),
+    NodeTypeSpec(
+        "execute_workflow",
+        "Execute workflow",
+        "flow",
+        ExecuteWorkflowParameters,
+        description="Runs a saved workflow with the items as its input.",
     ),
     NodeTypeSpec(
         "stop_and_error",

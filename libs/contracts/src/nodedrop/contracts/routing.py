@@ -20,6 +20,7 @@ another count stops with a message naming the setting).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zlib
 from collections.abc import Mapping
@@ -44,6 +45,23 @@ DEFAULT_PARTITIONS = 1
 
 def slot_of(execution_id: str) -> int:
     return zlib.crc32(execution_id.encode()) % SLOTS
+
+
+def child_execution_id(parent_id: str, node: str, attempt: int, index: int) -> str:
+    """The id of child ``index`` that attempt ``attempt`` of ``execute_workflow`` node ``node``
+    starts: derived from those alone, so deciding it again names the same child, and chosen in
+    the parent's slot, so parent and children share a partition and the scheduler records a
+    child's start (or end) and the parent's note of it in one atomic, fenced batch.
+
+    32 hex digits, like the api's ids free of dots: a hash of those, whose last 4 digits are
+    counted up until the id falls in the slot (about 256 tries of crc32)."""
+    slot = slot_of(parent_id)
+    base = hashlib.sha256(f"{parent_id}/{node}/{attempt}/{index}".encode()).hexdigest()[:28]
+    for suffix in range(1 << 16):
+        candidate = f"{base}{suffix:04x}"
+        if slot_of(candidate) == slot:
+            return candidate
+    raise AssertionError("no suffix of 4 hex digits reaches the slot")  # pragma: no cover
 
 
 def slot_token(slot: int) -> str:

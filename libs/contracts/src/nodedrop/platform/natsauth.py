@@ -35,6 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from nodedrop.contracts import subjects
 from nodedrop.contracts.events import (
+    ChildExecutionFinished,
+    ChildExecutionStarted,
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
@@ -51,6 +53,7 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
     NodeWaiting,
+    WorkflowCalled,
 )
 from nodedrop.contracts.routing import SLOTS, Layout, events_of_type
 
@@ -66,10 +69,11 @@ PASSWORD_ENV = "NODEDROP_NATS_PASSWORD"
 #: refused by the server). The scheduler records ExecutionRequested for cron ticks, and
 #: NodeSucceeded/NodeFailed for nodes that do not run (pinned or reused outputs, bad input), and
 #: ExecutionCancelRequested when an execution's deadline passes or one of its events was
-#: dead-lettered.
+#: dead-lettered; ExecutionRequested and ExecutionCancelRequested also for the children of
+#: ``execute_workflow`` nodes.
 PUBLISHED_EVENTS: Mapping[str, tuple[type[Event], ...]] = {
     API: (ExecutionRequested, ExecutionCancelRequested),
-    RUNNER: (NodeStarted, NodeSucceeded, NodeFailed, NodeLogged),
+    RUNNER: (NodeStarted, NodeSucceeded, NodeFailed, NodeLogged, WorkflowCalled),
     SCHEDULER: (
         ExecutionRequested,
         ExecutionCancelRequested,
@@ -84,6 +88,8 @@ PUBLISHED_EVENTS: Mapping[str, tuple[type[Event], ...]] = {
         NodeSkipped,
         NodeCancelled,
         ExecutionFinished,
+        ChildExecutionStarted,
+        ChildExecutionFinished,
     ),
     NOTIFIER: (),
 }

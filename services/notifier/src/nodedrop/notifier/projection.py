@@ -38,6 +38,8 @@ from typing import Any, Literal
 from nodedrop.contracts.errors import INPUT_TOO_LARGE
 from nodedrop.contracts.events import (
     AnyEvent,
+    ChildExecutionFinished,
+    ChildExecutionStarted,
     ErrorInfo,
     ExecutionCancelRequested,
     ExecutionFinished,
@@ -54,6 +56,7 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
     NodeWaiting,
+    WorkflowCalled,
 )
 from nodedrop.contracts.failures import (
     DEFAULT_POLICY,
@@ -107,6 +110,9 @@ class ExecutionRecord:
     #: projected before the column existed); failures are then ``failed`` until a
     #: ``NodeRetryScheduled`` says otherwise, and end nothing.
     node_policies: dict[str, Any] | None = None
+    #: A child of an ``execute_workflow`` node: its parent execution and node.
+    parent_execution_id: str | None = None
+    parent_node: str | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +138,9 @@ class NodeRecord:
     #: A ``wait`` node waiting on the scheduler's timer until then: its success is the
     #: scheduler's own result.
     wait_until: datetime | None = None
+    #: An ``execute_workflow`` node that found its workflow: the children it started, in
+    #: item order. Its result is then the scheduler's own.
+    children: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +303,8 @@ class _Folder:
 
 _NodeEvent = (
     NodeReady | NodeDeferred | NodeWaiting | NodeStarted | NodeSucceeded | NodeFailed
-    | NodeRetryScheduled | NodeSkipped | NodeCancelled
+    | NodeRetryScheduled | NodeSkipped | NodeCancelled | WorkflowCalled
+    | ChildExecutionStarted | ChildExecutionFinished
 )  # fmt: skip
 
 
@@ -312,6 +322,7 @@ def _apply_to_node(execution: ExecutionRecord, node: NodeRecord, event: _NodeEve
         node.attempts = event.attempt
         node.input = event.input
         node.finished_at = None
+        node.children = None  # an earlier attempt's children were stopped when it failed
         return True
     if isinstance(event, NodeWaiting):
         # A wait starts at once on the scheduler's timer: queued and started in one event.
@@ -330,6 +341,8 @@ def _apply_to_node(execution: ExecutionRecord, node: NodeRecord, event: _NodeEve
         node.status = "running"
         node.started_at = time
         return True
+    if isinstance(event, WorkflowCalled | ChildExecutionStarted | ChildExecutionFinished):
+        return _call(execution, node, event)
     if isinstance(event, NodeSucceeded):
         return _succeeded(execution, node, event, time)
     if isinstance(event, NodeFailed):
@@ -357,6 +370,34 @@ def _apply_to_node(execution: ExecutionRecord, node: NodeRecord, event: _NodeEve
     return True
 
 
+def _call(
+    execution: ExecutionRecord,
+    node: NodeRecord,
+    event: WorkflowCalled | ChildExecutionStarted | ChildExecutionFinished,
+) -> bool:
+    """An ``execute_workflow`` node's children, fenced as the scheduler core's fold does."""
+    if isinstance(event, WorkflowCalled):
+        # The runner's answer: counts like a result, for the current attempt in flight.
+        if (
+            execution.ending
+            or node.children is not None
+            or not _result_counts(node, event.attempt, stands_in=False)
+        ):
+            return False
+        node.status = "running"
+        node.children = []
+        return True
+    if node.children is None or event.attempt != node.attempts:
+        return False
+    if isinstance(event, ChildExecutionStarted):
+        if event.child in node.children:
+            return False
+        node.children = [*node.children, event.child]
+        return True
+    # A child's end changes no row here (the child's own row has it); the log says it.
+    return node.status == "running" and not execution.ending and event.child in node.children
+
+
 #: A retry is scheduled after a failure: ``retrying`` already when the policy was known at the
 #: failure, ``failed`` when it was not (and queued or running for histories of older versions).
 _RETRY_FROM = frozenset({"queued", "running", "failed", "retrying"})
@@ -369,7 +410,7 @@ def _succeeded(
     # The scheduler's own results (pinned or reused data, a `wait` node's wake-up) were applied
     # when it decided them, even with a cancel already in the stream, not yet delivered to it;
     # a runner's result is an input taken in stream order, and none counts once the end began.
-    decided = stands_in or node.wait_until is not None
+    decided = stands_in or node.wait_until is not None or node.children is not None
     if (execution.ending and not decided) or not _result_counts(node, event.attempt, stands_in):
         return False
     node.attempts = max(node.attempts, event.attempt)
@@ -479,6 +520,8 @@ def _requested(seq: int, event: ExecutionRequested) -> ExecutionRecord:
         node=event.node,
         rerun_of=event.rerun_of,
         node_policies=_policies(event.workflow),
+        parent_execution_id=event.parent_execution,
+        parent_node=event.parent_node,
     )
 
 
@@ -565,4 +608,12 @@ def _describe(event: AnyEvent) -> str:
             return f"cancel requested by {who}" + (f": {reason}" if reason else "")
         case ExecutionFinished(status=status, error=error):
             return f"execution {status}" + (f": {error.type}: {error.message}" if error else "")
+        case WorkflowCalled(node=node, attempt=attempt, workflow_id=workflow, mode=mode):
+            count = "1 child" if len(event.inputs) == 1 else f"{len(event.inputs)} children"
+            return f"node {node} calls workflow {workflow} ({mode}, {count}, attempt {attempt})"
+        case ChildExecutionStarted(node=node, index=index, child=child):
+            return f"node {node} started child execution {child} (item {index})"
+        case ChildExecutionFinished(node=node, child=child, status=status, error=error):
+            reason = f": {error.type}: {error.message}" if error else ""
+            return f"node {node}: child execution {child} {status}{reason}"
     return type(event).__name__  # pragma: no cover - the match covers the catalogue

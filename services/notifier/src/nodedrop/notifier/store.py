@@ -38,22 +38,24 @@ def checkpoint_name(partition: int) -> str:
 _EXECUTION_COLUMNS = (
     "id", "workflow_id", "workflow_version", "mode", "trigger", "node", "status", "requested_by",
     "rerun_of", "created_at", "started_at", "finished_at", "error", "last_seq", "ending",
-    "node_policies",
+    "node_policies", "parent_execution_id", "parent_node",
 )  # fmt: skip
 _NODE_COLUMNS = (
     "execution_id", "node", "position", "status", "attempts", "started_at", "finished_at",
     "input", "output", "error", "skip_reason", "pinned", "last_seq", "runner_lost", "wait_until",
+    "children",
 )  # fmt: skip
 _EXECUTION_TYPES = (
     "text", "text", "int", "text", "text", "text", "text", "text",
     "text", "timestamptz", "timestamptz", "timestamptz", "jsonb", "bigint", "bool",
-    "jsonb",
+    "jsonb", "text", "text",
 )  # fmt: skip
 _NODE_TYPES = (
     "text", "text", "int", "text", "int", "timestamptz", "timestamptz",
     "jsonb", "jsonb", "jsonb", "text", "bool", "bigint", "int", "timestamptz",
+    "jsonb",
 )  # fmt: skip
-_JSON_COLUMNS = frozenset({"error", "input", "output", "node_policies"})
+_JSON_COLUMNS = frozenset({"error", "input", "output", "node_policies", "children"})
 
 
 def _unnest_upsert(
@@ -199,7 +201,7 @@ async def _read_rows(
         ids, names = list({key[0] for key in keys}), list({key[1] for key in keys})
         for record in await conn.fetch(_SELECT_NODES, ids, names):
             row = dict(record)
-            for column in ("input", "output", "error"):
+            for column in ("input", "output", "error", "children"):
                 row[column] = _from_json(row[column])
             nodes[(row["execution_id"], row["node"])] = NodeRecord(**row)
     return executions, nodes

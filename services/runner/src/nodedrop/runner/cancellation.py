@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 
 from nodedrop.contracts import codec
-from nodedrop.contracts.events import ErrorInfo, ExecutionFinished, NodeCancelled, NodeReady
+from nodedrop.contracts.events import (
+    ErrorInfo,
+    ExecutionFinished,
+    NodeCancelled,
+    NodeReady,
+    WorkflowCalled,
+)
 from nodedrop.contracts.items import PortItems
 
 log = logging.getLogger(__name__)
@@ -30,7 +36,7 @@ class RunningAttempt:
     task: NodeReady
     msg: Msg
     #: The node's own code; cancelling it stops the node and nothing else.
-    node_run: asyncio.Task[PortItems | ErrorInfo]
+    node_run: asyncio.Task[PortItems | ErrorInfo | WorkflowCalled]
     #: Set by a stop event: whatever the node still returns is not recorded.
     stopped: bool = False
 

@@ -22,7 +22,8 @@ from nodedrop.runner.credentials import CredentialVault
 from nodedrop.runner.nodes.registry import load_registry
 from nodedrop.runner.sandbox.jail import Jail
 from nodedrop.runner.settings import RunnerSettings
-from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id
+from nodedrop.runner.subworkflows import PostgresWorkflows, WorkflowCaller
+from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
     worker_id = default_worker_id()
     # A wrong NODEDROP_SECRET_KEY fails here (SecretKeyError), before any task is taken.
     vault = await CredentialVault.open(settings.database_url, settings.credentials_key)
+    workflows = (
+        await PostgresWorkflows.open(settings.database_url) if settings.database_url else None
+    )
+    calls = WorkflowCaller(workflows, max_depth=settings.max_workflow_depth, clock=utc_now)
     try:
         nc = await natsconnect.connect(
             settings.nats_settings(),
@@ -69,6 +74,8 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
         )
     except BaseException:
         await vault.aclose()
+        if workflows is not None:
+            await workflows.aclose()
         raise
     try:
         # The runners' consumer is ours: a changed NODEDROP_RUNNER_ACK_WAIT_S applies here.
@@ -91,6 +98,7 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
             layout=streams.layout,
             data_store=DataStore(nc.jetstream(), replicas=streams.replicas),
             vault=vault,
+            calls=calls,
         )
         with stop_on_signals(stop):
             await runner.run(stop)
@@ -98,6 +106,8 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
         await registry.aclose()
         await nc.drain()
         await vault.aclose()
+        if workflows is not None:
+            await workflows.aclose()
 
 
 def report_code_sandbox(jail: Jail) -> None:

@@ -15,6 +15,7 @@ from nodedrop.platform.settings import (
     setting,
 )
 from nodedrop.runner.sandbox.settings import SandboxSettings
+from nodedrop.runner.subworkflows import DEFAULT_MAX_DEPTH
 from nodedrop.runner.worker import DEFAULT_GRACE_S
 
 _PACKAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -53,6 +54,13 @@ class RunnerSettings(CommonSettings, DatabaseSettings, SecretKeySettings):
         '(see Crash recovery, "Graceful stops")',
         gt=0,
         allow_inf_nan=False,
+    )
+    max_workflow_depth: int = setting(
+        DEFAULT_MAX_DEPTH,
+        "How deep `execute_workflow` calls may nest: a call that would start an execution "
+        "deeper fails with `WorkflowDepthExceeded`",
+        ge=1,
+        le=1000,
     )
     http_allow_private: bool = setting(
         False, "Let the `http_request` node reach private and loopback addresses"

@@ -59,7 +59,9 @@ from nodedrop.contracts.events import (
     NodeReady,
     NodeStarted,
     NodeSucceeded,
+    WorkflowCalled,
 )
+from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.routing import Layout, events_of_type
 from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.datastore import DataStore
@@ -77,6 +79,7 @@ from nodedrop.runner.cancellation import RunningAttempt, RunningAttempts
 from nodedrop.runner.credentials import CredentialVault
 from nodedrop.runner.isolation import ProcessPool
 from nodedrop.runner.nodes.registry import NodeRegistry, PluginNode
+from nodedrop.runner.subworkflows import CALL_TYPE, WorkflowCaller
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ class Runner:
         clock: Callable[[], datetime] = utc_now,
         layout: Layout | None = None,
         vault: CredentialVault | None = None,
+        calls: WorkflowCaller | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("a runner needs at least one slot")
@@ -168,6 +172,8 @@ class Runner:
         #: Where the credentials nodes name are read and decrypted (None: nowhere, and a
         #: node naming one fails with CredentialError).
         self._vault = vault
+        #: Answers `execute_workflow` attempts (by default: without a database, refusing).
+        self._calls = calls or WorkflowCaller(None, clock=clock)
         # Every partition's tasks, sharing the slots: never more held than slots, and one
         # partition's tasks may use them all. Slots are given back when a task is finished
         # with, not when it is handed over.
@@ -389,17 +395,21 @@ class Runner:
 
     async def _run_and_record(self, task: NodeReady, msg: Msg) -> None:
         ctx = context_of(task)
-        node_run = asyncio.create_task(
-            run_attempt(
-                self._registry,
-                task,
-                ctx=ctx,
-                processes=self.processes,
-                store=self._data,
-                max_output_bytes=MAX_OUTPUT_BYTES,
-                vault=self._vault,
+        node_run: asyncio.Task[PortItems | ErrorInfo | WorkflowCalled]
+        if task.node_type == CALL_TYPE and task.node_type not in self._registry:
+            node_run = asyncio.create_task(self._call(task))
+        else:
+            node_run = asyncio.create_task(
+                run_attempt(
+                    self._registry,
+                    task,
+                    ctx=ctx,
+                    processes=self.processes,
+                    store=self._data,
+                    max_output_bytes=MAX_OUTPUT_BYTES,
+                    vault=self._vault,
+                )
             )
-        )
         attempt = RunningAttempt(task, msg, node_run)
         self._attempts.add(attempt)
         try:
@@ -414,11 +424,25 @@ class Runner:
             # returned anyway included): its execution wants no result for it.
             await msg.ack()
             return
+        if isinstance(outcome, WorkflowCalled):
+            # The scheduler starts the children from it; this runner's part is done.
+            await self._record_then_ack([outcome], msg)
+            return
         used = [credential.id for credential in ctx.credentials.values()]
         result = result_event(task, outcome, self._clock(), used)
         # The node's log lines go just before its result: in the record, they belong to it.
         logged = logged_event(task, ctx.log.lines, result.time) if ctx.log.lines else None
         await self._record_then_ack([logged, result] if logged is not None else [result], msg)
+
+    async def _call(self, task: NodeReady) -> ErrorInfo | WorkflowCalled:
+        """An `execute_workflow` attempt, under the node's timeout like any other."""
+        timeout_s = task.timeout_ms / 1000 if task.timeout_ms is not None else None
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await self._calls.call(task)
+        except TimeoutError:
+            message = f"node {task.node!r} did not finish within {task.timeout_ms} ms"
+            return ErrorInfo(type="NodeTimeout", message=message, retryable=True)
 
     async def _handled_before(self, task: NodeReady, msg: Msg) -> bool:
         """For a task delivered before, or too old for the claim to tell: whether its execution
@@ -438,10 +462,10 @@ class Runner:
         mine = [
             e
             for e in history
-            if isinstance(e, NodeStarted | NodeSucceeded | NodeFailed)
+            if isinstance(e, NodeStarted | NodeSucceeded | NodeFailed | WorkflowCalled)
             and (e.node, e.attempt) == (task.node, task.attempt)
         ]
-        if any(isinstance(e, NodeSucceeded | NodeFailed) for e in mine):
+        if any(isinstance(e, NodeSucceeded | NodeFailed | WorkflowCalled) for e in mine):
             await msg.ack()
             return True
         if mine:

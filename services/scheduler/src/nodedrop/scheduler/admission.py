@@ -42,7 +42,11 @@ class Claim:
 
 
 def claims_of(request: ExecutionRequested, *, per_user: int | None) -> list[Claim]:
-    """The limits that apply to the execution ``request`` asks for, user's first."""
+    """The limits that apply to the execution ``request`` asks for, user's first. A child its
+    parent waits for takes none: the parent holds its slots while it waits, and a child queued
+    behind its own parent would wait forever."""
+    if request.report_to_parent:
+        return []
     claims = []
     if per_user:
         claims.append(Claim("user", request.requested_by, per_user))

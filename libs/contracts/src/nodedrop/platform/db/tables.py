@@ -58,6 +58,7 @@ class ExecutionRow(SQLModel, table=True):
     __table_args__ = (
         Index("ix_executions_owner_created", "requested_by", "created_at"),
         Index("ix_executions_workflow_created", "workflow_id", "created_at"),
+        Index("ix_executions_parent", "parent_execution_id"),
     )
 
     id: str = Field(primary_key=True)
@@ -82,6 +83,9 @@ class ExecutionRow(SQLModel, table=True):
     #: The failure policy of each node not at the default, from the request's definition (what
     #: the notifier judges a node's failure by); NULL: not known.
     node_policies: dict[str, Any] | None = _json()
+    #: A child of an ``execute_workflow`` node: the parent execution and node.
+    parent_execution_id: str | None = None
+    parent_node: str | None = None
 
 
 class NodeExecutionRow(SQLModel, table=True):
@@ -107,6 +111,9 @@ class NodeExecutionRow(SQLModel, table=True):
     )
     #: A ``wait`` node waiting on the scheduler's timer until then.
     wait_until: datetime | None = _time()
+    #: The child executions an ``execute_workflow`` node started (in item order); None for
+    #: other nodes.
+    children: list[str] | None = _json()
 
 
 class ExecutionLogRow(SQLModel, table=True):

@@ -29,12 +29,15 @@ from nodedrop.contracts import ids
 from nodedrop.contracts.errors import DEAD_LETTER, INPUT_TOO_LARGE
 from nodedrop.contracts.events import (
     SCHEDULER_ACTOR,
+    ChildExecutionFinished,
+    ChildExecutionStarted,
     ConcurrencyScope,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
     ExecutionQueued,
+    ExecutionRequested,
     ExecutionStarted,
     FinalStatus,
     NodeCancelled,
@@ -46,10 +49,12 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     NodeWaiting,
     SkipReason,
+    WorkflowCalled,
 )
 from nodedrop.contracts.expressions import ANY_NODE
-from nodedrop.contracts.items import MAIN_PORT, PortItems
+from nodedrop.contracts.items import MAIN_PORT, Item, PortItems
 from nodedrop.contracts.nodetypes import passthrough_items
+from nodedrop.contracts.routing import child_execution_id
 from nodedrop.contracts.workflow import Node
 from nodedrop.scheduler.core.fold import apply, evolve
 from nodedrop.scheduler.core.rules import (
@@ -69,6 +74,14 @@ TIMED_OUT = "timed_out"
 #: ``reason`` of the cancel request the scheduler records when a message of the execution was
 #: dead-lettered: the execution ends ``failed`` (docs/architecture.md, "Dead letters").
 DEAD_LETTERED = "dead_letter"
+#: ``reason`` of the cancel request a parent's scheduler records into a child it stops waiting
+#: for (the parent ended, its node timed out or failed).
+PARENT_STOPPED = "parent_stopped"
+#: Error type of an ``execute_workflow`` node whose child did not succeed.
+CHILD_FAILED = "ChildExecutionFailed"
+#: A child ending so counts as done for its parent (``partial``: a node failed under
+#: ``continue`` or ``error_output``, and the child went on).
+CHILD_SUCCEEDED = frozenset({"succeeded", "partial"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +133,12 @@ def step(
         case NodeSucceeded() | NodeSkipped():
             decider.examine_children(event.node)
         case NodeFailed():
+            decider.stop_children(event.node)
             decider.after_failure(event.node)
+        case WorkflowCalled():
+            decider.call_workflow(event.node)
+        case ChildExecutionFinished():
+            decider.child_finished(event.node, event)
         case ExecutionCancelRequested(reason=reason):
             decider.end_as_requested(reason)
         case _:
@@ -256,6 +274,8 @@ def resume(
     assert state.plan is not None
     decider.dispatch_deferred()
     for node_id, node in state.nodes.items():
+        if node.call is not None:
+            decider.resume_call(node_id)
         if node_id in state.deferred:
             continue  # waits for its share (dispatch), not for a decision lost in a crash
         if node.status == NodeStatus.RETRYING and node.timer is None:
@@ -334,19 +354,10 @@ class _Decider:
     def start(self) -> None:
         state = self.state
         if state.plan is None:
-            self.emit(
-                ExecutionFinished(
-                    event_id=ids.execution_finished(self._id),
-                    execution_id=self._id,
-                    time=self.now,
-                    status="failed",
-                    error=ErrorInfo(
-                        type="InvalidRequest",
-                        message=state.plan_error or "no plan",
-                        retryable=False,
-                    ),
-                )
+            error = ErrorInfo(
+                type="InvalidRequest", message=state.plan_error or "no plan", retryable=False
             )
+            self._finish("failed", error)
             return
         self.emit(
             ExecutionStarted(
@@ -400,6 +411,7 @@ class _Decider:
                         attempt=node.attempt,
                     )
                 )
+                self.stop_children(node_id)
             elif node.status not in TERMINAL:
                 self._skip(node_id, skip_reason)
         if error is None and status == "failed":
@@ -410,6 +422,20 @@ class _Decider:
                 retryable=False,
                 message=f"execution ran longer than {state.timeout_ms} ms",
             )
+        self._finish(status, error)
+
+    def finish_if_done(self) -> None:
+        state = self.state
+        if state.finished or not state.started:
+            return
+        if state.failure is not None:
+            self.end("failed", "execution_failed")
+        elif state.unfinished == 0:
+            self._finish("partial" if state.tolerated_failures else "succeeded", None)
+
+    def _finish(self, status: FinalStatus, error: ErrorInfo | None) -> None:
+        """Record the execution's end; a child its parent waits for reports it to the parent
+        in the same batch (same partition: :func:`routing.child_execution_id`)."""
         self.emit(
             ExecutionFinished(
                 event_id=ids.execution_finished(self._id),
@@ -419,21 +445,20 @@ class _Decider:
                 error=error,
             )
         )
-
-    def finish_if_done(self) -> None:
-        state = self.state
-        if state.finished or not state.started:
-            return
-        if state.failure is not None:
-            self.end("failed", "execution_failed")
-        elif state.unfinished == 0:
-            status: FinalStatus = "partial" if state.tolerated_failures else "succeeded"
-            self.emit(
-                ExecutionFinished(
-                    event_id=ids.execution_finished(self._id),
-                    execution_id=self._id,
+        request = self.state.request
+        if request.report_to_parent and request.parent_execution and request.parent_node:
+            self.decisions.append(
+                ChildExecutionFinished(
+                    event_id=ids.child_finished(request.parent_execution, self._id),
+                    execution_id=request.parent_execution,
                     time=self.now,
+                    node=request.parent_node,
+                    attempt=request.parent_attempt,
+                    index=request.child_index,
+                    child=self._id,
                     status=status,
+                    output=final_output(self.state) if status in CHILD_SUCCEEDED else [],
+                    error=error,
                 )
             )
 
@@ -529,6 +554,7 @@ class _Decider:
                 trace_context=self.state.request.trace_context,
                 upstream=self._upstream(node_id),
                 requester=self.state.request.requested_by,
+                depth=self.state.request.depth,
             )
         # An event over the message limit could never be recorded: every publish would fail
         # and the execution would end only as a dead letter, so the node fails here, visibly.
@@ -660,6 +686,150 @@ class _Decider:
         )
         return True
 
+    # ------------------------------------------------------------------ execute_workflow
+    def call_workflow(self, node_id: str) -> None:
+        """The runner found the workflow to call: start the first children. ``fire_and_forget``
+        succeeds at once with the child's id; the others wait for their children's ends."""
+        call = self.state.nodes[node_id].call
+        assert call is not None
+        called = call.called
+        if called.mode == "fire_and_forget":
+            child = self._start_child(node_id, 0)
+            output: list[Item] = [{"execution_id": child, "workflow_id": called.workflow_id}]
+            self._succeed_call(node_id, output)
+            return
+        for index in range(min(called.concurrency, len(called.inputs))):
+            self._start_child(node_id, index)
+        self._succeed_if_all_done(node_id)
+
+    def child_finished(self, node_id: str, event: ChildExecutionFinished) -> None:
+        if event.status not in CHILD_SUCCEEDED:
+            reason = f": {event.error.type}: {event.error.message}" if event.error else ""
+            message = f"child execution {event.child} ended {event.status}{reason}"
+            retryable = event.error.retryable if event.error else True
+            self._fail_call(
+                node_id, ErrorInfo(type=CHILD_FAILED, message=message, retryable=retryable)
+            )
+            return
+        call = self.state.nodes[node_id].call
+        assert call is not None
+        following = len(call.started)
+        if following < len(call.called.inputs):
+            self._start_child(node_id, following)
+        self._succeed_if_all_done(node_id)
+
+    def resume_call(self, node_id: str) -> None:
+        """After a rebuild: start the children a crash kept from being started (the same ids:
+        stored once), and stop again those of a node that no longer waits for them."""
+        node = self.state.nodes[node_id]
+        call = node.call
+        assert call is not None
+        if node.status != NodeStatus.RUNNING:
+            self.stop_children(node_id)
+            return
+        if not call.started:
+            self.call_workflow(node_id)
+            return
+        wanted = min(len(call.called.inputs), call.called.concurrency + len(call.finished))
+        for index in range(len(call.started), wanted):
+            self._start_child(node_id, index)
+        self._succeed_if_all_done(node_id)
+
+    def stop_children(self, node_id: str) -> None:
+        """Cancel the running children a node waited for (``fire_and_forget`` ones live on)."""
+        node = self.state.nodes.get(node_id)
+        call = node.call if node is not None else None
+        if call is None or not call.waits:
+            return
+        for child in call.running():
+            self.decisions.append(
+                ExecutionCancelRequested(
+                    event_id=ids.parent_cancel(child),
+                    execution_id=child,
+                    time=self.now,
+                    requested_by=SCHEDULER_ACTOR,
+                    reason=PARENT_STOPPED,
+                )
+            )
+
+    def _start_child(self, node_id: str, index: int) -> str:
+        node = self.state.nodes[node_id]
+        assert node.call is not None
+        called = node.call.called
+        request = self.state.request
+        child = child_execution_id(self._id, node_id, called.attempt, index)
+        # Another execution's event: stored with this batch, acted on by the child's own
+        # (same partition's) scheduler when it comes back from the stream.
+        self.decisions.append(
+            ExecutionRequested(
+                event_id=ids.execution_requested(child),
+                execution_id=child,
+                time=self.now,
+                workflow=called.workflow,
+                requested_by=request.requested_by,
+                trigger=called.trigger,
+                input=called.inputs[index],
+                workflow_id=called.workflow_id,
+                workflow_version=called.workflow_version,
+                trace_context=request.trace_context,
+                parent_execution=self._id,
+                parent_node=node_id,
+                parent_attempt=called.attempt,
+                child_index=index,
+                report_to_parent=called.mode != "fire_and_forget",
+                depth=request.depth + 1,
+            )
+        )
+        self.emit(
+            ChildExecutionStarted(
+                event_id=ids.child_started(self._id, node_id, called.attempt, index),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=called.attempt,
+                index=index,
+                child=child,
+            )
+        )
+        return child
+
+    def _succeed_if_all_done(self, node_id: str) -> None:
+        call = self.state.nodes[node_id].call
+        assert call is not None
+        if len(call.finished) < len(call.called.inputs):
+            return
+        output = [item for _, done in sorted(call.finished.items()) for item in done.output]
+        self._succeed_call(node_id, output)
+
+    def _succeed_call(self, node_id: str, output: list[Item]) -> None:
+        node = self.state.nodes[node_id]
+        self.emit(
+            NodeSucceeded(
+                event_id=ids.node_result(self._id, node_id, node.attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=node.attempt,
+                output={MAIN_PORT: output},
+            )
+        )
+        self.examine_children(node_id)
+
+    def _fail_call(self, node_id: str, error: ErrorInfo) -> None:
+        node = self.state.nodes[node_id]
+        self.emit(
+            NodeFailed(
+                event_id=ids.node_result(self._id, node_id, node.attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=node.attempt,
+                error=error,
+            )
+        )
+        self.stop_children(node_id)
+        self.after_failure(node_id)
+
     def _skip(self, node_id: str, reason: SkipReason) -> None:
         self.emit(
             NodeSkipped(
@@ -670,6 +840,19 @@ class _Decider:
                 reason=reason,
             )
         )
+
+
+def final_output(state: ExecutionState) -> list[Item]:
+    """A child's final output, its parent node's output: the main items of the plan's terminal
+    nodes (those with no plan children) that delivered, in plan order. One last node gives
+    exactly its output; parallel branches give theirs one after the other."""
+    assert state.plan is not None
+    items: list[Item] = []
+    for node_id in state.plan.order:
+        node = state.nodes[node_id]
+        if not state.plan.nodes[node_id].children and node.output:
+            items.extend(node.output.get(MAIN_PORT, ()))
+    return items
 
 
 def _wait_ms(ms: object) -> int | None:

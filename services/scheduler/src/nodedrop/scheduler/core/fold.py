@@ -15,6 +15,8 @@ from datetime import timedelta
 from typing import Any
 
 from nodedrop.contracts.events import (
+    ChildExecutionFinished,
+    ChildExecutionStarted,
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
@@ -30,6 +32,7 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
     NodeWaiting,
+    WorkflowCalled,
 )
 from nodedrop.contracts.failures import error_output, failure_outcome
 from nodedrop.contracts.workflow import Node, Workflow
@@ -38,6 +41,7 @@ from nodedrop.scheduler.core.rules import NODE_TIMEOUT_GRACE_MS, failure_policy,
 from nodedrop.scheduler.core.state import (
     IN_FLIGHT,
     TERMINAL,
+    Call,
     ExecutionState,
     NodeState,
     NodeStatus,
@@ -118,6 +122,7 @@ def _node_ready(state: ExecutionState, event: NodeReady) -> bool:
     node.status = NodeStatus.QUEUED
     node.attempt = event.attempt
     node.input = event.input
+    node.call = None  # an earlier attempt's children were stopped when it failed
     state.set_timer(event.node, None)
     return True
 
@@ -161,7 +166,7 @@ def _node_succeeded(state: ExecutionState, event: NodeSucceeded) -> bool:
     # when decided, even if a cancel was already in the stream, not yet delivered to it: the
     # fold applies them alike. Runner results are inputs, taken in stream order, so none counts
     # once the execution's end began.
-    decided = stands_in or node.wait_until is not None
+    decided = stands_in or node.wait_until is not None or node.call is not None
     if not (decided or state.accepts_results) or not _accepts_result(
         node, event.attempt, pinned=stands_in
     ):
@@ -206,6 +211,51 @@ def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
             error_output(node.input, event.error) if policy.on_error == "error_output" else None
         )
     _finish_node(state, event.node)
+    return True
+
+
+def _workflow_called(state: ExecutionState, event: WorkflowCalled) -> bool:
+    # The runner's answer to the attempt, like a result: counts only for the current attempt
+    # while it is in flight, and not once the execution began to end.
+    node = state.nodes.get(event.node)
+    if (
+        node is None
+        or not state.accepts_results
+        or not _accepts_result(node, event.attempt, pinned=False)
+        or node.call is not None
+    ):
+        return False
+    node.status = NodeStatus.RUNNING
+    node.started_at = node.started_at or event.time
+    node.call = Call(event)
+    return True
+
+
+def _child_started(state: ExecutionState, event: ChildExecutionStarted) -> bool:
+    node = state.nodes.get(event.node)
+    call = node.call if node is not None else None
+    if call is None or call.called.attempt != event.attempt or event.index in call.started:
+        return False
+    call.started[event.index] = event.child
+    return True
+
+
+def _child_finished(state: ExecutionState, event: ChildExecutionFinished) -> bool:
+    # An input, like a runner's result: it counts only while the node still waits for the
+    # child, and not once the execution began to end.
+    node = state.nodes.get(event.node)
+    call = node.call if node is not None else None
+    if (
+        node is None
+        or call is None
+        or not state.accepts_results
+        or node.status != NodeStatus.RUNNING
+        or call.called.attempt != event.attempt
+        or call.started.get(event.index) != event.child
+        or event.index in call.finished
+    ):
+        return False
+    call.finished[event.index] = event
     return True
 
 
@@ -266,6 +316,9 @@ _HANDLERS: dict[type[Event], Callable[[ExecutionState, Any], bool]] = {
     NodeSucceeded: _node_succeeded,
     NodeFailed: _node_failed,
     NodeRetryScheduled: _node_retry_scheduled,
+    WorkflowCalled: _workflow_called,
+    ChildExecutionStarted: _child_started,
+    ChildExecutionFinished: _child_finished,
     NodeSkipped: _node_skipped,
     NodeCancelled: _node_cancelled,
     ExecutionCancelRequested: _execution_cancel_requested,

@@ -52,6 +52,7 @@ from datetime import datetime
 from typing import Literal
 
 from nodedrop.contracts.events import (
+    ChildExecutionFinished,
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
@@ -64,6 +65,7 @@ from nodedrop.contracts.events import (
     NodeReady,
     NodeStarted,
     NodeSucceeded,
+    WorkflowCalled,
     type_name,
 )
 from nodedrop.scheduler.core.decide import (
@@ -77,7 +79,7 @@ from nodedrop.scheduler.core.decide import (
 )
 from nodedrop.scheduler.core.fold import evolve
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
-from nodedrop.scheduler.core.state import ExecutionState
+from nodedrop.scheduler.core.state import Call, ExecutionState, NodeState
 
 DifferenceKind = Literal["changed", "missing", "unexpected", "duplicate"]
 
@@ -209,7 +211,7 @@ class _RecordedShare:
 
 
 #: Always recorded by a runner or a user, never decided by the scheduler.
-_PLAIN_INPUTS = (ExecutionRequested, NodeStarted)
+_PLAIN_INPUTS = (ExecutionRequested, NodeStarted, WorkflowCalled, ChildExecutionFinished)
 #: Recorded by a runner or a user, or by the scheduler (its own results, timeout proposals);
 #: the scheduler steps them whoever recorded them.
 _INPUT_TYPES = (
@@ -218,6 +220,8 @@ _INPUT_TYPES = (
     NodeSucceeded,
     NodeFailed,
     ExecutionCancelRequested,
+    WorkflowCalled,
+    ChildExecutionFinished,
 )
 
 
@@ -230,9 +234,16 @@ def clone(state: ExecutionState | None) -> ExecutionState | None:
     for spec in dataclasses.fields(state):
         value = getattr(state, spec.name)
         if spec.name == "nodes":
-            copied.nodes = {node_id: copy.copy(node) for node_id, node in value.items()}
+            copied.nodes = {node_id: _clone_node(node) for node_id, node in value.items()}
         elif isinstance(value, list | dict | set):
             setattr(copied, spec.name, copy.copy(value))
+    return copied
+
+
+def _clone_node(node: NodeState) -> NodeState:
+    copied = copy.copy(node)
+    if node.call is not None:
+        copied.call = Call(node.call.called, dict(node.call.started), dict(node.call.finished))
     return copied
 
 
@@ -284,6 +295,13 @@ class _Replay:
         self.last_index = {e.event_id: i for i, (_, e) in enumerate(self.events)}
         #: (node, attempt) of every recorded NodeReady: only those attempts ran on a runner.
         self.readied = {(e.node, e.attempt) for _, e in self.events if isinstance(e, NodeReady)}
+        #: ... less those that called a workflow: their result is the scheduler's decision.
+        self.readied -= {
+            (e.node, e.attempt) for _, e in self.events if isinstance(e, WorkflowCalled)
+        }
+        #: Decisions about other executions (a child's request or cancel, a report to the
+        #: parent) are recorded in those executions' histories, not in this one.
+        self.execution_id = self.events[0][1].execution_id if self.events else ""
         #: Ids the last batch decided after everything it recorded: the tail of a publish cut
         #: short. The live scheduler then dropped the execution's state, so its next batch for
         #: the execution was a rebuild, which forgot these (and only these) decisions.
@@ -447,7 +465,7 @@ class _Replay:
                     share=self._share(now),
                 )
                 produced += self._queue_if_waiting(state, now)
-            return _Trial(reading, state, produced)
+            return _Trial(reading, state, self._own(produced))
         state = clone(self.state)
         share = self._share(now)
         if reading.tick_before and state is not None:
@@ -461,7 +479,10 @@ class _Replay:
             produced += tick(state, now, max_input_bytes=self.limit, share=share)
         if state is not None:
             produced += dispatch(state, now, share, max_input_bytes=self.limit)
-        return _Trial(reading, state, produced)
+        return _Trial(reading, state, self._own(produced))
+
+    def _own(self, decisions: list[Event]) -> list[Event]:
+        return [e for e in decisions if e.execution_id == self.execution_id]
 
     def _admitted(self, now: datetime) -> bool:
         return self.queued is None or (self.started_at is not None and now >= self.started_at)
@@ -580,7 +601,7 @@ class _Replay:
         never recorded: missing in a finished execution, awaited in a running one."""
         for seq, event in self.queue:
             self.state, decided = self._step(self.state, event, event.time)
-            for decision in decided:
+            for decision in self._own(decided):
                 self.pending.setdefault(decision.event_id, (decision, seq))
         self.queue.clear()
         for decision, seq in _in_order(self.pending.values()):

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from nodedrop.contracts.events import ErrorInfo, ExecutionRequested
+from nodedrop.contracts.events import (
+    ChildExecutionFinished,
+    ErrorInfo,
+    ExecutionRequested,
+    WorkflowCalled,
+)
 from nodedrop.contracts.items import PortItems
 from nodedrop.scheduler.core.plan import Plan
 
@@ -37,6 +42,25 @@ TERMINAL = frozenset(
 )
 #: A node in one of these has an attempt that a runner may be working on.
 IN_FLIGHT = frozenset({NodeStatus.QUEUED, NodeStatus.RUNNING})
+
+
+@dataclass(slots=True)
+class Call:
+    """An ``execute_workflow`` attempt's children: what the runner found to call, the children
+    the scheduler started (index -> child execution id) and those that reported their end."""
+
+    called: WorkflowCalled
+    started: dict[int, str] = field(default_factory=dict)
+    finished: dict[int, ChildExecutionFinished] = field(default_factory=dict)
+
+    @property
+    def waits(self) -> bool:
+        """Whether the node waits for its children (not ``fire_and_forget``)."""
+        return self.called.mode != "fire_and_forget"
+
+    def running(self) -> list[str]:
+        """Children started and not reported ended, in index order."""
+        return [c for i, c in sorted(self.started.items()) if i not in self.finished]
 
 
 @dataclass(slots=True)
@@ -64,6 +88,9 @@ class NodeState:
     #: and proposed as failed: not proposed again until the failure comes back from the stream
     #: (a rebuild, whose fresh state has no such mark, proposes it again).
     refused: int = 0
+    #: An ``execute_workflow`` attempt's children (``WorkflowCalled`` recorded): the node
+    #: waits on the scheduler, no runner holds a slot for it.
+    call: Call | None = None
 
 
 @dataclass(slots=True)
