@@ -218,7 +218,8 @@ def test_wait_mode_outputs_the_childs_final_output_and_links_both_ways() -> None
     request = world.histories[child][0]
     assert isinstance(request, ExecutionRequested)
     assert (request.parent_execution, request.parent_node, request.depth) == ("p1", "call", 1)
-    assert request.requested_by == "alice" and request.report_to_parent
+    assert request.requested_by == "alice"
+    assert request.report_to_parent
     assert request.input == [{"a": 1, "by": "t"}, {"a": 2, "by": "t"}]
     assert world.finished(child).status == "succeeded"
     # The child's terminal node's output is the call's output.
@@ -265,7 +266,8 @@ def test_a_failed_child_fails_the_node_under_on_error_and_stops_its_siblings() -
     world.run_all()
     finished = world.finished("p1")
     assert finished.status == "failed"
-    assert finished.error is not None and finished.error.type == "ChildExecutionFailed"
+    assert finished.error is not None
+    assert finished.error.type == "ChildExecutionFailed"
     children = world.children("p1")
     statuses = sorted(world.finished(c).status for c in children)
     # The first child's failure fails the node; the others are cancelled by the parent.
@@ -373,16 +375,12 @@ def test_each_item_bookkeeping_holds_in_any_delivery_order(
     item order, and every history (parent and children) replays to what it recorded."""
     world = World()
     workflow_id = "failing" if failing else "child"
-    workflow = parent(
-        "each_item", workflow_id=workflow_id, parameters={"concurrency": concurrency}
-    )
+    workflow = parent("each_item", workflow_id=workflow_id, parameters={"concurrency": concurrency})
     world.request(workflow, [{"i": i} for i in range(items)])
     choices = iter(order)
     world.run_all(pick=lambda waiting: next(choices, 0) % waiting)
     finished = world.finished("p1")
-    requests = [
-        e for h in world.histories.values() for e in h if isinstance(e, ExecutionRequested)
-    ]
+    requests = [e for h in world.histories.values() for e in h if isinstance(e, ExecutionRequested)]
     assert len({r.execution_id for r in requests}) == len(requests)
     assert world.most_running["p1/call"] <= concurrency
     if failing and items:

@@ -29,6 +29,16 @@ async def node_executions(session: AsyncSession, execution_id: str) -> list[Node
     return list((await session.exec(statement)).all())
 
 
+async def children(session: AsyncSession, execution_id: str) -> list[ExecutionRow]:
+    """The executions the execution's ``execute_workflow`` nodes started, oldest first."""
+    statement = (
+        select(ExecutionRow)
+        .where(col(ExecutionRow.parent_execution_id) == execution_id)
+        .order_by(col(ExecutionRow.created_at), col(ExecutionRow.id))
+    )
+    return list((await session.exec(statement)).all())
+
+
 async def page(
     session: AsyncSession,
     *,

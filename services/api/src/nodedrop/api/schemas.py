@@ -97,6 +97,17 @@ class NodeExecutionOut(BaseModel):
     error: dict[str, Any] | None
     skip_reason: str | None
     pinned: bool = False
+    #: ``execute_workflow``: the child executions the node started, in item order.
+    children: list[str] | None = None
+
+
+class ChildExecution(BaseModel):
+    """A child execution an ``execute_workflow`` node of this execution started."""
+
+    id: str
+    node: str | None
+    workflow_id: str | None
+    status: ExecutionStatus | str
 
 
 class ExecutionSummary(BaseModel):
@@ -109,6 +120,9 @@ class ExecutionSummary(BaseModel):
     status: ExecutionStatus | str
     requested_by: str
     rerun_of: str | None = None
+    #: A child of an ``execute_workflow`` node: the parent execution and that node.
+    parent_execution_id: str | None = None
+    parent_node: str | None = None
     created_at: str
     started_at: str | None
     finished_at: str | None
@@ -118,6 +132,8 @@ class ExecutionSummary(BaseModel):
 
 class ExecutionOut(ExecutionSummary):
     nodes: dict[str, NodeExecutionOut]
+    #: Executions its ``execute_workflow`` nodes started, oldest first.
+    children: list[ChildExecution] = []
 
 
 class ExecutionPage(BaseModel):

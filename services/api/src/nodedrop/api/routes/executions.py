@@ -30,6 +30,7 @@ from nodedrop.api.eventlog import EventLog
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.schemas import (
     CancelAccepted,
+    ChildExecution,
     EventList,
     ExecutionAccepted,
     ExecutionCreate,
@@ -293,6 +294,8 @@ def _summary_fields(row: ExecutionRow) -> dict[str, Any]:
         "status": row.status,
         "requested_by": row.requested_by,
         "rerun_of": row.rerun_of,
+        "parent_execution_id": row.parent_execution_id,
+        "parent_node": row.parent_node,
         "created_at": iso(row.created_at),
         "started_at": iso_or_none(row.started_at),
         "finished_at": iso_or_none(row.finished_at),
@@ -311,6 +314,7 @@ def _node_out(row: NodeExecutionRow) -> NodeExecutionOut:
         error=row.error,
         skip_reason=row.skip_reason,
         pinned=row.pinned,
+        children=row.children,
     )
 
 
@@ -326,6 +330,8 @@ def execution_from_event(event: ExecutionRequested, seq: int) -> ExecutionOut:
         status="queued",
         requested_by=event.requested_by,
         rerun_of=event.rerun_of,
+        parent_execution_id=event.parent_execution,
+        parent_node=event.parent_node,
         created_at=iso(event.time),
         started_at=None,
         finished_at=None,
@@ -346,7 +352,15 @@ async def get_execution(
     found = await find_execution(execution_id, user, session, events)
     if isinstance(found, ExecutionRow):
         nodes = await projection_reads.node_executions(session, execution_id)
-        return ExecutionOut(**_summary_fields(found), nodes={n.node: _node_out(n) for n in nodes})
+        children = [
+            ChildExecution(id=c.id, node=c.parent_node, workflow_id=c.workflow_id, status=c.status)
+            for c in await projection_reads.children(session, execution_id)
+        ]
+        return ExecutionOut(
+            **_summary_fields(found),
+            nodes={n.node: _node_out(n) for n in nodes},
+            children=children,
+        )
     return execution_from_event(*found)
 
 
