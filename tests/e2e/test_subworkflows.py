@@ -1,0 +1,188 @@
+"""``execute_workflow`` through the real system: each mode, a child's failure under the node's
+``on_error``, cancel propagation, the depth limit with a workflow that calls itself, a workflow
+that is not the caller's, and ``nodedrop audit --verify`` on parent and child histories."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import httpx
+import pytest
+
+from nodedrop.cli.audit import AuditRequest, read_history, report
+
+from .api_client import finished, submit
+from .system import System
+
+pytestmark = pytest.mark.e2e
+
+
+def child_workflow(name: str = "child", middle: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A saved workflow: trigger ``ct`` then one node (by default a set that marks items)."""
+    node = middle or {"id": "mark", "type": "set", "parameters": {"values": {"child": True}}}
+    return {
+        "name": name,
+        "nodes": [{"id": "ct", "type": "manual_trigger"}, node],
+        "connections": [{"from": "ct", "to": node["id"]}],
+    }
+
+
+def caller(workflow_id: str, mode: str = "wait", **node: Any) -> dict[str, Any]:
+    parameters = {"workflow_id": workflow_id, "trigger": "ct", "mode": mode}
+    parameters.update(node.pop("parameters", {}))
+    return {
+        "name": "caller",
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {"id": "call", "type": "execute_workflow", "parameters": parameters, **node},
+            {"id": "after", "type": "noop"},
+        ],
+        "connections": [{"from": "start", "to": "call"}, {"from": "call", "to": "after"}],
+    }
+
+
+async def save(client: httpx.AsyncClient, workflow: dict[str, Any]) -> str:
+    response = await client.post("/api/workflows", json=workflow)
+    assert response.status_code == 201, response.text
+    workflow_id: str = response.json()["id"]
+    return workflow_id
+
+
+async def run(client: httpx.AsyncClient, workflow: dict[str, Any], items: list[Any]) -> str:
+    return await submit(client, workflow=workflow, input=items)
+
+
+async def child_workflow_id(client: httpx.AsyncClient) -> str:
+    return await save(client, child_workflow())
+
+
+async def test_wait_mode_outputs_the_childs_output_and_links_parent_and_child(
+    client: httpx.AsyncClient, system: System
+) -> None:
+    child_wf = await child_workflow_id(client)
+    parent_id = await run(client, caller(child_wf), [{"n": 1}, {"n": 2}])
+    parent = await finished(client, parent_id)
+    assert parent["status"] == "succeeded", parent
+    call = parent["nodes"]["call"]
+    assert call["output"] == {"main": [{"n": 1, "child": True}, {"n": 2, "child": True}]}
+    [child_id] = call["children"]
+    assert [c["id"] for c in parent["children"]] == [child_id]
+    assert parent["children"][0]["node"] == "call"
+    assert parent["children"][0]["workflow_id"] == child_wf
+    child = await finished(client, child_id)
+    assert child["status"] == "succeeded"
+    assert (child["parent_execution_id"], child["parent_node"]) == (parent_id, "call")
+    assert child["workflow_id"] == child_wf
+    assert child["requested_by"] == parent["requested_by"]
+    # The histories of both verify against today's core.
+    for execution_id in (parent_id, child_id):
+        out = io.StringIO()
+        history = await read_history(system.nats_url, execution_id)
+        assert report(AuditRequest(execution_id, verify=True), history, out) == 0, out.getvalue()
+
+
+async def test_fire_and_forget_outputs_the_child_id_at_once(client: httpx.AsyncClient) -> None:
+    waiting_child = child_workflow(
+        middle={"id": "pause", "type": "wait", "parameters": {"ms": 1500}}
+    )
+    child_wf = await save(client, waiting_child)
+    parent = await finished(client, await run(client, caller(child_wf, "fire_and_forget"), [{}]))
+    assert parent["status"] == "succeeded"
+    [item] = parent["nodes"]["call"]["output"]["main"]
+    assert item["workflow_id"] == child_wf
+    # The parent did not wait: the child is still running when the parent has finished.
+    child = (await client.get(f"/api/executions/{item['execution_id']}")).json()
+    assert child.get("finished_at") is None
+    child = await finished(client, item["execution_id"])
+    assert child["status"] == "succeeded"
+    assert child["parent_execution_id"] == parent["id"]
+
+
+async def test_each_item_runs_one_child_per_item_and_keeps_item_order(
+    client: httpx.AsyncClient,
+) -> None:
+    child_wf = await child_workflow_id(client)
+    workflow = caller(child_wf, "each_item", parameters={"concurrency": 2})
+    items = [{"i": i} for i in range(5)]
+    parent = await finished(client, await run(client, workflow, items))
+    assert parent["status"] == "succeeded", parent
+    assert parent["nodes"]["call"]["output"]["main"] == [{"i": i, "child": True} for i in range(5)]
+    assert len(parent["nodes"]["call"]["children"]) == 5
+    assert len(parent["children"]) == 5
+
+
+async def test_a_failed_child_is_the_nodes_failure_under_its_on_error(
+    client: httpx.AsyncClient,
+) -> None:
+    failing = child_workflow(middle={"id": "boom", "type": "stop_and_error"})
+    child_wf = await save(client, failing)
+    parent = await finished(client, await run(client, caller(child_wf), [{}]))
+    assert parent["status"] == "failed"
+    assert parent["nodes"]["call"]["error"]["type"] == "ChildExecutionFailed"
+    assert "StopAndError" in parent["nodes"]["call"]["error"]["message"]
+    tolerant = caller(child_wf, on_error="continue")
+    parent = await finished(client, await run(client, tolerant, [{}]))
+    assert parent["status"] == "partial"
+    assert parent["nodes"]["after"]["status"] == "skipped"
+
+
+async def test_cancelling_the_parent_cancels_its_running_child(client: httpx.AsyncClient) -> None:
+    slow = child_workflow(middle={"id": "pause", "type": "wait", "parameters": {"ms": 60_000}})
+    child_wf = await save(client, slow)
+    parent_id = await run(client, caller(child_wf), [{}])
+    child_id = await first_child(client, parent_id)
+    response = await client.post(f"/api/executions/{parent_id}/cancel")
+    assert response.status_code == 202, response.text
+    assert (await finished(client, parent_id))["status"] == "cancelled"
+    assert (await finished(client, child_id))["status"] == "cancelled"
+
+
+async def test_a_timeout_of_the_calling_node_cancels_its_child(client: httpx.AsyncClient) -> None:
+    slow = child_workflow(middle={"id": "pause", "type": "wait", "parameters": {"ms": 60_000}})
+    child_wf = await save(client, slow)
+    parent_id = await run(client, caller(child_wf, timeout_ms=500), [{}])
+    child_id = await first_child(client, parent_id)
+    parent = await finished(client, parent_id)
+    assert parent["nodes"]["call"]["error"]["type"] == "NodeTimeout"
+    assert (await finished(client, child_id))["status"] == "cancelled"
+
+
+async def test_a_workflow_that_calls_itself_stops_at_the_depth_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    workflow_id = await save(client, child_workflow())
+    recursive = caller(workflow_id) | {"name": "recursive"}
+    recursive["nodes"][0]["id"] = "ct"
+    recursive["connections"][0]["from"] = "ct"
+    response = await client.put(f"/api/workflows/{workflow_id}", json=recursive)
+    assert response.status_code == 200, response.text
+    root_id = await run(client, recursive, [{}])
+    root = await finished(client, root_id, timeout_s=60)
+    assert root["status"] == "failed"
+    # Down the chain of children to the deepest: ten calls deep, the eleventh is refused.
+    chain = [root]
+    while chain[-1]["children"]:
+        chain.append(await finished(client, chain[-1]["children"][0]["id"], timeout_s=60))
+    assert len(chain) == 11
+    deepest = chain[-1]["nodes"]["call"]["error"]
+    assert deepest["type"] == "WorkflowDepthExceeded"
+    assert "limit of 10" in deepest["message"]
+
+
+async def test_a_workflow_that_is_not_the_callers_is_not_found(client: httpx.AsyncClient) -> None:
+    parent = await finished(client, await run(client, caller("no-such-workflow"), [{}]))
+    assert parent["status"] == "failed"
+    assert parent["nodes"]["call"]["error"]["type"] == "WorkflowNotFound"
+
+
+async def first_child(client: httpx.AsyncClient, parent_id: str) -> str:
+    for _ in range(400):
+        body = (await client.get(f"/api/executions/{parent_id}")).json()
+        children = (body.get("nodes", {}).get("call") or {}).get("children")
+        if children:
+            child_id: str = children[0]
+            return child_id
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{parent_id} started no child")
