@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import signal
 from typing import Any
 
 import httpx
 import pytest
 
 from nodedrop.cli.audit import AuditRequest, read_history, report
+from nodedrop.contracts.events import ExecutionRequested
 
 from .api_client import finished, submit
 from .system import System
@@ -186,3 +188,34 @@ async def first_child(client: httpx.AsyncClient, parent_id: str) -> str:
             return child_id
         await asyncio.sleep(0.05)
     raise AssertionError(f"{parent_id} started no child")
+
+
+async def test_a_parent_waiting_on_children_survives_a_killed_scheduler(
+    client: httpx.AsyncClient, system: System
+) -> None:
+    """SIGKILL the scheduler while the parent waits on its children (each a 1.5 s wait on the
+    scheduler's own timer): after the restart the parent finishes, each child was started once,
+    and the parent's history still verifies."""
+    pausing = child_workflow(middle={"id": "pause", "type": "wait", "parameters": {"ms": 1500}})
+    child_wf = await save(client, pausing)
+    workflow = caller(child_wf, "each_item", parameters={"concurrency": 2})
+    parent_id = await run(client, workflow, [{"i": i} for i in range(4)])
+    await first_child(client, parent_id)
+    await asyncio.to_thread(system.stop, "scheduler", signal.SIGKILL)
+    await asyncio.sleep(0.5)
+    system.start("scheduler")
+    await asyncio.to_thread(system.wait_healthy)
+    parent = await finished(client, parent_id, timeout_s=90)
+    assert parent["status"] == "succeeded", parent
+    assert parent["nodes"]["call"]["output"]["main"] == [{"i": i} for i in range(4)]
+    children = parent["children"]
+    assert len(children) == 4
+    assert len({c["id"] for c in children}) == 4
+    assert {c["status"] for c in children} == {"succeeded"}
+    for child in children:
+        recorded = await read_history(system.nats_url, child["id"])
+        requests = [e for _, e in recorded if isinstance(e, ExecutionRequested)]
+        assert len(requests) == 1
+    out = io.StringIO()
+    history = await read_history(system.nats_url, parent_id)
+    assert report(AuditRequest(parent_id, verify=True), history, out) == 0, out.getvalue()
