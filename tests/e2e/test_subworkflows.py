@@ -17,6 +17,7 @@ from nodedrop.contracts.events import ExecutionRequested
 
 from .api_client import finished, submit
 from .system import System
+from .test_audit import audit_process
 
 pytestmark = pytest.mark.e2e
 
@@ -78,11 +79,14 @@ async def test_wait_mode_outputs_the_childs_output_and_links_parent_and_child(
     assert (child["parent_execution_id"], child["parent_node"]) == (parent_id, "call")
     assert child["workflow_id"] == child_wf
     assert child["requested_by"] == parent["requested_by"]
-    # The histories of both verify against today's core.
-    for execution_id in (parent_id, child_id):
-        out = io.StringIO()
-        history = await read_history(system.nats_url, execution_id)
-        assert report(AuditRequest(execution_id, verify=True), history, out) == 0, out.getvalue()
+    # `nodedrop audit --verify` shows the tree and verifies both histories against the core.
+    shown = await asyncio.to_thread(audit_process, system.nats_url, parent_id, "--verify")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"  {parent_id} succeeded  verified\n" in shown.stdout
+    assert f"    call -> {child_id} succeeded  verified\n" in shown.stdout
+    shown = await asyncio.to_thread(audit_process, system.nats_url, child_id, "--verify")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert f"started by {parent_id} (node call)" in shown.stdout
 
 
 async def test_fire_and_forget_outputs_the_child_id_at_once(client: httpx.AsyncClient) -> None:

@@ -15,16 +15,19 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
 from nodedrop.cli import admin, settings
 from nodedrop.contracts.events import (
+    ChildExecutionFinished,
+    ChildExecutionStarted,
     Event,
     ExecutionFinished,
     ExecutionQueued,
+    ExecutionRequested,
     ExecutionStarted,
     NodeCancelled,
     NodeDeferred,
@@ -36,6 +39,7 @@ from nodedrop.contracts.events import (
     NodeStarted,
     NodeSucceeded,
     NodeWaiting,
+    WorkflowCalled,
     type_name,
 )
 from nodedrop.platform.natsconnect import NatsSettings
@@ -64,11 +68,32 @@ def audit(request: AuditRequest) -> int:
         print(f"nodedrop audit: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
     try:
-        history = asyncio.run(read_history(nats_settings, request.execution_id))
+        tree = asyncio.run(read_tree(nats_settings, request.execution_id))
     except Exception as error:
         print(f"nodedrop audit: failed: {type(error).__name__}: {error}", file=sys.stderr)
         return EXIT_UNKNOWN
-    return report(request, history, sys.stdout)
+    return report(request, tree.get(request.execution_id, []), sys.stdout, tree)
+
+
+#: The most executions of one tree ``nodedrop audit`` reads (a deep each_item tree can be big).
+MAX_TREE = 1000
+
+
+def children_of(history: History) -> list[tuple[str, str]]:
+    """(node, child execution id) of every child the execution's nodes started, in order."""
+    return [(e.node, e.child) for _, e in history if isinstance(e, ChildExecutionStarted)]
+
+
+async def read_tree(nats_settings: NatsSettings | str, execution_id: str) -> dict[str, History]:
+    """The histories of the execution and of every execution it started, and so on down
+    (``execute_workflow``), at most :data:`MAX_TREE` of them."""
+    tree: dict[str, History] = {}
+    waiting = [execution_id]
+    while waiting and len(tree) < MAX_TREE:
+        current = waiting.pop(0)
+        tree[current] = await read_history(nats_settings, current)
+        waiting += [child for _, child in children_of(tree[current]) if child not in tree]
+    return tree
 
 
 async def read_history(
@@ -90,25 +115,97 @@ async def read_history(
         await nc.close()
 
 
-def report(request: AuditRequest, history: History, out: IO[str]) -> int:
-    """Print the audit of ``history`` to ``out``; returns the exit status."""
+def report(
+    request: AuditRequest,
+    history: History,
+    out: IO[str],
+    tree: Mapping[str, History] | None = None,
+) -> int:
+    """Print the audit of ``history`` to ``out``; returns the exit status. ``tree``: the
+    histories of the executions it started (:func:`read_tree`), shown as a tree and, with
+    ``--verify``, verified too."""
     if not history:
         print(f"nodedrop audit: no events recorded for execution {request.execution_id!r}",
               file=sys.stderr)  # fmt: skip
         return EXIT_UNKNOWN
+    tree = tree or {request.execution_id: history}
     nodes = summarize(history)
     verification = verify(history) if request.verify else None
+    checks = {
+        i: verification if i == request.execution_id else verify(h)
+        for i, h in tree.items()
+        if request.verify
+    }
     if request.as_json:
-        json.dump(as_json(request.execution_id, history, nodes, verification), out, indent=2)
+        body = as_json(request.execution_id, history, nodes, verification)
+        body["tree"] = tree_json(request.execution_id, tree, checks)
+        json.dump(body, out, indent=2)
         out.write("\n")
     else:
         print_timeline(request.execution_id, history, out)
         print_nodes(nodes, out)
+        if len(tree) > 1 or _parent_of(history):
+            print_tree(request.execution_id, tree, checks, out)
         if verification is not None:
             print_verification(verification, out)
-    if verification is not None and not verification.ok:
+    if any(v is not None and not v.ok for v in checks.values()):
         return EXIT_DIFFERENT
     return EXIT_OK
+
+
+# ------------------------------------------------------------------ tree
+def _parent_of(history: History) -> str | None:
+    request = history[0][1] if history else None
+    if isinstance(request, ExecutionRequested) and request.parent_execution:
+        return f"{request.parent_execution} (node {request.parent_node})"
+    return None
+
+
+def _status(history: History) -> str:
+    ended = [e for _, e in history if isinstance(e, ExecutionFinished)]
+    return ended[-1].status if ended else "running"
+
+
+def print_tree(
+    root: str,
+    tree: Mapping[str, History],
+    verified: Mapping[str, Verification | None],
+    out: IO[str],
+) -> None:
+    """The execution and the executions it started, indented by depth."""
+    print("\ntree:", file=out)
+    parent = _parent_of(tree[root])
+    if parent:
+        print(f"  started by {parent}", file=out)
+
+    def show(execution_id: str, via: str, depth: int) -> None:
+        history = tree.get(execution_id)
+        status = _status(history) if history else "not read"
+        check = verified.get(execution_id)
+        mark = "" if check is None else "  verified" if check.ok else "  NOT verified"
+        print(f"  {'  ' * depth}{via}{execution_id} {status}{mark}", file=out)
+        for node, child in children_of(history or []):
+            show(child, f"{node} -> ", depth + 1)
+
+    show(root, "", 0)
+    for execution_id, check in verified.items():
+        if execution_id != root and check is not None:  # the root's are listed below
+            for difference in check.differences:
+                print(f"  {execution_id}: {difference}", file=out)
+
+
+def tree_json(
+    root: str, tree: Mapping[str, History], verified: Mapping[str, Verification | None]
+) -> dict[str, Any]:
+    history = tree.get(root, [])
+    body: dict[str, Any] = {"execution_id": root, "status": _status(history) if history else None}
+    check = verified.get(root)
+    if check is not None:
+        body["verified"] = check.ok
+    body["children"] = [
+        {"node": node, **tree_json(child, tree, verified)} for node, child in children_of(history)
+    ]
+    return body
 
 
 # ------------------------------------------------------------------ timeline
@@ -139,6 +236,15 @@ def describe(event: Event) -> str:
             return event.status + error
         case NodeLogged():
             return f"{len(event.lines)} log lines"
+        case WorkflowCalled():
+            children = len(event.inputs)
+            called = f"{event.workflow_id} v{event.workflow_version}"
+            return f"calls {called} ({event.mode}, {children} child executions)"
+        case ChildExecutionStarted():
+            return f"child {event.index}: {event.child}"
+        case ChildExecutionFinished():
+            error = f" ({event.error.type}: {event.error.message})" if event.error else ""
+            return f"child {event.index}: {event.child} {event.status}{error}"
         case _:
             return ""
 
@@ -209,6 +315,8 @@ def _fold(summary: NodeSummary, event: Event) -> None:
             else:
                 summary.status = "failed"
                 summary.error = f"#{event.attempt} {event.error.type}: {event.error.message}"
+        case WorkflowCalled():
+            summary.status = "waiting for children"
         case NodeRetryScheduled():
             summary.status = "retrying"
         case NodeSkipped():

@@ -9,15 +9,18 @@ saved workflows it knows, ``stop_and_error`` with a failure, anything else passe
 
 from __future__ import annotations
 
+import io
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nodedrop.cli.audit import AuditRequest, report
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
     INPUT_EVENT_TYPES,
@@ -392,3 +395,24 @@ def test_each_item_bookkeeping_holds_in_any_delivery_order(
     for child in world.children("p1"):
         world.finished(child)  # every child ended, none left waiting
     world.verified()
+
+
+def test_audit_shows_the_tree_and_verifies_every_history_in_it() -> None:
+    world = World()
+    world.request(parent("each_item", parameters={"concurrency": 2}), [{"i": 0}, {"i": 1}])
+    world.run_all()
+    tree = {i: list(enumerate(h, 1)) for i, h in world.histories.items()}
+    out = io.StringIO()
+    assert report(AuditRequest("p1", verify=True), tree["p1"], out, tree) == 0
+    shown = out.getvalue()
+    first, second = world.children("p1")
+    assert f"  p1 succeeded  verified\n    call -> {first} succeeded  verified\n" in shown
+    assert f"    call -> {second} succeeded  verified" in shown
+    # A child's decision altered: the tree's verification fails and names it.
+    history = tree[first]
+    at = next(i for i, (_, e) in enumerate(history) if isinstance(e, ExecutionFinished))
+    seq, end = history[at]
+    history[at] = (seq, msgspec.structs.replace(end, status="failed"))
+    out = io.StringIO()
+    assert report(AuditRequest("p1", verify=True), tree["p1"], out, tree) == 1
+    assert f"{first}: seq {seq}: ExecutionFinished: changed" in out.getvalue()
