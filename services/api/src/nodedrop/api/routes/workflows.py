@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Respons
 
 from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
+from nodedrop.api.called_workflows import check_called_workflows
 from nodedrop.api.definitions import (
     WorkflowJson,
     is_large,
@@ -80,6 +81,7 @@ async def create_workflow(
     checked = await parse_definition_off_loop(
         definition, registry, ["body"], workflow_limits(config)
     )
+    await check_called_workflows(session, checked.workflow, user.id, ["body"])
     stored = await stored_definition_off_loop(checked)
     row = await workflow_store.create(
         session,
@@ -162,6 +164,7 @@ async def replace_workflow(
     row = await _visible(session, workflow_id, user, for_update=True)
     if expected is not None and row.version not in expected:
         raise StaleVersionError(f"workflow {workflow_id!r}", row.version)
+    await check_called_workflows(session, checked.workflow, row.owner, ["body"], itself=workflow_id)
     before = entry_of(row)
     row = await workflow_store.update(
         session,
