@@ -40,3 +40,33 @@ describe("NodeResults of a node waiting for its user's share of the runners", ()
     expect(screen.queryByText(/Waiting for a runner/i)).toBeNull();
   });
 });
+
+describe("NodeResults of an execute_workflow node", () => {
+  it("links each child execution it started to that execution of the called workflow", () => {
+    const events = [
+      ...START,
+      ev(3, "NodeReady", "a", 1, { input: { main: [{}, {}] } }),
+      ev(4, "NodeStarted", "a", 1),
+      ev(5, "WorkflowCalled", "a", 1, { workflow_id: "wf_child", mode: "each_item" }),
+      ev(6, "ChildExecutionStarted", "a", 1, { index: 0, child: "c0" }),
+      ev(7, "ChildExecutionStarted", "a", 1, { index: 1, child: "c1" }),
+    ];
+    results(events);
+    const link = screen.getByRole("link", { name: "c1" });
+    expect(link.getAttribute("href")).toBe("/workflows/wf_child/executions/c1");
+    expect(screen.getByRole("link", { name: "c0" })).toBeTruthy();
+  });
+
+  it("names the execution and node that started a child execution", () => {
+    const requested = ev(1, "ExecutionRequested", null, null, {
+      mode: "trigger",
+      trigger: "a",
+      parent_execution: "p1",
+      parent_node: "call",
+    });
+    results([requested, START[1], ev(3, "NodeReady", "a", 1, { input: {} })]);
+    expect(screen.getByText(/was started by node/).textContent).toBe(
+      "This execution was started by node call of execution p1.",
+    );
+  });
+});

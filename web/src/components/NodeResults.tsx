@@ -1,9 +1,64 @@
+import type { ReactNode } from "react";
 import { clockTime, duration, formatTime } from "../format";
 import { deferredLabel, nodeAttempts, type NodeRunState } from "../state/executionState";
 import type { ExecutionEvent } from "../types";
 import { StatusBadge } from "./StatusBadge";
 import { ItemsView } from "./ItemsView";
 import { NodeStatusBadge } from "./StatusBadge";
+import { navigate, routePath, type Route } from "../router";
+
+/** The executions an `execute_workflow` node started (its latest call), from its events. */
+export function childExecutions(events: ExecutionEvent[], node: string): { id: string; index: number; route: Route | null }[] {
+  const calls = events.filter((e) => e.type === "WorkflowCalled" && e.node === node);
+  const call = calls[calls.length - 1];
+  if (!call) return [];
+  const workflowId = typeof call.data.workflow_id === "string" ? call.data.workflow_id : null;
+  return events
+    .filter((e) => e.type === "ChildExecutionStarted" && e.node === node && e.attempt === call.attempt)
+    .map((e) => {
+      const id = String(e.data.child);
+      return { id, index: Number(e.data.index), route: workflowId ? { page: "workflow", workflowId, executionId: id } : null };
+    });
+}
+
+/** Who started this execution, when an `execute_workflow` node of another one did. */
+export function parentExecution(events: ExecutionEvent[]): { id: string; node: string } | null {
+  const request = events.find((e) => e.type === "ExecutionRequested");
+  const parent = request?.data.parent_execution;
+  return typeof parent === "string" ? { id: parent, node: String(request?.data.parent_node) } : null;
+}
+
+function RouteLink({ route, children }: { route: Route; children: ReactNode }) {
+  return (
+    <a
+      href={routePath(route)}
+      onClick={(e) => {
+        e.preventDefault();
+        navigate(route);
+      }}
+    >
+      {children}
+    </a>
+  );
+}
+
+function Children({ events, node }: { events: ExecutionEvent[]; node: string }) {
+  const children = childExecutions(events, node);
+  if (children.length === 0) return null;
+  return (
+    <section aria-label="Child executions">
+      <h4>Child executions</h4>
+      <ol className="child-executions">
+        {children.map((c) => (
+          <li key={c.id}>
+            item {c.index}:{" "}
+            {c.route ? <RouteLink route={c.route}>{c.id}</RouteLink> : <code>{c.id}</code>}
+          </li>
+        ))}
+      </ol>
+    </section>
+  );
+}
 
 function Attempts({ events, node }: { events: ExecutionEvent[]; node: string }) {
   const rows = nodeAttempts(events, node);
@@ -54,6 +109,7 @@ export function NodeResults({
   state: NodeRunState | undefined;
   events: ExecutionEvent[];
 }) {
+  const parent = parentExecution(events);
   if (!state)
     return (
       <p className="muted">
@@ -63,6 +119,11 @@ export function NodeResults({
     );
   return (
     <div className="node-results">
+      {parent && (
+        <p className="muted">
+          This execution was started by node <code>{parent.node}</code> of execution <code>{parent.id}</code>.
+        </p>
+      )}
       <dl className="facts">
         <dt>Status</dt>
         <dd>
@@ -104,6 +165,7 @@ export function NodeResults({
         </section>
       )}
       <Attempts events={events} node={node} />
+      <Children events={events} node={node} />
       <ItemsView label="Input" data={state.input} />
       <ItemsView label="Output" data={state.output} />
       {!state.input && !state.output && !state.error && <p className="muted">No data recorded yet.</p>}
