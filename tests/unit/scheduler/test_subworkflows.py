@@ -41,7 +41,7 @@ from nodedrop.contracts.items import Item
 from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.routing import child_execution_id, slot_of
 from nodedrop.scheduler.core import ExecutionState, evolve, resume, step, tick
-from nodedrop.scheduler.core.decide import PARENT_STOPPED, final_output
+from nodedrop.scheduler.core.decide import ERROR_WORKFLOW_NODE, PARENT_STOPPED, final_output
 from nodedrop.scheduler.core.replay import verify
 
 from .harness import T0, n, wf
@@ -51,7 +51,9 @@ CHILD = wf(
     [("ct", "double")],
 )
 FAILING_CHILD = wf([n("ct", "manual_trigger"), n("boom", "stop_and_error")], [("ct", "boom")])
-SAVED = {"child": CHILD, "failing": FAILING_CHILD}
+#: An error workflow that fails, and names itself as its own error workflow.
+SELF_HANDLING = {**FAILING_CHILD, "settings": {"error_workflow_id": "self_handling"}}
+SAVED = {"child": CHILD, "failing": FAILING_CHILD, "self_handling": SELF_HANDLING}
 
 
 def parent(mode: str, *, workflow_id: str = "child", **node: Any) -> dict[str, Any]:
@@ -159,7 +161,7 @@ class World:
                 workflow_id=params["workflow_id"],
                 workflow_version=1,
                 workflow=SAVED[params["workflow_id"]],
-                trigger=params["trigger"],
+                trigger=params.get("trigger") or "ct",
                 mode=params["mode"],
                 concurrency=params.get("concurrency", 1),
                 inputs=[[item] for item in items] if each else [items],
@@ -416,3 +418,72 @@ def test_audit_shows_the_tree_and_verifies_every_history_in_it() -> None:
     out = io.StringIO()
     assert report(AuditRequest("p1", verify=True), tree["p1"], out, tree) == 1
     assert f"{first}: seq {seq}: ExecutionFinished: changed" in out.getvalue()
+
+
+def failing_workflow(error_workflow_id: str) -> dict[str, Any]:
+    workflow = wf([n("t", "manual_trigger"), n("boom", "stop_and_error")], [("t", "boom")])
+    return {**workflow, "settings": {"error_workflow_id": error_workflow_id}}
+
+
+def requests(world: World) -> dict[str, ExecutionRequested]:
+    return {
+        e.execution_id: e
+        for history in world.histories.values()
+        for e in history
+        if isinstance(e, ExecutionRequested)
+    }
+
+
+def test_a_failed_execution_starts_its_error_workflow_once_with_what_failed() -> None:
+    world = World()
+    world.request(failing_workflow("child"), [{}])
+    world.run_all()
+    assert world.finished("p1").status == "failed"
+    handler = child_execution_id("p1", ERROR_WORKFLOW_NODE, 0, 0)
+    request = requests(world)[handler]
+    assert request.error_handler
+    assert (request.parent_execution, request.requested_by) == ("p1", "alice")
+    assert request.input == [
+        {
+            "execution_id": "p1",
+            "workflow_id": None,
+            "workflow_name": "test",
+            "status": "failed",
+            "node": "boom",
+            "error": {"type": "StopAndError", "message": "no"},
+            "link": "/api/executions/p1",
+        }
+    ]
+    assert world.finished(handler).status == "succeeded"
+    # The handler started the error workflow (fire and forget) with that item as its input.
+    [error_run] = world.children(handler)
+    assert requests(world)[error_run].error_handler
+    assert requests(world)[error_run].input == [{**request.input[0], "by": "failure"}]
+    assert world.finished(error_run).status == "succeeded"
+    # A rebuild of the failed execution starts nothing again.
+    rebuilt = None
+    for event in world.histories["p1"]:
+        rebuilt = evolve(rebuilt, event)
+    assert rebuilt is not None
+    assert resume(rebuilt, world.now) == []
+    world.verified()
+
+
+def test_an_error_workflows_own_failure_starts_no_error_workflow() -> None:
+    world = World()
+    world.request(failing_workflow("self_handling"), [{}])
+    world.run_all()
+    # The failed run, its handler and the error workflow's run, which failed: nothing more.
+    assert len(requests(world)) == 3
+    handler = child_execution_id("p1", ERROR_WORKFLOW_NODE, 0, 0)
+    [error_run] = world.children(handler)
+    assert world.finished(error_run).status == "failed"
+    world.verified()
+
+
+def test_a_succeeded_execution_starts_no_error_workflow() -> None:
+    world = World()
+    world.request({**parent("wait"), "settings": {"error_workflow_id": "child"}}, [{}])
+    world.run_all()
+    assert world.finished("p1").status == "succeeded"
+    assert len(requests(world)) == 2  # the parent and its child

@@ -70,6 +70,9 @@ class ExecutionRequested(Event, tag=True, frozen=True):
     report_to_parent: bool = False
     #: How many ``execute_workflow`` calls deep this execution is (0: not a child).
     depth: int = 0
+    #: Started to handle another execution's failure (an error workflow), or by one that was:
+    #: its own failure starts no error workflow, so error workflows never loop.
+    error_handler: bool = False
 
 
 #: How an ``execute_workflow`` node runs its children (docs/nodes.md).

@@ -80,8 +80,12 @@ class ExecuteWorkflowParameters(Parameters):
     version: int | None = Field(
         default=None, ge=1, description="the version to run; by default the latest"
     )
-    trigger: str = Field(
-        min_length=1, max_length=200, description="the trigger node of that workflow to start from"
+    trigger: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="the trigger node of that workflow to start from; by default its first "
+        "error_trigger, else its first trigger",
     )
     mode: Literal["wait", "fire_and_forget", "each_item"] = Field(
         default="wait",
@@ -253,6 +257,14 @@ BUILTIN_SPECS: tuple[NodeTypeSpec, ...] = (
         ScheduleTriggerParameters,
         input_ports=(),
         description="Runs a saved workflow on a cron schedule.",
+    ),
+    NodeTypeSpec(
+        "error_trigger",
+        "Error trigger",
+        "trigger",
+        input_ports=(),
+        description="Starts an error workflow: outputs what failed (execution, workflow, node, "
+        "error, link).",
     ),
     NodeTypeSpec("noop", "No operation", "flow", description="Passes its input items through."),
     NodeTypeSpec(

@@ -94,6 +94,9 @@ class Settings(_Strict):
     #: At most this many executions of the workflow (from its triggers) run at once; more
     #: wait, queued, in the order they come, and start as running ones end.
     max_concurrent: int | None = Field(default=None, ge=1, le=MAX_CONCURRENT)
+    #: A saved workflow (of the same owner) to run from its ``error_trigger`` node when an
+    #: execution of this one ends ``failed`` or ``timed_out`` (docs/nodes.md, "Error workflows").
+    error_workflow_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 class Workflow(_Strict):

@@ -138,9 +138,10 @@ class WorkflowCaller:
                 WORKFLOW_NOT_FOUND,
                 f"no workflow {parameters.workflow_id}{version} of yours to call",
             )
-        problem = _trigger_problem(saved.definition, parameters.trigger)
-        if problem is not None:
-            return _refused("InvalidTrigger", problem)
+        trigger = parameters.trigger or _default_trigger(saved.definition)
+        problem = _trigger_problem(saved.definition, trigger)
+        if problem is not None or trigger is None:
+            return _refused("InvalidTrigger", problem or "the workflow has no trigger")
         items = passthrough_items(task.input)
         inputs: list[list[Item]] = (
             [[item] for item in items] if parameters.mode == "each_item" else [items]
@@ -154,14 +155,27 @@ class WorkflowCaller:
             workflow_id=saved.id,
             workflow_version=saved.version,
             workflow=saved.definition,
-            trigger=parameters.trigger,
+            trigger=trigger,
             mode=parameters.mode,
             concurrency=parameters.concurrency,
             inputs=inputs,
         )
 
 
-def _trigger_problem(definition: dict[str, Any], trigger: str) -> str | None:
+def _default_trigger(definition: dict[str, Any]) -> str | None:
+    """Without a ``trigger`` parameter: the first ``error_trigger`` node, else the first
+    trigger (an error workflow is called this way)."""
+    nodes = [n for n in definition.get("nodes", []) if isinstance(n, dict)]
+    for wanted in (("error_trigger",), _TRIGGER_TYPES):
+        found = next((n.get("id") for n in nodes if n.get("type") in wanted), None)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _trigger_problem(definition: dict[str, Any], trigger: str | None) -> str | None:
+    if trigger is None:
+        return "the workflow has no trigger"
     try:
         workflow = Workflow.model_validate(definition)
     except ValueError as error:

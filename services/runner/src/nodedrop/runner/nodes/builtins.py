@@ -87,6 +87,7 @@ def builtin_nodes() -> list[NodeImplementation]:
         TriggerNode("manual_trigger"),
         TriggerNode("webhook_trigger"),
         TriggerNode("schedule_trigger"),
+        TriggerNode("error_trigger"),
         NoopNode(),
         WaitNode(),
         StopAndErrorNode(),

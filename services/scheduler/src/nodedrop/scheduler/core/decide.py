@@ -82,6 +82,10 @@ CHILD_FAILED = "ChildExecutionFailed"
 #: A child ending so counts as done for its parent (``partial``: a node failed under
 #: ``continue`` or ``error_output``, and the child went on).
 CHILD_SUCCEEDED = frozenset({"succeeded", "partial"})
+#: An execution ending so starts its workflow's ``settings.error_workflow_id``.
+ERROR_WORKFLOW_STATUSES = frozenset({"failed", "timed_out"})
+#: ``parent_node`` of the execution that handles a failure (no node of the failed one).
+ERROR_WORKFLOW_NODE = "error_workflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,6 +450,8 @@ class _Decider:
             )
         )
         request = self.state.request
+        if status in ERROR_WORKFLOW_STATUSES:
+            self._start_error_workflow(status, error)
         if request.report_to_parent and request.parent_execution and request.parent_node:
             self.decisions.append(
                 ChildExecutionFinished(
@@ -778,6 +784,7 @@ class _Decider:
                 child_index=index,
                 report_to_parent=called.mode != "fire_and_forget",
                 depth=request.depth + 1,
+                error_handler=request.error_handler,
             )
         )
         self.emit(
@@ -792,6 +799,48 @@ class _Decider:
             )
         )
         return child
+
+    def _start_error_workflow(self, status: FinalStatus, error: ErrorInfo | None) -> None:
+        """A failed execution whose workflow names an ``error_workflow_id`` starts it: an
+        execution of a two-node handler (``error_trigger`` with what failed, then
+        ``execute_workflow`` of the error workflow, fire and forget), so the runner finds the
+        error workflow as it finds any called one. Its id is derived from the failed execution
+        and it is recorded with the failed execution's end (same partition, one batch): once per
+        failure, whatever restarts. Handlers and what they start never start one themselves."""
+        request = self.state.request
+        settings = request.workflow.get("settings")
+        called = settings.get("error_workflow_id") if isinstance(settings, dict) else None
+        if not isinstance(called, str) or request.error_handler:
+            return
+        failed_node = next(
+            (n for n, s in self.state.nodes.items() if s.status == NodeStatus.FAILED), None
+        )
+        failure: Item = {
+            "execution_id": self._id,
+            "workflow_id": request.workflow_id,
+            "workflow_name": request.workflow.get("name"),
+            "status": status,
+            "node": failed_node,
+            "error": {"type": error.type, "message": error.message} if error else None,
+            "link": f"/api/executions/{self._id}",
+        }
+        handler = child_execution_id(self._id, ERROR_WORKFLOW_NODE, 0, 0)
+        self.decisions.append(
+            ExecutionRequested(
+                event_id=ids.execution_requested(handler),
+                execution_id=handler,
+                time=self.now,
+                workflow=error_handler_workflow(called),
+                requested_by=request.requested_by,
+                trigger="failure",
+                input=[failure],
+                trace_context=request.trace_context,
+                parent_execution=self._id,
+                parent_node=ERROR_WORKFLOW_NODE,
+                depth=request.depth + 1,
+                error_handler=True,
+            )
+        )
 
     def _succeed_if_all_done(self, node_id: str) -> None:
         call = self.state.nodes[node_id].call
@@ -840,6 +889,19 @@ class _Decider:
                 reason=reason,
             )
         )
+
+
+def error_handler_workflow(error_workflow_id: str) -> dict[str, object]:
+    """The handler an error workflow is started through (see ``_start_error_workflow``)."""
+    call = {"workflow_id": error_workflow_id, "mode": "fire_and_forget"}
+    return {
+        "name": f"error workflow {error_workflow_id}",
+        "nodes": [
+            {"id": "failure", "type": "error_trigger"},
+            {"id": "run_error_workflow", "type": "execute_workflow", "parameters": call},
+        ],
+        "connections": [{"from": "failure", "to": "run_error_workflow"}],
+    }
 
 
 def final_output(state: ExecutionState) -> list[Item]:
