@@ -223,3 +223,64 @@ async def test_a_parent_waiting_on_children_survives_a_killed_scheduler(
     out = io.StringIO()
     history = await read_history(system.nats_url, parent_id)
     assert report(AuditRequest(parent_id, verify=True), history, out) == 0, out.getvalue()
+
+
+def error_workflow(name: str = "on failure") -> dict[str, Any]:
+    return {
+        "name": name,
+        "nodes": [
+            {"id": "failed", "type": "error_trigger"},
+            {"id": "note", "type": "set", "parameters": {"values": {"handled": True}}},
+        ],
+        "connections": [{"from": "failed", "to": "note"}],
+    }
+
+
+async def executions_of(client: httpx.AsyncClient, workflow_id: str, count: int) -> list[Any]:
+    for _ in range(400):
+        listed = (await client.get("/api/executions", params={"workflow_id": workflow_id})).json()
+        items: list[Any] = listed["items"]
+        if len(items) >= count and all(i["finished_at"] for i in items):
+            return items
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"fewer than {count} finished executions of {workflow_id}")
+
+
+async def test_a_failed_execution_runs_its_error_workflow_once(
+    client: httpx.AsyncClient,
+) -> None:
+    handler_wf = await save(client, error_workflow())
+    failing = child_workflow("fails", {"id": "boom", "type": "stop_and_error"})
+    failing_wf = await save(client, failing | {"settings": {"error_workflow_id": handler_wf}})
+    response = await client.post(
+        "/api/executions", json={"workflow_id": failing_wf, "trigger": "ct"}
+    )
+    assert response.status_code == 202, response.text
+    failed = await finished(client, response.json()["id"])
+    assert failed["status"] == "failed"
+    [handled] = await executions_of(client, handler_wf, 1)
+    assert handled["status"] == "succeeded"
+    run = await finished(client, handled["id"])
+    [item] = run["nodes"]["note"]["output"]["main"]
+    assert item["execution_id"] == failed["id"]
+    assert item["workflow_id"] == failing_wf
+    assert item["node"] == "boom"
+    assert item["error"]["type"] == "StopAndError"
+    assert item["handled"] is True
+    # Its handler is a child of the failed execution.
+    assert [c["node"] for c in failed["children"]] == ["error_workflow"]
+    # An error workflow that fails, naming itself as its error workflow, runs once, no more.
+    looping = error_workflow("fails too")
+    looping["nodes"][1] = {"id": "note", "type": "stop_and_error"}
+    looping_wf = await save(client, looping)
+    looping["settings"] = {"error_workflow_id": looping_wf}
+    assert (await client.put(f"/api/workflows/{looping_wf}", json=looping)).status_code == 200
+    failing_wf = await save(client, failing | {"settings": {"error_workflow_id": looping_wf}})
+    response = await client.post(
+        "/api/executions", json={"workflow_id": failing_wf, "trigger": "ct"}
+    )
+    await finished(client, response.json()["id"])
+    [handled] = await executions_of(client, looping_wf, 1)
+    assert handled["status"] == "failed"
+    await asyncio.sleep(1)
+    assert len(await executions_of(client, looping_wf, 1)) == 1

@@ -68,3 +68,23 @@ async def test_a_workflow_may_call_itself(api: Api) -> None:
     wrong = calling(created, trigger="ct")  # ct is gone from the new version
     response = await api.client.put(f"/api/workflows/{created}", json=wrong)
     assert response.status_code == 422, response.text
+
+
+async def test_error_workflow_id_must_name_an_own_workflow_with_an_error_trigger(
+    api: Api,
+) -> None:
+    handler = {
+        "name": "handler",
+        "nodes": [{"id": "failed", "type": "error_trigger"}, {"id": "x", "type": "noop"}],
+        "connections": [{"from": "failed", "to": "x"}],
+    }
+    handler_id = (await api.client.post("/api/workflows", json=handler)).json()["id"]
+    no_error_trigger = (await api.client.post("/api/workflows", json=CALLED)).json()["id"]
+    good = {**CALLED, "settings": {"error_workflow_id": handler_id}}
+    assert (await api.client.post("/api/workflows", json=good)).status_code == 201
+    for wrong in (no_error_trigger, "no-such-workflow"):
+        bad = {**CALLED, "settings": {"error_workflow_id": wrong}}
+        response = await api.client.post("/api/workflows", json=bad)
+        assert response.status_code == 422, response.text
+        [problem] = response.json()["detail"]
+        assert problem["loc"] == ["body", "settings", "error_workflow_id"]

@@ -350,6 +350,7 @@ ADDED_AFTER_V1 = {
     "child_index",
     "report_to_parent",
     "depth",
+    "error_handler",
 }
 
 
