@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -24,6 +24,7 @@ from nodedrop.cli.audit import AuditRequest, report
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
     INPUT_EVENT_TYPES,
+    AnyEvent,
     ChildExecutionFinished,
     ChildExecutionStarted,
     ErrorInfo,
@@ -40,11 +41,13 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.items import Item
 from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.routing import child_execution_id, slot_of
+from nodedrop.notifier.projection import ExecutionRecord, NodeKey, NodeRecord, fold
 from nodedrop.scheduler.core import ExecutionState, evolve, resume, step, tick
 from nodedrop.scheduler.core.decide import ERROR_WORKFLOW_NODE, PARENT_STOPPED, final_output
 from nodedrop.scheduler.core.replay import verify
 
 from .harness import T0, n, wf
+from .test_projection_agreement import core_view, projection_view
 
 CHILD = wf(
     [n("ct", "manual_trigger"), n("double", "set", parameters={"values": {"seen": True}})],
@@ -206,10 +209,13 @@ class World:
         return result.output["main"]
 
     def verified(self) -> None:
-        """Every history replays to the decisions it recorded."""
+        """Every history replays to the decisions it recorded, and the notifier's projection
+        of it agrees with the core."""
         for execution_id, history in self.histories.items():
             result = verify(list(enumerate(history, 1)))
             assert result.ok, (execution_id, [str(d) for d in result.differences])
+            if isinstance(history[0], ExecutionRequested):  # not a cancel of a lost request
+                projection_agrees(execution_id, history)
 
 
 def test_wait_mode_outputs_the_childs_final_output_and_links_both_ways() -> None:
@@ -332,6 +338,7 @@ def test_a_timeout_of_the_waiting_node_cancels_its_child() -> None:
         isinstance(e, ExecutionCancelRequested) and e.reason == PARENT_STOPPED
         for e in world.histories[child]
     )
+    world.verified()
 
 
 def test_a_rebuilt_parent_never_starts_a_child_twice() -> None:
@@ -397,6 +404,22 @@ def test_each_item_bookkeeping_holds_in_any_delivery_order(
     for child in world.children("p1"):
         world.finished(child)  # every child ended, none left waiting
     world.verified()
+
+
+def projection_agrees(execution_id: str, history: list[Event]) -> None:
+    """The notifier's projection says what the core says after every event of the history
+    (as tests/unit/scheduler/test_projection_agreement.py checks for flat executions)."""
+    state: ExecutionState | None = None
+    executions: dict[str, ExecutionRecord] = {}
+    nodes: dict[NodeKey, NodeRecord] = {}
+    for seq, event in enumerate(history, start=1):
+        state = evolve(state, event)
+        changes = fold([(seq, cast(AnyEvent, event))], executions, nodes)
+        executions.update(changes.executions)
+        nodes.update(changes.nodes)
+        plan = list(state.nodes) if state is not None else []
+        projected = projection_view(executions.get(execution_id), nodes, plan)
+        assert projected == core_view(state), f"after event {seq} ({type(event).__name__})"
 
 
 def test_audit_shows_the_tree_and_verifies_every_history_in_it() -> None:
