@@ -284,3 +284,41 @@ async def test_a_failed_execution_runs_its_error_workflow_once(
     assert handled["status"] == "failed"
     await asyncio.sleep(1)
     assert len(await executions_of(client, looping_wf, 1)) == 1
+
+
+async def test_a_workflow_that_calls_itself_works_down_to_the_depth_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    """Each level counts n up and calls itself while n < 11: the deepest call starts the
+    execution 10 levels down, exactly the limit, and the root gets its final output."""
+    workflow_id = await save(client, child_workflow())
+    recursive = {
+        "name": "count down the stack",
+        "nodes": [
+            {"id": "ct", "type": "manual_trigger"},
+            {"id": "inc", "type": "set", "parameters": {"values": {"n": "{{ item.n + 1 }}"}}},
+            {"id": "deeper", "type": "if", "parameters": {"condition": "{{ item.n < 11 }}"}},
+            {
+                "id": "call",
+                "type": "execute_workflow",
+                "parameters": {"workflow_id": workflow_id, "trigger": "ct"},
+            },
+            {"id": "done", "type": "noop"},
+        ],
+        "connections": [
+            {"from": "ct", "to": "inc"},
+            {"from": "inc", "to": "deeper"},
+            {"from": "deeper", "output": "true", "to": "call"},
+            {"from": "deeper", "output": "false", "to": "done"},
+        ],
+    }
+    response = await client.put(f"/api/workflows/{workflow_id}", json=recursive)
+    assert response.status_code == 200, response.text
+    root = await finished(client, await run(client, recursive, [{"n": 0}]), timeout_s=90)
+    assert root["status"] == "succeeded", root
+    assert root["nodes"]["call"]["output"] == {"main": [{"n": 11}]}
+    chain = [root]
+    while chain[-1]["children"]:
+        chain.append(await finished(client, chain[-1]["children"][0]["id"], timeout_s=60))
+    assert len(chain) == 11  # the root and 10 levels of children
+    assert chain[-1]["nodes"]["done"]["output"] == {"main": [{"n": 11}]}
