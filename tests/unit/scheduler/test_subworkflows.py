@@ -43,7 +43,7 @@ from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.routing import child_execution_id, slot_of
 from nodedrop.notifier.projection import ExecutionRecord, NodeKey, NodeRecord, fold
 from nodedrop.scheduler.core import ExecutionState, evolve, resume, step, tick
-from nodedrop.scheduler.core.decide import ERROR_WORKFLOW_NODE, PARENT_STOPPED, final_output
+from nodedrop.scheduler.core.calls import ERROR_WORKFLOW_NODE, PARENT_STOPPED, final_output
 from nodedrop.scheduler.core.replay import verify
 
 from .harness import T0, n, wf

@@ -37,7 +37,6 @@ from nodedrop.contracts.events import (
     ExecutionCancelRequested,
     ExecutionFinished,
     ExecutionQueued,
-    ExecutionRequested,
     ExecutionStarted,
     FinalStatus,
     NodeCancelled,
@@ -54,8 +53,8 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.expressions import ANY_NODE
 from nodedrop.contracts.items import MAIN_PORT, Item, PortItems
 from nodedrop.contracts.nodetypes import passthrough_items
-from nodedrop.contracts.routing import child_execution_id
 from nodedrop.contracts.workflow import Node
+from nodedrop.scheduler.core import calls
 from nodedrop.scheduler.core.fold import apply, evolve
 from nodedrop.scheduler.core.rules import (
     MAX_INPUT_BYTES,
@@ -74,18 +73,6 @@ TIMED_OUT = "timed_out"
 #: ``reason`` of the cancel request the scheduler records when a message of the execution was
 #: dead-lettered: the execution ends ``failed`` (docs/architecture.md, "Dead letters").
 DEAD_LETTERED = "dead_letter"
-#: ``reason`` of the cancel request a parent's scheduler records into a child it stops waiting
-#: for (the parent ended, its node timed out or failed).
-PARENT_STOPPED = "parent_stopped"
-#: Error type of an ``execute_workflow`` node whose child did not succeed.
-CHILD_FAILED = "ChildExecutionFailed"
-#: A child ending so counts as done for its parent (``partial``: a node failed under
-#: ``continue`` or ``error_output``, and the child went on).
-CHILD_SUCCEEDED = frozenset({"succeeded", "partial"})
-#: An execution ending so starts its workflow's ``settings.error_workflow_id``.
-ERROR_WORKFLOW_STATUSES = frozenset({"failed", "timed_out"})
-#: ``parent_node`` of the execution that handles a failure (no node of the failed one).
-ERROR_WORKFLOW_NODE = "error_workflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,8 +425,9 @@ class _Decider:
             self._finish("partial" if state.tolerated_failures else "succeeded", None)
 
     def _finish(self, status: FinalStatus, error: ErrorInfo | None) -> None:
-        """Record the execution's end; a child its parent waits for reports it to the parent
-        in the same batch (same partition: :func:`routing.child_execution_id`)."""
+        """Record the execution's end and, in the same batch (same partition:
+        :func:`routing.child_execution_id`), a child's report to the parent waiting for it and
+        the start of the workflow's error workflow after a failure (:mod:`calls`)."""
         self.emit(
             ExecutionFinished(
                 event_id=ids.execution_finished(self._id),
@@ -449,24 +437,12 @@ class _Decider:
                 error=error,
             )
         )
-        request = self.state.request
-        if status in ERROR_WORKFLOW_STATUSES:
-            self._start_error_workflow(status, error)
-        if request.report_to_parent and request.parent_execution and request.parent_node:
-            self.decisions.append(
-                ChildExecutionFinished(
-                    event_id=ids.child_finished(request.parent_execution, self._id),
-                    execution_id=request.parent_execution,
-                    time=self.now,
-                    node=request.parent_node,
-                    attempt=request.parent_attempt,
-                    index=request.child_index,
-                    child=self._id,
-                    status=status,
-                    output=final_output(self.state) if status in CHILD_SUCCEEDED else [],
-                    error=error,
-                )
-            )
+        for other in (
+            calls.error_workflow_request(self.state, status, error, self.now),
+            calls.report_to_parent(self.state, status, error, self.now),
+        ):
+            if other is not None:
+                self.decisions.append(other)  # another execution's: not folded here
 
     # ------------------------------------------------------------------ node level
     def after_failure(self, node_id: str) -> None:
@@ -709,12 +685,12 @@ class _Decider:
         self._succeed_if_all_done(node_id)
 
     def child_finished(self, node_id: str, event: ChildExecutionFinished) -> None:
-        if event.status not in CHILD_SUCCEEDED:
+        if event.status not in calls.CHILD_SUCCEEDED:
             reason = f": {event.error.type}: {event.error.message}" if event.error else ""
             message = f"child execution {event.child} ended {event.status}{reason}"
             retryable = event.error.retryable if event.error else True
             self._fail_call(
-                node_id, ErrorInfo(type=CHILD_FAILED, message=message, retryable=retryable)
+                node_id, ErrorInfo(type=calls.CHILD_FAILED, message=message, retryable=retryable)
             )
             return
         call = self.state.nodes[node_id].call
@@ -748,45 +724,16 @@ class _Decider:
         if call is None or not call.waits:
             return
         for child in call.running():
-            self.decisions.append(
-                ExecutionCancelRequested(
-                    event_id=ids.parent_cancel(child),
-                    execution_id=child,
-                    time=self.now,
-                    requested_by=SCHEDULER_ACTOR,
-                    reason=PARENT_STOPPED,
-                )
-            )
+            self.decisions.append(calls.cancel_child(child, self.now))
 
     def _start_child(self, node_id: str, index: int) -> str:
-        node = self.state.nodes[node_id]
-        assert node.call is not None
-        called = node.call.called
-        request = self.state.request
-        child = child_execution_id(self._id, node_id, called.attempt, index)
+        call = self.state.nodes[node_id].call
+        assert call is not None
+        called = call.called
+        request = calls.child_request(self.state, node_id, called, index, self.now)
         # Another execution's event: stored with this batch, acted on by the child's own
         # (same partition's) scheduler when it comes back from the stream.
-        self.decisions.append(
-            ExecutionRequested(
-                event_id=ids.execution_requested(child),
-                execution_id=child,
-                time=self.now,
-                workflow=called.workflow,
-                requested_by=request.requested_by,
-                trigger=called.trigger,
-                input=called.inputs[index],
-                workflow_id=called.workflow_id,
-                workflow_version=called.workflow_version,
-                trace_context=request.trace_context,
-                parent_execution=self._id,
-                parent_node=node_id,
-                parent_attempt=called.attempt,
-                child_index=index,
-                report_to_parent=called.mode != "fire_and_forget",
-                depth=request.depth + 1,
-                error_handler=request.error_handler,
-            )
-        )
+        self.decisions.append(request)
         self.emit(
             ChildExecutionStarted(
                 event_id=ids.child_started(self._id, node_id, called.attempt, index),
@@ -795,52 +742,10 @@ class _Decider:
                 node=node_id,
                 attempt=called.attempt,
                 index=index,
-                child=child,
+                child=request.execution_id,
             )
         )
-        return child
-
-    def _start_error_workflow(self, status: FinalStatus, error: ErrorInfo | None) -> None:
-        """A failed execution whose workflow names an ``error_workflow_id`` starts it: an
-        execution of a two-node handler (``error_trigger`` with what failed, then
-        ``execute_workflow`` of the error workflow, fire and forget), so the runner finds the
-        error workflow as it finds any called one. Its id is derived from the failed execution
-        and it is recorded with the failed execution's end (same partition, one batch): once per
-        failure, whatever restarts. Handlers and what they start never start one themselves."""
-        request = self.state.request
-        settings = request.workflow.get("settings")
-        called = settings.get("error_workflow_id") if isinstance(settings, dict) else None
-        if not isinstance(called, str) or request.error_handler:
-            return
-        failed_node = next(
-            (n for n, s in self.state.nodes.items() if s.status == NodeStatus.FAILED), None
-        )
-        failure: Item = {
-            "execution_id": self._id,
-            "workflow_id": request.workflow_id,
-            "workflow_name": request.workflow.get("name"),
-            "status": status,
-            "node": failed_node,
-            "error": {"type": error.type, "message": error.message} if error else None,
-            "link": f"/api/executions/{self._id}",
-        }
-        handler = child_execution_id(self._id, ERROR_WORKFLOW_NODE, 0, 0)
-        self.decisions.append(
-            ExecutionRequested(
-                event_id=ids.execution_requested(handler),
-                execution_id=handler,
-                time=self.now,
-                workflow=error_handler_workflow(called),
-                requested_by=request.requested_by,
-                trigger="failure",
-                input=[failure],
-                trace_context=request.trace_context,
-                parent_execution=self._id,
-                parent_node=ERROR_WORKFLOW_NODE,
-                depth=request.depth + 1,
-                error_handler=True,
-            )
-        )
+        return request.execution_id
 
     def _succeed_if_all_done(self, node_id: str) -> None:
         call = self.state.nodes[node_id].call
@@ -889,32 +794,6 @@ class _Decider:
                 reason=reason,
             )
         )
-
-
-def error_handler_workflow(error_workflow_id: str) -> dict[str, object]:
-    """The handler an error workflow is started through (see ``_start_error_workflow``)."""
-    call = {"workflow_id": error_workflow_id, "mode": "fire_and_forget"}
-    return {
-        "name": f"error workflow {error_workflow_id}",
-        "nodes": [
-            {"id": "failure", "type": "error_trigger"},
-            {"id": "run_error_workflow", "type": "execute_workflow", "parameters": call},
-        ],
-        "connections": [{"from": "failure", "to": "run_error_workflow"}],
-    }
-
-
-def final_output(state: ExecutionState) -> list[Item]:
-    """A child's final output, its parent node's output: the main items of the plan's terminal
-    nodes (those with no plan children) that delivered, in plan order. One last node gives
-    exactly its output; parallel branches give theirs one after the other."""
-    assert state.plan is not None
-    items: list[Item] = []
-    for node_id in state.plan.order:
-        node = state.nodes[node_id]
-        if not state.plan.nodes[node_id].children and node.output:
-            items.extend(node.output.get(MAIN_PORT, ()))
-    return items
 
 
 def _wait_ms(ms: object) -> int | None:
