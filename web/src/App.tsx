@@ -3,6 +3,7 @@ import { Api, ApiError, storeKey, storedKey } from "./api";
 import { CredentialsPage } from "./components/CredentialsPage";
 import { Editor } from "./components/Editor";
 import { ExecutionsPage } from "./components/ExecutionsPage";
+import { OpenExecution } from "./components/OpenExecution";
 import { SignIn } from "./components/SignIn";
 import { WorkflowList } from "./components/WorkflowList";
 import { useRoute } from "./router";
@@ -50,5 +51,6 @@ export function App() {
     );
   if (route.page === "credentials") return <CredentialsPage api={api} onSignOut={signOut} />;
   if (route.page === "executions") return <ExecutionsPage api={api} onSignOut={signOut} />;
+  if (route.page === "execution") return <OpenExecution api={api} executionId={route.executionId} />;
   return <WorkflowList api={api} onSignOut={signOut} />;
 }

@@ -13,4 +13,9 @@ describe("routes", () => {
     expect(parseRoute("/executions")).toEqual({ page: "executions" });
     expect(routePath({ page: "executions" })).toBe("/executions");
   });
+
+  it("reads and writes an execution's path by id alone", () => {
+    expect(parseRoute("/executions/e%201")).toEqual({ page: "execution", executionId: "e 1" });
+    expect(routePath({ page: "execution", executionId: "e 1" })).toBe("/executions/e%201");
+  });
 });

@@ -5,12 +5,16 @@ export type Route =
   | { page: "list" }
   | { page: "credentials" }
   | { page: "executions" }
+  // An execution by id alone (a child's parent, say): opened in its workflow once that is known.
+  | { page: "execution"; executionId: string }
   | { page: "workflow"; workflowId: string; executionId: string | null };
 
 export function parseRoute(path: string): Route {
   const m = path.match(/^\/workflows\/([^/]+)(?:\/executions\/([^/]+))?\/?$/);
   if (/^\/credentials\/?$/.test(path)) return { page: "credentials" };
   if (/^\/executions\/?$/.test(path)) return { page: "executions" };
+  const execution = path.match(/^\/executions\/([^/]+)\/?$/);
+  if (execution) return { page: "execution", executionId: decodeURIComponent(execution[1]) };
   if (m) return { page: "workflow", workflowId: decodeURIComponent(m[1]), executionId: m[2] ? decodeURIComponent(m[2]) : null };
   return { page: "list" };
 }
@@ -19,6 +23,7 @@ export function routePath(route: Route): string {
   if (route.page === "list") return "/";
   if (route.page === "credentials") return "/credentials";
   if (route.page === "executions") return "/executions";
+  if (route.page === "execution") return `/executions/${encodeURIComponent(route.executionId)}`;
   const base = `/workflows/${encodeURIComponent(route.workflowId)}`;
   return route.executionId ? `${base}/executions/${encodeURIComponent(route.executionId)}` : base;
 }

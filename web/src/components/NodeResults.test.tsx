@@ -68,5 +68,6 @@ describe("NodeResults of an execute_workflow node", () => {
     expect(screen.getByText(/was started by node/).textContent).toBe(
       "This execution was started by node call of execution p1.",
     );
+    expect(screen.getByRole("link", { name: "p1" }).getAttribute("href")).toBe("/executions/p1");
   });
 });

@@ -121,7 +121,8 @@ export function NodeResults({
     <div className="node-results">
       {parent && (
         <p className="muted">
-          This execution was started by node <code>{parent.node}</code> of execution <code>{parent.id}</code>.
+          This execution was started by node <code>{parent.node}</code> of execution{" "}
+          <RouteLink route={{ page: "execution", executionId: parent.id }}>{parent.id}</RouteLink>.
         </p>
       )}
       <dl className="facts">
