@@ -510,3 +510,29 @@ def test_a_succeeded_execution_starts_no_error_workflow() -> None:
     world.run_all()
     assert world.finished("p1").status == "succeeded"
     assert len(requests(world)) == 2  # the parent and its child
+
+
+def test_a_lost_runner_after_the_call_makes_the_call_again() -> None:
+    """A runner that finds the call's attempt claimed (after a nats-server crash) records
+    RunnerLost under the attempt's result id. The first result of an attempt wins, as for any
+    node: the attempt's child is cancelled and the next attempt calls again."""
+    world = World()
+    world.request(parent("wait"), [{"a": 1}])
+    while not world.children("p1"):
+        world.deliver()
+    lost = NodeFailed(
+        event_id=ids.node_result("p1", "call", 1),
+        execution_id="p1",
+        time=world.now,
+        node="call",
+        attempt=1,
+        error=ErrorInfo(type="RunnerLost", message="claimed before", retryable=True),
+    )
+    world.record([lost])
+    world.stream = deque(sorted(world.stream, key=lambda e: e.execution_id == "p1", reverse=True))
+    world.run_all()
+    assert world.finished("p1").status == "succeeded"
+    first, second = world.children("p1")
+    assert world.finished(first).status == "cancelled"
+    assert world.finished(second).status == "succeeded"
+    world.verified()

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
     ChildExecutionFinished,
     Event,
@@ -378,7 +379,10 @@ class _Replay:
     def _maybe_input(self, event: Event) -> bool:
         if isinstance(event, ExecutionCancelRequested):
             return True
-        return isinstance(event, NodeFailed) and self._ran_on_runner(event)
+        # Only a runner records RunnerLost, also for an attempt whose workflow call it had
+        # answered already (and whose result is otherwise the scheduler's).
+        lost = isinstance(event, NodeFailed) and event.error.type == RUNNER_LOST
+        return lost or (isinstance(event, NodeFailed) and self._ran_on_runner(event))
 
     def _ran_on_runner(self, event: NodeSucceeded | NodeFailed) -> bool:
         if isinstance(event, NodeSucceeded) and (event.pinned or event.reused_from is not None):
