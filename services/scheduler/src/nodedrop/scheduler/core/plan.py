@@ -33,8 +33,6 @@ class Edge:
 @dataclass(frozen=True, slots=True)
 class PlanNode:
     node: Node
-    #: Outgoing plan edges, in the order of the workflow's connections.
-    outgoing: tuple[Edge, ...]
     #: Incoming plan edges, in the order of the workflow's connections (input concatenation).
     incoming: tuple[Edge, ...]
     #: Distinct children and parents: a node waits once per parent, however many edges.
@@ -47,7 +45,6 @@ class PlanNode:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    mode: ExecutionMode
     root: str
     #: Plan nodes in definition order.
     nodes: dict[str, PlanNode]
@@ -63,13 +60,9 @@ def build_plan(workflow: Workflow, mode: ExecutionMode, root: str) -> Plan:
         what = "trigger" if mode == "trigger" else "node"
         raise PlanError(f"workflow has no {what} {root!r}")
     if mode == "node":
-        # Node mode runs exactly one node with the input given in the request.
-        node = by_id[root]
-        return Plan(
-            mode,
-            root,
-            {root: PlanNode(node, (), (), (), 0, referenced_nodes(expression_parameters(node)))},
-        )
+        # Node mode runs exactly one node with the input given in the request; there is no
+        # other node whose output its expressions could read.
+        return Plan(root, {root: PlanNode(by_id[root], (), (), 0)})
 
     children: dict[str, list[str]] = defaultdict(list)
     for conn in workflow.connections:
@@ -95,10 +88,9 @@ def build_plan(workflow: Workflow, mode: ExecutionMode, root: str) -> Plan:
             out, inc = tuple(outgoing[node.id]), tuple(incoming[node.id])
             nodes[node.id] = PlanNode(
                 node,
-                out,
                 inc,
                 tuple(dict.fromkeys(e.child for e in out)),
                 len({e.parent for e in inc}),
                 referenced_nodes(expression_parameters(node)),
             )
-    return Plan(mode, root, nodes)
+    return Plan(root, nodes)
