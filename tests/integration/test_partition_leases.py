@@ -18,6 +18,7 @@ import pytest
 from nodedrop.contracts import subjects
 from nodedrop.platform.lease_store import LeaseStore, open_leases
 from nodedrop.platform.leases import PartitionLeases, share
+from nodedrop.platform.ops import CheckResult
 from nodedrop.platform.testing.leases import ManualClock, MemoryLeaseStore
 
 pytestmark = pytest.mark.integration
@@ -232,3 +233,25 @@ async def test_a_member_paused_past_its_lease_finds_it_lost_though_nobody_took_i
     await only.renew()
     assert a.lost == [0]
     assert a.serving == set()
+
+
+async def test_readiness_says_which_partitions_are_held_and_a_standby_is_ready(
+    bucket: Bucket,
+) -> None:
+    a, b = Recorder(), Recorder()
+    only = member(bucket, "a", a, partitions=1)
+    standby = member(bucket, "b", b, partitions=1)
+    assert only.readiness() == CheckResult(False, "joining: no lease round yet")
+    await rounds(only, standby)
+    assert only.readiness() == CheckResult(True, "holds 1 of 1 partitions: 0")
+    # One partition, two members: the second is a standby, ready to take over.
+    assert standby.readiness() == CheckResult(True, "standby: holds none of 1 (2 members)")
+
+
+async def test_a_member_whose_rounds_stopped_going_through_is_not_ready(bucket: Bucket) -> None:
+    only, _ = await lone_member_serving_partition_0(bucket)
+    assert only.readiness().ok
+    await bucket.elapse(LEASE_S * 2.5)  # no round for more than two lease times
+    late = only.readiness()
+    assert not late.ok
+    assert late.detail.startswith("no lease round for ")

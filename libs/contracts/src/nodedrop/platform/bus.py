@@ -43,6 +43,7 @@ from nats.js.errors import APIError, NoStreamResponseError
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import Event
 from nodedrop.contracts.routing import Layout, event_subject
+from nodedrop.platform.metrics import PUBLISH_SECONDS
 from nodedrop.platform.retry import retry_unavailable
 
 MSG_ID = "Nats-Msg-Id"
@@ -105,8 +106,14 @@ class EventPublisher:
         partition not in ``fences`` or anything else; retrying with the same events is safe."""
         if not events:
             return []
-        if fences is not None:
-            return await self._publish_fenced(events, headers or {}, fences)
+        with PUBLISH_SECONDS.time():  # (a failure counts too: it took that long to learn it)
+            if fences is not None:
+                return await self._publish_fenced(events, headers or {}, fences)
+            return await self._publish_unfenced(events, headers or {})
+
+    async def _publish_unfenced(
+        self, events: Sequence[Event], headers: dict[str, str]
+    ) -> list[int]:
         try:
             futures = [
                 await self._acks.publish(
@@ -115,7 +122,7 @@ class EventPublisher:
                     {
                         _EXPECTED_STREAM: self._layout.stream_of(event.execution_id),
                         MSG_ID: event.event_id,
-                        **(headers or {}),
+                        **headers,
                     },
                 )
                 for event in events
@@ -266,13 +273,14 @@ class EventPublisher:
         first. Raises :class:`PublishError` when the log does not answer (then either may
         be true)."""
         try:
-            ack = await self._js.publish(
-                event_subject(event),
-                codec.encode(event),
-                timeout=self._timeout_s,
-                stream=self._layout.stream_of(event.execution_id),
-                headers={MSG_ID: event.event_id},
-            )
+            with PUBLISH_SECONDS.time():
+                ack = await self._js.publish(
+                    event_subject(event),
+                    codec.encode(event),
+                    timeout=self._timeout_s,
+                    stream=self._layout.stream_of(event.execution_id),
+                    headers={MSG_ID: event.event_id},
+                )
         except (TimeoutError, APIError, ConnectionError) as error:
             raise PublishError(f"event not acknowledged: {error!r}") from error
         return not ack.duplicate

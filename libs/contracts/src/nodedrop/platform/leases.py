@@ -32,6 +32,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from nodedrop.platform.lease_store import LeaseGoneError, LeaseHeldError, LeaseStore
+from nodedrop.platform.metrics import PARTITIONS_OWNED
+from nodedrop.platform.ops import CheckResult
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +88,32 @@ class PartitionLeases:
         #: Partitions taken or handed back right now (their handler is running).
         self._moving: set[int] = set()
         self._leaving = False
+        #: When a balancing round last went through (None: not yet), and how many members it saw.
+        self._balanced_at: float | None = None
+        self._members_seen = 0
 
     @property
     def owned(self) -> list[int]:
         return sorted(self._held)
+
+    def readiness(self) -> CheckResult:
+        """Ready once a balancing round went through within the last two lease times: the
+        process then holds its share, or is a standby holding none (all partitions are held by
+        the others), or is waiting for a partition's lease to expire. Not ready before the
+        first round, or when rounds keep failing (NATS away)."""
+        if self._balanced_at is None:
+            return CheckResult(False, "joining: no lease round yet")
+        since = self._clock() - self._balanced_at
+        if since > 2 * self._lease_s:
+            return CheckResult(False, f"no lease round for {since:.0f} s")
+        held = self.owned
+        if not held:
+            members = self._members_seen
+            return CheckResult(
+                True, f"standby: holds none of {self._partitions} ({members} members)"
+            )
+        listed = ", ".join(map(str, held))
+        return CheckResult(True, f"holds {len(held)} of {self._partitions} partitions: {listed}")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -112,6 +136,7 @@ class PartitionLeases:
             renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewing
+            PARTITIONS_OWNED.labels(self._group).set(0)
 
     async def _every_third(self, step: Callable[[], Awaitable[None]]) -> None:
         while not self._stopping.is_set():
@@ -119,6 +144,7 @@ class PartitionLeases:
                 await step()
             except Exception:  # NATS away: renewals fail, leases are lost in time
                 log.warning("%s leases: %s failed", self._group, step.__name__, exc_info=True)
+            PARTITIONS_OWNED.labels(self._group).set(len(self._held))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self._lease_s / 3)
 
@@ -135,6 +161,7 @@ class PartitionLeases:
     async def balance(self) -> None:
         """Move towards this member's share: hand back above it, take free ones below it."""
         members = await self._members()
+        self._members_seen = len(members)
         wanted = share(self._partitions, members, self.member)
         if len(self._held) > wanted:
             for partition in sorted(self._held, reverse=True)[: len(self._held) - wanted]:
@@ -144,6 +171,7 @@ class PartitionLeases:
                 if len(self._held) >= wanted:
                     break
                 await self._try_take(partition)
+        self._balanced_at = self._clock()
 
     async def _renew(self) -> None:
         for partition, held in list(self._held.items()):

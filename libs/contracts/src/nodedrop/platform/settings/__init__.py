@@ -7,6 +7,7 @@ from nodedrop.platform.settings.common import (
     DatabaseSettings,
     LeaseSettings,
     ListenSettings,
+    OpsSettings,
     SecretKeySettings,
     own_origins,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "EnvSettings",
     "LeaseSettings",
     "ListenSettings",
+    "OpsSettings",
     "SecretKeySettings",
     "SettingsError",
     "own_origins",

@@ -179,6 +179,23 @@ class ListenSettings(EnvSettings):
     )
 
 
+class OpsSettings(EnvSettings):
+    """The listener of metrics and probes of the services without an HTTP server of their own
+    (the scheduler, the runner); the api and the notifier serve them on their own port."""
+
+    ops_host: str = setting(
+        "127.0.0.1", "Address the scheduler's and the runner's metrics and probes listen on"
+    )
+    ops_port: int | None = setting(
+        None,
+        "Port of the scheduler's or the runner's `/metrics`, `/livez` and `/readyz` (0: any "
+        'free port, logged; see "Metrics and probes")',
+        shown_default="off",
+        ge=0,
+        le=65535,
+    )
+
+
 class DatabaseSettings(EnvSettings):
     """The PostgreSQL of the projection (the notifier writes it, the api reads it) and of the
     credentials (the api writes them, runners read them)."""
