@@ -34,6 +34,8 @@ class System:
     api_port: int = field(default_factory=free_port)
     notifier_port: int = field(default_factory=free_port)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: The metrics and probes port of each scheduler and runner process, by process name.
+    ops_ports: dict[str, int] = field(default_factory=dict)
     #: Extra environment for every service (e.g. tracing settings); ``{log_dir}`` in a value
     #: stands for :attr:`log_dir`.
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -45,6 +47,14 @@ class System:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.api_port}"
+
+    def ops_url(self, name: str) -> str:
+        """Where process ``name`` serves /metrics, /livez and /readyz."""
+        if name == "api":
+            return self.base_url
+        if name == "notifier":
+            return f"http://127.0.0.1:{self.notifier_port}"
+        return f"http://127.0.0.1:{self.ops_ports[name]}"
 
     @property
     def headers(self) -> dict[str, str]:
@@ -72,9 +82,12 @@ class System:
         copies of one service (e.g. runners ``runner``, ``runner-2``) can run side by side;
         ``env`` is added to its environment."""
         log = (self.log_dir / f"{name}.log").open("ab")
+        ops: dict[str, str] = {}
+        if (service or name) in ("scheduler", "runner"):
+            ops["NODEDROP_OPS_PORT"] = str(self.ops_ports.setdefault(name, free_port()))
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", f"nodedrop.{service or name}"],
-            env={**self.env(), **(env or {})},
+            env={**self.env(), **ops, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -60,6 +60,21 @@ MAX_LINE_BYTES = 64 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
+OPS_PORT_ENV = "NODEDROP_OPS_PORT"
+
+
+def ops_ports(given: str | None, names: list[str]) -> dict[str, int]:
+    """The metrics and probes port of each process without an HTTP server of its own, when
+    ``NODEDROP_OPS_PORT`` is a port N: the scheduler on N, the runners on N+1, N+2... (one
+    variable, and processes sharing one host). The api and the notifier serve theirs on their
+    own ports. Unset, empty or 0: as given (off, or a free port each)."""
+    port = int(given) if given and given.strip().isdigit() else 0
+    if port == 0:
+        return {}
+    listeners = [name for name in names if name == "scheduler" or name.startswith("runner")]
+    return {name: port + i for i, name in enumerate(listeners) if port + i <= 65535}
+
+
 class UpError(Exception):
     """Startup failed; the message says why."""
 
@@ -460,6 +475,10 @@ class Up:
         token = self._admin_token()
         env = self._service_env(nats_url, database_url, token)
         secret_key = self._secret_key()
+        ops = ops_ports(env.get(OPS_PORT_ENV), plan.service_names())
+        if ops:
+            listing = ", ".join(f"{name} on {port}" for name, port in ops.items())
+            self.say(f"metrics and probes ({OPS_PORT_ENV}): {listing}")
         for name in plan.service_names():
             module = "runner" if name.startswith("runner") else name
             # Only the services that seal or open credentials get their key.
@@ -469,6 +488,8 @@ class Up:
             if self.nats_passwords is not None:  # each service as its own NATS user
                 user = module
                 child_env.update(natsauth.client_environment(user, self.nats_passwords[user]))
+            if name in ops:
+                child_env[OPS_PORT_ENV] = str(ops[name])
             argv = [sys.executable, "-m", f"nodedrop.{module}"]
             child = Child(name, argv, child_env, self.console)
             self.services.append(child)

@@ -81,3 +81,10 @@ def test_a_second_up_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
         pass
     with up.data_dir_lock(tmp_path):
         pass
+
+
+def test_ops_port_gives_the_scheduler_and_each_runner_a_port_of_its_own() -> None:
+    names = ["api", "notifier", "scheduler", "runner-1", "runner-2"]
+    assert up.ops_ports("9100", names) == {"scheduler": 9100, "runner-1": 9101, "runner-2": 9102}
+    assert up.ops_ports(None, names) == {}
+    assert up.ops_ports("0", names) == {}  # any free port, each: nothing to share out

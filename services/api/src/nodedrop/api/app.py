@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from nats.aio.client import Client as NatsClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nodedrop.api import ws_relay
 from nodedrop.api.auth import key_verifier
@@ -42,6 +45,7 @@ from nodedrop.platform import natsconnect
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.natsconnect import NatsSettings
+from nodedrop.platform.ops import Check, CheckResult, PeriodicCheck, nats_connected
 from nodedrop.platform.secretbox import SecretKey, SecretKeyError
 
 log = logging.getLogger(__name__)
@@ -82,6 +86,31 @@ async def _connect_nats(settings: NatsSettings) -> NatsClient:
     return nc
 
 
+#: /readyz before the lifespan connected (or after it closed): not ready.
+_NOT_STARTED: dict[str, Check] = {"started": lambda: CheckResult(False, "not started")}
+
+
+@asynccontextmanager
+async def _readiness(app: FastAPI, nc: NatsClient, engine: AsyncEngine) -> AsyncIterator[None]:
+    """/readyz's checks while the app runs: NATS connected, PostgreSQL answering (probed in
+    the background)."""
+
+    async def select_one() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    database = PeriodicCheck("PostgreSQL", select_one)
+    probing = asyncio.Event()
+    probes = asyncio.create_task(database.run(probing), name="database readiness")
+    app.state.checks = {"nats": nats_connected(lambda: nc.is_connected), "database": database}
+    try:
+        yield
+    finally:
+        app.state.checks = _NOT_STARTED
+        probing.set()
+        await probes
+
+
 def create_app(
     config: ApiSettings,
     *,
@@ -118,7 +147,8 @@ def create_app(
                 schedules=await ScheduleStore.open(js, streams.replicas),
                 data=DataStore(js, replicas=streams.replicas),
             )
-            yield
+            async with _readiness(app, nc, engine):
+                yield
         finally:
             app.state.resources = None
             await nc.drain()
@@ -135,6 +165,7 @@ def create_app(
     app.state.credential_types = CredentialTypeRegistry.with_plugins()
     app.state.secret_keys = SecretKeys(None)
     app.state.resources = None
+    app.state.checks = _NOT_STARTED
     app.state.keys = key_verifier(app, config.admin_token)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes or config.max_body_bytes)

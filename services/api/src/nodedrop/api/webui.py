@@ -21,7 +21,20 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 #: First path segments that belong to the API, never to the app.
-API_PREFIXES = frozenset({"api", "ws", "webhooks", "health", "openapi.json", "docs", "redoc"})
+API_PREFIXES = frozenset(
+    {
+        "api",
+        "ws",
+        "webhooks",
+        "health",
+        "livez",
+        "readyz",
+        "metrics",
+        "openapi.json",
+        "docs",
+        "redoc",
+    }
+)
 #: Vite puts content-hashed files here: they never change under one name.
 HASHED_ASSETS = "assets"
 #: Precompressed copies next to a file, best first: (Content-Encoding, file suffix).

@@ -27,6 +27,7 @@ import itertools
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from nats.aio.client import Client as NatsClient
@@ -40,6 +41,7 @@ from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.routing import all_events
 from nodedrop.notifier.store import ProjectionStore
 from nodedrop.platform.jetstream import StreamSettings, consumer_configs
+from nodedrop.platform.metrics import PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS
 from nodedrop.platform.pull import PullConsumer
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class Projector:
         batch_size: int = 500,
         linger_s: float = DEFAULT_LINGER_S,
         max_backoff: float = 5.0,
+        partition: int | None = None,
     ) -> None:
         # One connection for the pull requests and the JetStream API: the server then sees an
         # unsubscribed inbox before the consumer info a rewind decides on.
@@ -89,6 +92,8 @@ class Projector:
         self._advanced = asyncio.Condition()
         #: The last stream sequence committed to PostgreSQL.
         self.checkpoint = 0
+        #: The ``partition`` label of the lag metrics (the stream's name when not given).
+        self._lag_label = self.stream if partition is None else str(partition)
 
     async def wait_for(self, seq: int) -> None:
         """Return once everything up to stream sequence ``seq`` is projected."""
@@ -204,7 +209,18 @@ class Projector:
             async with self._advanced:
                 self.checkpoint = through
                 self._advanced.notify_all()
+            self._observe_lag(fresh[through])
         await _settle(done=[*done, *broken], term=broken)
+
+    def _observe_lag(self, newest: Msg) -> None:
+        """The projection's lag once a batch is committed: the events stored after its newest
+        (the consumer's pending count, as the server gave it with that event) and how old that
+        event then was. A stalled projector stops updating these: the sampled pending count of
+        its consumer (nodedrop_consumer_pending_messages) keeps growing instead."""
+        metadata = newest.metadata
+        PROJECTION_LAG_EVENTS.labels(self._lag_label).set(metadata.num_pending)
+        age = (datetime.now(UTC) - metadata.timestamp).total_seconds()
+        PROJECTION_LAG_SECONDS.labels(self._lag_label).set(max(age, 0.0))
 
     async def _check_continues(self, seqs: list[int]) -> None:
         # A gap in the sequences is either events still outstanding (delivered later, behind

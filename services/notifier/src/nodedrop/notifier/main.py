@@ -7,10 +7,12 @@ import contextlib
 import logging
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import uvicorn
 
+from nodedrop.contracts import subjects
 from nodedrop.notifier.auth import key_auth, key_recheck
 from nodedrop.notifier.partitions import Projectors
 from nodedrop.notifier.retention import Pruner
@@ -18,11 +20,13 @@ from nodedrop.notifier.settings import NotifierSettings
 from nodedrop.notifier.store import create_pool
 from nodedrop.notifier.websocket import create_app
 from nodedrop.platform import eventloop, natsconnect
+from nodedrop.platform.consumerlag import ConsumerLag, Sampled
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.lease_store import open_leases
 from nodedrop.platform.leases import PartitionLeases
 from nodedrop.platform.lifecycle import stop_on_signals
 from nodedrop.platform.logsetup import configure_logging
+from nodedrop.platform.ops import Check, PeriodicCheck, nats_connected
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,19 @@ async def serve(settings: NotifierSettings, stop: asyncio.Event | None = None) -
                 lost=projectors.give_up,
                 lease_s=lease_s,
             )
+            database = PeriodicCheck("PostgreSQL", lambda: pool.fetchval("SELECT 1"))
+            checks: dict[str, Check] = {
+                "nats": nats_connected(lambda: nc.is_connected),
+                "database": database,
+                "leases": leases.readiness,
+            }
+            lag = ConsumerLag(
+                js,
+                lambda: [
+                    Sampled("notifier", p, streams.layout.stream(p), subjects.NOTIFIER_CONSUMER)
+                    for p in projectors.partitions
+                ],
+            )
             pruner = Pruner(
                 js,
                 pool,
@@ -84,6 +101,7 @@ async def serve(settings: NotifierSettings, stop: asyncio.Event | None = None) -
                         recheck=key_recheck(pool, settings.admin_token),
                         allowed_origins=settings.websocket_origins,
                         layout=streams.layout,
+                        checks=checks,
                     ),
                     host=settings.host,
                     port=settings.notifier_port,
@@ -94,7 +112,9 @@ async def serve(settings: NotifierSettings, stop: asyncio.Event | None = None) -
                 )
             )
             with stop_on_signals(stop):
-                await _run_until_stopped(leases, projectors, pruner, server, stop)
+                await _run_until_stopped(
+                    leases, projectors, pruner, server, stop, side=(database.run, lag.run)
+                )
         finally:
             await pool.close()
     finally:
@@ -110,7 +130,11 @@ async def _run_until_stopped(
     pruner: Pruner,
     server: uvicorn.Server,
     stop: asyncio.Event,
+    *,
+    side: tuple[Callable[[asyncio.Event], Coroutine[Any, Any, None]], ...] = (),
 ) -> None:
+    """``side``: tasks that watch (readiness, metrics) and end when ``stop`` is set."""
+
     async def http() -> None:
         try:
             await server.serve()
@@ -135,6 +159,7 @@ async def _run_until_stopped(
         asyncio.create_task(project(), name="projectors"),
         asyncio.create_task(http(), name="websocket-server"),
         asyncio.create_task(pruner.run(stop), name="pruner"),
+        *(asyncio.create_task(run(stop)) for run in side),
     ]
     stopping = asyncio.create_task(stop.wait())
     try:

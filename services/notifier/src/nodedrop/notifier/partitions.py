@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nodedrop.contracts.routing import Layout
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name
+from nodedrop.platform.metrics import PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Projectors:
             ProjectionStore(self._pool, checkpoint_name(partition)),
             stream=self._layout.stream(partition),
             linger_s=self._linger_s,
+            partition=partition,
         )
 
     async def take(self, partition: int) -> None:
@@ -61,6 +63,9 @@ class Projectors:
         stop.set()
         with contextlib.suppress(Exception):
             await task
+        for gauge in (PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS):
+            with contextlib.suppress(KeyError):  # another notifier reports it now
+                gauge.remove(str(partition))
         log.info("stopped projecting partition %d", partition)
 
     async def stop(self) -> None:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Collection, Mapping
 
 import msgspec
 import nats.errors
@@ -23,7 +23,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import NotFoundError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -38,7 +38,9 @@ from nodedrop.notifier.auth import (
     origin_allowed,
     presented_key,
 )
+from nodedrop.platform import ops
 from nodedrop.platform.history import DirectReadError, direct_read
+from nodedrop.platform.metrics import WEBSOCKET_CLIENTS
 
 log = logging.getLogger(__name__)
 
@@ -83,17 +85,24 @@ def create_app(
     layout: Layout | None = None,
     recheck: Authenticate | None = None,
     recheck_s: float = RECHECK_S,
+    checks: Mapping[str, ops.Check] | None = None,
 ) -> Starlette:
     """The notifier's ASGI app. Keys are checked by ``authenticate``, by default against
     ``admin_token`` (None: no key is valid), and the keys of open sockets every ``recheck_s`` by
     ``recheck`` (default: ``authenticate``; it should not cache): a socket whose key is no longer
     valid is closed with 4401. Browsers (requests with ``Origin``) are served only from
-    ``allowed_origins``."""
+    ``allowed_origins``. ``/readyz`` runs ``checks`` (docs/operations.md, "Metrics and
+    probes")."""
     authenticate = authenticate or admin_token_auth(admin_token)
     stream = _ExecutionStream(js, layout or Layout(), _KeyWatch(recheck or authenticate, recheck_s))
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
+
+    async def operator(request: Request) -> Response:
+        found = ops.answer(request.url.path, checks or {})
+        assert found is not None  # (routed only for the three paths)
+        return Response(found.body, found.status, media_type=found.content_type)
 
     async def execution_events(websocket: WebSocket) -> None:
         # Accept first, so that the client sees a close code rather than a failed handshake.
@@ -101,6 +110,10 @@ def create_app(
         # handshake unless one of its offers is chosen: "nodedrop" (never the key's).
         offered = list(websocket.scope.get("subprotocols") or [])
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
+        with WEBSOCKET_CLIENTS.track_inprogress():
+            await _serve_socket(websocket, offered)
+
+    async def _serve_socket(websocket: WebSocket, offered: list[str]) -> None:
         if not origin_allowed(websocket.headers.get("origin"), allowed_origins):
             await websocket.close(CLOSE_FORBIDDEN_ORIGIN)
             return
@@ -130,6 +143,7 @@ def create_app(
     return Starlette(
         routes=[
             Route("/health", health),
+            *(Route(path, operator) for path in ("/livez", "/readyz", "/metrics")),
             WebSocketRoute("/ws/executions/{execution_id}", execution_events),
         ]
     )

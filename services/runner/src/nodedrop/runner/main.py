@@ -12,10 +12,12 @@ from nats.js import JetStreamContext
 from nodedrop.contracts import subjects
 from nodedrop.contracts.routing import Layout
 from nodedrop.platform import eventloop, natsconnect
+from nodedrop.platform.consumerlag import ConsumerLag, Sampled
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.lifecycle import stop_on_signals
 from nodedrop.platform.logsetup import configure_logging
+from nodedrop.platform.ops import nats_connected, ops_listener
 from nodedrop.platform.secretbox import SecretKeyError
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.runner.credentials import CredentialVault
@@ -100,8 +102,19 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
             vault=vault,
             calls=calls,
         )
+        lag = ConsumerLag(
+            nc.jetstream(),
+            lambda: [
+                Sampled("runners", partition, stream, subjects.RUNNER_CONSUMER)
+                for partition, stream in enumerate(streams.layout.streams)
+            ],
+        )
+        checks = {"nats": nats_connected(lambda: nc.is_connected), "runner": runner.readiness}
+        listener = ops_listener(settings.ops_host, settings.ops_port, checks)
         with stop_on_signals(stop):
-            await runner.run(stop)
+            async with listener, asyncio.TaskGroup() as tasks:
+                tasks.create_task(lag.run(stop), name="consumer lag")
+                await runner.run(stop)
     finally:
         await registry.aclose()
         await nc.drain()

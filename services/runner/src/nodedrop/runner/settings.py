@@ -11,6 +11,7 @@ from pydantic import field_validator
 from nodedrop.platform.settings import (
     CommonSettings,
     DatabaseSettings,
+    OpsSettings,
     SecretKeySettings,
     setting,
 )
@@ -21,7 +22,7 @@ from nodedrop.runner.worker import DEFAULT_GRACE_S
 _PACKAGE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class RunnerSettings(CommonSettings, DatabaseSettings, SecretKeySettings):
+class RunnerSettings(CommonSettings, DatabaseSettings, SecretKeySettings, OpsSettings):
     """``database_url`` and ``secret_key``: where the credentials nodes name are read, and
     the key they are decrypted with (docs/credentials.md); without them such nodes fail."""
 

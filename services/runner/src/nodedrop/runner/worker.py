@@ -67,6 +67,13 @@ from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.history import read_execution
 from nodedrop.platform.logsetup import bind
+from nodedrop.platform.metrics import (
+    NODE_ATTEMPT_DURATION,
+    NODE_ATTEMPTS,
+    RUNNER_SLOTS,
+    RUNNER_SLOTS_BUSY,
+)
+from nodedrop.platform.ops import CheckResult
 from nodedrop.platform.pullgroup import PullGroup
 from nodedrop.runner.attempt import (
     MAX_OUTPUT_BYTES,
@@ -200,6 +207,13 @@ class Runner:
         """Tasks this runner holds (running, or recording their result)."""
         return len(self._tasks)
 
+    def readiness(self) -> CheckResult:
+        """Ready while its consumers are attached and it takes tasks (from the end of
+        :meth:`start` to the beginning of :meth:`stop`)."""
+        if not self._background or self._consumer.capacity == 0:
+            return CheckResult(False, "not taking tasks (starting or stopping)")
+        return CheckResult(True, f"taking tasks on {len(self._layout.streams)} partitions")
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down gracefully."""
         await self.start()
@@ -218,6 +232,7 @@ class Runner:
         except BaseException:
             await self.processes.stop()
             raise
+        RUNNER_SLOTS.inc(self.concurrency)
         log.info(
             "runner %s started with %d slots, %d worker processes for %d custom node types",
             self.worker_id,
@@ -251,6 +266,7 @@ class Runner:
         makes a new attempt."""
         if not self._background:
             return  # never started
+        RUNNER_SLOTS.dec(self.concurrency)
         grace_s = self._grace_s if grace_s is None else grace_s
         # No new pull request from here on (a slot given back would ask for one): the server
         # could send it tasks as the subscription ends, and those would wait out the ack wait.
@@ -339,7 +355,8 @@ class Runner:
                 await msg.ack()  # its execution ended while it waited for a worker process
                 return
             held.claiming = True
-            await self._claim_and_run(task, msg)
+            with RUNNER_SLOTS_BUSY.track_inprogress():
+                await self._claim_and_run(task, msg)
 
     def _turn(self, task: NodeReady) -> AbstractAsyncContextManager[None]:
         """Custom node types wait for a free worker process *before* they claim their attempt:
@@ -412,6 +429,7 @@ class Runner:
             )
         attempt = RunningAttempt(task, msg, node_run)
         self._attempts.add(attempt)
+        began = time.monotonic()
         try:
             outcome = await node_run
         except asyncio.CancelledError:
@@ -419,17 +437,23 @@ class Runner:
                 raise  # shutdown: the task goes back unacked
         finally:
             self._attempts.remove(attempt)
+        took = time.monotonic() - began
         if attempt.stopped:
             # A stop event cancelled the node (a node that ignored the cancellation and
             # returned anyway included): its execution wants no result for it.
+            self._count_attempt(task, "cancelled", took)
             await msg.ack()
             return
         if isinstance(outcome, WorkflowCalled):
             # The scheduler starts the children from it; this runner's part is done.
+            self._count_attempt(task, "called", took)
             await self._record_then_ack([outcome], msg)
             return
         used = [credential.id for credential in ctx.credentials.values()]
         result = result_event(task, outcome, self._clock(), used)
+        self._count_attempt(
+            task, "succeeded" if isinstance(result, NodeSucceeded) else "failed", took
+        )
         # The node's log lines go just before its result: in the record, they belong to it.
         logged = logged_event(task, ctx.log.lines, result.time) if ctx.log.lines else None
         await self._record_then_ack([logged, result] if logged is not None else [result], msg)
@@ -443,6 +467,14 @@ class Runner:
         except TimeoutError:
             message = f"node {task.node!r} did not finish within {task.timeout_ms} ms"
             return ErrorInfo(type="NodeTimeout", message=message, retryable=True)
+
+    def _count_attempt(self, task: NodeReady, result: str, seconds: float) -> None:
+        # A type the registry does not know counts as "unknown": the label stays bounded
+        # whatever the events name.
+        known = task.node_type in self._registry or task.node_type == CALL_TYPE
+        node_type = task.node_type if known else "unknown"
+        NODE_ATTEMPTS.labels(node_type, result).inc()
+        NODE_ATTEMPT_DURATION.labels(node_type, result).observe(seconds)
 
     async def _handled_before(self, task: NodeReady, msg: Msg) -> bool:
         """For a task delivered before, or too old for the claim to tell: whether its execution

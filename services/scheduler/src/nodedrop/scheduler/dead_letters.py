@@ -38,6 +38,7 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.routing import execution_id_of, is_event_subject
 from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.history import read_execution
+from nodedrop.platform.metrics import DEAD_LETTERS
 from nodedrop.platform.pull import PullConsumer
 from nodedrop.scheduler.core.decide import DEAD_LETTERED
 
@@ -131,6 +132,7 @@ class DeadLetters:
             letter.kind,
             letter.deliveries,
         )
+        DEAD_LETTERS.labels(letter.kind).inc()
         if not is_event_subject(on):
             return None
         execution_id = execution_id_of(on)

@@ -9,10 +9,12 @@ from datetime import timedelta
 
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.consumerlag import ConsumerLag
 from nodedrop.platform.jetstream import ensure_dead_letters, ensure_jetstream
 from nodedrop.platform.lease_store import open_leases
 from nodedrop.platform.leases import PartitionLeases
 from nodedrop.platform.logsetup import configure_logging
+from nodedrop.platform.ops import nats_connected, ops_listener
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.scheduler.cron import CronFirer
 from nodedrop.scheduler.dead_letters import DeadLetters
@@ -67,10 +69,15 @@ async def serve(settings: SchedulerSettings) -> None:
         finally:  # every partition handed back: nothing left to decide
             scheduler.stop()
 
+    sampling = asyncio.Event()
+    lag = ConsumerLag(js, scheduler.consumers)
+    checks = {"nats": nats_connected(lambda: nc.is_connected), "leases": leases.readiness}
+
     def stop() -> None:
         leases.stop()
         firer.stop()
         dead_letters.stop()
+        sampling.set()
 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,11 +85,13 @@ async def serve(settings: SchedulerSettings) -> None:
     log.info("scheduler running")
     try:
         # One failing stops the other: the process exits and is restarted as a whole.
-        async with asyncio.TaskGroup() as tasks:
+        listener = ops_listener(settings.ops_host, settings.ops_port, checks)
+        async with listener, asyncio.TaskGroup() as tasks:
             tasks.create_task(scheduler.run(partitions=()), name="scheduler")
             tasks.create_task(hold_leases(), name="partition leases")
             tasks.create_task(firer.run(), name="cron firer")
             tasks.create_task(dead_letters.run(), name="dead letters")
+            tasks.create_task(lag.run(sampling), name="consumer lag")
     finally:
         await nc.drain()
 

@@ -56,9 +56,16 @@ from nodedrop.contracts.codec import EventDecodeError
 from nodedrop.contracts.events import Event, ExecutionRequested
 from nodedrop.contracts.routing import execution_subject
 from nodedrop.platform.bus import EventPublisher, FencedError
+from nodedrop.platform.consumerlag import Sampled
 from nodedrop.platform.history import read_execution
 from nodedrop.platform.jetstream import StreamSettings
 from nodedrop.platform.logsetup import bind
+from nodedrop.platform.metrics import (
+    EXECUTIONS_ACTIVE,
+    SCHEDULER_BATCH_SIZE,
+    SCHEDULER_DECIDE_SECONDS,
+    SCHEDULER_RECORD_SECONDS,
+)
 from nodedrop.platform.pullgroup import PullGroup
 from nodedrop.scheduler.active import DEFAULT_SNAPSHOT_INTERVAL_S, ActiveExecutions
 from nodedrop.scheduler.admission import Claim, ConcurrencyGate, KvGate, claims_of
@@ -73,6 +80,7 @@ from nodedrop.scheduler.core import (
     step,
     tick,
 )
+from nodedrop.scheduler.observed import count_recorded
 from nodedrop.scheduler.partitions import Ownership, fence_holds, take_over
 from nodedrop.scheduler.shares import RunnerShares
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
@@ -194,6 +202,13 @@ class Scheduler:
     def partitions(self) -> list[int]:
         """The partitions this scheduler owns now."""
         return sorted(self._owned)
+
+    def consumers(self) -> list[Sampled]:
+        """The consumers of the partitions owned now, for the lag metrics."""
+        return [
+            Sampled("scheduler", partition, owned.ownership.stream, owned.ownership.consumer)
+            for partition, owned in sorted(self._owned.items())
+        ]
 
     def stop(self) -> None:
         self._stopping.set()
@@ -345,8 +360,11 @@ class Scheduler:
                 self._held.append((msg, event))
             else:
                 work.append((msg, event))
+        if msgs:
+            SCHEDULER_BATCH_SIZE.observe(len(msgs))
         try:
-            await self._decide_batch(batch, work)
+            with SCHEDULER_DECIDE_SECONDS.time():
+                await self._decide_batch(batch, work)
         except Exception as error:
             raise _BatchFailedError([msg for msg, _ in work]) from error
         if not (batch.decisions or batch.inputs or batch.touched or batch.unlist):
@@ -465,6 +483,11 @@ class Scheduler:
     async def _record(self, batch: _Batch) -> None:
         """Record the batch's decisions, then acknowledge its inputs (or have them redelivered
         and the executions rebuilt, if recording failed)."""
+        with SCHEDULER_RECORD_SECONDS.time():
+            await self._record_batch(batch)
+        EXECUTIONS_ACTIVE.set(len(self._states))
+
+    async def _record_batch(self, batch: _Batch) -> None:
         ended = [i for i in batch.touched if (s := self._states.get(i)) is not None and s.finished]
         fences = {p: owned.ownership.fence for p, owned in self._owned.items()}
         try:
@@ -487,6 +510,7 @@ class Scheduler:
             )
             self._forget(batch)
             return
+        count_recorded(batch.decisions, self._states)
         for msg in batch.inputs:
             await msg.ack()
         await self._release(ended)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from nodedrop.platform.settings import CommonSettings, LeaseSettings, setting
+from nodedrop.platform.settings import CommonSettings, LeaseSettings, OpsSettings, setting
 
 
-class SchedulerSettings(CommonSettings, LeaseSettings):
+class SchedulerSettings(CommonSettings, LeaseSettings, OpsSettings):
     schedule_grace_s: float = setting(
         300.0,
         "Seconds a missed cron tick may be old and still fire, once (see Schedules)",
