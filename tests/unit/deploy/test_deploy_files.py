@@ -531,7 +531,11 @@ def test_proxy_spreads_over_both_api_replicas() -> None:
     published = _str(_list(proxy["ports"], "ports")[0], "ports")
     assert published.endswith(f":{listen}")
     locations = {tuple(d.args[1:]): d.block for d in _find(server, "location")}
-    assert set(locations) == {("/",), ("/ws/",)}
+    # The operator's endpoints are answered 404 by nginx: scraped and probed inside only.
+    operator = {("=", path) for path in ("/metrics", "/readyz", "/livez")}
+    assert set(locations) == {("/",), ("/ws/",), *operator}
+    for where in operator:
+        assert [d.args for d in locations.pop(where) or []] == [["return", "404"]]
     for block in locations.values():
         assert block is not None
         # nginx: a location with any proxy_set_header inherits none from the server level.
@@ -568,20 +572,26 @@ def test_proxy_upgrades_websockets() -> None:
 def test_health_checks_use_real_endpoints() -> None:
     from nodedrop.api.routes.health import router
 
-    assert "/health" in [getattr(route, "path", "") for route in router.routes]
+    assert "/readyz" in [getattr(route, "path", "") for route in router.routes]
     notifier = REPO / "services/notifier/src/nodedrop/notifier/websocket.py"
-    assert 'Route("/health"' in notifier.read_text()
+    assert '"/readyz"' in notifier.read_text()
     services = _services()
     for name, port in [
         ("api-1", 8000),
         ("api-2", 8000),
         ("notifier-1", 8001),
         ("notifier-2", 8001),
+        ("scheduler", 9100),
+        ("runner", 9100),
     ]:
         test = " ".join(
             _str(p, name) for p in _list(_map(services[name]["healthcheck"], name)["test"], name)
         )
-        assert f"http://127.0.0.1:{port}/health" in test, name
+        assert f"http://127.0.0.1:{port}/readyz" in test, name
+    for name in ("scheduler", "runner"):  # their listener is on, on every interface
+        environment = _map(services[name]["environment"], name)
+        assert environment["NODEDROP_OPS_PORT"] == "9100"
+        assert environment["NODEDROP_OPS_HOST"] == "0.0.0.0"
 
 
 # ---------------------------------------------------------------- Dockerfile
@@ -968,8 +978,37 @@ def test_chart_api_reaches_the_notifiers_through_their_service() -> None:
         for port_spec in _list(service["ports"], "ports"):
             assert _map(port_spec, "port")["targetPort"] in container_ports, component
         probe = _map(_map(container["readinessProbe"], "probe")["httpGet"], "httpGet")
-        assert probe["path"] == "/health"
+        assert probe["path"] == "/readyz"
         assert probe["port"] in container_ports
+
+
+def test_chart_probes_and_scrapes_every_service_on_a_port_it_listens_on() -> None:
+    """Kubernetes' probes and Prometheus' scrape annotations point at /livez, /readyz and
+    /metrics on a port the container declares: the api's and the notifier's own, the
+    scheduler's and the runner's ops listener, which the chart turns on (NODEDROP_OPS_PORT)."""
+    from nodedrop.platform.ops import answer
+
+    for path in ("/livez", "/readyz", "/metrics"):
+        assert answer(path, {}) is not None
+    deployments = _by_kind(_rendered("prod"), "Deployment")
+    for component in ("api", "scheduler", "runner", "notifier"):
+        deployment = deployments[f"prod-{component}"]
+        container = _container(deployment)
+        ports = {
+            _str(_map(p, "port")["name"], "name"): _map(p, "port")["containerPort"]
+            for p in _list(container["ports"], "ports")
+        }
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
+            get = _map(_map(container[probe], probe)["httpGet"], "httpGet")
+            assert (get["path"], get["port"] in ports) == (path, True), component
+        template = _map(_map(deployment["spec"], "spec")["template"], "template")
+        annotations = _map(_map(template["metadata"], "metadata")["annotations"], "annotations")
+        assert annotations["prometheus.io/path"] == "/metrics"
+        assert int(_str(annotations["prometheus.io/port"], "port")) in ports.values(), component
+        if component in ("scheduler", "runner"):
+            env = _container_env(container)
+            assert int(_str(env["NODEDROP_OPS_PORT"]["value"], "port")) == ports["ops"]
+            assert env["NODEDROP_OPS_HOST"]["value"] == "0.0.0.0"
 
 
 def test_chart_migrates_before_install_and_upgrade() -> None:

@@ -82,3 +82,28 @@ securityContext:
   capabilities:
     drop: ["ALL"]
 {{- end }}
+
+{{/* The scheduler's and the runner's metrics and probes listener (they serve no other HTTP). */}}
+{{- define "nodedrop.opsEnv" -}}
+- name: NODEDROP_OPS_HOST
+  value: "0.0.0.0"
+- name: NODEDROP_OPS_PORT
+  value: {{ .Values.opsPort | quote }}
+{{- end }}
+
+{{/* Probes on that listener: ready once connected with consumers attached (and, for a
+scheduler, a lease round done: a standby holding no partition is ready too); live while the
+process answers, so a NATS outage makes pods unready, never restarts them. */}}
+{{- define "nodedrop.opsProbes" -}}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: ops
+  periodSeconds: 5
+livenessProbe:
+  httpGet:
+    path: /livez
+    port: ops
+  periodSeconds: 10
+  failureThreshold: 6
+{{- end }}
