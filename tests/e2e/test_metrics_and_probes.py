@@ -100,6 +100,8 @@ async def test_an_execution_shows_in_the_counters_of_the_scheduler_and_the_runne
     )
     assert value(scheduler, "nodedrop_scheduler_batch_size_count") > 0
     assert value(scheduler, "nodedrop_publish_seconds_count") > 0
+    api = await samples(system, "api")
+    assert value(api, "nodedrop_publish_seconds_count") > 0  # the ExecutionRequested
 
     runner = await samples(system, "runner")
     attempts = "nodedrop_node_attempts_total"

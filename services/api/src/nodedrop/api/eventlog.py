@@ -19,6 +19,7 @@ from nodedrop.contracts.events import AnyEvent, Event, type_name
 from nodedrop.contracts.routing import Layout, event_subject, execution_subject
 from nodedrop.platform.history import read_execution
 from nodedrop.platform.jetstream import StreamSettings
+from nodedrop.platform.metrics import PUBLISH_SECONDS
 from nodedrop.platform.retry import retry_unavailable
 
 log = logging.getLogger(__name__)
@@ -64,18 +65,19 @@ class EventLog:
             # While a stream's leader is elected (seconds, on a cluster) publishes get no answer
             # or a 503: ask again rather than refuse the request. Safe after a timeout too: the
             # event id is the message id, so a copy that was stored is answered, not stored twice.
-            ack = await retry_unavailable(
-                lambda: self._js.publish(
-                    event_subject(event),
-                    payload,
-                    timeout=self._timeout_s,
-                    stream=self._layout.stream_of(event.execution_id),
-                    headers={"Nats-Msg-Id": event.event_id},
-                ),
-                what=f"publish {type_name(event)}",
-                attempts=_PUBLISH_ATTEMPTS,
-                first_s=0.2,
-            )
+            with PUBLISH_SECONDS.time():  # as the client waits for it: retries included
+                ack = await retry_unavailable(
+                    lambda: self._js.publish(
+                        event_subject(event),
+                        payload,
+                        timeout=self._timeout_s,
+                        stream=self._layout.stream_of(event.execution_id),
+                        headers={"Nats-Msg-Id": event.event_id},
+                    ),
+                    what=f"publish {type_name(event)}",
+                    attempts=_PUBLISH_ATTEMPTS,
+                    first_s=0.2,
+                )
         except nats.errors.MaxPayloadError as error:
             raise PayloadTooLargeError(
                 f"the {type_name(event)} event is too large: {error}"
