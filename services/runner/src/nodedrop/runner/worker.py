@@ -212,7 +212,8 @@ class Runner:
         :meth:`start` to the beginning of :meth:`stop`)."""
         if not self._background or self._consumer.capacity == 0:
             return CheckResult(False, "not taking tasks (starting or stopping)")
-        return CheckResult(True, f"taking tasks on {len(self._layout.streams)} partitions")
+        partitions = len(self._layout.streams)
+        return CheckResult(True, f"taking tasks on {partitions} partition(s)")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down gracefully."""
