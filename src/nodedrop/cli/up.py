@@ -511,6 +511,9 @@ class Up:
             wanted.append(("NODEDROP_NATS_PORT", "127.0.0.1", plan.nats_port))
         if plan.database_url is None:
             wanted.append(("NODEDROP_PG_PORT", "127.0.0.1", plan.pg_port))
+        ops_host = os.environ.get("NODEDROP_OPS_HOST", "").strip() or "127.0.0.1"
+        for name, port in ops_ports(os.environ.get(OPS_PORT_ENV), plan.service_names()).items():
+            wanted.append((f"{OPS_PORT_ENV} ({name})", ops_host, port))
         ports = [port for _, _, port in wanted]
         if len(set(ports)) != len(ports):
             listing = ", ".join(f"{name}={port}" for name, _, port in wanted)

@@ -88,3 +88,30 @@ def test_ops_port_gives_the_scheduler_and_each_runner_a_port_of_its_own() -> Non
     assert up.ops_ports("9100", names) == {"scheduler": 9100, "runner-1": 9101, "runner-2": 9102}
     assert up.ops_ports(None, names) == {}
     assert up.ops_ports("0", names) == {}  # any free port, each: nothing to share out
+
+
+def test_a_busy_ops_port_is_refused_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        busy = sock.getsockname()[1]
+        monkeypatch.setenv("NODEDROP_OPS_PORT", str(busy - 1))  # the runner's: busy + 0
+        others = {  # servers of their own: only the services' ports are checked
+            "NODEDROP_DATA_DIR": str(tmp_path),
+            "NODEDROP_NATS_URL": "nats://127.0.0.1:1",
+            "NODEDROP_DATABASE_URL": "postgresql://x@127.0.0.1:1/x",
+            "NODEDROP_PORT": str(_free_port()),
+            "NODEDROP_NOTIFIER_PORT": str(_free_port()),
+        }
+        plan = up.Plan.from_env(others, runners=1)
+        with pytest.raises(up.UpError, match=rf"{busy} \(NODEDROP_OPS_PORT \(runner\)\)"):
+            up.Up(plan, stop_timeout=1, out=io.StringIO())._check_ports()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
