@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 from nats.aio.client import Client as NatsClient
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from nodedrop.api import ws_relay
 from nodedrop.api.auth import key_verifier
@@ -35,6 +36,7 @@ from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.api.secret_keys import SecretKeys
 from nodedrop.api.settings import ApiSettings
+from nodedrop.api.waiters import FinishedNotices, Waiters
 from nodedrop.api.webui import install_web_ui
 from nodedrop.contracts.credential_types import CredentialTypeRegistry
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
@@ -82,6 +84,24 @@ async def _connect_nats(settings: NatsSettings) -> NatsClient:
     return nc
 
 
+async def _open_resources(
+    config: ApiSettings, nc: NatsClient, engine: AsyncEngine, notices: FinishedNotices
+) -> Resources:
+    js = nc.jetstream()
+    streams = config.streams
+    await ensure_jetstream(js, streams)
+    await notices.start(nc)
+    return Resources(
+        nc=nc,
+        engine=engine,
+        sessions=session_factory(engine),
+        events=EventLog(nc, js, layout=streams.layout),
+        schedules=await ScheduleStore.open(js, streams.replicas),
+        data=DataStore(js, replicas=streams.replicas),
+        waiters=notices.waiters,
+    )
+
+
 def create_app(
     config: ApiSettings,
     *,
@@ -100,6 +120,7 @@ def create_app(
             log.warning("NODEDROP_ADMIN_TOKEN is not set: only users' keys are accepted")
         nc = await _connect_nats(config.nats_settings())
         engine = create_engine(config.database_url)
+        notices = FinishedNotices(Waiters())
         try:
             try:
                 keys = SecretKeys(secret_key or config.credentials_key)
@@ -107,20 +128,11 @@ def create_app(
             except SecretKeyError as error:
                 raise ConfigurationError(str(error)) from None
             app.state.secret_keys = keys
-            js = nc.jetstream()
-            streams = config.streams
-            await ensure_jetstream(js, streams)
-            app.state.resources = Resources(
-                nc=nc,
-                engine=engine,
-                sessions=session_factory(engine),
-                events=EventLog(nc, js, layout=streams.layout),
-                schedules=await ScheduleStore.open(js, streams.replicas),
-                data=DataStore(js, replicas=streams.replicas),
-            )
+            app.state.resources = await _open_resources(config, nc, engine, notices)
             yield
         finally:
             app.state.resources = None
+            await notices.stop()
             await nc.drain()
             await engine.dispose()
 
