@@ -383,6 +383,8 @@ def _subscribed(user: str) -> list[str]:
         subscribed += [events_of_type(t) for t in (NodeCancelled, ExecutionFinished)]
     if user == API:  # requests that wait for their execution's end (docs/api.md, "Waiting")
         subscribed.append(subjects.projected_finished_subjects())
+        # a webhook answered by a respond_to_webhook node: that execution's results only
+        subscribed.append(events_of_type(NodeSucceeded))
     return subscribed
 
 

@@ -88,6 +88,23 @@ async def wait_for(
     return future.done() and not future.cancelled()
 
 
+async def wait_first(
+    first: asyncio.Future[Any],
+    second: asyncio.Future[None],
+    timeout_s: float,
+    gone: Coroutine[Any, Any, None],
+) -> None:
+    """Wait until ``first`` or ``second`` resolves, ``timeout_s`` passes or ``gone`` completes;
+    the caller looks at which future is done."""
+    watch = asyncio.ensure_future(gone)
+    try:
+        await asyncio.wait(
+            {first, second, watch}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        watch.cancel()
+
+
 class FinishedNotices:
     """The one subscription of an api process to the notifier's "finished" notices."""
 
