@@ -213,3 +213,28 @@ async def test_the_request_is_the_trigger_output_without_its_secret_headers(
     # request snapshots: not checked here.)
     for secret in ("cookie-value", "key-value", "token-value", api_key):
         assert secret not in recorded
+
+
+async def test_a_response_node_that_is_not_in_the_workflow_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    nodes = [
+        {
+            "id": "hook",
+            "type": "webhook_trigger",
+            "parameters": {"respond": "when_finished", "response_node": "nope"},
+        },
+        set_node("a", {}),
+    ]
+    response = await client.post(
+        "/api/workflows",
+        json={"name": "x", "nodes": nodes, "connections": [{"from": "hook", "to": "a"}]},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == [
+        "body",
+        "nodes",
+        0,
+        "parameters",
+        "response_node",
+    ]
