@@ -119,3 +119,38 @@ async def test_client_gone_returns_on_the_disconnect_after_the_body() -> None:
 
     await asyncio.wait_for(client_gone(Request({"type": "http"}, receive)), 5)
     assert received == ["http.request", "http.disconnect"]
+
+
+def _notice(ids: list[str]) -> SimpleNamespace:
+    return SimpleNamespace(data=json.dumps(ids).encode(), subject="s")
+
+
+async def test_the_bodies_of_a_notice_are_read_once_for_all_its_waiters() -> None:
+    reads: list[list[str]] = []
+
+    async def read(execution_ids: list[str]) -> dict[str, bytes]:
+        reads.append(execution_ids)
+        return {i: f"body of {i}".encode() for i in execution_ids}
+
+    notices = FinishedNotices(Waiters(), read)
+    waiters = notices.waiters
+    with waiters.waiting("a") as a1, waiters.waiting("a") as a2, waiters.waiting("b") as b:
+        await notices._on_notice(_notice(["a", "b", "c"]))  # type: ignore[arg-type]
+        assert await wait_for(a1, 5)
+        assert await wait_for(b, 5)
+        assert a1.result() == a2.result() == b"body of a"
+        assert b.result() == b"body of b"
+    assert reads == [["a", "b"]]  # one read, only of what is waited for
+    await notices._on_notice(_notice(["a"]))  # type: ignore[arg-type]
+    assert reads == [["a", "b"]]  # nobody waits: nothing read
+
+
+async def test_a_failed_read_resolves_the_waiters_without_a_body() -> None:
+    async def read(execution_ids: list[str]) -> dict[str, bytes]:
+        raise OSError("the database is restarting")
+
+    notices = FinishedNotices(Waiters(), read)
+    with notices.waiters.waiting("a") as a:
+        await notices._on_notice(_notice(["a"]))  # type: ignore[arg-type]
+        assert await wait_for(a, 5)
+        assert a.result() is None

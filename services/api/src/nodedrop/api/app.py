@@ -90,11 +90,12 @@ async def _open_resources(
     js = nc.jetstream()
     streams = config.streams
     await ensure_jetstream(js, streams)
-    await notices.start(nc)
+    sessions = session_factory(engine)
+    await notices.start(nc, executions.body_reader(sessions))
     return Resources(
         nc=nc,
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         events=EventLog(nc, js, layout=streams.layout),
         schedules=await ScheduleStore.open(js, streams.replicas),
         data=DataStore(js, replicas=streams.replicas),

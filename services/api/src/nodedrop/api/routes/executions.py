@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from nodedrop.api import execution_requests as rules
 from nodedrop.api import projection_reads, reruns, submission, workflow_store
 from nodedrop.api.auth import User
+from nodedrop.api.db import Sessions
 from nodedrop.api.definitions import (
     CheckedDefinition,
     parse_definition_off_loop,
@@ -49,7 +50,7 @@ from nodedrop.api.schemas import (
 )
 from nodedrop.api.settings import ApiSettings
 from nodedrop.api.timefmt import iso, iso_or_none, utcnow
-from nodedrop.api.waiters import wait_for
+from nodedrop.api.waiters import BodyReader, wait_for
 from nodedrop.api.workflow_store import new_id
 from nodedrop.contracts import ids
 from nodedrop.contracts.codec import to_public
@@ -210,16 +211,32 @@ async def request_execution(
         accepted = await _request_execution(body, user, running, execution_id)
         if not await wait_for(finished, seconds, client_gone(request)):
             return accepted
-    return await finished_answer(running, execution_id)
+        return await finished_answer(running, execution_id, finished.result())
 
 
-async def finished_answer(running: Running, execution_id: str) -> Response:
-    """200 with ``GET /api/executions/{id}``'s body, read from the projection."""
-    async with open_session(running.resources) as session:
-        row = await projection_reads.get_execution(session, execution_id)
-        assert row is not None  # announced finished: its row is committed
-        out = await execution_out(session, row)
-    return Response(out.model_dump_json(), status.HTTP_200_OK, media_type="application/json")
+async def finished_answer(running: Running, execution_id: str, body: bytes | None) -> Response:
+    """200 with ``GET /api/executions/{id}``'s body: the one read for every waiter of the
+    execution, or (when that read failed) read here."""
+    if body is None:
+        async with open_session(running.resources) as session:
+            row = await projection_reads.get_execution(session, execution_id)
+            assert row is not None  # announced finished: its row is committed
+            body = (await execution_out(session, row)).model_dump_json().encode()
+    return Response(body, status.HTTP_200_OK, media_type="application/json")
+
+
+def body_reader(sessions: Sessions) -> BodyReader:
+    """Reads ``GET /api/executions/{id}``'s bodies of several finished executions at once."""
+
+    async def read(execution_ids: list[str]) -> dict[str, bytes]:
+        async with sessions() as session:
+            found = await projection_reads.executions_with_nodes(session, execution_ids)
+        return {
+            row.id: _execution_body(row, nodes, children).model_dump_json().encode()
+            for row, nodes, children in found
+        }
+
+    return read
 
 
 async def _request_execution(
@@ -338,7 +355,7 @@ async def rerun_execution(
         accepted = await _rerun(execution_id, body, user, running, rerun_id)
         if not await wait_for(finished, seconds, client_gone(request)):
             return accepted
-    return await finished_answer(running, rerun_id)
+        return await finished_answer(running, rerun_id, finished.result())
 
 
 async def _rerun(
@@ -448,14 +465,14 @@ def execution_from_event(event: ExecutionRequested, seq: int) -> ExecutionOut:
 _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"model": Message}}
 
 
-@router.get("/{execution_id}", responses=_UNKNOWN)
+@router.get("/{execution_id}", response_model=ExecutionOut, responses=_UNKNOWN)
 async def get_execution(
     execution_id: str,
     user: CurrentUser,
     running: RunningDep,
     request: Request,
     wait: WaitQuery = None,
-) -> ExecutionOut:
+) -> ExecutionOut | Response:
     """The execution as projected (eventually consistent), nodes in plan order. With ``wait``,
     answered once it has finished or when the wait runs out, whichever comes first."""
     seconds = checked_wait(wait, running.config)
@@ -468,6 +485,8 @@ async def get_execution(
             finished, seconds, client_gone(request)
         ):
             return out
+        if (body := finished.result()) is not None:
+            return Response(body, status.HTTP_200_OK, media_type="application/json")
     return await _read_execution(execution_id, user, running)
 
 
@@ -482,12 +501,20 @@ async def _read_execution(execution_id: str, user: User, running: Running) -> Ex
 async def execution_out(session: AsyncSession, row: ExecutionRow) -> ExecutionOut:
     """``GET /api/executions/{id}``'s body for a projected execution."""
     nodes = await projection_reads.node_executions(session, row.id)
-    children = [
-        ChildExecution(id=c.id, node=c.parent_node, workflow_id=c.workflow_id, status=c.status)
-        for c in await projection_reads.children(session, row.id)
-    ]
+    children = await projection_reads.children(session, row.id)
+    return _execution_body(row, nodes, children)
+
+
+def _execution_body(
+    row: ExecutionRow, nodes: list[NodeExecutionRow], children: list[ExecutionRow]
+) -> ExecutionOut:
     return ExecutionOut(
-        **_summary_fields(row), nodes={n.node: _node_out(n) for n in nodes}, children=children
+        **_summary_fields(row),
+        nodes={n.node: _node_out(n) for n in nodes},
+        children=[
+            ChildExecution(id=c.id, node=c.parent_node, workflow_id=c.workflow_id, status=c.status)
+            for c in children
+        ],
     )
 
 
