@@ -14,8 +14,11 @@ step (as ``tests.bench.cpu_cost`` does), divided by the executions answered.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 from tests.bench import cpu_cost
 from tests.bench.load import execution_body, open_loop
 from tests.bench.s1_chain import chain
@@ -114,6 +117,50 @@ async def one_step(
     )
 
 
+def webhook_workflow(respond: str) -> dict[str, Any]:
+    """Webhook in, response out, three nodes: the trigger, a ``set`` and the answer (a ``set``
+    for ``when_finished``, a ``respond_to_webhook`` for ``via_node``)."""
+    last: dict[str, Any] = (
+        {"id": "answer", "type": "set", "parameters": {"values": {"ok": True}}}
+        if respond == "when_finished"
+        else {
+            "id": "answer",
+            "type": "respond_to_webhook",
+            "parameters": {"body": {"total": "{{ item.total }}"}},
+        }
+    )
+    return {
+        "name": f"webhook {respond}",
+        "nodes": [
+            {"id": "hook", "type": "webhook_trigger", "parameters": {"respond": respond}},
+            {"id": "total", "type": "set", "parameters": {"values": {"total": "{{ item.n * 2 }}"}}},
+            last,
+        ],
+        "connections": [{"from": "hook", "to": "total"}, {"from": "total", "to": "answer"}],
+    }
+
+
+async def webhook_latencies(stack: Stack, respond: str, requests: int) -> list[float]:
+    """Milliseconds from sending each webhook request to reading its whole answer, one
+    request at a time (httpx: answers of ``when_finished`` are chunked)."""
+    base = f"http://127.0.0.1:{stack.system.api_port}"
+    headers = {"Authorization": f"Bearer {stack.system.token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
+        saved = await client.post("/api/workflows", json=webhook_workflow(respond))
+        saved.raise_for_status()
+        url = f"/webhooks/{saved.json()['id']}/hook"
+        latencies = []
+        for n in range(requests + 5):
+            started = time.perf_counter()
+            answer = await client.post(url, json={"n": n})
+            took = ms(time.perf_counter() - started)
+            if answer.status_code != 200:
+                raise RuntimeError(f"webhook {respond} answered {answer.status_code}")
+            if n >= 5:  # the first few warm up
+                latencies.append(took)
+    return latencies
+
+
 async def run(bench: Bench) -> Outcome:
     quick = bench.quick
     rates: tuple[float, ...] = (50.0,) if quick else STEP_RATES
@@ -121,6 +168,7 @@ async def run(bench: Bench) -> Outcome:
     postgres_pid = bench.postgres.pid
     assert postgres_pid is not None
     steps: list[Step] = []
+    webhooks: dict[str, list[float]] = {}
     async with bench.stack("s9") as stack, stack.tap() as tap:
         await one_step(stack, tap, postgres_pid, 50, 1)  # warm-up
         for rate in rates:
@@ -129,6 +177,8 @@ async def run(bench: Bench) -> Outcome:
             print(f"  S9 {step}", flush=True)
             if not step.kept_up or step.p99_ms > GIVE_UP_P99_MS:
                 break
+        for respond in ("when_finished", "via_node"):
+            webhooks[respond] = await webhook_latencies(stack, respond, 20 if quick else 200)
     sustained = [s for s in steps if s.sustained]
     best = max(sustained, key=lambda s: s.rate) if sustained else None
     shown = best or steps[0]
@@ -158,6 +208,19 @@ async def run(bench: Bench) -> Outcome:
                 f"{steps[0].rate:g}/s, {steps[0].cpu_total_ms:.1f} ms CPU)"
             ),
             "-" if quick else verdict(best.rate if best else 0.0, TARGET_RATE, higher=True),
+        )
+    )
+    outcome.rows.append(
+        Row(
+            f"{ID}w",
+            "webhook in, response out, 3 nodes (trigger, set, answer), one request at a time: "
+            "`respond: when_finished` / `via_node`",
+            "-",
+            " / ".join(
+                f"p50 {fmt_ms(percentile(v, 0.5))}, p99 {fmt_ms(percentile(v, 0.99))}"
+                for v in webhooks.values()
+            )
+            + f" ({len(webhooks['via_node'])} requests each)",
         )
     )
     names = list(steps[0].cpu_ms)
