@@ -81,7 +81,8 @@ async def finished_answer(
     async with sessions() as session:
         row = await projection_reads.get_execution(session, execution_id)
         nodes = await projection_reads.node_executions(session, execution_id)
-    assert row is not None  # announced finished: its row is committed
+    if row is None:  # the projection was rebuilt or pruned in between
+        return failed(execution_id, "unknown", None, "the execution's record is not readable")
     if row.status not in SUCCEEDED:
         return failed(execution_id, row.status, row.error, f"the execution ended {row.status}")
     if response_node is None:

@@ -211,16 +211,20 @@ async def request_execution(
         accepted = await _request_execution(body, user, running, execution_id)
         if not await wait_for(finished, seconds, client_gone(request)):
             return accepted
-        return await finished_answer(running, execution_id, finished.result())
+        return await finished_answer(running, execution_id, finished.result(), accepted)
 
 
-async def finished_answer(running: Running, execution_id: str, body: bytes | None) -> Response:
+async def finished_answer(
+    running: Running, execution_id: str, body: bytes | None, accepted: Response
+) -> Response:
     """200 with ``GET /api/executions/{id}``'s body: the one read for every waiter of the
-    execution, or (when that read failed) read here."""
+    execution, or (when that read failed) read here; ``accepted`` if the row is gone (a
+    projection rebuilt or pruned in between)."""
     if body is None:
         async with open_session(running.resources) as session:
             row = await projection_reads.get_execution(session, execution_id)
-            assert row is not None  # announced finished: its row is committed
+            if row is None:
+                return accepted
             body = (await execution_out(session, row)).model_dump_json().encode()
     return Response(body, status.HTTP_200_OK, media_type="application/json")
 
@@ -355,7 +359,7 @@ async def rerun_execution(
         accepted = await _rerun(execution_id, body, user, running, rerun_id)
         if not await wait_for(finished, seconds, client_gone(request)):
             return accepted
-        return await finished_answer(running, rerun_id, finished.result())
+        return await finished_answer(running, rerun_id, finished.result(), accepted)
 
 
 async def _rerun(

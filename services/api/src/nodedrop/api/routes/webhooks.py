@@ -339,11 +339,10 @@ async def receive_webhook(
     if finished.done() and not finished.cancelled():
         async with open_session(resources) as session:
             ended = await projection_reads.get_execution(session, execution_id)
-        assert ended is not None
         return answers.failed(
             execution_id,
-            ended.status,
-            ended.error,
+            ended.status if ended is not None else "unknown",
+            ended.error if ended is not None else None,
             "the execution ended without a respond_to_webhook node answering",
         )
     return answers.timed_out(execution_id, timeout_s)
