@@ -222,13 +222,6 @@ def visible_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
     return shown
 
 
-@router.api_route(
-    "/{workflow_id}/{node_id}",
-    methods=ROUTED_METHODS,
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=ExecutionAccepted,
-    responses=_RESPONSES,
-)
 async def receive_webhook(
     *,
     workflow_id: str,
@@ -346,6 +339,21 @@ async def receive_webhook(
             "the execution ended without a respond_to_webhook node answering",
         )
     return answers.timed_out(execution_id, timeout_s)
+
+
+# One route per method, each with its own OpenAPI operation id; HEAD and OPTIONS are routed
+# only to answer 405 (a node cannot list them), and left out of the document.
+for _method in ROUTED_METHODS:
+    router.add_api_route(
+        "/{workflow_id}/{node_id}",
+        receive_webhook,
+        methods=[_method],
+        operation_id=f"receive_webhook_{_method.lower()}",
+        include_in_schema=_method not in ("HEAD", "OPTIONS"),
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=ExecutionAccepted,
+        responses=_RESPONSES,
+    )
 
 
 async def _authenticate(
