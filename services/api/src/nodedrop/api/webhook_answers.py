@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from fastapi import Response, status
@@ -30,7 +30,7 @@ from nats.aio.msg import Msg
 from nodedrop.api import projection_reads
 from nodedrop.api.db import Sessions
 from nodedrop.contracts import codec
-from nodedrop.contracts.events import NodeSucceeded
+from nodedrop.contracts.events import AnyEvent, NodeSucceeded
 from nodedrop.contracts.items import MAIN_PORT
 from nodedrop.contracts.nodetypes import RESPONSE_PORT
 from nodedrop.contracts.routing import execution_subject
@@ -117,6 +117,24 @@ async def _items_array(items: list[Any], data: DataStore) -> AsyncIterator[bytes
     yield b"]"
 
 
+def _answer_of(event: Any, responders: frozenset[str]) -> dict[str, Any] | None:
+    """The answer a ``respond_to_webhook`` node's result event holds, if it is one."""
+    if not isinstance(event, NodeSucceeded) or event.node not in responders:
+        return None
+    answers = event.output.get(RESPONSE_PORT) or []
+    return answers[0] if answers and isinstance(answers[0], dict) else None
+
+
+def recorded_answer(
+    history: Iterable[tuple[AnyEvent, int]], responders: frozenset[str]
+) -> dict[str, Any] | None:
+    """The first answer a responder recorded in an execution's history, if any."""
+    for event, _ in history:
+        if (answer := _answer_of(event, responders)) is not None:
+            return answer
+    return None
+
+
 class NodeAnswers:
     """The answers ``respond_to_webhook`` nodes of one execution record, as they are recorded:
     a subscription to the execution's ``NodeSucceeded`` subject, open for one request."""
@@ -130,11 +148,9 @@ class NodeAnswers:
             event = codec.decode(msg.data)
         except codec.EventDecodeError:
             return
-        if not isinstance(event, NodeSucceeded) or event.node not in self._responders:
-            return
-        answers = event.output.get(RESPONSE_PORT) or []
-        if answers and isinstance(answers[0], dict) and not self.answer.done():
-            self.answer.set_result(answers[0])
+        answer = _answer_of(event, self._responders)
+        if answer is not None and not self.answer.done():
+            self.answer.set_result(answer)
 
 
 @contextlib.asynccontextmanager

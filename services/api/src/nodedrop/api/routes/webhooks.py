@@ -330,6 +330,11 @@ async def receive_webhook(
                     watch.answer.result(), resources.data, execution_id
                 )
     if finished.done() and not finished.cancelled():
+        # The notices and the node's result come on different subscriptions: look in the log
+        # before saying that no node answered.
+        recorded = answers.recorded_answer(await resources.events.read(execution_id), responders)
+        if recorded is not None:
+            return await answers.node_answer(recorded, resources.data, execution_id)
         async with open_session(resources) as session:
             ended = await projection_reads.get_execution(session, execution_id)
         return answers.failed(
