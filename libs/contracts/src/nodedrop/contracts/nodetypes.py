@@ -63,17 +63,21 @@ class WebhookTriggerParameters(Parameters):
     )
     methods: list[WebhookMethod] = Field(
         default_factory=_post_only,
+        title="HTTP methods",
         min_length=1,
         max_length=5,
         description="the HTTP methods the webhook accepts; others are answered 405",
     )
     output: Literal["body", "request"] = Field(
         default="body",
+        # Not the web UI's label for an "output" parameter ("Output port": switch's).
+        title="Trigger outputs",
         description="what the trigger outputs: the body (a JSON object as the item itself), or "
         "the whole request as {method, headers, query, body} (secret headers left out)",
     )
     respond: Literal["immediately", "when_finished", "via_node"] = Field(
         default="immediately",
+        title="Answer the caller",
         description="immediately: 202 once the run is recorded; when_finished: the output of "
         "response_node (default: the last node to finish) once the run ends; via_node: what a "
         "respond_to_webhook node says",
@@ -86,6 +90,7 @@ class WebhookTriggerParameters(Parameters):
     )
     response_timeout_s: float = Field(
         default=30.0,
+        title="Response timeout (seconds)",
         gt=0,
         le=MAX_WEBHOOK_RESPONSE_TIMEOUT_S,
         description="when_finished / via_node: after this many seconds the answer is 504 with "
@@ -106,6 +111,7 @@ class WebhookTriggerParameters(Parameters):
 class RespondToWebhookParameters(Parameters):
     status: int | str = Field(
         default=200,
+        title="HTTP status",
         description="HTTP status, 200 to 599 (or an expression giving one)",
     )
     headers: dict[str, str] = Field(
