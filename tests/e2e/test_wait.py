@@ -144,3 +144,30 @@ async def test_many_concurrent_waiters_each_get_their_own_execution(
         *(client.get(f"/api/executions/{execution_id}", params={"wait": 30}) for _ in range(50))
     )
     assert {p.json()["status"] for p in polls} == {"succeeded"}
+
+
+async def test_a_waited_parent_answers_its_children_as_get_does(
+    client: httpx.AsyncClient,
+) -> None:
+    child = await client.post("/api/workflows", json=one_node())
+    assert child.status_code == 201, child.text
+    parent = {
+        "name": "parent",
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {
+                "id": "call",
+                "type": "execute_workflow",
+                "parameters": {"workflow_id": child.json()["id"], "trigger": "start"},
+            },
+        ],
+        "connections": [{"from": "start", "to": "call"}],
+    }
+    response = await client.post(
+        "/api/executions", params={"wait": 30}, json={"workflow": parent, "input": [{"n": 3}]}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "succeeded"
+    assert [c["node"] for c in body["children"]] == ["call"]
+    assert (await client.get(f"/api/executions/{body['id']}")).json() == body
