@@ -85,11 +85,15 @@ class ApiConnection:
         return status, json.loads(payload) if payload else None
 
     async def request_execution(self, body: bytes) -> str:
-        status, answer = await self.post("/api/executions", body)
-        if status != 202:
-            raise ApiError(f"POST /api/executions answered {status}: {answer}")
+        return (await self.submit(body))[1]
+
+    async def submit(self, body: bytes, path: str = "/api/executions") -> tuple[int, str]:
+        """``(status, execution id)`` of a request answered 202, or 200 (``?wait=``)."""
+        status, answer = await self.post(path, body)
+        if status not in (200, 202):
+            raise ApiError(f"POST {path} answered {status}: {answer}")
         execution_id: str = answer["id"]
-        return execution_id
+        return status, execution_id
 
 
 def execution_body(workflow: dict[str, Any], **extra: Any) -> bytes:
@@ -102,6 +106,7 @@ class Sent:
     scheduled: float  # wall clock, the time the request was due
     sent: float = 0.0  # wall clock, the time it went on the wire
     answered: float = 0.0
+    status: int = 0
     execution_id: str | None = None
     error: str | None = None
 
@@ -126,12 +131,13 @@ async def open_loop(
     duration_s: float,
     body: Callable[[int], bytes],
     connections: int = 48,
+    path: str = "/api/executions",
 ) -> LoadResult:
     """Send ``rate`` requests per second for ``duration_s``, request ``i`` due at
     ``start + i / rate`` whatever happened to the earlier ones: requests that find every
     connection busy wait in a queue, and that wait counts (latencies are measured from the due
     time, so a slow system cannot slow down the measurement; no coordinated omission). At most
-    ``connections`` requests are in flight."""
+    ``connections`` requests are in flight. ``path`` may carry a query (``?wait=10``)."""
     total = round(rate * duration_s)
     start = time.time() + 0.05
     result = LoadResult(rate=rate, duration_s=duration_s, start=start)
@@ -144,7 +150,7 @@ async def open_loop(
                 payload = body(item.index)
                 item.sent = time.time()
                 try:
-                    item.execution_id = await connection.request_execution(payload)
+                    item.status, item.execution_id = await connection.submit(payload, path)
                 except (ApiError, OSError, asyncio.IncompleteReadError) as error:
                     item.error = repr(error)
                     await connection.close()

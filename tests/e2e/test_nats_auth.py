@@ -2,8 +2,9 @@
 only its own permissions (nodedrop.platform.natsauth).
 
 The evidence that no service needs more than it is given: the whole system does a varied round
-of work (runs, events, the WebSocket, a large output through the object store, a cancel, a
-schedule saved and removed), and the nats-server log has not one permission violation.
+of work (runs, events, the WebSocket, a run waited for, a webhook answered by a node, a large
+output through the object store, a cancel, a schedule saved and removed), and the nats-server
+log has not one permission violation.
 """
 
 from __future__ import annotations
@@ -63,6 +64,26 @@ def run(http: httpx.Client, body: dict[str, object]) -> str:
     return execution_id
 
 
+def wait_and_webhook(http: httpx.Client) -> None:
+    """A run waited for, and a webhook answered by a node: the api's two subscriptions."""
+    # Waiting: the notifier announces the end, the api's shared subscription hears it.
+    waited = http.post("/api/executions", params={"wait": 30}, json={"workflow": HELLO}, timeout=30)
+    assert waited.status_code == 200, waited.text
+    # A webhook answered by a node: the api watches that execution's node results.
+    hooked = {
+        "name": "Hooked",
+        "nodes": [
+            {"id": "hook", "type": "webhook_trigger", "parameters": {"respond": "via_node"}},
+            {"id": "ack", "type": "respond_to_webhook", "parameters": {"status": 201}},
+        ],
+        "connections": [{"from": "hook", "to": "ack"}],
+    }
+    saved_hook = http.post("/api/workflows", json=hooked)
+    assert saved_hook.status_code == 201, saved_hook.text
+    answer = http.post(f"/webhooks/{saved_hook.json()['id']}/hook", json={}, timeout=30)
+    assert answer.status_code == 201, answer.text
+
+
 def test_every_service_works_as_its_own_nats_user(make_up: Callable[[], Up]) -> None:
     up = make_up()
     up.start()
@@ -104,6 +125,8 @@ def test_every_service_works_as_its_own_nats_user(make_up: Callable[[], Up]) -> 
         with ws_connect(ws_url, open_timeout=10) as ws:  # the notifier's ordered consumer
             received = [json.loads(ws.recv(timeout=10)) for _ in events]
         assert [e["seq"] for e in received] == [e["seq"] for e in events]
+
+        wait_and_webhook(http)
 
         # A large output: the runner stores it in the object store, the api reads it back.
         big = [{"text": "x" * 400_000}]

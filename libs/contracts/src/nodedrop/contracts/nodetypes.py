@@ -35,6 +35,20 @@ class NoParameters(Parameters):
     pass
 
 
+WebhookMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+#: The most a webhook's ``response_timeout_s`` may say; the api's NODEDROP_MAX_WAIT_S may cap it
+#: lower when it answers.
+MAX_WEBHOOK_RESPONSE_TIMEOUT_S = 3600
+#: The node type that answers a ``respond: via_node`` webhook, and the port of its output that
+#: holds the answer ``{"status", "headers", "body"}``.
+RESPOND_TO_WEBHOOK_TYPE = "respond_to_webhook"
+RESPONSE_PORT = "response"
+
+
+def _post_only() -> list[WebhookMethod]:
+    return ["POST"]
+
+
 class WebhookTriggerParameters(Parameters):
     secret: str | None = Field(
         default=None,
@@ -47,12 +61,74 @@ class WebhookTriggerParameters(Parameters):
         description="accept only requests signed with the secret (X-Nodedrop-Signature), "
         "not the secret itself (X-Nodedrop-Secret)",
     )
+    methods: list[WebhookMethod] = Field(
+        default_factory=_post_only,
+        title="HTTP methods",
+        min_length=1,
+        max_length=5,
+        description="the HTTP methods the webhook accepts; others are answered 405",
+    )
+    output: Literal["body", "request"] = Field(
+        default="body",
+        # Not the web UI's label for an "output" parameter ("Output port": switch's).
+        title="Trigger outputs",
+        description="what the trigger outputs: the body (a JSON object as the item itself), or "
+        "the whole request as {method, headers, query, body} (secret headers left out)",
+    )
+    respond: Literal["immediately", "when_finished", "via_node"] = Field(
+        default="immediately",
+        title="Answer the caller",
+        description="immediately: 202 once the run is recorded; when_finished: the output of "
+        "response_node (default: the last node to finish) once the run ends; via_node: what a "
+        "respond_to_webhook node says",
+    )
+    response_node: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="when_finished: the node whose output (its main items, a JSON array) is "
+        "the answer",
+    )
+    response_timeout_s: float = Field(
+        default=30.0,
+        title="Response timeout (seconds)",
+        gt=0,
+        le=MAX_WEBHOOK_RESPONSE_TIMEOUT_S,
+        description="when_finished / via_node: after this many seconds the answer is 504 with "
+        "the execution id, and the execution goes on",
+    )
 
     @model_validator(mode="after")
     def _signature_needs_a_secret(self) -> WebhookTriggerParameters:
         if self.require_signature and self.secret is None:
             raise ValueError("require_signature needs a secret to sign with")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError("a method is listed twice in methods")
+        if self.response_node is not None and self.respond != "when_finished":
+            raise ValueError("response_node is only used when respond is when_finished")
         return self
+
+
+class RespondToWebhookParameters(Parameters):
+    status: int | str = Field(
+        default=200,
+        title="HTTP status",
+        description="HTTP status, 200 to 599 (or an expression giving one)",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="response headers (values may be expressions)"
+    )
+    body: Any = Field(
+        default=None,
+        description="the JSON answered (expressions rendered with the first input item); "
+        "null answers the input items",
+    )
+
+    @field_validator("status")
+    @classmethod
+    def _status_range(cls, status: int | str) -> int | str:
+        if isinstance(status, int) and not 200 <= status <= 599:
+            raise ValueError("status must be from 200 to 599")
+        return status
 
 
 class ScheduleTriggerParameters(Parameters):
@@ -248,7 +324,17 @@ BUILTIN_SPECS: tuple[NodeTypeSpec, ...] = (
         "trigger",
         WebhookTriggerParameters,
         input_ports=(),
-        description="Outputs the webhook request body as one item.",
+        description="Outputs the webhook request body (or the whole request) as one item; "
+        "answers at once, when the run ends, or through a respond_to_webhook node.",
+    ),
+    NodeTypeSpec(
+        RESPOND_TO_WEBHOOK_TYPE,
+        "Respond to webhook",
+        "action",
+        RespondToWebhookParameters,
+        output_ports=_fixed(MAIN_PORT, RESPONSE_PORT),
+        description="Sets the answer of a webhook whose trigger has respond: via_node; passes "
+        "its items on, and the run goes on.",
     ),
     NodeTypeSpec(
         "schedule_trigger",

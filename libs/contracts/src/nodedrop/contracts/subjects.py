@@ -82,3 +82,19 @@ SCHEDULES_BUCKET = "nodedrop_schedules"
 
 #: Object store bucket holding node outputs too large to travel inside events.
 DATA_BUCKET = "nodedrop_data"
+
+#: Core NATS (not stored): after each committed projection batch that finished executions, the
+#: notifier publishes the ids of those executions, a JSON list, on
+#: ``nodedrop.projected.finished.<partition>``. An api answering a ``wait`` learns from it that
+#: ``GET /api/executions/{id}`` now shows the end, without polling PostgreSQL. At most once:
+#: a lost notice only makes a waiting request run out its wait.
+PROJECTED_FINISHED_PREFIX = "nodedrop.projected.finished"
+
+
+def projected_finished_subject(partition: int) -> str:
+    return f"{PROJECTED_FINISHED_PREFIX}.{partition:03d}"
+
+
+def projected_finished_subjects() -> str:
+    """Every partition's notices, as one subscription."""
+    return f"{PROJECTED_FINISHED_PREFIX}.*"

@@ -285,6 +285,17 @@ def graph_problems(workflow: Workflow, registry: NodeTypeRegistry) -> list[Probl
         (spec := registry.get(n.type)) is not None and spec.is_trigger for n in workflow.nodes
     ):
         problems.append(_problem(["nodes"], "workflow has no trigger node", "no_trigger"))
+    for i, node in enumerate(workflow.nodes):
+        # A webhook answering with a node's items must name a node of the workflow.
+        answering = node.parameters.get("response_node") if node.type == "webhook_trigger" else None
+        if isinstance(answering, str) and answering not in index:
+            problems.append(
+                _problem(
+                    ["nodes", i, "parameters", "response_node"],
+                    f"response_node {answering!r} is not a node of the workflow",
+                    "unknown_node",
+                )
+            )
 
     cycle = find_cycle(workflow)
     if cycle:

@@ -371,6 +371,8 @@ def _allowed(user: str, layout: Layout) -> list[str]:
             *_data_read(),
             f"$O.{subjects.DATA_BUCKET}.M.>",
             f"{_JS}.STREAM.PURGE.{_DATA}",
+            # the ids of the executions a committed batch finished, for the api's waiters
+            f"{subjects.PROJECTED_FINISHED_PREFIX}.>",
         ]
     raise ValueError(f"no permissions are defined for NATS user {user!r}")
 
@@ -379,6 +381,10 @@ def _subscribed(user: str) -> list[str]:
     subscribed = [INBOX]  # replies, and deliveries of pull and push consumers
     if user == RUNNER:  # stop running nodes of a cancelled or finished execution at once
         subscribed += [events_of_type(t) for t in (NodeCancelled, ExecutionFinished)]
+    if user == API:  # requests that wait for their execution's end (docs/api.md, "Waiting")
+        subscribed.append(subjects.projected_finished_subjects())
+        # a webhook answered by a respond_to_webhook node: that execution's results only
+        subscribed.append(events_of_type(NodeSucceeded))
     return subscribed
 
 

@@ -38,6 +38,7 @@ from nodedrop.api.schedules import ScheduleStore
 from nodedrop.api.schemas import Message
 from nodedrop.api.secret_keys import SecretKeys
 from nodedrop.api.settings import ApiSettings
+from nodedrop.api.waiters import FinishedNotices, Waiters
 from nodedrop.api.webui import install_web_ui
 from nodedrop.contracts.credential_types import CredentialTypeRegistry
 from nodedrop.contracts.nodetypes import NodeTypeRegistry
@@ -111,6 +112,25 @@ async def _readiness(app: FastAPI, nc: NatsClient, engine: AsyncEngine) -> Async
         await probes
 
 
+async def _open_resources(
+    config: ApiSettings, nc: NatsClient, engine: AsyncEngine, notices: FinishedNotices
+) -> Resources:
+    js = nc.jetstream()
+    streams = config.streams
+    await ensure_jetstream(js, streams)
+    sessions = session_factory(engine)
+    await notices.start(nc, executions.body_reader(sessions))
+    return Resources(
+        nc=nc,
+        engine=engine,
+        sessions=sessions,
+        events=EventLog(nc, js, layout=streams.layout),
+        schedules=await ScheduleStore.open(js, streams.replicas),
+        data=DataStore(js, replicas=streams.replicas),
+        waiters=notices.waiters,
+    )
+
+
 def create_app(
     config: ApiSettings,
     *,
@@ -129,6 +149,7 @@ def create_app(
             log.warning("NODEDROP_ADMIN_TOKEN is not set: only users' keys are accepted")
         nc = await _connect_nats(config.nats_settings())
         engine = create_engine(config.database_url)
+        notices = FinishedNotices(Waiters())
         try:
             try:
                 keys = SecretKeys(secret_key or config.credentials_key)
@@ -136,21 +157,12 @@ def create_app(
             except SecretKeyError as error:
                 raise ConfigurationError(str(error)) from None
             app.state.secret_keys = keys
-            js = nc.jetstream()
-            streams = config.streams
-            await ensure_jetstream(js, streams)
-            app.state.resources = Resources(
-                nc=nc,
-                engine=engine,
-                sessions=session_factory(engine),
-                events=EventLog(nc, js, layout=streams.layout),
-                schedules=await ScheduleStore.open(js, streams.replicas),
-                data=DataStore(js, replicas=streams.replicas),
-            )
+            app.state.resources = await _open_resources(config, nc, engine, notices)
             async with _readiness(app, nc, engine):
                 yield
         finally:
             app.state.resources = None
+            await notices.stop()
             await nc.drain()
             await engine.dispose()
 

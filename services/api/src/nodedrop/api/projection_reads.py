@@ -39,6 +39,38 @@ async def children(session: AsyncSession, execution_id: str) -> list[ExecutionRo
     return list((await session.exec(statement)).all())
 
 
+async def executions_with_nodes(
+    session: AsyncSession, execution_ids: list[str]
+) -> list[tuple[ExecutionRow, list[NodeExecutionRow], list[ExecutionRow]]]:
+    """Several executions, each with its nodes (in plan order) and its children (oldest first),
+    in three queries."""
+    rows = (
+        await session.exec(select(ExecutionRow).where(col(ExecutionRow.id).in_(execution_ids)))
+    ).all()
+    nodes: dict[str, list[NodeExecutionRow]] = {row.id: [] for row in rows}
+    statement = (
+        select(NodeExecutionRow)
+        .where(col(NodeExecutionRow.execution_id).in_(execution_ids))
+        .order_by(
+            col(NodeExecutionRow.execution_id),
+            col(NodeExecutionRow.position),
+            col(NodeExecutionRow.node),
+        )
+    )
+    for node in (await session.exec(statement)).all():
+        nodes.setdefault(node.execution_id, []).append(node)
+    children: dict[str, list[ExecutionRow]] = {row.id: [] for row in rows}
+    started = (
+        select(ExecutionRow)
+        .where(col(ExecutionRow.parent_execution_id).in_(execution_ids))
+        .order_by(col(ExecutionRow.created_at), col(ExecutionRow.id))
+    )
+    for child in (await session.exec(started)).all():
+        if child.parent_execution_id is not None:
+            children.setdefault(child.parent_execution_id, []).append(child)
+    return [(row, nodes[row.id], children[row.id]) for row in rows]
+
+
 async def page(
     session: AsyncSession,
     *,

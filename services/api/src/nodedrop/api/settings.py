@@ -49,6 +49,13 @@ class ApiSettings(
         ge=1,
         le=MAX_EXPRESSION_LENGTH,
     )
+    max_wait_s: float = setting(
+        60.0,
+        "Longest `wait` (seconds) a request may ask for: `POST /api/executions?wait=`, "
+        "`GET /api/executions/{id}?wait=`, and a webhook's response timeout",
+        gt=0,
+        le=3600,
+    )
     web_dir: Path | None = setting(
         None, "The web UI's build directory", shown_default="`web/dist` of the checkout"
     )

@@ -33,11 +33,14 @@ async def request_execution(
     workflow_version: int | None = None,
     rerun_of: str | None = None,
     reused_outputs: dict[str, PortItems] | None = None,
+    execution_id: str | None = None,
 ) -> str:
     """Record the request under a new execution id and return the id once JetStream has
     acknowledged it. Raises what :meth:`EventLog.append` raises (503, 413). ``workflow`` is a
-    definition, or (a rerun) the snapshot another request recorded, kept as it was."""
-    execution_id = new_id()
+    definition, or (a rerun) the snapshot another request recorded, kept as it was.
+    ``execution_id``: a fresh id the caller made (:func:`new_id`) to wait on before the request
+    is recorded."""
+    execution_id = execution_id or new_id()
     # The request's span is the root of the execution's trace: its context is recorded in the
     # event, and every node's span on a runner joins it.
     with _tracer.start_as_current_span(

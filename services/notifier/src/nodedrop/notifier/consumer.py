@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -37,7 +38,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from nodedrop.contracts import codec, subjects
-from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.events import AnyEvent, ExecutionFinished
 from nodedrop.contracts.routing import all_events
 from nodedrop.notifier.store import ProjectionStore
 from nodedrop.platform.jetstream import StreamSettings, consumer_configs
@@ -78,6 +79,7 @@ class Projector:
         linger_s: float = DEFAULT_LINGER_S,
         max_backoff: float = 5.0,
         partition: int | None = None,
+        finished_subject: str | None = None,
     ) -> None:
         # One connection for the pull requests and the JetStream API: the server then sees an
         # unsubscribed inbox before the consumer info a rewind decides on.
@@ -89,6 +91,9 @@ class Projector:
         #: How long a batch keeps collecting after its first event (fewer, larger transactions).
         self._linger_s = linger_s
         self._max_backoff = max_backoff
+        #: Where the ids of the executions a committed batch finished are announced (core NATS),
+        #: for the api's waiting requests; None announces nothing.
+        self._finished_subject = finished_subject
         self._advanced = asyncio.Condition()
         #: The last stream sequence committed to PostgreSQL.
         self.checkpoint = 0
@@ -210,6 +215,7 @@ class Projector:
                 self.checkpoint = through
                 self._advanced.notify_all()
             self._observe_lag(fresh[through])
+            await self._announce_finished(events)
         await _settle(done=[*done, *broken], term=broken)
 
     def _observe_lag(self, newest: Msg) -> None:
@@ -221,6 +227,19 @@ class Projector:
         PROJECTION_LAG_EVENTS.labels(self._lag_label).set(metadata.num_pending)
         age = (datetime.now(UTC) - metadata.timestamp).total_seconds()
         PROJECTION_LAG_SECONDS.labels(self._lag_label).set(max(age, 0.0))
+
+    async def _announce_finished(self, events: Sequence[tuple[int, AnyEvent]]) -> None:
+        """Tell the api which executions the committed batch ended (their rows now say so)."""
+        if self._finished_subject is None:
+            return
+        finished = [e.execution_id for _, e in events if isinstance(e, ExecutionFinished)]
+        if not finished:
+            return
+        try:
+            await self._nc.publish(self._finished_subject, json.dumps(finished).encode())
+        except Exception:
+            # Best effort: a waiting request then answers when its wait runs out.
+            log.warning("announcing finished executions failed", exc_info=True)
 
     async def _check_continues(self, seqs: list[int]) -> None:
         # A gap in the sequences is either events still outstanding (delivered later, behind

@@ -16,6 +16,7 @@ from typing import Any
 
 from nats.aio.client import Client as NatsClient
 
+from nodedrop.contracts import subjects
 from nodedrop.contracts.routing import Layout
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name
@@ -43,6 +44,7 @@ class Projectors:
             stream=self._layout.stream(partition),
             linger_s=self._linger_s,
             partition=partition,
+            finished_subject=subjects.projected_finished_subject(partition),
         )
 
     async def take(self, partition: int) -> None:

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api import execution_requests as rules
 from nodedrop.api import projection_reads, reruns, submission, workflow_store
 from nodedrop.api.auth import User
+from nodedrop.api.db import Sessions
 from nodedrop.api.definitions import (
     CheckedDefinition,
     parse_definition_off_loop,
@@ -46,7 +48,10 @@ from nodedrop.api.schemas import (
     RerunAccepted,
     RerunCreate,
 )
+from nodedrop.api.settings import ApiSettings
 from nodedrop.api.timefmt import iso, iso_or_none, utcnow
+from nodedrop.api.waiters import BodyReader, wait_for
+from nodedrop.api.workflow_store import new_id
 from nodedrop.contracts import ids
 from nodedrop.contracts.codec import to_public
 from nodedrop.contracts.events import (
@@ -69,6 +74,39 @@ Found = ExecutionRow | tuple[ExecutionRequested, int]
 
 #: The largest seq a stream can have (NATS sequences are unsigned 64-bit), as the WebSocket's.
 MAX_SEQ = 2**64 - 1
+
+WaitQuery = Annotated[
+    float | None,
+    Query(
+        description="seconds to wait for the execution to finish (more than 0, at most "
+        "NODEDROP_MAX_WAIT_S, 60 by default)"
+    ),
+]
+
+
+def checked_wait(wait: float | None, config: ApiSettings) -> float | None:
+    """``wait`` if it is a number of seconds the api allows; a 422 naming it otherwise."""
+    if wait is None:
+        return None
+    if not (math.isfinite(wait) and 0 < wait <= config.max_wait_s):
+        raise UnprocessableError(
+            [
+                problem(
+                    ["query", "wait"],
+                    f"wait must be a number of seconds more than 0 and at most "
+                    f"{config.max_wait_s:g}",
+                    "value_error",
+                )
+            ]
+        )
+    return wait
+
+
+async def client_gone(request: Request) -> None:
+    """Return once the client has closed the connection (the body was read before: what is
+    left to receive is the disconnect), so that a waiting request stops waiting for nobody."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _not_found(execution_id: str) -> HTTPException:
@@ -137,6 +175,10 @@ _REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
             "Location": {"description": "/api/executions/{id}", "schema": {"type": "string"}}
         },
     },
+    200: {
+        "model": ExecutionOut,
+        "description": "with `wait`: the execution finished within the wait (GET's body)",
+    },
     404: {"model": Message, "description": "unknown workflow_id"},
     413: {"model": Message, "description": "the request does not fit in one event"},
     503: {"model": Message, "description": "the event log did not acknowledge the request"},
@@ -150,9 +192,60 @@ _REQUEST_ERRORS: dict[int | str, dict[str, Any]] = {
     responses=_REQUEST_ERRORS,
 )
 async def request_execution(
-    *, body: ExecutionCreate, user: CurrentUser, running: RunningDep
+    *,
+    body: ExecutionCreate,
+    user: CurrentUser,
+    running: RunningDep,
+    request: Request,
+    wait: WaitQuery = None,
 ) -> Response:
-    """Queue an execution. Answered once the request is durably in the event log."""
+    """Queue an execution. Answered once the request is durably in the event log; with
+    ``wait``, once the execution finished (200, the body of ``GET /api/executions/{id}``) or
+    the wait ran out (202)."""
+    seconds = checked_wait(wait, running.config)
+    if seconds is None:
+        return await _request_execution(body, user, running)
+    execution_id = new_id()
+    # Registered before the request is recorded, so no end can be missed.
+    with running.resources.waiters.waiting(execution_id) as finished:
+        accepted = await _request_execution(body, user, running, execution_id)
+        if not await wait_for(finished, seconds, client_gone(request)):
+            return accepted
+        return await finished_answer(running, execution_id, finished.result(), accepted)
+
+
+async def finished_answer(
+    running: Running, execution_id: str, body: bytes | None, accepted: Response
+) -> Response:
+    """200 with ``GET /api/executions/{id}``'s body: the one read for every waiter of the
+    execution, or (when that read failed) read here; ``accepted`` if the row is gone (a
+    projection rebuilt or pruned in between)."""
+    if body is None:
+        async with open_session(running.resources) as session:
+            row = await projection_reads.get_execution(session, execution_id)
+            if row is None:
+                return accepted
+            body = (await execution_out(session, row)).model_dump_json().encode()
+    return Response(body, status.HTTP_200_OK, media_type="application/json")
+
+
+def body_reader(sessions: Sessions) -> BodyReader:
+    """Reads ``GET /api/executions/{id}``'s bodies of several finished executions at once."""
+
+    async def read(execution_ids: list[str]) -> dict[str, bytes]:
+        async with sessions() as session:
+            found = await projection_reads.executions_with_nodes(session, execution_ids)
+        return {
+            row.id: _execution_body(row, nodes, children).model_dump_json().encode()
+            for row, nodes, children in found
+        }
+
+    return read
+
+
+async def _request_execution(
+    body: ExecutionCreate, user: User, running: Running, execution_id: str | None = None
+) -> Response:
     # The hot route (S2/S3 of docs/benchmarks.md): one combined dependency, a database session
     # only when a path needs one, and the answer built directly rather than validated and
     # serialized through the response model.
@@ -162,7 +255,9 @@ async def request_execution(
         checked = await parse_definition_off_loop(
             body.workflow, registry, ["body", "workflow"], limits
         )
-        execution_id = await _request(body, user, running, session=None, checked=checked)
+        execution_id = await _request(
+            body, user, running, session=None, checked=checked, execution_id=execution_id
+        )
     else:
         async with open_session(resources) as session:
             checked, workflow_id, version = await _workflow_of(
@@ -176,6 +271,7 @@ async def request_execution(
                 checked=checked,
                 workflow_id=workflow_id,
                 version=version,
+                execution_id=execution_id,
             )
     return Response(
         json.dumps({"id": execution_id, "status": "queued"}),
@@ -194,6 +290,7 @@ async def _request(
     checked: CheckedDefinition,
     workflow_id: str | None = None,
     version: int | None = None,
+    execution_id: str | None = None,
 ) -> str:
     """Record the request of a checked definition; the new execution's id."""
     config, registry = running.config, running.registry
@@ -231,27 +328,50 @@ async def _request(
         timeout_ms=body.timeout_ms,
         workflow_id=workflow_id,
         workflow_version=version,
+        execution_id=execution_id,
     )
 
 
 @router.post(
     "/{execution_id}/rerun",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=RerunAccepted,
     responses={**_REQUEST_ERRORS, 404: {"model": Message}, 409: {"model": Message}},
 )
 async def rerun_execution(
     *,
     execution_id: str,
     body: RerunCreate,
-    response: Response,
     user: CurrentUser,
-    session: SessionDep,
-    events: EventLogDep,
-) -> RerunAccepted:
+    running: RunningDep,
+    request: Request,
+    wait: WaitQuery = None,
+) -> Response:
     """Queue a new execution of a finished one's recorded request (its definition snapshot,
     trigger and input) that reuses the outputs recorded upstream of ``from_node`` and runs
-    ``from_node`` and everything downstream of it."""
-    await find_execution(execution_id, user, session, events)
+    ``from_node`` and everything downstream of it. With ``wait``, as ``POST
+    /api/executions?wait=``."""
+    seconds = checked_wait(wait, running.config)
+    if seconds is None:
+        return await _rerun(execution_id, body, user, running)
+    rerun_id = new_id()
+    with running.resources.waiters.waiting(rerun_id) as finished:
+        accepted = await _rerun(execution_id, body, user, running, rerun_id)
+        if not await wait_for(finished, seconds, client_gone(request)):
+            return accepted
+        return await finished_answer(running, rerun_id, finished.result(), accepted)
+
+
+async def _rerun(
+    execution_id: str,
+    body: RerunCreate,
+    user: User,
+    running: Running,
+    rerun_id: str | None = None,
+) -> Response:
+    events = running.resources.events
+    async with open_session(running.resources) as session:
+        await find_execution(execution_id, user, session, events)
     original = reruns.read_history(event for event, _ in await events.read(execution_id))
     if original is None:  # the projection has a row, but the stream no longer has the request
         raise _not_found(execution_id)
@@ -275,9 +395,14 @@ async def rerun_execution(
         workflow_version=request.workflow_version,
         rerun_of=execution_id,
         reused_outputs=reused,
+        execution_id=rerun_id,
     )
-    response.headers["Location"] = f"/api/executions/{rerun_id}"
-    return RerunAccepted(id=rerun_id, rerun_of=execution_id)
+    return Response(
+        RerunAccepted(id=rerun_id, rerun_of=execution_id).model_dump_json(),
+        status.HTTP_202_ACCEPTED,
+        {"Location": f"/api/executions/{rerun_id}"},
+        media_type="application/json",
+    )
 
 
 # ------------------------------------------------------------------------------ read
@@ -344,24 +469,57 @@ def execution_from_event(event: ExecutionRequested, seq: int) -> ExecutionOut:
 _UNKNOWN: dict[int | str, dict[str, Any]] = {404: {"model": Message}}
 
 
-@router.get("/{execution_id}", responses=_UNKNOWN)
+@router.get("/{execution_id}", response_model=ExecutionOut, responses=_UNKNOWN)
 async def get_execution(
-    execution_id: str, user: CurrentUser, session: SessionDep, events: EventLogDep
+    execution_id: str,
+    user: CurrentUser,
+    running: RunningDep,
+    request: Request,
+    wait: WaitQuery = None,
+) -> ExecutionOut | Response:
+    """The execution as projected (eventually consistent), nodes in plan order. With ``wait``,
+    answered once it has finished or when the wait runs out, whichever comes first."""
+    seconds = checked_wait(wait, running.config)
+    if seconds is None:
+        return await _read_execution(execution_id, user, running)
+    # No session is held while waiting: each read takes a connection and gives it back.
+    with running.resources.waiters.waiting(execution_id) as finished:
+        out = await _read_execution(execution_id, user, running)  # after registering
+        if out.status in projection_reads.FINAL_STATUSES or not await wait_for(
+            finished, seconds, client_gone(request)
+        ):
+            return out
+        if (body := finished.result()) is not None:
+            return Response(body, status.HTTP_200_OK, media_type="application/json")
+    return await _read_execution(execution_id, user, running)
+
+
+async def _read_execution(execution_id: str, user: User, running: Running) -> ExecutionOut:
+    async with open_session(running.resources) as session:
+        found = await find_execution(execution_id, user, session, running.resources.events)
+        if isinstance(found, ExecutionRow):
+            return await execution_out(session, found)
+        return execution_from_event(*found)
+
+
+async def execution_out(session: AsyncSession, row: ExecutionRow) -> ExecutionOut:
+    """``GET /api/executions/{id}``'s body for a projected execution."""
+    nodes = await projection_reads.node_executions(session, row.id)
+    children = await projection_reads.children(session, row.id)
+    return _execution_body(row, nodes, children)
+
+
+def _execution_body(
+    row: ExecutionRow, nodes: list[NodeExecutionRow], children: list[ExecutionRow]
 ) -> ExecutionOut:
-    """The execution as projected (eventually consistent), nodes in plan order."""
-    found = await find_execution(execution_id, user, session, events)
-    if isinstance(found, ExecutionRow):
-        nodes = await projection_reads.node_executions(session, execution_id)
-        children = [
+    return ExecutionOut(
+        **_summary_fields(row),
+        nodes={n.node: _node_out(n) for n in nodes},
+        children=[
             ChildExecution(id=c.id, node=c.parent_node, workflow_id=c.workflow_id, status=c.status)
-            for c in await projection_reads.children(session, execution_id)
-        ]
-        return ExecutionOut(
-            **_summary_fields(found),
-            nodes={n.node: _node_out(n) for n in nodes},
-            children=children,
-        )
-    return execution_from_event(*found)
+            for c in children
+        ],
+    )
 
 
 @router.get("")

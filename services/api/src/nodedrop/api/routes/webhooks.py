@@ -15,21 +15,27 @@ import hashlib
 import hmac
 import re
 import time
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
-from nodedrop.api import submission, workflow_store
+from nodedrop.api import projection_reads, submission, workflow_store
+from nodedrop.api import webhook_answers as answers
 from nodedrop.api.definitions import revalidate_off_loop
-from nodedrop.api.deps import EventLogDep, RegistryDep, SessionDep
+from nodedrop.api.deps import RunningDep, open_session
 from nodedrop.api.entry import BodyRefusedError
 from nodedrop.api.errors import UnprocessableError, problem
 from nodedrop.api.execution_requests import refuse_references
 from nodedrop.api.offload import OFF_LOOP_BYTES, run_off_loop_if
+from nodedrop.api.routes.executions import client_gone
 from nodedrop.api.schemas import ExecutionAccepted, Message
+from nodedrop.api.waiters import wait_first, wait_for
+from nodedrop.api.workflow_store import new_id
 from nodedrop.contracts.items import MAIN_PORT, Item
 from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH, depth_message, json_problem
+from nodedrop.contracts.nodetypes import RESPOND_TO_WEBHOOK_TYPE
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
@@ -49,6 +55,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
             "Location": {"description": "/api/executions/{id}", "schema": {"type": "string"}}
         },
     },
+    200: {"description": "respond when_finished / via_node: the run's answer"},
+    405: {"model": Message, "description": "the node's `methods` do not list the method"},
+    502: {"description": "when_finished / via_node: the run failed or did not answer"},
+    504: {"description": "when_finished / via_node: no answer within the response timeout"},
     401: {
         "model": Message,
         "description": "the node has a secret and neither a valid signature nor the secret "
@@ -116,43 +126,108 @@ def signature_problem(
     return None
 
 
-def webhook_input(raw: bytes) -> list[Item]:
-    """The trigger's output for a request body: ``[body]`` for a JSON object, ``[{"body":
-    value}]`` for any other JSON value (items are objects), ``[{}]`` for an empty body.
+_NO_BODY = object()
 
-    As the trigger's output ``{"main": items}``, it may nest at most ``MAX_JSON_DEPTH`` levels
-    (a runner would refuse to output more), and may hold no NUL character."""
+
+def _decoded_body(raw: bytes) -> Any:
+    """The body's JSON value, or ``_NO_BODY`` for an empty body; 422 if it is not JSON."""
     if not raw.strip():
-        return [{}]
+        return _NO_BODY
     try:
-        value = msgspec.json.decode(raw)
+        return msgspec.json.decode(raw)
     except msgspec.DecodeError as error:
         raise UnprocessableError(
             [problem(["body"], f"the body is not valid JSON: {error}", "json_invalid")]
         ) from None
     except RecursionError:  # deeper than the decoder goes: far deeper than the limit
         raise BodyRefusedError(["body"], depth_message(MAX_JSON_DEPTH), "too_deep") from None
-    wrapped = not isinstance(value, dict)
-    items = [{"body": value}] if wrapped else [value]
-    found = json_problem({MAIN_PORT: items})
+
+
+def _checked(item: Item, body_at: int) -> list[Item]:
+    """``[item]``, if as the trigger's output ``{"main": [item]}`` it nests at most
+    ``MAX_JSON_DEPTH`` levels (a runner would refuse to output more) and holds no NUL
+    character nor reference; the path of a problem is given inside the body, whose path in
+    the output has ``body_at`` parts."""
+    found = json_problem({MAIN_PORT: [item]})
     if found is not None:
-        # The path inside the body: past "main", 0 and the key "body" a non-object is put under.
-        inside = found.path[3:] if wrapped else found.path[2:]
-        raise BodyRefusedError(["body", *inside], found.message, found.kind)
-    refuse_references(items, ["body"])
-    return items
+        raise BodyRefusedError(["body", *found.path[body_at:]], found.message, found.kind)
+    refuse_references([item], ["body"])
+    return [item]
 
 
-@router.post("/{workflow_id}/{node_id}", status_code=status.HTTP_202_ACCEPTED, responses=_RESPONSES)
+def webhook_input(raw: bytes) -> list[Item]:
+    """The trigger's output for a request body: ``[body]`` for a JSON object, ``[{"body":
+    value}]`` for any other JSON value (items are objects), ``[{}]`` for an empty body."""
+    value = _decoded_body(raw)
+    if value is _NO_BODY:
+        return [{}]
+    if isinstance(value, dict):
+        return _checked(value, 2)
+    # Past "main", 0 and the key "body" a non-object is put under.
+    return _checked({"body": value}, 3)
+
+
+def request_item(
+    method: str, headers: dict[str, str], query: list[tuple[str, str]], raw: bytes
+) -> list[Item]:
+    """``output: request``: one item ``{method, headers, query, body}``; ``body`` is the JSON
+    body (``null`` when empty), ``query`` the parameters (a repeated one as a list)."""
+    value = _decoded_body(raw)
+    params: dict[str, Any] = {}
+    for name, given in query:
+        held = params.get(name)
+        if held is None:
+            params[name] = given
+        else:
+            params[name] = [*held, given] if isinstance(held, list) else [held, given]
+    item: Item = {
+        "method": method,
+        "headers": headers,
+        "query": params,
+        "body": None if value is _NO_BODY else value,
+    }
+    return _checked(item, 3)
+
+
+#: Methods routed here; each webhook node accepts those its ``methods`` lists (405 for others).
+ROUTED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+#: Request headers never passed to the workflow (``output: request``): credentials of the
+#: caller, of nodedrop, or of whatever proxy stands in front.
+SECRET_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        SECRET_HEADER.lower(),
+        SIGNATURE_HEADER.lower(),
+        "x-api-key",
+        "x-auth-token",
+        "x-csrf-token",
+        "x-xsrf-token",
+    }
+)
+_SECRET_HEADER_WORDS = ("secret", "token", "password", "passwd", "api-key", "apikey", "auth")
+
+
+def visible_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The request's headers without those that carry secrets (names in lower case; a
+    repeated header's values joined with ", ")."""
+    shown: dict[str, str] = {}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in SECRET_HEADERS or any(w in lowered for w in _SECRET_HEADER_WORDS):
+            continue
+        shown[lowered] = f"{shown[lowered]}, {value}" if lowered in shown else value
+    return shown
+
+
 async def receive_webhook(
     *,
     workflow_id: str,
     node_id: str,
     request: Request,
-    response: Response,
-    session: SessionDep,
-    registry: RegistryDep,
-    events: EventLogDep,
+    running: RunningDep,
     secret: Annotated[
         str | None,
         Header(
@@ -169,18 +244,131 @@ async def receive_webhook(
             f"node's secret>`, at most {SIGNATURE_TOLERANCE_S} s from the server's clock",
         ),
     ] = None,
-) -> ExecutionAccepted:
+) -> Response:
     """Run the latest version of a saved workflow from its ``webhook_trigger`` node ``node_id``,
-    with input ``[body]``, as the workflow's owner. Answered once the request is durably in the
-    event log."""
-    row = await workflow_store.get(session, workflow_id)
+    as the workflow's owner. Answered once the request is durably in the event log (202), or
+    as the node's ``respond`` says."""
+    resources = running.resources
+    # A session only for the lookup: none is held while the answer waits for the run.
+    async with open_session(resources) as session:
+        row = await workflow_store.get(session, workflow_id)
     node = _webhook_node(row.definition, node_id) if row is not None else None
     if row is None or node is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"no webhook {workflow_id!r}/{node_id!r} is known"
         )
     parameters = node.get("parameters") or {}
+    methods = parameters.get("methods") or ["POST"]
+    if request.method not in methods:
+        raise HTTPException(
+            status.HTTP_405_METHOD_NOT_ALLOWED,
+            f"this webhook accepts {', '.join(methods)}",
+            headers={"Allow": ", ".join(methods)},
+        )
     expected: str | None = parameters.get("secret")
+    await _authenticate(request, parameters, expected, secret, signature)
+    raw = await request.body()
+    if parameters.get("output") == "request":
+        run_input = await run_off_loop_if(
+            len(raw) > OFF_LOOP_BYTES,
+            request_item,
+            request.method,
+            visible_headers(request.headers.items()),
+            request.query_params.multi_items(),
+            raw,
+        )
+    else:
+        run_input = await run_off_loop_if(len(raw) > OFF_LOOP_BYTES, webhook_input, raw)
+    checked = await revalidate_off_loop(row.definition, running.registry, ["path", "workflow_id"])
+    execution_id = new_id()
+    respond = parameters.get("respond", "immediately")
+
+    async def record() -> None:
+        await submission.request_execution(
+            resources.events,
+            workflow=checked.as_json,
+            requested_by=row.owner,
+            mode="trigger",
+            trigger=node_id,
+            node=None,
+            run_input=run_input,
+            workflow_id=row.id,
+            workflow_version=row.version,
+            execution_id=execution_id,
+        )
+
+    if respond == "immediately":
+        await record()
+        return Response(
+            ExecutionAccepted(id=execution_id).model_dump_json(),
+            status.HTTP_202_ACCEPTED,
+            {
+                "Location": f"/api/executions/{execution_id}",
+                answers.EXECUTION_ID_HEADER: execution_id,
+            },
+            media_type="application/json",
+        )
+    timeout_s = min(float(parameters.get("response_timeout_s", 30.0)), running.config.max_wait_s)
+    with resources.waiters.waiting(execution_id) as finished:
+        if respond == "when_finished":
+            await record()
+            if not await wait_for(finished, timeout_s, client_gone(request)):
+                return answers.timed_out(execution_id, timeout_s)
+            return await answers.finished_answer(
+                resources.sessions, resources.data, execution_id, parameters.get("response_node")
+            )
+        responders = frozenset(
+            n["id"]
+            for n in row.definition.get("nodes", [])
+            if n.get("type") == RESPOND_TO_WEBHOOK_TYPE
+        )
+        async with answers.node_answers(resources.nc, execution_id, responders) as watch:
+            await record()
+            await wait_first(watch.answer, finished, timeout_s, client_gone(request))
+            if watch.answer.done() and not watch.answer.cancelled():
+                return await answers.node_answer(
+                    watch.answer.result(), resources.data, execution_id
+                )
+    if finished.done() and not finished.cancelled():
+        # The notices and the node's result come on different subscriptions: look in the log
+        # before saying that no node answered.
+        recorded = answers.recorded_answer(await resources.events.read(execution_id), responders)
+        if recorded is not None:
+            return await answers.node_answer(recorded, resources.data, execution_id)
+        async with open_session(resources) as session:
+            ended = await projection_reads.get_execution(session, execution_id)
+        return answers.failed(
+            execution_id,
+            ended.status if ended is not None else "unknown",
+            ended.error if ended is not None else None,
+            "the execution ended without a respond_to_webhook node answering",
+        )
+    return answers.timed_out(execution_id, timeout_s)
+
+
+# One route per method, each with its own OpenAPI operation id; HEAD and OPTIONS are routed
+# only to answer 405 (a node cannot list them), and left out of the document.
+for _method in ROUTED_METHODS:
+    router.add_api_route(
+        "/{workflow_id}/{node_id}",
+        receive_webhook,
+        methods=[_method],
+        operation_id=f"receive_webhook_{_method.lower()}",
+        include_in_schema=_method not in ("HEAD", "OPTIONS"),
+        status_code=status.HTTP_202_ACCEPTED,
+        response_model=ExecutionAccepted,
+        responses=_RESPONSES,
+    )
+
+
+async def _authenticate(
+    request: Request,
+    parameters: dict[str, Any],
+    expected: str | None,
+    secret: str | None,
+    signature: str | None,
+) -> None:
+    """401 unless the request carries what the node's ``secret`` asks for."""
     if expected is not None and signature is not None:
         # A signed request: the body is part of what is checked.
         raw = await request.body()
@@ -197,19 +385,3 @@ async def receive_webhook(
             status.HTTP_401_UNAUTHORIZED,
             f"missing or wrong {SECRET_HEADER} header (or sign the request: {SIGNATURE_HEADER})",
         )
-    raw = await request.body()
-    run_input = await run_off_loop_if(len(raw) > OFF_LOOP_BYTES, webhook_input, raw)
-    checked = await revalidate_off_loop(row.definition, registry, ["path", "workflow_id"])
-    execution_id = await submission.request_execution(
-        events,
-        workflow=checked.as_json,
-        requested_by=row.owner,
-        mode="trigger",
-        trigger=node_id,
-        node=None,
-        run_input=run_input,
-        workflow_id=row.id,
-        workflow_version=row.version,
-    )
-    response.headers["Location"] = f"/api/executions/{execution_id}"
-    return ExecutionAccepted(id=execution_id)

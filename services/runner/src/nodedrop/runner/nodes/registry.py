@@ -19,6 +19,7 @@ from nodedrop.runner.nodes.builtins import builtin_nodes
 from nodedrop.runner.nodes.code import CodeNode
 from nodedrop.runner.nodes.flow import flow_nodes
 from nodedrop.runner.nodes.http_request import HttpRequestNode
+from nodedrop.runner.nodes.respond import RespondToWebhookNode
 from nodedrop.runner.sandbox.settings import SandboxSettings
 
 _BUILTINS = {spec.type: spec for spec in BUILTIN_SPECS}
@@ -124,6 +125,7 @@ def load_registry(
         [
             *builtin_nodes(),
             *flow_nodes(),
+            RespondToWebhookNode(),
             HttpRequestNode(allow_private=http_allow_private),
             CodeNode(code),
         ]
