@@ -14,6 +14,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from nodedrop.cli import run
 from nodedrop.cli.render import ExecutionView
+from nodedrop.client import AsyncClient
 
 HELLO = {
     "name": "hello",
@@ -45,22 +46,6 @@ EVENTS = [
 ]
 
 
-def test_problems_read_as_location_and_message() -> None:
-    body = {
-        "detail": [
-            {"loc": ["body", "workflow", "nodes", 1, "type"], "msg": "unknown type", "type": "x"},
-            {"loc": ["body"], "msg": "bad", "type": "x"},
-            "odd",
-        ]
-    }
-    assert run.format_problems(body) == [
-        "workflow.nodes[1].type: unknown type",
-        "body: bad",
-        "odd",
-    ]
-    assert run.format_problems({"detail": "not found"}) == ["not found"]
-
-
 def test_input_is_json_or_a_file_and_one_object_becomes_a_list(tmp_path: Path) -> None:
     assert run.parse_input(None) is None
     assert run.parse_input('{"a": 1}') == [{"a": 1}]
@@ -71,15 +56,9 @@ def test_input_is_json_or_a_file_and_one_object_becomes_a_list(tmp_path: Path) -
         run.parse_input("{")
 
 
-def test_websocket_url_follows_the_base_url() -> None:
-    assert (
-        run.websocket_url("http://127.0.0.1:8000", "ex1", 0)
-        == "ws://127.0.0.1:8000/ws/executions/ex1?after_seq=0"
-    )
-    assert (
-        run.websocket_url("https://h.example/nd/", "a b", 7)
-        == "wss://h.example/nd/ws/executions/a%20b?after_seq=7"
-    )
+def client_over(transport: httpx.MockTransport) -> AsyncClient:
+    http = httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test")
+    return AsyncClient("http://nodedrop.test", "k", http=http)
 
 
 def _request(tmp_path: Path, url: str = "http://nodedrop.test") -> run.RunRequest:
@@ -95,8 +74,7 @@ async def test_submit_posts_the_workflow_inline(tmp_path: Path) -> None:
         seen.append(request)
         return httpx.Response(202, json={"id": "ex1", "status": "queued"})
 
-    transport = httpx.MockTransport(answer)
-    async with httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test") as client:
+    async with client_over(httpx.MockTransport(answer)) as client:
         execution_id = await run.submit(client, _request(tmp_path), io.StringIO())
 
     assert execution_id == "ex1"
@@ -109,13 +87,30 @@ async def test_submit_posts_the_workflow_inline(tmp_path: Path) -> None:
 
 
 async def test_a_422_is_listed_and_exits_2(tmp_path: Path) -> None:
-    problems = {"detail": [{"loc": ["body", "workflow"], "msg": "cycle: a -> b -> a"}]}
+    problems = {
+        "detail": [
+            {"loc": ["body", "workflow"], "msg": "cycle: a -> b -> a"},
+            {"loc": ["body", "workflow", "nodes", 1, "type"], "msg": "unknown type"},
+        ]
+    }
     transport = httpx.MockTransport(lambda _: httpx.Response(422, json=problems))
-    async with httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test") as client:
+    async with client_over(transport) as client:
         with pytest.raises(run.RunError) as raised:
             await run.submit(client, _request(tmp_path), io.StringIO())
     assert raised.value.code == 2
-    assert "  workflow: cycle: a -> b -> a" in str(raised.value)
+    assert "  workflow: cycle: a -> b -> a\n  workflow.nodes[1].type: unknown type" in str(
+        raised.value
+    )
+
+
+async def test_an_api_out_of_reach_exits_2(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    async with client_over(httpx.MockTransport(refuse)) as client:
+        with pytest.raises(run.RunError, match="is `nodedrop up` running") as raised:
+            await run.submit(client, _request(tmp_path), io.StringIO())
+    assert raised.value.code == 2
 
 
 class FakeNotifier:

@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from nodedrop.client import AsyncClient, Client, NotFound, Reconnecting, Unauthorized
+from nodedrop.client.follow import websocket_url
 
 
 def event(seq: int, kind: str, **data: Any) -> str:
@@ -109,3 +110,14 @@ async def test_follow_stops_on_a_bad_key_or_an_unknown_execution(
         with pytest.raises(kind):
             _ = [e async for e in client.follow("ex1")]
     assert len(fake.requests) == 1
+
+
+def test_the_websocket_url_follows_the_base_url() -> None:
+    assert (
+        websocket_url("http://127.0.0.1:8000", "ex1", 0)
+        == "ws://127.0.0.1:8000/ws/executions/ex1?after_seq=0"
+    )
+    assert (
+        websocket_url("https://h.example/nd/", "a b", 7)
+        == "wss://h.example/nd/ws/executions/a%20b?after_seq=7"
+    )
