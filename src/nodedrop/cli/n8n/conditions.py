@@ -1,0 +1,105 @@
+"""n8n conditions (IF, Switch: the "filter" of v2+ and the typed lists of v1) as one nodedrop
+boolean expression. Pure."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from nodedrop.cli.n8n.expressions import Untranslatable, translate_expression
+
+_WHOLE_EXPRESSION = re.compile(r"^=\s*\{\{(.*)\}\}\s*$", re.DOTALL)
+
+#: n8n operation (v2 filter names and v1 names alike) -> nodedrop, with {l} and {r}.
+_BINARY = {
+    "equals": "{l} == {r}",
+    "equal": "{l} == {r}",
+    "notEquals": "{l} != {r}",
+    "notEqual": "{l} != {r}",
+    "gt": "{l} > {r}",
+    "larger": "{l} > {r}",
+    "lt": "{l} < {r}",
+    "smaller": "{l} < {r}",
+    "gte": "{l} >= {r}",
+    "largerEqual": "{l} >= {r}",
+    "lte": "{l} <= {r}",
+    "smallerEqual": "{l} <= {r}",
+    "contains": "{r} in {l}",
+    "notContains": "{r} not in {l}",
+    "startsWith": "{l}.startswith({r})",
+    "notStartsWith": "not {l}.startswith({r})",
+    "endsWith": "{l}.endswith({r})",
+    "notEndsWith": "not {l}.endswith({r})",
+}
+_UNARY = {
+    "true": "{l} == true",
+    "false": "{l} == false",
+    "empty": "not {l}",
+    "isEmpty": "not {l}",
+    "notEmpty": "bool({l})",
+    "isNotEmpty": "bool({l})",
+}
+
+
+def operand(value: Any, node_ids: Mapping[str, str]) -> str:
+    """A condition's side as an expression: an n8n expression, or a literal."""
+    if isinstance(value, str) and value.startswith("="):
+        whole = _WHOLE_EXPRESSION.match(value)
+        if whole is None:
+            raise Untranslatable(f"{value[1:]!r}: text around an expression in a condition")
+        return "(" + translate_expression(whole.group(1).strip(), node_ids) + ")"
+    return json.dumps(value)
+
+
+def comparison(left: Any, operation: str, right: Any, node_ids: Mapping[str, str]) -> str:
+    if operation in _UNARY:
+        return "(" + _UNARY[operation].format(l=operand(left, node_ids)) + ")"
+    if operation in _BINARY:
+        formatted = _BINARY[operation].format(l=operand(left, node_ids), r=operand(right, node_ids))
+        return "(" + formatted + ")"
+    raise Untranslatable(f"the comparison {operation!r} has no equivalent")
+
+
+def filter_condition(conditions: Any, node_ids: Mapping[str, str]) -> tuple[str, list[str]]:
+    """An n8n v2+ filter (``{"conditions": [...], "combinator", "options"}``): the expression
+    and notes on what it approximates."""
+    if not isinstance(conditions, dict):
+        raise Untranslatable("no conditions")
+    notes = []
+    if (conditions.get("options") or {}).get("caseSensitive") is False:
+        notes.append("case-insensitive comparison: nodedrop compares case-sensitively")
+    parts = []
+    for entry in conditions.get("conditions") or []:
+        operator = entry.get("operator") or {}
+        parts.append(
+            comparison(
+                entry.get("leftValue", ""),
+                str(operator.get("operation", "equals")),
+                entry.get("rightValue", ""),
+                node_ids,
+            )
+        )
+    if not parts:
+        raise Untranslatable("no conditions")
+    joiner = " or " if conditions.get("combinator") == "or" else " and "
+    return joiner.join(parts), notes
+
+
+def typed_lists_condition(conditions: Any, combine: str, node_ids: Mapping[str, str]) -> str:
+    """IF v1: ``{"string": [{"value1", "operation", "value2"}], "number": [...], ...}``."""
+    parts = []
+    for kind, entries in (conditions or {}).items():
+        for entry in entries or []:
+            parts.append(
+                comparison(
+                    entry.get("value1", ""),
+                    str(entry.get("operation", "equal")),
+                    entry.get("value2", False if kind == "boolean" else ""),
+                    node_ids,
+                )
+            )
+    if not parts:
+        raise Untranslatable("no conditions")
+    return (" or " if combine == "any" else " and ").join(parts)
