@@ -10,6 +10,8 @@ from typing import Any
 
 from nodedrop.cli.n8n.expressions import Untranslatable, translate_expression
 
+#: A value path (``item.a["b"][0]``), which needs no parentheses around it.
+_SIMPLE = re.compile(r"[\w.]+(\[[^\[\]]*\])*(\.[\w]+|\[[^\[\]]*\])*")
 _WHOLE_EXPRESSION = re.compile(r"^=\s*\{\{(.*)\}\}\s*$", re.DOTALL)
 
 #: n8n operation (v2 filter names and v1 names alike) -> nodedrop, with {l} and {r}.
@@ -49,16 +51,16 @@ def operand(value: Any, node_ids: Mapping[str, str]) -> str:
         whole = _WHOLE_EXPRESSION.match(value)
         if whole is None:
             raise Untranslatable(f"{value[1:]!r}: text around an expression in a condition")
-        return "(" + translate_expression(whole.group(1).strip(), node_ids) + ")"
+        translated = translate_expression(whole.group(1).strip(), node_ids)
+        return translated if _SIMPLE.fullmatch(translated) else f"({translated})"
     return json.dumps(value)
 
 
 def comparison(left: Any, operation: str, right: Any, node_ids: Mapping[str, str]) -> str:
     if operation in _UNARY:
-        return "(" + _UNARY[operation].format(l=operand(left, node_ids)) + ")"
+        return _UNARY[operation].format(l=operand(left, node_ids))
     if operation in _BINARY:
-        formatted = _BINARY[operation].format(l=operand(left, node_ids), r=operand(right, node_ids))
-        return "(" + formatted + ")"
+        return _BINARY[operation].format(l=operand(left, node_ids), r=operand(right, node_ids))
     raise Untranslatable(f"the comparison {operation!r} has no equivalent")
 
 
@@ -83,8 +85,13 @@ def filter_condition(conditions: Any, node_ids: Mapping[str, str]) -> tuple[str,
         )
     if not parts:
         raise Untranslatable("no conditions")
-    joiner = " or " if conditions.get("combinator") == "or" else " and "
-    return joiner.join(parts), notes
+    return _combined(parts, conditions.get("combinator") == "or"), notes
+
+
+def _combined(parts: list[str], any_of: bool) -> str:
+    if len(parts) == 1:
+        return parts[0]
+    return (" or " if any_of else " and ").join(f"({part})" for part in parts)
 
 
 def typed_lists_condition(conditions: Any, combine: str, node_ids: Mapping[str, str]) -> str:
@@ -102,4 +109,4 @@ def typed_lists_condition(conditions: Any, combine: str, node_ids: Mapping[str, 
             )
     if not parts:
         raise Untranslatable("no conditions")
-    return (" or " if combine == "any" else " and ").join(parts)
+    return _combined(parts, combine == "any")

@@ -175,19 +175,17 @@ def _json_template(text: str, context: Context) -> Any:
     pieces = re.split(r"\{\{(.*?)\}\}", body, flags=re.DOTALL)
     literals, expressions = pieces[0::2], pieces[1::2]
     marks = [_MARK.format(index) for index in range(len(expressions))]
-    inside_strings = literals[0] + "".join(m + t for m, t in zip(marks, literals[1:], strict=True))
-    standing_alone = literals[0] + "".join(
-        json.dumps(m) + t for m, t in zip(marks, literals[1:], strict=True)
-    )
-    parsed: Any = None
-    for candidate in (inside_strings, standing_alone):
-        try:
-            parsed = json.loads(candidate)
-            break
-        except json.JSONDecodeError:
-            continue
-    else:
-        raise Untranslatable("not JSON once its expressions are set apart")
+    # Each expression goes in as a mark: raw inside a JSON string ("order {{ x }}"), as a
+    # string of its own where it stands for a value ({"n": {{ x }}}).
+    marked = literals[0]
+    in_string = _ends_inside_string(literals[0], False)
+    for mark, literal in zip(marks, literals[1:], strict=True):
+        marked += (mark if in_string else json.dumps(mark)) + literal
+        in_string = _ends_inside_string(literal, in_string)
+    try:
+        parsed = json.loads(marked)
+    except json.JSONDecodeError as error:
+        raise Untranslatable(f"not JSON once its expressions are set apart: {error}") from None
     translated = [
         "{{ " + translate_expression(e.strip(), context.node_ids) + " }}" for e in expressions
     ]
@@ -204,6 +202,19 @@ def _json_template(text: str, context: Context) -> Any:
         return value
 
     return put_back(parsed)
+
+
+def _ends_inside_string(text: str, inside: bool) -> bool:
+    """Whether JSON text that starts inside a string (or not) ends inside one."""
+    escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and inside:
+            escaped = True
+        elif char == '"':
+            inside = not inside
+    return inside
 
 
 def _body(parameters: dict[str, Any], context: Context, mapped: Mapped) -> None:
