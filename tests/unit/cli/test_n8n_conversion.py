@@ -20,7 +20,8 @@ EXPORTS = Path(__file__).resolve().parents[2] / "fixtures" / "n8n"
 
 def export(name: str) -> dict[str, Any]:
     document = json.loads((EXPORTS / name).read_text())
-    return document[0] if isinstance(document, list) else document
+    workflow: dict[str, Any] = document[0] if isinstance(document, list) else document
+    return workflow
 
 
 def nodes_by_name(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
