@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from websockets.asyncio.server import Server, ServerConnection, serve
 
 from nodedrop.cli import run
 from nodedrop.cli.render import ExecutionView
 from nodedrop.client import AsyncClient
+
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/fake_notifier.py)
+    from tests.fixtures.fake_notifier import FakeNotifier
 
 HELLO = {
     "name": "hello",
@@ -113,45 +114,16 @@ async def test_an_api_out_of_reach_exits_2(tmp_path: Path) -> None:
     assert raised.value.code == 2
 
 
-class FakeNotifier:
-    """Serves the events, dropping the first connection after three of them."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str | None]] = []
-        self.close_with: int | None = None
-
-    async def handler(self, websocket: ServerConnection) -> None:
-        request = websocket.request
-        assert request is not None
-        self.requests.append((request.path, request.headers.get("Authorization")))
-        if self.close_with is not None:
-            await websocket.close(self.close_with)
-            return
-        if len(self.requests) == 1:
-            for message in EVENTS[:3]:
-                await websocket.send(message)
-            websocket.transport.abort()  # a dropped connection: no close frame
-            return
-        after = int(request.path.rsplit("=", 1)[1])
-        for message in EVENTS:
-            if json.loads(message)["seq"] > after - 1:  # one duplicate, which must be ignored
-                await websocket.send(message)
-        await websocket.close(1000)
-
-
 @pytest.fixture
-async def notifier() -> AsyncIterator[tuple[FakeNotifier, str]]:
-    fake = FakeNotifier()
-    server: Server
-    async with serve(fake.handler, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        yield fake, f"http://127.0.0.1:{port}"
+def notifier(fake_notifier: FakeNotifier) -> FakeNotifier:
+    """Drops the first connection after three events."""
+    fake_notifier.events = EVENTS
+    fake_notifier.drop_after = 3
+    return fake_notifier
 
 
-async def test_follow_reconnects_after_the_last_seq(
-    tmp_path: Path, notifier: tuple[FakeNotifier, str]
-) -> None:
-    fake, url = notifier
+async def test_follow_reconnects_after_the_last_seq(tmp_path: Path, notifier: FakeNotifier) -> None:
+    fake, url = notifier, notifier.url
     view = ExecutionView("ex1")
     out, err = io.StringIO(), io.StringIO()
 
@@ -169,9 +141,9 @@ async def test_follow_reconnects_after_the_last_seq(
 
 @pytest.mark.parametrize(("code", "message"), [(4401, "refused the key"), (4404, "not found")])
 async def test_follow_stops_on_a_bad_key_or_an_unknown_execution(
-    tmp_path: Path, notifier: tuple[FakeNotifier, str], code: int, message: str
+    tmp_path: Path, notifier: FakeNotifier, code: int, message: str
 ) -> None:
-    fake, url = notifier
+    fake, url = notifier, notifier.url
     fake.close_with = code
     with pytest.raises(run.RunError, match=message) as raised:
         await run.follow(

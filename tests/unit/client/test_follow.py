@@ -1,19 +1,21 @@
 """Following an execution over the WebSocket: resume after the last seq, stop on final codes.
 
-The server is a real WebSocket server on 127.0.0.1 playing the notifier's part."""
+The server is a real WebSocket server on 127.0.0.1 playing the notifier's part
+(tests/fixtures/fake_notifier.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from websockets.asyncio.server import Server, ServerConnection, serve
 
 from nodedrop.client import AsyncClient, Client, NotFound, Reconnecting, Unauthorized
 from nodedrop.client.follow import websocket_url
+
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/fake_notifier.py)
+    from tests.fixtures.fake_notifier import FakeNotifier
 
 
 def event(seq: int, kind: str, **data: Any) -> str:
@@ -38,45 +40,16 @@ EVENTS = [
 ]
 
 
-class FakeNotifier:
-    """Drops the first connection after two events; serves the rest, one duplicate included."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str | None]] = []
-        self.close_with: int | None = None
-
-    async def handler(self, websocket: ServerConnection) -> None:
-        request = websocket.request
-        assert request is not None
-        self.requests.append((request.path, request.headers.get("Authorization")))
-        if self.close_with is not None:
-            await websocket.close(self.close_with, "no")
-            return
-        if len(self.requests) == 1:
-            for message in EVENTS[:2]:
-                await websocket.send(message)
-            websocket.transport.abort()  # dropped: no close frame
-            return
-        after = int(request.path.rsplit("=", 1)[1])
-        for message in EVENTS:
-            if json.loads(message)["seq"] >= after:  # one duplicate, which must not come out
-                await websocket.send(message)
-        await websocket.close(1000)
-
-
 @pytest.fixture
-async def notifier() -> AsyncIterator[tuple[FakeNotifier, str]]:
-    fake = FakeNotifier()
-    server: Server
-    async with serve(fake.handler, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        yield fake, f"http://127.0.0.1:{port}"
+def notifier(fake_notifier: FakeNotifier) -> FakeNotifier:
+    """Drops the first connection after two events."""
+    fake_notifier.events = EVENTS
+    fake_notifier.drop_after = 2
+    return fake_notifier
 
 
-async def test_async_follow_resumes_after_the_last_seq(
-    notifier: tuple[FakeNotifier, str],
-) -> None:
-    fake, url = notifier
+async def test_async_follow_resumes_after_the_last_seq(notifier: FakeNotifier) -> None:
+    fake, url = notifier, notifier.url
     told: list[Reconnecting] = []
     async with AsyncClient(url, "k") as client:
         seqs = [e.seq async for e in client.follow("ex1", on_reconnect=told.append)]
@@ -89,8 +62,8 @@ async def test_async_follow_resumes_after_the_last_seq(
     assert [r.after_seq for r in told] == [2]
 
 
-async def test_sync_follow_resumes_after_the_last_seq(notifier: tuple[FakeNotifier, str]) -> None:
-    fake, url = notifier
+async def test_sync_follow_resumes_after_the_last_seq(notifier: FakeNotifier) -> None:
+    fake, url = notifier, notifier.url
 
     def follow() -> list[int]:
         with Client(url, "k") as client:
@@ -102,9 +75,9 @@ async def test_sync_follow_resumes_after_the_last_seq(notifier: tuple[FakeNotifi
 
 @pytest.mark.parametrize(("code", "kind"), [(4401, Unauthorized), (4404, NotFound)])
 async def test_follow_stops_on_a_bad_key_or_an_unknown_execution(
-    notifier: tuple[FakeNotifier, str], code: int, kind: type[Exception]
+    notifier: FakeNotifier, code: int, kind: type[Exception]
 ) -> None:
-    fake, url = notifier
+    fake, url = notifier, notifier.url
     fake.close_with = code
     async with AsyncClient(url, "k") as client:
         with pytest.raises(kind):

@@ -22,8 +22,8 @@ from nodedrop.client.follow import (
     FollowState,
     Reconnecting,
 )
-from nodedrop.client.models import Event, ExecutionSummary, Page, Workflow
-from nodedrop.client.operations import Call, Operation
+from nodedrop.client.models import Event, ExecutionSummary, Workflow
+from nodedrop.client.operations import Call, Operation, PageOf
 
 T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -104,7 +104,7 @@ class AsyncClient:
 
     def iter_workflows(self, *, page_size: int | None = None) -> AsyncIterator[Workflow]:
         """Every saved workflow, newest first, page after page."""
-        return self._every(lambda cursor: operations.list_workflows(limit=page_size, cursor=cursor))
+        return self._every(operations.workflow_pages(page_size))
 
     def iter_executions(
         self,
@@ -115,14 +115,10 @@ class AsyncClient:
     ) -> AsyncIterator[ExecutionSummary]:
         """Every execution (of a workflow, in a status), newest first, page after page."""
         return self._every(
-            lambda cursor: operations.list_executions(
-                workflow_id=workflow_id, status=status, limit=page_size, cursor=cursor
-            )
+            operations.execution_pages(workflow_id=workflow_id, status=status, page_size=page_size)
         )
 
-    async def _every(
-        self, page: Callable[[str | None], Operation[Page[ModelT]]]
-    ) -> AsyncIterator[ModelT]:
+    async def _every(self, page: PageOf[ModelT]) -> AsyncIterator[ModelT]:
         cursor: str | None = None
         while True:
             answer = await self.run(page(cursor))

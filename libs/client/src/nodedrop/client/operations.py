@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 import httpx
@@ -139,6 +139,14 @@ def list_workflows(
     return _one(call, Page[Workflow], 200)
 
 
+PageOf = Callable[[str | None], Operation[Page[ModelT]]]
+
+
+def workflow_pages(page_size: int | None = None) -> PageOf[Workflow]:
+    """The page of workflows after a cursor (``None``: the first), for ``iter_workflows``."""
+    return lambda cursor: list_workflows(limit=page_size, cursor=cursor)
+
+
 def workflow_versions(workflow_id: str) -> Operation[list[Workflow]]:
     """Every stored version of a workflow, oldest first."""
     latest = yield from get_workflow(workflow_id)
@@ -151,51 +159,34 @@ def workflow_versions(workflow_id: str) -> Operation[list[Workflow]]:
 # ------------------------------------------------------------------------------ executions
 
 
+class ExecutionOptions(TypedDict, total=False):
+    """What an execution request may say besides its workflow (docs/api.md, "Endpoints")."""
+
+    trigger: str | None  # which trigger to run from (optional when there is one)
+    input: Any  # trigger mode: a list of items; node mode: {port: [items]}
+    mode: Mode | None  # "trigger" (the default) or "node"
+    node: str | None  # node mode: the node to run
+    timeout_ms: int | None  # a deadline for the whole execution
+
+
 def execution_request(
-    workflow_id: str | None = None,
-    workflow: Mapping[str, Any] | None = None,
-    *,
-    trigger: str | None = None,
-    input: Any = None,
-    mode: Mode | None = None,
-    node: str | None = None,
-    timeout_ms: int | None = None,
+    workflow_id: str | None, workflow: Mapping[str, Any] | None, options: ExecutionOptions
 ) -> dict[str, Any]:
     """The body of ``POST /api/executions``: a saved workflow or an inline one, and options."""
     if (workflow_id is None) == (workflow is None):
         raise ValueError("give either workflow_id (a saved workflow) or workflow (inline)")
-    return _present(
-        workflow_id=workflow_id,
-        workflow=None if workflow is None else dict(workflow),
-        trigger=trigger,
-        input=input,
-        mode=mode,
-        node=node,
-        timeout_ms=timeout_ms,
-    )
+    inline = None if workflow is None else dict(workflow)
+    return _present(workflow_id=workflow_id, workflow=inline, **options)
 
 
 def submit(
     workflow_id: str | None = None,
     workflow: Mapping[str, Any] | None = None,
-    *,
-    trigger: str | None = None,
-    input: Any = None,
-    mode: Mode | None = None,
-    node: str | None = None,
-    timeout_ms: int | None = None,
+    **options: Unpack[ExecutionOptions],
 ) -> Operation[Accepted]:
     """Request an execution of a saved workflow (``workflow_id``) or an inline ``workflow``;
     answered once it is recorded, before it runs."""
-    body = execution_request(
-        workflow_id,
-        workflow,
-        trigger=trigger,
-        input=input,
-        mode=mode,
-        node=node,
-        timeout_ms=timeout_ms,
-    )
+    body = execution_request(workflow_id, workflow, options)
     return _one(Call("POST", "/api/executions", json=body), Accepted, 202)
 
 
@@ -212,6 +203,15 @@ def list_executions(
 ) -> Operation[Page[ExecutionSummary]]:
     params = _present(workflow_id=workflow_id, status=status, limit=limit, cursor=cursor)
     return _one(Call("GET", "/api/executions", params=params), Page[ExecutionSummary], 200)
+
+
+def execution_pages(
+    *, workflow_id: str | None = None, status: str | None = None, page_size: int | None = None
+) -> PageOf[ExecutionSummary]:
+    """The page of executions after a cursor, for ``iter_executions``."""
+    return lambda cursor: list_executions(
+        workflow_id=workflow_id, status=status, limit=page_size, cursor=cursor
+    )
 
 
 def cancel(execution_id: str) -> Operation[CancelRequested]:
@@ -317,27 +317,15 @@ def submit_and_wait(
     workflow_id: str | None = None,
     workflow: Mapping[str, Any] | None = None,
     *,
-    trigger: str | None = None,
-    input: Any = None,
-    mode: Mode | None = None,
-    node: str | None = None,
-    timeout_ms: int | None = None,
     timeout_s: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    **options: Unpack[ExecutionOptions],
 ) -> Operation[Execution]:
     """Submit as :func:`submit`, then the finished execution. ``POST /api/executions?wait=``
     answers it at once when it finishes within the wait (200); a 202 (the wait ran out, or an
     api that ignores ``wait``) goes on as :func:`wait_for`. ``WaitTimedOut`` after
     ``timeout_s`` (``None``: no limit); the execution goes on then."""
-    body = execution_request(
-        workflow_id,
-        workflow,
-        trigger=trigger,
-        input=input,
-        mode=mode,
-        node=node,
-        timeout_ms=timeout_ms,
-    )
+    body = execution_request(workflow_id, workflow, options)
     deadline = _Deadline(timeout_s, clock)
     wait = min(MAX_WAIT_S, deadline.left())
     response = yield from send(_post_waiting(body, wait))
