@@ -101,7 +101,7 @@ def test_the_report_names_what_did_not_map_and_what_differs() -> None:
         "NOT MAPPED: url: \"https://crm.example.org/leads?since={{ $now.minus(1, 'day')",
         "NOT MAPPED: resume 'webhook': no equivalent; replaced by a noop",
         "NOT MAPPED: mode 'combine'",
-        "differs: cron in UTC",
+        "differs: cron in UTC (n8n: Europe/Berlin)",
     ]:
         assert expected in report, report
     assert "(not everything mapped: see below)" in report

@@ -40,6 +40,8 @@ class Mapped:
 class Context:
     #: n8n node name -> nodedrop id, for expressions that name other nodes.
     node_ids: Mapping[str, str]
+    #: The workflow's timezone in n8n (``settings.timezone``), if it has one.
+    timezone: str | None = None
 
 
 def _translated(value: Any, context: Context, where: str, mapped: Mapped) -> Any:
@@ -117,7 +119,7 @@ def _cron_of(rule: dict[str, Any]) -> str:
     raise Untranslatable(f"a schedule every few {kind} has no cron equivalent")
 
 
-def schedule(parameters: dict[str, Any], _: Context) -> Mapped:
+def schedule(parameters: dict[str, Any], context: Context) -> Mapped:
     rules = (parameters.get("rule") or {}).get("interval") or [{}]
     mapped = Mapped("schedule_trigger")
     try:
@@ -128,7 +130,8 @@ def schedule(parameters: dict[str, Any], _: Context) -> Mapped:
         return mapped
     if len(rules) > 1:
         mapped.lost.append(f"only the first of {len(rules)} schedule rules is kept")
-    mapped.approximate.append("cron in UTC (n8n: the workflow's timezone)")
+    zone = context.timezone or "the instance's timezone"
+    mapped.approximate.append(f"cron in UTC (n8n: {zone})")
     return mapped
 
 

@@ -104,7 +104,8 @@ def convert_n8n(workflow: Any) -> Conversion:
         conversion.lost.append(f"{len(dropped)} sticky notes dropped")
     sources = [n for n in sources if n.get("type") not in _DROPPED_TYPES]
     ids = {str(n.get("name")): node_id(str(n.get("name", "node")), taken) for n in sources}
-    context = Context(ids)
+    timezone = (workflow.get("settings") or {}).get("timezone")
+    context = Context(ids, timezone if isinstance(timezone, str) else None)
     mapped_by_name: dict[str, Mapped] = {}
     pinned = workflow.get("pinData") or {}
     for source in sources:
