@@ -9,6 +9,7 @@ import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from nodedrop.client import AsyncClient, Client, NotFound, Reconnecting, Unauthorized
@@ -94,3 +95,10 @@ def test_the_websocket_url_follows_the_base_url() -> None:
         websocket_url("https://h.example/nd/", "a b", 7)
         == "wss://h.example/nd/ws/executions/a%20b?after_seq=7"
     )
+
+
+async def test_a_client_over_an_httpx_client_follows_with_its_key(notifier: FakeNotifier) -> None:
+    http = httpx.AsyncClient(base_url=notifier.url, headers={"Authorization": "Bearer theirs"})
+    async with http, AsyncClient(notifier.url, http=http) as client:
+        assert [e.seq async for e in client.follow("ex1")][-1] == 7
+    assert {auth for _, auth in notifier.requests} == {"Bearer theirs"}

@@ -43,7 +43,7 @@ class AsyncClient:
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._headers = auth_headers(token)
+        self._headers = auth_headers(token, http)
         self._owned = http is None
         self.http = http or httpx.AsyncClient(
             base_url=self.base_url, headers=self._headers, timeout=timeout_s
