@@ -102,23 +102,26 @@ async def test_an_imported_n8n_workflow_runs_as_it_did_in_n8n(system: System) ->
     assert result.returncode == 0, result.stdout + result.stderr
     assert "NOT MAPPED: n8n-nodes-base.code" in result.stdout
     workflow_id = result.stdout.rsplit("saved as ", 1)[1].split()[0]
+    # What n8n itself computed from the same items (tests/fixtures/n8n/README.md).
+    n8n_run = json.loads((N8N_EXPORTS / "runs" / "orders.json").read_text())
     async with AsyncClient(system.base_url, system.token) as api:
-        items = [
-            {"id": 1, "price": 10, "quantity": 2, "country": "DE"},
-            {"id": 2, "price": 5, "quantity": 1, "country": "US"},
-            {"id": 3, "price": 1, "quantity": 3, "country": "FR"},
-        ]
-        done = await api.submit_and_wait(workflow_id, input=items, timeout_s=60)
+        done = await api.submit_and_wait(workflow_id, input=n8n_run["input_items"], timeout_s=60)
     assert done.status == "succeeded", done
-    # Small orders (total <= 100) took the false branch, and were routed by country.
+    n8n = n8n_run["outputs"]
+    assert done.nodes["compute_total"].output == {"main": n8n["Compute total"][0]}
+    # No order is big: the true branch is empty in both, and nodedrop skips the node behind it.
+    assert done.nodes["big_order"].output == dict(
+        zip(["true", "false"], n8n["Big order?"], strict=True)
+    )
     assert done.nodes["notify_sales"].status == "skipped"
-    assert done.nodes["by_country"].output == {
-        "europe": [{**items[0], "total": 20, "source": "shop", "priority": 2}],
-        "us": [{**items[1], "total": 5, "source": "shop", "priority": 2}],
-        "fallback": [{**items[2], "total": 3, "source": "shop", "priority": 2}],
-    }
-    done_items = (done.nodes["done"].output or {})["main"]
-    assert sorted(item["id"] for item in done_items) == [1, 2, 3]
+    assert done.nodes["by_country"].output == dict(
+        zip(["europe", "us", "fallback"], n8n["By country"], strict=True)
+    )
+    assert done.nodes["cool_down"].output == {"main": n8n["Cool down"][0]}
+    assert done.nodes["merge"].output == {"main": n8n["Merge"][0]}
+    # n8n runs Done once per arriving branch; nodedrop once, after both.
+    done_ids = sorted(item["id"] for item in (done.nodes["done"].output or {})["main"])
+    assert done_ids == [1, 2, 3]
 
 
 async def test_run_follows_the_execution_through_the_client(system: System, tmp_path: Path) -> None:

@@ -92,6 +92,13 @@ def test_types_ports_and_settings_of_the_orders_workflow() -> None:
     ]
 
 
+def test_merge_inputs_are_listed_in_n8n_input_order() -> None:
+    """nodedrop concatenates a merge's inputs in the order the connections are listed; n8n
+    by input index (its export lists "By country" -> input 2 before "Cool down" -> input 1)."""
+    connections = convert_n8n(export("orders.json")).definition["connections"]
+    assert [c["input"] for c in connections if c["to"] == "merge"] == ["input_1", "input_2"]
+
+
 def test_the_report_names_what_did_not_map_and_what_differs() -> None:
     report = convert_n8n(export("triggers.json")).report()
     for expected in [

@@ -148,7 +148,7 @@ def _connections(
 ) -> list[dict[str, str]]:
     """n8n's ``{source: {"main": [[{"node", "index"}], ...]}}`` as nodedrop connections, the
     output index turned into the source's port and the input index into the target's."""
-    result = []
+    result: list[tuple[int, dict[str, str]]] = []
     for source, kinds in connections.items():
         if source not in ids:
             lost.append(f"connections from {source!r}, which is not in the workflow")
@@ -174,5 +174,8 @@ def _connections(
                     inputs = mapped[to].inputs
                     if inputs is not None:
                         connection["input"] = inputs(int(target.get("index", 0)))
-                    result.append(connection)
-    return result
+                    result.append((int(target.get("index", 0)), connection))
+    # nodedrop's merge concatenates its inputs in the order their connections are listed, n8n's
+    # in the order of its input indexes: list connections into a lower index first.
+    result.sort(key=lambda indexed: indexed[0])
+    return [connection for _, connection in result]
