@@ -123,7 +123,7 @@ def test_schedules_become_cron_and_v1_conditions_translate() -> None:
         "condition": '{{ item.lead.endswith("@example.org") }}'
     }
     assert nodes["Set lead"]["parameters"]["values"] == {
-        "lead": "{{ item.body.email.lower() }}",
+        "lead": "{{ item.email.lower() }}",  # after a webhook, n8n's body is the item
         "fresh": True,
     }
     assert conversion.definition["settings"] == {"timeout_ms": 300_000}

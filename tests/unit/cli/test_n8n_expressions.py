@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from nodedrop.cli.n8n.expressions import (
+    Names,
     Untranslatable,
     translate_expression,
     translate_value,
 )
 from nodedrop.contracts.expressions import evaluate, make_scope
 
-IDS = {"Get user": "get_user", "Webhook": "webhook"}
+IDS = Names({"Get user": "get_user", "Webhook": "webhook"}, webhooks=frozenset({"Webhook"}))
 
 
 @pytest.mark.parametrize(
@@ -21,9 +22,9 @@ IDS = {"Get user": "get_user", "Webhook": "webhook"}
         ('$json["first name"]', 'item["first name"]'),
         ("$input.item.json.id", "item.id"),
         ('$node["Get user"].json.name', 'nodes["get_user"]["main"][0].name'),
-        ("$('Webhook').item.json.body", 'nodes["webhook"]["main"][0].body'),
-        ("$('Webhook').first().json.body", 'nodes["webhook"]["main"][0].body'),
-        ("$('Webhook').last().json.body", 'nodes["webhook"]["main"][-1].body'),
+        ("$('Webhook').item.json.body.order", 'nodes["webhook"]["main"][0].order'),
+        ("$('Webhook').first().json.body", 'nodes["webhook"]["main"][0]'),
+        ("$('Get user').last().json.id", 'nodes["get_user"]["main"][-1].id'),
         ("$execution.id", "execution.id"),
         ('$json.a === "x" && !($json.b || $json.c)', 'item.a == "x" and not (item.b or item.c)'),
         ("$json.a !== undefined", "item.a != None"),
@@ -53,11 +54,22 @@ def test_what_maps(n8n: str, nodedrop: str) -> None:
         ("$json.tags.includes('a')", "includes"),
         ("window.alert(1)", "'window'"),
         ("{a: 1}", "object literals"),
+        ("$('Webhook').item.json.headers.host", "headers: nodedrop's webhook item is the JSON"),
     ],
 )
 def test_what_does_not_map_says_why(n8n: str, why: str) -> None:
     with pytest.raises(Untranslatable, match=why):
         translate_expression(n8n, IDS)
+
+
+def test_json_after_a_webhook_is_its_body() -> None:
+    after_webhook = Names(IDS.node_ids, IDS.webhooks, fed_by_webhook=True)
+    assert translate_expression('$json.body.email + $json["body"].name', after_webhook) == (
+        "item.email + item.name"
+    )
+    with pytest.raises(Untranslatable, match="query: nodedrop's webhook item"):
+        translate_expression("$json.query.page", after_webhook)
+    assert translate_expression("$json.body.email", IDS) == "item.body.email"
 
 
 def test_a_translation_evaluates_as_n8n_would() -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
-from nodedrop.cli.n8n.expressions import Untranslatable, translate_expression
+from nodedrop.cli.n8n.expressions import Names, Untranslatable, translate_expression
 
 #: A value path (``item.a["b"][0]``), which needs no parentheses around it.
 _SIMPLE = re.compile(r"[\w.]+(\[[^\[\]]*\])*(\.[\w]+|\[[^\[\]]*\])*")
@@ -45,26 +44,26 @@ _UNARY = {
 }
 
 
-def operand(value: Any, node_ids: Mapping[str, str]) -> str:
+def operand(value: Any, names: Names) -> str:
     """A condition's side as an expression: an n8n expression, or a literal."""
     if isinstance(value, str) and value.startswith("="):
         whole = _WHOLE_EXPRESSION.match(value)
         if whole is None:
             raise Untranslatable(f"{value[1:]!r}: text around an expression in a condition")
-        translated = translate_expression(whole.group(1).strip(), node_ids)
+        translated = translate_expression(whole.group(1).strip(), names)
         return translated if _SIMPLE.fullmatch(translated) else f"({translated})"
     return json.dumps(value)
 
 
-def comparison(left: Any, operation: str, right: Any, node_ids: Mapping[str, str]) -> str:
+def comparison(left: Any, operation: str, right: Any, names: Names) -> str:
     if operation in _UNARY:
-        return _UNARY[operation].format(l=operand(left, node_ids))
+        return _UNARY[operation].format(l=operand(left, names))
     if operation in _BINARY:
-        return _BINARY[operation].format(l=operand(left, node_ids), r=operand(right, node_ids))
+        return _BINARY[operation].format(l=operand(left, names), r=operand(right, names))
     raise Untranslatable(f"the comparison {operation!r} has no equivalent")
 
 
-def filter_condition(conditions: Any, node_ids: Mapping[str, str]) -> tuple[str, list[str]]:
+def filter_condition(conditions: Any, names: Names) -> tuple[str, list[str]]:
     """An n8n v2+ filter (``{"conditions": [...], "combinator", "options"}``): the expression
     and notes on what it approximates."""
     if not isinstance(conditions, dict):
@@ -80,7 +79,7 @@ def filter_condition(conditions: Any, node_ids: Mapping[str, str]) -> tuple[str,
                 entry.get("leftValue", ""),
                 str(operator.get("operation", "equals")),
                 entry.get("rightValue", ""),
-                node_ids,
+                names,
             )
         )
     if not parts:
@@ -94,7 +93,7 @@ def _combined(parts: list[str], any_of: bool) -> str:
     return (" or " if any_of else " and ").join(f"({part})" for part in parts)
 
 
-def typed_lists_condition(conditions: Any, combine: str, node_ids: Mapping[str, str]) -> str:
+def typed_lists_condition(conditions: Any, combine: str, names: Names) -> str:
     """IF v1: ``{"string": [{"value1", "operation", "value2"}], "number": [...], ...}``."""
     parts = []
     for kind, entries in (conditions or {}).items():
@@ -104,7 +103,7 @@ def typed_lists_condition(conditions: Any, combine: str, node_ids: Mapping[str, 
                     entry.get("value1", ""),
                     str(entry.get("operation", "equal")),
                     entry.get("value2", False if kind == "boolean" else ""),
-                    node_ids,
+                    names,
                 )
             )
     if not parts:

@@ -33,6 +33,17 @@ class Untranslatable(ValueError):  # noqa: N818 - "raise Untranslatable" reads a
     """An n8n expression that has no nodedrop equivalent here; the message says what."""
 
 
+@dataclass(frozen=True)
+class Names:
+    """What an expression may name: nodedrop ids by n8n node name, the webhook nodes among
+    them, and whether ``$json`` is a webhook's request where the expression is (the node's only
+    parent is a webhook)."""
+
+    node_ids: Mapping[str, str]
+    webhooks: frozenset[str] = frozenset()
+    fed_by_webhook: bool = False
+
+
 @dataclass
 class Translation:
     """A parameter value translated, and what in it did not translate."""
@@ -95,9 +106,9 @@ def _tokens(source: str) -> list[str]:
 
 
 class _Translator:
-    def __init__(self, tokens: list[str], node_ids: Mapping[str, str]) -> None:
+    def __init__(self, tokens: list[str], names: Names) -> None:
         self.tokens = tokens
-        self.node_ids = node_ids
+        self.names = names
         self.at = 0
         self.out: list[str] = []
 
@@ -196,6 +207,8 @@ class _Translator:
     def reference(self, token: str) -> None:
         if token == "$json":
             self.out.append("item")
+            if self.names.fed_by_webhook:
+                self.webhook_request()
         elif token == "$input":
             self.take(".")
             self.take("item")
@@ -213,6 +226,8 @@ class _Translator:
             self.take(".")
             self.take("json")
             self.out += self.first_item(name, 0)
+            if name in self.names.webhooks:
+                self.webhook_request()
         elif token == "$":
             self.take("(")
             name = self.string()
@@ -225,8 +240,23 @@ class _Translator:
             self.take(".")
             self.take("json")
             self.out += self.first_item(name, -1 if accessor == "last" else 0)
+            if name in self.names.webhooks:
+                self.webhook_request()
         else:
             raise Untranslatable(f"{token} has no equivalent")
+
+    def webhook_request(self) -> None:
+        """After a webhook's item: n8n's is the request (``body``, ``headers``, ``query``,
+        ``params``), nodedrop's the JSON body itself, so ``.body`` goes away."""
+        if self.peek() == "." and self.peek(1) == "body":
+            self.at += 2
+        elif self.peek() == "[" and self.peek(1) in {'"body"', "'body'"} and self.peek(2) == "]":
+            self.at += 3
+        else:
+            part = self.peek(1) if self.peek() in {".", "["} else "the whole request"
+            raise Untranslatable(
+                f"a webhook request's {part}: nodedrop's webhook item is the JSON body alone"
+            )
 
     def string(self) -> str:
         token = self.take()
@@ -236,7 +266,7 @@ class _Translator:
 
     def first_item(self, name: str, index: int) -> list[str]:
         """``nodes["id"]["main"][index]`` as tokens, so ``.length`` can wrap it."""
-        node_id = self.node_ids.get(name)
+        node_id = self.names.node_ids.get(name)
         if node_id is None:
             raise Untranslatable(f"no node named {name!r} in the workflow")
         return ["nodes", "[", f'"{node_id}"', "]", "[", '"main"', "]", "[", str(index), "]"]
@@ -261,10 +291,10 @@ def _join(tokens: list[str]) -> str:
     return text
 
 
-def translate_expression(source: str, node_ids: Mapping[str, str]) -> str:
+def translate_expression(source: str, names: Names) -> str:
     """One n8n expression (the JavaScript between ``{{ }}``) in nodedrop's language;
-    ``node_ids`` maps n8n node names to nodedrop ids. ``Untranslatable`` if it does not map."""
-    translated = _Translator(_tokens(source), node_ids).run()
+    ``names`` says what the workflow's nodes are called. ``Untranslatable`` if it does not map."""
+    translated = _Translator(_tokens(source), names).run()
     try:
         compile_expression(translated)
     except ExpressionError as error:
@@ -277,13 +307,13 @@ def translate_expression(source: str, node_ids: Mapping[str, str]) -> str:
 _TEMPLATE_PART = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 
 
-def translate_template(text: str, node_ids: Mapping[str, str]) -> str:
+def translate_template(text: str, names: Names) -> str:
     """An n8n expression parameter (after its ``=``): text with ``{{ }}`` parts."""
     pieces: list[str] = []
     position = 0
     for match in _TEMPLATE_PART.finditer(text):
         pieces.append(text[position : match.start()])
-        pieces.append("{{ " + translate_expression(match.group(1).strip(), node_ids) + " }}")
+        pieces.append("{{ " + translate_expression(match.group(1).strip(), names) + " }}")
         position = match.end()
     pieces.append(text[position:])
     return "".join(pieces)
@@ -295,23 +325,23 @@ def untranslated(text: str) -> str:
     return "n8n expression not translated: " + text.replace("{{", "{ {").replace("}}", "} }")
 
 
-def translate_value(value: Any, node_ids: Mapping[str, str], where: str = "") -> Translation:
+def translate_value(value: Any, names: Names, where: str = "") -> Translation:
     """A parameter value with every n8n expression in it translated (dicts and lists too)."""
     if isinstance(value, str) and value.startswith("="):
         try:
-            return Translation(translate_template(value[1:], node_ids))
+            return Translation(translate_template(value[1:], names))
         except Untranslatable as why:
             return Translation(untranslated(value[1:]), [f"{where}: {value[1:]!r}: {why}"])
     if isinstance(value, dict):
         result: dict[str, Any] = {}
         problems: list[str] = []
         for key, inner in value.items():
-            translated = translate_value(inner, node_ids, f"{where}.{key}" if where else key)
+            translated = translate_value(inner, names, f"{where}.{key}" if where else key)
             result[key] = translated.value
             problems += translated.problems
         return Translation(result, problems)
     if isinstance(value, list):
-        items = [translate_value(v, node_ids, f"{where}[{i}]") for i, v in enumerate(value)]
+        items = [translate_value(v, names, f"{where}[{i}]") for i, v in enumerate(value)]
         return Translation([t.value for t in items], [p for t in items for p in t.problems])
     if isinstance(value, str) and "{{" in value:
         # A plain n8n string holding braces: a literal there, so it must stay one here.

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nodedrop.cli.n8n.conditions import comparison, filter_condition, typed_lists_condition
 from nodedrop.cli.n8n.expressions import (
+    Names,
     Untranslatable,
     translate_expression,
     translate_value,
@@ -38,14 +39,14 @@ class Mapped:
 
 @dataclass(frozen=True)
 class Context:
-    #: n8n node name -> nodedrop id, for expressions that name other nodes.
-    node_ids: Mapping[str, str]
+    #: What the node's expressions may name (other nodes, by their n8n names).
+    names: Names
     #: The workflow's timezone in n8n (``settings.timezone``), if it has one.
     timezone: str | None = None
 
 
 def _translated(value: Any, context: Context, where: str, mapped: Mapped) -> Any:
-    translation = translate_value(value, context.node_ids, where)
+    translation = translate_value(value, context.names, where)
     mapped.lost += translation.problems
     return translation.value
 
@@ -82,7 +83,8 @@ def webhook(parameters: dict[str, Any], _: Context) -> Mapped:
             f"responseMode {parameters['responseMode']!r}: nodedrop answers 202 at once"
         )
     mapped.approximate.append(
-        "the item is the JSON body itself (n8n: under `body`, beside headers and query)"
+        "the item is the JSON body itself (n8n: under `body`, beside headers and query); "
+        "expressions reading `body` are rewritten, others are reported"
     )
     return mapped
 
@@ -190,7 +192,7 @@ def _json_template(text: str, context: Context) -> Any:
     except json.JSONDecodeError as error:
         raise Untranslatable(f"not JSON once its expressions are set apart: {error}") from None
     translated = [
-        "{{ " + translate_expression(e.strip(), context.node_ids) + " }}" for e in expressions
+        "{{ " + translate_expression(e.strip(), context.names) + " }}" for e in expressions
     ]
 
     def put_back(value: Any) -> Any:
@@ -246,10 +248,10 @@ def if_node(parameters: dict[str, Any], context: Context) -> Mapped:
             condition = typed_lists_condition(
                 parameters.get("conditions"),
                 str(parameters.get("combineOperation", "all")),
-                context.node_ids,
+                context.names,
             )
         else:
-            condition, notes = filter_condition(parameters.get("conditions"), context.node_ids)
+            condition, notes = filter_condition(parameters.get("conditions"), context.names)
             mapped.approximate += notes
     except Untranslatable as why:
         mapped.lost.append(f"condition: {why}; every item goes to false")
@@ -292,10 +294,10 @@ def switch(parameters: dict[str, Any], context: Context) -> Mapped:
                     parameters.get("value1", ""),
                     str(rule.get("operation", "equal")),
                     rule.get("value2", ""),
-                    context.node_ids,
+                    context.names,
                 )
             else:
-                condition, notes = filter_condition(rule.get("conditions"), context.node_ids)
+                condition, notes = filter_condition(rule.get("conditions"), context.names)
                 mapped.approximate += notes
         except Untranslatable as why:
             mapped.lost.append(f"rule {index}: {why}; the case never matches")

@@ -7,11 +7,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from nodedrop.cli.n8n.expressions import Names
 from nodedrop.cli.n8n.nodes import MAIN, MAPPERS, Context, Mapped, unmapped
 
 #: nodedrop node ids: a letter, then at most 63 letters, digits, ``_`` or ``-``.
 _ID_LENGTH = 64
 _DROPPED_TYPES = {"n8n-nodes-base.stickyNote"}
+_WEBHOOK = "n8n-nodes-base.webhook"
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,17 @@ def convert_n8n(workflow: Any) -> Conversion:
     sources = [n for n in sources if n.get("type") not in _DROPPED_TYPES]
     ids = {str(n.get("name")): node_id(str(n.get("name", "node")), taken) for n in sources}
     timezone = (workflow.get("settings") or {}).get("timezone")
-    context = Context(ids, timezone if isinstance(timezone, str) else None)
+    zone = timezone if isinstance(timezone, str) else None
+    webhooks = frozenset(str(n.get("name")) for n in sources if n.get("type") == _WEBHOOK)
+    parents = _main_parents(workflow.get("connections") or {})
     mapped_by_name: dict[str, Mapped] = {}
     pinned = workflow.get("pinData") or {}
     for source in sources:
         node_name, n8n_type = str(source.get("name")), str(source.get("type", "?"))
         mapper = MAPPERS.get(n8n_type)
+        # $json is a webhook's request only in a node whose every parent is a webhook.
+        fed = bool(parents.get(node_name)) and parents[node_name] <= webhooks
+        context = Context(Names(ids, webhooks, fed), zone)
         mapped = mapper(source.get("parameters") or {}, context) if mapper else unmapped(n8n_type)
         node: dict[str, Any] = {"id": ids[node_name], "type": mapped.type, "name": node_name}
         if source.get("disabled"):
@@ -138,6 +145,16 @@ def convert_n8n(workflow: Any) -> Conversion:
     if isinstance(timeout_s, int) and timeout_s > 0:
         conversion.definition["settings"] = {"timeout_ms": timeout_s * 1000}
     return conversion
+
+
+def _main_parents(connections: dict[str, Any]) -> dict[str, set[str]]:
+    """n8n node name -> the names of the nodes with a main connection into it."""
+    parents: dict[str, set[str]] = {}
+    for source, kinds in connections.items():
+        for targets in (kinds or {}).get("main") or []:
+            for target in targets or []:
+                parents.setdefault(str(target.get("node")), set()).add(source)
+    return parents
 
 
 def _connections(
