@@ -4,6 +4,9 @@ Pure. n8n marks a parameter as an expression with a leading ``=``: ``"={{ $json.
 or ``"=https://api.example.org/{{ $json.id }}"``. What maps (docs/nodes.md, "Expressions"):
 
 - ``$json.x``, ``$json["x"]``, ``$input.item.json.x``: ``item.x``, ``item["x"]``;
+- a webhook's request: ``.body`` goes (``$json.body.x`` after a webhook: ``item.x``), since
+  nodedrop's webhook item is the JSON body; its ``headers``, ``query`` and ``params`` do not
+  map;
 - ``$node["Name"].json.x``, ``$('Name').item.json.x``, ``$('Name').first().json.x``:
   ``nodes["id"]["main"][0].x`` (the node's first item; ``.last()``: ``[-1]``);
 - ``$execution.id``: ``execution.id``;
