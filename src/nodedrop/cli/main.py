@@ -40,7 +40,7 @@ environment:
   NODEDROP_NATS_PORT, NODEDROP_PG_PORT   ports of the embedded servers (4250, 5440)
   NODEDROP_ADMIN_TOKEN    the admin key (`up` otherwise keeps one in the data directory)
   NODEDROP_SECRET_KEY     the credentials key (`up` otherwise keeps one in the data directory)
-  NODEDROP_URL, NODEDROP_TOKEN   what `nodedrop run` talks to and with which key
+  NODEDROP_URL, NODEDROP_TOKEN   what `nodedrop run` and `workflows` talk to, with which key
 """
 
 
