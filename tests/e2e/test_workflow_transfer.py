@@ -74,6 +74,19 @@ async def test_export_then_import_keeps_every_version(system: System, tmp_path: 
         assert (await api.get_workflow(original.id)).version == 3
 
 
+async def test_export_of_everything_and_of_an_unknown_id(system: System) -> None:
+    async with AsyncClient(system.base_url, system.token) as api:
+        ids = {(await api.create_workflow(FIRST)).id for _ in range(2)}
+    everything = await nodedrop(system, "workflows", "export")
+    assert everything.returncode == 0, everything.stderr
+    exported = {w["id"] for w in json.loads(everything.stdout)["workflows"]}
+    assert ids <= exported
+    unknown = await nodedrop(system, "workflows", "export", "no-such-workflow")
+    assert unknown.returncode == 2
+    assert "workflow 'no-such-workflow' not found" in unknown.stderr
+    assert unknown.stdout == ""
+
+
 async def test_import_reports_a_workflow_the_api_refuses(system: System, tmp_path: Path) -> None:
     broken = {**FIRST, "nodes": [{"id": "start", "type": "no_such_type"}], "connections": []}
     document = {
