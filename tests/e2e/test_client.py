@@ -47,6 +47,9 @@ async def test_workflows_crud_and_versions(system: System) -> None:
         assert (created.version, created.name) == (1, "client chain")
         renamed = await api.update_workflow(created.id, {**CHAIN, "name": "renamed"})
         assert renamed.version == 2
+        with pytest.raises(Conflict) as stale:  # saved from version 1, but 2 is the latest
+            await api.update_workflow(created.id, CHAIN, if_version=1)
+        assert stale.value.body["current_version"] == 2
         versions = await api.workflow_versions(created.id)
         assert [(w.version, w.name) for w in versions] == [(1, "client chain"), (2, "renamed")]
         assert versions[0].definition()["nodes"] == CHAIN["nodes"]

@@ -126,6 +126,20 @@ def test_an_error_without_json_keeps_its_text() -> None:
         client.cancel("ex1")
 
 
+def test_a_save_from_an_older_version_is_a_conflict_naming_the_current_one() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = {"detail": "workflow 'wf1' was changed meanwhile", "current_version": 3}
+        return httpx.Response(409, json=body)
+
+    with pytest.raises(Conflict) as raised:
+        sync_client(answer).update_workflow("wf1", {"name": "w"}, if_version=2)
+    assert seen[0].headers["If-Match"] == '"2"'
+    assert raised.value.body["current_version"] == 3
+
+
 def test_ids_are_one_path_segment() -> None:
     seen: list[str] = []
 

@@ -49,10 +49,14 @@ class ConnectionFailed(ClientError):
 class ApiError(ClientError):
     """The API answered with an error status; ``problems`` holds a 422's entries."""
 
-    def __init__(self, status: int, message: str, problems: tuple[Problem, ...] = ()) -> None:
+    def __init__(
+        self, status: int, message: str, problems: tuple[Problem, ...] = (), body: Any = None
+    ) -> None:
         self.status = status
         self.message = message
         self.problems = problems
+        #: The answer's JSON (e.g. a 409's ``current_version``), ``None`` if it was not JSON.
+        self.body = body
         super().__init__(f"{status}: {message}")
 
     @property
@@ -150,4 +154,4 @@ def error_for(response: httpx.Response) -> ApiError:
     else:
         message = response.text.strip()[:500] or response.reason_phrase
     kind = _BY_STATUS.get(response.status_code, ApiError)
-    return kind(response.status_code, message, problems)
+    return kind(response.status_code, message, problems, body)

@@ -60,14 +60,18 @@ class Call:
     params: Mapping[str, str | int | float] = field(default_factory=dict)
     json: Any = None
     timeout: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     def build(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         params = {key: _param(value) for key, value in self.params.items()}
+        headers = dict(self.headers)
         if self.timeout is None:
-            return http.build_request(self.method, self.path, params=params, json=self.json)
+            return http.build_request(
+                self.method, self.path, params=params, json=self.json, headers=headers
+            )
         timeout = httpx.Timeout(self.timeout, connect=http.timeout.connect)
         return http.build_request(
-            self.method, self.path, params=params, json=self.json, timeout=timeout
+            self.method, self.path, params=params, json=self.json, headers=headers, timeout=timeout
         )
 
 
@@ -121,9 +125,16 @@ def get_workflow(workflow_id: str, version: int | None = None) -> Operation[Work
     return _one(Call("GET", path), Workflow, 200)
 
 
-def update_workflow(workflow_id: str, definition: Mapping[str, Any]) -> Operation[Workflow]:
-    """A new version of the workflow (``version`` one higher)."""
-    call = Call("PUT", f"/api/workflows/{_segment(workflow_id)}", json=dict(definition))
+def update_workflow(
+    workflow_id: str, definition: Mapping[str, Any], *, if_version: int | None = None
+) -> Operation[Workflow]:
+    """A new version of the workflow (``version`` one higher). With ``if_version``, only if
+    that is still the latest (``If-Match``): else ``Conflict``, whose ``body`` holds
+    ``current_version``, and nothing is written."""
+    headers = {} if if_version is None else {"If-Match": f'"{if_version}"'}
+    call = Call(
+        "PUT", f"/api/workflows/{_segment(workflow_id)}", json=dict(definition), headers=headers
+    )
     return _one(call, Workflow, 200)
 
 
