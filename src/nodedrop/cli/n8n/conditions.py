@@ -41,7 +41,24 @@ _UNARY = {
     "isEmpty": "not {l}",
     "notEmpty": "bool({l})",
     "isNotEmpty": "bool({l})",
+    "exists": "{l} is not None",
+    "notExists": "{l} is None",
 }
+#: Operations that n8n applies to a missing field too: the field is read with ``.get``, so a
+#: missing key is ``None`` here as well instead of an error.
+_MISSING_ALLOWED = {"empty", "isEmpty", "notEmpty", "isNotEmpty", "exists", "notExists"}
+_LAST_KEY = re.compile(
+    r"^(?P<base>.+?)(?:\.(?P<name>[A-Za-z_]\w*)|\[(?P<quoted>\"[^\"]*\"|'[^']*')\])$"
+)
+
+
+def _reading_missing(expression: str) -> str:
+    """``item.a.b`` as ``item.a.get("b")``: ``None`` when the key is missing."""
+    match = _LAST_KEY.match(expression)
+    if match is None or not _SIMPLE.fullmatch(expression):
+        return expression
+    key = match.group("quoted") or json.dumps(match.group("name"))
+    return f"{match.group('base')}.get({key})"
 
 
 def operand(value: Any, names: Names) -> str:
@@ -57,7 +74,10 @@ def operand(value: Any, names: Names) -> str:
 
 def comparison(left: Any, operation: str, right: Any, names: Names) -> str:
     if operation in _UNARY:
-        return _UNARY[operation].format(l=operand(left, names))
+        side = operand(left, names)
+        if operation in _MISSING_ALLOWED:
+            side = _reading_missing(side)
+        return _UNARY[operation].format(l=side)
     if operation in _BINARY:
         return _BINARY[operation].format(l=operand(left, names), r=operand(right, names))
     raise Untranslatable(f"the comparison {operation!r} has no equivalent")
