@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := -e libs/contracts[db] -e services/api -e services/scheduler -e services/runner \
+PACKAGES := -e libs/contracts[db] -e libs/client -e services/api -e services/scheduler -e services/runner \
             -e services/notifier -e .[test,dev]
-PYPROJECTS := pyproject.toml libs/contracts/pyproject.toml $(wildcard services/*/pyproject.toml)
+PYPROJECTS := pyproject.toml libs/contracts/pyproject.toml libs/client/pyproject.toml $(wildcard services/*/pyproject.toml)
 
 .PHONY: install run test test-unit test-integration lint format bench chaos mutate mutate-results clean web test-web
 

@@ -10,7 +10,12 @@ _PACKAGE = __name__.rpartition(".")[0]
 
 _FIXTURES = f"{_PACKAGE}.fixtures" if _PACKAGE else "fixtures"
 
-pytest_plugins = [f"{_FIXTURES}.servers", f"{_FIXTURES}.http_server", f"{_FIXTURES}.nats_cluster"]
+pytest_plugins = [
+    f"{_FIXTURES}.servers",
+    f"{_FIXTURES}.http_server",
+    f"{_FIXTURES}.nats_cluster",
+    f"{_FIXTURES}.fake_notifier",
+]
 
 # Hypothesis profiles, chosen by HYPOTHESIS_PROFILE (.ci/run sets "ci"; nothing else needs to):
 # - "dev" (the default, `make test`): fast, a fifth of CI's examples; each run explores new

@@ -16,6 +16,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import httpx
 import pytest
 
+from nodedrop.client import AsyncClient
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.platform.db.migrate import upgrade
 
@@ -64,6 +65,12 @@ async def client(system: System) -> AsyncIterator[httpx.AsyncClient]:
         base_url=system.base_url, headers=system.headers, timeout=10
     ) as http:
         yield http
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> AsyncClient:
+    """nodedrop's client library over the same connection as ``client``."""
+    return AsyncClient(str(client.base_url), http=client)
 
 
 PLUGIN = Path(__file__).resolve().parents[2] / "examples" / "plugin"

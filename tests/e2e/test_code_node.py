@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import shutil
 
-import httpx
 import pytest
 
-from .api_client import finished, submit
+from nodedrop.client import AsyncClient
 
 pytestmark = [
     pytest.mark.e2e,
@@ -48,24 +47,24 @@ WORKFLOW = {
 
 
 async def test_a_code_node_routes_items_logs_and_fails_with_its_own_traceback(
-    client: httpx.AsyncClient,
+    api: AsyncClient,
 ) -> None:
     items = [{"id": 1, "total": 150}, {"id": 2, "total": -5}, {"id": 3, "total": 20}]
-    run_id = await submit(client, workflow=WORKFLOW, input=items)
-    run = await finished(client, run_id)
-    assert run["status"] == "succeeded", run
-    assert run["nodes"]["orders"]["output"] == {
+    run_id = (await api.submit(workflow=WORKFLOW, input=items)).id
+    run = await api.wait_for(run_id, 30)
+    assert run.status == "succeeded", run
+    assert run.nodes["orders"].output == {
         "main": [{"id": 1, "total": 150, "big": True}, {"id": 3, "total": 20, "big": False}]
     }
-    assert run["nodes"]["refund"]["output"] == {"main": [{"id": 2, "total": -5, "refund": True}]}
-    logs = (await client.get(f"/api/executions/{run_id}/logs")).json()["logs"]
-    messages = [line["message"] for line in logs if line["node"] == "sort"]
+    assert run.nodes["refund"].output == {"main": [{"id": 2, "total": -5, "refund": True}]}
+    messages = [line.message for line in await api.logs(run_id) if line.node == "sort"]
     # Between the system's own lines about the node (queued, started, ...), the code's.
     assert [m for m in messages if m.startswith("order")] == ["order 1: 150", "order 3: 20"]
 
-    broken = await submit(client, workflow=WORKFLOW, input=[{"id": 4}])
-    failed = await finished(client, broken)
-    assert failed["status"] == "failed"
-    error = failed["nodes"]["sort"]["error"]
+    broken = (await api.submit(workflow=WORKFLOW, input=[{"id": 4}])).id
+    failed = await api.wait_for(broken, 30)
+    assert failed.status == "failed"
+    error = failed.nodes["sort"].error
+    assert error is not None
     assert error["type"] == "CodeError"
     assert error["message"] == "KeyError: 'total' (line 3)"

@@ -19,9 +19,9 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import httpx
 import pytest
 
+from nodedrop.client import AsyncClient
 from nodedrop.platform.secretbox import SecretKey
 
-from .api_client import finished, submit
 from .conftest import running_system
 from .system import System
 
@@ -134,10 +134,10 @@ def calling(url: str, credential_id: str, node_type: str = "http_request") -> di
 async def run(
     client: httpx.AsyncClient, url: str, credential_id: str, node_type: str = "http_request"
 ) -> dict[str, Any]:
-    execution_id = await submit(
-        client, workflow=calling(url, credential_id, node_type), input=[{"canary": CANARY}]
-    )
-    return await finished(client, execution_id)
+    api = AsyncClient(str(client.base_url), http=client)
+    workflow = calling(url, credential_id, node_type)
+    execution_id = (await api.submit(workflow=workflow, input=[{"canary": CANARY}])).id
+    return (await api.wait_for(execution_id, 30)).model_dump(mode="json")
 
 
 def found_in(data: bytes) -> list[str]:

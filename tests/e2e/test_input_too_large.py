@@ -17,11 +17,11 @@ import nats
 import pytest
 
 from nodedrop.cli.audit import AuditRequest, read_history, report
+from nodedrop.client import AsyncClient
 from nodedrop.contracts import subjects
 from nodedrop.contracts.codec import MAX_MESSAGE_BYTES
 from nodedrop.contracts.errors import INPUT_TOO_LARGE
 
-from .api_client import finished
 from .system import System
 
 pytestmark = pytest.mark.e2e
@@ -61,15 +61,14 @@ async def dead_letters(nats_url: str) -> int:
 
 async def test_a_fan_in_too_large_for_one_message_fails_the_join(system: System) -> None:
     # Under the offload threshold, each output travels inline; all of them do not fit.
-    body = {"workflow": fan_in(), "input": [{"padding": "x" * PADDING}]}
     async with httpx.AsyncClient(
         base_url=system.base_url, headers=system.headers, timeout=60
     ) as client:
-        response = await client.post("/api/executions", json=body)
-        assert response.status_code == 202, response.text
-        execution_id = response.json()["id"]
+        api = AsyncClient(system.base_url, http=client)
+        items = [{"padding": "x" * PADDING}]
+        execution_id = (await api.submit(workflow=fan_in(), input=items)).id
 
-        execution = await finished(client, execution_id, FINISH_WITHIN_S)
+        execution = (await api.wait_for(execution_id, FINISH_WITHIN_S)).model_dump(mode="json")
 
         nodes = execution["nodes"]
         assert execution["status"] == "failed", {k: v["status"] for k, v in nodes.items()}

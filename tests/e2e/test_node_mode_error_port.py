@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
-from .api_client import finished, submit
+from nodedrop.client import AsyncClient
 
 pytestmark = pytest.mark.e2e
 
@@ -33,32 +32,31 @@ WORKFLOW = {
 
 
 async def event_data(
-    client: httpx.AsyncClient, execution_id: str, kind: str, node: str | None = None
+    api: AsyncClient, execution_id: str, kind: str, node: str | None = None
 ) -> dict[str, Any]:
-    events = (await client.get(f"/api/executions/{execution_id}/events")).json()["events"]
-    [found] = [e for e in events if e["type"] == kind and node in (None, e.get("node"))]
-    data: dict[str, Any] = found["data"]
-    return data
+    events = await api.events(execution_id)
+    [found] = [e for e in events if e.type == kind and node in (None, e.node)]
+    return found.data
 
 
 async def test_a_child_on_the_error_port_runs_alone_with_the_input_it_got_in_the_run(
-    client: httpx.AsyncClient,
+    api: AsyncClient,
 ) -> None:
-    workflow_id = (await client.post("/api/workflows", json=WORKFLOW)).json()["id"]
-    run_id = await submit(client, workflow_id=workflow_id, input=[{"n": 1}, {"n": 2}])
-    run = await finished(client, run_id)
-    assert run["status"] == "partial", run
+    workflow_id = (await api.create_workflow(WORKFLOW)).id
+    run_id = (await api.submit(workflow_id, input=[{"n": 1}, {"n": 2}])).id
+    run = await api.wait_for(run_id, 30)
+    assert run.status == "partial", run
     error = {"type": "Invalid", "message": "not valid"}
     error_items = [{"error": error, "item": {"n": 1}}, {"error": error, "item": {"n": 2}}]
-    assert run["nodes"]["check"]["status"] == "failed"
-    assert run["nodes"]["check"]["output"] == {"error": error_items}
-    assert run["nodes"]["handle"]["status"] == "succeeded"
-    got_in_the_run = (await event_data(client, run_id, "NodeReady", "handle"))["input"]
+    assert run.nodes["check"].status == "failed"
+    assert run.nodes["check"].output == {"error": error_items}
+    assert run.nodes["handle"].status == "succeeded"
+    got_in_the_run = (await event_data(api, run_id, "NodeReady", "handle"))["input"]
     assert got_in_the_run == {"main": error_items}
 
-    alone_id = await submit(client, workflow_id=workflow_id, mode="node", node="handle")
-    alone = await finished(client, alone_id)
-    assert alone["status"] == "succeeded", alone
-    assert (await event_data(client, alone_id, "ExecutionRequested"))["input"] == got_in_the_run
-    assert (await event_data(client, alone_id, "NodeReady", "handle"))["input"] == got_in_the_run
-    assert alone["nodes"]["handle"]["output"] == run["nodes"]["handle"]["output"]
+    alone_id = (await api.submit(workflow_id, mode="node", node="handle")).id
+    alone = await api.wait_for(alone_id, 30)
+    assert alone.status == "succeeded", alone
+    assert (await event_data(api, alone_id, "ExecutionRequested"))["input"] == got_in_the_run
+    assert (await event_data(api, alone_id, "NodeReady", "handle"))["input"] == got_in_the_run
+    assert alone.nodes["handle"].output == run.nodes["handle"].output

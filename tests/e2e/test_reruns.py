@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 
-from .api_client import finished, submit
+from nodedrop.client import AsyncClient, Conflict, Event, Execution, NotFound, ValidationFailed
+
 from .conftest import running_system
 from .system import System
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/htt
 pytestmark = pytest.mark.e2e
 
 
-# conftest's `client` talks to this module's system.
+# conftest's `api` talks to this module's system.
 @pytest.fixture(scope="module")
 async def system(pg_server_url: str) -> AsyncIterator[System]:
     async with running_system(pg_server_url, {"NODEDROP_HTTP_ALLOW_PRIVATE": "true"}) as started:
@@ -68,58 +68,55 @@ def chain(server: LocalHttpServer) -> dict[str, Any]:
     }
 
 
-async def rerun(client: httpx.AsyncClient, execution_id: str, from_node: str) -> str:
-    response = await client.post(
-        f"/api/executions/{execution_id}/rerun", json={"from_node": from_node}
-    )
-    assert response.status_code == 202, response.text
-    assert response.json()["rerun_of"] == execution_id
-    rerun_id: str = response.json()["id"]
-    return rerun_id
+async def rerun(api: AsyncClient, execution_id: str, from_node: str) -> str:
+    accepted = await api.rerun(execution_id, from_node)
+    assert accepted.rerun_of == execution_id
+    return accepted.id
 
 
-async def events_of(client: httpx.AsyncClient, execution_id: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = (
-        await client.get(f"/api/executions/{execution_id}/events")
-    ).json()["events"]
-    return events
+async def submit(api: AsyncClient, **request: Any) -> str:
+    return (await api.submit(**request)).id
 
 
-def nodes_with(events: list[dict[str, Any]], kind: str) -> list[str]:
-    return sorted(e["node"] for e in events if e["type"] == kind)
+async def finished(api: AsyncClient, execution_id: str) -> Execution:
+    return await api.wait_for(execution_id, 30)
+
+
+def nodes_with(events: list[Event], kind: str) -> list[str]:
+    return sorted(e.node or "" for e in events if e.type == kind)
 
 
 async def test_rerun_from_the_failed_node_reuses_what_ran_before_it(
-    client: httpx.AsyncClient, flaky_server: LocalHttpServer
+    api: AsyncClient, flaky_server: LocalHttpServer
 ) -> None:
-    first_id = await submit(client, workflow=chain(flaky_server), input=[{"n": 1}])
-    first = await finished(client, first_id)
-    assert first["status"] == "partial"
-    assert (first["nodes"]["c"]["status"], first["nodes"]["d"]["status"]) == ("failed", "skipped")
+    first_id = await submit(api, workflow=chain(flaky_server), input=[{"n": 1}])
+    first = await finished(api, first_id)
+    assert first.status == "partial"
+    assert (first.nodes["c"].status, first.nodes["d"].status) == ("failed", "skipped")
 
-    rerun_id = await rerun(client, first_id, "c")
-    second = await finished(client, rerun_id)
+    rerun_id = await rerun(api, first_id, "c")
+    second = await finished(api, rerun_id)
 
-    assert (second["status"], second["rerun_of"]) == ("succeeded", first_id)
-    assert {node: row["status"] for node, row in second["nodes"].items()} == dict.fromkeys(
+    assert (second.status, second.rerun_of) == ("succeeded", first_id)
+    assert {node: row.status for node, row in second.nodes.items()} == dict.fromkeys(
         ["start", "a", "b", "c", "d", "side", "side2"], "succeeded"
     )
     # Only c and d ran; the others say they reused the first execution's outputs.
-    events = await events_of(client, rerun_id)
+    events = await api.events(rerun_id)
     assert nodes_with(events, "NodeStarted") == ["c", "d"]
-    reused = {e["node"]: e for e in events if e["type"] == "NodeSucceeded" and e["attempt"] == 0}
+    reused = {e.node or "": e for e in events if e.type == "NodeSucceeded" and e.attempt == 0}
     assert sorted(reused) == ["a", "b", "side", "side2", "start"]
-    assert {e["data"]["reused_from"] for e in reused.values()} == {first_id}
-    assert second["nodes"]["b"]["output"] == first["nodes"]["b"]["output"]
-    assert second["nodes"]["d"]["output"]["main"][0]["d"] == 2  # the server's second call
+    assert {e.data["reused_from"] for e in reused.values()} == {first_id}
+    assert second.nodes["b"].output == first.nodes["b"].output
+    assert (second.nodes["d"].output or {})["main"][0]["d"] == 2  # the server's second call
     assert len(flaky_server.requests()) == 2
     # Who asked: the request names the user, the rest is the system's.
-    actors = [(e["type"], e["actor"]) for e in events if e["actor"] is not None]
+    actors = [(e.type, e.actor) for e in events if e.actor is not None]
     assert actors == [("ExecutionRequested", "admin")]
 
 
 async def test_a_saved_workflow_is_rerun_from_its_recorded_snapshot(
-    client: httpx.AsyncClient,
+    api: AsyncClient,
 ) -> None:
     definition: dict[str, Any] = {
         "name": "edited later",
@@ -130,21 +127,21 @@ async def test_a_saved_workflow_is_rerun_from_its_recorded_snapshot(
         ],
         "connections": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}],
     }
-    workflow_id = (await client.post("/api/workflows", json=definition)).json()["id"]
-    first_id = await submit(client, workflow_id=workflow_id)
-    assert (await finished(client, first_id))["status"] == "succeeded"
+    workflow_id = (await api.create_workflow(definition)).id
+    first_id = await submit(api, workflow_id=workflow_id)
+    assert (await finished(api, first_id)).status == "succeeded"
     definition["nodes"][1]["parameters"]["values"]["v"] = 2
     definition["nodes"][2]["parameters"]["values"]["seen"] = "edited"
-    assert (await client.put(f"/api/workflows/{workflow_id}", json=definition)).status_code == 200
+    assert (await api.update_workflow(workflow_id, definition)).version == 2
 
     for from_node in ("b", "a"):
-        second = await finished(client, await rerun(client, first_id, from_node))
-        assert second["status"] == "succeeded"
-        assert (second["workflow_id"], second["workflow_version"]) == (workflow_id, 1)
-        assert second["nodes"]["b"]["output"] == {"main": [{"v": 1, "seen": 1}]}
+        second = await finished(api, await rerun(api, first_id, from_node))
+        assert second.status == "succeeded"
+        assert (second.workflow_id, second.workflow_version) == (workflow_id, 1)
+        assert second.nodes["b"].output == {"main": [{"v": 1, "seen": 1}]}
 
 
-async def test_rerun_refusals(client: httpx.AsyncClient) -> None:
+async def test_rerun_refusals(api: AsyncClient) -> None:
     workflow = {
         "name": "slow",
         "nodes": [
@@ -153,23 +150,21 @@ async def test_rerun_refusals(client: httpx.AsyncClient) -> None:
         ],
         "connections": [{"from": "start", "to": "pause"}],
     }
-    running = await submit(client, workflow=workflow)
+    running = await submit(api, workflow=workflow)
 
-    async def rerun_status(execution_id: str, body: dict[str, Any]) -> httpx.Response:
-        return await client.post(f"/api/executions/{execution_id}/rerun", json=body)
+    with pytest.raises(Conflict):
+        await api.rerun(running, "pause")
+    assert (await api.cancel(running)).cancel_requested
+    assert (await finished(api, running)).status == "cancelled"
 
-    refused = await rerun_status(running, {"from_node": "pause"})
-    assert refused.status_code == 409, refused.text
-    assert (await client.post(f"/api/executions/{running}/cancel")).status_code == 202
-    assert (await finished(client, running))["status"] == "cancelled"
-
-    unknown_node = await rerun_status(running, {"from_node": "ghost"})
-    assert unknown_node.status_code == 422
-    assert unknown_node.json()["detail"][0]["loc"] == ["body", "from_node"]
-    assert (await rerun_status("no-such-execution", {"from_node": "pause"})).status_code == 404
+    with pytest.raises(ValidationFailed) as unknown_node:
+        await api.rerun(running, "ghost")
+    assert unknown_node.value.problems[0].loc == ("body", "from_node")
+    with pytest.raises(NotFound):
+        await api.rerun("no-such-execution", "pause")
     # The cancel names the user who asked for it.
-    events = await events_of(client, running)
-    assert [e["type"] for e in events if e["actor"] == "admin"] == [
+    events = await api.events(running)
+    assert [e.type for e in events if e.actor == "admin"] == [
         "ExecutionRequested",
         "ExecutionCancelRequested",
     ]
@@ -179,37 +174,33 @@ async def test_rerun_refusals(client: httpx.AsyncClient) -> None:
 
 
 async def test_node_mode_takes_a_parent_output_that_a_rerun_reused(
-    client: httpx.AsyncClient, flaky_server: LocalHttpServer
+    api: AsyncClient, flaky_server: LocalHttpServer
 ) -> None:
-    workflow_id = (await client.post("/api/workflows", json=chain(flaky_server))).json()["id"]
-    first_id = await submit(client, workflow_id=workflow_id, input=[{"n": 7}])
-    assert (await finished(client, first_id))["status"] == "partial"
+    workflow_id = (await api.create_workflow(chain(flaky_server))).id
+    first_id = await submit(api, workflow_id=workflow_id, input=[{"n": 7}])
+    assert (await finished(api, first_id)).status == "partial"
     # c failed in the only finished execution: d has no recorded input yet.
-    refused = await client.post(
-        "/api/executions", json={"workflow_id": workflow_id, "mode": "node", "node": "d"}
-    )
-    assert refused.status_code == 422
-    [problem] = refused.json()["detail"]
-    assert (problem["loc"], "parent node 'c'" in problem["msg"]) == (["body", "input"], True)
-    second_id = await rerun(client, first_id, "c")
-    second = await finished(client, second_id)
-    assert second["status"] == "succeeded"
+    with pytest.raises(ValidationFailed) as refused:
+        await api.submit(workflow_id, mode="node", node="d")
+    [problem] = refused.value.problems
+    assert (problem.loc, "parent node 'c'" in problem.message) == (("body", "input"), True)
+    second_id = await rerun(api, first_id, "c")
+    second = await finished(api, second_id)
+    assert second.status == "succeeded"
 
     # d's parent c ran (with success) in the latest finished execution, the rerun; c's parent b
     # was reused there. d first: running c in node mode makes that run c's latest output.
     for node, parent in (("d", "c"), ("c", "b")):
-        execution_id = await submit(client, workflow_id=workflow_id, mode="node", node=node)
-        node_run = await finished(client, execution_id)
-        assert node_run["status"] == "succeeded", node_run
-        [requested] = [
-            e for e in await events_of(client, execution_id) if e["type"] == "ExecutionRequested"
-        ]
-        assert requested["data"]["input"] == second["nodes"][parent]["output"]
-        assert nodes_with(await events_of(client, execution_id), "NodeStarted") == [node]
+        execution_id = await submit(api, workflow_id=workflow_id, mode="node", node=node)
+        node_run = await finished(api, execution_id)
+        assert node_run.status == "succeeded", node_run
+        [requested] = [e for e in await api.events(execution_id) if e.type == "ExecutionRequested"]
+        assert requested.data["input"] == second.nodes[parent].output
+        assert nodes_with(await api.events(execution_id), "NodeStarted") == [node]
 
 
 async def test_node_mode_and_rerun_take_outputs_stored_by_reference(
-    client: httpx.AsyncClient,
+    api: AsyncClient,
 ) -> None:
     """The trigger's output is over 256 KiB: it is stored in the object store and recorded as a
     reference, which node mode and a rerun pass on as it is and the runner expands."""
@@ -222,18 +213,18 @@ async def test_node_mode_and_rerun_take_outputs_stored_by_reference(
         ],
         "connections": [{"from": "start", "to": "child"}],
     }
-    workflow_id = (await client.post("/api/workflows", json=definition)).json()["id"]
-    first = await finished(client, await submit(client, workflow_id=workflow_id, input=items))
-    assert first["status"] == "succeeded"
-    [reference] = first["nodes"]["start"]["output"]["main"]
+    workflow_id = (await api.create_workflow(definition)).id
+    first = await finished(api, await submit(api, workflow_id=workflow_id, input=items))
+    assert first.status == "succeeded"
+    [reference] = (first.nodes["start"].output or {})["main"]
     assert reference["$nodedrop_ref"]["count"] == 600
 
-    node_id = await submit(client, workflow_id=workflow_id, mode="node", node="child")
-    rerun_id = await rerun(client, first["id"], "child")
+    node_id = await submit(api, workflow_id=workflow_id, mode="node", node="child")
+    rerun_id = await rerun(api, first.id, "child")
 
     for execution_id in (node_id, rerun_id):
-        assert (await finished(client, execution_id))["status"] == "succeeded"
-        whole = (await client.get(f"/api/executions/{execution_id}/nodes/child/output")).json()
+        assert (await finished(api, execution_id)).status == "succeeded"
+        whole = await api.node_output(execution_id, "child")
         assert whole["main"] == [{**item, "seen": True} for item in items]
-    rerun_events = await events_of(client, rerun_id)
+    rerun_events = await api.events(rerun_id)
     assert nodes_with(rerun_events, "NodeStarted") == ["child"]

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from nodedrop.cli.audit import AuditRequest, read_history, report
+from nodedrop.client import AsyncClient
 from nodedrop.contracts.events import ExecutionRequested
 
-from .api_client import finished, submit
 from .system import System
 from .test_audit import audit_process
 
@@ -53,8 +53,21 @@ async def save(client: httpx.AsyncClient, workflow: dict[str, Any]) -> str:
     return workflow_id
 
 
+def nodedrop(client: httpx.AsyncClient) -> AsyncClient:
+    """The client library over the test's connection."""
+    return AsyncClient(str(client.base_url), http=client)
+
+
 async def run(client: httpx.AsyncClient, workflow: dict[str, Any], items: list[Any]) -> str:
-    return await submit(client, workflow=workflow, input=items)
+    return (await nodedrop(client).submit(workflow=workflow, input=items)).id
+
+
+async def finished(
+    client: httpx.AsyncClient, execution_id: str, timeout_s: float = 30.0
+) -> dict[str, Any]:
+    """The execution once it finished, as the API's JSON (this test reads ``children``)."""
+    execution = await nodedrop(client).wait_for(execution_id, timeout_s)
+    return execution.model_dump(mode="json")
 
 
 async def child_workflow_id(client: httpx.AsyncClient) -> str:

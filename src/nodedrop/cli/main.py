@@ -4,6 +4,7 @@
 - ``nodedrop api|scheduler|runner|notifier``: one service in the foreground.
 - ``nodedrop migrate``: bring the database schema up to date.
 - ``nodedrop run FILE.json``: submit a workflow and show its progress live.
+- ``nodedrop workflows export | import | import-n8n``: workflows in and out, through the API.
 - ``nodedrop projections rebuild``, ``nodedrop prune``: operator commands (docs/operations.md).
 - ``nodedrop audit EXECUTION_ID [--verify]``: an execution's history; a replay check of it.
 - ``nodedrop credentials generate-key | rotate-key``: the key credentials are sealed with.
@@ -39,7 +40,7 @@ environment:
   NODEDROP_NATS_PORT, NODEDROP_PG_PORT   ports of the embedded servers (4250, 5440)
   NODEDROP_ADMIN_TOKEN    the admin key (`up` otherwise keeps one in the data directory)
   NODEDROP_SECRET_KEY     the credentials key (`up` otherwise keeps one in the data directory)
-  NODEDROP_URL, NODEDROP_TOKEN   what `nodedrop run` talks to and with which key
+  NODEDROP_URL, NODEDROP_TOKEN   what `nodedrop run` and `workflows` talk to, with which key
 """
 
 
@@ -107,14 +108,82 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="the trigger's input items: a JSON list of objects, one object, or @file",
     )
-    run.add_argument("--url", help=f"the API's base URL (NODEDROP_URL, {settings.DEFAULT_URL})")
-    run.add_argument(
+    _add_api_options(run)
+    run.add_argument("--no-color", action="store_true", help="no colors even on a terminal")
+    _add_workflow_commands(commands)
+    _add_admin_commands(commands)
+    return parser
+
+
+def _add_api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help=f"the API's base URL (NODEDROP_URL, {settings.DEFAULT_URL})")
+    parser.add_argument(
         "--token",
         help="API key (NODEDROP_TOKEN, NODEDROP_ADMIN_TOKEN, or <data dir>/admin_token)",
     )
-    run.add_argument("--no-color", action="store_true", help="no colors even on a terminal")
-    _add_admin_commands(commands)
-    return parser
+
+
+def _add_workflow_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """``workflows export | import | import-n8n``: workflows in and out, through the API."""
+    workflows = commands.add_parser(
+        "workflows",
+        help="export workflows to JSON, import them, import n8n workflows",
+        description="Move workflows between systems through the API (docs/operations.md, "
+        "'Export and import'). Exit status: 0 done, 1 some workflows failed, 2 the file or "
+        "the API could not be used.",
+    )
+    actions = workflows.add_subparsers(dest="action", required=True)
+    export = actions.add_parser(
+        "export",
+        help="every version of workflows as JSON on standard output",
+        description="Write the workflows IDS (default: all of yours), every version, as JSON "
+        "to standard output: `nodedrop workflows export > workflows.json`.",
+    )
+    export.add_argument("ids", nargs="*", metavar="ID", help="workflow ids (default: all)")
+    _add_api_options(export)
+    imported = actions.add_parser(
+        "import",
+        help="save the workflows of an export file",
+        description="Save each workflow of FILE (from `workflows export`) as a new workflow "
+        "with the same versions, or, with --replace, as a new version of the workflow with the "
+        "same id (created when it does not exist). Prints what became of each.",
+    )
+    imported.add_argument("file", type=Path, metavar="FILE.json")
+    imported.add_argument(
+        "--replace", action="store_true", help="update workflows with the same id in place"
+    )
+    _add_api_options(imported)
+    n8n = actions.add_parser(
+        "import-n8n",
+        help="convert and save n8n workflows (from `n8n export:workflow`)",
+        description="Convert the n8n workflows in FILE (one workflow, or the list that "
+        "`n8n export:workflow` writes) to nodedrop workflows and save them, printing for each "
+        "node what it became and what did not map. --dry-run prints the converted definitions "
+        "instead of saving them.",
+    )
+    n8n.add_argument("file", type=Path, metavar="FILE.json")
+    n8n.add_argument("--dry-run", action="store_true", help="print, do not save")
+    _add_api_options(n8n)
+
+
+def _workflows(args: argparse.Namespace) -> int:
+    from nodedrop.cli import workflows
+
+    try:
+        if args.action == "import-n8n" and args.dry_run:
+            api = workflows.Api("", "")
+        else:
+            api = workflows.Api(settings.client_url(args.url), settings.client_token(args.token))
+        if args.action == "export":
+            return workflows.export(api, args.ids, sys.stdout, sys.stderr)
+        if args.action == "import":
+            return workflows.import_file(api, args.file, args.replace, sys.stdout)
+        return workflows.import_n8n(api, args.file, args.dry_run, sys.stdout, sys.stderr)
+    except (settings.SettingError, workflows.CommandError) as error:
+        print(f"nodedrop workflows {args.action}: {error}", file=sys.stderr)
+        return workflows.EXIT_UNUSABLE
 
 
 def _add_admin_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -282,6 +351,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return _migrate()
     if command == "run":
         return _run(args)
+    if command == "workflows":
+        return _workflows(args)
     if command == "projections":
         from nodedrop.cli import projections
 

@@ -13,25 +13,23 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import quote, urlsplit, urlunsplit
-
-import httpx
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from nodedrop.cli.render import ExecutionView
+from nodedrop.client import (
+    ApiError,
+    AsyncClient,
+    ConnectionFailed,
+    NotFound,
+    Reconnecting,
+    StreamLost,
+    Unauthorized,
+    ValidationFailed,
+)
 
 EXIT_SUCCEEDED = 0
 EXIT_NOT_SUCCEEDED = 1
 EXIT_REJECTED = 2
 EXIT_INTERRUPTED = 130
-
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_NOT_FOUND = 4404
-#: Reconnections in a row that bring no event before ``nodedrop run`` gives up.
-MAX_FAILED_CONNECTS = 20
-MAX_RECONNECT_DELAY_S = 5.0
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class RunError(Exception):
@@ -80,157 +78,65 @@ def load_definition(path: Path) -> Any:
         raise RunError(f"{path} is not valid JSON: {error}", EXIT_REJECTED) from None
 
 
-def format_location(loc: Any) -> str:
-    """``["body", "workflow", "nodes", 1, "type"]`` -> ``workflow.nodes[1].type``."""
-    if not isinstance(loc, list):
-        return str(loc)
-    parts: list[str] = []
-    for index, part in enumerate(loc):
-        if index == 0 and part == "body" and len(loc) > 1:
-            continue
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        else:
-            parts.append(f".{part}" if parts else str(part))
-    return "".join(parts) or "(request)"
-
-
-def format_problems(body: Any) -> list[str]:
-    """A 422 body (``{"detail": [{"loc", "msg", "type"}]}``) as ``loc: msg`` lines."""
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, str):
-        return [detail]
-    if not isinstance(detail, list):
-        return [json.dumps(body)]
-    lines = []
-    for problem in detail:
-        if isinstance(problem, dict):
-            lines.append(f"{format_location(problem.get('loc'))}: {problem.get('msg', problem)}")
-        else:
-            lines.append(str(problem))
-    return lines
-
-
-def websocket_url(base_url: str, execution_id: str, after_seq: int) -> str:
-    parts = urlsplit(base_url)
-    scheme = "wss" if parts.scheme == "https" else "ws"
-    path = f"{parts.path.rstrip('/')}/ws/executions/{quote(execution_id, safe='')}"
-    return urlunsplit((scheme, parts.netloc, path, f"after_seq={after_seq}", ""))
-
-
-def _response_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:500]
-    if isinstance(body, dict) and "detail" in body:
-        return "; ".join(format_problems(body))
-    return json.dumps(body)[:500]
-
-
-async def submit(client: httpx.AsyncClient, request: RunRequest, out: IO[str]) -> str:
+async def submit(client: AsyncClient, request: RunRequest, out: IO[str]) -> str:
     """POST the execution; its id."""
-    body: dict[str, Any] = {"workflow": load_definition(request.file)}
-    if request.trigger is not None:
-        body["trigger"] = request.trigger
-    if request.input is not None:
-        body["input"] = request.input
     try:
-        response = await client.post("/api/executions", json=body)
-    except httpx.HTTPError as error:
-        raise RunError(
-            f"cannot reach the API at {request.url} ({error}); is `nodedrop up` running?",
-            EXIT_REJECTED,
-        ) from None
-    if response.status_code == 422:
-        try:
-            problems = format_problems(response.json())
-        except ValueError:
-            problems = [response.text]
-        lines = "\n".join(f"  {line}" for line in problems)
-        raise RunError(f"{request.file} was rejected:\n{lines}", EXIT_REJECTED)
-    if response.status_code == 401:
-        raise RunError("the API refused the key (401): check --token / NODEDROP_TOKEN", 2)
-    if response.status_code not in {200, 201, 202}:
-        raise RunError(
-            f"POST /api/executions answered {response.status_code}: {_response_text(response)}",
-            EXIT_REJECTED,
+        accepted = await client.submit(
+            workflow=load_definition(request.file), trigger=request.trigger, input=request.input
         )
-    execution_id = str(response.json()["id"])
-    print(
-        f"execution {execution_id} queued ({request.url}/api/executions/{execution_id})", file=out
-    )
-    return execution_id
+    except ConnectionFailed as error:
+        raise RunError(f"{error}; is `nodedrop up` running?", EXIT_REJECTED) from None
+    except ValidationFailed as error:
+        lines = "\n".join(f"  {problem}" for problem in error.problems)
+        raise RunError(f"{request.file} was rejected:\n{lines}", EXIT_REJECTED) from None
+    except Unauthorized:
+        raise RunError(
+            "the API refused the key (401): check --token / NODEDROP_TOKEN", EXIT_REJECTED
+        ) from None
+    except ApiError as error:
+        raise RunError(
+            f"POST /api/executions answered {error.status}: {error.message}", EXIT_REJECTED
+        ) from None
+    print(f"execution {accepted.id} queued ({request.url}/api/executions/{accepted.id})", file=out)
+    return accepted.id
 
 
 async def follow(
     request: RunRequest, execution_id: str, view: ExecutionView, out: IO[str], err: IO[str]
 ) -> None:
-    """Print the execution's events until ``ExecutionFinished``, reconnecting after the last
-    event seen when the connection drops."""
-    last_seq = 0
-    failures = 0
-    headers = {"Authorization": f"Bearer {request.token}"}
-    while True:
-        received = 0
-        code: int | None = None
-        reason = ""
-        try:
-            async with connect(
-                websocket_url(request.url, execution_id, last_seq),
-                additional_headers=headers,
-                open_timeout=10,
-                max_size=MAX_MESSAGE_BYTES,
-            ) as websocket:
-                try:
-                    async for message in websocket:
-                        event = json.loads(message)
-                        seq = event.get("seq")
-                        if isinstance(seq, int):
-                            if seq <= last_seq:
-                                continue  # already shown before a reconnection
-                            last_seq = seq
-                        received += 1
-                        line = view.apply(event)
-                        if line is not None:
-                            print(line, file=out, flush=True)
-                except ConnectionClosed:
-                    pass
-                code, reason = websocket.close_code, websocket.close_reason or ""
-        except InvalidStatus as refused:
-            status = refused.response.status_code
-            code = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_UNAUTHORIZED, 404: CLOSE_NOT_FOUND}.get(
-                status
-            )
-            reason = f"HTTP {status}"
-        except (OSError, TimeoutError, InvalidHandshake) as error:
-            reason = str(error) or type(error).__name__
-        if view.finished:
-            return
-        if code == CLOSE_UNAUTHORIZED:
-            raise RunError("the event stream refused the key (4401)", EXIT_NOT_SUCCEEDED)
-        if code == CLOSE_NOT_FOUND:
-            raise RunError(f"execution {execution_id} not found (4404)", EXIT_NOT_SUCCEEDED)
-        failures = 0 if received else failures + 1
-        if failures >= MAX_FAILED_CONNECTS:
-            raise RunError(
-                f"lost the event stream of {execution_id} ({reason}); its state: "
-                f"{request.url}/api/executions/{execution_id}",
-                EXIT_NOT_SUCCEEDED,
-            )
-        delay = min(0.25 * 2**failures, MAX_RECONNECT_DELAY_S)
-        what = f"closed ({code}{': ' + reason if reason else ''})" if code else f"failed ({reason})"
+    """Print the execution's events until ``ExecutionFinished``; the client reconnects after
+    the last event seen when the connection drops, and says so on ``err``."""
+
+    def reconnecting(why: Reconnecting) -> None:
+        closed = f"closed ({why.code}{': ' + why.reason if why.reason else ''})"
+        what = closed if why.code else f"failed ({why.reason})"
         print(
-            f"event stream {what}; reconnecting after seq {last_seq} in {delay:.1f} s",
+            f"event stream {what}; reconnecting after seq {why.after_seq} in {why.delay_s:.1f} s",
             file=err,
             flush=True,
         )
-        await asyncio.sleep(delay)
+
+    async with AsyncClient(request.url, request.token) as client:
+        try:
+            async for event in client.follow(execution_id, on_reconnect=reconnecting):
+                line = view.apply(event.model_dump(mode="json"))
+                if line is not None:
+                    print(line, file=out, flush=True)
+        except Unauthorized:
+            raise RunError("the event stream refused the key (4401)", EXIT_NOT_SUCCEEDED) from None
+        except NotFound:
+            raise RunError(
+                f"execution {execution_id} not found (4404)", EXIT_NOT_SUCCEEDED
+            ) from None
+        except (StreamLost, ApiError) as error:
+            raise RunError(
+                f"{error}; its state: {request.url}/api/executions/{execution_id}",
+                EXIT_NOT_SUCCEEDED,
+            ) from None
 
 
 async def run_workflow(request: RunRequest, out: IO[str], err: IO[str]) -> int:
-    headers = {"Authorization": f"Bearer {request.token}"}
-    async with httpx.AsyncClient(base_url=request.url, headers=headers, timeout=30) as client:
+    async with AsyncClient(request.url, request.token) as client:
         execution_id = await submit(client, request, out)
     view = ExecutionView(execution_id, color=request.color)
     try:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from websockets.asyncio.server import Server, ServerConnection, serve
 
 from nodedrop.cli import run
 from nodedrop.cli.render import ExecutionView
+from nodedrop.client import AsyncClient
+
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/fake_notifier.py)
+    from tests.fixtures.fake_notifier import FakeNotifier
 
 HELLO = {
     "name": "hello",
@@ -45,22 +47,6 @@ EVENTS = [
 ]
 
 
-def test_problems_read_as_location_and_message() -> None:
-    body = {
-        "detail": [
-            {"loc": ["body", "workflow", "nodes", 1, "type"], "msg": "unknown type", "type": "x"},
-            {"loc": ["body"], "msg": "bad", "type": "x"},
-            "odd",
-        ]
-    }
-    assert run.format_problems(body) == [
-        "workflow.nodes[1].type: unknown type",
-        "body: bad",
-        "odd",
-    ]
-    assert run.format_problems({"detail": "not found"}) == ["not found"]
-
-
 def test_input_is_json_or_a_file_and_one_object_becomes_a_list(tmp_path: Path) -> None:
     assert run.parse_input(None) is None
     assert run.parse_input('{"a": 1}') == [{"a": 1}]
@@ -71,15 +57,9 @@ def test_input_is_json_or_a_file_and_one_object_becomes_a_list(tmp_path: Path) -
         run.parse_input("{")
 
 
-def test_websocket_url_follows_the_base_url() -> None:
-    assert (
-        run.websocket_url("http://127.0.0.1:8000", "ex1", 0)
-        == "ws://127.0.0.1:8000/ws/executions/ex1?after_seq=0"
-    )
-    assert (
-        run.websocket_url("https://h.example/nd/", "a b", 7)
-        == "wss://h.example/nd/ws/executions/a%20b?after_seq=7"
-    )
+def client_over(transport: httpx.MockTransport) -> AsyncClient:
+    http = httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test")
+    return AsyncClient("http://nodedrop.test", "k", http=http)
 
 
 def _request(tmp_path: Path, url: str = "http://nodedrop.test") -> run.RunRequest:
@@ -95,8 +75,7 @@ async def test_submit_posts_the_workflow_inline(tmp_path: Path) -> None:
         seen.append(request)
         return httpx.Response(202, json={"id": "ex1", "status": "queued"})
 
-    transport = httpx.MockTransport(answer)
-    async with httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test") as client:
+    async with client_over(httpx.MockTransport(answer)) as client:
         execution_id = await run.submit(client, _request(tmp_path), io.StringIO())
 
     assert execution_id == "ex1"
@@ -109,54 +88,42 @@ async def test_submit_posts_the_workflow_inline(tmp_path: Path) -> None:
 
 
 async def test_a_422_is_listed_and_exits_2(tmp_path: Path) -> None:
-    problems = {"detail": [{"loc": ["body", "workflow"], "msg": "cycle: a -> b -> a"}]}
+    problems = {
+        "detail": [
+            {"loc": ["body", "workflow"], "msg": "cycle: a -> b -> a"},
+            {"loc": ["body", "workflow", "nodes", 1, "type"], "msg": "unknown type"},
+        ]
+    }
     transport = httpx.MockTransport(lambda _: httpx.Response(422, json=problems))
-    async with httpx.AsyncClient(transport=transport, base_url="http://nodedrop.test") as client:
+    async with client_over(transport) as client:
         with pytest.raises(run.RunError) as raised:
             await run.submit(client, _request(tmp_path), io.StringIO())
     assert raised.value.code == 2
-    assert "  workflow: cycle: a -> b -> a" in str(raised.value)
+    assert "  workflow: cycle: a -> b -> a\n  workflow.nodes[1].type: unknown type" in str(
+        raised.value
+    )
 
 
-class FakeNotifier:
-    """Serves the events, dropping the first connection after three of them."""
+async def test_an_api_out_of_reach_exits_2(tmp_path: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
 
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str | None]] = []
-        self.close_with: int | None = None
-
-    async def handler(self, websocket: ServerConnection) -> None:
-        request = websocket.request
-        assert request is not None
-        self.requests.append((request.path, request.headers.get("Authorization")))
-        if self.close_with is not None:
-            await websocket.close(self.close_with)
-            return
-        if len(self.requests) == 1:
-            for message in EVENTS[:3]:
-                await websocket.send(message)
-            websocket.transport.abort()  # a dropped connection: no close frame
-            return
-        after = int(request.path.rsplit("=", 1)[1])
-        for message in EVENTS:
-            if json.loads(message)["seq"] > after - 1:  # one duplicate, which must be ignored
-                await websocket.send(message)
-        await websocket.close(1000)
+    async with client_over(httpx.MockTransport(refuse)) as client:
+        with pytest.raises(run.RunError, match="is `nodedrop up` running") as raised:
+            await run.submit(client, _request(tmp_path), io.StringIO())
+    assert raised.value.code == 2
 
 
 @pytest.fixture
-async def notifier() -> AsyncIterator[tuple[FakeNotifier, str]]:
-    fake = FakeNotifier()
-    server: Server
-    async with serve(fake.handler, "127.0.0.1", 0) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        yield fake, f"http://127.0.0.1:{port}"
+def notifier(fake_notifier: FakeNotifier) -> FakeNotifier:
+    """Drops the first connection after three events."""
+    fake_notifier.events = EVENTS
+    fake_notifier.drop_after = 3
+    return fake_notifier
 
 
-async def test_follow_reconnects_after_the_last_seq(
-    tmp_path: Path, notifier: tuple[FakeNotifier, str]
-) -> None:
-    fake, url = notifier
+async def test_follow_reconnects_after_the_last_seq(tmp_path: Path, notifier: FakeNotifier) -> None:
+    fake, url = notifier, notifier.url
     view = ExecutionView("ex1")
     out, err = io.StringIO(), io.StringIO()
 
@@ -174,9 +141,9 @@ async def test_follow_reconnects_after_the_last_seq(
 
 @pytest.mark.parametrize(("code", "message"), [(4401, "refused the key"), (4404, "not found")])
 async def test_follow_stops_on_a_bad_key_or_an_unknown_execution(
-    tmp_path: Path, notifier: tuple[FakeNotifier, str], code: int, message: str
+    tmp_path: Path, notifier: FakeNotifier, code: int, message: str
 ) -> None:
-    fake, url = notifier
+    fake, url = notifier, notifier.url
     fake.close_with = code
     with pytest.raises(run.RunError, match=message) as raised:
         await run.follow(
