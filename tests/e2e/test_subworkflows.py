@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from nodedrop.cli.audit import AuditRequest, read_history, report
-from nodedrop.client import AsyncClient
 from nodedrop.contracts.events import ExecutionRequested
 
 from .system import System
 from .test_audit import audit_process
+from .through_client import finished, library
 
 pytestmark = pytest.mark.e2e
 
@@ -53,21 +53,8 @@ async def save(client: httpx.AsyncClient, workflow: dict[str, Any]) -> str:
     return workflow_id
 
 
-def nodedrop(client: httpx.AsyncClient) -> AsyncClient:
-    """The client library over the test's connection."""
-    return AsyncClient(str(client.base_url), http=client)
-
-
 async def run(client: httpx.AsyncClient, workflow: dict[str, Any], items: list[Any]) -> str:
-    return (await nodedrop(client).submit(workflow=workflow, input=items)).id
-
-
-async def finished(
-    client: httpx.AsyncClient, execution_id: str, timeout_s: float = 30.0
-) -> dict[str, Any]:
-    """The execution once it finished, as the API's JSON (this test reads ``children``)."""
-    execution = await nodedrop(client).wait_for(execution_id, timeout_s)
-    return execution.model_dump(mode="json")
+    return (await library(client).submit(workflow=workflow, input=items)).id
 
 
 async def child_workflow_id(client: httpx.AsyncClient) -> str:

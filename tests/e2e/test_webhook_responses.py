@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .api_client import finished
+from .through_client import finished
 
 pytestmark = pytest.mark.e2e
 
