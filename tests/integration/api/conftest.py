@@ -48,3 +48,12 @@ async def api(
 def workflow() -> dict[str, Any]:
     """A small valid definition: start -> shape -> big -(true)-> done."""
     return copy.deepcopy(WORKFLOW)
+
+
+@pytest.fixture
+async def anonymous(api: Api) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the api without the API key (webhooks need none)."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app), base_url="http://api"
+    ) as client:
+        yield client

@@ -5,7 +5,6 @@ cannot hold. Each is a 4xx naming where, never a 500 nor raw database text."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -34,14 +33,6 @@ def nested_text(levels: int) -> str:
 
 def nested(levels: int) -> Any:
     return json.loads(nested_text(levels))
-
-
-@pytest.fixture
-async def anonymous(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api.app), base_url="http://api"
-    ) as client:
-        yield client
 
 
 async def hooked(api: Api) -> str:

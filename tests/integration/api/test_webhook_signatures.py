@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -48,14 +47,6 @@ def signature(body: bytes, timestamp: int | None = None, secret: str = SECRET) -
     t = int(time.time()) if timestamp is None else timestamp
     digest = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
     return f"t={t},v1={digest}"
-
-
-@pytest.fixture
-async def anonymous(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api.app), base_url="http://api"
-    ) as client:
-        yield client
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -31,15 +30,6 @@ HOOKED: dict[str, Any] = {
         {"from": "secured", "to": "done"},
     ],
 }
-
-
-@pytest.fixture
-async def anonymous(api: Api) -> AsyncIterator[httpx.AsyncClient]:
-    """A client without the API key: webhooks do not need one."""
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=api.app), base_url="http://api"
-    ) as client:
-        yield client
 
 
 async def saved(api: Api, definition: dict[str, Any] | None = None) -> str:

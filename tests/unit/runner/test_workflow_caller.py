@@ -115,3 +115,18 @@ async def test_an_unreachable_database_may_be_retried() -> None:
     without = await call(task(), source=None)
     assert isinstance(without, ErrorInfo)
     assert without.type == "WorkflowSourceUnavailable"
+
+
+async def test_a_called_webhook_triggers_secret_is_recorded_masked() -> None:
+    secret = "a-long-webhook-secret-ending-9f3c"
+    hook = {"id": "hook", "type": "webhook_trigger", "parameters": {"secret": secret}}
+    hooked: dict[str, Any] = {**CALLED, "nodes": [*CALLED["nodes"], hook]}
+
+    class WithWebhook:
+        async def find(self, workflow_id: str, version: int | None) -> SavedWorkflow | None:
+            return SavedWorkflow("wf", 2, "alice", hooked)
+
+    called = await call(task(), source=WithWebhook())
+    assert isinstance(called, WorkflowCalled)
+    assert called.workflow["nodes"][-1]["parameters"]["secret"] == "****9f3c"
+    assert hooked["nodes"][-1]["parameters"]["secret"] == secret

@@ -16,6 +16,7 @@ from nats.js.kv import KeyValue
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api.errors import ServiceUnavailableError
+from nodedrop.contracts.definition_secrets import masked
 from nodedrop.platform import schedules
 from nodedrop.platform.db.tables import WorkflowRow
 from nodedrop.platform.schedules import ScheduleEntry
@@ -29,7 +30,7 @@ def entry_of(row: WorkflowRow) -> ScheduleEntry | None:
         workflow_id=row.id,
         version=row.version,
         owner=row.owner,
-        workflow=row.definition,
+        workflow=masked(row.definition),
         saved_at=row.updated_at,
     )
 

@@ -11,6 +11,7 @@ from nodedrop.api.eventlog import EventLog
 from nodedrop.api.timefmt import utcnow
 from nodedrop.api.workflow_store import new_id
 from nodedrop.contracts import ids
+from nodedrop.contracts.definition_secrets import masked
 from nodedrop.contracts.events import ExecutionMode, ExecutionRequested
 from nodedrop.contracts.items import Item, PortItems
 from nodedrop.contracts.workflow import Workflow
@@ -52,7 +53,7 @@ async def request_execution(
                 event_id=ids.execution_requested(execution_id),
                 execution_id=execution_id,
                 time=utcnow(),
-                workflow=workflow.to_json() if isinstance(workflow, Workflow) else workflow,
+                workflow=masked(workflow.to_json() if isinstance(workflow, Workflow) else workflow),
                 requested_by=requested_by,
                 mode=mode,
                 trigger=trigger,

@@ -22,6 +22,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import pydantic
 
 from nodedrop.contracts import ids
+from nodedrop.contracts.definition_secrets import masked
 from nodedrop.contracts.events import ErrorInfo, NodeReady, WorkflowCalled
 from nodedrop.contracts.items import Item
 from nodedrop.contracts.nodetypes import (
@@ -154,7 +155,7 @@ class WorkflowCaller:
             attempt=task.attempt,
             workflow_id=saved.id,
             workflow_version=saved.version,
-            workflow=saved.definition,
+            workflow=masked(saved.definition),
             trigger=trigger,
             mode=parameters.mode,
             concurrency=parameters.concurrency,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Respons
 from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
 from nodedrop.api.called_workflows import check_called_workflows
+from nodedrop.api.db import EncodedJson
 from nodedrop.api.definitions import (
     WorkflowJson,
     is_large,
@@ -16,13 +17,15 @@ from nodedrop.api.definitions import (
 )
 from nodedrop.api.deps import ConfigDep, CurrentUser, RegistryDep, ScheduleStoreDep, SessionDep
 from nodedrop.api.entry import CheckedJsonRoute
-from nodedrop.api.errors import StaleVersionError
+from nodedrop.api.errors import StaleVersionError, UnprocessableError, problem
 from nodedrop.api.offload import run_off_loop_if
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.preconditions import etag, expected_versions
 from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import Message, WorkflowOut, WorkflowPage
 from nodedrop.api.timefmt import iso, utcnow
+from nodedrop.contracts.credential_types import MASK
+from nodedrop.contracts.definition_secrets import keep_stored, masked
 from nodedrop.platform.db.tables import WorkflowRow
 
 # CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused.
@@ -44,7 +47,7 @@ def workflow_out(
 ) -> WorkflowOut:
     return WorkflowOut.model_validate(
         {
-            **(definition if definition is not None else row.definition),
+            **masked(definition if definition is not None else row.definition),
             "id": row.id,
             "version": version if version is not None else row.version,
             "owner": row.owner,
@@ -67,6 +70,25 @@ async def _visible(
     return row
 
 
+def _with_stored_secrets(definition: EncodedJson, stored: dict[str, Any] | None) -> EncodedJson:
+    """The definition to save: a secret sent back masked, as the API shows it, keeps the one
+    stored; a masked value that masks nothing stored is refused (422 at the parameter)."""
+    kept, unknown = keep_stored(definition, stored)
+    if unknown:
+        raise UnprocessableError(
+            [
+                problem(
+                    ["body", "nodes", index, "parameters", name],
+                    f"{MASK!r} marks a secret the API hides; send the secret itself (a masked "
+                    "value only keeps the one this node has saved)",
+                    "value_error",
+                )
+                for index, name in unknown
+            ]
+        )
+    return definition if kept is None else EncodedJson(kept)
+
+
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_workflow(
     *,
@@ -82,7 +104,7 @@ async def create_workflow(
         definition, registry, ["body"], workflow_limits(config)
     )
     await check_called_workflows(session, checked.workflow, user.id, ["body"])
-    stored = await stored_definition_off_loop(checked)
+    stored = _with_stored_secrets(await stored_definition_off_loop(checked), None)
     row = await workflow_store.create(
         session,
         definition=stored,
@@ -164,6 +186,7 @@ async def replace_workflow(
     row = await _visible(session, workflow_id, user, for_update=True)
     if expected is not None and row.version not in expected:
         raise StaleVersionError(f"workflow {workflow_id!r}", row.version)
+    stored = _with_stored_secrets(stored, row.definition)
     await check_called_workflows(session, checked.workflow, row.owner, ["body"], itself=workflow_id)
     before = entry_of(row)
     row = await workflow_store.update(
