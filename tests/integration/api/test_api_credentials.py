@@ -313,3 +313,47 @@ def test_rotate_key_with_the_data_directorys_key_replaces_the_file(
     assert rotate_key(RotateRequest()) == 1
     assert secret_key_path(tmp_path).read_text().strip() == key
     assert not (tmp_path / "secret_key.new").exists()
+
+
+def _using(credential_id: str) -> dict[str, Any]:
+    return {
+        "name": "uses a credential",
+        "nodes": [
+            {"id": "start", "type": "manual_trigger"},
+            {
+                "id": "fetch",
+                "type": "http_request",
+                "parameters": {"url": "https://example.com", "credential": credential_id},
+            },
+        ],
+        "connections": [{"from": "start", "to": "fetch"}],
+    }
+
+
+async def test_a_workflow_may_name_only_its_owners_credentials(api: Api) -> None:
+    alice, bob = await create_user(api, "alice"), await create_user(api, "bob")
+    async with client_for(api.app, alice.key) as as_alice, client_for(api.app, bob.key) as as_bob:
+        alices = await _create(as_alice, type="bearer_token", name="a", data={"token": SECRET})
+        saved = await as_alice.post("/api/workflows", json=_using(alices["id"]))
+        assert saved.status_code == 201, saved.text
+        for credential_id in (alices["id"], "no-such-credential"):
+            refused = await as_bob.post("/api/workflows", json=_using(credential_id))
+            assert refused.status_code == 422, refused.text
+            [problem] = refused.json()["detail"]
+            assert problem["loc"] == ["body", "nodes", 1, "parameters", "credential"]
+            assert f"no credential {credential_id}" in problem["msg"]
+        bobs = await _create(as_bob, type="bearer_token", name="b", data={"token": SECRET})
+        changed = await as_alice.put(
+            f"/api/workflows/{saved.json()['id']}", json=_using(bobs["id"])
+        )
+        assert changed.status_code == 422, changed.text
+
+
+async def test_a_bad_credential_and_a_bad_call_are_answered_together(api: Api) -> None:
+    definition = _using("no-such-credential")
+    definition["nodes"].append(
+        {"id": "call", "type": "execute_workflow", "parameters": {"workflow_id": "nowhere"}}
+    )
+    refused = await api.client.post("/api/workflows", json=definition)
+    assert refused.status_code == 422, refused.text
+    assert sorted(p["loc"][-1] for p in refused.json()["detail"]) == ["credential", "workflow_id"]

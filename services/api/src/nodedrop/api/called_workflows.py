@@ -11,17 +11,17 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from nodedrop.api import workflow_store
-from nodedrop.api.errors import Loc, Problem, UnprocessableError, problem
+from nodedrop.api.errors import Loc, Problem, problem
 from nodedrop.contracts.workflow import Workflow
 
 CALL_TYPE = "execute_workflow"
 ERROR_TRIGGER_TYPE = "error_trigger"
 
 
-async def check_called_workflows(
+async def called_workflow_problems(
     session: AsyncSession, workflow: Workflow, owner: str, loc: Loc, *, itself: str | None = None
-) -> None:
-    """Raise a 422 naming each ``workflow_id``, ``trigger`` or ``error_workflow_id`` that is
+) -> list[Problem]:
+    """A 422 problem naming each ``workflow_id``, ``trigger`` or ``error_workflow_id`` that is
     wrong. A call of ``itself`` (the workflow being saved) is checked against the definition
     being saved."""
     own_nodes = [n.model_dump() for n in workflow.nodes]
@@ -60,8 +60,7 @@ async def check_called_workflows(
                 f"{ERROR_TRIGGER_TYPE} node"
             )
             problems.append(problem(where, message, "value_error"))
-    if problems:
-        raise UnprocessableError(problems)
+    return problems
 
 
 def _is(node: object, key: str, value: object) -> bool:

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Body, Header, HTTPException, Path, Query, Respons
 
 from nodedrop.api import workflow_store
 from nodedrop.api.auth import User
-from nodedrop.api.called_workflows import check_called_workflows
 from nodedrop.api.db import EncodedJson
 from nodedrop.api.definitions import (
     WorkflowJson,
@@ -21,6 +20,7 @@ from nodedrop.api.errors import StaleVersionError, UnprocessableError, problem
 from nodedrop.api.offload import run_off_loop_if
 from nodedrop.api.pagination import encode_cursor, parse_cursor
 from nodedrop.api.preconditions import etag, expected_versions
+from nodedrop.api.references import check_references
 from nodedrop.api.schedules import commit_with_schedule, entry_of
 from nodedrop.api.schemas import Message, WorkflowOut, WorkflowPage
 from nodedrop.api.timefmt import iso, utcnow
@@ -103,7 +103,7 @@ async def create_workflow(
     checked = await parse_definition_off_loop(
         definition, registry, ["body"], workflow_limits(config)
     )
-    await check_called_workflows(session, checked.workflow, user.id, ["body"])
+    await check_references(session, checked.workflow, user.id, registry, ["body"])
     stored = _with_stored_secrets(await stored_definition_off_loop(checked), None)
     row = await workflow_store.create(
         session,
@@ -187,7 +187,9 @@ async def replace_workflow(
     if expected is not None and row.version not in expected:
         raise StaleVersionError(f"workflow {workflow_id!r}", row.version)
     stored = _with_stored_secrets(stored, row.definition)
-    await check_called_workflows(session, checked.workflow, row.owner, ["body"], itself=workflow_id)
+    await check_references(
+        session, checked.workflow, row.owner, registry, ["body"], itself=workflow_id
+    )
     before = entry_of(row)
     row = await workflow_store.update(
         session,
