@@ -154,3 +154,83 @@ async def test_a_failed_read_resolves_the_waiters_without_a_body() -> None:
         await notices._on_notice(_notice(["a"]))  # type: ignore[arg-type]
         assert await wait_for(a, 5)
         assert a.result() is None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_only_executions_still_waited_for_longer_than_asked_are_overdue() -> None:
+    clock = Clock()
+    waiters = Waiters(clock)
+    with waiters.waiting("old"):
+        clock.now += 3
+        with waiters.waiting("new"), waiters.waiting("old"):
+            clock.now += 1
+            assert waiters.waited_longer_than(2.0) == ["old"]
+            waiters.finished(["old"])
+            assert waiters.waited_longer_than(0.5) == ["new"]
+        assert waiters.waited_longer_than(0.5) == []
+    assert waiters.waited_longer_than(0.0) == []
+
+
+class NoNotices:
+    """A NATS client whose subscription never delivers anything (every notice lost)."""
+
+    async def subscribe(self, subject: str, cb: object) -> SimpleNamespace:
+        async def unsubscribe() -> None:
+            return None
+
+        return SimpleNamespace(unsubscribe=unsubscribe)
+
+
+async def test_the_sweep_resolves_a_finished_wait_whose_notice_was_lost() -> None:
+    asked: list[list[str]] = []
+    swept_thrice = asyncio.Event()
+
+    async def finished_among(execution_ids: list[str]) -> list[str]:
+        asked.append(sorted(execution_ids))
+        if len(asked) >= 3:
+            swept_thrice.set()
+        return [i for i in execution_ids if i == "done"]
+
+    async def read_bodies(execution_ids: list[str]) -> dict[str, bytes]:
+        return {i: b'{"id": "%s"}' % i.encode() for i in execution_ids}
+
+    waiters = Waiters()
+    notices = FinishedNotices(waiters, read_bodies, finished_among, sweep_every_s=0.01)
+    await notices.start(NoNotices())  # type: ignore[arg-type]
+    try:
+        with waiters.waiting("done") as done, waiters.waiting("running") as running:
+            assert await wait_for(done, 30.0)
+            assert done.result() == b'{"id": "done"}'
+            await asyncio.wait_for(swept_thrice.wait(), 30.0)
+            assert not running.done()
+            assert asked[-1] == ["running"]  # the resolved one is no longer asked about
+    finally:
+        await notices.stop()
+
+
+async def test_a_failing_sweep_is_tried_again() -> None:
+    calls = 0
+
+    async def finished_among(execution_ids: list[str]) -> list[str]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("the database is away")
+        return execution_ids
+
+    waiters = Waiters()
+    notices = FinishedNotices(waiters, None, finished_among, sweep_every_s=0.01)
+    await notices.start(NoNotices())  # type: ignore[arg-type]
+    try:
+        with waiters.waiting("x") as future:
+            assert await wait_for(future, 30.0)
+            assert calls >= 2
+    finally:
+        await notices.stop()

@@ -119,7 +119,7 @@ async def _open_resources(
     streams = config.streams
     await ensure_jetstream(js, streams)
     sessions = session_factory(engine)
-    await notices.start(nc, executions.body_reader(sessions))
+    await notices.start(nc, executions.body_reader(sessions), executions.finished_filter(sessions))
     return Resources(
         nc=nc,
         engine=engine,

@@ -39,6 +39,14 @@ async def children(session: AsyncSession, execution_id: str) -> list[ExecutionRo
     return list((await session.exec(statement)).all())
 
 
+async def finished_among(session: AsyncSession, execution_ids: list[str]) -> list[str]:
+    """Those of ``execution_ids`` whose end the projection holds (one indexed query)."""
+    statement = select(ExecutionRow.id).where(
+        col(ExecutionRow.id).in_(execution_ids), col(ExecutionRow.finished_at).is_not(None)
+    )
+    return list((await session.exec(statement)).all())
+
+
 async def executions_with_nodes(
     session: AsyncSession, execution_ids: list[str]
 ) -> list[tuple[ExecutionRow, list[NodeExecutionRow], list[ExecutionRow]]]:

@@ -5,8 +5,10 @@ The notifier announces, after each committed projection batch, the executions wh
 batch recorded (``nodedrop.contracts.subjects.projected_finished_subject``). A waiter resolved
 by that notice can read ``GET /api/executions/{id}``'s body from the projection and find the
 end there: answering from the projection, not from the event, keeps the body the same as
-GET's. The notices are core NATS (at most once): a request whose notice was lost answers when
-its wait runs out, as if the execution were still running.
+GET's. The notices are core NATS (at most once): a notice lost while the api was disconnected,
+or never sent because the notifier's publish failed, is made up for by a sweep that asks the
+projection, every ``SWEEP_EVERY_S``, which of the executions waited for longer than that have
+finished.
 
 Race-free use: register first, then look at the recorded state (the projection), then wait.
 An end committed before the waiter was registered is seen by the look; one committed after it
@@ -19,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -36,14 +39,23 @@ log = logging.getLogger(__name__)
 Body = bytes | None
 #: Reads the bodies of finished executions, several in one go (a map from id to body).
 BodyReader = Callable[[list[str]], Awaitable[Mapping[str, bytes]]]
+#: Which of several executions the projection shows finished.
+FinishedFilter = Callable[[list[str]], Awaitable[list[str]]]
+
+#: How often waits are checked against the projection, and how long a wait must have lasted
+#: to be checked (most end sooner, through their notice, and cost the sweep nothing).
+SWEEP_EVERY_S = 2.0
 
 
 class Waiters:
     """Execution id -> the futures of the requests waiting for its end. Pure bookkeeping: no
     I/O; a waiter is removed when its ``waiting`` block exits, however it exits."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._waiting: dict[str, set[asyncio.Future[Body]]] = {}
+        #: When each execution was first waited for (by a request still waiting).
+        self._since: dict[str, float] = {}
+        self._clock = clock
 
     def __len__(self) -> int:
         """How many requests are waiting (for the tests and the benchmarks: 0 when idle)."""
@@ -54,6 +66,7 @@ class Waiters:
         """A future resolved once ``execution_id`` is announced finished; unregistered on exit."""
         future: asyncio.Future[Body] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(execution_id, set()).add(future)
+        self._since.setdefault(execution_id, self._clock())
         try:
             yield future
         finally:
@@ -62,7 +75,19 @@ class Waiters:
                 futures.discard(future)
                 if not futures:
                     del self._waiting[execution_id]
+                    self._since.pop(execution_id, None)
             future.cancel()  # no-op once resolved
+
+    def waited_longer_than(self, seconds: float) -> list[str]:
+        """The executions requests have waited for longer than ``seconds`` and still wait for
+        (a resolved request may not have left yet)."""
+        now = self._clock()
+        return [
+            execution_id
+            for execution_id, since in self._since.items()
+            if now - since > seconds
+            and any(not future.done() for future in self._waiting[execution_id])
+        ]
 
     def waited(self, execution_ids: Iterable[str]) -> list[str]:
         """Those of ``execution_ids`` that requests are waiting for."""
@@ -126,19 +151,58 @@ class FinishedNotices:
     two queries, whatever the number of executions and waiters), off the subscription's
     callback, so a slow read does not hold up the next notice."""
 
-    def __init__(self, waiters: Waiters, read_bodies: BodyReader | None = None) -> None:
+    def __init__(
+        self,
+        waiters: Waiters,
+        read_bodies: BodyReader | None = None,
+        finished_among: FinishedFilter | None = None,
+        sweep_every_s: float = SWEEP_EVERY_S,
+    ) -> None:
         self.waiters = waiters
         self._read_bodies = read_bodies
+        self._finished_among = finished_among
+        self._sweep_every_s = sweep_every_s
         self._subscription: Subscription | None = None
         self._reads: set[asyncio.Task[None]] = set()
+        self._sweeping: asyncio.Task[None] | None = None
 
-    async def start(self, nc: NatsClient, read_bodies: BodyReader | None = None) -> None:
+    async def start(
+        self,
+        nc: NatsClient,
+        read_bodies: BodyReader | None = None,
+        finished_among: FinishedFilter | None = None,
+    ) -> None:
         self._read_bodies = read_bodies or self._read_bodies
+        self._finished_among = finished_among or self._finished_among
         self._subscription = await nc.subscribe(
             subjects.projected_finished_subjects(), cb=self._on_notice
         )
+        if self._finished_among is not None:
+            self._sweeping = asyncio.create_task(self._sweep(), name="finished waits sweep")
+
+    async def _sweep(self) -> None:
+        """Resolve the waits whose notice never came: those waited for longer than a sweep's
+        interval whose end the projection holds."""
+        assert self._finished_among is not None
+        while True:
+            await asyncio.sleep(self._sweep_every_s)
+            overdue = self.waiters.waited_longer_than(self._sweep_every_s)
+            if not overdue:
+                continue
+            try:
+                finished = await self._finished_among(overdue)
+            except Exception:
+                log.warning("checking waits against the projection failed", exc_info=True)
+                continue
+            if finished:
+                await self._resolve(finished)
 
     async def stop(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeping
+            self._sweeping = None
         if self._subscription is not None:
             with contextlib.suppress(Exception):
                 await self._subscription.unsubscribe()

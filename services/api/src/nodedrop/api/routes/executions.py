@@ -50,7 +50,7 @@ from nodedrop.api.schemas import (
 )
 from nodedrop.api.settings import ApiSettings
 from nodedrop.api.timefmt import iso, iso_or_none, utcnow
-from nodedrop.api.waiters import BodyReader, wait_for
+from nodedrop.api.waiters import BodyReader, FinishedFilter, wait_for
 from nodedrop.api.workflow_store import new_id
 from nodedrop.contracts import ids
 from nodedrop.contracts.codec import to_public
@@ -241,6 +241,16 @@ def body_reader(sessions: Sessions) -> BodyReader:
         }
 
     return read
+
+
+def finished_filter(sessions: Sessions) -> FinishedFilter:
+    """Which of several executions the projection shows finished."""
+
+    async def finished(execution_ids: list[str]) -> list[str]:
+        async with sessions() as session:
+            return await projection_reads.finished_among(session, execution_ids)
+
+    return finished
 
 
 async def _request_execution(
