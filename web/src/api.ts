@@ -143,6 +143,13 @@ export class Api {
     if (query.cursor) params.set("cursor", query.cursor);
     return this.request<{ items: ExecutionSummary[]; next_cursor: string | null }>("GET", `/api/executions?${params}`);
   }
+  /** Runs a finished execution again from ``fromNode``, reusing what it recorded before it
+   * (docs/api.md, "Reruns"). */
+  rerun(id: string, fromNode: string) {
+    return this.request<{ id: string; rerun_of: string }>("POST", `/api/executions/${encodeURIComponent(id)}/rerun`, {
+      from_node: fromNode,
+    });
+  }
   cancel(id: string) {
     return this.request<unknown>("POST", `/api/executions/${encodeURIComponent(id)}/cancel`);
   }

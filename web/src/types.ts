@@ -135,6 +135,8 @@ export interface ExecutionSummary {
   finished_at: string | null;
   error: ErrorInfo | null;
   last_seq: number;
+  /** The execution this one reran (POST /api/executions/{id}/rerun). */
+  rerun_of?: string | null;
 }
 
 export interface Execution extends ExecutionSummary {

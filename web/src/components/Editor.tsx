@@ -49,6 +49,10 @@ import { RunBar } from "./RunBar";
 import { TimelinePanel } from "./TimelinePanel";
 import { TopBar } from "./TopBar";
 import { InputDialog } from "./InputDialog";
+import { ParentsFirstDialog } from "./ParentsFirstDialog";
+import { PinnedOutputEditor } from "./PinnedOutputEditor";
+import { RerunDialog, startRetry } from "./RerunDialog";
+import { RETRYABLE, triggersUpstream } from "../rerun";
 
 const NODE_TYPES = { nd: NodeCard };
 const MINIMAP_WIDTH = 150;
@@ -100,6 +104,10 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const [toast, setToast] = useState<Toast>(null);
   const [menu, setMenu] = useState<{ nodeId: string; x: number; y: number } | null>(null);
   const [inputFor, setInputFor] = useState<string | null>(null);
+  /** "Rerun from a node" of the execution shown, opened on this node (or on none). */
+  const [rerunFrom, setRerunFrom] = useState<{ node?: string } | null>(null);
+  /** A node that could not run alone: its parents have no recorded output. */
+  const [parentsFor, setParentsFor] = useState<{ node: string; reason: string; triggers: string[] } | null>(null);
   const [shown, setShown] = useState<Shown | null>(null);
   const [snapshot, setSnapshot] = useState<{ nodes: CanvasNode[]; edges: Edge[] } | null>(null);
   const [connection, setConnection] = useState<{ state: ConnectionState; detail?: string } | null>(null);
@@ -426,8 +434,32 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       setSideTab(show);
       setToast({ kind: "info", text: `Running node ${nodeId} alone…` });
     } catch (e) {
-      setToast({ kind: "error", text: `Could not run node ${nodeId}: ${(e as Error).message}` });
+      const err = e as ApiError;
+      // No input given and a parent has no recorded output: offer to run the parents.
+      if (input === undefined && err.status === 422 && err.issues.some((i) => i.loc?.join(".") === "body.input")) {
+        const def = toDefinition(workflow.name, nodes, edges, workflow.settings);
+        setParentsFor({ node: nodeId, reason: err.issues.map((i) => i.msg).join("; "), triggers: triggersUpstream(nodeId, def, types) });
+        return;
+      }
+      setToast({ kind: "error", text: `Could not run node ${nodeId}: ${err.message}` });
     }
+  }
+
+  async function retryShown() {
+    if (!shown) return;
+    try {
+      await startRetry(api, { id: shown.id, workflow_id: workflowId });
+    } catch (e) {
+      setToast({ kind: "error", text: `Cannot retry: ${(e as Error).message}` });
+    }
+  }
+
+  function pinOutput(nodeId: string, pinned: PortItems | null) {
+    const node = nodes.find((n) => n.id === nodeId);
+    if (!node) return;
+    const { pinned_output: _dropped, ...rest } = node.data.def;
+    updateDef(nodeId, pinned ? { ...rest, pinned_output: pinned } : rest);
+    setToast({ kind: "info", text: pinned ? `Output of ${nodeId} pinned in the draft; save to keep it.` : `Output of ${nodeId} unpinned in the draft; save to keep it.` });
   }
 
   async function reloadLatest() {
@@ -530,6 +562,22 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             <button type="button" onClick={() => navigate({ page: "workflow", workflowId, executionId: null })}>
               ← Back to editing
             </button>
+            {shown && RETRYABLE.has(shown.run.status) && (
+              <>
+                {" "}
+                <button type="button" onClick={() => void retryShown()}>
+                  ↻ Retry
+                </button>
+              </>
+            )}
+            {shown && isFinished(shown.run) && (
+              <>
+                {" "}
+                <button type="button" onClick={() => setRerunFrom({})}>
+                  Rerun from a node…
+                </button>
+              </>
+            )}
           </div>
         )}
         {!readOnly && conflict !== null && (
@@ -647,6 +695,14 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                       node={selectedNode.id}
                       state={displayedRun?.nodes[selectedNode.id]}
                       events={shown ? (step === null ? shown.events : shown.events.slice(0, step + 1)) : []}
+                      onPin={readOnly ? undefined : (output) => pinOutput(selectedNode.id, output)}
+                    />
+                  )}
+                  {sideTab === "settings" && selectedNode.data.def.pinned_output && (
+                    <PinnedOutputEditor
+                      pinned={selectedNode.data.def.pinned_output}
+                      readOnly={readOnly}
+                      onChange={(pinned) => pinOutput(selectedNode.id, pinned)}
                     />
                   )}
                 </div>
@@ -707,6 +763,9 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             items={[
               { label: "Execute node", onSelect: () => void runNode(menu.nodeId), disabled: readOnly || busy },
               { label: "Execute node with input…", onSelect: () => setInputFor(menu.nodeId), disabled: readOnly || busy },
+              ...(readOnly
+                ? [{ label: "Rerun from this node…", onSelect: () => setRerunFrom({ node: menu.nodeId }), disabled: busy }]
+                : []),
               {
                 label: "Show results",
                 onSelect: () => {
@@ -733,6 +792,36 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             onRun={(input) => {
               setInputFor(null);
               void runNode(inputFor, input);
+            }}
+          />
+        )}
+        {rerunFrom && shown && (
+          <RerunDialog
+            api={api}
+            executionId={shown.id}
+            workflowId={workflowId}
+            initialNode={rerunFrom.node}
+            onClose={() => setRerunFrom(null)}
+          />
+        )}
+        {parentsFor && (
+          <ParentsFirstDialog
+            node={parentsFor.node}
+            reason={parentsFor.reason}
+            triggers={parentsFor.triggers}
+            onCancel={() => {
+              setParentsFor(null);
+              keepFocus(parentsFor.node);
+            }}
+            onRun={(trigger) => {
+              setParentsFor(null);
+              setSelected(parentsFor.node);
+              setSideTab("results");
+              void runTrigger(trigger);
+            }}
+            onInput={() => {
+              setParentsFor(null);
+              setInputFor(parentsFor.node);
             }}
           />
         )}

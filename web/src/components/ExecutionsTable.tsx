@@ -4,6 +4,8 @@ import { useEffect, useState } from "react";
 import type { Api } from "../api";
 import { duration, formatTime } from "../format";
 import type { ExecutionStatus, ExecutionSummary } from "../types";
+import { FINISHED, RETRYABLE } from "../rerun";
+import { RerunDialog, startRetry } from "./RerunDialog";
 import { StatusBadge } from "./StatusBadge";
 
 const STATUSES: ExecutionStatus[] = ["queued", "running", "succeeded", "partial", "failed", "cancelled", "timed_out"];
@@ -31,6 +33,7 @@ export function ExecutionsTable({
   const [next, setNext] = useState<string | null>(null);
   const [loadingMore, setLoadingMore] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  const [rerunning, setRerunning] = useState<ExecutionSummary | null>(null);
 
   useEffect(() => {
     let live = true;
@@ -63,6 +66,14 @@ export function ExecutionsTable({
       setError((e as Error).message);
     } finally {
       setLoadingMore(false);
+    }
+  }
+
+  async function retry(e: ExecutionSummary) {
+    try {
+      await startRetry(api, e);
+    } catch (err) {
+      setError(`Cannot retry: ${(err as Error).message}`);
     }
   }
 
@@ -101,7 +112,7 @@ export function ExecutionsTable({
                 <th scope="col">Ran</th>
                 <th scope="col">Version</th>
                 <th scope="col">
-                  <span className="sr-only">Open</span>
+                  <span className="sr-only">Actions</span>
                 </th>
               </tr>
             </thead>
@@ -129,6 +140,16 @@ export function ExecutionsTable({
                         Open
                       </button>
                     )}
+                    {e.workflow_id && RETRYABLE.has(e.status) && (
+                      <button type="button" onClick={() => void retry(e)} aria-label={`Retry execution of ${formatTime(e.created_at)}`}>
+                        ↻ Retry
+                      </button>
+                    )}
+                    {e.workflow_id && FINISHED.has(e.status) && (
+                      <button type="button" onClick={() => setRerunning(e)} aria-label={`Rerun execution of ${formatTime(e.created_at)} from a node`}>
+                        Rerun from…
+                      </button>
+                    )}
                   </td>
                 </tr>
               ))}
@@ -140,6 +161,9 @@ export function ExecutionsTable({
             </button>
           )}
         </div>
+      )}
+      {rerunning && (
+        <RerunDialog api={api} executionId={rerunning.id} workflowId={rerunning.workflow_id} onClose={() => setRerunning(null)} />
       )}
     </div>
   );

@@ -1,4 +1,5 @@
 import { useEffect, useRef, useState } from "react";
+import { parsePortItems } from "../portItems";
 import type { PortItems } from "../types";
 
 /** Node mode with an explicit input: ``{port: [items]}`` as JSON. */
@@ -20,11 +21,7 @@ export function InputDialog({
 
   function run() {
     try {
-      const value = JSON.parse(text);
-      if (!value || typeof value !== "object" || Array.isArray(value)) throw new Error('expected {"port": [items]}');
-      for (const [port, items] of Object.entries(value))
-        if (!Array.isArray(items)) throw new Error(`port “${port}” must hold a list of items`);
-      onRun(value as PortItems);
+      onRun(parsePortItems(text));
     } catch (e) {
       setError((e as Error).message);
     }

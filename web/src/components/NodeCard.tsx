@@ -17,13 +17,14 @@ function NodeCardImpl({ id, data, selected }: NodeProps<CanvasNode>) {
   const status = state?.status ?? "idle";
   const isTrigger = type?.category === "trigger";
   const deferred = state?.deferredFor ?? null;
+  const pinned = def.pinned_output !== undefined;
 
   return (
     <div
       className={`node-card status-${status}${problems.length ? " has-issues" : ""}${selected ? " selected" : ""}`}
       data-testid={`node-${id}`}
       data-status={status}
-      aria-label={`${def.name || id} (${type?.display_name ?? def.type})${state ? `, ${state.status}` : ""}${deferred ? ", waiting for a runner" : ""}`}
+      aria-label={`${def.name || id} (${type?.display_name ?? def.type})${state ? `, ${state.status}` : ""}${deferred ? ", waiting for a runner" : ""}${pinned ? ", output pinned" : ""}`}
     >
       {hasInput(type) && <Handle type="target" position={Position.Left} id="main" className="port in" />}
       <div className="node-head">
@@ -34,6 +35,11 @@ function NodeCardImpl({ id, data, selected }: NodeProps<CanvasNode>) {
           <div className="node-title">{def.name || id}</div>
           <div className="node-type">{type?.display_name ?? `unknown type ${def.type}`}</div>
         </div>
+        {pinned && (
+          <span className="node-pin" role="img" aria-label="Output pinned" title="Output pinned: the node is not run">
+            📌
+          </span>
+        )}
         <button
           type="button"
           className="icon-button nodrag"

@@ -1,7 +1,8 @@
 import type { ReactNode } from "react";
 import { clockTime, duration, formatTime } from "../format";
 import { deferredLabel, nodeAttempts, type NodeRunState } from "../state/executionState";
-import type { ExecutionEvent } from "../types";
+import { holdsReference } from "../portItems";
+import type { ExecutionEvent, PortItems } from "../types";
 import { StatusBadge } from "./StatusBadge";
 import { ItemsView } from "./ItemsView";
 import { NodeStatusBadge } from "./StatusBadge";
@@ -104,10 +105,13 @@ export function NodeResults({
   node,
   state,
   events,
+  onPin,
 }: {
   node: string;
   state: NodeRunState | undefined;
   events: ExecutionEvent[];
+  /** Pins this output in the draft (the editor, not a past run's read-only view). */
+  onPin?: (output: PortItems) => void;
 }) {
   const parent = parentExecution(events);
   if (!state)
@@ -168,6 +172,17 @@ export function NodeResults({
       <Attempts events={events} node={node} />
       <Children events={events} node={node} />
       <ItemsView label="Input" data={state.input} />
+      {onPin && state.output && (
+        <p>
+          {holdsReference(state.output) ? (
+            <span className="muted">A large output (stored by reference) cannot be pinned.</span>
+          ) : (
+            <button type="button" onClick={() => onPin(state.output!)}>
+              <span aria-hidden="true">📌 </span>Pin this output
+            </button>
+          )}
+        </p>
+      )}
       <ItemsView label="Output" data={state.output} />
       {!state.input && !state.output && !state.error && <p className="muted">No data recorded yet.</p>}
     </div>
