@@ -142,11 +142,11 @@ export function ExecutionsTable({
                     )}
                     {e.workflow_id && RETRYABLE.has(e.status) && (
                       <button type="button" onClick={() => void retry(e)} aria-label={`Retry execution of ${formatTime(e.created_at)}`}>
-                        ↻ Retry
+                        <span aria-hidden="true">↻ </span>Retry
                       </button>
                     )}
                     {e.workflow_id && FINISHED.has(e.status) && (
-                      <button type="button" onClick={() => setRerunning(e)} aria-label={`Rerun execution of ${formatTime(e.created_at)} from a node`}>
+                      <button type="button" onClick={() => setRerunning(e)} aria-label={`Rerun from a node: execution of ${formatTime(e.created_at)}`}>
                         Rerun from…
                       </button>
                     )}
