@@ -58,6 +58,17 @@ async function ranAndReused(id: string): Promise<{ ran: string[]; reused: string
 
 const node = (id: string) => page.getByTestId(`node-${id}`);
 
+/** Selects a node by a click; again if the click landed while the canvas was still being
+ * fitted (it moves the nodes for 150 ms after the run bar appears). */
+async function select(nodeId: string) {
+  await expect
+    .poll(async () => {
+      await node(nodeId).click();
+      return page.getByRole("tab", { name: /^Results/ }).count();
+    })
+    .toBe(1);
+}
+
 async function openMenu(nodeId: string) {
   await page.getByRole("button", { name: `Actions for node ${nodeId}` }).click();
 }
@@ -136,6 +147,9 @@ describe("rerun and retry", () => {
     await expect.poll(() => node("second").getAttribute("data-status"), { timeout: UI_TIMEOUT }).toBe("succeeded");
     await finished(fromSecond);
     expect(await ranAndReused(fromSecond)).toEqual({ ran: ["second"], reused: ["first", "start"] });
+    await select("first");
+    await page.getByRole("tab", { name: /^Results/ }).click();
+    await page.getByText(`not run: output reused from execution ${first.id}`).waitFor();
 
     // From the editor's Executions tab: the newest row is that rerun; rerun it from "first".
     await page.getByRole("button", { name: "← Back to editing" }).click();
@@ -189,14 +203,15 @@ describe("pinned output", () => {
     await page.getByRole("button", { name: /^Open execution/ }).first().click();
     await page.getByRole("button", { name: "← Back to editing" }).waitFor();
     // The read-only view offers no pinning: it is an edit of the draft.
-    await node("first").click();
+    await expect.poll(() => node("first").getAttribute("data-status")).toBe("succeeded");
+    await select("first");
     await page.getByRole("tab", { name: /^Results/ }).click();
     expect(await page.getByRole("button", { name: "Pin this output" }).count()).toBe(0);
     await page.getByRole("button", { name: "← Back to editing" }).click();
 
     await page.getByRole("button", { name: "Run workflow from start" }).click();
     await expect.poll(() => node("first").getAttribute("data-status"), { timeout: UI_TIMEOUT }).toBe("succeeded");
-    await node("first").click();
+    await select("first");
     await page.getByRole("tab", { name: /^Results/ }).click();
     await page.getByRole("button", { name: "Pin this output" }).click();
     await node("first").getByRole("img", { name: "Output pinned" }).waitFor();

@@ -134,6 +134,13 @@ export function NodeResults({
         <dd>
           <NodeStatusBadge node={state} />
           {state.pinned && <span className="muted"> (pinned output)</span>}
+          {state.reusedFrom && (
+            <span className="muted">
+              {" "}
+              (not run: output reused from execution{" "}
+              <RouteLink route={{ page: "execution", executionId: state.reusedFrom }}>{state.reusedFrom}</RouteLink>)
+            </span>
+          )}
           {state.deferredFor && (
             <div className="notice waiting" title="Its attempt is made ready when one of theirs ends.">
               <span aria-hidden="true">⏸ </span>

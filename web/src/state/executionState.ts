@@ -24,6 +24,8 @@ export interface NodeRunState {
   error: ErrorInfo | null;
   skipReason: string | null;
   pinned: boolean;
+  /** In a rerun, the execution whose recorded output this node kept instead of running. */
+  reusedFrom: string | null;
   /** When a retry is scheduled: its delay. */
   retryDelayMs: number | null;
   /** Set while the node's next attempt, ready to run, waits for its user's share of the
@@ -105,6 +107,7 @@ function pendingNode(): NodeRunState {
     error: null,
     skipReason: null,
     pinned: false,
+    reusedFrom: null,
     retryDelayMs: null,
     deferredFor: null,
   };
@@ -201,6 +204,7 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         finishedAt: event.time,
         output: data.output ?? null,
         pinned: Boolean(data.pinned),
+        reusedFrom: typeof data.reused_from === "string" ? data.reused_from : null,
         error: null,
         deferredFor: null,
       };
