@@ -7,13 +7,14 @@ from __future__ import annotations
 from nodedrop.contracts import ids
 from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import (
+    SCHEDULER_ACTOR,
     ExecutionCancelRequested,
     ExecutionFinished,
     NodeCancelled,
     NodeSkipped,
 )
 from nodedrop.scheduler.core import resume
-from nodedrop.scheduler.core.decide import DEAD_LETTERED, SCHEDULER_ACTOR, TIMED_OUT
+from nodedrop.scheduler.core.decide import DEAD_LETTERED, TIMED_OUT
 
 from .harness import Sim, n, wf
 from .test_resume import rebuild
