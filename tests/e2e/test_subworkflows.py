@@ -119,6 +119,18 @@ async def test_each_item_runs_one_child_per_item_and_keeps_item_order(
     assert len(parent["children"]) == 5
 
 
+async def test_each_item_with_a_batch_size_runs_one_child_per_batch(
+    client: httpx.AsyncClient,
+) -> None:
+    child_wf = await child_workflow_id(client)
+    workflow = caller(child_wf, "each_item", parameters={"concurrency": 2, "batch_size": 2})
+    items = [{"i": i} for i in range(5)]
+    parent = await finished(client, await run(client, workflow, items))
+    assert parent["status"] == "succeeded", parent
+    assert parent["nodes"]["call"]["output"]["main"] == [{"i": i, "child": True} for i in range(5)]
+    assert len(parent["nodes"]["call"]["children"]) == 3
+
+
 async def test_a_failed_child_is_the_nodes_failure_under_its_on_error(
     client: httpx.AsyncClient,
 ) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 
 from nodedrop.contracts.events import ErrorInfo, NodeReady, WorkflowCalled
@@ -130,3 +131,19 @@ async def test_a_called_webhook_triggers_secret_is_recorded_masked() -> None:
     assert isinstance(called, WorkflowCalled)
     assert called.workflow["nodes"][-1]["parameters"]["secret"] == "****9f3c"
     assert hooked["nodes"][-1]["parameters"]["secret"] == secret
+
+
+@pytest.mark.parametrize(
+    ("count", "batch_size", "expected"),
+    [(5, 2, [[0, 1], [2, 3], [4]]), (4, 2, [[0, 1], [2, 3]]), (2, 10, [[0, 1]]), (0, 3, [])],
+)
+async def test_each_item_with_a_batch_size_starts_one_child_per_batch_in_order(
+    count: int, batch_size: int, expected: list[list[int]]
+) -> None:
+    reading = msgspec.structs.replace(
+        task(mode="each_item", batch_size=batch_size),
+        input={"main": [{"i": i} for i in range(count)]},
+    )
+    called = await call(reading)
+    assert isinstance(called, WorkflowCalled)
+    assert [[item["i"] for item in batch] for batch in called.inputs] == expected

@@ -171,6 +171,12 @@ class ExecuteWorkflowParameters(Parameters):
     concurrency: int = Field(
         default=1, ge=1, le=100, description="each_item: children running at once"
     )
+    batch_size: int = Field(
+        default=1,
+        ge=1,
+        le=10_000,
+        description="each_item: items per child (the last child may get fewer)",
+    )
 
 
 class StopAndErrorParameters(Parameters):

@@ -145,7 +145,7 @@ class WorkflowCaller:
             return _refused("InvalidTrigger", problem or "the workflow has no trigger")
         items = passthrough_items(task.input)
         inputs: list[list[Item]] = (
-            [[item] for item in items] if parameters.mode == "each_item" else [items]
+            batches(items, parameters.batch_size) if parameters.mode == "each_item" else [items]
         )
         return WorkflowCalled(
             event_id=ids.workflow_called(task.execution_id, task.node, task.attempt),
@@ -189,3 +189,9 @@ def _trigger_problem(definition: dict[str, Any], trigger: str | None) -> str | N
 
 def _refused(error_type: str, message: str) -> ErrorInfo:
     return ErrorInfo(type=error_type, message=message, retryable=False)
+
+
+def batches(items: list[Item], size: int) -> list[list[Item]]:
+    """``items`` in consecutive groups of ``size``, in order (the last may be shorter); one
+    child each."""
+    return [items[start : start + size] for start in range(0, len(items), size)]
