@@ -380,3 +380,37 @@ class TestMessages:
             "cancel requested by user-1",
             "execution succeeded",
         ]
+
+
+class TestLateStarts:
+    def test_a_start_stored_after_its_result_still_gives_the_start_time(self) -> None:
+        h = running()
+        h.ready("fetch")
+        h.succeeded("fetch")  # the runner's start was published first but stored last
+        start = h.node_started("fetch")
+        row = node_after(h)
+        assert (row.status, row.started_at) == ("succeeded", start.time)
+        assert row.finished_at == h.events[-2].time
+        assert assert_counted(h).message == "node fetch started (attempt 1) on runner-1"
+
+    def test_a_start_of_an_earlier_attempt_stored_late_is_ignored(self) -> None:
+        h = on_second_attempt()
+        h.succeeded("fetch", attempt=2)
+        before = project(h)
+        h.node_started("fetch", attempt=1)
+        assert_ignored(h, before)
+
+    def test_a_second_start_of_the_running_attempt_keeps_the_first_time(self) -> None:
+        h = running()
+        h.ready("fetch")
+        first = h.node_started("fetch")
+        before = project(h)
+        h.node_started("fetch")
+        assert_ignored(h, before)
+        assert node_after(h).started_at == first.time
+
+    def test_a_new_attempt_has_no_start_time_until_it_starts(self) -> None:
+        h = on_second_attempt()
+        assert node_after(h).started_at is None
+        start = h.node_started("fetch", attempt=2)
+        assert node_after(h).started_at == start.time

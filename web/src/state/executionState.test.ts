@@ -25,6 +25,18 @@ function started(plan: string[]) {
 }
 
 describe("applyEvent", () => {
+  it("takes the start time of a start stored after its result, and nothing else from it", () => {
+    const run = applyEvents(emptyRun("x"), [
+      ...started(["fetch"]),
+      ev("NodeReady", "fetch", 1, { input: { main: [{}] } }),
+      ev("NodeSucceeded", "fetch", 1, { output: { main: [{}] } }),
+      ev("NodeStarted", "fetch", 1),
+    ]);
+    expect(run.nodes.fetch.status).toBe("succeeded");
+    expect(run.nodes.fetch.startedAt).toBe("2026-11-26T10:00:05Z");
+    expect(run.nodes.fetch.finishedAt).toBe("2026-11-26T10:00:04Z");
+  });
+
   it("moves nodes through queued, running and succeeded and records input and output", () => {
     const events = [
       ...started(["start", "fetch"]),

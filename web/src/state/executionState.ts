@@ -175,6 +175,7 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         status: "queued",
         attempts: attempt,
         input: data.input ?? null,
+        startedAt: null,
         finishedAt: null,
         retryDelayMs: null,
         deferredFor: null,
@@ -193,8 +194,14 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         deferredFor: null,
       };
     case "NodeStarted":
-      if (node.status !== "queued" || attempt !== node.attempts) return null;
-      return { ...node, status: "running", startedAt: event.time };
+      if (attempt !== node.attempts) return null;
+      if (node.status === "queued") return { ...node, status: "running", startedAt: event.time };
+      // Stored after its result (a side-effect-free node's start is not waited for): it
+      // still says when the attempt started, and changes nothing else.
+      if (node.startedAt == null && node.status !== "pending" && node.status !== "running") {
+        return { ...node, startedAt: event.time };
+      }
+      return null;
     case "NodeSucceeded":
       if (!resultCounts(node, attempt)) return null;
       return {

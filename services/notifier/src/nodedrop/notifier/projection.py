@@ -321,6 +321,7 @@ def _apply_to_node(execution: ExecutionRecord, node: NodeRecord, event: _NodeEve
         node.status = "queued"
         node.attempts = event.attempt
         node.input = event.input
+        node.started_at = None  # the new attempt's start, once it comes
         node.finished_at = None
         node.children = None  # an earlier attempt's children were stopped when it failed
         return True
@@ -336,11 +337,19 @@ def _apply_to_node(execution: ExecutionRecord, node: NodeRecord, event: _NodeEve
         node.wait_until = _utc(event.until)
         return True
     if isinstance(event, NodeStarted):
-        if node.status != "queued" or event.attempt != node.attempts:
+        if event.attempt != node.attempts:
             return False
-        node.status = "running"
-        node.started_at = time
-        return True
+        if node.status == "queued":
+            node.status = "running"
+            node.started_at = time
+            return True
+        # A side-effect-free node's runner does not wait for its start to be stored before it
+        # records the result, so after a failed publish the start can be stored last: it
+        # still says when the attempt started, and changes nothing else.
+        if node.started_at is None and node.status not in ("pending", "running"):
+            node.started_at = time
+            return True
+        return False
     if isinstance(event, WorkflowCalled | ChildExecutionStarted | ChildExecutionFinished):
         return _call(execution, node, event)
     if isinstance(event, NodeSucceeded):
