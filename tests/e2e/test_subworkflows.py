@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import io
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -15,9 +16,13 @@ import pytest
 from nodedrop.cli.audit import AuditRequest, read_history, report
 from nodedrop.contracts.events import ExecutionRequested
 
+from .conftest import running_system
 from .system import System
 from .test_audit import audit_process
 from .through_client import finished, library
+
+if TYPE_CHECKING:  # pytest gives the class as a fixture (see tests/fixtures/http_server.py)
+    from tests.fixtures.http_server import LocalHttpServer, Request
 
 pytestmark = pytest.mark.e2e
 
@@ -334,3 +339,80 @@ async def test_a_workflow_that_calls_itself_works_down_to_the_depth_limit(
         chain.append(await finished(client, chain[-1]["children"][0]["id"], timeout_s=60))
     assert len(chain) == 11  # the root and 10 levels of children
     assert chain[-1]["nodes"]["done"]["output"] == {"main": [{"n": 11}]}
+
+
+PAGES = {1: [{"sku": "a"}, {"sku": "b"}], 2: [{"sku": "c"}], 3: []}
+
+
+def page_of(request: Request) -> tuple[int, dict[str, Any]]:
+    page = int(parse_qs(urlsplit(request.path).query)["page"][0])
+    return 200, {"items": PAGES.get(page, [])}
+
+
+async def test_pages_are_fetched_until_an_empty_one_by_a_workflow_calling_itself(
+    pg_server_url: str, local_http_server: type[LocalHttpServer]
+) -> None:
+    """The recipe of docs/nodes.md, "Loops over items, and pagination": each level fetches one
+    page, adds its items to what the levels above collected, and calls itself for the next
+    page until a page comes back empty. (A system of its own: its pages are on loopback.)"""
+    private = {"NODEDROP_HTTP_ALLOW_PRIVATE": "true"}
+    async with (
+        running_system(pg_server_url, private) as system,
+        httpx.AsyncClient(base_url=system.base_url, headers=system.headers, timeout=30) as client,
+    ):
+        await fetch_every_page(client, local_http_server)
+
+
+async def fetch_every_page(
+    client: httpx.AsyncClient, local_http_server: type[LocalHttpServer]
+) -> None:
+    with local_http_server(page_of, method="GET") as api:
+        workflow_id = await save(client, child_workflow())
+        pager = {
+            "name": "fetch every page",
+            "nodes": [
+                {"id": "ct", "type": "manual_trigger"},
+                {
+                    "id": "fetch",
+                    "type": "http_request",
+                    "parameters": {"url": api.url + "/items?page={{ item.page }}"},
+                },
+                {
+                    "id": "collect",
+                    "type": "set",
+                    "parameters": {
+                        "values": {
+                            "page": '{{ nodes["ct"]["main"][0].page + 1 }}',
+                            "got": '{{ nodes["ct"]["main"][0].got + item.body["items"] }}',
+                            "more": '{{ len(item.body["items"]) > 0 }}',
+                        }
+                    },
+                },
+                {"id": "again", "type": "if", "parameters": {"condition": "{{ item.more }}"}},
+                {
+                    "id": "next",
+                    "type": "execute_workflow",
+                    "parameters": {"workflow_id": workflow_id, "trigger": "ct"},
+                },
+                {"id": "last", "type": "noop"},
+            ],
+            "connections": [
+                {"from": "ct", "to": "fetch"},
+                {"from": "fetch", "to": "collect"},
+                {"from": "collect", "to": "again"},
+                {"from": "again", "output": "true", "to": "next"},
+                {"from": "again", "output": "false", "to": "last"},
+            ],
+        }
+        saved = await client.put(f"/api/workflows/{workflow_id}", json=pager)
+        assert saved.status_code == 200, saved.text
+        root = await finished(
+            client, await run(client, pager, [{"page": 1, "got": []}]), timeout_s=60
+        )
+        assert root["status"] == "succeeded", {
+            k: (v["status"], v.get("error")) for k, v in root["nodes"].items()
+        }
+        [result] = root["nodes"]["next"]["output"]["main"]
+        assert result["got"] == [{"sku": "a"}, {"sku": "b"}, {"sku": "c"}]
+        pages = [parse_qs(urlsplit(r.path).query)["page"][0] for r in api.requests()]
+        assert pages == ["1", "2", "3"]
