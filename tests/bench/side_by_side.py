@@ -1,0 +1,161 @@
+"""The side-by-side table: nodedrop, DBOS and Prefect on the same workloads (S1, S4, S9), each
+figure timed from outside (request sent -> the client learning the run finished), with the
+durability each one's default gives written next to its figures."""
+
+from __future__ import annotations
+
+from tests.bench.peer_dbos import DbosResult
+from tests.bench.peer_prefect import PrefectResult
+from tests.bench.s9_submit_wait import TARGET_P99_MS
+from tests.bench.stats import Outcome, fmt_ms, median
+
+DURABILITY = {
+    "nodedrop": "every event in JetStream (fsync always) and the projection in PostgreSQL",
+    "DBOS": "one committed PostgreSQL row per step, synchronous_commit on",
+    "Prefect": "task runs recorded by its server in SQLite, asynchronously after they ran",
+}
+
+
+def _ratio(peer: float | None, ours: float | None, higher_is_better: bool = False) -> str:
+    if not peer or not ours:
+        return "-"
+    return f"{(ours / peer if higher_is_better else peer / ours):.1f}x"
+
+
+def dbos_cells(dbos: DbosResult | None) -> dict[str, tuple[str, float | None]]:
+    """Per workload: (what DBOS did, the number compared with nodedrop's)."""
+    if dbos is None:
+        return {}
+    if dbos.error:
+        return dict.fromkeys(("S1", "S4", "S9"), (f"not measured: {dbos.error}", None))
+    cells: dict[str, tuple[str, float | None]] = {
+        workload: (f"not measured: {why}", None) for workload, why in dbos.failed.items()
+    }
+    if dbos.chain_whole_ms:
+        whole = median(dbos.chain_whole_ms)
+        inside = median(dbos.chain_inside_ms) / dbos.chain_nodes
+        cells["S1"] = (
+            f"{fmt_ms(whole)} ({fmt_ms(whole / dbos.chain_nodes)} per step; inside the "
+            f"workflow {fmt_ms(inside)} per step), {len(dbos.chain_whole_ms)} runs",
+            whole,
+        )
+    if dbos.fan_whole_ms:
+        whole = median(dbos.fan_whole_ms)
+        cells["S4"] = (
+            f"{fmt_ms(whole)} (gathered steps, no queue; runs "
+            + ", ".join(fmt_ms(v) for v in dbos.fan_whole_ms)
+            + ")",
+            whole,
+        )
+    if dbos.submit_steps:
+        best = dbos.best_sustained(TARGET_P99_MS)
+        first = dbos.submit_steps[0]
+        cells["S9"] = (
+            (
+                f"{best.rate:g}/s, p99 {fmt_ms(best.p99_ms)}, {best.cpu_ms:.1f} ms CPU"
+                if best
+                else f"< {first.rate:g}/s (p99 {fmt_ms(first.p99_ms)}, {first.cpu_ms:.1f} ms CPU)"
+            ),
+            best.rate if best else 0.0,
+        )
+    return cells
+
+
+def prefect_cells(prefect: PrefectResult | None) -> dict[str, tuple[str, float | None]]:
+    if prefect is None:
+        return {}
+    if prefect.error:
+        return dict.fromkeys(("S1", "S4"), (f"not measured: {prefect.error}", None))
+    cells: dict[str, tuple[str, float | None]] = {}
+    if prefect.chain_flow_s:
+        whole = median(prefect.chain_flow_s) * 1000
+        per_task = whole / prefect.chain_nodes
+        cells["S1"] = (f"{fmt_ms(whole)} ({fmt_ms(per_task)} per task), the flow call", whole)
+    if prefect.fan_flow_s:
+        whole = median(prefect.fan_flow_s) * 1000
+        cells["S4"] = (f"{fmt_ms(whole)}, the flow call", whole)
+    return cells
+
+
+def table(
+    outcomes: dict[str, Outcome], dbos: DbosResult | None, prefect: PrefectResult | None
+) -> list[str]:
+    """Markdown lines; empty when no peer ran or no workload they share was measured."""
+    if dbos is None and prefect is None:
+        return []
+    ours: dict[str, tuple[str, float | None]] = {}
+    if (s1 := outcomes.get("S1")) and "e2e_ms" in s1.metrics:
+        whole = s1.metrics["e2e_ms"]
+        ours["S1"] = (f"{fmt_ms(whole)} ({fmt_ms(s1.metrics['p50_ms'])} per node)", whole)
+    if (s4 := outcomes.get("S4")) and "e2e_ms" in s4.metrics:
+        ours["S4"] = (fmt_ms(s4.metrics["e2e_ms"]), s4.metrics["e2e_ms"])
+    if (s9 := outcomes.get("S9")) and "rate" in s9.metrics:
+        rate = s9.metrics["rate"]
+        ours["S9"] = (
+            f"{rate:g}/s, p99 {fmt_ms(s9.metrics['p99_ms'])}, {s9.metrics['cpu_ms']:.1f} ms CPU",
+            rate,
+        )
+    if not ours:
+        return []
+    peers = {"DBOS": dbos_cells(dbos), "Prefect": prefect_cells(prefect)}
+    workloads = {
+        "S1": "40 trivial steps in a chain: whole run p50 (per step)",
+        "S4": "1,000-way fan-out plus join: whole run p50",
+        "S9": f"1-step submit-and-wait, open loop: highest rate with p99 <= "
+        f"{TARGET_P99_MS:g} ms, whole-system CPU per execution there",
+    }
+    lines = [
+        "### Side by side",
+        "",
+        "Each timed from outside: from the client's request to the client learning that the "
+        "run finished. A ratio above 1x means nodedrop is ahead.",
+        "",
+        "| work | nodedrop | DBOS | DBOS ÷ nodedrop | Prefect | Prefect ÷ nodedrop |",
+        "|---|---|---|---:|---|---:|",
+    ]
+    for workload, title in workloads.items():
+        if workload not in ours:
+            continue
+        text, value = ours[workload]
+        row = [title, text]
+        for peer in peers.values():
+            peer_text, peer_value = peer.get(workload, ("-", None))
+            row += [peer_text, _ratio(peer_value, value, higher_is_better=workload == "S9")]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
+    durability = ["durability of the default", DURABILITY["nodedrop"]]
+    durability += [DURABILITY["DBOS"], "", DURABILITY["Prefect"], ""]
+    lines += ["| " + " | ".join(durability) + " |", ""]
+    return lines
+
+
+def dbos_details(dbos: DbosResult | None) -> list[str]:
+    """DBOS's runs and its S9 steps, under the harness's details."""
+    if dbos is None or dbos.error:
+        return [f"**DBOS**: not measured: {dbos.error}", ""] if dbos else []
+
+    def runs(label: str, values: list[float]) -> str:
+        return f"{label}: {', '.join(fmt_ms(v) for v in values)}. " if values else ""
+
+    lines = [
+        f"**DBOS {dbos.version}** (`.bench/dbos-venv`, a FastAPI app on 127.0.0.1, its system "
+        "database a database of its own on the bench's PostgreSQL, each workload run right "
+        "after nodedrop's). "
+        + runs(f"{dbos.chain_nodes}-step chain, each run from outside", dbos.chain_whole_ms)
+        + runs(f"Fan-out to {dbos.fan_width:,} and join, inside the workflow", dbos.fan_inside_ms),
+        "",
+    ]
+    if dbos.submit_steps:
+        lines += [
+            "DBOS submit-and-wait steps (open loop, latency from each request's due time to the "
+            "answer read; CPU of the DBOS app, PostgreSQL and the load generator per workflow):",
+            "",
+            "| offered | answered | p50 | p99 | not answered | CPU ms |",
+            "|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {s.rate:g}/s | {s.achieved:.0f}/s | {fmt_ms(s.p50_ms)} | {fmt_ms(s.p99_ms)} "
+            f"| {s.sent - s.answered} | {s.cpu_ms:.1f} |"
+            for s in dbos.submit_steps
+        ]
+        lines.append("")
+    return lines
