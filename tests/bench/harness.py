@@ -1,4 +1,4 @@
-"""``make bench``: the system benchmarks S1-S7 of issue 7, side by side with Prefect 3.
+"""``make bench``: the system benchmarks of issues 7 and 22, side by side with DBOS and Prefect 3.
 
     .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--write | --no-write]
 
@@ -6,7 +6,7 @@ Starts the system on the embedded defaults (nats-server with ``sync_interval: al
 durable PostgreSQL on disk, the four services as processes), runs the scenarios, prints the
 table and, for a full run of every scenario, writes it with the machine's description into
 docs/benchmarks.md between the ``bench:begin`` / ``bench:end`` markers. ``--quick`` is the
-seconds-long smoke CI runs (small sizes, no Prefect, nothing written). A scenario that raises is
+seconds-long smoke CI runs (small sizes, no peers, nothing written). A scenario that raises is
 reported in the table and makes the exit status 1; a missed target does not.
 """
 
