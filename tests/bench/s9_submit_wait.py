@@ -193,6 +193,7 @@ async def run(bench: Bench) -> Outcome:
             "rate": best.rate if best else 0.0,
             "p99_ms": shown.p99_ms,
             "cpu_ms": shown.cpu_total_ms,
+            "cpu_rate": shown.rate,
         }
     )
     outcome.rows.append(

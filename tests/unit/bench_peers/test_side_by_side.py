@@ -5,14 +5,17 @@ from __future__ import annotations
 from tests.bench import side_by_side
 from tests.bench.peer_dbos import DbosResult, RateStep
 from tests.bench.peer_prefect import PrefectResult
-from tests.bench.stats import Outcome
+from tests.bench.stats import Outcome, Row
 
 
 def _outcomes() -> dict[str, Outcome]:
     return {
         "S1": Outcome(metrics={"p50_ms": 4.0, "p95_ms": 6.0, "e2e_ms": 200.0}),
         "S4": Outcome(metrics={"total_ms": 1500.0, "e2e_ms": 2000.0}),
-        "S9": Outcome(metrics={"rate": 100.0, "p99_ms": 80.0, "cpu_ms": 12.0}),
+        "S9": Outcome(
+            rows=[Row("S9", "submit-and-wait", "", "100/s, p99 80.0 ms, 12.0 ms CPU")],
+            metrics={"rate": 100.0, "p99_ms": 80.0, "cpu_ms": 12.0, "cpu_rate": 100.0},
+        ),
     }
 
 
@@ -25,7 +28,7 @@ def _step(rate: float, p99_ms: float, answered: int | None = None) -> RateStep:
         achieved=rate,
         p50_ms=p99_ms / 2,
         p99_ms=p99_ms,
-        cpu_ms=15.0,
+        cpu_ms=18.0,
     )
 
 
@@ -50,9 +53,11 @@ def test_dbos_ratios_are_its_time_over_nodedrops_and_nodedrops_rate_over_its() -
     assert chain[3] == "2.0x"
     assert _row(lines, "1,000-way")[3] == "3.0x"
     submit = _row(lines, "1-step")
-    # DBOS kept p99 <= 100 ms up to 50/s; nodedrop to 100/s.
+    # DBOS kept p99 <= 100 ms up to 50/s, nodedrop to 100/s; at 100/s DBOS took 18 ms of CPU
+    # per execution against nodedrop's 12.
+    assert submit[1] == "100/s, p99 80.0 ms, 12.0 ms CPU"
     assert submit[2].startswith("50/s, p99 90.0 ms")
-    assert submit[3] == "2.0x"
+    assert submit[3] == "rate 2.0x; CPU at 100/s 1.5x"
 
 
 def test_a_rate_not_answered_in_full_is_not_sustained() -> None:
