@@ -628,18 +628,7 @@ class _Decider:
         if _wait_ms(ms) is None:  # after a rebuild that lost the refusal: refuse again
             self._refuse_wait(node_id, ms)
             return
-        node = self.state.nodes[node_id]
-        self.emit(
-            NodeSucceeded(
-                event_id=ids.node_result(self._id, node_id, node.attempt),
-                execution_id=self._id,
-                time=self.now,
-                node=node_id,
-                attempt=node.attempt,
-                output={MAIN_PORT: passthrough_items(node.input or {})},
-            )
-        )
-        self.examine_children(node_id)
+        self._succeed_with(node_id, passthrough_items(self.state.nodes[node_id].input or {}))
 
     def _run_or_pin(self, node_id: str, node_input: PortItems) -> bool:
         """Run the node, or record at once the output that stands in for a run: its
@@ -678,7 +667,7 @@ class _Decider:
         if called.mode == "fire_and_forget":
             child = self._start_child(node_id, 0)
             output: list[Item] = [{"execution_id": child, "workflow_id": called.workflow_id}]
-            self._succeed_call(node_id, output)
+            self._succeed_with(node_id, output)
             return
         for index in range(min(called.concurrency, len(called.inputs))):
             self._start_child(node_id, index)
@@ -753,9 +742,11 @@ class _Decider:
         if len(call.finished) < len(call.called.inputs):
             return
         output = [item for _, done in sorted(call.finished.items()) for item in done.output]
-        self._succeed_call(node_id, output)
+        self._succeed_with(node_id, output)
 
-    def _succeed_call(self, node_id: str, output: list[Item]) -> None:
+    def _succeed_with(self, node_id: str, output: list[Item]) -> None:
+        """A node the scheduler completes itself (a ``wait`` woken, a call whose children
+        finished): its current attempt succeeds with ``output`` on ``main``."""
         node = self.state.nodes[node_id]
         self.emit(
             NodeSucceeded(
