@@ -53,6 +53,7 @@ import { ParentsFirstDialog } from "./ParentsFirstDialog";
 import { PinnedOutputEditor } from "./PinnedOutputEditor";
 import { RerunDialog, startRetry } from "./RerunDialog";
 import { RETRYABLE, triggersUpstream } from "../rerun";
+import { canRedo, canUndo, historyKey, historyReducer, startHistory, type History } from "../history";
 
 const NODE_TYPES = { nd: NodeCard };
 const MINIMAP_WIDTH = 150;
@@ -62,6 +63,22 @@ const MINIMAP_COLORS: Record<string, string> = { succeeded: "#2b8a3e", failed: "
  * (right) and the controls (left), so neither covers a node. */
 const FIT_PADDING = { top: "30px", left: "30px", right: "30px", bottom: `${MINIMAP_HEIGHT + 30}px` } as const;
 const minimapColor = (status: string | undefined) => (status && MINIMAP_COLORS[status]) || "#adb5bd";
+
+/** What undo and redo restore: the nodes and connections, without the canvas's selection. */
+interface Draft {
+  nodes: CanvasNode[];
+  edges: Edge[];
+}
+const draftOf = (nodes: CanvasNode[], edges: Edge[]): Draft => ({
+  nodes: nodes.map(({ selected: _s, dragging: _d, ...n }) => n),
+  edges: edges.map(({ selected: _s, ...e }) => e),
+});
+
+/** Whether a key press belongs to a text field (its own undo, copy and paste). */
+function inTextField(target: EventTarget | null): boolean {
+  const el = target as HTMLElement | null;
+  return !!el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+}
 
 interface Shown {
   id: string;
@@ -116,6 +133,10 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const [historyVersion, setHistoryVersion] = useState(0);
   /** A save refused because someone saved a newer version meanwhile: which one. */
   const [conflict, setConflict] = useState<number | null>(null);
+  const [history, setHistory] = useState<History<Draft>>(() => startHistory({ nodes: [], edges: [] }));
+  /** Set by an edit: the next change of nodes or edges is recorded as an undo step (with this
+   * key, or none). Undefined: the change is not an edit (a load, an undo, a node measured). */
+  const pendingStep = useRef<string | null | undefined>(undefined);
   const stream = useRef<ExecutionStream | null>(null);
   const canvasRef = useRef<HTMLDivElement>(null);
   const readOnly = executionId !== null;
@@ -128,6 +149,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     const canvas = toCanvas(wf);
     setNodes(canvas.nodes);
     setEdges(canvas.edges);
+    pendingStep.current = undefined;
+    setHistory(startHistory(draftOf(canvas.nodes, canvas.edges)));
     setDirty(false);
     setIssues(emptyIssues());
     setConflict(null);
@@ -169,12 +192,21 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   // Ctrl+S (Cmd+S) saves wherever the focus is, even on the page itself, and never opens the
   // browser's "Save page as".
+  // Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y undo and redo canvas edits, except in a text field, which
+  // keeps its own undo of the text typed.
   const saveRef = useRef<() => void>(() => undefined);
+  const travelRef = useRef<(direction: "undo" | "redo") => void>(() => undefined);
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "s") {
         e.preventDefault();
         saveRef.current();
+        return;
+      }
+      const travel = historyKey(e);
+      if (travel && !inTextField(e.target)) {
+        e.preventDefault();
+        travelRef.current(travel);
       }
     };
     document.addEventListener("keydown", onKey);
@@ -271,7 +303,31 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   // ------------------------------------------------------------------ editing
 
-  const markDirty = () => setDirty(true);
+  /** An edit of the canvas: marks the draft unsaved and makes it an undo step. ``step``: edits
+   * with the same key in a row are one step (typing in one node's parameters). */
+  const markDirty = (step?: string) => {
+    pendingStep.current = step ?? null;
+    setDirty(true);
+  };
+
+  useEffect(() => {
+    const step = pendingStep.current;
+    if (step === undefined) return;
+    pendingStep.current = undefined;
+    setHistory((h) => historyReducer(h, { type: "record", present: draftOf(nodes, edges), ...(step ? { key: step } : {}) }));
+  }, [nodes, edges]);
+
+  function travel(direction: "undo" | "redo") {
+    if (readOnly) return;
+    const next = historyReducer(history, { type: direction });
+    if (next === history) return;
+    pendingStep.current = undefined;
+    setHistory(next);
+    setNodes(next.present.nodes);
+    setEdges(next.present.edges);
+    setSelected((s) => (s && next.present.nodes.some((n) => n.id === s) ? s : null));
+    setDirty(true);
+  }
 
   const onNodesChange = useCallback(
     (changes: NodeChange<CanvasNode>[]) => {
@@ -347,7 +403,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   function updateDef(id: string, def: NodeDef) {
     setNodes((ns) => ns.map((n) => (n.id === id ? { ...n, data: { def } } : n)));
-    markDirty();
+    markDirty(`def:${id}`);
   }
 
   function renameNode(oldId: string, newId: string) {
@@ -489,6 +545,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   // ------------------------------------------------------------------ rendering
 
   saveRef.current = () => void save();
+  travelRef.current = travel;
 
   const context: EditorContextValue = {
     types,
@@ -544,7 +601,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             disabled={readOnly}
             onChange={(e) => {
               setName(e.target.value);
-              markDirty();
+              // The name is no canvas edit: typing it is not an undo step.
+              setDirty(true);
             }}
           />
           {workflow && <span className="muted">v{workflow.version}</span>}
@@ -552,6 +610,16 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             <button type="button" className="primary" onClick={() => void save()} disabled={saving || !workflow} title="Ctrl+S">
               {saving ? "Saving…" : dirty ? "Save •" : "Saved"}
             </button>
+          )}
+          {!readOnly && (
+            <>
+              <button type="button" onClick={() => travel("undo")} disabled={!canUndo(history)} title="Ctrl+Z">
+                Undo
+              </button>
+              <button type="button" onClick={() => travel("redo")} disabled={!canRedo(history)} title="Ctrl+Shift+Z or Ctrl+Y">
+                Redo
+              </button>
+            </>
           )}
           {dirty && !readOnly && <span className="unsaved">unsaved changes</span>}
         </TopBar>
@@ -717,7 +785,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                   <li>Save, then press <strong>▶ Run workflow</strong> on a trigger.</li>
                   <li>Right-click a node (or its ⋯ button) to run it alone.</li>
                 </ol>
-                <p className="muted">Delete or Backspace removes the selected node or connection. Ctrl+S saves.</p>
+                <p className="muted">Delete or Backspace removes the selected node or connection. Ctrl+S saves; Ctrl+Z undoes and Ctrl+Shift+Z (or Ctrl+Y) redoes an edit of the canvas.</p>
               </div>
             )}
           </aside>

