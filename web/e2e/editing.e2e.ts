@@ -93,6 +93,61 @@ describe("undo and redo", () => {
   });
 });
 
+describe("copy and paste", () => {
+  it("copies the selected nodes with their connection, pastes them with fresh ids, and pastes workflow JSON", async () => {
+    const id = await open({
+      name: `Copy${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        { id: "first", type: "wait", parameters: { ms: 5 }, position: { x: 300, y: 0 } },
+        { id: "second", type: "noop", position: { x: 600, y: 0 } },
+      ],
+      connections: [
+        { from: "start", to: "first" },
+        { from: "first", to: "second" },
+      ],
+    });
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: baseUrl });
+    await page.getByTestId("node-first").click();
+    await page.getByTestId("node-second").click({ modifiers: ["Control"] });
+    await page.keyboard.press("Control+c");
+    await page.getByText("Copied 2 nodes.").waitFor();
+    const copied = JSON.parse(await page.evaluate(() => navigator.clipboard.readText()));
+    expect(copied.connections).toEqual([{ from: "first", to: "second" }]);
+
+    await page.keyboard.press("Control+v");
+    await expect.poll(shownNodes).toEqual(["first", "first_2", "second", "second_2", "start"]);
+    expect(await shownEdges()).toBe(3);
+
+    // Workflow JSON from elsewhere (here an export of one workflow) is added the same way.
+    const exported = {
+      format: "nodedrop.workflows",
+      format_version: 1,
+      workflows: [{ name: "other", versions: [{ version: 1, definition: { name: "other", nodes: [{ id: "start", type: "manual_trigger" }, { id: "tail", type: "noop" }], connections: [{ from: "start", to: "tail" }] } }] }],
+    };
+    await page.evaluate((text) => navigator.clipboard.writeText(text), JSON.stringify(exported));
+    await page.getByTestId("node-start").click();
+    await page.keyboard.press("Control+v");
+    await expect.poll(shownNodes).toEqual(["first", "first_2", "second", "second_2", "start", "start_2", "tail"]);
+    // Invalid workflow JSON is refused with the reason; plain text is ignored.
+    await page.evaluate(() => navigator.clipboard.writeText('{"nodes": [{"id": "x"}]}'));
+    await page.keyboard.press("Control+v");
+    await page.getByText('Not pasted: Node 0 of the pasted JSON needs an "id" and a "type".').waitFor();
+
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.keyboard.press("Control+s");
+    await page.getByText("Saved as version 2.").waitFor();
+    const stored = await apiGet(`/api/workflows/${id}`);
+    expect(stored.connections).toEqual([
+      { from: "start", to: "first" },
+      { from: "first", to: "second" },
+      { from: "first_2", to: "second_2" },
+      { from: "start_2", to: "tail" },
+    ]);
+    expect(stored.nodes.find((n: any) => n.id === "first_2").parameters).toEqual({ ms: 5 });
+  });
+});
+
 describe("the page", () => {
   it("raised no error", () => {
     expect(pageErrors).toEqual([]);

@@ -53,6 +53,7 @@ import { ParentsFirstDialog } from "./ParentsFirstDialog";
 import { PinnedOutputEditor } from "./PinnedOutputEditor";
 import { RerunDialog, startRetry } from "./RerunDialog";
 import { RETRYABLE, triggersUpstream } from "../rerun";
+import { copyFragment, parseFragment, pasteFragment } from "../clipboard";
 import { canRedo, canUndo, historyKey, historyReducer, startHistory, type History } from "../history";
 
 const NODE_TYPES = { nd: NodeCard };
@@ -78,6 +79,13 @@ const draftOf = (nodes: CanvasNode[], edges: Edge[]): Draft => ({
 function inTextField(target: EventTarget | null): boolean {
   const el = target as HTMLElement | null;
   return !!el && (el.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+}
+
+/** The nodes shown selected: the one the side panel shows, and the others selected with it
+ * (Shift+click, a selection box) while it is one of them. */
+function selectedGroup(nodes: CanvasNode[], panelNode: string | null): Set<string> {
+  const inGroup = nodes.some((n) => n.id === panelNode && n.selected);
+  return new Set(nodes.filter((n) => n.id === panelNode || (inGroup && n.selected)).map((n) => n.id));
 }
 
 interface Shown {
@@ -209,9 +217,27 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         travelRef.current(travel);
       }
     };
+    // Copy and paste of nodes go through the page's clipboard events (Ctrl+C, Ctrl+V and the
+    // browser's menu), which need no clipboard permission; a text field keeps its own.
+    const onCopy = (e: ClipboardEvent) => {
+      if (!inTextField(e.target) && e.clipboardData) clipboardRef.current.copy(e.clipboardData, e);
+    };
+    const onPaste = (e: ClipboardEvent) => {
+      if (!inTextField(e.target) && e.clipboardData) clipboardRef.current.paste(e.clipboardData, e);
+    };
     document.addEventListener("keydown", onKey);
-    return () => document.removeEventListener("keydown", onKey);
+    document.addEventListener("copy", onCopy);
+    document.addEventListener("paste", onPaste);
+    return () => {
+      document.removeEventListener("keydown", onKey);
+      document.removeEventListener("copy", onCopy);
+      document.removeEventListener("paste", onPaste);
+    };
   }, []);
+  const clipboardRef = useRef({
+    copy: (_data: DataTransfer, _e: Event) => undefined as void,
+    paste: (_data: DataTransfer, _e: Event) => undefined as void,
+  });
 
   /** After an action whose button went away or was disabled (a run, a menu item), focus goes
    * to the node it was about, else to the canvas, rather than to the page's body. A disabled
@@ -401,6 +427,40 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     addNode(type, flow.screenToFlowPosition({ x: e.clientX - 100, y: e.clientY - 30 }));
   }
 
+  /** The selected nodes (of the draft, or of the past run shown) and the connections between
+   * them, as workflow JSON: it pastes here, in another tab, or into a file to import. */
+  function copyNodes(data: DataTransfer, e: Event) {
+    const source = readOnly && snapshot ? snapshot : { nodes, edges };
+    const ids = [...selectedGroup(source.nodes, selected)];
+    if (!ids.length) return;
+    const fragment = copyFragment(toDefinition(name, source.nodes, source.edges), ids);
+    data.setData("text/plain", JSON.stringify(fragment, null, 2));
+    e.preventDefault();
+    setToast({ kind: "info", text: `Copied ${ids.length} node${ids.length === 1 ? "" : "s"}.` });
+  }
+
+  /** Workflow JSON pasted (copied nodes, a definition or an export) is added to the draft,
+   * selected; other text is left alone. */
+  function pasteNodes(data: DataTransfer, e: Event) {
+    if (readOnly) return;
+    const parsed = parseFragment(data.getData("text/plain"));
+    if (!parsed) return;
+    e.preventDefault();
+    if ("error" in parsed) {
+      setToast({ kind: "error", text: `Not pasted: ${parsed.error}` });
+      return;
+    }
+    const pasted = toCanvas({ name, ...pasteFragment(toDefinition(name, nodes, edges).nodes, parsed.fragment) });
+    if (!pasted.nodes.length) return;
+    setNodes((ns) => [...ns.map((n) => ({ ...n, selected: false })), ...pasted.nodes.map((n) => ({ ...n, selected: true }))]);
+    setEdges((es) => [...es, ...pasted.edges.filter((p) => !es.some((x) => x.id === p.id))]);
+    setSelected(pasted.nodes[0].id);
+    setSideTab("settings");
+    markDirty();
+    const count = pasted.nodes.length;
+    setToast({ kind: "info", text: `Pasted ${count} node${count === 1 ? "" : "s"}.` });
+  }
+
   function updateDef(id: string, def: NodeDef) {
     setNodes((ns) => ns.map((n) => (n.id === id ? { ...n, data: { def } } : n)));
     markDirty(`def:${id}`);
@@ -546,6 +606,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   saveRef.current = () => void save();
   travelRef.current = travel;
+  clipboardRef.current = { copy: copyNodes, paste: pasteNodes };
 
   const context: EditorContextValue = {
     types,
@@ -574,9 +635,9 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     );
 
   // The node the side panel shows is the one selected on the canvas too.
-  const canvasNodes = (readOnly && snapshot ? snapshot.nodes : nodes).map((n) =>
-    !!n.selected === (n.id === selected) ? n : { ...n, selected: n.id === selected },
-  );
+  const shownNodes = readOnly && snapshot ? snapshot.nodes : nodes;
+  const group = selectedGroup(shownNodes, selected);
+  const canvasNodes = shownNodes.map((n) => (!!n.selected === group.has(n.id) ? n : { ...n, selected: group.has(n.id) }));
   const canvasEdges = (readOnly && snapshot ? snapshot.edges : edges).map((e): Edge => {
     const arrow = { ...e, markerEnd: { type: MarkerType.ArrowClosed, width: 18, height: 18 } };
     if (!readOnly && issues.edges[e.id])
@@ -785,7 +846,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                   <li>Save, then press <strong>▶ Run workflow</strong> on a trigger.</li>
                   <li>Right-click a node (or its ⋯ button) to run it alone.</li>
                 </ol>
-                <p className="muted">Delete or Backspace removes the selected node or connection. Ctrl+S saves; Ctrl+Z undoes and Ctrl+Shift+Z (or Ctrl+Y) redoes an edit of the canvas.</p>
+                <p className="muted">Delete or Backspace removes the selected node or connection. Ctrl+S saves; Ctrl+Z undoes and Ctrl+Shift+Z (or Ctrl+Y) redoes an edit of the canvas. Ctrl+C copies the selected nodes (Ctrl+click or a Shift+drag box selects more) and Ctrl+V pastes them, or workflow JSON.</p>
               </div>
             )}
           </aside>
