@@ -148,6 +148,40 @@ describe("copy and paste", () => {
   });
 });
 
+describe("a node's settings", () => {
+  it("show a saved webhook's URL with a copy button, and the node type's docs", async () => {
+    const id = await open({
+      name: `Webhook URL${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        { id: "hook", type: "webhook_trigger", position: { x: 0, y: 200 } },
+      ],
+      connections: [],
+    });
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: baseUrl });
+    await page.getByTestId("node-hook").click();
+    const url = `${baseUrl}/webhooks/${id}/hook`;
+    await expect.poll(() => page.getByLabel("Webhook URL").inputValue()).toBe(url);
+    await page.getByRole("button", { name: "Copy URL" }).click();
+    await page.getByText("Copied.").waitFor();
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(url);
+    const answer = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(answer.status).toBe(202); // the URL shown runs the workflow
+
+    await page.getByText("Docs: webhook_trigger").click();
+    const docs = page.getByLabel("Docs of webhook_trigger");
+    await expect.poll(() => docs.textContent()).toContain("| `webhook_trigger` |");
+    expect(await seriousViolations(page)).toEqual([]);
+
+    // A webhook only in the draft has no URL yet: the API would answer 404.
+    await page.getByRole("button", { name: /webhook_trigger$/ }).click();
+    await page.getByTestId("node-webhook_trigger").waitFor();
+    await page.getByText("Save the workflow to get this webhook’s URL.").waitFor();
+    await page.keyboard.press("Control+s");
+    await expect.poll(() => page.getByLabel("Webhook URL").inputValue()).toBe(`${baseUrl}/webhooks/${id}/webhook_trigger`);
+  });
+});
+
 describe("the page", () => {
   it("raised no error", () => {
     expect(pageErrors).toEqual([]);

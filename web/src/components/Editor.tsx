@@ -487,6 +487,12 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     markDirty();
   }
 
+  /** The URL of a webhook trigger of the saved version (a node only in the draft has none). */
+  function savedWebhookUrl(nodeId: string): string | null {
+    if (!workflow?.nodes.some((n) => n.id === nodeId && n.type === "webhook_trigger")) return null;
+    return `${window.location.origin}/webhooks/${encodeURIComponent(workflow.id)}/${encodeURIComponent(nodeId)}`;
+  }
+
   /** ``overwrite``: the newer version a conflict named, to replace it knowingly. */
   async function save(overwrite?: number): Promise<boolean> {
     if (readOnly || !workflow) return false;
@@ -809,6 +815,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                       onChange={(def) => updateDef(selectedNode.id, def)}
                       onRename={(newId) => renameNode(selectedNode.id, newId)}
                       onDelete={() => deleteNode(selectedNode.id)}
+                      webhookUrl={savedWebhookUrl(selectedNode.id)}
                       tools={{
                         api,
                         // No input: the API builds it from what the parents recorded last.

@@ -6,6 +6,8 @@ import { ID_PATTERN } from "../graph";
 import type { ErrorInfo, NodeDef, NodeType, OnError, RetryPolicy } from "../types";
 import { CodeSourceField } from "./CodeSourceField";
 import { CredentialPicker } from "./CredentialPicker";
+import { NodeDocs } from "./NodeDocs";
+import { WebhookUrl } from "./WebhookUrl";
 import { FieldErrors, ParamForm, type CustomInputProps, type FieldProblem } from "./ParamForm";
 
 /** What the special parameter editors need from the editor around the panel. Without it (a
@@ -119,6 +121,7 @@ export function NodeSettings({
   onRename,
   onDelete,
   tools,
+  webhookUrl = null,
 }: {
   def: NodeDef;
   type: NodeType | undefined;
@@ -129,6 +132,8 @@ export function NodeSettings({
   onRename: (newId: string) => void;
   onDelete: () => void;
   tools?: NodeTools;
+  /** A webhook trigger's URL, once the workflow is saved with the node. */
+  webhookUrl?: string | null;
 }) {
   const [idText, setIdText] = useState(def.id);
   useEffect(() => setIdText(def.id), [def.id]);
@@ -177,7 +182,10 @@ export function NodeSettings({
         />
       </div>
 
+      <NodeDocs key={def.type} type={def.type} />
+
       <h3>Parameters</h3>
+      {def.type === "webhook_trigger" && <WebhookUrl id={`${prefix}-webhook-url`} url={webhookUrl} />}
       {def.type === "webhook_trigger" && !def.parameters?.secret && (
         <p className="unauthenticated" role="note">
           No secret: anyone who knows this webhook’s URL can run the workflow. Set a secret, and
