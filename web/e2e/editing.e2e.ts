@@ -75,6 +75,18 @@ describe("undo and redo", () => {
     await expect.poll(shownNodes).toEqual(["after", "noop", "start"]);
     expect(await shownEdges()).toBe(2);
 
+    // A drag is one step, back to where the node was.
+    const box = async () => (await page.getByTestId("node-noop").boundingBox())!;
+    const before = await box();
+    await page.mouse.move(before.x + 20, before.y + 10);
+    await page.mouse.down();
+    for (let i = 1; i <= 5; i++) await page.mouse.move(before.x + 20, before.y + 10 + i * 30);
+    await page.mouse.up();
+    await expect.poll(async () => (await box()).y).toBeGreaterThan(before.y + 100);
+    await page.keyboard.press("Control+z");
+    await expect.poll(async () => Math.round((await box()).y)).toBe(Math.round(before.y));
+    expect(await shownNodes()).toEqual(["after", "noop", "start"]);
+
     // A parameter typed is one step; Ctrl+Z inside the field is the field's own undo.
     await page.getByTestId("node-after").click();
     const nodeName = page.getByLabel("Display name (optional)");
