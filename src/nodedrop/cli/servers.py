@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -76,12 +77,13 @@ def _passwords(credentials: Path | None) -> dict[str, str] | None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    ready = False
+    # The handler takes no lock (setting a threading.Event from a signal handler can deadlock
+    # the main thread on the event's own lock, and then the process ignores every later
+    # signal): it raises, which ends a server's start or the watch loop alike.
+    stopping = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        if not ready:
+        if not stopping:  # a second signal while stopping must not interrupt the stop
             raise _Stopped
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -111,23 +113,20 @@ def serve(args: argparse.Namespace) -> int:
             urls["database_url"] = postgres.url()
             _say(f"PostgreSQL ready at 127.0.0.1:{postgres.port} (log {postgres.log_file})")
         urls["pids"] = [server.pid for _, server in started if server.pid is not None]
-        ready = True
-        if stop.is_set():
-            return 0
         _say(READY + json.dumps(urls))
-        while not stop.wait(_CHECK_INTERVAL_S):
+        while True:
+            time.sleep(_CHECK_INTERVAL_S)
             for name, server in started:
                 if not server.running:
                     _say(f"{name} exited unexpectedly; its log: {server.log_file}")
                     return 1
-        return 0
     except _Stopped:
         return 0
     except Exception as error:
         _say(f"error: {error}")
         return 1
     finally:
-        ready = True  # a second signal while stopping must not interrupt the stop
+        stopping = True
         for name, server in reversed(started):
             if server.running:
                 _say(f"stopping {name}")
