@@ -161,7 +161,12 @@ async def test_cancelling_an_attempt_kills_its_worker_at_once(
     # A fresh worker takes its place and the pool works as before.
     pids = {await echo_pid(pool) for _ in range(4)}
     assert victim not in pids
+    for _ in range(600):  # the victim's reaping (process.wait) runs in the background
+        if len(pool.pids) == 2:
+            break
+        await asyncio.sleep(0.05)
     assert len(pool.pids) == 2
+    assert victim not in pool.pids
 
 
 async def test_a_timeout_stops_a_blocking_node_in_time(pool: ProcessPool) -> None:
