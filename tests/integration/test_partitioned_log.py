@@ -25,7 +25,7 @@ from nodedrop.contracts.routing import (
     execution_subject,
     is_event_subject,
 )
-from nodedrop.platform.bus import EventPublisher, FencedError
+from nodedrop.platform.bus import EventPublisher, FencedError, PublishError
 from nodedrop.platform.history import read_execution
 from nodedrop.platform.jetstream import (
     FORMER_EVENTS_STREAM,
@@ -277,6 +277,79 @@ async def test_fences_are_per_partition(jetstream: JetStreamContext) -> None:
     # The fences are in the partitions' streams, not read as events.
     fence = await jetstream.get_last_msg(layout.stream(1), layout.fence_subject(1))
     assert not is_event_subject(fence.subject or "")
+
+
+# ------------------------------------------------------------------ fences on one replica
+# A single server stages an atomic batch of a file-backed stream on disk (several fsyncs and
+# directory changes per batch), where one conditional message costs one fsync: a lone event
+# goes as such a message, a batch of several stays atomic.
+
+BATCH_ID = "Nats-Batch-Id"
+
+
+async def stored_headers(
+    js: JetStreamContext, stream: str, seqs: Sequence[int]
+) -> list[dict[str, str]]:
+    return [dict((await js.get_msg(stream, seq)).headers or {}) for seq in seqs]
+
+
+async def test_a_lone_fenced_event_goes_as_one_conditional_message(
+    jetstream: JetStreamContext,
+) -> None:
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    (mine,) = in_partition(layout, 2, "lone")
+    publisher = EventPublisher(jetstream, layout)
+    fence = await publisher.write_fence(2, "owner")
+
+    (alone,) = await publisher.publish([attempt(mine, 1)], fences={2: fence})
+    (together,) = [await publisher.publish([attempt(mine, 2), attempt(mine, 3)], fences={2: fence})]
+    assert [alone, *together] == [fence + 1, fence + 2, fence + 3]
+    headers = await stored_headers(jetstream, layout.stream(2), [alone, *together])
+    assert [BATCH_ID in h for h in headers] == [False, True, True]
+    # Sent again (a retry after a lost acknowledgement): stored once, the same sequence.
+    assert await publisher.publish([attempt(mine, 1)], fences={2: fence}) == [alone]
+
+    await publisher.write_fence(2, "new-owner")
+    with pytest.raises(FencedError):
+        await publisher.publish([attempt(mine, 4)], fences={2: fence})
+    assert len(await read_execution(jetstream, mine, layout=layout)) == 3
+
+
+async def test_on_one_replica_a_batch_is_stored_whole_or_not_at_all(
+    jetstream: JetStreamContext,
+) -> None:
+    """A child's request and its parent's note of it: the second too big for the stream, so the
+    stream refuses it, and the request with it (one atomic batch)."""
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    stream = layout.stream(1)
+    config = (await jetstream.stream_info(stream)).config
+    config.max_msg_size = 4096
+    await jetstream.update_stream(config)
+    parent, child = in_partition(layout, 1, "linked", count=2)
+    publisher = EventPublisher(jetstream, layout)
+    fence = await publisher.write_fence(1, "owner")
+
+    oversized = padded(attempt(parent, 1), "x" * 5000)
+    with pytest.raises(PublishError):
+        await publisher.publish([requested(child), oversized], fences={1: fence})
+    assert await read_execution(jetstream, child, layout=layout) == []
+    assert await read_execution(jetstream, parent, layout=layout) == []
+
+    seqs = await publisher.publish([requested(child), attempt(parent, 1)], fences={1: fence})
+    assert all(BATCH_ID in h for h in await stored_headers(jetstream, stream, seqs))
+
+
+def padded(event: NodeStarted, padding: str) -> NodeStarted:
+    """``event`` made bigger by an id that no stream would take as it is."""
+    return NodeStarted(
+        event_id=event.event_id + padding,
+        execution_id=event.execution_id,
+        time=event.time,
+        node=event.node,
+        attempt=event.attempt,
+    )
 
 
 # ------------------------------------------------------------------ fences on a cluster
