@@ -108,13 +108,16 @@ class Up:
         assert httpx.get(f"{self.base_url}/health", timeout=5).status_code == 200
 
     def banner(self) -> tuple[str, str]:
-        """The URL and the admin key, as printed."""
+        """The URL, as printed, and the admin key, read from the file the banner names (the
+        output is not a terminal, so the key itself is not printed)."""
         text = self.output()
         url = re.search(r"^\s*URL:\s+(\S+)\s*$", text, re.MULTILINE)
-        key = re.search(r"^\s*admin key:\s+(\S+)\s*$", text, re.MULTILINE)
+        key_file = re.search(r"^\s*admin key:\s+in\s+(\S+)\s*$", text, re.MULTILINE)
         assert url is not None, text
-        assert key is not None, text
-        return url.group(1), key.group(1)
+        assert key_file is not None, text
+        key = Path(key_file.group(1)).read_text().strip()
+        assert key not in text
+        return url.group(1), key
 
     def stop(self) -> int:
         """SIGTERM, as a service manager would; the exit status."""

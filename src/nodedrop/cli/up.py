@@ -29,6 +29,7 @@ import io
 import json
 import os
 import selectors
+import shlex
 import signal
 import socket
 import subprocess
@@ -404,7 +405,9 @@ class Up:
         self.plan = plan
         self.stop_timeout = stop_timeout
         out = out or sys.stdout
-        color = out.isatty() and not os.environ.get("NO_COLOR")
+        #: Whether a person reads the output (the admin key is shown there, never in a file).
+        self.on_terminal = out.isatty()
+        color = self.on_terminal and not os.environ.get("NO_COLOR")
         self.console = Console(out, ["nodedrop", "servers", *plan.service_names()], color=color)
         self.servers: Child | None = None
         #: The embedded NATS server's passwords per user (None: not the embedded server).
@@ -697,17 +700,28 @@ class Up:
 
     def _banner(self, token: str, waited: float) -> None:
         url = self.plan.base_url
+        key, bearer = self._where_the_key_is(token)
         lines = [
             "",
             f"nodedrop is up ({waited:.1f} s)",
             f"  URL:       {url}",
-            f"  admin key: {token}",
-            f"  try:       curl -H 'Authorization: Bearer {token}' {url}/api/node-types",
+            f"  admin key: {key}",
+            f'  try:       curl -H "Authorization: Bearer {bearer}" {url}/api/node-types',
             *(["  run:       nodedrop run examples/hello.json"] if _has_example() else []),
             "  stop:      Ctrl-C",
             "",
         ]
         self.console.block("\n".join(lines) + "\n")
+
+    def _where_the_key_is(self, token: str) -> tuple[str, str]:
+        """What the banner says of the admin key, and what a shell command puts in its place:
+        the key itself only on a terminal, so that no log file holds it."""
+        if self.plan.admin_token is not None:
+            return "as given in NODEDROP_ADMIN_TOKEN", "$NODEDROP_ADMIN_TOKEN"
+        path = settings.admin_token_path(self.plan.data_dir)
+        if self.on_terminal:
+            return token, token
+        return f"in {path}", f"$(cat {shlex.quote(str(path))})"
 
     # -------------------------------------------------------------- shutdown
 

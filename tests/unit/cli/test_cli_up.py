@@ -115,3 +115,30 @@ def _free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("out", "given", "shows_key"),
+    [(_Terminal(), None, True), (io.StringIO(), None, False), (_Terminal(), "from-env", False)],
+    ids=["terminal", "file", "given-in-env"],
+)
+def test_the_banner_shows_the_admin_key_only_on_a_terminal(
+    tmp_path: Path, out: io.StringIO, given: str | None, shows_key: bool
+) -> None:
+    env = {"NODEDROP_DATA_DIR": str(tmp_path), **({"NODEDROP_ADMIN_TOKEN": given} if given else {})}
+    started = up.Up(up.Plan.from_env(env, runners=1), stop_timeout=1, out=out)
+    token = started._admin_token()
+    started._banner(token, 1.0)
+    banner = out.getvalue()
+    assert (token in banner) is shows_key
+    if given:
+        assert "admin key: as given in NODEDROP_ADMIN_TOKEN" in banner
+        assert 'Bearer $NODEDROP_ADMIN_TOKEN"' in banner
+    elif not shows_key:
+        assert f"admin key: in {tmp_path / 'admin_token'}" in banner
+        assert f'Bearer $(cat {tmp_path / "admin_token"})"' in banner
