@@ -15,9 +15,16 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from nodedrop.contracts import codec, routing, subjects
+from nodedrop.contracts import codec, ids, routing, subjects
 from nodedrop.contracts.errors import DEAD_LETTER
-from nodedrop.contracts.events import Event, ExecutionFinished, NodeReady
+from nodedrop.contracts.events import (
+    ChildExecutionFinished,
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    NodeReady,
+    NodeSucceeded,
+)
 from nodedrop.contracts.routing import Layout
 from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.history import read_execution
@@ -176,3 +183,81 @@ async def test_a_dead_letter_of_no_execution_is_only_recorded(
         assert await listener.handle(advisory.subject or "", advisory.data or b"") is None
     stored = await read_execution(js, "ex-nobody", layout=Layout.from_env())
     assert stored == []  # the garbage does not decode; nothing else was recorded
+
+
+def advisory(stream: str, stream_seq: int) -> tuple[str, bytes]:
+    """A MAX_DELIVERIES advisory of the scheduler's consumer about ``stream_seq``."""
+    subject = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.scheduler-0"
+    body = {"stream": stream, "consumer": "scheduler-0", "stream_seq": stream_seq, "deliveries": 10}
+    return subject, json.dumps(body).encode()
+
+
+async def test_a_given_up_dead_letter_cancel_ends_the_execution_without_the_core(
+    jetstream: JetStreamContext, nats_url: str
+) -> None:
+    """The core fails on everything of an execution (a bug): a message of it is dead-lettered,
+    then the cancel that was to end it as well. The execution's end is then recorded without
+    the core, its parent told first, so nothing holds a concurrency slot or a parent's node
+    for good."""
+    js = jetstream
+    layout = Layout.from_env()
+    await ensure_jetstream(js, StreamSettings.from_env())
+    publisher = EventPublisher(js, layout)
+    await request(
+        js,
+        "ex-broken",
+        chain({"id": "a", "type": "noop"}),
+        report_to_parent=True,
+        child_index=3,
+        parent_execution="ex-parent",
+        parent_node="call",
+        parent_attempt=2,
+    )
+    [poison] = await publisher.publish(
+        [succeed_event("ex-broken")]  # an input the (broken) core never gets through
+    )
+    nc = await nats.connect(nats_url)
+    try:
+        listener = DeadLetters(nc, js, clock=lambda: datetime.now(UTC), publisher=publisher)
+        stream = layout.stream_of("ex-broken")
+
+        # The input given up on: the cancel is recorded, not the end (the core may still end it).
+        assert await listener.handle(*advisory(stream, poison)) == "ex-broken"
+        history = [e for _, e in await read_execution(js, "ex-broken", layout=layout)]
+        [cancel] = [e for e in history if isinstance(e, ExecutionCancelRequested)]
+        assert not any(isinstance(e, ExecutionFinished) for e in history)
+        cancel_seq = (await read_execution(js, "ex-broken", layout=layout))[-1][0]
+
+        # The cancel given up on too: the end, without the core.
+        assert await listener.handle(*advisory(stream, cancel_seq)) == "ex-broken"
+        history = [e for _, e in await read_execution(js, "ex-broken", layout=layout)]
+        assert failed_by_dead_letter(history)
+        [report] = [e for _, e in await read_execution(js, "ex-parent", layout=layout)]
+        assert isinstance(report, ChildExecutionFinished)
+        assert (report.child, report.node, report.attempt, report.index, report.status) == (
+            "ex-broken",
+            "call",
+            2,
+            3,
+            "failed",
+        )
+        assert report.error is not None
+        assert report.error.type == DEAD_LETTER
+
+        # Acting on it again records nothing more.
+        assert await listener.handle(*advisory(stream, cancel_seq)) is None
+        assert len(await read_execution(js, "ex-broken", layout=layout)) == len(history)
+    finally:
+        await nc.close()
+    assert cancel.reason == "dead_letter"
+
+
+def succeed_event(execution_id: str) -> NodeSucceeded:
+    return NodeSucceeded(
+        event_id=ids.node_result(execution_id, "a", 1),
+        execution_id=execution_id,
+        time=datetime.now(UTC),
+        node="a",
+        attempt=1,
+        output={"main": [{"json": {}}]},
+    )

@@ -12,11 +12,18 @@ execution that was requested and has not finished, records an ``ExecutionCancelR
 with ``reason: "dead_letter"`` (one per execution: a deterministic id). That request comes
 back as an input, in stream order, and the core ends the execution ``failed`` with error type
 ``DeadLetter``: nothing waits forever on an event that will never be processed.
+
+If that request is given up on as well (the core fails on everything of the execution, a bug),
+this process records the end itself: the parent's report first when a parent waits for it, then
+``ExecutionFinished`` ``failed``. Without an end in the log the execution would hold its
+concurrency slots and its parent's node for good; with one, a full limit drops it
+(:mod:`nodedrop.scheduler.admission`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -28,9 +35,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from nodedrop.contracts import ids, subjects
+from nodedrop.contracts import codec, ids, subjects
+from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import (
     SCHEDULER_ACTOR,
+    ChildExecutionFinished,
+    ErrorInfo,
+    Event,
     ExecutionCancelRequested,
     ExecutionFinished,
     ExecutionRequested,
@@ -119,9 +130,12 @@ class DeadLetters:
         if letter is None:
             log.error("an advisory on %s that does not parse, ignored: %r", subject, data[:200])
             return None
+        given_up: Event | None = None
         try:
             original = await self._js.get_msg(letter.stream, letter.stream_seq)
             on = original.subject or ""
+            with contextlib.suppress(ValueError):
+                given_up = codec.decode(original.data or b"")
         except NotFoundError:  # pruned since
             on = ""
         log.error(
@@ -136,13 +150,26 @@ class DeadLetters:
         if not is_event_subject(on):
             return None
         execution_id = execution_id_of(on)
-        if not await self._running(execution_id):
+        stored = await read_execution(self._js, execution_id, layout=self._publisher.layout)
+        history = [event for _, event in stored]
+        request = next((e for e in history if isinstance(e, ExecutionRequested)), None)
+        if request is None or any(isinstance(e, ExecutionFinished) for e in history):
             return None
+        cancel_id = ids.execution_dead_lettered(execution_id)
+        if given_up is not None and given_up.event_id == cancel_id:
+            log.error(
+                "the scheduler could not end execution %s after a dead letter either; "
+                "recording its end",
+                execution_id,
+            )
+            for event in self._end_without_the_core(request):
+                await self._publisher.publish([event])  # in this order: the end comes last
+            return execution_id
         log.error("failing execution %s: one of its events was dead-lettered", execution_id)
         await self._publisher.publish(
             [
                 ExecutionCancelRequested(
-                    event_id=ids.execution_dead_lettered(execution_id),
+                    event_id=cancel_id,
                     execution_id=execution_id,
                     time=self._clock(),
                     requested_by=SCHEDULER_ACTOR,
@@ -152,10 +179,41 @@ class DeadLetters:
         )
         return execution_id
 
-    async def _running(self, execution_id: str) -> bool:
-        """Requested (a request that decodes) and not finished."""
-        stored = await read_execution(self._js, execution_id, layout=self._publisher.layout)
-        history = [event for _, event in stored]
-        return any(isinstance(e, ExecutionRequested) for e in history) and not any(
-            isinstance(e, ExecutionFinished) for e in history
+    def _end_without_the_core(self, request: ExecutionRequested) -> list[Event]:
+        """The execution's end, ``failed``, and its report to a parent waiting for it (what
+        the core would record, minus the outputs it could not work out)."""
+        now = self._clock()
+        error = ErrorInfo(
+            type=DEAD_LETTER,
+            message=(
+                "the scheduler could not process this execution's events, nor end it, and "
+                "gave up on them (the scheduler's log and the dead-letter stream name them)"
+            ),
+            retryable=False,
         )
+        execution_id = request.execution_id
+        events: list[Event] = []
+        if request.report_to_parent and request.parent_execution and request.parent_node:
+            events.append(
+                ChildExecutionFinished(
+                    event_id=ids.child_finished(request.parent_execution, execution_id),
+                    execution_id=request.parent_execution,
+                    time=now,
+                    node=request.parent_node,
+                    attempt=request.parent_attempt,
+                    index=request.child_index,
+                    child=execution_id,
+                    status="failed",
+                    error=error,
+                )
+            )
+        events.append(
+            ExecutionFinished(
+                event_id=ids.execution_finished(execution_id),
+                execution_id=execution_id,
+                time=now,
+                status="failed",
+                error=error,
+            )
+        )
+        return events
