@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -46,16 +47,46 @@ WATCHED = 4  # WebSocket clients per batch
 # ------------------------------------------------------------------ the side-effect server
 
 
-def slow_effect(request: Request) -> tuple[int, dict[str, bool]]:
-    """Answers after the ``ms`` of the query string (SLOW_MS): kills land while nodes wait."""
+class Gate:
+    """Keeps the side effects' answers back while closed, so that a test kills a runner with
+    requests surely in flight, however slow the machine (open unless a test closes it)."""
+
+    #: A closed gate lets a request go after this long anyway, so a failing test ends.
+    LONGEST_S = 300.0
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+
+    def close(self) -> None:
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def wait(self) -> None:
+        self._open.wait(self.LONGEST_S)
+
+
+def slow_effect(request: Request, gate: Gate) -> tuple[int, dict[str, bool]]:
+    """Answers once the gate is open, after the ``ms`` of the query string (SLOW_MS): kills
+    land while nodes wait."""
+    gate.wait()
     time.sleep(int(parse_qs(urlsplit(request.path).query).get("ms", ["0"])[0]) / 1000)
     return 200, {"ok": True}
 
 
 @pytest.fixture
-def effects(local_http_server: type[LocalHttpServer]) -> Iterator[LocalHttpServer]:
+def gate() -> Iterator[Gate]:
+    gate = Gate()
+    yield gate
+    gate.open()  # no request waits on a test that ended
+
+
+@pytest.fixture
+def effects(local_http_server: type[LocalHttpServer], gate: Gate) -> Iterator[LocalHttpServer]:
     """The server the effect nodes POST to, at ``/<execution id>/<node>``."""
-    with local_http_server(slow_effect, method="POST") as server:
+    with local_http_server(lambda request: slow_effect(request, gate), method="POST") as server:
         yield server
 
 
@@ -172,7 +203,7 @@ async def follow(
     """Followers connected (each has an event) before the caller goes on to kill something."""
     followers = [Follower(system, execution_id) for execution_id in execution_ids]
     task = asyncio.create_task(all_of(f.run() for f in followers))
-    await until(lambda: all(f.events for f in followers), within_s=10)
+    await until(lambda: all(f.events for f in followers), within_s=60)
     return followers, task
 
 
@@ -354,17 +385,20 @@ def alive(pid: int) -> bool:
 
 
 async def test_a_runner_killed_mid_node_costs_that_node_one_attempt_not_the_node(
-    client: httpx.AsyncClient, system: System, effects: LocalHttpServer
+    client: httpx.AsyncClient, system: System, effects: LocalHttpServer, gate: Gate
 ) -> None:
     runner = system.processes["runner"]
     # The custom node type runs in worker processes, started with the runner.
-    await until(lambda: bool(children_of(runner.pid)), within_s=20)
+    await until(lambda: bool(children_of(runner.pid)), within_s=60)
     workers = children_of(runner.pid)
+    gate.close()
     execution_ids = await submit_batch(client, effects.url)
     followers, followers_task = await follow(system, execution_ids[-WATCHED:])
-    # 16 slots over two runners: with 10 requests waiting, both runners hold nodes mid-call.
-    await until(lambda: effects.in_flight >= 10, within_s=20)
+    # 16 slots over two runners, every request held: with 10 waiting, both runners hold nodes
+    # mid-call (whatever the time the followers took to connect).
+    await until(lambda: effects.in_flight >= 10, within_s=60)
     await kill_and_restart(system, "runner", "runner", down_s=0.5)
+    gate.open()
 
     # The killed runner's worker processes died with it: nothing of it runs a node any more.
     await until(lambda: not any(alive(pid) for pid in workers), within_s=2)
