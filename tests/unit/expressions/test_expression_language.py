@@ -435,3 +435,28 @@ def test_every_method_is_tested() -> None:
 )
 def test_method_errors(expression: str, message: str) -> None:
     refused(expression, message)
+
+
+@pytest.mark.parametrize(
+    ("expression", "column"),
+    [
+        ("item.total +", 12),  # the parser reports the end
+        ("item.total + )", 13),
+        ("item.total + secret", 13),  # an unknown name, where it starts
+        ("'é' + 'é' + nope", 12),  # characters, not UTF-8 bytes
+        ("(item.total +\n  bad_name)", 16),  # the second line, counted in the whole text
+        ("item.format()", 0),  # a refused method: the call's node starts the expression
+    ],
+)
+def test_a_compile_error_knows_its_character_in_the_expression(
+    expression: str, column: int
+) -> None:
+    with pytest.raises(ExpressionError) as caught:
+        ev(expression)
+    assert caught.value.column == column
+
+
+def test_an_evaluation_error_has_no_column() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        ev("item.missing")
+    assert caught.value.column is None

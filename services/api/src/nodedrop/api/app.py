@@ -27,6 +27,7 @@ from nodedrop.api.routes import (
     credential_types,
     credentials,
     executions,
+    expressions,
     health,
     node_types,
     outputs,
@@ -196,6 +197,7 @@ def create_app(
     api.include_router(workflows.router)
     api.include_router(outputs.router)
     api.include_router(node_types.router)
+    api.include_router(expressions.router)
     api.include_router(credentials.router)
     api.include_router(credential_types.router)
     api.include_router(users.router)

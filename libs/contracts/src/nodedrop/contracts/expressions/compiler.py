@@ -166,7 +166,10 @@ def _parse(text: str) -> ast.Expression:
         column = f"column {error.offset}" if error.offset and error.offset > 0 else "the end"
         where = f"line {error.lineno}, {column}" if "\n" in text else column
         raise ExpressionError(
-            text, f"invalid syntax: {error.msg} (at {where})", syntax=True
+            text,
+            f"invalid syntax: {error.msg} (at {where})",
+            syntax=True,
+            column=_syntax_index(text, error),
         ) from None
     except (RecursionError, MemoryError):
         # CPython's parser gives up on deep nesting this way ("-" * 5000 + "1").
@@ -207,13 +210,32 @@ def _static_cost(root: ast.AST) -> int:
     return cost
 
 
-def _column(text: str, node: ast.AST) -> str:
+def _node_column(text: str, node: ast.AST) -> tuple[int, int]:
+    """The 1-based line and character column where ``node`` starts."""
     line_number = getattr(node, "lineno", 1)
     offset = getattr(node, "col_offset", 0)
     line = text.splitlines()[line_number - 1] if text else ""
     # col_offset counts UTF-8 bytes; people count characters.
-    column = len(line.encode()[:offset].decode(errors="ignore")) + 1
+    return line_number, len(line.encode()[:offset].decode(errors="ignore")) + 1
+
+
+def _column(text: str, node: ast.AST) -> str:
+    line_number, column = _node_column(text, node)
     return f"line {line_number}, column {column}" if "\n" in text else f"column {column}"
+
+
+def _index(text: str, line_number: int, column: int) -> int:
+    """A 1-based line and column as a 0-based index into ``text``, clamped to it."""
+    lines = text.split("\n")
+    before = sum(len(line) + 1 for line in lines[: max(line_number - 1, 0)])
+    return min(max(before + column - 1, 0), len(text))
+
+
+def _syntax_index(text: str, error: SyntaxError) -> int:
+    # SyntaxError's offset counts characters (not bytes) and is 1-based; none means the end.
+    if not error.offset or error.offset < 1:
+        return len(text)
+    return _index(text, error.lineno or 1, error.offset)
 
 
 def _check_call(
@@ -238,7 +260,11 @@ class _Compiler:
         self.bound: frozenset[str] = frozenset()
 
     def error(self, node: ast.AST, message: str) -> ExpressionError:
-        return ExpressionError(self.source, f"{message} (at {_column(self.source, node)})")
+        return ExpressionError(
+            self.source,
+            f"{message} (at {_column(self.source, node)})",
+            column=_index(self.source, *_node_column(self.source, node)),
+        )
 
     def expr(self, node: ast.expr) -> Evaluator:
         method = _METHODS.get(type(node))

@@ -20,13 +20,18 @@ class ExpressionError(Exception):
     problems of the parameter value around the expressions (nested too deeply).
     """
 
-    def __init__(self, expression: str, message: str, *, syntax: bool = False) -> None:
+    def __init__(
+        self, expression: str, message: str, *, syntax: bool = False, column: int | None = None
+    ) -> None:
         # Both go to Exception.args so the error pickles and copies like any exception.
         super().__init__(expression, message)
         self.expression = expression
         self.message = message
         #: The text does not parse (in a template: perhaps a "}}" inside it ended it early).
         self.syntax = syntax
+        #: Where in ``expression`` the problem is (0-based characters), when the compiler knows:
+        #: an editor marks it there. None for failures of evaluation (the data's fault).
+        self.column = column
 
     def __str__(self) -> str:
         if not self.expression:
