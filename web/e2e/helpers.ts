@@ -1,6 +1,9 @@
 // What the browser test files share: the system's address and key, and the API calls they make
 // to set up or check what the UI did.
+import { mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
 import { expect, inject } from "vitest";
 
 export const baseUrl = inject("baseUrl");
@@ -39,4 +42,15 @@ export function closedPort(): Promise<number> {
       server.close(() => ok(port));
     });
   });
+}
+
+/** Set to a directory (docs/images) to save screenshots of the main views there. */
+const SHOTS = process.env.NODEDROP_SCREENSHOTS;
+
+/** Saves a screenshot of ``page`` as ``<name>.png`` when NODEDROP_SCREENSHOTS is set. */
+export async function shot(page: Page, name: string) {
+  if (!SHOTS) return;
+  mkdirSync(SHOTS, { recursive: true });
+  await page.waitForTimeout(300); // let transitions settle
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
 }

@@ -1,24 +1,16 @@
 // The UI in headless Chromium against the real system (e2e/system.ts): build a workflow on the
 // canvas, save, run, watch the states, read outputs, run one node, cancel, step through history.
 // One browser page goes through the steps in order, as a person would.
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { apiGet, apiKey, baseUrl, CHROMIUM, closedPort, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
-
-/** Set to a directory (docs/images) to save screenshots of the main views there. */
-const SHOTS = process.env.NODEDROP_SCREENSHOTS;
+import { apiGet, apiKey, baseUrl, CHROMIUM, closedPort, createWorkflow, RUN, shot as saveShot, UI_TIMEOUT } from "./helpers";
 
 let browser: Browser;
 let page: Page;
 const pageErrors: string[] = [];
 
 async function shot(name: string) {
-  if (!SHOTS) return;
-  mkdirSync(SHOTS, { recursive: true });
-  await page.waitForTimeout(300); // let transitions settle
-  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+  await saveShot(page, name);
 }
 
 const node = (id: string): Locator => page.getByTestId(`node-${id}`);

@@ -15,6 +15,7 @@ import type {
   Workflow,
   WorkflowDef,
   Item,
+  JsonValue,
 } from "./types";
 
 const KEY_STORAGE = "nodedrop.apiKey";
@@ -130,6 +131,11 @@ export class Api {
       node,
       ...(input === undefined ? {} : { input }),
     });
+  }
+  /** A parameter's template rendered by the API's evaluator for one item (a 422 at
+   * ``template`` with ``ctx.start``/``ctx.end`` when it fails). */
+  previewExpression(template: string, scope: { item?: Item; nodes?: Record<string, PortItems>; execution?: Record<string, string> }) {
+    return this.request<{ value: JsonValue }>("POST", "/api/expressions/preview", { template, ...scope });
   }
   getExecution(id: string) {
     return this.request<Execution>("GET", `/api/executions/${encodeURIComponent(id)}`);

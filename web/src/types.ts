@@ -165,6 +165,8 @@ export interface ValidationIssue {
   loc: (string | number)[];
   msg: string;
   type?: string;
+  /** An expression's error: the characters of the template it is about. */
+  ctx?: { start?: number; end?: number };
 }
 
 export const FINAL_EXECUTION_STATUSES: ReadonlySet<string> = new Set([

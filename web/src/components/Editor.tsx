@@ -36,7 +36,7 @@ import {
 import { navigate, setLeaveGuard } from "../router";
 import { applyEvent, applyEvents, emptyRun, isFinished, type RunState } from "../state/executionState";
 import { ExecutionStream, type ConnectionState } from "../state/liveStream";
-import type { ExecutionEvent, NodeDef, NodeType, PortItems, Workflow, WorkflowDef } from "../types";
+import type { ExecutionEvent, Item, NodeDef, NodeType, PortItems, Workflow, WorkflowDef } from "../types";
 import { ContextMenu } from "./ContextMenu";
 import { EditorContext, type EditorContextValue } from "./EditorContext";
 import { HistoryPanel } from "./HistoryPanel";
@@ -49,6 +49,10 @@ import { RunBar } from "./RunBar";
 import { TimelinePanel } from "./TimelinePanel";
 import { TopBar } from "./TopBar";
 import { InputDialog } from "./InputDialog";
+import { NodeView } from "./NodeView";
+import { NodeStatusBadge } from "./StatusBadge";
+import { TriggerInputDialog } from "./TriggerInputDialog";
+import { nodePanelData } from "../nodePanelData";
 import { ParentsFirstDialog } from "./ParentsFirstDialog";
 import { PinnedOutputEditor } from "./PinnedOutputEditor";
 import { RerunDialog, startRetry } from "./RerunDialog";
@@ -129,6 +133,12 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const [toast, setToast] = useState<Toast>(null);
   const [menu, setMenu] = useState<{ nodeId: string; x: number; y: number } | null>(null);
   const [inputFor, setInputFor] = useState<string | null>(null);
+  const [triggerInputFor, setTriggerInputFor] = useState<string | null>(null);
+  const [nodeViewOpen, setNodeViewOpen] = useState(false);
+  // The node view is of the selected node: it closes when nothing is selected (deleted, say).
+  useEffect(() => {
+    if (!selected) setNodeViewOpen(false);
+  }, [selected]);
   /** "Rerun from a node" of the execution shown, opened on this node (or on none). */
   const [rerunFrom, setRerunFrom] = useState<{ node?: string } | null>(null);
   /** A node that could not run alone: its parents have no recorded output. */
@@ -528,15 +538,21 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     }
   }
 
-  async function runTrigger(nodeId: string) {
+  /** Runs from a trigger (with typed items, else the API's default); rejects with the API's
+   * error, so that the input dialog can show a 422 at its field. */
+  async function startTrigger(nodeId: string, input?: Item[]) {
     if (readOnly || busy || !workflow) return;
     if (dirty && !(await save())) return;
+    const { id } = await api.runTrigger(workflow.id, nodeId, input);
+    follow(id, []);
+    keepFocus(nodeId);
+    setHistoryVersion((v) => v + 1);
+    setToast({ kind: "info", text: `Running from ${nodeId}…` });
+  }
+
+  async function runTrigger(nodeId: string) {
     try {
-      const { id } = await api.runTrigger(workflow.id, nodeId);
-      follow(id, []);
-      keepFocus(nodeId);
-      setHistoryVersion((v) => v + 1);
-      setToast({ kind: "info", text: `Running from ${nodeId}…` });
+      await startTrigger(nodeId);
     } catch (e) {
       setToast({ kind: "error", text: `Could not run: ${(e as Error).message}` });
     }
@@ -656,6 +672,30 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   });
   const selectedNode = canvasNodes.find((n) => n.id === selected);
   const planNodes = displayedRun?.plan ?? [];
+  const panelData = selectedNode ? nodePanelData(selectedNode.id, canvasNodes.map((n) => n.id), canvasEdges, displayedRun) : null;
+  const nodeSettings = selectedNode && (
+    <NodeSettings
+      key={selectedNode.id}
+      def={selectedNode.data.def}
+      type={types[selectedNode.data.def.type]}
+      problems={readOnly ? [] : issues.nodes[selectedNode.id] ?? []}
+      takenIds={canvasNodes.map((n) => n.id).filter((i) => i !== selectedNode.id)}
+      readOnly={readOnly}
+      onChange={(def) => updateDef(selectedNode.id, def)}
+      onRename={(newId) => renameNode(selectedNode.id, newId)}
+      onDelete={() => deleteNode(selectedNode.id)}
+      webhookUrl={savedWebhookUrl(selectedNode.id)}
+      tools={{
+        api,
+        // No input: the API builds it from what the parents recorded last.
+        testRun: () => void runNode(selectedNode.id, undefined, "settings"),
+        canTestRun: !readOnly && !busy && !saving,
+        runError: displayedRun?.nodes[selectedNode.id]?.error ?? null,
+        runId: displayedRun?.executionId ?? null,
+        expressions: panelData ? { api, data: panelData.expression, execution: panelData.execution } : undefined,
+      }}
+    />
+  );
 
   return (
     <EditorContext.Provider value={context}>
@@ -794,6 +834,9 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                 <div className="side-head">
                   <h2>{selectedNode.data.def.name || selectedNode.id}</h2>
                   <span className="muted">{types[selectedNode.data.def.type]?.display_name ?? selectedNode.data.def.type}</span>
+                  <button type="button" className="ghost node-view-open" onClick={() => setNodeViewOpen(true)}>
+                    ⤢ Open node view
+                  </button>
                 </div>
                 <div className="tabs" role="tablist" aria-label="Node panel">
                   <button type="button" role="tab" aria-selected={sideTab === "settings"} onClick={() => setSideTab("settings")}>
@@ -805,26 +848,11 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                 </div>
                 <div role="tabpanel" className="side-body">
                   {sideTab === "settings" ? (
-                    <NodeSettings
-                      key={selectedNode.id}
-                      def={selectedNode.data.def}
-                      type={types[selectedNode.data.def.type]}
-                      problems={readOnly ? [] : issues.nodes[selectedNode.id] ?? []}
-                      takenIds={canvasNodes.map((n) => n.id).filter((i) => i !== selectedNode.id)}
-                      readOnly={readOnly}
-                      onChange={(def) => updateDef(selectedNode.id, def)}
-                      onRename={(newId) => renameNode(selectedNode.id, newId)}
-                      onDelete={() => deleteNode(selectedNode.id)}
-                      webhookUrl={savedWebhookUrl(selectedNode.id)}
-                      tools={{
-                        api,
-                        // No input: the API builds it from what the parents recorded last.
-                        testRun: () => void runNode(selectedNode.id, undefined, "settings"),
-                        canTestRun: !readOnly && !busy && !saving,
-                        runError: displayedRun?.nodes[selectedNode.id]?.error ?? null,
-                        runId: displayedRun?.executionId ?? null,
-                      }}
-                    />
+                    nodeViewOpen ? (
+                      <p className="muted">The settings are open in the node view.</p>
+                    ) : (
+                      nodeSettings
+                    )
                   ) : (
                     <NodeResults
                       key={`${selectedNode.id}-${shown?.id}`}
@@ -916,6 +944,16 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                   setSideTab("settings");
                 },
               },
+              ...(types[nodes.find((n) => n.id === menu.nodeId)?.data.def.type ?? ""]?.category === "trigger" && !readOnly
+                ? [{ label: "Run workflow with input…", onSelect: () => setTriggerInputFor(menu.nodeId), disabled: busy }]
+                : []),
+              {
+                label: "Open node view",
+                onSelect: () => {
+                  setSelected(menu.nodeId);
+                  setNodeViewOpen(true);
+                },
+              },
               { label: "Delete node", onSelect: () => deleteNode(menu.nodeId), disabled: readOnly, danger: true },
             ]}
           />
@@ -928,6 +966,37 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             onRun={(input) => {
               setInputFor(null);
               void runNode(inputFor, input);
+            }}
+          />
+        )}
+        {triggerInputFor && workflow && (
+          <TriggerInputDialog
+            workflowId={workflow.id}
+            trigger={triggerInputFor}
+            onCancel={() => {
+              setTriggerInputFor(null);
+              keepFocus(triggerInputFor);
+            }}
+            onRun={async (items) => {
+              await startTrigger(triggerInputFor, items);
+              setTriggerInputFor(null);
+            }}
+          />
+        )}
+        {nodeViewOpen && selectedNode && panelData && (
+          <NodeView
+            nodeId={selectedNode.id}
+            title={selectedNode.data.def.name || selectedNode.id}
+            typeName={types[selectedNode.data.def.type]?.display_name ?? selectedNode.data.def.type}
+            input={panelData.input}
+            inputRecorded={panelData.inputRecorded}
+            parents={panelData.parents}
+            output={panelData.output}
+            status={displayedRun?.nodes[selectedNode.id] ? <NodeStatusBadge node={displayedRun.nodes[selectedNode.id]} /> : null}
+            settings={nodeSettings}
+            onClose={() => {
+              setNodeViewOpen(false);
+              keepFocus(selectedNode.id);
             }}
           />
         )}

@@ -11,7 +11,8 @@ function cell(value: unknown): string {
   return JSON.stringify(value);
 }
 
-export function ItemsTable({ items }: { items: Item[] }) {
+/** ``onPick``: a column's name is a button that picks the field (to insert its expression). */
+export function ItemsTable({ items, onPick }: { items: Item[]; onPick?: (key: string) => void }) {
   if (items.length === 0) return <p className="muted">No items.</p>;
   const columns: string[] = [];
   for (const item of items.slice(0, MAX_ROWS))
@@ -22,7 +23,21 @@ export function ItemsTable({ items }: { items: Item[] }) {
         <thead>
           <tr>
             <th scope="col">#</th>
-            {columns.length === 0 ? <th scope="col">(empty item)</th> : columns.map((c) => <th scope="col" key={c}>{c}</th>)}
+            {columns.length === 0 ? (
+              <th scope="col">(empty item)</th>
+            ) : (
+              columns.map((c) => (
+                <th scope="col" key={c}>
+                  {onPick ? (
+                    <button type="button" className="field-pick" aria-label={`${c}: insert its expression`} title="Insert its expression into the parameter field focused last" onClick={() => onPick(c)}>
+                      {c}
+                    </button>
+                  ) : (
+                    c
+                  )}
+                </th>
+              ))
+            )}
           </tr>
         </thead>
         <tbody>
@@ -39,7 +54,16 @@ export function ItemsTable({ items }: { items: Item[] }) {
   );
 }
 
-export function ItemsView({ label, data }: { label: string; data: PortItems | null }) {
+export function ItemsView({
+  label,
+  data,
+  onPickField,
+}: {
+  label: string;
+  data: PortItems | null;
+  /** Makes the table's column names buttons that pick a field of the port shown. */
+  onPickField?: (port: string, key: string) => void;
+}) {
   const ports = Object.keys(data ?? {});
   const [port, setPort] = useState<string | null>(null);
   const [mode, setMode] = useState<"table" | "json">("table");
@@ -74,7 +98,7 @@ export function ItemsView({ label, data }: { label: string; data: PortItems | nu
       {ports.length === 0 ? (
         <p className="muted">Nothing on any port.</p>
       ) : mode === "table" ? (
-        <ItemsTable items={Array.isArray(items) ? items : []} />
+        <ItemsTable items={Array.isArray(items) ? items : []} onPick={onPickField && shown ? (key) => onPickField(shown, key) : undefined} />
       ) : (
         <pre className="code json" tabIndex={0}>{JSON.stringify(ports.length > 1 ? data : items, null, 2)}</pre>
       )}

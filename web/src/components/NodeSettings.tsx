@@ -6,6 +6,7 @@ import { ID_PATTERN } from "../graph";
 import type { ErrorInfo, NodeDef, NodeType, OnError, RetryPolicy } from "../types";
 import { CodeSourceField } from "./CodeSourceField";
 import { CredentialPicker } from "./CredentialPicker";
+import { ExpressionField, type ExpressionTools } from "./ExpressionField";
 import { NodeDocs } from "./NodeDocs";
 import { WebhookUrl } from "./WebhookUrl";
 import { FieldErrors, ParamForm, type CustomInputProps, type FieldProblem } from "./ParamForm";
@@ -22,6 +23,8 @@ export interface NodeTools {
   runError: ErrorInfo | null;
   /** The execution shown (tells one run's error from the same error of another run). */
   runId: string | null;
+  /** The last run's data and the API, for the expression editor of text parameters. */
+  expressions?: ExpressionTools;
 }
 
 type CustomInputs = Record<string, (props: CustomInputProps) => ReactNode>;
@@ -199,6 +202,23 @@ export function NodeSettings({
           idPrefix={prefix}
           problems={problems}
           customInputs={customInputsFor(def.type, tools, readOnly)}
+          textInput={
+            tools?.expressions
+              ? (p) => (
+                  <ExpressionField
+                    id={p.id}
+                    label={p.label}
+                    value={p.value === undefined || p.value === null ? "" : String(p.value)}
+                    onChange={p.onChange}
+                    describedBy={p.describedBy}
+                    invalid={p.errors.length > 0}
+                    placeholder={p.placeholder}
+                    readOnly={readOnly}
+                    tools={tools.expressions!}
+                  />
+                )
+              : undefined
+          }
           onChange={(parameters) => {
             const copy: NodeDef = { ...def, parameters };
             if (!parameters) delete copy.parameters;

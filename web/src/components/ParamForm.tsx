@@ -115,6 +115,7 @@ export function ParamForm({
   fieldPrefix = "parameters",
   placeholders = {},
   customInputs = {},
+  textInput,
 }: {
   schema: JsonSchema;
   values: Record<string, JsonValue> | undefined;
@@ -127,6 +128,8 @@ export function ParamForm({
   placeholders?: Record<string, string>;
   /** A special editor for a field instead of the generic one. */
   customInputs?: Record<string, (props: CustomInputProps) => ReactNode>;
+  /** The editor of every other text field that is not a secret (a node's: expressions). */
+  textInput?: (props: CustomInputProps & { label: string; placeholder: string }) => ReactNode;
 }) {
   const props = Object.entries(schema.properties ?? {});
   if (props.length === 0) return <p className="muted">This node type has no parameters.</p>;
@@ -191,6 +194,16 @@ export function ParamForm({
               onChange={(e) => set(name, e.target.value === "" ? undefined : Number(e.target.value))}
             />
           );
+        } else if (kind === "text" && textInput && !prop.writeOnly) {
+          input = textInput({
+            id,
+            value,
+            onChange: (v) => set(name, v),
+            describedBy,
+            errors,
+            label: fieldLabel(name, prop.title),
+            placeholder: prop.default != null ? String(prop.default) : "",
+          });
         } else if (kind === "text") {
           input = (
             <input

@@ -7,6 +7,7 @@ import { EditorState, StateEffect, StateField, type Extension } from "@codemirro
 import { Decoration, EditorView, keymap, lineNumbers, type DecorationSet } from "@codemirror/view";
 import { useEffect, useRef } from "react";
 import type { LineError } from "../codeErrors";
+import { useDocFollowsValue } from "./codeMirrorSync";
 
 const setErrorLines = StateEffect.define<LineError[]>();
 
@@ -86,12 +87,7 @@ export function PythonEditor({
     // The options are fixed for the node shown (the panel is keyed by node id).
   }, [readOnly]);
 
-  // A value changed from outside (not by typing here) replaces the text.
-  useEffect(() => {
-    const current = view.current;
-    if (current && current.state.doc.toString() !== value)
-      current.dispatch({ changes: { from: 0, to: current.state.doc.length, insert: value } });
-  }, [value]);
+  useDocFollowsValue(view, value);
 
   useEffect(() => {
     view.current?.dispatch({ effects: setErrorLines.of(errors) });
