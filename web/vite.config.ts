@@ -14,7 +14,18 @@ export default defineConfig({
       "/ws": { target: api.replace(/^http/, "ws"), ws: true },
     },
   },
-  build: { outDir: "dist", sourcemap: false, chunkSizeWarningLimit: 1000 },
+  build: {
+    outDir: "dist",
+    sourcemap: false,
+    chunkSizeWarningLimit: 1000,
+    rollupOptions: {
+      output: {
+        // CodeMirror's core, shared by the Python and the expression editors (both loaded
+        // lazily), under a name that says what it is.
+        manualChunks: (id) => (/node_modules\/@(codemirror|lezer)\/(state|view|commands|autocomplete|language|common|highlight)\//.test(id) ? "codemirror" : undefined),
+      },
+    },
+  },
   test: {
     environment: "jsdom",
     include: ["src/**/*.test.{ts,tsx}"],
