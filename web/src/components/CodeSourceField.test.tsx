@@ -48,7 +48,8 @@ describe("the code node's source editor", () => {
     // The Python grammar highlighted the keyword (a styled span of its own).
     const def = [...content.querySelectorAll("span")].find((s) => s.textContent === "def");
     expect(def?.className).toMatch(/\S/);
-  });
+    // The first test pays for CodeMirror's first import, which settings() waits up to 15 s for.
+  }, 20_000);
 
   it("marks the line a save's 422 names", async () => {
     await settings({}, [{ field: "parameters.source", msg: "node 'score': Value error, line 2, column 12: invalid syntax" }]);
