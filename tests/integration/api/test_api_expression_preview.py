@@ -7,6 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
+from nodedrop.contracts.jsonlimits import MAX_JSON_DEPTH
+
 from .harness import Api
 
 pytestmark = pytest.mark.integration
@@ -95,6 +97,15 @@ async def test_a_malformed_request_is_a_422_naming_the_field(
     response = await api.client.post("/api/expressions/preview", json=body)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == loc
+
+
+async def test_items_nested_too_deeply_are_refused_before_evaluation(api: Api) -> None:
+    deep: Any = 1
+    for _ in range(MAX_JSON_DEPTH + 5):
+        deep = {"a": deep}
+    response = await preview(api, "{{ item }}", item=deep)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "too_deep"
 
 
 async def test_it_needs_an_api_key(api: Api, anonymous: httpx.AsyncClient) -> None:

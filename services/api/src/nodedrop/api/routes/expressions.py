@@ -16,11 +16,14 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from nodedrop.api.entry import CheckedJsonRoute
 from nodedrop.api.errors import UnprocessableError, problem
 from nodedrop.contracts.expressions import ExpressionError, make_scope, render
 from nodedrop.contracts.expressions.limits import MAX_EXPRESSION_LENGTH
 
-router = APIRouter(prefix="/expressions", tags=["expressions"])
+# CheckedJsonRoute: bodies nested too deeply or holding a NUL character are refused (a value
+# too deep would also be too deep to answer with).
+router = APIRouter(prefix="/expressions", tags=["expressions"], route_class=CheckedJsonRoute)
 
 # A template may hold several expressions and text around them; this bounds the parsing one
 # request can cause, far above any parameter a person types.
