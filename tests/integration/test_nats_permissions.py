@@ -46,8 +46,8 @@ from nodedrop.contracts.routing import (
 from nodedrop.embedded import EmbeddedNats
 from nodedrop.notifier.consumer import rewind_consumer
 from nodedrop.platform import natsauth, schedules
-from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.platform.pull import PullConsumer
 from nodedrop.scheduler.active import ActiveExecutions
@@ -301,11 +301,7 @@ async def scheduler_consumer(admin: JetStreamContext) -> str:
     """The consumer of partition 0's scheduler, as a takeover leaves it (made here as the admin:
     what the scheduler itself may do is checked below), named in the partition's fence."""
     ownership = await take_over(
-        admin,
-        EventPublisher(admin, LAYOUT),
-        StreamSettings.from_env(),
-        0,
-        owner="perm",
+        JetStreamEventLog(admin._nc, admin, StreamSettings.from_env()), 0, owner="perm"
     )
     fence = await admin.get_last_msg(LAYOUT.stream(0), LAYOUT.fence_subject(0))
     assert json.loads(fence.data or b"")["consumer"] == ownership.consumer
@@ -460,17 +456,16 @@ async def test_the_scheduler_takes_a_partition_over_and_snapshots_its_executions
     partition = LAYOUT.partitions - 1
     await admin.publish(execution_subject(new_execution_id(partition), "ExecutionRequested"), b"{}")
     async with session(server, "scheduler") as s:
-        settings = StreamSettings.from_env()
-        publisher = EventPublisher(s.js, LAYOUT)
+        event_log = JetStreamEventLog(s.nc, s.js, StreamSettings.from_env())
         # The second takes over from the first (other tests of this module may have taken the
         # partition before: the consumers' names rotate on from wherever they were).
-        first = await take_over(s.js, publisher, settings, partition, owner="perm-1")
-        ownership = await take_over(s.js, publisher, settings, partition, owner="perm-2")
+        first = await take_over(event_log, partition, owner="perm-1")
+        ownership = await take_over(event_log, partition, owner="perm-2")
         kv, _ = await open_bucket(s.js)
         active = ActiveExecutions(
-            s.js,
+            event_log,
             SnapshotStore(kv, partition, "perm"),
-            stream=ownership.stream,
+            partition=partition,
             consumer=ownership.consumer,
         )
         await active.open()

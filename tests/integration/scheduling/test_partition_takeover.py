@@ -19,6 +19,7 @@ from nodedrop.contracts.routing import Layout
 from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.history import read_execution
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.scheduler.main import open_scheduler
 from nodedrop.scheduler.service import Scheduler
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,8 @@ def execution_in(partition: int, name: str) -> str:
 async def scheduler(nats_url: str, owner: str) -> AsyncIterator[Scheduler]:
     nc = await nats.connect(nats_url)
     try:
-        yield Scheduler(nc, nc.jetstream(), settings=SETTINGS, owner=owner)
+        made, _ = await open_scheduler(nc, SETTINGS, owner=owner)
+        yield made
     finally:
         await nc.close()
 

@@ -30,6 +30,7 @@ from nodedrop.contracts.routing import Layout
 from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.history import read_execution
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.scheduler.main import open_scheduler
 from nodedrop.scheduler.service import Scheduler
 from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
 
@@ -103,7 +104,10 @@ async def running_scheduler(
     by a crash (no snapshot is written on the way out, and none is at all if
     ``snapshot_interval_s`` is long)."""
     nc = await nats.connect(nats_url)
-    scheduler = Scheduler(nc, nc.jetstream(), snapshot_interval_s=snapshot_interval_s, **options)
+    streams = options.pop("settings", None) or StreamSettings()
+    scheduler, _ = await open_scheduler(
+        nc, streams, snapshot_interval_s=snapshot_interval_s, **options
+    )
     task = asyncio.create_task(scheduler.run())
     try:
         yield scheduler

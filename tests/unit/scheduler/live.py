@@ -1,79 +1,125 @@
-"""A model of the live scheduler's loop for replay tests: batches, races and crashes.
+"""The real scheduler service (``nodedrop.scheduler.service.Scheduler``) driven turn by turn
+over the in-memory event log and key-value store, for replay tests: batches, races and crashes.
 
-The real adapter (``nodedrop.scheduler.service``) consumes every recorded event of an input type
-in stream order (its own results and proposals included), steps a batch of them at the batch's
-clock, fires timers when the execution's wakeup is due, and records the batch's decisions in one
-publish. This model does the same over an in-memory stream, and lets a test (or Hypothesis)
-choose how big each batch is, record runner events while a batch is being published, lose part
-of a publish (the execution is then rebuilt from the stream and resumed), and let time pass.
-Pure code: no broker.
+A test (or Hypothesis) chooses how many waiting inputs each turn of the loop takes, records
+runner events while a turn's decisions are being published (they land amid them), cuts a
+publish short (the scheduler then rebuilds the execution from the log, and its inputs come
+again after their redelivery delay) and lets time pass: the clock the scheduler and the log's
+redeliveries read. Each ``Live`` runs its scheduler on an event loop of its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+import asyncio
+import weakref
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
-    INPUT_EVENT_TYPES,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
+    ExecutionFinished,
     ExecutionRequested,
     NodeFailed,
     NodeReady,
     NodeStarted,
     NodeSucceeded,
 )
-from nodedrop.scheduler.core import (
-    ExecutionState,
-    dispatch,
-    evolve,
-    next_wakeup,
-    resume,
-    step,
-    tick,
-)
+from nodedrop.platform.testing.event_log import MemoryEventLog
+from nodedrop.platform.testing.key_values import MemoryKeyValues
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
-from nodedrop.scheduler.shares import RunnerShares
+from nodedrop.scheduler.service import Scheduler
 
 from .harness import T0
 
 EXECUTION = "ex"
+#: Never: no snapshot is stored in the background while a test drives the loop.
+_NO_SNAPSHOTS_S = 10.0**9
+
+T = TypeVar("T")
 
 
-@dataclass
+class _Clock:
+    """The time the scheduler and the log read: moved by the test only."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def seconds(self) -> float:
+        return self.now.timestamp()
+
+
 class Live:
-    workflow: dict[str, Any]
-    now: datetime = T0
-    #: The execution's stream: every recorded event, in order, each id once (dedup window).
-    stream: list[Event] = field(default_factory=list)
-    #: Ids the scheduler recorded (the decisions a tampering test may alter).
-    decided: set[str] = field(default_factory=set)
-    state: ExecutionState | None = None
-    #: The in-memory state was dropped (a failed publish, a restart): rebuild before deciding.
-    lost: bool = False
-    done: bool = False
-    #: How many input-type events of the stream the scheduler has consumed.
-    consumed: int = 0
-    wakeup: datetime | None = None
-    #: The most data a node's work may carry (``core.step``'s ``max_input_bytes``).
-    limit: int = MAX_INPUT_BYTES
-    #: The user's share of the runners (None: none), as the service keeps it.
-    share_limit: int | None = None
+    def __init__(
+        self,
+        workflow: dict[str, Any],
+        *,
+        limit: int = MAX_INPUT_BYTES,
+        share_limit: int | None = None,
+    ) -> None:
+        self.workflow = workflow
+        #: The most data a node's work may carry (the scheduler's ``max_input_bytes``): may be
+        #: changed until the first event is recorded.
+        self.limit = limit
+        self.share_limit = share_limit
+        self._clock = _Clock(T0)
+        self.log = MemoryEventLog(clock=self._clock.seconds)
+        self._kv = MemoryKeyValues()
+        #: Ids of the events the scheduler recorded (the decisions a tampering test may alter).
+        self.decided: set[str] = set()
+        #: The last turn's publish was cut short: the execution is rebuilt at the next one.
+        self.lost = False
+        self._scheduler: Scheduler | None = None
+        self._loop = asyncio.Runner()
+        weakref.finalize(self, self._loop.close)
 
-    def __post_init__(self) -> None:
-        self.shares = RunnerShares(self.share_limit)
+    @property
+    def now(self) -> datetime:
+        return self._clock.now
 
-    # ------------------------------------------------------------------ recording
-    def record(self, event: Event, *, by_scheduler: bool = False) -> None:
-        if any(e.event_id == event.event_id for e in self.stream):
-            return  # JetStream's duplicate window
-        self.stream.append(event)
-        if by_scheduler:
-            self.decided.add(event.event_id)
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._clock.now = value
+
+    def _run(self, work: Coroutine[Any, Any, T]) -> T:
+        return self._loop.run(work)
+
+    def _started(self) -> Scheduler:
+        """The scheduler, owning the log's only partition (made before the first event)."""
+        if self._scheduler is None:
+            self._scheduler = Scheduler(
+                self.log,
+                self._kv,
+                clock=self._clock,
+                max_in_flight=1,
+                snapshot_interval_s=_NO_SNAPSHOTS_S,
+                owner="live",
+                max_running_nodes_per_user=self.share_limit,
+                max_input_bytes=self.limit,
+            )
+            self._run(self._scheduler.take(0))
+        return self._scheduler
+
+    # ------------------------------------------------------------------ the log
+    @property
+    def stream(self) -> list[Event]:
+        """Every recorded event, in order, each id once."""
+        return self.log.events()
+
+    @property
+    def done(self) -> bool:
+        return any(isinstance(e, ExecutionFinished) for e in self.stream)
+
+    def record(self, event: Event) -> None:
+        """Record ``event`` as a runner or a user would."""
+        self._started()
+        self.log.record(event)
 
     def request(self, trigger: str = "start", *, timeout_ms: int | None = None) -> None:
         self.record(
@@ -99,20 +145,23 @@ class Live:
             )
         )
 
+    def history(self) -> list[tuple[int, Event]]:
+        return list(enumerate(self.stream, start=1))
+
     # ------------------------------------------------------------------ the runner
     def open_attempts(self) -> list[NodeReady]:
-        answered = {e.event_id for e in self.stream if isinstance(e, NodeSucceeded | NodeFailed)}
+        stream = self.stream
+        answered = {e.event_id for e in stream if isinstance(e, NodeSucceeded | NodeFailed)}
         return [
             e
-            for e in self.stream
+            for e in stream
             if isinstance(e, NodeReady)
             and ids.node_result(EXECUTION, e.node, e.attempt) not in answered
         ]
 
     def started(self, task: NodeReady) -> bool:
-        return any(
-            e.event_id == ids.node_started(EXECUTION, task.node, task.attempt) for e in self.stream
-        )
+        started = ids.node_started(EXECUTION, task.node, task.attempt)
+        return any(e.event_id == started for e in self.stream)
 
     def start(self, task: NodeReady) -> NodeStarted:
         return NodeStarted(
@@ -148,8 +197,10 @@ class Live:
         )
 
     # ------------------------------------------------------------------ the scheduler
-    def waiting_inputs(self) -> list[Event]:
-        return [e for e in self.stream if isinstance(e, INPUT_EVENT_TYPES)][self.consumed :]
+    def inputs_waiting(self) -> bool:
+        """Whether the scheduler's consumer has an input to deliver now."""
+        self._started()
+        return any(c.waiting() for c in self.log.consumers())
 
     def batch(
         self,
@@ -158,78 +209,50 @@ class Live:
         during_publish: list[Event] | None = None,
         publish_upto: int | None = None,
     ) -> list[Event]:
-        """One turn of the scheduler's loop at a new clock reading. ``take``: how many waiting
-        inputs it consumed (all by default); ``during_publish``: events runners record while
-        the batch is being published (they land amid its decisions); ``publish_upto``: only
-        that many decisions reach the stream (then the in-memory state is dropped)."""
+        """One turn of the scheduler's loop at a new clock reading; the decisions it recorded.
+        ``take``: how many waiting inputs it takes (all by default); ``during_publish``: events
+        runners record while its decisions are published (they land amid them);
+        ``publish_upto``: only that many decisions reach the log (the publish then fails)."""
+        scheduler = self._started()
         self.now += timedelta(milliseconds=1)
-        now = self.now
-        inputs = self.waiting_inputs()
-        inputs = inputs if take is None else inputs[:take]
-        decisions: list[Event] = []
-        shares = self.shares
-        if self.lost:  # rebuilt from the stream, as the service does after a failure
-            self.lost = False
-            self.state = None
-            for event in self.stream:
-                self.state = evolve(self.state, event)
-            if self.state is not None and not self.state.finished:
-                shares.sync(self.state)
-                decisions += resume(self.state, now, max_input_bytes=self.limit, share=shares)
-            elif self.state is not None:
-                self.done = True
-        due = self.wakeup is not None and self.wakeup <= now
-        for event in inputs:
-            if self.done:
-                break
-            shares.observe(EXECUTION, [event])
-            self.state, decided = step(
-                self.state, event, now, max_input_bytes=self.limit, share=shares
-            )
-            shares.observe(EXECUTION, decided)
-            decisions += decided
-        if due and self.state is not None and not self.done:
-            decisions += tick(self.state, now, max_input_bytes=self.limit, share=shares)
-        if self.state is not None and not self.state.finished:
-            decisions += dispatch(self.state, now, shares, max_input_bytes=self.limit)
-        shares.observe(EXECUTION, decisions)
-        kept = decisions if publish_upto is None else decisions[:publish_upto]
-        middle = len(kept) // 2
-        for position, decision in enumerate(kept):
-            if position == middle:
-                for event in during_publish or []:
-                    self.record(event)
-            self.record(decision, by_scheduler=True)
-        if not kept:
-            for event in during_publish or []:
-                self.record(event)
-        if len(kept) < len(decisions):
-            self.lost = True  # the inputs are redelivered; the execution is rebuilt
-            return kept
-        self.consumed += len(inputs)
-        if self.state is not None and self.state.finished:
-            self.done = True
-        self.wakeup = next_wakeup(self.state) if self.state is not None else None
+        amid = list(during_publish or [])
+        if amid or publish_upto is not None:
+            self.log.disturb_next_publish(keep=publish_upto, amid=amid)
+        before, cut = len(self.stream), self.log.cut_short
+        self._run(scheduler.turn(10**6 if take is None else take, wait_s=0, wait=True))
+        for event in self.log.take_disturbance():  # no publish this turn: they land anyway
+            self.log.record(event)
+        mine = {e.event_id for e in amid}
+        kept = [e for e in self.stream[before:] if e.event_id not in mine]
+        self.decided.update(e.event_id for e in kept)
+        self.lost = self.log.cut_short > cut
         return kept
+
+    def _next_due(self) -> datetime | None:
+        """When a timer of the scheduler or a redelivery of the log falls due."""
+        scheduler = self._started()
+        due = [scheduler.next_timer()] + [
+            datetime.fromtimestamp(seconds, UTC)
+            for c in self.log.consumers()
+            if (seconds := c.next_due()) is not None
+        ]
+        return min((d for d in due if d is not None), default=None)
 
     def settle(self, *, max_turns: int = 2000) -> None:
         """A well-behaved runner and scheduler from here on, until the execution finishes."""
         for _ in range(max_turns):
             if self.done:
                 return
-            if self.waiting_inputs() or self.lost:
+            if self.inputs_waiting() or self.lost:
                 self.batch()
                 continue
-            tasks = [t for t in self.open_attempts() if not self.done]
+            tasks = self.open_attempts()
             if tasks:
                 task = tasks[0]
                 if not self.started(task):
                     self.record(self.start(task))
                 self.record(self.result(task, "succeed"))
                 continue
-            self.now = max(self.now, self.wakeup or self.now) + timedelta(milliseconds=1)
+            self.now = max(self.now, self._next_due() or self.now) + timedelta(milliseconds=1)
             self.batch()
         raise AssertionError("the execution did not finish")
-
-    def history(self) -> list[tuple[int, Event]]:
-        return list(enumerate(self.stream, start=1))

@@ -31,11 +31,8 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from nats.js import JetStreamContext
-
-from nodedrop.contracts.events import Event, ExecutionFinished, ExecutionRequested
-from nodedrop.contracts.routing import events_of_type, execution_id_of
-from nodedrop.platform.history import read_batches
+from nodedrop.contracts.events import ExecutionFinished, ExecutionRequested
+from nodedrop.platform.event_log import EventLog
 from nodedrop.scheduler.snapshot import Snapshot, SnapshotError, with_tail
 from nodedrop.scheduler.snapshot_store import SnapshotFencedError, SnapshotStore
 
@@ -49,17 +46,18 @@ _FIRST_SNAPSHOT_RETRY_S = 1.0
 class ActiveExecutions:
     def __init__(
         self,
-        js: JetStreamContext,
+        event_log: EventLog,
         store: SnapshotStore,
         *,
-        stream: str,
+        partition: int,
         consumer: str,
         snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S,
         on_lost: Callable[[], None] = lambda: None,
     ) -> None:
-        self._js = js
+        self._log = event_log
         self._store = store
-        self._stream = stream
+        self._partition = partition
+        self._stream = event_log.layout.stream(partition)
         self._consumer = consumer
         self._interval_s = snapshot_interval_s
         self._on_lost = on_lost
@@ -76,8 +74,12 @@ class ActiveExecutions:
         :class:`SnapshotFencedError` if another process took the partition meanwhile."""
         floor = await self._ack_floor()
         base, stored = await self._stored_snapshot()
-        requested = await self._executions_on(ExecutionRequested, base.after_seq)
-        finished = await self._executions_on(ExecutionFinished, base.after_seq)
+        requested = await self._log.executions_with(
+            self._partition, ExecutionRequested, base.after_seq
+        )
+        finished = await self._log.executions_with(
+            self._partition, ExecutionFinished, base.after_seq
+        )
         self._ids = set(with_tail(base, requested, finished))
         log.info(
             "%s: unfinished executions: %d in the snapshot up to seq %d, %d requested and %d "
@@ -169,20 +171,7 @@ class ActiveExecutions:
         return stored, True
 
     async def _ack_floor(self) -> int:
-        info = await self._js.consumer_info(self._stream, self._consumer)
-        return info.ack_floor.stream_seq if info.ack_floor is not None else 0
-
-    async def _executions_on(self, event_type: type[Event], after_seq: int) -> set[str]:
-        """The executions with an event of ``event_type`` stored after ``after_seq``."""
-        found: set[str] = set()
-        batches = read_batches(
-            self._js,
-            stream=self._stream,
-            filter_subject=events_of_type(event_type),
-            after_seq=after_seq,
-            description=f"scheduler takeover: {event_type.__name__} after seq {after_seq}",
-            headers_only=True,
-        )
-        async for batch in batches:
-            found.update(execution_id_of(msg.subject) for msg in batch)
-        return found
+        floor = await self._log.ack_floor(self._partition, self._consumer)
+        if floor is None:
+            raise LookupError(f"the consumer {self._consumer} of {self._stream} is gone")
+        return floor

@@ -23,11 +23,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
-
 from nodedrop.contracts import subjects
 from nodedrop.contracts.events import ConcurrencyScope, ExecutionRequested
+from nodedrop.platform.key_values import KeyValueStore, RevisionMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +105,7 @@ class KvGate:
 
     def __init__(
         self,
-        kv: KeyValue,
+        kv: KeyValueStore,
         finished: Callable[[str], Awaitable[bool]],
         *,
         prune_every_s: float = 5.0,
@@ -165,11 +163,10 @@ class KvGate:
         return ended
 
     async def _read(self, key: str) -> tuple[set[str], int | None]:
-        try:
-            entry = await self._kv.get(key)
-        except KeyNotFoundError:
+        entry = await self._kv.get(key)
+        if entry is None:
             return set(), None
-        if entry.value is None:
+        if not entry.value:
             return set(), entry.revision
         return set(json.loads(entry.value).get("running", [])), entry.revision
 
@@ -183,7 +180,7 @@ class KvGate:
                 await self._kv.create(key, value)
             else:
                 await self._kv.update(key, value, last=revision)
-        except KeyWrongLastSequenceError:
+        except RevisionMismatchError:
             return False
         return True
 

@@ -6,11 +6,14 @@ import asyncio
 import logging
 import signal
 from datetime import timedelta
+from typing import Any
+
+from nats.aio.client import Client as NatsClient
 
 from nodedrop.platform import eventloop, natsconnect
-from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.consumerlag import ConsumerLag
-from nodedrop.platform.jetstream import ensure_dead_letters, ensure_jetstream
+from nodedrop.platform.event_log import JetStreamEventLog
+from nodedrop.platform.jetstream import StreamSettings, ensure_dead_letters, ensure_jetstream
 from nodedrop.platform.lease_store import open_leases
 from nodedrop.platform.leases import PartitionLeases
 from nodedrop.platform.logsetup import configure_logging
@@ -20,8 +23,20 @@ from nodedrop.scheduler.cron import CronFirer
 from nodedrop.scheduler.dead_letters import DeadLetters
 from nodedrop.scheduler.service import Scheduler, utc_now
 from nodedrop.scheduler.settings import SchedulerSettings
+from nodedrop.scheduler.snapshot_store import open_bucket
 
 log = logging.getLogger(__name__)
+
+
+async def open_scheduler(
+    nc: NatsClient, streams: StreamSettings, **options: Any
+) -> tuple[Scheduler, JetStreamEventLog]:
+    """A scheduler over the JetStream partitions and the scheduler's key-value bucket (created
+    if missing); and its event log, whose publisher the other parts of the process share."""
+    js = nc.jetstream()
+    event_log = JetStreamEventLog(nc, js, streams)
+    kv, _ = await open_bucket(js, streams.replicas)
+    return Scheduler(event_log, kv, **options), event_log
 
 
 async def serve(settings: SchedulerSettings) -> None:
@@ -34,15 +49,14 @@ async def serve(settings: SchedulerSettings) -> None:
     streams = settings.streams
     await ensure_jetstream(js, streams)
     await ensure_dead_letters(js, streams)
-    scheduler = Scheduler(
+    scheduler, event_log = await open_scheduler(
         nc,
-        js,
+        streams,
         snapshot_interval_s=settings.scheduler_snapshot_interval_s,
-        settings=streams,
         max_concurrent_per_user=settings.max_concurrent_per_user,
         max_running_nodes_per_user=settings.max_running_nodes_per_user,
     )
-    publisher = EventPublisher(js, streams.layout)
+    publisher = event_log.publisher
     firer = CronFirer(
         js,
         grace=timedelta(seconds=settings.schedule_grace_s),

@@ -19,17 +19,12 @@ A scheduler decides for a partition only as its owner. Taking it over, in this o
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from dataclasses import dataclass
 
-from nats.js import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
-
 from nodedrop.contracts import subjects
-from nodedrop.platform.bus import EventPublisher
-from nodedrop.platform.jetstream import StreamSettings, scheduler_consumer_config
+from nodedrop.platform.event_log import EventLog, Fence
 
 log = logging.getLogger(__name__)
 
@@ -58,29 +53,19 @@ class _Fence:
         return int(suffix) if suffix.isdigit() else -1
 
 
-async def take_over(
-    js: JetStreamContext,
-    publisher: EventPublisher,
-    settings: StreamSettings,
-    partition: int,
-    *,
-    owner: str,
-) -> Ownership:
-    layout = settings.layout
-    stream = layout.stream(partition)
-    previous = await _last_fence(js, stream, layout.fence_subject(partition))
-    start_seq = await _resume_from(js, stream, previous)
+async def take_over(event_log: EventLog, partition: int, *, owner: str) -> Ownership:
+    stream = event_log.layout.stream(partition)
+    previous = _parse_fence(await event_log.last_fence(partition), stream)
+    start_seq = await _resume_from(event_log, partition, previous)
     consumer = subjects.scheduler_consumer(previous.turn + 1 if previous else 0)
-    with contextlib.suppress(NotFoundError):  # left by a takeover that stopped half-way
-        await js.delete_consumer(stream, consumer)
-    fence = await publisher.write_fence(
+    await event_log.delete_inputs(partition, consumer)  # left by a takeover that stopped half-way
+    fence = await event_log.write_fence(
         partition, json.dumps({"owner": owner, "consumer": consumer, "start_seq": start_seq})
     )
-    await js.add_consumer(stream, scheduler_consumer_config(settings, consumer, start_seq))
+    await event_log.open_inputs(partition, consumer, start_seq)
     if previous is not None and previous.consumer != consumer:
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(stream, previous.consumer)
-    last_seq = (await js.stream_info(stream)).state.last_seq
+        await event_log.delete_inputs(partition, previous.consumer)
+    last_seq = await event_log.last_sequence(partition)
     log.info(
         "took partition %d over (fence %d; inputs from seq %d; previous owner %s)",
         partition,
@@ -91,22 +76,17 @@ async def take_over(
     return Ownership(partition, stream, fence, consumer, replayed_through=last_seq)
 
 
-async def fence_holds(js: JetStreamContext, ownership: Ownership, fence_subject: str) -> bool:
+async def fence_holds(event_log: EventLog, ownership: Ownership) -> bool:
     """Whether ``ownership``'s fence is still the partition's last (a direct read)."""
-    try:
-        msg = await js.get_last_msg(ownership.stream, fence_subject, direct=True)
-    except NotFoundError:
-        return False
-    return msg.seq == ownership.fence
+    fence = await event_log.last_fence(ownership.partition)
+    return fence is not None and fence.sequence == ownership.fence
 
 
-async def _last_fence(js: JetStreamContext, stream: str, fence_subject: str) -> _Fence | None:
-    try:
-        msg = await js.get_last_msg(stream, fence_subject, direct=True)
-    except NotFoundError:
+def _parse_fence(fence: Fence | None, stream: str) -> _Fence | None:
+    if fence is None:
         return None
     try:
-        document = json.loads(msg.data or b"")
+        document = json.loads(fence.body)
         return _Fence(
             owner=str(document["owner"]),
             consumer=str(document["consumer"]),
@@ -114,18 +94,14 @@ async def _last_fence(js: JetStreamContext, stream: str, fence_subject: str) -> 
         )
     except (ValueError, KeyError, TypeError):
         log.error("the last fence of %s is unreadable; reading the partition from the start",
-                  stream)  # fmt: skip
+                   stream)  # fmt: skip
         return None
 
 
-async def _resume_from(js: JetStreamContext, stream: str, previous: _Fence | None) -> int:
+async def _resume_from(event_log: EventLog, partition: int, previous: _Fence | None) -> int:
     """Where the new owner's consumer starts: after the predecessor's ack floor; if its
     consumer is gone (a takeover that stopped half-way), where that one would have started."""
     if previous is None:
         return 1  # the partition's first owner: every input from the start
-    try:
-        info = await js.consumer_info(stream, previous.consumer)
-    except (NotFoundError, APIError):
-        return previous.start_seq
-    floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-    return floor + 1
+    floor = await event_log.ack_floor(partition, previous.consumer)
+    return previous.start_seq if floor is None else floor + 1

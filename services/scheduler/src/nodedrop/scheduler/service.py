@@ -42,23 +42,17 @@ import heapq
 import logging
 import uuid
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
-
 from nodedrop.contracts import codec
 from nodedrop.contracts.codec import EventDecodeError
-from nodedrop.contracts.events import Event, ExecutionRequested
-from nodedrop.contracts.routing import execution_subject
-from nodedrop.platform.bus import EventPublisher, FencedError
+from nodedrop.contracts.events import Event, ExecutionFinished, ExecutionRequested
+from nodedrop.platform.bus import FencedError
 from nodedrop.platform.consumerlag import Sampled
-from nodedrop.platform.history import read_execution
-from nodedrop.platform.jetstream import StreamSettings
+from nodedrop.platform.event_log import Delivery, EventLog
+from nodedrop.platform.key_values import KeyValueStore
 from nodedrop.platform.logsetup import bind
 from nodedrop.platform.metrics import (
     EXECUTIONS_ACTIVE,
@@ -66,7 +60,6 @@ from nodedrop.platform.metrics import (
     SCHEDULER_DECIDE_SECONDS,
     SCHEDULER_RECORD_SECONDS,
 )
-from nodedrop.platform.pullgroup import PullGroup
 from nodedrop.scheduler.active import DEFAULT_SNAPSHOT_INTERVAL_S, ActiveExecutions
 from nodedrop.scheduler.admission import Claim, ConcurrencyGate, KvGate, claims_of
 from nodedrop.scheduler.core import (
@@ -80,10 +73,11 @@ from nodedrop.scheduler.core import (
     step,
     tick,
 )
+from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 from nodedrop.scheduler.observed import count_recorded
 from nodedrop.scheduler.partitions import Ownership, fence_holds, take_over
 from nodedrop.scheduler.shares import RunnerShares
-from nodedrop.scheduler.snapshot_store import SnapshotStore, open_bucket
+from nodedrop.scheduler.snapshot_store import SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +118,7 @@ class _Batch:
     now: datetime
     decisions: list[Event] = field(default_factory=list)
     #: Inputs to acknowledge once the decisions are recorded.
-    inputs: list[Msg] = field(default_factory=list)
+    inputs: list[Delivery] = field(default_factory=list)
     #: Executions seen for the first time: listed as unfinished with the decisions.
     new: list[str] = field(default_factory=list)
     touched: set[str] = field(default_factory=set)
@@ -137,30 +131,32 @@ class _Batch:
 
 
 class Scheduler:
+    """Decides for the partitions it owns, over the event log ``log`` and the key-value store
+    ``kv`` (its snapshots and, unless ``gate`` is given, the shared concurrency slots)."""
+
     def __init__(
         self,
-        nc: NatsClient,
-        js: JetStreamContext,
+        log: EventLog,
+        kv: KeyValueStore,
         *,
         clock: Clock = utc_now,
         batch_size: int = 512,
         history_concurrency: int = 16,
         max_in_flight: int = 8,
         snapshot_interval_s: float = DEFAULT_SNAPSHOT_INTERVAL_S,
-        settings: StreamSettings | None = None,
         owner: str | None = None,
         gate: ConcurrencyGate | None = None,
         max_concurrent_per_user: int | None = None,
         max_running_nodes_per_user: int | None = None,
+        max_input_bytes: int = MAX_INPUT_BYTES,
     ) -> None:
-        self._nc = nc
-        self._js = js
+        self._log = log
+        self._kv = kv
         self._clock = clock
         self._batch_size = batch_size
         self._history_limit = asyncio.Semaphore(history_concurrency)
-        self._settings = settings or StreamSettings()
-        self._layout = self._settings.layout
-        self._publisher = EventPublisher(js, self._layout)
+        self._layout = log.layout
+        self._limit = max_input_bytes
         #: Names this process in fences, consumers and snapshot keys: unique per start.
         self.owner = owner or uuid.uuid4().hex[:12]
         self._takeovers = 0
@@ -178,10 +174,10 @@ class Scheduler:
         self._max_in_flight = max_in_flight
         self._in_flight: dict[str, int] = {}
         #: Inputs of executions in flight, in arrival order: decided once those are recorded.
-        self._held: list[tuple[Msg, Event]] = []
+        self._held: list[tuple[Delivery, Event]] = []
         #: Executions whose timer fell due while they were in flight.
         self._deferred_ticks: set[str] = set()
-        self._consumer = PullGroup(nc, "", capacity=2 * batch_size)
+        self._consumer = log.input_feed(capacity=2 * batch_size)
         self._running = False
         #: Concurrency limits: the gate (by default the shared one, opened at the first
         #: takeover), the per-user limit, and the executions queued here in arrival order.
@@ -221,11 +217,7 @@ class Scheduler:
                 await self.take(partition)
             await self.handle([])
             while not self._stopping.is_set():
-                msgs = await self._consumer.next_batch(self._batch_size, self._wait_s())
-                for batch in _isolating_redeliveries(msgs):
-                    await self._handle_or_give_back(batch)
-                while self._released_work():
-                    await self._handle_or_give_back([])
+                await self.turn()
         finally:
             self._running = False
             await self.drain()
@@ -234,24 +226,37 @@ class Scheduler:
                 await owned.active.close()
             self._owned.clear()
 
+    async def turn(
+        self, limit: int | None = None, wait_s: float | None = None, *, wait: bool = False
+    ) -> None:
+        """One turn of the loop: take up to ``limit`` inputs (by default a batch) that are
+        waiting, or come within ``wait_s`` (by default until the next timer, at most 1 s);
+        decide on them, on due timers and on what earlier records held back; record the
+        decisions (in the background, or awaited with ``wait``)."""
+        msgs = await self._consumer.next_batch(
+            self._batch_size if limit is None else limit,
+            self._wait_s() if wait_s is None else wait_s,
+        )
+        for batch in _isolating_redeliveries(msgs):
+            await self._handle_or_give_back(batch, wait=wait)
+        while self._released_work():
+            await self._handle_or_give_back([], wait=wait)
+
+    def next_timer(self) -> datetime | None:
+        """When the earliest timer of an execution in memory is due."""
+        return min(self._scheduled.values(), default=None)
+
     async def take(self, partition: int) -> None:
         """Become ``partition``'s owner: fence it, read its unfinished executions (rebuilt
         before anything else is decided for them) and read its inputs."""
         self._takeovers += 1
-        kv, _ = await open_bucket(self._js, self._settings.replicas)
         if self._gate is None:
-            self._gate = KvGate(kv, self._has_finished)
-        ownership = await take_over(
-            self._js,
-            self._publisher,
-            self._settings,
-            partition,
-            owner=self.owner,
-        )
+            self._gate = KvGate(self._kv, self._has_finished)
+        ownership = await take_over(self._log, partition, owner=self.owner)
         active = ActiveExecutions(
-            self._js,
-            SnapshotStore(kv, partition, f"{self.owner}{self._takeovers}"),
-            stream=ownership.stream,
+            self._log,
+            SnapshotStore(self._kv, partition, f"{self.owner}{self._takeovers}"),
+            partition=partition,
             consumer=ownership.consumer,
             snapshot_interval_s=self._snapshot_interval_s,
             on_lost=lambda: self._lose_soon(partition),
@@ -315,14 +320,14 @@ class Scheduler:
         while self._records:
             await asyncio.gather(*self._records, return_exceptions=True)
 
-    async def _handle_or_give_back(self, msgs: list[Msg]) -> None:
+    async def _handle_or_give_back(self, msgs: list[Delivery], *, wait: bool = False) -> None:
         try:
-            await self.handle(msgs, wait=False)
+            await self.handle(msgs, wait=wait)
         except _BatchFailedError as failure:  # e.g. a history read timed out while NATS was away
             log.exception("a batch of %d events failed; redelivering it", len(failure.msgs))
             await self._give_back(failure.msgs)
 
-    async def _give_back(self, msgs: list[Msg]) -> None:
+    async def _give_back(self, msgs: list[Delivery]) -> None:
         """Have a failed batch redelivered, and forget what it may have half-applied: its
         executions are rebuilt from the stream before they are touched again."""
         for msg in msgs:
@@ -336,7 +341,7 @@ class Scheduler:
         await asyncio.sleep(0.5)
 
     # ------------------------------------------------------------------ one batch
-    async def handle(self, msgs: list[Msg], *, wait: bool = True) -> None:
+    async def handle(self, msgs: list[Delivery], *, wait: bool = True) -> None:
         """Decide on ``msgs`` (and on held inputs now free, stale executions, due timers) and
         record the decisions: awaited with ``wait``, else in the background once fewer than
         ``max_in_flight`` batches are in flight. Raises :class:`_BatchFailedError` with the
@@ -390,7 +395,7 @@ class Scheduler:
         if (self._held or self._deferred_ticks or self._dispatchable()) and self._running:
             self._consumer.wake()  # the loop decides what this record held back
 
-    def _release_held(self) -> list[tuple[Msg, Event]]:
+    def _release_held(self) -> list[tuple[Delivery, Event]]:
         """Held inputs whose executions are no longer in flight, in arrival order."""
         free = [(m, e) for m, e in self._held if e.execution_id not in self._in_flight]
         if free:
@@ -405,7 +410,7 @@ class Scheduler:
             or self._dispatchable()
         )
 
-    async def _decide_batch(self, batch: _Batch, work: list[tuple[Msg, Event]]) -> None:
+    async def _decide_batch(self, batch: _Batch, work: list[tuple[Delivery, Event]]) -> None:
         stale = {i for i in self._stale if i not in self._in_flight}
         rebuilt = await self._rebuild(stale, batch.now)
         self._stale -= stale  # only once rebuilt: a failed read leaves them to the next batch
@@ -421,18 +426,18 @@ class Scheduler:
         for execution_id in self._due(batch.now):
             state = self._states.get(execution_id)
             if state is not None:
-                ticked = tick(state, batch.now, share=self._shares)
+                ticked = tick(state, batch.now, share=self._shares, max_input_bytes=self._limit)
                 self._shares.observe(execution_id, ticked)
                 batch.decisions.extend(ticked)
                 batch.touched.add(execution_id)
         await self._admit_queued(batch)
         self._dispatch_deferred(batch)
 
-    async def _decide(self, msg: Msg, event: Event, batch: _Batch) -> None:
+    async def _decide(self, msg: Delivery, event: Event, batch: _Batch) -> None:
         with bind(execution_id=event.execution_id):
             await self._decide_one(msg, event, batch)
 
-    async def _decide_one(self, msg: Msg, event: Event, batch: _Batch) -> None:
+    async def _decide_one(self, msg: Delivery, event: Event, batch: _Batch) -> None:
         execution_id = event.execution_id
         owned = self._owned.get(self._layout.partition_of(execution_id))
         if owned is None:
@@ -460,7 +465,12 @@ class Scheduler:
             # A result gives its attempt's place back before the step, which may use it.
             self._shares.observe(execution_id, [event])
             state, decided = step(
-                state, event, batch.now, admitted=full is None, share=self._shares
+                state,
+                event,
+                batch.now,
+                admitted=full is None,
+                share=self._shares,
+                max_input_bytes=self._limit,
             )
             if state is not None and full is not None:
                 decided += self._queue(state, batch.now, full)
@@ -495,7 +505,7 @@ class Scheduler:
             for execution_id in batch.touched:
                 if execution_id in self._states:
                     self._active_of(execution_id).add(execution_id)
-            await self._publisher.publish(batch.decisions, fences=fences)
+            await self._log.publish(batch.decisions, fences=fences)
         except FencedError as error:
             log.warning("a batch was refused under a fence: %r", error)
             await self._check_fences(batch)
@@ -546,9 +556,8 @@ class Scheduler:
             owned = self._owned.get(partition)
             if owned is None:
                 continue
-            subject = self._layout.fence_subject(partition)
             try:
-                holds = await fence_holds(self._js, owned.ownership, subject)
+                holds = await fence_holds(self._log, owned.ownership)
             except Exception:
                 log.warning("fence of partition %d not read", partition, exc_info=True)
                 continue
@@ -562,7 +571,7 @@ class Scheduler:
     ) -> list[tuple[str, ExecutionState | None, list[Event]]]:
         async def one(execution_id: str) -> tuple[str, ExecutionState | None]:
             async with self._history_limit:
-                history = await read_execution(self._js, execution_id, layout=self._layout)
+                history = await self._log.history(execution_id)
             state: ExecutionState | None = None
             for _, event in history:
                 state = evolve(state, event)
@@ -583,11 +592,13 @@ class Scheduler:
                 continue
             full = None if state.started else await self._acquire(execution_id, state.request)
             if full is None:
-                resumed = resume(state, now, share=self._shares)
+                resumed = resume(state, now, share=self._shares, max_input_bytes=self._limit)
                 self._shares.observe(execution_id, resumed)
                 rebuilt.append((execution_id, state, resumed))
             else:
-                waiting = resume(state, now, admitted=False) + self._queue(state, now, full)
+                waiting = resume(
+                    state, now, admitted=False, max_input_bytes=self._limit
+                ) + self._queue(state, now, full)
                 rebuilt.append((execution_id, state, waiting))
         return rebuilt
 
@@ -686,7 +697,7 @@ class Scheduler:
                 full.add((blocked.scope, blocked.key))
                 continue
             self._dequeue(execution_id)
-            admitted = admit(state, batch.now, share=self._shares)
+            admitted = admit(state, batch.now, share=self._shares, max_input_bytes=self._limit)
             self._shares.observe(execution_id, admitted)
             batch.decisions.extend(admitted)
             batch.touched.add(execution_id)
@@ -700,7 +711,11 @@ class Scheduler:
                 if execution_id in self._in_flight:
                     continue
                 state = self._states.get(execution_id)
-                made_ready = [] if state is None else dispatch(state, batch.now, self._shares)
+                made_ready = (
+                    []
+                    if state is None
+                    else dispatch(state, batch.now, self._shares, max_input_bytes=self._limit)
+                )
                 if made_ready:
                     self._shares.observe(execution_id, made_ready)
                     batch.decisions.extend(made_ready)
@@ -743,16 +758,9 @@ class Scheduler:
 
     async def _has_finished(self, execution_id: str) -> bool:
         """Whether the execution's end is in the log (or its history is gone altogether)."""
-        stream = self._layout.stream_of(execution_id)
-        for kind, present in (("ExecutionFinished", True), ("ExecutionRequested", False)):
-            try:
-                await self._js.get_last_msg(
-                    stream, execution_subject(execution_id, kind), direct=True
-                )
-            except NotFoundError:
-                continue
-            return present
-        return True
+        if await self._log.has_event(execution_id, ExecutionFinished):
+            return True
+        return not await self._log.has_event(execution_id, ExecutionRequested)
 
 
 def _request_order(rebuilt: tuple[str, ExecutionState | None]) -> tuple[datetime, str]:
@@ -765,12 +773,12 @@ def _request_order(rebuilt: tuple[str, ExecutionState | None]) -> tuple[datetime
 class _BatchFailedError(Exception):
     """Deciding on a batch failed; ``msgs`` are to be redelivered."""
 
-    def __init__(self, msgs: list[Msg]) -> None:
+    def __init__(self, msgs: list[Delivery]) -> None:
         super().__init__(f"a batch of {len(msgs)} inputs failed")
         self.msgs = msgs
 
 
-def _isolating_redeliveries(msgs: list[Msg]) -> list[list[Msg]]:
+def _isolating_redeliveries(msgs: Sequence[Delivery]) -> list[list[Delivery]]:
     """The new messages as one batch, and each redelivered message as a batch of its own: a
     batch fails as a whole, so a poison message redelivered with the rest would fail them
     with it every time, and they would reach the delivery limit together. Alone, only the
@@ -780,12 +788,12 @@ def _isolating_redeliveries(msgs: list[Msg]) -> list[list[Msg]]:
     return [fresh, *again] if fresh or not again else again
 
 
-async def _nak_quietly(msg: Msg) -> None:
+async def _nak_quietly(msg: Delivery) -> None:
     with contextlib.suppress(Exception):
         await msg.nak(delay=_redelivery_delay_s(msg))
 
 
-def _redelivery_delay_s(msg: Msg) -> float:
+def _redelivery_delay_s(msg: Delivery) -> float:
     """Backing off: 0.5 s after the first failure, doubling up to 10 s (with the consumer's
     ``max_deliver`` of 10, a message that always fails is dead-lettered after about a minute,
     while a few seconds of NATS trouble cost a healthy one only a couple of deliveries)."""

@@ -15,11 +15,10 @@ import logging
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.kv import KeyValue
 
 from nodedrop.contracts import subjects
 from nodedrop.platform.buckets import open_key_value
+from nodedrop.platform.key_values import KeyValueStore, NatsKeyValues, RevisionMismatchError
 from nodedrop.scheduler.snapshot import (
     Head,
     Snapshot,
@@ -37,9 +36,9 @@ class SnapshotFencedError(RuntimeError):
     """Another process wrote the partition's snapshot since this one last did."""
 
 
-async def open_bucket(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue, bool]:
+async def open_bucket(js: JetStreamContext, replicas: int = 1) -> tuple[NatsKeyValues, bool]:
     """The scheduler's bucket, created if missing; and whether it existed."""
-    return await open_key_value(
+    kv, existed = await open_key_value(
         js,
         KeyValueConfig(
             bucket=subjects.SCHEDULER_STATE_BUCKET,
@@ -49,10 +48,11 @@ async def open_bucket(js: JetStreamContext, replicas: int = 1) -> tuple[KeyValue
             description="nodedrop scheduler: snapshots of the unfinished executions",
         ),
     )
+    return NatsKeyValues(kv), existed
 
 
 class SnapshotStore:
-    def __init__(self, kv: KeyValue, partition: int, owner: str) -> None:
+    def __init__(self, kv: KeyValueStore, partition: int, owner: str) -> None:
         self._kv = kv
         self._partition = partition
         self._owner = owner
@@ -70,11 +70,10 @@ class SnapshotStore:
         chunks = []
         for index in range(head.chunks):
             key = subjects.snapshot_chunk_key(self._partition, head.slot, index)
-            try:
-                entry = await self._kv.get(key)
-            except KeyNotFoundError as error:
-                raise SnapshotError(f"chunk {index} of the snapshot is missing") from error
-            chunks.append(entry.value or b"")
+            entry = await self._kv.get(key)
+            if entry is None:
+                raise SnapshotError(f"chunk {index} of the snapshot is missing")
+            chunks.append(entry.value)
         return decode(head, chunks)
 
     async def write(self, executions: list[str], after_seq: int) -> Head:
@@ -90,7 +89,7 @@ class SnapshotStore:
                 revision = await self._kv.update(self._head_key, head_bytes, last=self._revision)
             else:
                 revision = await self._kv.create(self._head_key, head_bytes)
-        except KeyWrongLastSequenceError as error:
+        except RevisionMismatchError as error:
             # Our own earlier write may have landed unacknowledged: then the head is ours.
             current = await self._head_entry()
             if current is None or not self._is_mine(current[0]):
@@ -115,13 +114,11 @@ class SnapshotStore:
         return head
 
     async def _head_entry(self) -> tuple[Head, int] | None:
-        try:
-            entry = await self._kv.get(self._head_key)
-        except KeyNotFoundError:
+        entry = await self._kv.get(self._head_key)
+        if entry is None:
             return None
-        assert entry.revision is not None
         try:
-            return parse_head(entry.value or b""), entry.revision
+            return parse_head(entry.value), entry.revision
         except SnapshotError:
             self._revision = entry.revision  # unreadable: replaced by the next write
             raise

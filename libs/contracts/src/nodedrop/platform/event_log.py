@@ -1,0 +1,232 @@
+"""The event log as the scheduler sees it: the port :class:`EventLog` and its adapter over the
+JetStream partitions, :class:`JetStreamEventLog`.
+
+A log records events (each id once), under a partition's fence when asked; reads one
+execution's history; scans a partition for the executions with an event of a type; and serves
+a partition's inputs through named consumers, whose deliveries are acknowledged one by one
+(:class:`Delivery`, shaped as nats-py's ``Msg`` so the adapter hands those over unwrapped).
+An in-memory log with the same behaviour is
+:class:`nodedrop.platform.testing.event_log.MemoryEventLog`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+
+from nodedrop.contracts.events import AnyEvent, Event
+from nodedrop.contracts.routing import Layout, events_of_type, execution_id_of, execution_subject
+from nodedrop.platform.bus import EventPublisher
+from nodedrop.platform.history import read_batches, read_execution
+from nodedrop.platform.jetstream import StreamSettings, scheduler_consumer_config
+from nodedrop.platform.pullgroup import PullGroup
+
+
+class SequencePosition(Protocol):
+    @property
+    def stream(self) -> int: ...
+
+
+class DeliveryInfo(Protocol):
+    @property
+    def sequence(self) -> SequencePosition: ...
+
+    @property
+    def num_delivered(self) -> int: ...
+
+    @property
+    def stream(self) -> str: ...
+
+
+class Delivery(Protocol):
+    """One message handed over by a consumer: settled by exactly one of ack, nak or term."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def metadata(self) -> DeliveryInfo: ...
+
+    async def ack(self) -> None: ...
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Deliver it again, after ``delay`` seconds."""
+
+    async def term(self) -> None:
+        """Never deliver it again."""
+
+    async def in_progress(self) -> None:
+        """Still being worked on: not redelivered for another ack wait."""
+
+
+class InputFeed(Protocol):
+    """Several consumers read as one (:class:`~nodedrop.platform.pullgroup.PullGroup`)."""
+
+    async def add(self, stream: str, consumer: str | None = None) -> None: ...
+
+    async def remove(self, stream: str) -> Sequence[Delivery]:
+        """Stop reading ``stream``; what it delivered and nobody took yet."""
+        ...
+
+    async def next_batch(self, limit: int, wait_s: float | None) -> Sequence[Delivery]:
+        """Up to ``limit`` deliveries waiting now, or the first to come within ``wait_s``."""
+        ...
+
+    def wake(self) -> None:
+        """End a :meth:`next_batch` waiting now, with what is there (maybe nothing)."""
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Fence:
+    sequence: int
+    body: bytes
+
+
+class EventLog(Protocol):
+    @property
+    def layout(self) -> Layout: ...
+
+    async def publish(
+        self, events: Sequence[Event], *, fences: Mapping[int, int] | None = None
+    ) -> None:
+        """Record ``events`` in order, each id once. With ``fences`` (partition -> the
+        sequence of the caller's fence): :class:`~nodedrop.platform.bus.FencedError` if a
+        partition's fence moved on (nothing of it stored); any other
+        :class:`~nodedrop.platform.bus.PublishError`: it is unknown what was stored."""
+        ...
+
+    async def write_fence(self, partition: int, body: str) -> int:
+        """Store a new fence of ``partition``; its sequence."""
+        ...
+
+    async def last_fence(self, partition: int) -> Fence | None: ...
+
+    async def last_sequence(self, partition: int) -> int:
+        """The sequence of the last message stored in ``partition`` (0: none)."""
+        ...
+
+    async def history(self, execution_id: str) -> list[tuple[int, AnyEvent]]:
+        """Every stored event of the execution, with its sequence, in order."""
+        ...
+
+    async def has_event(self, execution_id: str, event_type: type[Event]) -> bool: ...
+
+    async def executions_with(
+        self, partition: int, event_type: type[Event], after_seq: int
+    ) -> set[str]:
+        """The executions of ``partition`` with an ``event_type`` stored after ``after_seq``."""
+        ...
+
+    async def open_inputs(self, partition: int, consumer: str, start_seq: int) -> None:
+        """Create the scheduler consumer ``consumer`` of ``partition``: every input event
+        (``INPUT_EVENT_TYPES``) from ``start_seq`` on. One of that name is to be deleted
+        first."""
+        ...
+
+    async def delete_inputs(self, partition: int, consumer: str) -> None:
+        """Delete the consumer if it exists: its deliveries can no longer be settled."""
+        ...
+
+    async def ack_floor(self, partition: int, consumer: str) -> int | None:
+        """The sequence up to which the consumer's inputs are all acknowledged; None if the
+        consumer does not exist."""
+        ...
+
+    def input_feed(self, capacity: int) -> InputFeed:
+        """A feed that reads the consumers it is given, with ``capacity`` inputs of credit."""
+        ...
+
+
+class JetStreamEventLog:
+    """:class:`EventLog` over the partition streams."""
+
+    def __init__(
+        self, nc: NatsClient, js: JetStreamContext, settings: StreamSettings | None = None
+    ) -> None:
+        self._nc = nc
+        self._js = js
+        self._settings = settings or StreamSettings()
+        self._layout = self._settings.layout
+        self.publisher = EventPublisher(js, self._layout)
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    async def publish(
+        self, events: Sequence[Event], *, fences: Mapping[int, int] | None = None
+    ) -> None:
+        await self.publisher.publish(events, fences=fences)
+
+    async def write_fence(self, partition: int, body: str) -> int:
+        return await self.publisher.write_fence(partition, body)
+
+    async def last_fence(self, partition: int) -> Fence | None:
+        stream, subject = self._layout.stream(partition), self._layout.fence_subject(partition)
+        try:
+            msg = await self._js.get_last_msg(stream, subject, direct=True)
+        except NotFoundError:
+            return None
+        assert msg.seq is not None  # a stored message has one
+        return Fence(msg.seq, msg.data or b"")
+
+    async def last_sequence(self, partition: int) -> int:
+        return (await self._js.stream_info(self._layout.stream(partition))).state.last_seq
+
+    async def history(self, execution_id: str) -> list[tuple[int, AnyEvent]]:
+        return await read_execution(self._js, execution_id, layout=self._layout)
+
+    async def has_event(self, execution_id: str, event_type: type[Event]) -> bool:
+        subject = execution_subject(execution_id, event_type.__name__)
+        try:
+            await self._js.get_last_msg(self._layout.stream_of(execution_id), subject, direct=True)
+        except NotFoundError:
+            return False
+        return True
+
+    async def executions_with(
+        self, partition: int, event_type: type[Event], after_seq: int
+    ) -> set[str]:
+        found: set[str] = set()
+        batches = read_batches(
+            self._js,
+            stream=self._layout.stream(partition),
+            filter_subject=events_of_type(event_type),
+            after_seq=after_seq,
+            description=f"executions with {event_type.__name__} after seq {after_seq}",
+            headers_only=True,
+        )
+        async for batch in batches:
+            found.update(execution_id_of(msg.subject) for msg in batch)
+        return found
+
+    async def open_inputs(self, partition: int, consumer: str, start_seq: int) -> None:
+        await self._js.add_consumer(
+            self._layout.stream(partition),
+            scheduler_consumer_config(self._settings, consumer, start_seq),
+        )
+
+    async def delete_inputs(self, partition: int, consumer: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self._js.delete_consumer(self._layout.stream(partition), consumer)
+
+    async def ack_floor(self, partition: int, consumer: str) -> int | None:
+        try:
+            info = await self._js.consumer_info(self._layout.stream(partition), consumer)
+        except (NotFoundError, APIError):
+            return None
+        return info.ack_floor.stream_seq if info.ack_floor is not None else 0
+
+    def input_feed(self, capacity: int) -> InputFeed:
+        return PullGroup(self._nc, "", capacity=capacity)

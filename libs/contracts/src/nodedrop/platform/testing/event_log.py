@@ -1,0 +1,363 @@
+"""An in-memory :class:`~nodedrop.platform.event_log.EventLog`: partitions as lists, each event
+id stored once, fences that refuse a batch published under an older one, and scheduler
+consumers whose deliveries are acknowledged, given back (after their delay, on the log's clock)
+or ended, with an ack floor as JetStream reports it.
+
+A test may also make the next publish go wrong as a publish sent event by event can: store only
+its first ``keep`` events and fail, and let other writers' events land amid it
+(:meth:`MemoryEventLog.disturb_next_publish`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from nodedrop.contracts import codec
+from nodedrop.contracts.events import INPUT_EVENT_TYPES, AnyEvent, Event
+from nodedrop.contracts.routing import Layout, event_subject, execution_id_of
+from nodedrop.platform.bus import FencedError, PublishError
+from nodedrop.platform.event_log import Fence
+
+#: JetStream's ``max_deliver`` of the scheduler consumers by default.
+MAX_DELIVER = 10
+
+
+@dataclass(frozen=True)
+class _Stored:
+    seq: int
+    subject: str
+    data: bytes
+    #: The event's type name; None for a fence.
+    kind: str | None
+    execution_id: str | None
+    #: The event as it was stored (what a test reads; readers through the port decode).
+    event: Event | None
+
+
+@dataclass
+class _Partition:
+    stream: str
+    messages: list[_Stored] = field(default_factory=list)
+    fence: Fence | None = None
+
+    @property
+    def last_seq(self) -> int:
+        return self.messages[-1].seq if self.messages else 0
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    stream: int
+    consumer: int = 0
+
+
+@dataclass(frozen=True)
+class _Info:
+    sequence: _Sequence
+    num_delivered: int
+    stream: str
+
+
+class MemoryDelivery:
+    def __init__(self, consumer: _Consumer, stored: _Stored, delivered: int) -> None:
+        self._consumer = consumer
+        self.data = stored.data
+        self.subject = stored.subject
+        self.metadata = _Info(_Sequence(stored.seq), delivered, consumer.stream)
+        self.seq = stored.seq
+
+    async def ack(self) -> None:
+        self._consumer.settle(self.seq)
+
+    async def term(self) -> None:
+        self._consumer.settle(self.seq)
+
+    async def nak(self, delay: float | None = None) -> None:
+        self._consumer.give_back(self.seq, delay or 0.0)
+
+    async def in_progress(self) -> None:
+        return None
+
+
+class _Consumer:
+    def __init__(self, log: MemoryEventLog, partition: int, name: str, start_seq: int) -> None:
+        self.log = log
+        self.partition = partition
+        self.stream = log.layout.stream(partition)
+        self.name = name
+        self.kinds = {t.__name__ for t in INPUT_EVENT_TYPES}
+        #: Just after the last input delivered (or where the consumer starts).
+        self.cursor = max(start_seq, 1)
+        self.pending: dict[int, _Stored] = {}
+        #: Given back: (due on the log's clock, seq).
+        self.again: dict[int, float] = {}
+        self.deliveries: dict[int, int] = {}
+        self.deleted = False
+
+    def settle(self, seq: int) -> None:
+        if not self.deleted:
+            self.pending.pop(seq, None)
+            self.again.pop(seq, None)
+
+    def give_back(self, seq: int, delay: float) -> None:
+        if self.deleted or seq not in self.pending:
+            return
+        if self.deliveries[seq] >= MAX_DELIVER:
+            self.pending.pop(seq)  # JetStream stops there (and advises a dead letter)
+        else:
+            self.again[seq] = self.log.clock() + delay
+        self.log.changed.set()
+
+    def ack_floor(self) -> int:
+        """Just below the first input not settled yet; with none, the last one delivered (as
+        JetStream reports it: messages of other types between count as below the floor)."""
+        if self.pending:
+            return min(self.pending) - 1
+        return self.cursor - 1
+
+    def take(self, limit: int) -> list[MemoryDelivery]:
+        taken: list[MemoryDelivery] = []
+        now = self.log.clock()
+        for seq in sorted(s for s, due in self.again.items() if due <= now)[:limit]:
+            del self.again[seq]
+            taken.append(self._deliver(self.pending[seq]))
+        messages = self.log.partition(self.partition).messages
+        for stored in messages[self.cursor - 1 :]:
+            if len(taken) >= limit:
+                break
+            if stored.kind in self.kinds:
+                # Past it only once delivered, as JetStream counts: messages of other types
+                # after the last input delivered do not raise the ack floor.
+                self.cursor = stored.seq + 1
+                self.pending[stored.seq] = stored
+                taken.append(self._deliver(stored))
+        return taken
+
+    def _deliver(self, stored: _Stored) -> MemoryDelivery:
+        self.deliveries[stored.seq] = self.deliveries.get(stored.seq, 0) + 1
+        return MemoryDelivery(self, stored, self.deliveries[stored.seq])
+
+    def waiting(self) -> bool:
+        """Whether an input is there to deliver now."""
+        if any(due <= self.log.clock() for due in self.again.values()):
+            return True
+        messages = self.log.partition(self.partition).messages
+        return any(m.kind in self.kinds for m in messages[self.cursor - 1 :])
+
+    def next_due(self) -> float | None:
+        return min(self.again.values(), default=None)
+
+
+class MemoryFeed:
+    """:class:`~nodedrop.platform.event_log.InputFeed` over a memory log's consumers."""
+
+    def __init__(self, log: MemoryEventLog) -> None:
+        self._log = log
+        self._members: dict[str, str] = {}
+        self._woken = False
+
+    async def add(self, stream: str, consumer: str | None = None) -> None:
+        assert consumer is not None, "the scheduler names its consumer"
+        self._members.setdefault(stream, consumer)
+
+    async def remove(self, stream: str) -> list[MemoryDelivery]:
+        self._members.pop(stream, None)
+        return []
+
+    def _take(self, limit: int) -> list[MemoryDelivery]:
+        batch: list[MemoryDelivery] = []
+        for stream, name in list(self._members.items()):
+            consumer = self._log.consumer(self._log.layout.partition_of_stream(stream), name)
+            if consumer is not None:
+                batch += consumer.take(limit - len(batch))
+        return batch
+
+    async def next_batch(self, limit: int, wait_s: float | None) -> list[MemoryDelivery]:
+        batch = self._take(limit)
+        if batch or self._woken:
+            self._woken = False
+            return batch
+        self._log.changed.clear()
+        due = [c.next_due() for c in self._log.consumers() if c.stream in self._members]
+        soonest = min((d for d in due if d is not None), default=None)
+        if soonest is not None:
+            until_due = max(soonest - self._log.clock(), 0.0)
+            wait_s = until_due if wait_s is None else min(wait_s, until_due)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._log.changed.wait(), wait_s)
+        self._woken = False
+        return self._take(limit)
+
+    def wake(self) -> None:
+        self._woken = True
+        self._log.changed.set()
+
+    async def stop(self) -> None:
+        self._members.clear()
+
+
+@dataclass
+class _Disturbance:
+    keep: int | None
+    amid: list[Event]
+
+
+class MemoryEventLog:
+    def __init__(
+        self, layout: Layout | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._layout = layout or Layout()
+        #: Seconds, for redelivery delays (a test may pass one it moves).
+        self.clock = clock
+        self._partitions = [
+            _Partition(self._layout.stream(p)) for p in range(self._layout.partitions)
+        ]
+        self._ids: set[str] = set()
+        self._consumers: dict[tuple[int, str], _Consumer] = {}
+        self._disturbance: _Disturbance | None = None
+        #: How many publishes a disturbance cut short.
+        self.cut_short = 0
+        #: Set whenever something a consumer may deliver arrives.
+        self.changed = asyncio.Event()
+        #: How many publishes were refused under a fence that moved on.
+        self.fenced = 0
+
+    @property
+    def layout(self) -> Layout:
+        return self._layout
+
+    def partition(self, partition: int) -> _Partition:
+        return self._partitions[partition]
+
+    def consumer(self, partition: int, name: str) -> _Consumer | None:
+        return self._consumers.get((partition, name))
+
+    def consumers(self) -> list[_Consumer]:
+        return list(self._consumers.values())
+
+    # ------------------------------------------------------------------ what a test reads
+    def events(self, partition: int | None = None) -> list[Event]:
+        """Every stored event (of ``partition``, or of all of them, partition by partition)."""
+        partitions = self._partitions if partition is None else [self._partitions[partition]]
+        return [m.event for p in partitions for m in p.messages if m.event is not None]
+
+    def record(self, event: Event) -> bool:
+        """Store ``event`` as another writer (a runner, the api) would; False if its id was
+        stored already."""
+        return self._store(event)
+
+    def disturb_next_publish(self, *, keep: int | None = None, amid: Iterable[Event] = ()) -> None:
+        """The next publish stores only its first ``keep`` events, then fails with
+        :class:`PublishError` (if it had more); ``amid`` are stored half-way through it."""
+        self._disturbance = _Disturbance(keep, list(amid))
+
+    def take_disturbance(self) -> list[Event]:
+        """Disarm a disturbance no publish met; the events it was to store amid one."""
+        disturbance, self._disturbance = self._disturbance, None
+        return [] if disturbance is None else disturbance.amid
+
+    # ------------------------------------------------------------------ the port
+    def _store(self, event: Event) -> bool:
+        if event.event_id in self._ids:
+            return False
+        self._ids.add(event.event_id)
+        partition = self._partitions[self._layout.partition_of(event.execution_id)]
+        partition.messages.append(
+            _Stored(
+                partition.last_seq + 1,
+                event_subject(event),
+                codec.encode(event),
+                type(event).__name__,
+                event.execution_id,
+                event,
+            )
+        )
+        self.changed.set()
+        return True
+
+    async def publish(
+        self, events: Sequence[Event], *, fences: Mapping[int, int] | None = None
+    ) -> None:
+        if fences is not None:
+            for partition in {self._layout.partition_of(e.execution_id) for e in events}:
+                fence = self._partitions[partition].fence
+                if partition not in fences or fence is None or fence.sequence != fences[partition]:
+                    self.fenced += 1
+                    raise FencedError(f"partition {partition} is fenced by another owner")
+        disturbance, self._disturbance = self._disturbance, None
+        if disturbance is None:
+            for event in events:
+                self._store(event)
+            return
+        kept = list(events if disturbance.keep is None else events[: disturbance.keep])
+        middle = len(kept) // 2
+        for position, event in enumerate(kept):
+            if position == middle:
+                for other in disturbance.amid:
+                    self._store(other)
+            self._store(event)
+        if not kept:
+            for other in disturbance.amid:
+                self._store(other)
+        if len(kept) < len(events):
+            self.cut_short += 1
+            raise PublishError(f"{len(events) - len(kept)} of {len(events)} events not stored")
+
+    async def write_fence(self, partition: int, body: str) -> int:
+        stored = self._partitions[partition]
+        seq = stored.last_seq + 1
+        fence_subject = self._layout.fence_subject(partition)
+        stored.messages.append(_Stored(seq, fence_subject, body.encode(), None, None, None))
+        stored.fence = Fence(seq, body.encode())
+        return seq
+
+    async def last_fence(self, partition: int) -> Fence | None:
+        return self._partitions[partition].fence
+
+    async def last_sequence(self, partition: int) -> int:
+        return self._partitions[partition].last_seq
+
+    async def history(self, execution_id: str) -> list[tuple[int, AnyEvent]]:
+        partition = self._partitions[self._layout.partition_of(execution_id)]
+        return [
+            (m.seq, codec.decode(m.data))
+            for m in partition.messages
+            if m.execution_id == execution_id
+        ]
+
+    async def has_event(self, execution_id: str, event_type: type[Event]) -> bool:
+        partition = self._partitions[self._layout.partition_of(execution_id)]
+        return any(
+            m.execution_id == execution_id and m.kind == event_type.__name__
+            for m in partition.messages
+        )
+
+    async def executions_with(
+        self, partition: int, event_type: type[Event], after_seq: int
+    ) -> set[str]:
+        return {
+            execution_id_of(m.subject)
+            for m in self._partitions[partition].messages
+            if m.seq > after_seq and m.kind == event_type.__name__
+        }
+
+    async def open_inputs(self, partition: int, consumer: str, start_seq: int) -> None:
+        await self.delete_inputs(partition, consumer)
+        self._consumers[(partition, consumer)] = _Consumer(self, partition, consumer, start_seq)
+        self.changed.set()
+
+    async def delete_inputs(self, partition: int, consumer: str) -> None:
+        gone = self._consumers.pop((partition, consumer), None)
+        if gone is not None:
+            gone.deleted = True
+
+    async def ack_floor(self, partition: int, consumer: str) -> int | None:
+        found = self._consumers.get((partition, consumer))
+        return None if found is None else found.ack_floor()
+
+    def input_feed(self, capacity: int) -> MemoryFeed:
+        return MemoryFeed(self)

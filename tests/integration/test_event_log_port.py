@@ -1,0 +1,246 @@
+"""The event log and key-value ports. Each test runs twice, with the same body: on the in-memory
+stand-ins the services' unit tests use (``nodedrop.platform.testing``) and on a real
+nats-server, so the stand-ins cannot drift from the adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import nats
+import pytest
+from nats.js import JetStreamContext
+from tests.fixtures.servers import delete_all_streams
+
+from nodedrop.contracts import ids, subjects
+from nodedrop.contracts.events import (
+    ErrorInfo,
+    Event,
+    ExecutionFinished,
+    ExecutionRequested,
+    NodeFailed,
+    NodeReady,
+    NodeStarted,
+)
+from nodedrop.platform.bus import FencedError
+from nodedrop.platform.event_log import EventLog, JetStreamEventLog
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.platform.key_values import KeyValueStore, RevisionMismatchError
+from nodedrop.platform.testing.event_log import MemoryEventLog
+from nodedrop.platform.testing.key_values import MemoryKeyValues
+from nodedrop.scheduler.snapshot_store import open_bucket
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = StreamSettings()
+T = datetime(2026, 12, 1, tzinfo=UTC)
+#: The scheduler consumer these tests read through.
+CONSUMER = subjects.scheduler_consumer(0)
+
+
+@pytest.fixture(params=["memory", "nats"])
+async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
+    if request.param == "memory":
+        yield MemoryEventLog(SETTINGS.layout)
+        return
+    async with connected(request) as js:
+        await ensure_jetstream(js, SETTINGS)
+        yield JetStreamEventLog(js._nc, js, SETTINGS)
+
+
+@pytest.fixture(params=["memory", "nats"])
+async def key_values(request: pytest.FixtureRequest) -> AsyncIterator[KeyValueStore]:
+    if request.param == "memory":
+        yield MemoryKeyValues()
+        return
+    async with connected(request) as js:
+        kv, _ = await open_bucket(js)
+        yield kv
+
+
+@contextlib.asynccontextmanager
+async def connected(request: pytest.FixtureRequest) -> AsyncIterator[JetStreamContext]:
+    """A connection to the tests' nats-server, whose streams are all deleted afterwards."""
+    nc = await nats.connect(request.getfixturevalue("nats_url"))
+    try:
+        js = nc.jetstream()
+        yield js
+        await delete_all_streams(js)
+    finally:
+        await nc.close()
+
+
+def requested(execution_id: str) -> ExecutionRequested:
+    return ExecutionRequested(
+        event_id=ids.execution_requested(execution_id),
+        execution_id=execution_id,
+        time=T,
+        workflow={"nodes": [{"id": "start", "type": "manual_trigger"}], "connections": []},
+        requested_by="tester",
+        trigger="start",
+    )
+
+
+def started(execution_id: str) -> NodeStarted:
+    return NodeStarted(
+        event_id=ids.node_started(execution_id, "start", 1),
+        execution_id=execution_id,
+        time=T,
+        node="start",
+        attempt=1,
+    )
+
+
+def ready(execution_id: str) -> NodeReady:
+    return NodeReady(
+        event_id=ids.node_ready(execution_id, "start", 1),
+        execution_id=execution_id,
+        time=T,
+        node="start",
+        attempt=1,
+        node_type="manual_trigger",
+        input={"main": [{}]},
+    )
+
+
+def failed(execution_id: str) -> NodeFailed:
+    return NodeFailed(
+        event_id=ids.node_result(execution_id, "start", 1),
+        execution_id=execution_id,
+        time=T,
+        node="start",
+        attempt=1,
+        error=ErrorInfo(type="Boom", message="boom"),
+    )
+
+
+def finished(execution_id: str) -> ExecutionFinished:
+    return ExecutionFinished(
+        event_id=ids.execution_finished(execution_id),
+        execution_id=execution_id,
+        time=T,
+        status="succeeded",
+    )
+
+
+def kinds(history: list[tuple[int, Event]]) -> list[str]:
+    return [type(e).__name__ for _, e in history]
+
+
+async def test_each_event_id_is_stored_once_and_read_back_in_order(event_log: EventLog) -> None:
+    await event_log.publish([requested("a"), ready("a"), requested("b")])
+    await event_log.publish([ready("a"), started("a")])  # the first again: stored once
+
+    history = await event_log.history("a")
+
+    assert kinds(history) == ["ExecutionRequested", "NodeReady", "NodeStarted"]
+    sequences = [seq for seq, _ in history]
+    assert sequences == sorted(sequences)
+    assert history[0][1] == requested("a")
+    assert await event_log.has_event("a", NodeStarted)
+    assert not await event_log.has_event("b", NodeStarted)
+    assert await event_log.history("nobody") == []
+    assert await event_log.last_sequence(0) == 4
+
+
+async def test_a_publish_under_a_fence_that_moved_on_stores_nothing(event_log: EventLog) -> None:
+    assert await event_log.last_fence(0) is None
+    first = await event_log.write_fence(0, '{"owner": "one"}')
+    await event_log.publish([requested("a")], fences={0: first})
+    second = await event_log.write_fence(0, '{"owner": "two"}')
+
+    with pytest.raises(FencedError):
+        await event_log.publish([ready("a"), started("a")], fences={0: first})
+    await event_log.publish([finished("a")], fences={0: second})
+
+    assert kinds(await event_log.history("a")) == ["ExecutionRequested", "ExecutionFinished"]
+    fence = await event_log.last_fence(0)
+    assert fence is not None
+    assert (fence.sequence, fence.body) == (second, b'{"owner": "two"}')
+
+
+async def test_executions_with_an_event_type_after_a_sequence_are_found(
+    event_log: EventLog,
+) -> None:
+    await event_log.publish([requested("a"), requested("b"), finished("a")])
+    after_a = (await event_log.history("a"))[0][0]
+
+    assert await event_log.executions_with(0, ExecutionRequested, 0) == {"a", "b"}
+    assert await event_log.executions_with(0, ExecutionRequested, after_a) == {"b"}
+    assert await event_log.executions_with(0, ExecutionFinished, 0) == {"a"}
+
+
+async def test_inputs_are_delivered_until_acknowledged_and_the_floor_follows(
+    event_log: EventLog,
+) -> None:
+    await event_log.publish([requested("a"), ready("a"), started("a"), failed("a")])
+    sequences = [seq for seq, _ in await event_log.history("a")]
+    await event_log.open_inputs(0, CONSUMER, 1)
+    feed = event_log.input_feed(capacity=16)
+    await feed.add(event_log.layout.stream(0), CONSUMER)
+    try:
+        first = list(await feed.next_batch(10, 5.0))
+        while len(first) < 3:  # (a real consumer may hand them over in more than one batch)
+            first += await feed.next_batch(10, 5.0)
+        # Inputs only: the runners' NodeReady is not one.
+        assert [m.metadata.sequence.stream for m in first] == [sequences[0], *sequences[2:]]
+        assert [m.metadata.num_delivered for m in first] == [1, 1, 1]
+        assert await event_log.ack_floor(0, CONSUMER) == 0
+
+        await first[0].ack()
+        await first[1].nak()
+        await first[2].ack()
+        again = await feed.next_batch(10, 5.0)
+        assert [(m.subject, m.metadata.num_delivered) for m in again] == [(first[1].subject, 2)]
+        # Just below the first input not settled (the NodeReady between counts as below).
+        assert await event_log.ack_floor(0, CONSUMER) == sequences[2] - 1
+
+        await again[0].ack()
+        assert await _floor_reaches(event_log, sequences[3])
+        assert list(await feed.next_batch(10, 0.2)) == []
+    finally:
+        await feed.stop()
+    await event_log.delete_inputs(0, CONSUMER)
+    assert await event_log.ack_floor(0, CONSUMER) is None
+
+
+async def test_a_consumer_starts_where_it_is_told(event_log: EventLog) -> None:
+    await event_log.publish([requested("a"), requested("b")])
+    [(second, _)] = await event_log.history("b")
+    await event_log.open_inputs(0, CONSUMER, second)
+    feed = event_log.input_feed(capacity=16)
+    await feed.add(event_log.layout.stream(0), CONSUMER)
+    try:
+        [only] = await feed.next_batch(10, 5.0)
+        assert only.metadata.sequence.stream == second
+        assert await event_log.ack_floor(0, CONSUMER) == second - 1
+    finally:
+        await feed.stop()
+
+
+async def _floor_reaches(event_log: EventLog, seq: int) -> bool:
+    """JetStream moves the ack floor when it processes the ack, a moment after it is sent."""
+    for _ in range(500):
+        if await event_log.ack_floor(0, CONSUMER) == seq:
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_keys_are_written_by_compare_and_swap(key_values: KeyValueStore) -> None:
+    assert await key_values.get("k") is None
+    first = await key_values.create("k", b"one")
+    with pytest.raises(RevisionMismatchError):
+        await key_values.create("k", b"two")
+    second = await key_values.update("k", b"two", last=first)
+    with pytest.raises(RevisionMismatchError):
+        await key_values.update("k", b"three", last=first)
+    entry = await key_values.get("k")
+    assert entry is not None
+    assert (entry.value, entry.revision) == (b"two", second)
+    third = await key_values.put("k", b"four")
+    assert third > second
+    with pytest.raises(RevisionMismatchError):
+        await key_values.update("other", b"x", last=third)
