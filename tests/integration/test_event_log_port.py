@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import nats
@@ -125,7 +125,7 @@ def finished(execution_id: str) -> ExecutionFinished:
     )
 
 
-def kinds(history: list[tuple[int, Event]]) -> list[str]:
+def kinds(history: Sequence[tuple[int, Event]]) -> list[str]:
     return [type(e).__name__ for _, e in history]
 
 

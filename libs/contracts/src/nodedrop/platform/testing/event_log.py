@@ -251,7 +251,7 @@ class MemoryEventLog:
         return self._store(event)
 
     def disturb_next_publish(self, *, keep: int | None = None, amid: Iterable[Event] = ()) -> None:
-        """The next publish stores only its first ``keep`` events, then fails with
+        """The next publish of events stores only its first ``keep`` events, then fails with
         :class:`PublishError` (if it had more); ``amid`` are stored half-way through it."""
         self._disturbance = _Disturbance(keep, list(amid))
 
@@ -282,6 +282,8 @@ class MemoryEventLog:
     async def publish(
         self, events: Sequence[Event], *, fences: Mapping[int, int] | None = None
     ) -> None:
+        if not events:
+            return  # (nothing is sent: a disturbance waits for a publish of something)
         if fences is not None:
             for partition in {self._layout.partition_of(e.execution_id) for e in events}:
                 fence = self._partitions[partition].fence
