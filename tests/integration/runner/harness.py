@@ -21,6 +21,8 @@ from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.routing import Layout
 from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.history import read_execution
+from nodedrop.platform.jetstream import StreamSettings
+from nodedrop.runner.main import open_runner
 from nodedrop.runner.nodes import NodeContext, NodeRegistry
 from nodedrop.runner.worker import Runner
 
@@ -76,8 +78,8 @@ class Rig:
         """A started Runner on its own connection, as a separate process would have."""
         nc = await nats.connect(self.nats_url)
         options.setdefault("worker_id", f"runner-{len(self._runners) + 1}")
-        options.setdefault("layout", self.layout)
-        runner = Runner(nc, options.pop("registry", self.registry), **options)
+        streams = StreamSettings(layout=self.layout)
+        runner = open_runner(nc, options.pop("registry", self.registry), streams, **options)
         await runner.start()
         self._runners.append((runner, nc))
         return runner

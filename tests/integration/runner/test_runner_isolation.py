@@ -28,8 +28,9 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
 )
 from nodedrop.contracts.items import PortItems
-from nodedrop.contracts.routing import Layout
+from nodedrop.platform.jetstream import StreamSettings
 from nodedrop.runner.isolation import WorkerStartError
+from nodedrop.runner.main import open_runner
 from nodedrop.runner.nodes import NodeContext, NodeRegistry, load_registry
 from nodedrop.runner.worker import Runner
 
@@ -343,7 +344,7 @@ async def test_a_plugin_that_does_not_load_stops_the_runner_at_start(
     registry.register(node(plugins.BrokenInit))
     nc = await nats.connect(rig.nats_url)
     try:
-        runner = Runner(nc, registry, processes=2, layout=Layout.from_env())
+        runner = open_runner(nc, registry, StreamSettings.from_env(), processes=2)
         with pytest.raises(WorkerStartError, match="missing configuration"):
             await runner.start()
         assert runner.processes.pids == []

@@ -12,11 +12,13 @@ An in-memory log with the same behaviour is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
@@ -87,6 +89,14 @@ class InputFeed(Protocol):
     async def stop(self) -> None: ...
 
 
+class Watching(Protocol):
+    async def stop(self) -> None: ...
+
+
+#: Called with a watched event's subject and encoded event.
+OnEvent = Callable[[str, bytes], Coroutine[Any, Any, None]]
+
+
 @dataclass(frozen=True)
 class Fence:
     sequence: int
@@ -104,6 +114,21 @@ class EventLog(Protocol):
         sequence of the caller's fence): :class:`~nodedrop.platform.bus.FencedError` if a
         partition's fence moved on (nothing of it stored); any other
         :class:`~nodedrop.platform.bus.PublishError`: it is unknown what was stored."""
+        ...
+
+    async def publish_first(self, event: Event) -> bool:
+        """Record one event; whether this call stored it (False: its id was there already,
+        someone recorded it first). :class:`~nodedrop.platform.bus.PublishError` when the
+        log does not answer."""
+        ...
+
+    async def watch(self, event_types: Sequence[type[Event]], on_event: OnEvent) -> Watching:
+        """Call ``on_event`` for every event of ``event_types`` stored from now on (at most
+        once each, none if this process is away: a hint, not a consumer)."""
+        ...
+
+    async def flush(self) -> None:
+        """Wait until what was sent so far (acks and naks included) has reached the log."""
         ...
 
     async def write_fence(self, partition: int, body: str) -> int:
@@ -169,6 +194,26 @@ class JetStreamEventLog:
     ) -> None:
         await self.publisher.publish(events, fences=fences)
 
+    async def publish_first(self, event: Event) -> bool:
+        return await self.publisher.publish_first(event)
+
+    async def watch(self, event_types: Sequence[type[Event]], on_event: OnEvent) -> Watching:
+        async def deliver(msg: Msg) -> None:
+            await on_event(msg.subject, msg.data)
+
+        subscriptions = [
+            await self._nc.subscribe(events_of_type(t), cb=deliver) for t in event_types
+        ]
+        # Listening once this returns. Twice: nats-py 2.16 writes flush()'s PING straight to
+        # the socket, ahead of the SUBs still buffered for its flusher task, so the first PONG
+        # proves nothing about them; by the second round trip the buffer has been written.
+        await self._nc.flush()
+        await self._nc.flush()
+        return _Subscriptions(subscriptions)
+
+    async def flush(self) -> None:
+        await self._nc.flush()
+
     async def write_fence(self, partition: int, body: str) -> int:
         return await self.publisher.write_fence(partition, body)
 
@@ -230,3 +275,13 @@ class JetStreamEventLog:
 
     def input_feed(self, capacity: int) -> InputFeed:
         return PullGroup(self._nc, "", capacity=capacity)
+
+
+class _Subscriptions:
+    def __init__(self, subscriptions: list[Subscription]) -> None:
+        self._subscriptions = subscriptions
+
+    async def stop(self) -> None:
+        for subscription in self._subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()

@@ -140,6 +140,10 @@ class PullGroup:
 
     def release(self, msg: Msg) -> None:
         """``msg``, handed over earlier, is done with: its member may ask for another."""
-        member = self._members.get(msg.metadata.stream)
+        self.release_from(msg.metadata.stream)
+
+    def release_from(self, stream: str) -> None:
+        """A message of ``stream``, handed over earlier, is done with."""
+        member = self._members.get(stream)
         if member is not None:
             member.release()

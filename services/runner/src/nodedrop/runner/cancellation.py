@@ -14,8 +14,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from nats.aio.msg import Msg
-
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import (
     ErrorInfo,
@@ -25,6 +23,7 @@ from nodedrop.contracts.events import (
     WorkflowCalled,
 )
 from nodedrop.contracts.items import PortItems
+from nodedrop.platform.event_log import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ AttemptKey = tuple[str, str, int]
 @dataclass(eq=False)
 class RunningAttempt:
     task: NodeReady
-    msg: Msg
+    msg: Delivery
     #: The node's own code; cancelling it stops the node and nothing else.
     node_run: asyncio.Task[PortItems | ErrorInfo | WorkflowCalled]
     #: Set by a stop event: whatever the node still returns is not recorded.

@@ -6,7 +6,9 @@ import asyncio
 import logging
 import os
 import sys
+from typing import Any
 
+from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
@@ -14,20 +16,34 @@ from nodedrop.contracts.routing import Layout
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.consumerlag import ConsumerLag, Sampled
 from nodedrop.platform.datastore import DataStore
-from nodedrop.platform.jetstream import ensure_jetstream
+from nodedrop.platform.event_log import JetStreamEventLog
+from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.platform.lifecycle import stop_on_signals
 from nodedrop.platform.logsetup import configure_logging
 from nodedrop.platform.ops import nats_connected, ops_listener
 from nodedrop.platform.secretbox import SecretKeyError
+from nodedrop.platform.task_queue import RunnerTasks
 from nodedrop.platform.tracing import setup_tracing
 from nodedrop.runner.credentials import CredentialVault
-from nodedrop.runner.nodes.registry import load_registry
+from nodedrop.runner.nodes.registry import NodeRegistry, load_registry
 from nodedrop.runner.sandbox.jail import Jail
 from nodedrop.runner.settings import RunnerSettings
 from nodedrop.runner.subworkflows import PostgresWorkflows, WorkflowCaller
 from nodedrop.runner.worker import HEARTBEATS_PER_ACK_WAIT, Runner, default_worker_id, utc_now
 
 log = logging.getLogger(__name__)
+
+
+def open_runner(
+    nc: NatsClient, registry: NodeRegistry, streams: StreamSettings, **options: Any
+) -> Runner:
+    """A runner over the partition streams, their ``runners`` consumers and the object store
+    (``options`` as :class:`Runner` takes them)."""
+    js = nc.jetstream()
+    options.setdefault("data_store", DataStore(js, replicas=streams.replicas))
+    return Runner(
+        JetStreamEventLog(nc, js, streams), RunnerTasks(nc, streams.layout, 1), registry, **options
+    )
 
 
 async def heartbeat_interval(
@@ -87,9 +103,10 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
             nc.jetstream(), settings.runner_heartbeat_s, streams.layout
         )
         stream = await nc.jetstream().stream_info(streams.layout.stream(0))
-        runner = Runner(
+        runner = open_runner(
             nc,
             registry,
+            streams,
             concurrency=settings.runner_concurrency,
             worker_id=worker_id,
             processes=settings.runner_processes,
@@ -97,8 +114,6 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
             heartbeat_s=heartbeat_s,
             duplicate_window_s=stream.config.duplicate_window or 120.0,
             grace_s=settings.runner_grace_s,
-            layout=streams.layout,
-            data_store=DataStore(nc.jetstream(), replicas=streams.replicas),
             vault=vault,
             calls=calls,
         )

@@ -44,11 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-
-from nodedrop.contracts import codec, ids, subjects
+from nodedrop.contracts import codec, ids
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
     ErrorInfo,
@@ -62,10 +58,8 @@ from nodedrop.contracts.events import (
     WorkflowCalled,
 )
 from nodedrop.contracts.items import PortItems
-from nodedrop.contracts.routing import Layout, events_of_type
-from nodedrop.platform.bus import EventPublisher
 from nodedrop.platform.datastore import DataStore
-from nodedrop.platform.history import read_execution
+from nodedrop.platform.event_log import Delivery, EventLog, Watching
 from nodedrop.platform.logsetup import bind
 from nodedrop.platform.metrics import (
     NODE_ATTEMPT_DURATION,
@@ -74,7 +68,7 @@ from nodedrop.platform.metrics import (
     RUNNER_SLOTS_BUSY,
 )
 from nodedrop.platform.ops import CheckResult
-from nodedrop.platform.pullgroup import PullGroup
+from nodedrop.platform.task_queue import TaskQueue
 from nodedrop.runner.attempt import (
     MAX_OUTPUT_BYTES,
     context_of,
@@ -112,14 +106,14 @@ def default_processes(concurrency: int) -> int:
 
 
 class Publisher(Protocol):
-    async def publish(self, events: Sequence[Event]) -> list[int]: ...
+    async def publish(self, events: Sequence[Event]) -> object: ...
 
 
 @dataclass(eq=False)
 class _Held:
     """A task this runner holds, from its delivery until it is settled."""
 
-    msg: Msg
+    msg: Delivery
     received_at: float = field(default_factory=time.monotonic)
     #: Its claim is being (or was) recorded: the node may run from here on, so a stop gives it
     #: the grace period. Before this, a stop hands it straight back, at no cost to its node.
@@ -137,7 +131,8 @@ def utc_now() -> datetime:
 class Runner:
     def __init__(
         self,
-        nc: NatsClient,
+        log: EventLog,
+        tasks: TaskQueue,
         registry: NodeRegistry,
         *,
         concurrency: int = 64,
@@ -150,23 +145,21 @@ class Runner:
         duplicate_window_s: float = 120.0,
         grace_s: float = DEFAULT_GRACE_S,
         clock: Callable[[], datetime] = utc_now,
-        layout: Layout | None = None,
         vault: CredentialVault | None = None,
         calls: WorkflowCaller | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("a runner needs at least one slot")
-        self._nc = nc
+        self._log = log
         self._registry = registry
         self.concurrency = concurrency
         self.worker_id = worker_id or default_worker_id()
-        self._js = nc.jetstream()
-        self._layout = layout or Layout()
-        self._publisher: Publisher = publisher or EventPublisher(self._js, self._layout)
-        #: Records each attempt's NodeStarted and says whether it was the first (the claim).
-        self._claims = EventPublisher(self._js, self._layout)
-        # Large outputs go to the object store; references to them are expanded before a run.
-        self._data = data_store or DataStore(nc.jetstream())
+        self._layout = log.layout
+        #: Records results (the log itself unless a test puts something between).
+        self._publisher: Publisher = publisher or log
+        # Large outputs go to the object store; references to them are expanded before a run
+        # (None: no store, outputs travel inline).
+        self._data = data_store
         # A third of the consumer's ack wait (main.py derives it), so two lost heartbeats
         # still leave a live node with its runner.
         self._heartbeat_s = heartbeat_s
@@ -184,9 +177,8 @@ class Runner:
         # Every partition's tasks, sharing the slots: never more held than slots, and one
         # partition's tasks may use them all. Slots are given back when a task is finished
         # with, not when it is handed over.
-        self._consumer = PullGroup(
-            nc, subjects.RUNNER_CONSUMER, capacity=concurrency, auto_release=False, shared=True
-        )
+        self._consumer = tasks
+        self._consumer.capacity = concurrency
         #: Runs the custom node types; its processes start with the runner if the registry has
         #: any, else on the first custom node's attempt.
         self.processes = ProcessPool(
@@ -200,7 +192,7 @@ class Runner:
         self._attempts = RunningAttempts()
         self._tasks: dict[asyncio.Task[None], _Held] = {}
         self._background: list[asyncio.Task[None]] = []
-        self._stop_subs: list[Subscription] = []
+        self._stop_watch: Watching | None = None
 
     @property
     def busy(self) -> int:
@@ -243,17 +235,11 @@ class Runner:
         )
 
     async def _subscribe_and_pull(self) -> None:
-        for event_type in (NodeCancelled, ExecutionFinished):
-            sub = await self._nc.subscribe(events_of_type(event_type), cb=self._on_stop_event)
-            self._stop_subs.append(sub)
-        # Listen for stops before taking work, so none is missed for a task started now. Twice:
-        # nats-py 2.16 writes flush()'s PING straight to the socket, ahead of the SUBs still
-        # buffered for its flusher task, so the first PONG proves nothing about them; by the
-        # second round trip the buffer has certainly been written.
-        await self._nc.flush()
-        await self._nc.flush()
-        for stream in self._layout.streams:
-            await self._consumer.add(stream)
+        # Listen for stops before taking work, so none is missed for a task started now.
+        self._stop_watch = await self._log.watch(
+            (NodeCancelled, ExecutionFinished), self._on_stop_event
+        )
+        await self._consumer.start()
         self._background = [
             asyncio.create_task(self._pull(), name="runner-pull"),
             asyncio.create_task(self._heartbeat(), name="runner-heartbeat"),
@@ -303,10 +289,10 @@ class Runner:
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background.clear()
         await self.processes.stop()  # every node is done with by now: no worker outlives us
-        for sub in self._stop_subs:
-            await _settle(sub.unsubscribe)
-        self._stop_subs.clear()
-        await _settle(self._nc.flush)  # the naks and acks above are on their way
+        if self._stop_watch is not None:
+            await _settle(self._stop_watch.stop)
+            self._stop_watch = None
+        await _settle(self._log.flush)  # the naks and acks above are on their way
         log.info("runner %s stopped", self.worker_id)
 
     async def _pull(self) -> None:
@@ -367,7 +353,7 @@ class Runner:
             return self._process_turns
         return contextlib.nullcontext()
 
-    async def _claim_and_run(self, task: NodeReady, msg: Msg) -> None:
+    async def _claim_and_run(self, task: NodeReady, msg: Delivery) -> None:
         started = NodeStarted(
             event_id=ids.node_started(task.execution_id, task.node, task.attempt),
             execution_id=task.execution_id,
@@ -384,16 +370,14 @@ class Runner:
             # queued on the connection before the node starts, and these nodes give the loop
             # back every few milliseconds of work (flow.Pacer), so a long one is claimed, and
             # the scheduler's timeout backstop started, while it runs.
-            claim: asyncio.Task[bool] | None = asyncio.create_task(
-                self._claims.publish_first(started)
-            )
+            claim: asyncio.Task[bool] | None = asyncio.create_task(self._log.publish_first(started))
         else:
             claim = None
             # NodeStarted is the claim on the attempt, recorded before the node may touch
             # anything: a task delivered again with its delivery count reset (nats-server loses
             # consumer state written in the last moments before a crash) finds it taken.
             try:
-                first = await self._claims.publish_first(started)
+                first = await self._log.publish_first(started)
             except Exception as error:
                 # Maybe stored, maybe not: the node does not run. The next delivery finds the
                 # claim in the history (RunnerLost, and the scheduler makes another attempt) or
@@ -411,7 +395,7 @@ class Runner:
                 # Stored or not, it was sent before the result: nothing depends on its answer.
                 await _settle(lambda: claim)
 
-    async def _run_and_record(self, task: NodeReady, msg: Msg) -> None:
+    async def _run_and_record(self, task: NodeReady, msg: Delivery) -> None:
         ctx = context_of(task)
         node_run: asyncio.Task[PortItems | ErrorInfo | WorkflowCalled]
         if task.node_type == CALL_TYPE and task.node_type not in self._registry:
@@ -477,13 +461,13 @@ class Runner:
         NODE_ATTEMPTS.labels(node_type, result).inc()
         NODE_ATTEMPT_DURATION.labels(node_type, result).observe(seconds)
 
-    async def _handled_before(self, task: NodeReady, msg: Msg) -> bool:
+    async def _handled_before(self, task: NodeReady, msg: Delivery) -> bool:
         """For a task delivered before, or too old for the claim to tell: whether its execution
         has ended, or its attempt was started or answered already (then it is settled here,
         never run). False: nothing of the attempt is recorded, and it runs as a first delivery
         (its claim still guards against another runner claiming it in the meantime)."""
         try:
-            stored = await read_execution(self._js, task.execution_id, layout=self._layout)
+            stored = await self._log.history(task.execution_id)
         except Exception as error:
             log.warning("history of %s not read (%r): giving the task back", task.event_id, error)
             await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
@@ -506,7 +490,7 @@ class Runner:
             return True
         return False
 
-    async def _record_then_ack(self, events: Sequence[Event], msg: Msg) -> None:
+    async def _record_then_ack(self, events: Sequence[Event], msg: Delivery) -> None:
         """Record ``events`` and ack the task; if the stream will not take them, give the task
         back (its next delivery records the attempt as ``RunnerLost``)."""
         for send in range(1, _RESULT_SENDS + 1):
@@ -524,7 +508,7 @@ class Runner:
                 await asyncio.sleep(_RESEND_PAUSE_S)
         await msg.ack()
 
-    async def _record_runner_lost(self, task: NodeReady, msg: Msg) -> None:
+    async def _record_runner_lost(self, task: NodeReady, msg: Delivery) -> None:
         """The attempt was started before (its ``NodeStarted`` is recorded): whoever had it may
         have run the node partly, or all the way without recording the result. Running it
         again under the same attempt would hide that, so the attempt ends here as
@@ -551,10 +535,10 @@ class Runner:
         )
         await self._record_then_ack([lost], msg)
 
-    async def _on_stop_event(self, msg: Msg) -> None:
-        stopped = self._attempts.on_stop_event(msg.data)
+    async def _on_stop_event(self, subject: str, data: bytes) -> None:
+        stopped = self._attempts.on_stop_event(data)
         if stopped:
-            log.info("stopped %d running node(s) on %s", stopped, msg.subject)
+            log.info("stopped %d running node(s) on %s", stopped, subject)
 
     async def _heartbeat(self) -> None:
         """Tell the server that the tasks held for a while (long nodes, custom nodes waiting for
@@ -568,7 +552,7 @@ class Runner:
                     await _settle(held.msg.in_progress)
 
 
-def _delivered_before(msg: Msg) -> bool:
+def _delivered_before(msg: Delivery) -> bool:
     """Whether the server handed this task out before (to this runner or another)."""
     delivered = msg.metadata.num_delivered
     return delivered is not None and delivered > 1

@@ -20,10 +20,11 @@ from nodedrop.contracts import codec
 from nodedrop.contracts.events import INPUT_EVENT_TYPES, AnyEvent, Event
 from nodedrop.contracts.routing import Layout, event_subject, execution_id_of
 from nodedrop.platform.bus import FencedError, PublishError
-from nodedrop.platform.event_log import Fence
+from nodedrop.platform.event_log import Fence, OnEvent, Watching
 
-#: JetStream's ``max_deliver`` of the scheduler consumers by default.
+#: JetStream's ``max_deliver`` and ack wait of the scheduler consumers by default.
 MAX_DELIVER = 10
+SCHEDULER_ACK_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class _Info:
 
 
 class MemoryDelivery:
-    def __init__(self, consumer: _Consumer, stored: _Stored, delivered: int) -> None:
+    def __init__(self, consumer: MemoryConsumer, stored: _Stored, delivered: int) -> None:
         self._consumer = consumer
         self.data = stored.data
         self.subject = stored.subject
@@ -80,16 +81,34 @@ class MemoryDelivery:
         self._consumer.give_back(self.seq, delay or 0.0)
 
     async def in_progress(self) -> None:
-        return None
+        self._consumer.touch(self.seq)
 
 
-class _Consumer:
-    def __init__(self, log: MemoryEventLog, partition: int, name: str, start_seq: int) -> None:
+class MemoryConsumer:
+    """A durable consumer of one partition: the events of ``kinds`` from ``start_seq`` on, each
+    redelivered if given back, or not settled within ``ack_wait_s``, up to ``max_deliver``
+    deliveries."""
+
+    def __init__(
+        self,
+        log: MemoryEventLog,
+        partition: int,
+        name: str,
+        start_seq: int,
+        *,
+        kinds: Iterable[type[Event]] = INPUT_EVENT_TYPES,
+        ack_wait_s: float = SCHEDULER_ACK_WAIT_S,
+        max_deliver: int = MAX_DELIVER,
+    ) -> None:
         self.log = log
         self.partition = partition
         self.stream = log.layout.stream(partition)
         self.name = name
-        self.kinds = {t.__name__ for t in INPUT_EVENT_TYPES}
+        self.kinds = {t.__name__ for t in kinds}
+        self.ack_wait_s = ack_wait_s
+        self.max_deliver = max_deliver
+        #: When each delivery not settled yet goes to someone else.
+        self.deadlines: dict[int, float] = {}
         #: Just after the last input delivered (or where the consumer starts).
         self.cursor = max(start_seq, 1)
         self.pending: dict[int, _Stored] = {}
@@ -102,14 +121,17 @@ class _Consumer:
         if not self.deleted:
             self.pending.pop(seq, None)
             self.again.pop(seq, None)
+            self.deadlines.pop(seq, None)
+
+    def touch(self, seq: int) -> None:
+        if not self.deleted and seq in self.deadlines:
+            self.deadlines[seq] = self.log.clock() + self.ack_wait_s
 
     def give_back(self, seq: int, delay: float) -> None:
         if self.deleted or seq not in self.pending:
             return
-        if self.deliveries[seq] >= MAX_DELIVER:
-            self.pending.pop(seq)  # JetStream stops there (and advises a dead letter)
-        else:
-            self.again[seq] = self.log.clock() + delay
+        self.deadlines.pop(seq, None)
+        self.again[seq] = self.log.clock() + delay
         self.log.changed.set()
 
     def ack_floor(self) -> int:
@@ -122,8 +144,17 @@ class _Consumer:
     def take(self, limit: int) -> list[MemoryDelivery]:
         taken: list[MemoryDelivery] = []
         now = self.log.clock()
-        for seq in sorted(s for s, due in self.again.items() if due <= now)[:limit]:
+        for seq, deadline in list(self.deadlines.items()):
+            if deadline <= now:  # the ack wait ran out: someone else's now
+                del self.deadlines[seq]
+                self.again[seq] = now
+        for seq in sorted(s for s, due in self.again.items() if due <= now):
+            if len(taken) >= limit:
+                break
             del self.again[seq]
+            if self.deliveries[seq] >= self.max_deliver:
+                self.pending.pop(seq)  # JetStream stops there (and advises a dead letter)
+                continue
             taken.append(self._deliver(self.pending[seq]))
         messages = self.log.partition(self.partition).messages
         for stored in messages[self.cursor - 1 :]:
@@ -139,17 +170,19 @@ class _Consumer:
 
     def _deliver(self, stored: _Stored) -> MemoryDelivery:
         self.deliveries[stored.seq] = self.deliveries.get(stored.seq, 0) + 1
+        self.deadlines[stored.seq] = self.log.clock() + self.ack_wait_s
         return MemoryDelivery(self, stored, self.deliveries[stored.seq])
 
     def waiting(self) -> bool:
         """Whether an input is there to deliver now."""
-        if any(due <= self.log.clock() for due in self.again.values()):
+        now = self.log.clock()
+        if any(due <= now for due in [*self.again.values(), *self.deadlines.values()]):
             return True
         messages = self.log.partition(self.partition).messages
         return any(m.kind in self.kinds for m in messages[self.cursor - 1 :])
 
     def next_due(self) -> float | None:
-        return min(self.again.values(), default=None)
+        return min([*self.again.values(), *self.deadlines.values()], default=None)
 
 
 class MemoryFeed:
@@ -187,8 +220,13 @@ class MemoryFeed:
         if soonest is not None:
             until_due = max(soonest - self._log.clock(), 0.0)
             wait_s = until_due if wait_s is None else min(wait_s, until_due)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._log.changed.wait(), wait_s)
+        # Not wait_for: on Python 3.11 it can swallow a cancel that comes as the event is set,
+        # and a cancelled reader would go on reading.
+        changed = asyncio.ensure_future(self._log.changed.wait())
+        try:
+            await asyncio.wait({changed}, timeout=wait_s)
+        finally:
+            changed.cancel()
         self._woken = False
         return self._take(limit)
 
@@ -198,6 +236,26 @@ class MemoryFeed:
 
     async def stop(self) -> None:
         self._members.clear()
+
+
+class _Watch:
+    def __init__(self, log: MemoryEventLog, kinds: set[str], on_event: OnEvent) -> None:
+        self._log = log
+        self._kinds = kinds
+        self._on_event = on_event
+        self._calls: set[asyncio.Task[None]] = set()
+
+    def offer(self, stored: _Stored) -> None:
+        if stored.kind in self._kinds:
+            call = asyncio.get_running_loop().create_task(
+                self._on_event(stored.subject, stored.data)
+            )
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self._log._watches.remove(self)
 
 
 @dataclass
@@ -217,8 +275,9 @@ class MemoryEventLog:
             _Partition(self._layout.stream(p)) for p in range(self._layout.partitions)
         ]
         self._ids: set[str] = set()
-        self._consumers: dict[tuple[int, str], _Consumer] = {}
+        self._consumers: dict[tuple[int, str], MemoryConsumer] = {}
         self._disturbance: _Disturbance | None = None
+        self._watches: list[_Watch] = []
         #: How many publishes a disturbance cut short.
         self.cut_short = 0
         #: Set whenever something a consumer may deliver arrives.
@@ -233,10 +292,10 @@ class MemoryEventLog:
     def partition(self, partition: int) -> _Partition:
         return self._partitions[partition]
 
-    def consumer(self, partition: int, name: str) -> _Consumer | None:
+    def consumer(self, partition: int, name: str) -> MemoryConsumer | None:
         return self._consumers.get((partition, name))
 
-    def consumers(self) -> list[_Consumer]:
+    def consumers(self) -> list[MemoryConsumer]:
         return list(self._consumers.values())
 
     # ------------------------------------------------------------------ what a test reads
@@ -277,6 +336,9 @@ class MemoryEventLog:
             )
         )
         self.changed.set()
+        stored = partition.messages[-1]
+        for watch in self._watches:
+            watch.offer(stored)
         return True
 
     async def publish(
@@ -308,6 +370,17 @@ class MemoryEventLog:
         if len(kept) < len(events):
             self.cut_short += 1
             raise PublishError(f"{len(events) - len(kept)} of {len(events)} events not stored")
+
+    async def publish_first(self, event: Event) -> bool:
+        return self._store(event)
+
+    async def watch(self, event_types: Sequence[type[Event]], on_event: OnEvent) -> Watching:
+        watch = _Watch(self, {t.__name__ for t in event_types}, on_event)
+        self._watches.append(watch)
+        return watch
+
+    async def flush(self) -> None:
+        return None
 
     async def write_fence(self, partition: int, body: str) -> int:
         stored = self._partitions[partition]
@@ -348,8 +421,14 @@ class MemoryEventLog:
         }
 
     async def open_inputs(self, partition: int, consumer: str, start_seq: int) -> None:
-        await self.delete_inputs(partition, consumer)
-        self._consumers[(partition, consumer)] = _Consumer(self, partition, consumer, start_seq)
+        self.open_consumer(partition, MemoryConsumer(self, partition, consumer, start_seq))
+
+    def open_consumer(self, partition: int, consumer: MemoryConsumer) -> None:
+        """Make ``consumer`` (replacing one of its name) deliver from now on."""
+        gone = self._consumers.pop((partition, consumer.name), None)
+        if gone is not None:
+            gone.deleted = True
+        self._consumers[(partition, consumer.name)] = consumer
         self.changed.set()
 
     async def delete_inputs(self, partition: int, consumer: str) -> None:

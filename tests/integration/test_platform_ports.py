@@ -1,18 +1,17 @@
-"""The event log and key-value ports. Each test runs twice, with the same body: on the in-memory
-stand-ins the services' unit tests use (``nodedrop.platform.testing``) and on a real
-nats-server, so the stand-ins cannot drift from the adapters."""
+"""The event log, task queue and key-value ports. Each test runs twice, with the same body: on
+the in-memory stand-ins the services' unit tests use (``nodedrop.platform.testing``) and on a
+real nats-server, so the stand-ins cannot drift from the adapters."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 
-import nats
 import pytest
 from nats.js import JetStreamContext
-from tests.fixtures.servers import delete_all_streams
+from tests.fixtures.servers import clean_jetstream
 
 from nodedrop.contracts import ids, subjects
 from nodedrop.contracts.events import (
@@ -24,17 +23,21 @@ from nodedrop.contracts.events import (
     NodeReady,
     NodeStarted,
 )
+from nodedrop.contracts.routing import event_subject
 from nodedrop.platform.bus import FencedError
 from nodedrop.platform.event_log import EventLog, JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 from nodedrop.platform.key_values import KeyValueStore, RevisionMismatchError
+from nodedrop.platform.task_queue import RunnerTasks, TaskQueue
 from nodedrop.platform.testing.event_log import MemoryEventLog
 from nodedrop.platform.testing.key_values import MemoryKeyValues
+from nodedrop.platform.testing.task_queue import MemoryTaskQueue
 from nodedrop.scheduler.snapshot_store import open_bucket
 
 pytestmark = pytest.mark.integration
 
 SETTINGS = StreamSettings()
+TASK_SETTINGS = StreamSettings(runner_ack_wait_s=1.0)
 T = datetime(2026, 12, 1, tzinfo=UTC)
 #: The scheduler consumer these tests read through.
 CONSUMER = subjects.scheduler_consumer(0)
@@ -51,6 +54,20 @@ async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
 
 
 @pytest.fixture(params=["memory", "nats"])
+async def tasks(request: pytest.FixtureRequest) -> AsyncIterator[tuple[EventLog, TaskQueue]]:
+    """A log to record tasks in, and the runners' queue of them (ack wait: 1 s)."""
+    if request.param == "memory":
+        log = MemoryEventLog(TASK_SETTINGS.layout)
+        yield log, MemoryTaskQueue(log, capacity=8, settings=TASK_SETTINGS)
+        return
+    async with connected(request) as js:
+        await ensure_jetstream(js, TASK_SETTINGS)
+        queue = RunnerTasks(js._nc, TASK_SETTINGS.layout, capacity=8)
+        yield JetStreamEventLog(js._nc, js, TASK_SETTINGS), queue
+        await queue.stop_and_drain()
+
+
+@pytest.fixture(params=["memory", "nats"])
 async def key_values(request: pytest.FixtureRequest) -> AsyncIterator[KeyValueStore]:
     if request.param == "memory":
         yield MemoryKeyValues()
@@ -60,16 +77,8 @@ async def key_values(request: pytest.FixtureRequest) -> AsyncIterator[KeyValueSt
         yield kv
 
 
-@contextlib.asynccontextmanager
-async def connected(request: pytest.FixtureRequest) -> AsyncIterator[JetStreamContext]:
-    """A connection to the tests' nats-server, whose streams are all deleted afterwards."""
-    nc = await nats.connect(request.getfixturevalue("nats_url"))
-    try:
-        js = nc.jetstream()
-        yield js
-        await delete_all_streams(js)
-    finally:
-        await nc.close()
+def connected(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[JetStreamContext]:
+    return clean_jetstream(request.getfixturevalue("nats_url"))
 
 
 def requested(execution_id: str) -> ExecutionRequested:
@@ -218,6 +227,39 @@ async def test_a_consumer_starts_where_it_is_told(event_log: EventLog) -> None:
         assert await event_log.ack_floor(0, CONSUMER) == second - 1
     finally:
         await feed.stop()
+
+
+async def test_tasks_come_again_when_given_back_or_held_past_the_ack_wait(
+    tasks: tuple[EventLog, TaskQueue],
+) -> None:
+    event_log, queue = tasks
+    await queue.start()
+    await event_log.publish([requested("a"), ready("a"), started("a"), ready("b")])
+
+    taken = list(await queue.next_batch(10, 5.0))
+    while len(taken) < 2:
+        taken += await queue.next_batch(10, 5.0)
+    # Tasks only, each delivered once so far.
+    assert sorted(m.subject for m in taken) == sorted(
+        [event_subject(ready("a")), event_subject(ready("b"))]
+    )
+    assert [m.metadata.num_delivered for m in taken] == [1, 1]
+    a_task, b_task = sorted(taken, key=lambda m: m.subject != event_subject(ready("a")))
+
+    await a_task.ack()
+    await b_task.nak()
+    queue.release(a_task)
+    queue.release(b_task)
+    [again] = await queue.next_batch(10, 5.0)
+    assert (again.subject, again.metadata.num_delivered) == (b_task.subject, 2)
+
+    # Not settled: after the ack wait it comes again (to this runner or another).
+    queue.release(again)
+    [late] = await queue.next_batch(10, 5.0)
+    assert (late.subject, late.metadata.num_delivered) == (b_task.subject, 3)
+    await late.ack()
+    queue.release(late)
+    assert list(await queue.next_batch(10, 1.5)) == []  # a was acknowledged: never again
 
 
 async def _floor_reaches(event_log: EventLog, seq: int) -> bool:
