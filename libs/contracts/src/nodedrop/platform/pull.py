@@ -23,6 +23,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError
 
+from nodedrop.platform.waiting import event_set
+
 log = logging.getLogger(__name__)
 
 _EXPIRES_S = 30.0
@@ -167,9 +169,7 @@ class PullConsumer:
         ``wait_s`` seconds (``None``: wait as long as it takes). May return an empty list."""
         if not self._queue:
             self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), wait_s)
-            except TimeoutError:
+            if not await event_set(self._arrived, wait_s):
                 return []
         return self.take(limit)
 

@@ -23,6 +23,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from nodedrop.platform.pull import PullConsumer
+from nodedrop.platform.waiting import event_set
 
 #: Pull requests of members sharing a capacity expire after this: credit left on a partition
 #: that went quiet comes back to the others within it.
@@ -117,9 +118,7 @@ class PullGroup:
         the first to arrive within ``wait_s`` (``None``: as long as it takes)."""
         if not any(m.queued for m in self._members.values()):
             self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), wait_s)
-            except TimeoutError:
+            if not await event_set(self._arrived, wait_s):
                 return []
         members = list(self._members.values())
         if not members:

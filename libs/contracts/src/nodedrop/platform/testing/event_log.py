@@ -21,6 +21,7 @@ from nodedrop.contracts.events import INPUT_EVENT_TYPES, AnyEvent, Event
 from nodedrop.contracts.routing import Layout, event_subject, execution_id_of
 from nodedrop.platform.bus import FencedError, PublishError
 from nodedrop.platform.event_log import Fence, OnEvent, Watching
+from nodedrop.platform.waiting import event_set
 
 #: JetStream's ``max_deliver`` and ack wait of the scheduler consumers by default.
 MAX_DELIVER = 10
@@ -220,13 +221,7 @@ class MemoryFeed:
         if soonest is not None:
             until_due = max(soonest - self._log.clock(), 0.0)
             wait_s = until_due if wait_s is None else min(wait_s, until_due)
-        # Not wait_for: on Python 3.11 it can swallow a cancel that comes as the event is set,
-        # and a cancelled reader would go on reading.
-        changed = asyncio.ensure_future(self._log.changed.wait())
-        try:
-            await asyncio.wait({changed}, timeout=wait_s)
-        finally:
-            changed.cancel()
+        await event_set(self._log.changed, wait_s)
         self._woken = False
         return self._take(limit)
 
