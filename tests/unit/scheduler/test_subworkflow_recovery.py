@@ -1,0 +1,183 @@
+"""An ``execute_workflow`` node after a crash, and how its children's ends fail it.
+
+A parent's scheduler may crash after an input of the call was recorded and before it recorded
+what it decided in answer (the next children, the node's success, the cancel of children it no
+longer waits for). A scheduler rebuilt from the parent's history decides those again
+(``resume``): the same events, with the same ids. Each test cuts the history at such a point.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from nodedrop.contracts import ids
+from nodedrop.contracts.events import (
+    SCHEDULER_ACTOR,
+    ChildExecutionFinished,
+    ChildExecutionStarted,
+    ErrorInfo,
+    Event,
+    ExecutionCancelRequested,
+    ExecutionRequested,
+    NodeFailed,
+    NodeReady,
+    NodeSucceeded,
+    WorkflowCalled,
+)
+from nodedrop.scheduler.core import ExecutionState, evolve, resume
+
+from .test_subworkflows import World, parent
+
+
+def run_until_recorded(world: World, kind: type[Event], count: int = 1) -> None:
+    """Deliver until the parent's history holds ``count`` events of ``kind``, which the
+    parent's scheduler has not acted on yet (they wait in the stream)."""
+    while sum(isinstance(e, kind) for e in world.histories["p1"]) < count:
+        world.deliver()
+
+
+def rebuilt(world: World) -> ExecutionState:
+    state = None
+    for event in world.histories["p1"]:
+        state = evolve(state, event)
+    assert state is not None
+    return state
+
+
+def started(decisions: list[Event]) -> list[int]:
+    """The child indexes the decisions start (each request and its note, alike)."""
+    requests = [e.child_index for e in decisions if isinstance(e, ExecutionRequested)]
+    notes = [e.index for e in decisions if isinstance(e, ChildExecutionStarted)]
+    assert requests == notes
+    return notes
+
+
+def items(count: int) -> list[dict[str, Any]]:
+    return [{"i": i} for i in range(count)]
+
+
+def test_a_rebuild_after_the_call_was_recorded_starts_the_first_children() -> None:
+    world = World()
+    world.request(parent("each_item", parameters={"concurrency": 2}), items(3))
+    run_until_recorded(world, WorkflowCalled)
+    again = resume(rebuilt(world), world.now)
+    assert started(again) == [0, 1]
+    assert not [e for e in again if isinstance(e, NodeSucceeded)]
+
+
+def test_a_rebuild_after_a_fire_and_forget_call_starts_its_child_and_succeeds() -> None:
+    world = World()
+    world.request(parent("fire_and_forget"), items(1))
+    run_until_recorded(world, WorkflowCalled)
+    again = resume(rebuilt(world), world.now)
+    assert started(again) == [0]
+    [done] = [e for e in again if isinstance(e, NodeSucceeded)]
+    child = next(e.child for e in again if isinstance(e, ChildExecutionStarted))
+    assert (done.node, done.output) == (
+        "call",
+        {"main": [{"execution_id": child, "workflow_id": "child"}]},
+    )
+
+
+def test_a_rebuild_after_a_childs_end_starts_the_next_child_only() -> None:
+    world = World()
+    world.request(parent("each_item", parameters={"concurrency": 2}), items(4))
+    run_until_recorded(world, ChildExecutionFinished)
+    again = resume(rebuilt(world), world.now)
+    assert started(again) == [2]  # two started, one ended: one more may run
+    assert not [e for e in again if isinstance(e, NodeSucceeded)]
+
+
+def test_a_rebuild_after_the_last_childs_end_succeeds_the_node_with_their_outputs() -> None:
+    world = World()
+    world.request(parent("each_item", parameters={"concurrency": 2}), items(2))
+    run_until_recorded(world, ChildExecutionFinished, count=2)
+    again = resume(rebuilt(world), world.now)
+    assert started(again) == []
+    [done] = [e for e in again if isinstance(e, NodeSucceeded)]
+    assert (done.node, done.attempt) == ("call", 1)
+    assert done.output == {"main": [{"i": 0, "by": "double"}, {"i": 1, "by": "double"}]}
+    assert [e.node for e in again if isinstance(e, NodeReady)] == ["after"]
+
+
+def test_a_rebuild_after_the_call_failed_cancels_the_children_it_waited_for() -> None:
+    """A lost runner ended the call's attempt while two children ran: a rebuild that lost the
+    parent's answer cancels them again and makes the call again."""
+    world = World()
+    world.request(parent("each_item", parameters={"concurrency": 2}), items(3))
+    run_until_recorded(world, ChildExecutionStarted, count=2)
+    world.record([lost_runner(world)])
+    first, second = world.children("p1")
+    again = resume(rebuilt(world), world.now)
+    cancels = [e for e in again if isinstance(e, ExecutionCancelRequested)]
+    assert cancels == [
+        ExecutionCancelRequested(
+            event_id=ids.parent_cancel(child),
+            execution_id=child,
+            time=world.now,
+            requested_by=SCHEDULER_ACTOR,
+            reason="parent_stopped",
+        )
+        for child in (first, second)
+    ]
+    assert [(e.node, e.attempt) for e in again if isinstance(e, NodeReady)] == [("call", 2)]
+    assert started(again) == []
+
+
+def lost_runner(world: World) -> NodeFailed:
+    return NodeFailed(
+        event_id=ids.node_result("p1", "call", 1),
+        execution_id="p1",
+        time=world.now,
+        node="call",
+        attempt=1,
+        error=ErrorInfo(type="RunnerLost", message="claimed before", retryable=True),
+    )
+
+
+def call_failure(world: World) -> ErrorInfo:
+    [failed] = [e for e in world.histories["p1"] if isinstance(e, NodeFailed)]
+    assert (failed.node, failed.attempt) == ("call", 1)
+    return failed.error
+
+
+def test_a_failed_child_fails_the_call_with_its_error_and_its_retryability() -> None:
+    world = World()
+    world.request(parent("wait", workflow_id="failing"), items(1))
+    world.run_all()
+    [child] = world.children("p1")
+    assert call_failure(world) == ErrorInfo(
+        type="ChildExecutionFailed",
+        message=f"child execution {child} ended failed: StopAndError: no",
+        retryable=False,  # the child's error was not retryable
+    )
+
+
+def test_a_child_cancelled_by_its_user_fails_the_call_as_retryable() -> None:
+    world = World()
+    world.request(parent("wait", retry={"max_attempts": 2, "initial_interval_ms": 0}), items(1))
+    run_until_recorded(world, ChildExecutionStarted)
+    [child] = world.children("p1")
+    world.record(
+        [
+            ExecutionCancelRequested(
+                event_id=ids.cancel_requested(child),
+                execution_id=child,
+                time=world.now,
+                requested_by="alice",
+            )
+        ]
+    )
+    # The child's request and its cancel first: it ends before it ran anything.
+    world.stream = deque(sorted(world.stream, key=lambda e: e.execution_id != child))
+    world.run_all()
+    assert world.finished(child).status == "cancelled"
+    assert call_failure(world) == ErrorInfo(
+        type="ChildExecutionFailed",
+        message=f"child execution {child} ended cancelled",  # no error to quote
+        retryable=True,
+    )
+    # Retryable, so the call's retry policy made it again, and the second child succeeded.
+    assert world.finished("p1").status == "succeeded"
+    assert len(world.children("p1")) == 2
