@@ -77,6 +77,7 @@ def test_each_childs_request_is_the_called_workflow_run_for_the_parent() -> None
     for note, item in zip(started, items, strict=True):
         child = child_execution_id("p1", "call", 1, note.index)
         assert note.child == child
+        assert note.event_id == ids.child_started("p1", "call", 1, note.index)
         assert world.histories[child][0] == ExecutionRequested(
             event_id=ids.execution_requested(child),
             execution_id=child,
@@ -138,6 +139,7 @@ def test_each_child_reports_its_end_to_the_attempt_and_index_that_started_it() -
     reports = {r.child: r for r in of_type(world, "p1", ChildExecutionFinished)}
     assert len(reports) == 4
     for note in started:
+        assert note.event_id == ids.child_started("p1", "call", note.attempt, note.index)
         end = world.finished(note.child)
         status = "cancelled" if note.attempt == 1 else "succeeded"
         assert end.status == status

@@ -139,6 +139,8 @@ def lost_runner(world: World) -> NodeFailed:
 def call_failure(world: World) -> ErrorInfo:
     [failed] = [e for e in world.histories["p1"] if isinstance(e, NodeFailed)]
     assert (failed.node, failed.attempt) == ("call", 1)
+    # The attempt's result id: a runner's result for the attempt would be a duplicate of it.
+    assert failed.event_id == ids.node_result("p1", "call", 1)
     return failed.error
 
 
@@ -180,4 +182,40 @@ def test_a_child_cancelled_by_its_user_fails_the_call_as_retryable() -> None:
     )
     # Retryable, so the call's retry policy made it again, and the second child succeeded.
     assert world.finished("p1").status == "succeeded"
+    assert len(world.children("p1")) == 2
+
+
+def test_a_failed_child_fails_the_call_and_cancels_only_its_running_siblings() -> None:
+    world = World()
+    workflow = parent("each_item", workflow_id="failing", parameters={"concurrency": 2})
+    world.request(workflow, items(3))
+    run_until_recorded(world, ChildExecutionStarted, count=2)
+    first, second = world.children("p1")
+    failure = ErrorInfo(type="StopAndError", message="no", retryable=False)
+    world.record(
+        [
+            ChildExecutionFinished(
+                event_id=ids.child_finished("p1", first),
+                execution_id="p1",
+                time=world.now,
+                node="call",
+                attempt=1,
+                index=0,
+                child=first,
+                status="failed",
+                error=failure,
+            )
+        ]
+    )
+    world.stream = deque(e for e in world.stream if e.execution_id == "p1")  # only the parent
+    world.run_all()
+    assert world.finished("p1").status == "failed"
+    assert call_failure(world).message == f"child execution {first} ended failed: StopAndError: no"
+    cancelled = {
+        e.execution_id
+        for h in world.histories.values()
+        for e in h
+        if isinstance(e, ExecutionCancelRequested)
+    }
+    assert cancelled == {second}  # the one that ended is not cancelled; the third never started
     assert len(world.children("p1")) == 2
