@@ -169,14 +169,21 @@ def test_each_child_reports_its_end_to_the_attempt_and_index_that_started_it() -
         assert cancel.time in {e.time for e in world.histories["p1"]}  # decided by the parent
 
 
-def test_a_failed_child_reports_its_error_and_no_output() -> None:
+def test_a_failed_child_reports_its_error_and_no_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when one of its last nodes delivered before another failed."""
+    branches = wf(
+        [n("ct", "manual_trigger"), n("fine", "noop"), n("boom", "stop_and_error")],
+        [("ct", "fine"), ("ct", "boom")],
+    )
+    monkeypatch.setitem(SAVED, "branches", branches)
     world = World()
-    request_parent(world, parent("wait", workflow_id="failing"), [{"a": 1}])
+    request_parent(world, parent("wait", workflow_id="branches"), [{"a": 1}])
     world.run_all()
     [note] = started_children(world)
     end = world.finished(note.child)
     assert end.status == "failed"
     assert end.error is not None
+    assert world.output_of(note.child, "fine")  # delivered before the failure ended the child
     [report] = of_type(world, "p1", ChildExecutionFinished)
     assert (report.status, report.output, report.error) == ("failed", [], end.error)
 
