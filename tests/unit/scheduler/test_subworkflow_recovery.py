@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+import msgspec
+
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
     SCHEDULER_ACTOR,
@@ -25,7 +27,8 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     WorkflowCalled,
 )
-from nodedrop.scheduler.core import ExecutionState, evolve, resume
+from nodedrop.contracts.routing import child_execution_id
+from nodedrop.scheduler.core import ExecutionState, evolve, resume, step
 
 from .test_subworkflows import World, parent
 
@@ -219,3 +222,119 @@ def test_a_failed_child_fails_the_call_and_cancels_only_its_running_siblings() -
     }
     assert cancelled == {second}  # the one that ended is not cancelled; the third never started
     assert len(world.children("p1")) == 2
+
+
+def test_call_events_naming_a_node_outside_the_plan_are_ignored() -> None:
+    """As every event of the fold: a call's events for a node the plan does not have (a
+    hand-made or foreign event) change nothing and decide nothing."""
+    world = World()
+    world.request(parent("wait"), items(1))
+    run_until_recorded(world, WorkflowCalled)
+    called = next(e for e in world.histories["p1"] if isinstance(e, WorkflowCalled))
+    state = rebuilt(world)
+    before = repr(state)
+    child = child_execution_id("p1", "nope", 1, 0)
+    for event in (
+        msgspec.structs.replace(called, event_id="x1", node="nope"),
+        ChildExecutionStarted(
+            event_id="x2",
+            execution_id="p1",
+            time=world.now,
+            node="nope",
+            attempt=1,
+            index=0,
+            child=child,
+        ),
+        ChildExecutionFinished(
+            event_id="x3",
+            execution_id="p1",
+            time=world.now,
+            node="nope",
+            attempt=1,
+            index=0,
+            child=child,
+            status="succeeded",
+        ),
+    ):
+        _, decided = step(state, event, world.now)  # folded in place
+        assert decided == []
+        assert repr(state) == before
+
+
+def state_before(world: World, stop: Event) -> ExecutionState:
+    """The parent as a rebuild from its history up to ``stop`` (excluded) makes it."""
+    state = None
+    for event in world.histories["p1"]:
+        if event is stop:
+            break
+        state = evolve(state, event)
+    assert state is not None
+    return state
+
+
+def test_a_copy_of_a_childs_report_starts_no_further_child() -> None:
+    """A report delivered again (a copy past the duplicate window) is not a second end: it must
+    not start one more child than the concurrency allows."""
+    world = World()
+    world.request(parent("each_item", parameters={"concurrency": 1}), items(3))
+    world.run_all()
+    reports = [e for e in world.histories["p1"] if isinstance(e, ChildExecutionFinished)]
+    state = state_before(world, reports[1])  # the first report is folded, the second not yet
+    copy = msgspec.structs.replace(reports[0], event_id="copy")
+    assert step(state, copy, world.now)[1] == []
+
+
+def test_a_siblings_report_after_the_call_failed_decides_nothing() -> None:
+    """A child cancelled by its user fails the call (retryable: it waits for its retry); the
+    sibling the parent cancelled then reports its end to an attempt that no longer waits."""
+    world = World()
+    retry = {"max_attempts": 2, "initial_interval_ms": 60_000}
+    world.request(parent("each_item", parameters={"concurrency": 2}, retry=retry), items(2))
+    run_until_recorded(world, ChildExecutionStarted, count=2)
+    first, second = world.children("p1")
+    world.record(
+        [
+            ExecutionCancelRequested(
+                event_id=ids.cancel_requested(first),
+                execution_id=first,
+                time=world.now,
+                requested_by="alice",
+            )
+        ]
+    )
+    world.stream = deque(sorted(world.stream, key=lambda e: e.execution_id != first))
+    world.run_all()
+    assert world.finished(second).status == "cancelled"
+    late = next(
+        e
+        for e in world.histories["p1"]
+        if isinstance(e, ChildExecutionFinished) and e.child == second
+    )
+    state = state_before(world, late)
+    assert state.nodes["call"].attempt == 1  # waiting for its retry
+    assert step(state, late, world.now)[1] == []
+
+
+def test_a_report_to_a_running_node_that_called_nothing_is_ignored() -> None:
+    """The call's attempt runs (``NodeStarted``) but its runner has not recorded the call yet:
+    a report naming that node (hand-made, or from a child of nothing) changes nothing."""
+    world = World()
+    world.request(parent("wait"), items(1))
+    run_until_recorded(world, WorkflowCalled)
+    called = next(e for e in world.histories["p1"] if isinstance(e, WorkflowCalled))
+    state = state_before(world, called)
+    assert state.nodes["call"].status == "running"
+    before = repr(state)
+    child = child_execution_id("p1", "call", 1, 0)
+    report = ChildExecutionFinished(
+        event_id=ids.child_finished("p1", child),
+        execution_id="p1",
+        time=world.now,
+        node="call",
+        attempt=1,
+        index=0,
+        child=child,
+        status="succeeded",
+    )
+    assert step(state, report, world.now)[1] == []
+    assert repr(state) == before
