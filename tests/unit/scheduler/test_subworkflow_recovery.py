@@ -21,6 +21,7 @@ from nodedrop.contracts.events import (
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
+    ExecutionFinished,
     ExecutionRequested,
     NodeFailed,
     NodeReady,
@@ -337,4 +338,18 @@ def test_a_report_to_a_running_node_that_called_nothing_is_ignored() -> None:
         status="succeeded",
     )
     assert step(state, report, world.now)[1] == []
+    assert repr(state) == before
+
+
+def test_a_call_recorded_for_an_attempt_not_in_flight_is_ignored() -> None:
+    world = World()
+    world.request(parent("wait"), items(1))
+    world.run_all()
+    called = next(e for e in world.histories["p1"] if isinstance(e, WorkflowCalled))
+    end = next(e for e in world.histories["p1"] if isinstance(e, ExecutionFinished))
+    state = state_before(world, end)  # every node ended, the end not folded yet
+    before = repr(state)
+    # `after` ran (and succeeded) as a plain node: it has no call to take.
+    late = msgspec.structs.replace(called, event_id="late", node="after")
+    assert step(state, late, world.now)[1] == []
     assert repr(state) == before
