@@ -708,8 +708,7 @@ class _Decider:
 
     def stop_children(self, node_id: str) -> None:
         """Cancel the running children a node waited for (``fire_and_forget`` ones live on)."""
-        node = self.state.nodes.get(node_id)
-        call = node.call if node is not None else None
+        call = self.state.nodes[node_id].call
         if call is None or not call.waits:
             return
         for child in call.running():
