@@ -1,6 +1,7 @@
 """``make bench``: the system benchmarks of issues 7 and 22, side by side with DBOS and Prefect 3.
 
-    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--write | --no-write]
+    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--no-n8n]
+        [--write | --no-write]
 
 Starts the system on the embedded defaults (nats-server with ``sync_interval: always``, a
 durable PostgreSQL on disk, the four services as processes), runs the scenarios, prints the
@@ -287,7 +288,7 @@ class InterleavedPeers:
         self._dbos_peer: peer_dbos.DbosPeer | None = None
         self._n8n_peer: peer_n8n.N8nPeer | None = None
 
-    async def start(self, stack: contextlib.AsyncExitStack, bench: Bench) -> None:
+    async def start(self, stack: contextlib.AsyncExitStack, bench: Bench, *, n8n: bool) -> None:
         print("DBOS (S1, S4, S9, each right after nodedrop's) ...", flush=True)
         dbos = await stack.enter_async_context(peer_dbos.running(bench))
         if isinstance(dbos, peer_dbos.DbosResult):
@@ -295,14 +296,17 @@ class InterleavedPeers:
             print(f"  {dbos.error}", flush=True)
         else:
             self._dbos_peer, self.dbos = dbos, dbos.result
+        if not n8n:
+            print("n8n: skipped (--no-n8n)", flush=True)
+            return
         print("n8n (S1, S4, S9, each right after DBOS's) ...", flush=True)
-        n8n = await stack.enter_async_context(peer_n8n.running(bench))
-        if isinstance(n8n, peer_n8n.N8nResult):
-            self.n8n = n8n
-            print(f"  {n8n.error}", flush=True)  # e.g. no Node.js >= 20: skipped, not failed
+        started = await stack.enter_async_context(peer_n8n.running(bench))
+        if isinstance(started, peer_n8n.N8nResult):
+            self.n8n = started
+            print(f"  {started.error}", flush=True)  # e.g. no Node.js >= 20: skipped, not failed
         else:
-            self._n8n_peer, self.n8n = n8n, n8n.result
-            print(f"  n8n {n8n.result.version} on port {n8n.port}", flush=True)
+            self._n8n_peer, self.n8n = started, started.result
+            print(f"  n8n {started.result.version} on port {started.port}", flush=True)
 
     async def after(self, scenario: str) -> None:
         if self._dbos_peer is not None:
@@ -325,7 +329,7 @@ async def run(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as peers:
             interleaved = InterleavedPeers()
             if not args.quick and args.peer and DBOS_SCENARIOS & set(selected):
-                await interleaved.start(peers, bench)
+                await interleaved.start(peers, bench, n8n=args.n8n)
             dbos, n8n = interleaved.dbos, interleaved.n8n
             for scenario in selected:
                 module = SCENARIOS[scenario]
@@ -367,6 +371,12 @@ def main() -> None:
         dest="peer",
         action="store_false",
         help="skip the peers (DBOS, n8n, Prefect)",
+    )
+    parser.add_argument(
+        "--no-n8n",
+        dest="n8n",
+        action="store_false",
+        help="skip n8n only (its first installation takes tens of minutes)",
     )
     parser.add_argument(
         "--write",

@@ -35,8 +35,8 @@ PACKAGES = ["node@24", "n8n@2.41.1"]
 MIN_NODE = (20,)
 #: What the default keeps, written next to n8n's figures.
 DURABILITY = (
-    "the run in memory, saved to SQLite once it has ended (n8n's default database; nothing "
-    "written per node)"
+    "the run in memory, saved to SQLite (WAL) once it has ended; nothing written per node "
+    "(EXECUTIONS_DATA_SAVE_ON_PROGRESS off by default)"
 )
 
 
@@ -183,9 +183,8 @@ async def _import_workflows(node: str, n8n: str, data: Path, env: dict[str, str]
         (folder / f"{workflow['id']}.json").write_text(json.dumps(workflow))
     await peer_env.run([node, n8n, "import:workflow", "--separate", f"--input={folder}"], 300, env)
     for workflow in n8n_workflows.all_workflows(40):
-        await peer_env.run(
-            [node, n8n, "update:workflow", f"--id={workflow['id']}", "--active=true"], 300, env
-        )
+        # n8n 2.x imports workflows inactive; publishing makes their webhooks live at start.
+        await peer_env.run([node, n8n, "publish:workflow", f"--id={workflow['id']}"], 300, env)
 
 
 async def _wait_ready(peer: N8nPeer, timeout_s: float = 180) -> None:
