@@ -1,6 +1,7 @@
 """``make bench``: the system benchmarks of issues 7 and 22, side by side with DBOS and Prefect 3.
 
-    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--write | --no-write]
+    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--no-n8n]
+        [--write | --no-write]
 
 Starts the system on the embedded defaults (nats-server with ``sync_interval: always``, a
 durable PostgreSQL on disk, the four services as processes), runs the scenarios, prints the
@@ -30,6 +31,7 @@ from types import ModuleType
 
 from tests.bench import (
     peer_dbos,
+    peer_n8n,
     peer_prefect,
     s1_chain,
     s2_start,
@@ -203,6 +205,7 @@ def render(
     took_s: float,
     *,
     dbos: peer_dbos.DbosResult | None = None,
+    n8n: peer_n8n.N8nResult | None = None,
 ) -> str:
     peer_title = add_peer(outcomes, peer)
     rows = [row for outcome in outcomes.values() for row in outcome.rows]
@@ -216,7 +219,7 @@ def render(
         "",
         *table(rows, peer_title),
         "",
-        *side_by_side.table(outcomes, dbos, peer),
+        *side_by_side.table(outcomes, dbos, peer, n8n),
         "### Details",
         "",
     ]
@@ -224,6 +227,7 @@ def render(
         lines += outcome.details
     lines += peer_details(peer)
     lines += side_by_side.dbos_details(dbos)
+    lines += side_by_side.n8n_details(n8n)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -255,20 +259,60 @@ async def _guarded(scenario: str, run: Callable[[], Awaitable[Outcome]]) -> tupl
     return outcome, True
 
 
-async def _dbos_workload(peer: peer_dbos.DbosPeer, scenario: str) -> None:
-    """DBOS's counterpart of ``scenario``; a failure is written into its result, not raised."""
-    print(f"DBOS {scenario} ...", flush=True)
+async def _peer_workload(
+    name: str, peer: peer_dbos.DbosPeer | peer_n8n.N8nPeer, scenario: str, lowest_rates: list[float]
+) -> None:
+    """A peer's counterpart of ``scenario``; a failure is written into its result, not raised.
+    S9 starts at ``lowest_rates`` below S9's own, then goes on with S9's."""
+    print(f"{name} {scenario} ...", flush=True)
     try:
         if scenario == "S1":
             await peer.chain(runs=20)
         elif scenario == "S4":
             await peer.fan(runs=3)
         elif scenario == "S9":
-            rates = (25.0, 50.0, *(float(r) for r in s9_submit_wait.STEP_RATES))
+            rates = (*lowest_rates, *(float(r) for r in s9_submit_wait.STEP_RATES))
             await peer.submit_wait(rates, step_s=10.0, connections=s9_submit_wait.CONNECTIONS)
     except Exception as error:
         traceback.print_exc()
         peer.result.failed[scenario] = f"{type(error).__name__}: {error}".splitlines()[0][:200]
+
+
+class InterleavedPeers:
+    """DBOS and n8n, each running the workload right after nodedrop did (DBOS on the same
+    PostgreSQL), so that a drift of the shared machine hits all three alike."""
+
+    def __init__(self) -> None:
+        self.dbos: peer_dbos.DbosResult | None = None
+        self.n8n: peer_n8n.N8nResult | None = None
+        self._dbos_peer: peer_dbos.DbosPeer | None = None
+        self._n8n_peer: peer_n8n.N8nPeer | None = None
+
+    async def start(self, stack: contextlib.AsyncExitStack, bench: Bench, *, n8n: bool) -> None:
+        print("DBOS (S1, S4, S9, each right after nodedrop's) ...", flush=True)
+        dbos = await stack.enter_async_context(peer_dbos.running(bench))
+        if isinstance(dbos, peer_dbos.DbosResult):
+            self.dbos = dbos
+            print(f"  {dbos.error}", flush=True)
+        else:
+            self._dbos_peer, self.dbos = dbos, dbos.result
+        if not n8n:
+            print("n8n: skipped (--no-n8n)", flush=True)
+            return
+        print("n8n (S1, S4, S9, each right after DBOS's) ...", flush=True)
+        started = await stack.enter_async_context(peer_n8n.running(bench))
+        if isinstance(started, peer_n8n.N8nResult):
+            self.n8n = started
+            print(f"  {started.error}", flush=True)  # e.g. no Node.js >= 20: skipped, not failed
+        else:
+            self._n8n_peer, self.n8n = started, started.result
+            print(f"  n8n {started.result.version} on port {started.port}", flush=True)
+
+    async def after(self, scenario: str) -> None:
+        if self._dbos_peer is not None:
+            await _peer_workload("DBOS", self._dbos_peer, scenario, [25.0, 50.0])
+        if self._n8n_peer is not None:
+            await _peer_workload("n8n", self._n8n_peer, scenario, [10.0, 25.0, 50.0])
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -280,27 +324,19 @@ async def run(args: argparse.Namespace) -> int:
     bench = Bench(quick=args.quick)
     outcomes: dict[str, Outcome] = {}
     ok = True
-    dbos: peer_dbos.DbosResult | None = None
     try:
         await asyncio.to_thread(bench.start)
         async with contextlib.AsyncExitStack() as peers:
-            dbos_peer: peer_dbos.DbosPeer | None = None
+            interleaved = InterleavedPeers()
             if not args.quick and args.peer and DBOS_SCENARIOS & set(selected):
-                print("DBOS (S1, S4, S9, each right after nodedrop's) ...", flush=True)
-                started_peer = await peers.enter_async_context(peer_dbos.running(bench))
-                if isinstance(started_peer, peer_dbos.DbosResult):
-                    dbos = started_peer
-                    print(f"  {dbos.error}", flush=True)
-                else:
-                    dbos_peer, dbos = started_peer, started_peer.result
+                await interleaved.start(peers, bench, n8n=args.n8n)
+            dbos, n8n = interleaved.dbos, interleaved.n8n
             for scenario in selected:
                 module = SCENARIOS[scenario]
                 outcomes[scenario], passed = await _guarded(scenario, partial(module.run, bench))
                 ok = ok and passed
-                if dbos_peer is not None and scenario in DBOS_SCENARIOS:
-                    # Interleaved: DBOS runs the same workload right after nodedrop did, on the
-                    # same PostgreSQL, so a drift of the shared machine hits both alike.
-                    await _dbos_workload(dbos_peer, scenario)
+                if scenario in DBOS_SCENARIOS:
+                    await interleaved.after(scenario)
         description = machine(bench)
     finally:
         await asyncio.to_thread(bench.close)
@@ -309,7 +345,9 @@ async def run(args: argparse.Namespace) -> int:
         print("Prefect 3 (S1, S4) ...", flush=True)
         peer = await peer_prefect.measure()
         print(f"  {peer.error or 'done'}", flush=True)
-    section = render(outcomes, peer, description, args.quick, time.monotonic() - started, dbos=dbos)
+    section = render(
+        outcomes, peer, description, args.quick, time.monotonic() - started, dbos=dbos, n8n=n8n
+    )
     print()
     print(section)
     write = args.write if args.write is not None else not args.quick and not args.only
@@ -329,7 +367,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="seconds-long smoke (CI)")
     parser.add_argument("--only", help="comma-separated scenario ids, e.g. S1,S4")
     parser.add_argument(
-        "--no-peer", dest="peer", action="store_false", help="skip the peers (DBOS, Prefect)"
+        "--no-peer",
+        dest="peer",
+        action="store_false",
+        help="skip the peers (DBOS, n8n, Prefect)",
+    )
+    parser.add_argument(
+        "--no-n8n",
+        dest="n8n",
+        action="store_false",
+        help="skip n8n only (its first installation takes tens of minutes)",
     )
     parser.add_argument(
         "--write",

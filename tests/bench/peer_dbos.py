@@ -14,10 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
-import signal
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,33 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
-from tests.bench import cpu_cost, peer_env
-from tests.bench.load import ApiConnection, open_loop
+from tests.bench import peer_env
+from tests.bench.load import ApiConnection
+from tests.bench.peer_rates import NO_TOKEN, RateStep, best_sustained, cpu_seconds, submit_wait
 from tests.bench.stack import Bench
-from tests.bench.stats import ms, percentile
+from tests.bench.stats import ms
 
 VENV = peer_env.BENCH_DIR / "dbos-venv"
 APP = Path(__file__).with_name("dbos_app.py")
 REQUIREMENTS = ["dbos>=3.4,<4", "fastapi>=0.110", "uvicorn>=0.29"]
-#: What ``open_loop`` sends as a bearer token; the DBOS app ignores it.
-NO_TOKEN = "-"
-GIVE_UP_P99_MS = 2000.0
-KEPT_UP = 0.95
-
-
-@dataclass
-class RateStep:
-    rate: float
-    sent: int
-    answered: int
-    achieved: float
-    p50_ms: float
-    p99_ms: float
-    cpu_ms: float  # the DBOS app, PostgreSQL and the load generator, per workflow answered
-
-    @property
-    def kept_up(self) -> bool:
-        return self.answered == self.sent and self.achieved >= KEPT_UP * self.rate
 
 
 @dataclass
@@ -69,20 +48,12 @@ class DbosResult:
     failed: dict[str, str] = field(default_factory=dict)
 
     def best_sustained(self, p99_ms: float) -> RateStep | None:
-        sustained = [s for s in self.submit_steps if s.kept_up and s.p99_ms <= p99_ms]
-        return max(sustained, key=lambda s: s.rate) if sustained else None
+        return best_sustained(self.submit_steps, p99_ms)
 
 
 async def install() -> str:
     """The Python of the DBOS environment, created on first use."""
     return await peer_env.install(VENV, "dbos, fastapi, uvicorn", REQUIREMENTS)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class DbosPeer:
@@ -124,50 +95,19 @@ class DbosPeer:
             self.result.fan_inside_ms.append(ms(answer["inside_s"]))
 
     def _cpu_seconds(self) -> float:
-        total = 0.0
-        for pid in cpu_cost.descendants(self.process.pid) + cpu_cost.descendants(self.postgres_pid):
-            with contextlib.suppress(OSError):  # a backend that just exited
-                total += cpu_cost.cpu_seconds(pid)
-        times = os.times()
-        return total + times.user + times.system
+        return cpu_seconds(self.process.pid, self.postgres_pid)
 
     async def submit_wait(self, rates: tuple[float, ...], step_s: float, connections: int) -> None:
         """Open loop at each rate in turn, as S9 drives nodedrop, until DBOS falls behind."""
-        await open_loop(self.port, NO_TOKEN, rate=20, duration_s=1, body=lambda _: b"{}")  # warm-up
-        for rate in rates:
-            before = self._cpu_seconds()
-            loaded = await open_loop(
-                self.port,
-                NO_TOKEN,
-                rate=rate,
-                duration_s=step_s,
-                body=lambda _: b"{}",
-                connections=connections,
-            )
-            spent = self._cpu_seconds() - before
-            answered = [r for r in loaded.requests if r.status == 200]
-            latencies = [
-                ms(r.answered - r.scheduled) if r.status == 200 else math.inf
-                for r in loaded.requests
-            ]
-            last = max((r.answered for r in answered), default=loaded.start)
-            step = RateStep(
-                rate=rate,
-                sent=len(loaded.requests),
-                answered=len(answered),
-                achieved=len(answered) / max(step_s, last - loaded.start),
-                p50_ms=percentile(latencies, 0.5),
-                p99_ms=percentile(latencies, 0.99),
-                cpu_ms=1000 * spent / max(len(answered), 1),
-            )
-            self.result.submit_steps.append(step)
-            print(
-                f"  DBOS S9 {rate:g}/s: {step.achieved:.0f}/s answered, p50 "
-                f"{step.p50_ms:.1f} ms, p99 {step.p99_ms:.1f} ms, CPU {step.cpu_ms:.1f} ms",
-                flush=True,
-            )
-            if not step.kept_up or step.p99_ms > GIVE_UP_P99_MS:
-                break
+        self.result.submit_steps += await submit_wait(
+            self.port,
+            "/api/executions",
+            rates,
+            step_s=step_s,
+            connections=connections,
+            cpu_seconds=self._cpu_seconds,
+            label="DBOS",
+        )
 
 
 async def _database(bench: Bench) -> str:
@@ -208,7 +148,7 @@ async def running(bench: Bench) -> AsyncIterator[DbosPeer | DbosResult]:
     postgres_pid = bench.postgres.pid
     assert postgres_pid is not None
     url = await _database(bench)
-    port = _free_port()
+    port = peer_env.free_port()
     log = os.open(bench.work / "dbos.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     process = await asyncio.create_subprocess_exec(
         python,
@@ -234,11 +174,4 @@ async def running(bench: Bench) -> AsyncIterator[DbosPeer | DbosResult]:
             return
         yield peer
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 10)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
+        await peer_env.stop_group(process, 10)

@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -60,3 +61,23 @@ async def install(venv: Path, imports: str, requirements: list[str]) -> str:
     await run([base, "-m", "venv", str(venv)], 300)
     await run([str(python), "-m", "pip", "install", "--quiet", *requirements], 1800)
     return str(python)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def stop_group(process: asyncio.subprocess.Process, timeout_s: float) -> None:
+    """Stop a peer started in a session of its own, and everything it started: SIGTERM to its
+    process group, SIGKILL if it has not ended within ``timeout_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout_s)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()

@@ -1,11 +1,14 @@
-"""The side-by-side table: nodedrop, DBOS and Prefect on the same workloads (S1, S4, S9), each
+"""The side-by-side table: nodedrop, DBOS, Prefect and n8n on the same workloads (S1, S4, S9), each
 figure timed from outside (request sent -> the client learning the run finished), with the
 durability each one's default gives written next to its figures."""
 
 from __future__ import annotations
 
 from tests.bench.peer_dbos import DbosResult
+from tests.bench.peer_n8n import DURABILITY as N8N_DURABILITY
+from tests.bench.peer_n8n import N8nResult
 from tests.bench.peer_prefect import PrefectResult
+from tests.bench.peer_rates import RateStep, best_sustained
 from tests.bench.s9_submit_wait import TARGET_P99_MS
 from tests.bench.stats import Outcome, fmt_ms, median
 
@@ -13,6 +16,7 @@ DURABILITY = {
     "nodedrop": "every event in JetStream (fsync always) and the projection in PostgreSQL",
     "DBOS": "one committed PostgreSQL row per step, synchronous_commit on",
     "Prefect": "task runs recorded by its server in SQLite, asynchronously after they ran",
+    "n8n": N8N_DURABILITY,
 }
 
 
@@ -32,15 +36,35 @@ def _s9_ratio(s9: Outcome, dbos: DbosResult, rate_ratio: str) -> str:
     return "; ".join(parts) or "-"
 
 
-def dbos_cells(dbos: DbosResult | None) -> dict[str, tuple[str, float | None]]:
+Cells = dict[str, tuple[str, float | None]]
+
+
+def _unmeasured(error: str, failed: dict[str, str]) -> Cells:
+    if error:
+        return dict.fromkeys(("S1", "S4", "S9"), (f"not measured: {error}", None))
+    return {workload: (f"not measured: {why}", None) for workload, why in failed.items()}
+
+
+def _submit_cell(steps: list[RateStep]) -> tuple[str, float | None]:
+    best = best_sustained(steps, TARGET_P99_MS)
+    first = steps[0]
+    return (
+        (
+            f"{best.rate:g}/s, p99 {fmt_ms(best.p99_ms)}, {best.cpu_ms:.1f} ms CPU"
+            if best
+            else f"< {first.rate:g}/s (p99 {fmt_ms(first.p99_ms)}, {first.cpu_ms:.1f} ms CPU)"
+        ),
+        best.rate if best else 0.0,
+    )
+
+
+def dbos_cells(dbos: DbosResult | None) -> Cells:
     """Per workload: (what DBOS did, the number compared with nodedrop's)."""
     if dbos is None:
         return {}
+    cells = _unmeasured(dbos.error, dbos.failed)
     if dbos.error:
-        return dict.fromkeys(("S1", "S4", "S9"), (f"not measured: {dbos.error}", None))
-    cells: dict[str, tuple[str, float | None]] = {
-        workload: (f"not measured: {why}", None) for workload, why in dbos.failed.items()
-    }
+        return cells
     if dbos.chain_whole_ms:
         whole = median(dbos.chain_whole_ms)
         inside = median(dbos.chain_inside_ms) / dbos.chain_nodes
@@ -58,16 +82,34 @@ def dbos_cells(dbos: DbosResult | None) -> dict[str, tuple[str, float | None]]:
             whole,
         )
     if dbos.submit_steps:
-        best = dbos.best_sustained(TARGET_P99_MS)
-        first = dbos.submit_steps[0]
-        cells["S9"] = (
-            (
-                f"{best.rate:g}/s, p99 {fmt_ms(best.p99_ms)}, {best.cpu_ms:.1f} ms CPU"
-                if best
-                else f"< {first.rate:g}/s (p99 {fmt_ms(first.p99_ms)}, {first.cpu_ms:.1f} ms CPU)"
-            ),
-            best.rate if best else 0.0,
+        cells["S9"] = _submit_cell(dbos.submit_steps)
+    return cells
+
+
+def n8n_cells(n8n: N8nResult | None) -> Cells:
+    """Per workload: (what n8n did, the number compared with nodedrop's)."""
+    if n8n is None:
+        return {}
+    cells = _unmeasured(n8n.error, n8n.failed)
+    if n8n.error:
+        return cells
+    if n8n.chain_whole_ms:
+        whole = median(n8n.chain_whole_ms)
+        cells["S1"] = (
+            f"{fmt_ms(whole)} ({fmt_ms(whole / n8n.chain_nodes)} per step, kept in memory), "
+            f"{len(n8n.chain_whole_ms)} runs",
+            whole,
         )
+    if n8n.fan_whole_ms:
+        whole = median(n8n.fan_whole_ms)
+        cells["S4"] = (
+            f"{fmt_ms(whole)}: no parallel branches; {n8n.fan_width:,} items through one node "
+            "(Split Out, No Op, Aggregate), not comparable; runs "
+            + ", ".join(fmt_ms(v) for v in n8n.fan_whole_ms),
+            None,
+        )
+    if n8n.submit_steps:
+        cells["S9"] = _submit_cell(n8n.submit_steps)
     return cells
 
 
@@ -88,10 +130,13 @@ def prefect_cells(prefect: PrefectResult | None) -> dict[str, tuple[str, float |
 
 
 def table(
-    outcomes: dict[str, Outcome], dbos: DbosResult | None, prefect: PrefectResult | None
+    outcomes: dict[str, Outcome],
+    dbos: DbosResult | None,
+    prefect: PrefectResult | None,
+    n8n: N8nResult | None = None,
 ) -> list[str]:
     """Markdown lines; empty when no peer ran or no workload they share was measured."""
-    if dbos is None and prefect is None:
+    if dbos is None and prefect is None and n8n is None:
         return []
     ours: dict[str, tuple[str, float | None]] = {}
     if (s1 := outcomes.get("S1")) and "e2e_ms" in s1.metrics:
@@ -104,6 +149,8 @@ def table(
     if not ours:
         return []
     peers = {"DBOS": dbos_cells(dbos), "Prefect": prefect_cells(prefect)}
+    if n8n is not None:
+        peers["n8n"] = n8n_cells(n8n)
     workloads = {
         "S1": "40 trivial steps in a chain: whole run p50 (per step)",
         "S4": "1,000-way fan-out plus join: whole run p50",
@@ -116,8 +163,8 @@ def table(
         "Each timed from outside: from the client's request to the client learning that the "
         "run finished. A ratio above 1x means nodedrop is ahead.",
         "",
-        "| work | nodedrop | DBOS | DBOS ÷ nodedrop | Prefect | Prefect ÷ nodedrop |",
-        "|---|---|---|---:|---|---:|",
+        "| work | nodedrop | " + " | ".join(f"{name} | {name} ÷ nodedrop" for name in peers) + " |",
+        "|---|---|" + "---|---:|" * len(peers),
     ]
     for workload, title in workloads.items():
         if workload not in ours:
@@ -132,7 +179,8 @@ def table(
             row += [peer_text, ratio]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     durability = ["durability of the default", DURABILITY["nodedrop"]]
-    durability += [DURABILITY["DBOS"], "", DURABILITY["Prefect"], ""]
+    for name in peers:
+        durability += [DURABILITY[name], ""]
     lines += ["| " + " | ".join(durability) + " |", ""]
     return lines
 
@@ -154,17 +202,44 @@ def dbos_details(dbos: DbosResult | None) -> list[str]:
         "",
     ]
     if dbos.submit_steps:
-        lines += [
-            "DBOS submit-and-wait steps (open loop, latency from each request's due time to the "
-            "answer read; CPU of the DBOS app, PostgreSQL and the load generator per workflow):",
-            "",
-            "| offered | answered | p50 | p99 | not answered | CPU ms |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        lines += [
+        lines += _steps_table("DBOS", dbos.submit_steps)
+    return lines
+
+
+def _steps_table(name: str, steps: list[RateStep]) -> list[str]:
+    return [
+        f"{name} submit-and-wait steps (open loop, latency from each request's due time to the "
+        f"answer read; CPU of {name}, its database and the load generator per run):",
+        "",
+        "| offered | answered | p50 | p99 | not answered | CPU ms |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *(
             f"| {s.rate:g}/s | {s.achieved:.0f}/s | {fmt_ms(s.p50_ms)} | {fmt_ms(s.p99_ms)} "
             f"| {s.sent - s.answered} | {s.cpu_ms:.1f} |"
-            for s in dbos.submit_steps
+            for s in steps
+        ),
+        "",
+    ]
+
+
+def n8n_details(n8n: N8nResult | None) -> list[str]:
+    """n8n's runs and its S9 steps, under the harness's details."""
+    if n8n is None or n8n.error:
+        return [f"**n8n**: not measured: {n8n.error}", ""] if n8n else []
+    lines = [
+        f"**n8n {n8n.version}** (`.bench/n8n`, on the Node.js 24 of npm's `node` package, its "
+        "defaults: SQLite in a fresh data folder; each workflow behind a webhook answering when "
+        "its last node has run; each workload run right after DBOS's). Durability: "
+        f"{N8N_DURABILITY}.",
+        "",
+    ]
+    if n8n.chain_whole_ms:
+        lines += [
+            f"n8n {n8n.chain_nodes}-step chain, each run from outside: "
+            + ", ".join(fmt_ms(v) for v in n8n.chain_whole_ms)
+            + ".",
+            "",
         ]
-        lines.append("")
+    if n8n.submit_steps:
+        lines += _steps_table("n8n", n8n.submit_steps)
     return lines

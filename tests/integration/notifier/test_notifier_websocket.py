@@ -440,3 +440,49 @@ async def test_nats_away_closes_with_1011_and_one_line_not_a_traceback(
     lines = [r for r in caplog.records if r.name == "nodedrop.notifier.websocket"]
     assert len(lines) == 3
     assert all("NATS" in r.getMessage() and "\n" not in r.getMessage() for r in lines)
+
+
+async def test_many_sockets_on_one_notifier_share_one_consumer_and_each_reads_exactly(
+    base_url: str, events: JetStreamContext, publish: Any
+) -> None:
+    # Five running executions, four sockets each, some resuming after the first event: one
+    # consumer on the server for all of them, and every socket sees exactly its own events.
+    layout = Layout.from_env()  # the app's is the default one: partition 0 is in both
+    stream = layout.stream(0)
+    same = (f"ex{i}" for i in range(10_000))
+    ids = [i for i in same if layout.stream_of(i) == stream][:5]
+    histories = [History(i) for i in ids]
+    for history in histories:
+        history.requested()
+        history.started(["start", "n1"])
+    stored = {h.execution_id: await publish(h.events) for h in histories}
+    sockets = []
+    async with contextlib.AsyncExitStack() as stack:
+        for history in histories:
+            for after in (None, None, stored[history.execution_id][0], None):
+                url = ws_url(base_url, history.execution_id, after_seq=after)
+                ws = await stack.enter_async_context(connect(url))
+                skip = 0 if after is None else 1
+                for _ in stored[history.execution_id][skip:]:  # the stored events first
+                    await asyncio.wait_for(ws.recv(), 5)
+                sockets.append((history, after, ws))
+        assert (await events.stream_info(stream)).state.consumer_count == 3  # two durables
+
+        seqs = {h.execution_id: list(stored[h.execution_id]) for h in histories}
+        for history in histories:
+            history.run_node("start")
+            history.run_node("n1")
+            history.finished()
+            done = len(seqs[history.execution_id])
+            seqs[history.execution_id] += await publish(history.events[done:])
+        for history, after, ws in sockets:
+            messages, code = await receive_all(ws)
+            live = seqs[history.execution_id][len(stored[history.execution_id]) :]
+            expected = history.events[len(stored[history.execution_id]) :]
+            assert (messages, code) == (public(expected, live), 1000), (history, after)
+
+    for _ in range(100):  # the shared consumer is gone with the last socket
+        if (await events.stream_info(stream)).state.consumer_count == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert (await events.stream_info(stream)).state.consumer_count == 2

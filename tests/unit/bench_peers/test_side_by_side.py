@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from tests.bench import side_by_side
-from tests.bench.peer_dbos import DbosResult, RateStep
+from tests.bench.peer_dbos import DbosResult
 from tests.bench.peer_prefect import PrefectResult
+from tests.bench.peer_rates import RateStep
 from tests.bench.stats import Outcome, Row
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 from collections.abc import Callable
@@ -317,3 +318,25 @@ async def test_the_async_client_runs_the_same_operations() -> None:
         "POST /api/executions/ex1/rerun",
         "POST /api/executions/ex1/cancel",
     ]
+
+
+def test_both_clients_offer_every_operation_with_its_signature_and_docstring() -> None:
+    # Listed once (nodedrop.client._driving.Operations): the sync client answers values, the
+    # async one awaitables, each with the operation's own parameters and documentation.
+    offered = [
+        name
+        for name, value in vars(operations).items()
+        if inspect.isfunction(value)
+        and not name.startswith("_")
+        and str(inspect.signature(value).return_annotation).startswith("Operation[")
+    ]
+    assert len(offered) == 17
+    sync, aio = sync_client(lambda _: httpx.Response(500)), AsyncClient(BASE, "k")
+    for name in offered:
+        operation = getattr(operations, name)
+        for client in (sync, aio):
+            method = getattr(client, name)
+            assert inspect.signature(method) == inspect.signature(operation), name
+            assert method.__doc__ == operation.__doc__, name
+        assert inspect.iscoroutinefunction(getattr(aio, name)), name
+        assert not inspect.iscoroutinefunction(getattr(sync, name)), name

@@ -1,16 +1,18 @@
-"""Turning the operations of :mod:`nodedrop.client.operations` into methods of both clients.
+"""The operations of :mod:`nodedrop.client.operations` as methods of both clients, listed once.
 
-``Client.get_workflow = sync_method(operations.get_workflow)`` gives the sync client a method
-with the operation's own signature and docstring that runs it over ``httpx.Client``;
-``async_method`` does the same for ``AsyncClient``. Each operation is thus written once.
+:class:`Operations` is the base of ``Client`` and ``AsyncClient``: each of its attributes is a
+:class:`Method`, which, read from a client, gives the operation's own signature and docstring,
+run by that client's ``run``: a value from ``Client``, an awaitable from ``AsyncClient``. Type
+checkers see the same, by the client's ``asynchronous`` flag.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
+from nodedrop.client import operations
 from nodedrop.client.operations import Operation
 
 P = ParamSpec("P")
@@ -18,28 +20,75 @@ T = TypeVar("T")
 
 
 class SyncRunner(Protocol):
+    @property
+    def asynchronous(self) -> Literal[False]: ...
+
     def run(self, operation: Operation[T]) -> T: ...
 
 
 class AsyncRunner(Protocol):
+    @property
+    def asynchronous(self) -> Literal[True]: ...
+
     async def run(self, operation: Operation[T]) -> T: ...
 
 
-def sync_method(
-    operation: Callable[P, Operation[T]],
-) -> Callable[Concatenate[SyncRunner, P], T]:
-    @functools.wraps(operation)
-    def method(self: SyncRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self.run(operation(*args, **kwargs))
+class Method(Generic[P, T]):
+    """An operation, as a method of whichever client it is read from."""
 
-    return method
+    def __init__(self, operation: Callable[P, Operation[T]]) -> None:
+        self._operation = operation
+        self.__doc__ = operation.__doc__
+
+    @overload
+    def __get__(self, client: None, owner: type[Any]) -> Method[P, T]: ...
+
+    @overload
+    def __get__(self, client: SyncRunner, owner: type[Any]) -> Callable[P, T]: ...
+
+    @overload
+    def __get__(
+        self, client: AsyncRunner, owner: type[Any]
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+    def __get__(self, client: Any, owner: type[Any]) -> Any:
+        if client is None:
+            return self
+        operation = self._operation
+        if client.asynchronous:
+
+            @functools.wraps(operation)
+            async def run_async(*args: P.args, **kwargs: P.kwargs) -> T:
+                result: T = await client.run(operation(*args, **kwargs))
+                return result
+
+            return run_async
+
+        @functools.wraps(operation)
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            result: T = client.run(operation(*args, **kwargs))
+            return result
+
+        return run
 
 
-def async_method(
-    operation: Callable[P, Operation[T]],
-) -> Callable[Concatenate[AsyncRunner, P], Coroutine[Any, Any, T]]:
-    @functools.wraps(operation)
-    async def method(self: AsyncRunner, /, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self.run(operation(*args, **kwargs))
+class Operations:
+    """Every operation both clients offer."""
 
-    return method
+    create_workflow = Method(operations.create_workflow)
+    get_workflow = Method(operations.get_workflow)
+    update_workflow = Method(operations.update_workflow)
+    delete_workflow = Method(operations.delete_workflow)
+    list_workflows = Method(operations.list_workflows)
+    workflow_versions = Method(operations.workflow_versions)
+    submit = Method(operations.submit)
+    submit_and_wait = Method(operations.submit_and_wait)
+    get_execution = Method(operations.get_execution)
+    wait_for = Method(operations.wait_for)
+    list_executions = Method(operations.list_executions)
+    cancel = Method(operations.cancel)
+    rerun = Method(operations.rerun)
+    events = Method(operations.events)
+    logs = Method(operations.logs)
+    node_output = Method(operations.node_output)
+    node_types = Method(operations.node_types)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from nodedrop.client import operations
-from nodedrop.client._driving import async_method
+from nodedrop.client._driving import Operations
 from nodedrop.client.defaults import DEFAULT_TIMEOUT_S, auth_headers
 from nodedrop.client.errors import ConnectionFailed
 from nodedrop.client.follow import (
@@ -29,10 +29,13 @@ T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class AsyncClient:
+class AsyncClient(Operations):
     """nodedrop's API at ``base_url`` with the key ``token``, for asyncio. Use with
     ``async with``, or await :meth:`aclose`. ``http`` uses an ``httpx.AsyncClient`` of your own
     (its base URL and headers are left as they are)."""
+
+    #: Which way the operations of :class:`Operations` run: here awaited.
+    asynchronous: Final = True
 
     def __init__(
         self,
@@ -83,24 +86,6 @@ class AsyncClient:
             return await self.http.send(call.build(self.http))
         except httpx.TransportError as error:
             raise ConnectionFailed(f"cannot reach {self.base_url}: {error}") from error
-
-    create_workflow = async_method(operations.create_workflow)
-    get_workflow = async_method(operations.get_workflow)
-    update_workflow = async_method(operations.update_workflow)
-    delete_workflow = async_method(operations.delete_workflow)
-    list_workflows = async_method(operations.list_workflows)
-    workflow_versions = async_method(operations.workflow_versions)
-    submit = async_method(operations.submit)
-    submit_and_wait = async_method(operations.submit_and_wait)
-    get_execution = async_method(operations.get_execution)
-    wait_for = async_method(operations.wait_for)
-    list_executions = async_method(operations.list_executions)
-    cancel = async_method(operations.cancel)
-    rerun = async_method(operations.rerun)
-    events = async_method(operations.events)
-    logs = async_method(operations.logs)
-    node_output = async_method(operations.node_output)
-    node_types = async_method(operations.node_types)
 
     def iter_workflows(self, *, page_size: int | None = None) -> AsyncIterator[Workflow]:
         """Every saved workflow, newest first, page after page."""

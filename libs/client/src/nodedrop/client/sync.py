@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect
 
 from nodedrop.client import operations
-from nodedrop.client._driving import sync_method
+from nodedrop.client._driving import Operations
 from nodedrop.client.defaults import DEFAULT_TIMEOUT_S, auth_headers
 from nodedrop.client.errors import ConnectionFailed
 from nodedrop.client.follow import (
@@ -29,10 +29,13 @@ T = TypeVar("T")
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class Client:
+class Client(Operations):
     """nodedrop's API at ``base_url`` with the key ``token``. Use as a context manager, or
     call :meth:`close`. ``http`` uses an ``httpx.Client`` of your own (its base URL and
     headers are left as they are)."""
+
+    #: Which way the operations of :class:`Operations` run: here in the calling thread.
+    asynchronous: Final = False
 
     def __init__(
         self,
@@ -83,24 +86,6 @@ class Client:
             return self.http.send(call.build(self.http))
         except httpx.TransportError as error:
             raise ConnectionFailed(f"cannot reach {self.base_url}: {error}") from error
-
-    create_workflow = sync_method(operations.create_workflow)
-    get_workflow = sync_method(operations.get_workflow)
-    update_workflow = sync_method(operations.update_workflow)
-    delete_workflow = sync_method(operations.delete_workflow)
-    list_workflows = sync_method(operations.list_workflows)
-    workflow_versions = sync_method(operations.workflow_versions)
-    submit = sync_method(operations.submit)
-    submit_and_wait = sync_method(operations.submit_and_wait)
-    get_execution = sync_method(operations.get_execution)
-    wait_for = sync_method(operations.wait_for)
-    list_executions = sync_method(operations.list_executions)
-    cancel = sync_method(operations.cancel)
-    rerun = sync_method(operations.rerun)
-    events = sync_method(operations.events)
-    logs = sync_method(operations.logs)
-    node_output = sync_method(operations.node_output)
-    node_types = sync_method(operations.node_types)
 
     def iter_workflows(self, *, page_size: int | None = None) -> Iterator[Workflow]:
         """Every saved workflow, newest first, page after page."""

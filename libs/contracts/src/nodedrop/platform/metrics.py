@@ -111,6 +111,13 @@ CONSUMER_ACK_PENDING = Gauge(
     "partition; sampled",
     ["consumer", "partition"],
 )
+CONSUMER_LAG_SECONDS = Gauge(
+    "nodedrop_consumer_lag_seconds",
+    "Age of the oldest message a durable consumer has not acknowledged (stored and not yet "
+    "delivered, or delivered and not yet acknowledged): 0 when it has none, by consumer and "
+    "partition; sampled",
+    ["consumer", "partition"],
+)
 CONSUMER_REDELIVERED = Gauge(
     "nodedrop_consumer_redelivered_messages",
     "Messages delivered more than once and not yet acknowledged, by consumer and partition; "

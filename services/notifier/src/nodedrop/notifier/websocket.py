@@ -2,10 +2,11 @@
 
 ``GET /ws/executions/{id}?after_seq=N`` sends every event of the execution with ``seq > N``, one
 JSON text message each, stored ones first and then live ones, and closes with 1000 after
-``ExecutionFinished``. Events come from the stream, not from the projection, which lags: an ordered
-consumer on the execution's subjects starts at ``N + 1`` and notices each event (its headers only),
-and the events are read in order by direct gets in batches of a few MiB, as fast as the client
-takes them; a client that takes none for ``SEND_TIMEOUT_S`` is closed with 1013.
+``ExecutionFinished``. Events come from the stream, not from the projection, which lags: they are
+read in order by direct gets in batches of a few MiB, as fast as the client takes them, first
+those stored, then more at each notice of a new one (``nodedrop.notifier.notices``: one consumer
+per partition for all the notifier's sockets); a client that takes none for ``SEND_TIMEOUT_S`` is
+closed with 1013.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import AsyncGenerator, Collection, Mapping
 import msgspec
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy, RawStreamMsg
+from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +39,7 @@ from nodedrop.notifier.auth import (
     origin_allowed,
     presented_key,
 )
+from nodedrop.notifier.notices import NoticeFeed, Notices
 from nodedrop.platform import ops
 from nodedrop.platform.history import DirectReadError, direct_read
 from nodedrop.platform.metrics import WEBSOCKET_CLIENTS
@@ -64,9 +66,6 @@ _NATS_ERRORS = (nats.errors.Error, TimeoutError, OSError)
 
 _encoder = msgspec.json.Encoder()
 
-#: Notices of new events (headers only, a few hundred bytes each) that may wait for a slow
-#: client. Losing some is harmless (a later one reads everything stored after the last sent).
-_MAX_NOTICES = 65536
 #: A client that has not taken one event within this long is closed with 1013 (it reconnects
 #: with ``after_seq``): its socket, one batch of events and the notices are all it held.
 SEND_TIMEOUT_S = 30.0
@@ -209,6 +208,7 @@ class _ExecutionStream:
         self._js = js
         self._layout = layout
         self._keys = keys
+        self._feed = NoticeFeed(js, layout)
 
     async def _last(self, execution_id: str, event_type: str) -> RawStreamMsg | None:
         # From the stream, not the projection: a client may connect right after the request,
@@ -251,36 +251,24 @@ class _ExecutionStream:
         start = after_seq and min(
             after_seq, (await self._js.stream_info(stream_name)).state.last_seq
         )
-        # Notices only (headers, no data): the events themselves are read in bounded batches by
-        # _pump, as fast as this client takes them (see _pump).
-        config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start else DeliverPolicy.ALL,
-            opt_start_seq=start + 1 if start else None,
-            headers_only=True,
-        )
-        try:
-            sub = await self._js.subscribe(
-                execution_subject(execution_id),
-                stream=self._layout.stream_of(execution_id),
-                ordered_consumer=True,
-                config=config,
-                pending_msgs_limit=_MAX_NOTICES,
+        events = _Events(self._js, stream_name, execution_id, start)
+        # Registered before the first read: every event stored after it is noticed.
+        async with self._feed.watch(execution_id) as notices:
+            await self._follow(
+                websocket, key, execution_id, after_seq, notices=notices, events=events
             )
-        except _NATS_ERRORS:
-            raise  # NATS is away: one line, by the caller
-        except Exception:
-            log.exception("cannot follow execution %s", execution_id)
-            await websocket.close(CLOSE_INTERNAL_ERROR)
-            return
-        pump = asyncio.create_task(
-            _pump(
-                sub,
-                websocket,
-                after_seq,
-                _Events(self._js, stream_name, execution_id, start),
-                SEND_TIMEOUT_S,
-            )
-        )
+
+    async def _follow(
+        self,
+        websocket: WebSocket,
+        key: str,
+        execution_id: str,
+        after_seq: int,
+        *,
+        notices: Notices,
+        events: _Events,
+    ) -> None:
+        pump = asyncio.create_task(_pump(notices, websocket, after_seq, events, SEND_TIMEOUT_S))
         watch = asyncio.create_task(_until_disconnect(websocket))
         revoked = asyncio.create_task(self._keys.until_revoked(key))
         try:
@@ -289,7 +277,6 @@ class _ExecutionStream:
             for task in (pump, watch, revoked):
                 task.cancel()
             await asyncio.gather(pump, watch, revoked, return_exceptions=True)
-            await _drop(self._js, stream_name, sub)
         if watch.done() and not watch.cancelled():
             return  # the client went away
         close = (CLOSE_NORMAL, "")
@@ -351,7 +338,7 @@ class _Events:
 
 
 async def _pump(
-    sub: JetStreamContext.PushSubscription,
+    notices: Notices,
     websocket: WebSocket,
     after_seq: int,
     events: _Events,
@@ -360,16 +347,12 @@ async def _pump(
     """Forward events after ``after_seq`` until ``ExecutionFinished`` (sent, or at or before
     ``after_seq``: then the client has seen it already).
 
-    Each notice (an event's headers) says that the execution has a new event: everything stored
-    after the last one read is then read and sent, in batches bounded by bytes, the next read
-    only once the client has taken the last batch. A slow client so only slows its own reads
-    (nothing it has not taken waits on the NATS connection), and one that takes no event for
-    ``send_timeout_s`` is closed with 1013."""
+    First everything stored, then, at each notice of a later event, everything stored after the
+    last one read: in batches bounded by bytes, the next read only once the client has taken the
+    last batch. A slow client so only slows its own reads (nothing it has not taken waits on the
+    NATS connection), and one that takes no event for ``send_timeout_s`` is closed with 1013."""
+    noticed = 0  # the first read: whatever is stored
     while True:
-        notice = await sub.next_msg(timeout=None)
-        noticed = notice.metadata.sequence.stream
-        if noticed <= events.last:
-            continue  # read already with an earlier notice's (or redelivered)
         async with contextlib.aclosing(events.through(noticed)) as reading:
             async for seq, data in reading:
                 try:
@@ -385,6 +368,7 @@ async def _pump(
                         raise _TooSlowError from None
                 if isinstance(event, ExecutionFinished):
                     return
+        noticed = await notices.after(events.last)
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:
@@ -394,15 +378,6 @@ async def _until_disconnect(websocket: WebSocket) -> None:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
-
-
-async def _drop(js: JetStreamContext, stream: str, sub: JetStreamContext.PushSubscription) -> None:
-    # The ordered consumer is ephemeral and would expire on its own; deleting it now frees the
-    # server at once.
-    with contextlib.suppress(Exception):
-        await sub.unsubscribe()
-    with contextlib.suppress(Exception):
-        await js.delete_consumer(stream, sub._consumer)
 
 
 def _valid_id(execution_id: str) -> bool:
