@@ -131,12 +131,13 @@ describe("nodedrop web UI", () => {
     await node("merge").waitFor();
     await page.keyboard.press("Delete");
     await expect.poll(() => node("merge").count()).toBe(0);
-    // An invalid parameter: the API's 422 is shown on the node and on the field.
+    // An invalid parameter: saved as a draft all the same, its problem shown on the node and
+    // on the field.
     await node("set").click();
     await values.fill('["not", "an", "object"]');
     await values.blur();
     await page.getByRole("button", { name: /^Save/ }).click();
-    await page.getByText(/Not saved: 1 problem/).waitFor();
+    await page.getByText(/Saved as version \d+, with 1 problem/).waitFor();
     await expect.poll(() => node("set").locator(".node-issues").textContent()).toMatch(/valid dictionary/);
     await expect.poll(() => page.locator(".field.invalid").first().textContent()).toMatch(/Values[\s\S]*valid dictionary/);
     await shot("validation-errors");

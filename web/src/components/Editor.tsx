@@ -36,7 +36,9 @@ import {
 import { navigate, setLeaveGuard } from "../router";
 import { applyEvent, applyEvents, emptyRun, isFinished, type RunState } from "../state/executionState";
 import { ExecutionStream, type ConnectionState } from "../state/liveStream";
-import type { ExecutionEvent, NodeDef, NodeType, PortItems, Workflow, WorkflowDef } from "../types";
+import type { ExecutionEvent, NodeDef, NodeType, PortItems, ValidationIssue, Workflow, WorkflowDef } from "../types";
+import { problemCount, runProblems } from "../problems";
+import { keptBeforeNodeRun, withEarlierStates } from "../earlierStates";
 import { ContextMenu } from "./ContextMenu";
 import { EditorContext, type EditorContextValue } from "./EditorContext";
 import { HistoryPanel } from "./HistoryPanel";
@@ -134,6 +136,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   /** A node that could not run alone: its parents have no recorded output. */
   const [parentsFor, setParentsFor] = useState<{ node: string; reason: string; triggers: string[] } | null>(null);
   const [shown, setShown] = useState<Shown | null>(null);
+  /** The states the canvas showed when a node was run alone: kept for the other nodes. */
+  const [earlier, setEarlier] = useState<RunState | null>(null);
   const [snapshot, setSnapshot] = useState<{ nodes: CanvasNode[]; edges: Edge[] } | null>(null);
   const [connection, setConnection] = useState<{ state: ConnectionState; detail?: string } | null>(null);
   const [step, setStep] = useState<number | null>(null);
@@ -160,7 +164,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     pendingStep.current = undefined;
     setHistory(startHistory(draftOf(canvas.nodes, canvas.edges)));
     setDirty(false);
-    setIssues(emptyIssues());
+    // A draft saved with problems shows them where they are, as a save would.
+    setIssues(mapIssues(wf, wf.problems ?? []));
     setConflict(null);
     setTimeout(() => fitCanvas(), 50);
   }
@@ -294,6 +299,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     setSnapshot(null);
     stream.current?.stop();
     setShown(null);
+    setEarlier(null);
     setStep(null);
     setConnection(null);
     if (!executionId) return;
@@ -320,6 +326,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     return applyEvents(emptyRun(shown.id), shown.events.slice(0, step + 1));
   }, [shown, step]);
   const busy = shown !== null && !isFinished(shown.run);
+  /** What the canvas, the minimap, edge counts and a node's results show. */
+  const canvasRun = useMemo(() => withEarlierStates(displayedRun, earlier), [displayedRun, earlier]);
 
   // The run bar takes height from the canvas when it appears: fit the nodes to what is left.
   const hasRunBar = displayedRun !== null;
@@ -502,9 +510,15 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       const saved = await api.saveWorkflow(workflow.id, def, overwrite ?? workflow.version);
       setWorkflow(saved);
       setDirty(false);
-      setIssues(emptyIssues());
       setConflict(null);
-      setToast({ kind: "ok", text: `Saved as version ${saved.version}.` });
+      const problems = saved.problems ?? [];
+      if (problems.length) {
+        showProblems(def, problems);
+        setToast({ kind: "ok", text: `Saved as version ${saved.version}, with ${problemCount(problems.length)}: it cannot run until they are fixed.` });
+      } else {
+        setIssues(emptyIssues());
+        setToast({ kind: "ok", text: `Saved as version ${saved.version}.` });
+      }
       return true;
     } catch (e) {
       const err = e as ApiError;
@@ -512,15 +526,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         setConflict(err.currentVersion);
         setToast({ kind: "error", text: `Not saved: version ${err.currentVersion} was saved meanwhile.` });
       } else if (err.status === 422 && err.issues.length) {
-        const mapped = mapIssues(def, err.issues);
-        setIssues(mapped);
-        const count = err.issues.length;
-        setToast({ kind: "error", text: `Not saved: ${count} problem${count === 1 ? "" : "s"}; see the marked nodes and fields.` });
-        const first = Object.keys(mapped.nodes)[0];
-        if (first) {
-          setSelected(first);
-          setSideTab("settings");
-        }
+        showProblems(def, err.issues);
+        setToast({ kind: "error", text: `Not saved: ${problemCount(err.issues.length)}; see the marked nodes and fields.` });
       } else setToast({ kind: "error", text: `Not saved: ${err.message}` });
       return false;
     } finally {
@@ -528,17 +535,39 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     }
   }
 
+  /** Marks the problems on their nodes, fields and connections, and opens the first node's. */
+  function showProblems(def: WorkflowDef, problems: ValidationIssue[]) {
+    const mapped = mapIssues(def, problems);
+    setIssues(mapped);
+    const first = Object.keys(mapped.nodes)[0];
+    if (first) {
+      setSelected(first);
+      setSideTab("settings");
+    }
+  }
+
+  /** A run of the saved workflow refused for its problems (422 under ``workflow_id``): they
+   * are marked as a save's are. False for any other error. */
+  function refusedForProblems(err: ApiError): boolean {
+    const problems = runProblems(err);
+    if (!problems.length || !workflow) return false;
+    showProblems(toDefinition(workflow.name, nodes, edges, workflow.settings), problems);
+    setToast({ kind: "error", text: `Cannot run: ${problemCount(problems.length)}; see the marked nodes and fields.` });
+    return true;
+  }
+
   async function runTrigger(nodeId: string) {
     if (readOnly || busy || !workflow) return;
     if (dirty && !(await save())) return;
     try {
       const { id } = await api.runTrigger(workflow.id, nodeId);
+      setEarlier(null);
       follow(id, []);
       keepFocus(nodeId);
       setHistoryVersion((v) => v + 1);
       setToast({ kind: "info", text: `Running from ${nodeId}…` });
     } catch (e) {
-      setToast({ kind: "error", text: `Could not run: ${(e as Error).message}` });
+      if (!refusedForProblems(e as ApiError)) setToast({ kind: "error", text: `Could not run: ${(e as Error).message}` });
     }
   }
 
@@ -549,6 +578,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     if (dirty && !(await save())) return;
     try {
       const { id } = await api.runNode(workflow.id, nodeId, input);
+      setEarlier(keptBeforeNodeRun(canvasRun, nodeId));
       follow(id, []);
       keepFocus(nodeId);
       setHistoryVersion((v) => v + 1);
@@ -563,7 +593,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         setParentsFor({ node: nodeId, reason: err.issues.map((i) => i.msg).join("; "), triggers: triggersUpstream(nodeId, def, types) });
         return;
       }
-      setToast({ kind: "error", text: `Could not run node ${nodeId}: ${err.message}` });
+      if (!refusedForProblems(err)) setToast({ kind: "error", text: `Could not run node ${nodeId}: ${err.message}` });
     }
   }
 
@@ -616,7 +646,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   const context: EditorContextValue = {
     types,
-    run: displayedRun,
+    run: canvasRun,
     issues: readOnly ? emptyIssues() : issues,
     readOnly,
     busy,
@@ -649,7 +679,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     if (!readOnly && issues.edges[e.id])
       return { ...arrow, className: "edge-invalid", label: `⚠ ${issues.edges[e.id][0]}`, ariaLabel: issues.edges[e.id].join("; ") };
     // After a run: how many items went along it, and a colour for whether any did.
-    const count = itemsOnPort(displayedRun?.nodes[e.source]?.output, e.sourceHandle ?? "main");
+    const count = itemsOnPort(canvasRun?.nodes[e.source]?.output, e.sourceHandle ?? "main");
     if (count === null) return arrow;
     const label = `${count} item${count === 1 ? "" : "s"}`;
     return { ...arrow, label, ariaLabel: `${e.source} to ${e.target}: ${label}`, className: count ? "edge-ran" : "edge-empty" };
@@ -763,7 +793,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
               onConnect={onConnect}
               onNodeClick={(_, n) => {
                 setSelected(n.id);
-                setSideTab(displayedRun?.nodes[n.id] ? "results" : "settings");
+                setSideTab(canvasRun?.nodes[n.id] ? "results" : "settings");
               }}
               onNodeContextMenu={(e, n) => {
                 e.preventDefault();
@@ -784,7 +814,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             >
               <Background gap={20} />
               <Controls />
-              <MiniMap pannable zoomable ariaLabel="Minimap" style={{ width: MINIMAP_WIDTH, height: MINIMAP_HEIGHT }} nodeColor={(n) => minimapColor(displayedRun?.nodes[n.id]?.status)} />
+              <MiniMap pannable zoomable ariaLabel="Minimap" style={{ width: MINIMAP_WIDTH, height: MINIMAP_HEIGHT }} nodeColor={(n) => minimapColor(canvasRun?.nodes[n.id]?.status)} />
             </ReactFlow>
           </div>
 
@@ -800,7 +830,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                     Settings{!readOnly && issues.nodes[selectedNode.id]?.length ? " ⚠" : ""}
                   </button>
                   <button type="button" role="tab" aria-selected={sideTab === "results"} onClick={() => setSideTab("results")}>
-                    Results{displayedRun?.nodes[selectedNode.id] ? ` (${displayedRun.nodes[selectedNode.id].status})` : ""}
+                    Results{canvasRun?.nodes[selectedNode.id] ? ` (${canvasRun.nodes[selectedNode.id].status})` : ""}
                   </button>
                 </div>
                 <div role="tabpanel" className="side-body">
@@ -821,7 +851,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                         // No input: the API builds it from what the parents recorded last.
                         testRun: () => void runNode(selectedNode.id, undefined, "settings"),
                         canTestRun: !readOnly && !busy && !saving,
-                        runError: displayedRun?.nodes[selectedNode.id]?.error ?? null,
+                        runError: canvasRun?.nodes[selectedNode.id]?.error ?? null,
                         runId: displayedRun?.executionId ?? null,
                       }}
                     />
@@ -829,7 +859,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                     <NodeResults
                       key={`${selectedNode.id}-${shown?.id}`}
                       node={selectedNode.id}
-                      state={displayedRun?.nodes[selectedNode.id]}
+                      state={canvasRun?.nodes[selectedNode.id]}
                       events={shown ? (step === null ? shown.events : shown.events.slice(0, step + 1)) : []}
                       onPin={readOnly ? undefined : (output) => pinOutput(selectedNode.id, output)}
                     />
@@ -923,7 +953,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         {inputFor && (
           <InputDialog
             nodeId={inputFor}
-            initial={displayedRun?.nodes[inputFor]?.input ?? { main: [{}] }}
+            initial={canvasRun?.nodes[inputFor]?.input ?? { main: [{}] }}
             onCancel={() => setInputFor(null)}
             onRun={(input) => {
               setInputFor(null);
