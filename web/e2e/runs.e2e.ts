@@ -139,3 +139,136 @@ describe("running one node alone", () => {
     expect(runs.items.map((e: { mode: string }) => e.mode)).toEqual(["node", "trigger"]);
   });
 });
+
+describe("comparing two executions", () => {
+  it("shows each node's status, duration and output diff of two runs picked in the Executions tab", async () => {
+    const id = await createWorkflow(chain("Compare"));
+    for (const input of [[{ n: 1 }], [{ n: 2 }, { n: 3 }]]) {
+      const { id: run } = await apiPost("/api/executions", { workflow_id: id, input }, 202);
+      await expect.poll(async () => (await apiGet(`/api/executions/${run}`)).status, { timeout: UI_TIMEOUT }).toBe("succeeded");
+    }
+    await page.goto(`${baseUrl}/workflows/${id}`);
+    await node("start").waitFor();
+    await page.getByRole("tab", { name: "Executions" }).click();
+    const boxes = page.getByRole("checkbox", { name: /^Compare execution of/ });
+    await expect.poll(() => boxes.count()).toBe(2);
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    await page.getByRole("button", { name: "Compare the 2 picked" }).click();
+    const dialog = page.getByRole("dialog", { name: "Compare two executions" });
+    const row = (n: string) => dialog.locator(`tr[data-node="${n}"]`);
+    await expect.poll(() => row("second").count()).toBe(1);
+    expect(await row("start").locator("[data-status]").evaluateAll((els) => els.map((e) => e.getAttribute("data-status")))).toEqual(["succeeded", "succeeded"]);
+    expect(await row("first").textContent()).toMatch(/\d+ ms → \d+ ms/);
+    // The second run's output against the first's: item 0 changed (n: 1 → 2), item 1 added.
+    expect(await row("second").locator("summary").textContent()).toBe("1 added, 1 changed");
+    await row("second").locator("summary").click();
+    expect(await row("second").textContent()).toContain("n: 1 → 2");
+    expect(await seriousViolations(page)).toEqual([]);
+    await dialog.getByRole("button", { name: "Close" }).click();
+    expect(await dialog.count()).toBe(0);
+  });
+});
+
+describe("running executions across workflows", () => {
+  it("lists a running execution live, cancels it after asking, and the row leaves", async () => {
+    const id = await createWorkflow({
+      name: `Long wait${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger" },
+        { id: "pause", type: "wait", parameters: { ms: 600000 } },
+      ],
+      connections: [{ from: "start", to: "pause" }],
+    });
+    await page.goto(`${baseUrl}/executions`);
+    await page.getByText("Nothing is running.").waitFor();
+    // Started after the page opened: the list is live.
+    const { id: run } = await apiPost("/api/executions", { workflow_id: id }, 202);
+    const table = page.getByRole("table", { name: "Running executions" });
+    const row = table.locator(`tr[data-execution="${run}"]`);
+    await row.waitFor({ timeout: UI_TIMEOUT });
+    expect(await row.textContent()).toContain(`Long wait${RUN}`);
+    expect(await seriousViolations(page)).toEqual([]);
+    await row.getByRole("button", { name: /^Cancel execution of/ }).click();
+    await row.getByRole("group", { name: "Cancel this execution?" }).waitFor();
+    expect(await seriousViolations(page)).toEqual([]);
+    expect((await apiGet(`/api/executions/${run}`)).status).toMatch(/^(queued|running)$/); // asked, not yet cancelled
+    await row.getByRole("button", { name: "Yes, cancel" }).click();
+    await expect.poll(() => row.count(), { timeout: UI_TIMEOUT }).toBe(0);
+    expect((await apiGet(`/api/executions/${run}`)).status).toBe("cancelled");
+    await page.getByText("Nothing is running.").waitFor();
+  });
+});
+
+describe("a failed node's stack trace", () => {
+  it("shows the code node's own frames first and folds the engine's", async () => {
+    const id = await createWorkflow({
+      name: `Stack${RUN}`,
+      nodes: [
+        { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+        {
+          id: "py",
+          type: "code",
+          parameters: { source: "def helper(item):\n    return 1 / 0\n\n\ndef main(items, ctx):\n    return [helper(items[0])]\n" },
+          position: { x: 300, y: 0 },
+        },
+      ],
+      connections: [{ from: "start", to: "py" }],
+    });
+    await page.goto(`${baseUrl}/workflows/${id}`);
+    await page.getByRole("button", { name: "Run workflow from start" }).click();
+    await status("py", "failed");
+    await expect.poll(async () => {
+      await node("py").click();
+      return page.getByRole("tab", { name: /^Results/ }).count();
+    }).toBe(1);
+    await page.getByRole("tab", { name: /^Results/ }).click();
+    const own = page.getByRole("region", { name: "Your code" });
+    await own.waitFor();
+    const frames = await own.locator("li").allTextContents();
+    expect(frames[0]).toMatch(/^line 2, in helper: return 1 \/ 0/); // innermost first
+    expect(frames[1]).toMatch(/^line 6, in main/);
+    const full = page.locator(".stack-trace details");
+    expect(await full.getAttribute("open")).toBeNull(); // the engine's frames are folded
+    expect(await full.locator("summary").textContent()).toMatch(/Full stack trace \(\d+ engine frames?, 2 of yours\)/);
+    await full.locator("summary").click();
+    await expect.poll(() => full.locator("pre").isVisible()).toBe(true);
+    expect(await full.locator("pre").textContent()).toContain("ZeroDivisionError");
+    expect(await seriousViolations(page)).toEqual([]);
+  });
+});
+
+describe("a cycle", () => {
+  it("is named in a banner, its nodes and connections marked, and gone once a connection is removed", async () => {
+    const draft = await apiPost(
+      "/api/workflows?draft=true",
+      {
+        name: `Cycle${RUN}`,
+        nodes: [
+          { id: "start", type: "manual_trigger", position: { x: 0, y: 0 } },
+          { id: "a", type: "noop", position: { x: 300, y: 0 } },
+          { id: "b", type: "noop", position: { x: 600, y: 0 } },
+        ],
+        connections: [
+          { from: "start", to: "a" },
+          { from: "a", to: "b" },
+          { from: "b", to: "a" },
+        ],
+      },
+      201,
+    );
+    expect(draft.problems.some((p: { type: string }) => p.type === "cycle")).toBe(true);
+    await page.goto(`${baseUrl}/workflows/${draft.id}`);
+    const banner = page.getByRole("alert", { name: "Cycle" });
+    await expect.poll(() => banner.textContent()).toContain("a → b → a");
+    for (const n of ["a", "b"]) await expect.poll(() => node(n).locator(".node-issues").textContent()).toContain("part of a cycle");
+    expect(await node("start").locator(".node-issues").count()).toBe(0);
+    await expect.poll(() => page.locator(".react-flow__edge.edge-invalid").count()).toBe(2);
+    expect(await seriousViolations(page)).toEqual([]);
+    // Deleting one of its connections ends it.
+    await page.locator(".react-flow__edge.edge-invalid").last().click({ force: true });
+    await page.keyboard.press("Delete");
+    await expect.poll(() => banner.count()).toBe(0);
+    await expect.poll(() => page.locator(".react-flow__edge.edge-invalid").count()).toBe(0);
+  });
+});

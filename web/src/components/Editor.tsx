@@ -39,6 +39,7 @@ import { ExecutionStream, type ConnectionState } from "../state/liveStream";
 import type { ExecutionEvent, NodeDef, NodeType, PortItems, ValidationIssue, Workflow, WorkflowDef } from "../types";
 import { problemCount, runProblems } from "../problems";
 import { keptBeforeNodeRun, withEarlierStates } from "../earlierStates";
+import { cycleText, findCycle, withCycle } from "../cycles";
 import { ContextMenu } from "./ContextMenu";
 import { EditorContext, type EditorContextValue } from "./EditorContext";
 import { HistoryPanel } from "./HistoryPanel";
@@ -326,6 +327,12 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     return applyEvents(emptyRun(shown.id), shown.events.slice(0, step + 1));
   }, [shown, step]);
   const busy = shown !== null && !isFinished(shown.run);
+  /** A cycle in the draft, found as it is edited: marked on its nodes and connections. */
+  const cycle = useMemo(
+    () => (readOnly ? null : findCycle(nodes.map((n) => n.id), edges.map((e) => ({ id: e.id, source: e.source, target: e.target })))),
+    [nodes, edges, readOnly],
+  );
+  const shownIssues = useMemo(() => withCycle(issues, cycle), [issues, cycle]);
   /** What the canvas, the minimap, edge counts and a node's results show. */
   const canvasRun = useMemo(() => withEarlierStates(displayedRun, earlier), [displayedRun, earlier]);
 
@@ -647,7 +654,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const context: EditorContextValue = {
     types,
     run: canvasRun,
-    issues: readOnly ? emptyIssues() : issues,
+    issues: readOnly ? emptyIssues() : shownIssues,
     readOnly,
     busy,
     runTrigger: (id) => void runTrigger(id),
@@ -676,8 +683,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const canvasNodes = shownNodes.map((n) => (!!n.selected === group.has(n.id) ? n : { ...n, selected: group.has(n.id) }));
   const canvasEdges = (readOnly && snapshot ? snapshot.edges : edges).map((e): Edge => {
     const arrow = { ...e, markerEnd: { type: MarkerType.ArrowClosed, width: 18, height: 18 } };
-    if (!readOnly && issues.edges[e.id])
-      return { ...arrow, className: "edge-invalid", label: `⚠ ${issues.edges[e.id][0]}`, ariaLabel: issues.edges[e.id].join("; ") };
+    if (!readOnly && shownIssues.edges[e.id])
+      return { ...arrow, className: "edge-invalid", label: `⚠ ${shownIssues.edges[e.id][0]}`, ariaLabel: shownIssues.edges[e.id].join("; ") };
     // After a run: how many items went along it, and a colour for whether any did.
     const count = itemsOnPort(canvasRun?.nodes[e.source]?.output, e.sourceHandle ?? "main");
     if (count === null) return arrow;
@@ -759,6 +766,15 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             </button>
           </div>
         )}
+        {cycle && (
+          <div className="banner error" role="alert" aria-label="Cycle">
+            <span>
+              <span aria-hidden="true">↻ </span>
+              <strong>Cycle:</strong> {cycleText(cycle)}. A workflow cannot run in a loop: remove one of the marked
+              connections.
+            </span>
+          </div>
+        )}
         {!readOnly && issues.general.length > 0 && (
           <div className="banner error" role="alert">
             <strong>Problems:</strong>
@@ -827,7 +843,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                 </div>
                 <div className="tabs" role="tablist" aria-label="Node panel">
                   <button type="button" role="tab" aria-selected={sideTab === "settings"} onClick={() => setSideTab("settings")}>
-                    Settings{!readOnly && issues.nodes[selectedNode.id]?.length ? " ⚠" : ""}
+                    Settings{!readOnly && shownIssues.nodes[selectedNode.id]?.length ? " ⚠" : ""}
                   </button>
                   <button type="button" role="tab" aria-selected={sideTab === "results"} onClick={() => setSideTab("results")}>
                     Results{canvasRun?.nodes[selectedNode.id] ? ` (${canvasRun.nodes[selectedNode.id].status})` : ""}
@@ -839,7 +855,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                       key={selectedNode.id}
                       def={selectedNode.data.def}
                       type={types[selectedNode.data.def.type]}
-                      problems={readOnly ? [] : issues.nodes[selectedNode.id] ?? []}
+                      problems={readOnly ? [] : shownIssues.nodes[selectedNode.id] ?? []}
                       takenIds={canvasNodes.map((n) => n.id).filter((i) => i !== selectedNode.id)}
                       readOnly={readOnly}
                       onChange={(def) => updateDef(selectedNode.id, def)}
