@@ -188,8 +188,9 @@ describe("nodedrop web UI", () => {
     await expect.poll(() => bar.textContent()).toContain("(node noop)");
     await expect.poll(() => bar.textContent()).toContain("succeeded");
     await expectStatus("noop", "succeeded");
-    // The other nodes are not part of a node-mode execution.
-    expect(await node("set").getAttribute("data-status")).toBe("idle");
+    // The other nodes are not part of a node-mode execution: they keep the states the run
+    // before showed (as n8n does).
+    expect(await node("set").getAttribute("data-status")).toBe("succeeded");
     const input = page.getByRole("region", { name: "Input" });
     await expect.poll(() => input.locator("table").textContent()).toContain("7");
     // With an input typed in: opened from the node's ⋯ button with the keyboard alone.

@@ -26,7 +26,7 @@ export function ExecutionsPage({ api, onSignOut }: { api: Api; onSignOut: () => 
       </TopBar>
       <main className="list-page">
         <RunningPanel api={api} workflowName={workflowName} onOpen={open} />
-        <h2>All executions</h2>
+        <h2>All runs</h2>
         <ExecutionsTable api={api} workflowName={workflowName} onOpen={open} />
       </main>
     </div>
