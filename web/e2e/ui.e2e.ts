@@ -123,12 +123,13 @@ describe("nodedrop web UI", () => {
     await node("merge").waitFor();
     await page.keyboard.press("Delete");
     await expect.poll(() => node("merge").count()).toBe(0);
-    // An invalid parameter: the API's 422 is shown on the node and on the field.
+    // An invalid parameter: saved as a draft all the same, its problem shown on the node and
+    // on the field.
     await node("set").click();
     await values.fill('["not", "an", "object"]');
     await values.blur();
     await page.getByRole("button", { name: /^Save/ }).click();
-    await page.getByText(/Not saved: 1 problem/).waitFor();
+    await page.getByText(/Saved as version \d+, with 1 problem/).waitFor();
     await expect.poll(() => node("set").locator(".node-issues").textContent()).toMatch(/valid dictionary/);
     await expect.poll(() => page.locator(".field.invalid").first().textContent()).toMatch(/Values[\s\S]*valid dictionary/);
     await shot("validation-errors");
@@ -179,8 +180,9 @@ describe("nodedrop web UI", () => {
     await expect.poll(() => bar.textContent()).toContain("(node noop)");
     await expect.poll(() => bar.textContent()).toContain("succeeded");
     await expectStatus("noop", "succeeded");
-    // The other nodes are not part of a node-mode execution.
-    expect(await node("set").getAttribute("data-status")).toBe("idle");
+    // The other nodes are not part of a node-mode execution: they keep the states the run
+    // before showed (as n8n does).
+    expect(await node("set").getAttribute("data-status")).toBe("succeeded");
     const input = page.getByRole("region", { name: "Input" });
     await expect.poll(() => input.locator("table").textContent()).toContain("7");
     // With an input typed in: opened from the node's ⋯ button with the keyboard alone.

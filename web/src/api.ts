@@ -103,13 +103,15 @@ export class Api {
   getWorkflow(id: string) {
     return this.request<Workflow>("GET", `/api/workflows/${encodeURIComponent(id)}`);
   }
+  /** Saved as a draft: a definition with problems is stored, its ``problems`` answered. */
   createWorkflow(def: WorkflowDef) {
-    return this.request<Workflow>("POST", "/api/workflows", def);
+    return this.request<Workflow>("POST", "/api/workflows?draft=true", def);
   }
   /** Saves a new version if ``baseVersion`` is still the latest (else a 409 with the
-   * latest as ``currentVersion``): a save never undoes someone else's unseen. */
+   * latest as ``currentVersion``): a save never undoes someone else's unseen. A draft: a
+   * definition with problems is saved too, and its ``problems`` answered. */
   saveWorkflow(id: string, def: WorkflowDef, baseVersion: number) {
-    return this.request<Workflow>("PUT", `/api/workflows/${encodeURIComponent(id)}`, def, {
+    return this.request<Workflow>("PUT", `/api/workflows/${encodeURIComponent(id)}?draft=true`, def, {
       "If-Match": `"${baseVersion}"`,
     });
   }

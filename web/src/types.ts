@@ -57,6 +57,9 @@ export interface Workflow extends WorkflowDef {
   owner?: string;
   created_at?: string;
   updated_at?: string;
+  /** What a run would refuse, ``loc`` within the definition: a draft may be saved with
+   * problems (``?draft=true``); only running it needs none. Absent in lists. */
+  problems?: ValidationIssue[];
 }
 
 export interface JsonSchema {

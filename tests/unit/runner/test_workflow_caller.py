@@ -147,3 +147,27 @@ async def test_each_item_with_a_batch_size_starts_one_child_per_batch_in_order(
     called = await call(reading)
     assert isinstance(called, WorkflowCalled)
     assert [[item["i"] for item in batch] for batch in called.inputs] == expected
+
+
+class OneDraft:
+    """One saved workflow, ``wf`` of alice: a draft saved with problems (a cycle, an unknown
+    type), which the api would refuse to run."""
+
+    async def find(self, workflow_id: str, version: int | None) -> SavedWorkflow | None:
+        draft = {
+            **CALLED,
+            "nodes": [*CALLED["nodes"], {"id": "y", "type": "no_such_type"}],
+            "connections": [
+                *CALLED["connections"],
+                {"from": "x", "to": "y"},
+                {"from": "y", "to": "x"},
+            ],
+        }
+        return SavedWorkflow("wf", 3, "alice", draft) if workflow_id == "wf" else None
+
+
+async def test_a_draft_with_problems_is_not_called() -> None:
+    refused = await call(task(), source=OneDraft())
+    assert isinstance(refused, ErrorInfo)
+    assert (refused.type, refused.retryable) == ("InvalidWorkflow", False)
+    assert "no_such_type" in refused.message

@@ -36,7 +36,10 @@ import {
 import { navigate, setLeaveGuard } from "../router";
 import { applyEvent, applyEvents, emptyRun, isFinished, type RunState } from "../state/executionState";
 import { ExecutionStream, type ConnectionState } from "../state/liveStream";
-import type { ExecutionEvent, Item, NodeDef, NodeType, PortItems, Workflow, WorkflowDef } from "../types";
+import type { ExecutionEvent, Item, NodeDef, NodeType, PortItems, ValidationIssue, Workflow, WorkflowDef } from "../types";
+import { problemCount, runProblems } from "../problems";
+import { keptBeforeNodeRun, withEarlierStates } from "../earlierStates";
+import { cycleText, findCycle, withCycle } from "../cycles";
 import { ContextMenu } from "./ContextMenu";
 import { EditorContext, type EditorContextValue } from "./EditorContext";
 import { HistoryPanel } from "./HistoryPanel";
@@ -144,6 +147,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   /** A node that could not run alone: its parents have no recorded output. */
   const [parentsFor, setParentsFor] = useState<{ node: string; reason: string; triggers: string[] } | null>(null);
   const [shown, setShown] = useState<Shown | null>(null);
+  /** The states the canvas showed when a node was run alone: kept for the other nodes. */
+  const [earlier, setEarlier] = useState<RunState | null>(null);
   const [snapshot, setSnapshot] = useState<{ nodes: CanvasNode[]; edges: Edge[] } | null>(null);
   const [connection, setConnection] = useState<{ state: ConnectionState; detail?: string } | null>(null);
   const [step, setStep] = useState<number | null>(null);
@@ -170,7 +175,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     pendingStep.current = undefined;
     setHistory(startHistory(draftOf(canvas.nodes, canvas.edges)));
     setDirty(false);
-    setIssues(emptyIssues());
+    // A draft saved with problems shows them where they are, as a save would.
+    setIssues(mapIssues(wf, wf.problems ?? []));
     setConflict(null);
     setTimeout(() => fitCanvas(), 50);
   }
@@ -304,6 +310,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     setSnapshot(null);
     stream.current?.stop();
     setShown(null);
+    setEarlier(null);
     setStep(null);
     setConnection(null);
     if (!executionId) return;
@@ -330,6 +337,14 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     return applyEvents(emptyRun(shown.id), shown.events.slice(0, step + 1));
   }, [shown, step]);
   const busy = shown !== null && !isFinished(shown.run);
+  /** A cycle in the draft, found as it is edited: marked on its nodes and connections. */
+  const cycle = useMemo(
+    () => (readOnly ? null : findCycle(nodes.map((n) => n.id), edges.map((e) => ({ id: e.id, source: e.source, target: e.target })))),
+    [nodes, edges, readOnly],
+  );
+  const shownIssues = useMemo(() => withCycle(issues, cycle), [issues, cycle]);
+  /** What the canvas, the minimap, edge counts and a node's results show. */
+  const canvasRun = useMemo(() => withEarlierStates(displayedRun, earlier), [displayedRun, earlier]);
 
   // The run bar takes height from the canvas when it appears: fit the nodes to what is left.
   const hasRunBar = displayedRun !== null;
@@ -512,9 +527,15 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       const saved = await api.saveWorkflow(workflow.id, def, overwrite ?? workflow.version);
       setWorkflow(saved);
       setDirty(false);
-      setIssues(emptyIssues());
       setConflict(null);
-      setToast({ kind: "ok", text: `Saved as version ${saved.version}.` });
+      const problems = saved.problems ?? [];
+      if (problems.length) {
+        showProblems(def, problems);
+        setToast({ kind: "ok", text: `Saved as version ${saved.version}, with ${problemCount(problems.length)}: it cannot run until they are fixed.` });
+      } else {
+        setIssues(emptyIssues());
+        setToast({ kind: "ok", text: `Saved as version ${saved.version}.` });
+      }
       return true;
     } catch (e) {
       const err = e as ApiError;
@@ -522,20 +543,34 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         setConflict(err.currentVersion);
         setToast({ kind: "error", text: `Not saved: version ${err.currentVersion} was saved meanwhile.` });
       } else if (err.status === 422 && err.issues.length) {
-        const mapped = mapIssues(def, err.issues);
-        setIssues(mapped);
-        const count = err.issues.length;
-        setToast({ kind: "error", text: `Not saved: ${count} problem${count === 1 ? "" : "s"}; see the marked nodes and fields.` });
-        const first = Object.keys(mapped.nodes)[0];
-        if (first) {
-          setSelected(first);
-          setSideTab("settings");
-        }
+        showProblems(def, err.issues);
+        setToast({ kind: "error", text: `Not saved: ${problemCount(err.issues.length)}; see the marked nodes and fields.` });
       } else setToast({ kind: "error", text: `Not saved: ${err.message}` });
       return false;
     } finally {
       setSaving(false);
     }
+  }
+
+  /** Marks the problems on their nodes, fields and connections, and opens the first node's. */
+  function showProblems(def: WorkflowDef, problems: ValidationIssue[]) {
+    const mapped = mapIssues(def, problems);
+    setIssues(mapped);
+    const first = Object.keys(mapped.nodes)[0];
+    if (first) {
+      setSelected(first);
+      setSideTab("settings");
+    }
+  }
+
+  /** A run of the saved workflow refused for its problems (422 under ``workflow_id``): they
+   * are marked as a save's are. False for any other error. */
+  function refusedForProblems(err: ApiError): boolean {
+    const problems = runProblems(err);
+    if (!problems.length || !workflow) return false;
+    showProblems(toDefinition(workflow.name, nodes, edges, workflow.settings), problems);
+    setToast({ kind: "error", text: `Cannot run: ${problemCount(problems.length)}; see the marked nodes and fields.` });
+    return true;
   }
 
   /** Runs from a trigger (with typed items, else the API's default); rejects with the API's
@@ -544,6 +579,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     if (readOnly || busy || !workflow) return;
     if (dirty && !(await save())) return;
     const { id } = await api.runTrigger(workflow.id, nodeId, input);
+    setEarlier(null);
     follow(id, []);
     keepFocus(nodeId);
     setHistoryVersion((v) => v + 1);
@@ -554,7 +590,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     try {
       await startTrigger(nodeId);
     } catch (e) {
-      setToast({ kind: "error", text: `Could not run: ${(e as Error).message}` });
+      if (!refusedForProblems(e as ApiError)) setToast({ kind: "error", text: `Could not run: ${(e as Error).message}` });
     }
   }
 
@@ -565,6 +601,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
     if (dirty && !(await save())) return;
     try {
       const { id } = await api.runNode(workflow.id, nodeId, input);
+      setEarlier(keptBeforeNodeRun(canvasRun, nodeId));
       follow(id, []);
       keepFocus(nodeId);
       setHistoryVersion((v) => v + 1);
@@ -579,7 +616,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         setParentsFor({ node: nodeId, reason: err.issues.map((i) => i.msg).join("; "), triggers: triggersUpstream(nodeId, def, types) });
         return;
       }
-      setToast({ kind: "error", text: `Could not run node ${nodeId}: ${err.message}` });
+      if (!refusedForProblems(err)) setToast({ kind: "error", text: `Could not run node ${nodeId}: ${err.message}` });
     }
   }
 
@@ -632,8 +669,8 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
 
   const context: EditorContextValue = {
     types,
-    run: displayedRun,
-    issues: readOnly ? emptyIssues() : issues,
+    run: canvasRun,
+    issues: readOnly ? emptyIssues() : shownIssues,
     readOnly,
     busy,
     runTrigger: (id) => void runTrigger(id),
@@ -662,10 +699,10 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
   const canvasNodes = shownNodes.map((n) => (!!n.selected === group.has(n.id) ? n : { ...n, selected: group.has(n.id) }));
   const canvasEdges = (readOnly && snapshot ? snapshot.edges : edges).map((e): Edge => {
     const arrow = { ...e, markerEnd: { type: MarkerType.ArrowClosed, width: 18, height: 18 } };
-    if (!readOnly && issues.edges[e.id])
-      return { ...arrow, className: "edge-invalid", label: `⚠ ${issues.edges[e.id][0]}`, ariaLabel: issues.edges[e.id].join("; ") };
+    if (!readOnly && shownIssues.edges[e.id])
+      return { ...arrow, className: "edge-invalid", label: `⚠ ${shownIssues.edges[e.id][0]}`, ariaLabel: shownIssues.edges[e.id].join("; ") };
     // After a run: how many items went along it, and a colour for whether any did.
-    const count = itemsOnPort(displayedRun?.nodes[e.source]?.output, e.sourceHandle ?? "main");
+    const count = itemsOnPort(canvasRun?.nodes[e.source]?.output, e.sourceHandle ?? "main");
     if (count === null) return arrow;
     const label = `${count} item${count === 1 ? "" : "s"}`;
     return { ...arrow, label, ariaLabel: `${e.source} to ${e.target}: ${label}`, className: count ? "edge-ran" : "edge-empty" };
@@ -678,7 +715,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
       key={selectedNode.id}
       def={selectedNode.data.def}
       type={types[selectedNode.data.def.type]}
-      problems={readOnly ? [] : issues.nodes[selectedNode.id] ?? []}
+      problems={readOnly ? [] : shownIssues.nodes[selectedNode.id] ?? []}
       takenIds={canvasNodes.map((n) => n.id).filter((i) => i !== selectedNode.id)}
       readOnly={readOnly}
       onChange={(def) => updateDef(selectedNode.id, def)}
@@ -690,7 +727,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         // No input: the API builds it from what the parents recorded last.
         testRun: () => void runNode(selectedNode.id, undefined, "settings"),
         canTestRun: !readOnly && !busy && !saving,
-        runError: displayedRun?.nodes[selectedNode.id]?.error ?? null,
+        runError: canvasRun?.nodes[selectedNode.id]?.error ?? null,
         runId: displayedRun?.executionId ?? null,
         expressions: panelData ? { api, data: panelData.expression, execution: panelData.execution } : undefined,
       }}
@@ -769,6 +806,15 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             </button>
           </div>
         )}
+        {cycle && (
+          <div className="banner error" role="alert" aria-label="Cycle">
+            <span>
+              <span aria-hidden="true">↻ </span>
+              <strong>Cycle:</strong> {cycleText(cycle)}. A workflow cannot run in a loop: remove one of the marked
+              connections.
+            </span>
+          </div>
+        )}
         {!readOnly && issues.general.length > 0 && (
           <div className="banner error" role="alert">
             <strong>Problems:</strong>
@@ -803,7 +849,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
               onConnect={onConnect}
               onNodeClick={(_, n) => {
                 setSelected(n.id);
-                setSideTab(displayedRun?.nodes[n.id] ? "results" : "settings");
+                setSideTab(canvasRun?.nodes[n.id] ? "results" : "settings");
               }}
               onNodeContextMenu={(e, n) => {
                 e.preventDefault();
@@ -824,7 +870,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
             >
               <Background gap={20} />
               <Controls />
-              <MiniMap pannable zoomable ariaLabel="Minimap" style={{ width: MINIMAP_WIDTH, height: MINIMAP_HEIGHT }} nodeColor={(n) => minimapColor(displayedRun?.nodes[n.id]?.status)} />
+              <MiniMap pannable zoomable ariaLabel="Minimap" style={{ width: MINIMAP_WIDTH, height: MINIMAP_HEIGHT }} nodeColor={(n) => minimapColor(canvasRun?.nodes[n.id]?.status)} />
             </ReactFlow>
           </div>
 
@@ -840,10 +886,10 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                 </div>
                 <div className="tabs" role="tablist" aria-label="Node panel">
                   <button type="button" role="tab" aria-selected={sideTab === "settings"} onClick={() => setSideTab("settings")}>
-                    Settings{!readOnly && issues.nodes[selectedNode.id]?.length ? " ⚠" : ""}
+                    Settings{!readOnly && shownIssues.nodes[selectedNode.id]?.length ? " ⚠" : ""}
                   </button>
                   <button type="button" role="tab" aria-selected={sideTab === "results"} onClick={() => setSideTab("results")}>
-                    Results{displayedRun?.nodes[selectedNode.id] ? ` (${displayedRun.nodes[selectedNode.id].status})` : ""}
+                    Results{canvasRun?.nodes[selectedNode.id] ? ` (${canvasRun.nodes[selectedNode.id].status})` : ""}
                   </button>
                 </div>
                 <div role="tabpanel" className="side-body">
@@ -857,7 +903,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
                     <NodeResults
                       key={`${selectedNode.id}-${shown?.id}`}
                       node={selectedNode.id}
-                      state={displayedRun?.nodes[selectedNode.id]}
+                      state={canvasRun?.nodes[selectedNode.id]}
                       events={shown ? (step === null ? shown.events : shown.events.slice(0, step + 1)) : []}
                       onPin={readOnly ? undefined : (output) => pinOutput(selectedNode.id, output)}
                     />
@@ -961,7 +1007,7 @@ function EditorInner({ api, nodeTypes, workflowId, executionId, onSignOut }: Pro
         {inputFor && (
           <InputDialog
             nodeId={inputFor}
-            initial={displayedRun?.nodes[inputFor]?.input ?? { main: [{}] }}
+            initial={canvasRun?.nodes[inputFor]?.input ?? { main: [{}] }}
             onCancel={() => setInputFor(null)}
             onRun={(input) => {
               setInputFor(null);

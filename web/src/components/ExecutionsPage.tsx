@@ -2,7 +2,9 @@
 import { useEffect, useState } from "react";
 import type { Api } from "../api";
 import { navigate } from "../router";
+import type { ExecutionSummary } from "../types";
 import { ExecutionsTable } from "./ExecutionsTable";
+import { RunningPanel } from "./RunningPanel";
 import { TopBar } from "./TopBar";
 
 export function ExecutionsPage({ api, onSignOut }: { api: Api; onSignOut: () => void }) {
@@ -15,17 +17,17 @@ export function ExecutionsPage({ api, onSignOut }: { api: Api; onSignOut: () => 
       () => undefined,
     );
   }, [api]);
+  const workflowName = (id: string | null) => (id ? names[id] ?? id : "inline workflow");
+  const open = (e: ExecutionSummary) => e.workflow_id && navigate({ page: "workflow", workflowId: e.workflow_id, executionId: e.id });
   return (
     <div className="page">
       <TopBar onSignOut={onSignOut}>
         <h1 className="page-title">Executions</h1>
       </TopBar>
       <main className="list-page">
-        <ExecutionsTable
-          api={api}
-          workflowName={(id) => (id ? names[id] ?? id : "inline workflow")}
-          onOpen={(e) => e.workflow_id && navigate({ page: "workflow", workflowId: e.workflow_id, executionId: e.id })}
-        />
+        <RunningPanel api={api} workflowName={workflowName} onOpen={open} />
+        <h2>All runs</h2>
+        <ExecutionsTable api={api} workflowName={workflowName} onOpen={open} />
       </main>
     </div>
   );

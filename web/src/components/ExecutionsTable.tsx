@@ -5,6 +5,7 @@ import type { Api } from "../api";
 import { duration, formatTime } from "../format";
 import type { ExecutionStatus, ExecutionSummary } from "../types";
 import { FINISHED, RETRYABLE } from "../rerun";
+import { CompareDialog } from "./CompareDialog";
 import { RerunDialog, startRetry } from "./RerunDialog";
 import { StatusBadge } from "./StatusBadge";
 
@@ -34,6 +35,14 @@ export function ExecutionsTable({
   const [loadingMore, setLoadingMore] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [rerunning, setRerunning] = useState<ExecutionSummary | null>(null);
+  /** Executions picked to compare (one workflow's only): at most two, the latest two kept. */
+  const [picked, setPicked] = useState<string[]>([]);
+  const [comparing, setComparing] = useState<[string, string] | null>(null);
+  const comparable = workflowId !== undefined;
+
+  function pick(id: string, on: boolean) {
+    setPicked((ids) => (on ? [...ids.filter((x) => x !== id), id].slice(-2) : ids.filter((x) => x !== id)));
+  }
 
   useEffect(() => {
     let live = true;
@@ -96,6 +105,11 @@ export function ExecutionsTable({
             {items.length} shown{next ? ", more older" : ""}
           </span>
         )}
+        {comparable && items && items.length > 1 && (
+          <button type="button" disabled={picked.length !== 2} onClick={() => setComparing([picked[0], picked[1]])}>
+            {picked.length === 2 ? "Compare the 2 picked" : `Pick 2 to compare (${picked.length} picked)`}
+          </button>
+        )}
       </div>
       {error && <p className="error pad">{error}</p>}
       {!items && !error && <p className="muted pad">Loading…</p>}
@@ -105,6 +119,11 @@ export function ExecutionsTable({
           <table className="table history">
             <thead>
               <tr>
+                {comparable && (
+                  <th scope="col">
+                    <span className="sr-only">Compare</span>
+                  </th>
+                )}
                 <th scope="col">Status</th>
                 {!workflowId && <th scope="col">Workflow</th>}
                 <th scope="col">Started</th>
@@ -119,6 +138,16 @@ export function ExecutionsTable({
             <tbody>
               {items.map((e) => (
                 <tr key={e.id} className={e.id === current ? "current" : undefined} data-execution={e.id}>
+                  {comparable && (
+                    <td>
+                      <input
+                        type="checkbox"
+                        checked={picked.includes(e.id)}
+                        onChange={(ev) => pick(e.id, ev.target.checked)}
+                        aria-label={`Compare execution of ${formatTime(e.created_at)}`}
+                      />
+                    </td>
+                  )}
                   <td>
                     <StatusBadge status={e.status} />
                   </td>
@@ -162,6 +191,7 @@ export function ExecutionsTable({
           )}
         </div>
       )}
+      {comparing && <CompareDialog api={api} ids={comparing} onClose={() => setComparing(null)} />}
       {rerunning && (
         <RerunDialog api={api} executionId={rerunning.id} workflowId={rerunning.workflow_id} onClose={() => setRerunning(null)} />
       )}

@@ -4,6 +4,7 @@ import { deferredLabel, nodeAttempts, type NodeRunState } from "../state/executi
 import { holdsReference } from "../portItems";
 import type { ExecutionEvent, PortItems } from "../types";
 import { StatusBadge } from "./StatusBadge";
+import { StackTrace } from "./StackTrace";
 import { ItemsView } from "./ItemsView";
 import { NodeStatusBadge } from "./StatusBadge";
 import { navigate, routePath, type Route } from "../router";
@@ -168,12 +169,7 @@ export function NodeResults({
           <h4>
             ✕ {state.error.type}: {state.error.message}
           </h4>
-          {state.error.stack && (
-            <details open>
-              <summary>Stack trace</summary>
-              <pre className="code" tabIndex={0}>{state.error.stack}</pre>
-            </details>
-          )}
+          {state.error.stack && <StackTrace stack={state.error.stack} />}
         </section>
       )}
       <Attempts events={events} node={node} />

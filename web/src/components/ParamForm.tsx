@@ -49,11 +49,14 @@ function problemsFor(problems: FieldProblem[], path: string): string[] {
 export function FieldErrors({ id, messages }: { id: string; messages: string[] }) {
   if (!messages.length) return null;
   return (
-    <ul className="field-errors" id={id} role="alert">
-      {messages.map((m, i) => (
-        <li key={i}>⚠ {m}</li>
-      ))}
-    </ul>
+    // The alert wraps the list: a list with role="alert" would no longer be a list for its items.
+    <div id={id} role="alert">
+      <ul className="field-errors">
+        {messages.map((m, i) => (
+          <li key={i}>⚠ {m}</li>
+        ))}
+      </ul>
+    </div>
   );
 }
 

@@ -55,8 +55,9 @@ def parse_definition(
 
 
 def revalidate(definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc) -> Workflow:
-    """A stored definition, checked again: node types come and go with plugins. (Not against
-    the size limits, which may have been lowered since: what was saved stays runnable.)"""
+    """A stored definition, checked again before it runs: it may be a draft saved with
+    problems, and node types come and go with plugins. (Not against the size limits, which may
+    have been lowered since: what was saved stays runnable.)"""
     try:
         return validate_workflow(definition, registry)
     except WorkflowInvalid as invalid:
@@ -64,7 +65,7 @@ def revalidate(definition: dict[str, Any], registry: NodeTypeRegistry, loc: Loc)
             located(
                 loc,
                 [
-                    {**p, "msg": f"the saved workflow is no longer valid: {p['msg']}"}
+                    {**p, "msg": f"the saved workflow cannot run: {p['msg']}"}
                     for p in invalid.problems
                 ],
             )

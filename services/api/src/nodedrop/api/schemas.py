@@ -27,8 +27,8 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
-class WorkflowOut(BaseModel):
-    """A saved workflow: its definition plus id, version and times."""
+class WorkflowListed(BaseModel):
+    """A saved workflow in a list: its definition plus id, version and times."""
 
     id: str
     version: int
@@ -41,8 +41,16 @@ class WorkflowOut(BaseModel):
     updated_at: str
 
 
+class WorkflowOut(WorkflowListed):
+    """A saved workflow and its problems."""
+
+    #: What a run would refuse (``{"loc", "msg", "type"}``, ``loc`` within the definition);
+    #: empty when it can run. Only a draft (``?draft=true``) is stored with problems.
+    problems: list[dict[str, Any]] = []
+
+
 class WorkflowPage(BaseModel):
-    items: list[WorkflowOut]
+    items: list[WorkflowListed]
     next_cursor: str | None
 
 

@@ -12,6 +12,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import subjects
+from nodedrop.contracts.nodetypes import NodeTypeRegistry
 from nodedrop.contracts.routing import Layout
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.consumerlag import ConsumerLag, Sampled
@@ -83,7 +84,12 @@ async def serve(settings: RunnerSettings, stop: asyncio.Event | None = None) -> 
     workflows = (
         await PostgresWorkflows.open(settings.database_url) if settings.database_url else None
     )
-    calls = WorkflowCaller(workflows, max_depth=settings.max_workflow_depth, clock=utc_now)
+    calls = WorkflowCaller(
+        workflows,
+        max_depth=settings.max_workflow_depth,
+        clock=utc_now,
+        types=NodeTypeRegistry.with_plugins(),
+    )
     try:
         nc = await natsconnect.connect(
             settings.nats_settings(),

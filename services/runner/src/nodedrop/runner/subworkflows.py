@@ -28,9 +28,10 @@ from nodedrop.contracts.items import Item
 from nodedrop.contracts.nodetypes import (
     BUILTIN_SPECS,
     ExecuteWorkflowParameters,
+    NodeTypeRegistry,
     passthrough_items,
 )
-from nodedrop.contracts.workflow import Workflow
+from nodedrop.contracts.workflow import Workflow, WorkflowInvalid, validate_workflow
 from nodedrop.runner.credentials import asyncpg_dsn
 
 #: The node type whose attempts this module answers.
@@ -39,6 +40,7 @@ CALL_TYPE = "execute_workflow"
 DEFAULT_MAX_DEPTH = 10
 WORKFLOW_NOT_FOUND = "WorkflowNotFound"
 DEPTH_EXCEEDED = "WorkflowDepthExceeded"
+INVALID_WORKFLOW = "InvalidWorkflow"
 
 _TRIGGER_TYPES = frozenset(spec.type for spec in BUILTIN_SPECS if spec.is_trigger)
 
@@ -106,10 +108,13 @@ class WorkflowCaller:
         *,
         max_depth: int = DEFAULT_MAX_DEPTH,
         clock: Callable[[], datetime],
+        types: NodeTypeRegistry | None = None,
     ) -> None:
         self._source = source
         self._max_depth = max_depth
         self._clock = clock
+        #: The node types a called definition is checked against (the built-ins by default).
+        self._types = types or NodeTypeRegistry()
 
     async def call(self, task: NodeReady) -> WorkflowCalled | ErrorInfo:
         try:
@@ -140,7 +145,13 @@ class WorkflowCaller:
                 f"no workflow {parameters.workflow_id}{version} of yours to call",
             )
         trigger = parameters.trigger or _default_trigger(saved.definition)
-        problem = _trigger_problem(saved.definition, trigger)
+        # A saved workflow may be a draft with problems (docs/api.md, "Drafts"): it is checked
+        # in full, as the api checks one before it runs it.
+        try:
+            workflow = validate_workflow(saved.definition, self._types)
+        except WorkflowInvalid as invalid:
+            return _refused(INVALID_WORKFLOW, f"the saved workflow cannot run: {invalid}")
+        problem = _trigger_problem(workflow, trigger)
         if problem is not None or trigger is None:
             return _refused("InvalidTrigger", problem or "the workflow has no trigger")
         items = passthrough_items(task.input)
@@ -174,13 +185,9 @@ def _default_trigger(definition: dict[str, Any]) -> str | None:
     return None
 
 
-def _trigger_problem(definition: dict[str, Any], trigger: str | None) -> str | None:
+def _trigger_problem(workflow: Workflow, trigger: str | None) -> str | None:
     if trigger is None:
         return "the workflow has no trigger"
-    try:
-        workflow = Workflow.model_validate(definition)
-    except ValueError as error:
-        return f"the saved workflow is not valid: {error}"
     node = next((n for n in workflow.nodes if n.id == trigger), None)
     if node is None or node.type not in _TRIGGER_TYPES:
         return f"the workflow has no trigger {trigger!r}"

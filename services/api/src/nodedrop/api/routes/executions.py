@@ -15,7 +15,6 @@ from nodedrop.api.db import Sessions
 from nodedrop.api.definitions import (
     CheckedDefinition,
     parse_definition_off_loop,
-    revalidate_off_loop,
     workflow_limits,
 )
 from nodedrop.api.deps import (
@@ -26,6 +25,7 @@ from nodedrop.api.deps import (
     SessionDep,
     open_session,
 )
+from nodedrop.api.drafts import runnable
 from nodedrop.api.entry import CheckedJsonRoute
 from nodedrop.api.errors import UnprocessableError, problem
 from nodedrop.api.eventlog import EventLog
@@ -153,7 +153,9 @@ async def _workflow_of(
     row = await workflow_store.get(session, body.workflow_id)
     if row is None or not user.can_see(row.owner):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {body.workflow_id!r} not found")
-    checked = await revalidate_off_loop(row.definition, registry, ["body", "workflow_id"])
+    checked = await runnable(
+        session, row.definition, row.owner, registry, ["body", "workflow_id"], itself=row.id
+    )
     return checked, row.id, row.version
 
 

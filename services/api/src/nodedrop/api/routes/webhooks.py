@@ -23,8 +23,8 @@ from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
 from nodedrop.api import projection_reads, submission, workflow_store
 from nodedrop.api import webhook_answers as answers
-from nodedrop.api.definitions import revalidate_off_loop
 from nodedrop.api.deps import RunningDep, open_session
+from nodedrop.api.drafts import runnable
 from nodedrop.api.entry import BodyRefusedError
 from nodedrop.api.errors import UnprocessableError, problem
 from nodedrop.api.execution_requests import refuse_references
@@ -66,7 +66,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     404: {"model": Message, "description": "no saved workflow with that webhook trigger node"},
     413: {"model": Message, "description": "the body is too large"},
-    422: {"description": "the body is not JSON, or the saved workflow is no longer valid"},
+    422: {"description": "the body is not JSON, or the saved workflow has problems"},
     503: {"model": Message, "description": "the database or the event log is unavailable"},
 }
 
@@ -252,11 +252,29 @@ async def receive_webhook(
     # A session only for the lookup: none is held while the answer waits for the run.
     async with open_session(resources) as session:
         row = await workflow_store.get(session, workflow_id)
-    node = _webhook_node(row.definition, node_id) if row is not None else None
-    if row is None or node is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"no webhook {workflow_id!r}/{node_id!r} is known"
-        )
+        node = _webhook_node(row.definition, node_id) if row is not None else None
+        if row is None or node is None:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"no webhook {workflow_id!r}/{node_id!r} is known"
+            )
+        # Before the node's parameters are read: a draft saved with problems may hold anything
+        # of the storable shape there. The problems are not listed to a caller who has not
+        # authenticated yet; the workflow's owner reads them with the workflow.
+        try:
+            checked = await runnable(
+                session, row.definition, row.owner, running.registry, [], itself=row.id
+            )
+        except UnprocessableError:
+            raise UnprocessableError(
+                [
+                    problem(
+                        ["path", "workflow_id"],
+                        "the saved workflow has problems and cannot run until they are fixed "
+                        "and it is saved again",
+                        "value_error",
+                    )
+                ]
+            ) from None
     parameters = node.get("parameters") or {}
     methods = parameters.get("methods") or ["POST"]
     if request.method not in methods:
@@ -279,7 +297,6 @@ async def receive_webhook(
         )
     else:
         run_input = await run_off_loop_if(len(raw) > OFF_LOOP_BYTES, webhook_input, raw)
-    checked = await revalidate_off_loop(row.definition, running.registry, ["path", "workflow_id"])
     execution_id = new_id()
     respond = parameters.get("respond", "immediately")
 
