@@ -82,8 +82,7 @@ def test_the_api_and_notifier_limits_are_the_documented_ones() -> None:
     assert (apikeys.CACHE_TTL_S, websocket.RECHECK_S) == (2.0, 1.0)
     # "`after_seq` | 0 to 2^64-1", in the api's `/events` and the notifier's WebSocket.
     assert executions.MAX_SEQ == websocket.MAX_SEQ == 2**64 - 1 == 18_446_744_073_709_551_615
-    # "WebSocket client that takes no event | 30 s"; "65,536 notices ...; events read in 4 MiB
-    # batches".
+    # "WebSocket client that takes no event | 30 s"; "notices kept per socket | one number ...;
+    # events read in 4 MiB batches" (the one number: tests/integration/notifier).
     assert websocket.SEND_TIMEOUT_S == 30.0
-    assert websocket._MAX_NOTICES == 65_536
     assert consumer.PULL_MAX_BYTES == 4 * MIB
