@@ -157,7 +157,7 @@ async def common_check(cluster: Cluster, result: Result, expected: Expectations)
 _GONE = Stored(0, "", None, None)
 
 
-_JSON_COLUMNS = ("input", "output", "error", "node_policies")
+_JSON_COLUMNS = ("input", "output", "error")
 
 
 async def projection(cluster: Cluster) -> Projection:

@@ -123,7 +123,12 @@ export interface NodeExecution {
   error: ErrorInfo | null;
   skip_reason: string | null;
   pinned?: boolean;
+  /** A node failed for good: the scheduler's outcome (its ``NodeFailureHandled``). */
+  outcome?: FailureOutcome | null;
 }
+
+/** What the scheduler made of a failed attempt (``NodeFailureHandled.outcome``). */
+export type FailureOutcome = "again" | "retry" | "fail" | "continue" | "error_output";
 
 export interface ExecutionSummary {
   id: string;

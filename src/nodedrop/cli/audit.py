@@ -16,7 +16,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
@@ -29,19 +29,18 @@ from nodedrop.contracts.events import (
     ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
-    NodeCancelled,
     NodeDeferred,
     NodeFailed,
+    NodeFailureHandled,
     NodeLogged,
-    NodeReady,
     NodeRetryScheduled,
     NodeSkipped,
-    NodeStarted,
     NodeSucceeded,
     NodeWaiting,
     WorkflowCalled,
     type_name,
 )
+from nodedrop.contracts.history_fold import NodeView, fold_history
 from nodedrop.platform.natsconnect import NatsSettings
 from nodedrop.scheduler.core.replay import Verification, verify
 
@@ -225,6 +224,8 @@ def describe(event: Event) -> str:
             return f"{event.error.type}: {event.error.message}"
         case NodeRetryScheduled():
             return f"next attempt in {event.delay_ms} ms"
+        case NodeFailureHandled():
+            return f"outcome: {event.outcome}"
         case NodeWaiting():
             return f"waits {_ms(event.until, event.time)} ms"
         case NodeDeferred():
@@ -274,57 +275,44 @@ class NodeSummary:
     node: str
     status: str = "pending"
     attempts: int = 0
-    #: From NodeStarted (or NodeWaiting) to the result, of the last attempt that has both.
+    #: From the last attempt's start (NodeStarted or NodeWaiting) to its result.
     duration_ms: int | None = None
     error: str | None = None
-    _started: dict[int, datetime] = field(default_factory=dict, repr=False)
 
 
 def summarize(history: History) -> dict[str, NodeSummary]:
-    nodes: dict[str, NodeSummary] = {}
-    for _, event in history:
-        if isinstance(event, ExecutionStarted):
-            for node_id in event.plan:
-                nodes.setdefault(node_id, NodeSummary(node_id))
-        named = getattr(event, "node", None)
-        if not isinstance(named, str):
-            continue
-        summary = nodes.setdefault(named, NodeSummary(named))
-        _fold(summary, event)
-    return nodes
+    """Each plan node as the one fold of a history reads it (``contracts.history_fold``)."""
+    folded = fold_history(event for _, event in history)
+    if folded is None:
+        return {}
+    # A node that succeeded in the end still shows its last failure: the reason it was retried.
+    failures = {e.node: e for _, e in history if isinstance(e, NodeFailed)}
+    return {
+        node_id: _summary(node_id, view, failures.get(node_id))
+        for node_id, view in folded.nodes.items()
+    }
 
 
-def _fold(summary: NodeSummary, event: Event) -> None:
-    match event:
-        case NodeReady():
-            summary.attempts = max(summary.attempts, event.attempt)
-            summary.status = "queued"
-        case NodeWaiting():
-            summary.attempts = max(summary.attempts, event.attempt)
-            summary._started[event.attempt] = event.time
-            summary.status = "waiting"
-        case NodeStarted():
-            summary._started.setdefault(event.attempt, event.time)
-            summary.status = "running"
-        case NodeSucceeded() | NodeFailed():
-            started = summary._started.get(event.attempt)
-            if started is not None:
-                summary.duration_ms = _ms(event.time, started)
-            if isinstance(event, NodeSucceeded):
-                summary.status = "succeeded"
-            else:
-                summary.status = "failed"
-                summary.error = f"#{event.attempt} {event.error.type}: {event.error.message}"
-        case WorkflowCalled():
-            summary.status = "waiting for children"
-        case NodeRetryScheduled():
-            summary.status = "retrying"
-        case NodeSkipped():
-            summary.status = f"skipped ({event.reason})"
-        case NodeCancelled():
-            summary.status = "cancelled"
-        case _:
-            pass
+def _summary(node_id: str, view: NodeView, last_failure: NodeFailed | None) -> NodeSummary:
+    status = view.status
+    if status == "skipped":
+        status = f"skipped ({view.skip_reason})"
+    elif status == "running" and view.children is not None:
+        status = "waiting for children"
+    elif status == "running" and view.wait_until is not None:
+        status = "waiting"
+    elif status == "failed" and view.outcome is not None:
+        status = f"failed ({view.outcome})"
+    duration = None
+    if view.started_at is not None and view.finished_at is not None:
+        duration = _ms(view.finished_at, view.started_at)
+    error = None
+    if view.error is not None:
+        error = f"#{view.attempts} {view.error['type']}: {view.error['message']}"
+    elif last_failure is not None:
+        failed = last_failure.error
+        error = f"#{last_failure.attempt} {failed.type}: {failed.message}"
+    return NodeSummary(node_id, status, view.attempts, duration, error)
 
 
 def print_nodes(nodes: dict[str, NodeSummary], out: IO[str]) -> None:

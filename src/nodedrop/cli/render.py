@@ -85,6 +85,15 @@ def items_text(output: Any) -> str:
     return ", ".join(parts)
 
 
+_OUTCOME_DETAIL = {
+    "again": "runner lost, made again",
+    "retry": "will be retried",
+    "fail": "the execution fails",
+    "continue": "the execution continues",
+    "error_output": "error sent to its error output",
+}
+
+
 @dataclass
 class NodeState:
     node: str
@@ -197,6 +206,13 @@ class ExecutionView:
         elif kind == "NodeFailed":
             state.status, state.finished = "failed", when
             state.detail = error_text(data.get("error"))
+        elif kind == "NodeFailureHandled":
+            # The scheduler's outcome of the failure: tried again, or failed for good.
+            outcome = str(data.get("outcome") or "")
+            again = outcome in ("again", "retry")
+            state.status = "retrying" if again else "failed"
+            state.finished = None if again else state.finished
+            state.detail = _OUTCOME_DETAIL.get(outcome, outcome)
         elif kind == "NodeRetryScheduled":
             state.status, state.finished = "retrying", None
             delay = data.get("delay_ms")

@@ -191,7 +191,7 @@ class ProjectionDb:
                 "ORDER BY execution_id, seq, line"
             )
         return {
-            "executions": [_decoded(r, "error", "node_policies") for r in executions],
+            "executions": [_decoded(r, "error") for r in executions],
             "nodes": [_decoded(r, "input", "output", "error") for r in nodes],
             "logs": [dict(r) for r in logs],
         }

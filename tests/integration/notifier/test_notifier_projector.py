@@ -248,7 +248,9 @@ async def test_nul_characters_do_not_stall_the_projection(pool: Any, db: Any) ->
     await store.apply(numbered(h.events), len(h.events))
     rows = await db.dump()
     assert rows["nodes"][0]["input"] == {"main": [{"body": "a\ufffdb"}]}
-    assert rows["logs"][-1]["message"].endswith("bad \ufffd byte")
+    # The failure's line, before its outcome's; the node's error comes with the outcome.
+    assert rows["logs"][-2]["message"].endswith("bad \ufffd byte")
+    assert rows["nodes"][0]["error"]["message"] == "bad \ufffd byte"
 
 
 class FlakyStore(ProjectionStore):

@@ -1,6 +1,6 @@
-"""Migration 0004 on a database that already holds a projection: the rows projected before it
-keep their values (no known policies, not ending), the projector goes on folding into them,
-and new executions are fenced as the scheduler core fences them."""
+"""Migrations 0004 and 0007 on a database that already holds a projection: the rows projected
+before them keep their values (not ending; outcomes not recorded), the projector goes on folding
+into them, and new executions read each failure's recorded outcome."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ NEW_COLUMNS = {
     ("node_executions", "runner_lost"),
     ("node_executions", "wait_until"),
 }
+#: 0007: node_policies goes; whether outcomes are recorded, and each node's, come.
+COLUMNS_0007 = {("executions", "outcomes_recorded"), ("node_executions", "outcome")}
 
 
 async def columns(conn: Any) -> set[tuple[str, str]]:
@@ -49,13 +51,25 @@ async def test_0004_applies_on_an_existing_projection_and_reverts(database_url: 
         )
         assert not NEW_COLUMNS & await columns(conn)
 
-        await asyncio.to_thread(migrate.upgrade, database_url)
+        await asyncio.to_thread(migrate.upgrade, database_url, "0004")
 
         assert await columns(conn) >= NEW_COLUMNS
         execution = await conn.fetchrow("SELECT ending, node_policies FROM executions")
         node = await conn.fetchrow("SELECT runner_lost, wait_until FROM node_executions")
         assert (execution["ending"], execution["node_policies"]) == (False, None)
         assert (node["runner_lost"], node["wait_until"]) == (0, None)
+
+        await asyncio.to_thread(migrate.upgrade, database_url)
+        found = await columns(conn)
+        assert found >= COLUMNS_0007
+        assert ("executions", "node_policies") not in found
+        execution = await conn.fetchrow("SELECT outcomes_recorded FROM executions")
+        assert execution["outcomes_recorded"] is False
+
+        await asyncio.to_thread(command.downgrade, migrate.alembic_config(database_url), "0006")
+        found = await columns(conn)
+        assert ("executions", "node_policies") in found
+        assert not COLUMNS_0007 & found
 
         await asyncio.to_thread(command.downgrade, migrate.alembic_config(database_url), "0003")
         assert not NEW_COLUMNS & await columns(conn)
@@ -65,12 +79,12 @@ async def test_0004_applies_on_an_existing_projection_and_reverts(database_url: 
 
 
 async def test_rows_projected_before_0004_keep_being_projected(database_url: str) -> None:
-    """The old row's node policies are not known: its failure is ``failed``, as before; a new
-    execution's policies are, and a result after its cancel request is ignored."""
+    """The old row's execution started before outcomes were recorded: its failure is
+    ``failed``, as before; a new execution's result after its cancel request is ignored."""
     await asyncio.to_thread(migrate.upgrade, database_url, "0003")
     old = History("old")
     old.requested()
-    old.started(["start", "fetch"])
+    old.started(["start", "fetch"], outcomes_recorded=False)
     old.ready("fetch")
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
@@ -109,11 +123,11 @@ async def test_rows_projected_before_0004_keep_being_projected(database_url: str
                 for r in await conn.fetch("SELECT execution_id, node, status FROM node_executions")
             }
             executions = {
-                r["id"]: (r["ending"], r["node_policies"])
-                for r in await conn.fetch("SELECT id, ending, node_policies FROM executions")
+                r["id"]: (r["ending"], r["outcomes_recorded"])
+                for r in await conn.fetch("SELECT id, ending, outcomes_recorded FROM executions")
             }
     finally:
         await pool.close()
     assert rows[("old", "fetch")] == "failed"
     assert rows[("new", "fetch")] == "queued"  # the success after the cancel request is ignored
-    assert executions == {"old": (False, None), "new": (True, "{}")}
+    assert executions == {"old": (False, False), "new": (True, True)}

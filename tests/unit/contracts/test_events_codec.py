@@ -36,6 +36,7 @@ from nodedrop.contracts.events import (
     NodeCancelled,
     NodeDeferred,
     NodeFailed,
+    NodeFailureHandled,
     NodeLogged,
     NodeReady,
     NodeRetryScheduled,
@@ -156,6 +157,16 @@ SAMPLES: dict[str, Event] = {
         attempt=2,
         lines=[LogLine(time=T0 + timedelta(milliseconds=3), level="warning", message="slow")],
     ),
+    "NodeFailureHandled": NodeFailureHandled(
+        event_id=ids.node_failure_handled(EXECUTION, "fetch", 1),
+        execution_id=EXECUTION,
+        time=T0 + timedelta(milliseconds=5),
+        node="fetch",
+        attempt=1,
+        outcome="retry",
+        error=ERROR,
+        failed_at=T0 + timedelta(milliseconds=4),
+    ),
     "NodeRetryScheduled": NodeRetryScheduled(
         event_id=ids.node_retry(EXECUTION, "fetch", 1),
         execution_id=EXECUTION,
@@ -262,6 +273,16 @@ MINIMAL: dict[str, Event] = {
     ),
     "NodeLogged": NodeLogged(
         event_id="e", execution_id="x", time=T0, node="n", attempt=1, lines=[]
+    ),
+    "NodeFailureHandled": NodeFailureHandled(
+        event_id="e",
+        execution_id="x",
+        time=T0,
+        node="n",
+        attempt=1,
+        outcome="fail",
+        error=ErrorInfo(type="E", message=""),
+        failed_at=T0,
     ),
     "NodeRetryScheduled": NodeRetryScheduled(
         event_id="e", execution_id="x", time=T0, node="n", attempt=1, delay_ms=0, due_at=T0

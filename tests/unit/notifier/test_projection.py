@@ -6,7 +6,6 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 import pytest
 
 from nodedrop.contracts.events import AnyEvent, ErrorInfo, NodeStarted, SkipReason
@@ -54,7 +53,6 @@ class TestExecutionRows:
             trigger="hook",
             node=None,
             rerun_of="ex0",
-            node_policies={"fetch": {"on_error": "continue"}},
         )
 
     def test_queued_for_a_limit_stays_queued_says_why_and_starts_later(self) -> None:
@@ -309,10 +307,16 @@ class TestLogs:
             ("info", "fetch", "node fetch queued (attempt 1, 1 input item)"),
             ("info", "fetch", "node fetch started (attempt 1) on runner-1"),
             ("error", "fetch", "node fetch failed (attempt 1): HttpServerError: boom"),
+            ("warning", "fetch", "node fetch failure handled (attempt 1): will be retried"),
             ("warning", "fetch", "node fetch will retry in 400 ms (attempt 2)"),
             ("info", "fetch", "node fetch queued (attempt 2, 1 input item)"),
             ("info", "fetch", "node fetch started (attempt 2) on runner-1"),
             ("error", "fetch", "node fetch failed (attempt 2): HttpServerError: boom"),
+            (
+                "error",
+                "fetch",
+                "node fetch failure handled (attempt 2): failed for good, the execution fails",
+            ),
             ("info", "start", "node start skipped: execution_failed"),
             ("error", None, "execution failed: HttpServerError: boom"),
         ]
@@ -438,7 +442,7 @@ class TestEndingAsTheSchedulerCoreDoes:
         h = started(policies={"fetch": {"on_error": "error_output"}})
         h.ready("fetch")
         h.cancel_requested()
-        h.failed("fetch")
+        h.failed("fetch", acted_on=False)  # the scheduler acts on no failure from here on
         node = project(h).nodes[("ex1", "fetch")]
         assert (node.status, node.error, node.output) == ("queued", None, None)
 
@@ -607,26 +611,31 @@ class TestFailurePolicies:
         )  # fmt: skip
         assert not changes.executions["ex1"].ending
 
-    def test_without_known_policies_a_failure_is_failed_until_a_retry_and_ends_nothing(
-        self,
-    ) -> None:
-        """A row projected before node_policies existed (NULL after the migration)."""
-        h = started()
+    def test_an_old_history_s_failure_is_failed_until_a_retry_and_ends_nothing(self) -> None:
+        """A history started before the scheduler recorded outcomes (``v`` 1): row by row, the
+        projection has no policy to judge its failure with, and reads it as failed."""
+        h = History()
+        h.requested(policies={"fetch": {"on_error": "error_output"}})
+        h.started(["start", "fetch", "store"], outcomes_recorded=False)
         h.ready("fetch")
-        first = fold(numbered(h.events))
-        before = {"ex1": dataclasses.replace(first.executions["ex1"], node_policies=None)}
         h.failed("fetch")
+        failed_only = project(h)
+        assert failed_only.nodes[("ex1", "fetch")].status == "failed"
+        assert not failed_only.executions["ex1"].outcomes_recorded
         h.retry("fetch")
-        changes = fold(numbered(h.events[3:], start=4), before, first.nodes)
+        changes = project(h)
         assert changes.nodes[("ex1", "fetch")].status == "retrying"
         assert not changes.executions["ex1"].ending
-        failed_only = fold(numbered(h.events[3:4], start=4), before, first.nodes)
-        assert failed_only.nodes[("ex1", "fetch")].status == "failed"
 
-    def test_an_unreadable_definition_has_no_known_policies(self) -> None:
+    def test_a_new_history_s_failure_waits_for_its_outcome(self) -> None:
         h = started()
-        h.events[0] = msgspec.structs.replace(h.events[0], workflow={"nodes": "no list"})
-        assert project(h).executions["ex1"].node_policies is None
+        h.ready("fetch")
+        h.failed("fetch", acted_on=False)
+        assert project(h).nodes[("ex1", "fetch")].status == "queued"
+        assert project(h).executions["ex1"].outcomes_recorded
+        h.handled("fetch", "continue", failed_at=h.events[-1].time)
+        row = project(h).nodes[("ex1", "fetch")]
+        assert (row.status, row.outcome, row.finished_at) == ("failed", "continue", at(3))
 
     @pytest.mark.parametrize("retried", [False, True])
     def test_an_attempt_refused_before_it_was_made_ready_fails_the_node(

@@ -200,7 +200,7 @@ class TestRetries:
         h = on_second_attempt()
         h.node_started("fetch", attempt=2)
         before = project(h)
-        h.failed("fetch", attempt=1, message="again")
+        h.failed("fetch", attempt=1, message="again", acted_on=False)
         assert_ignored(h, before)
 
     def test_a_runner_failure_after_the_end_began_is_ignored_and_says_so(self) -> None:
@@ -209,7 +209,7 @@ class TestRetries:
         h.node_started("fetch")
         h.cancel_requested()
         before = project(h)
-        h.failed("fetch")
+        h.failed("fetch", acted_on=False)
         assert_ignored(h, before)
 
 
@@ -233,13 +233,26 @@ class TestSkipsAndCancels:
         assert_ignored(h, before)
         assert node_after(h).status == done
 
-    @pytest.mark.parametrize("done", ["succeeded", "failed"])
-    def test_a_cancel_of_a_node_that_ended_is_ignored(self, done: str) -> None:
-        h = ended_as(done)
+    def test_a_cancel_of_a_node_that_ended_is_ignored(self) -> None:
+        h = ended_as("failed")
         before = project(h)
         h.cancelled("fetch")
         assert_ignored(h, before)
-        assert node_after(h).status == done
+        assert node_after(h).status == "failed"
+
+    def test_a_cancel_overrules_a_success_the_scheduler_ignored(self) -> None:
+        """A success stored after another node's failure ended the run, before that failure's
+        outcome: counted until the outcome, ignored by the scheduler, which cancels the node."""
+        h = running()
+        h.ready("fetch")
+        h.ready("store")
+        h.failed("store", acted_on=False)
+        h.succeeded("fetch")
+        h.handled("store", "fail", failed_at=h.events[-2].time)
+        h.cancelled("fetch")
+        row = node_after(h)
+        assert (row.status, row.output) == ("cancelled", None)
+        assert node_after(h, "store").status == "failed"
 
     def test_a_cancel_of_an_older_attempt_is_ignored(self) -> None:
         h = on_second_attempt()
@@ -288,18 +301,18 @@ class TestStartsAndRequests:
         assert {row.last_seq for row in changes.nodes.values()} == {2}
 
 
-class TestFailuresWithoutKnownPolicies:
+class TestFailuresOfOldHistories:
     def test_a_failure_is_failed_at_its_time_and_logged_as_an_error(self) -> None:
         h = History()
         h.requested()
         # A definition the fold cannot read policies from.
         h.events[0] = msgspec.structs.replace(h.events[0], workflow={"nodes": "no list"})
-        h.started(["start", "fetch"])
+        h.started(["start", "fetch"], outcomes_recorded=False)
         h.ready("fetch")
         h.node_started("fetch")
         h.failed("fetch", message="down")
         changes = project(h)
-        assert changes.executions["ex1"].node_policies is None
+        assert not changes.executions["ex1"].outcomes_recorded
         row = changes.nodes[("ex1", "fetch")]
         assert (row.status, row.finished_at) == ("failed", h.events[-1].time)
         line = assert_counted(h, "error")

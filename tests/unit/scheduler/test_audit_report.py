@@ -55,7 +55,7 @@ def test_the_timeline_and_node_summary_say_what_happened() -> None:
 def test_verify_passes_then_names_an_altered_decision_with_exit_1() -> None:
     out = io.StringIO()
     assert report(AuditRequest("ex1", verify=True), history(), out) == 0
-    assert "verified: 8 decisions match" in out.getvalue()
+    assert "verified: 9 decisions match" in out.getvalue()
 
     events = history()
     at = next(i for i, (_, e) in enumerate(events) if isinstance(e, NodeSkipped))
@@ -77,7 +77,7 @@ def test_json_carries_the_events_nodes_and_verification() -> None:
     assert body["events"][0]["type"] == "ExecutionRequested"
     assert body["nodes"]["a"]["attempts"] == 2
     assert body["verification"] == {
-        "ok": True, "matched": 8, "finished": True, "differences": [], "awaiting": [],
+        "ok": True, "matched": 9, "finished": True, "differences": [], "awaiting": [],
         "lost": [],
     }  # fmt: skip
 

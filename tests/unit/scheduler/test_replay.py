@@ -20,6 +20,7 @@ from nodedrop.contracts.events import (
     NodeCancelled,
     NodeDeferred,
     NodeFailed,
+    NodeFailureHandled,
     NodeReady,
     NodeRetryScheduled,
     NodeSkipped,
@@ -88,7 +89,7 @@ def test_a_chain_with_a_retry_a_wait_and_a_branch_verifies() -> None:
     assert result.ok
     assert result.finished
     # Every scheduler decision was compared: started, 5 ready, retry, waiting, wake, skip, end.
-    assert result.matched == 11
+    assert result.matched == 12  # the outcome of a failure is a decision too
 
 
 def test_tasks_recorded_before_they_named_their_requester_still_verify() -> None:
@@ -323,9 +324,9 @@ def test_a_decision_lost_in_a_publish_and_made_moot_verifies_and_is_listed(
     proposals: str,
 ) -> None:
     live = lost_then_moot(proposals)
-    ending = [(type(e).__name__, getattr(e, "node", None)) for e in live.stream][-3:]
-    assert ending[0] == ("NodeFailed", "f")
-    assert ending[2] == ("ExecutionFinished", None)
+    ending = [(type(e).__name__, getattr(e, "node", None)) for e in live.stream][-4:]
+    assert ending[:2] == [("NodeFailed", "f"), ("NodeFailureHandled", "f")]
+    assert ending[3] == ("ExecutionFinished", None)
     result = verify(live.history(), max_input_bytes=live.limit)
     assert result.differences == [], "\n".join(map(str, result.differences))
     # A decision removed from the end of a batch would read the same: it is listed, not hidden.
@@ -465,9 +466,10 @@ def test_a_node_refused_for_an_input_too_large_for_one_event_verifies() -> None:
         for e in live.stream
     ]
     result = verify(numbered(stream))
-    # (The execution's error, which is the join's, then differs too.)
+    # (The failure's recorded outcome carries its error, and so does the execution's end.)
     assert [(d.kind, d.event_type, d.node) for d in result.differences] == [
         ("changed", "NodeFailed", "join"),
+        ("changed", "NodeFailureHandled", "join"),
         ("changed", "ExecutionFinished", None),
     ]
 
@@ -656,6 +658,8 @@ def altered(event: Event) -> Event:
             return replace(event, output={"main": [{"forged": True}]})
         case NodeFailed():
             return replace(event, error=replace(event.error, message="forged"))
+        case NodeFailureHandled():
+            return replace(event, outcome="continue" if event.outcome != "continue" else "fail")
         case ExecutionFinished():
             return replace(event, status="failed" if event.status != "failed" else "succeeded")
     raise AssertionError(event)

@@ -14,7 +14,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -24,7 +24,6 @@ from nodedrop.cli.audit import AuditRequest, report
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
     INPUT_EVENT_TYPES,
-    AnyEvent,
     ChildExecutionFinished,
     ChildExecutionStarted,
     ErrorInfo,
@@ -41,13 +40,12 @@ from nodedrop.contracts.events import (
 from nodedrop.contracts.items import Item
 from nodedrop.contracts.nodetypes import passthrough_items
 from nodedrop.contracts.routing import child_execution_id, slot_of
-from nodedrop.notifier.projection import ExecutionRecord, NodeKey, NodeRecord, fold
 from nodedrop.scheduler.core import ExecutionState, evolve, resume, step, tick
 from nodedrop.scheduler.core.calls import ERROR_WORKFLOW_NODE, PARENT_STOPPED, final_output
 from nodedrop.scheduler.core.replay import verify
 
 from .harness import T0, n, wf
-from .test_projection_agreement import core_view, projection_view
+from .test_history_fold_agrees import assert_agrees
 
 CHILD = wf(
     [n("ct", "manual_trigger"), n("double", "set", parameters={"values": {"seen": True}})],
@@ -407,19 +405,9 @@ def test_each_item_bookkeeping_holds_in_any_delivery_order(
 
 
 def projection_agrees(execution_id: str, history: list[Event]) -> None:
-    """The notifier's projection says what the core says after every event of the history
-    (as tests/unit/scheduler/test_projection_agreement.py checks for flat executions)."""
-    state: ExecutionState | None = None
-    executions: dict[str, ExecutionRecord] = {}
-    nodes: dict[NodeKey, NodeRecord] = {}
-    for seq, event in enumerate(history, start=1):
-        state = evolve(state, event)
-        changes = fold([(seq, cast(AnyEvent, event))], executions, nodes)
-        executions.update(changes.executions)
-        nodes.update(changes.nodes)
-        plan = list(state.nodes) if state is not None else []
-        projected = projection_view(executions.get(execution_id), nodes, plan)
-        assert projected == core_view(state), f"after event {seq} ({type(event).__name__})"
+    """The one fold of a history says what the core says wherever the scheduler has answered
+    (as tests/unit/scheduler/test_history_fold_agrees.py checks for flat executions)."""
+    assert_agrees(history)
 
 
 def test_audit_shows_the_tree_and_verifies_every_history_in_it() -> None:

@@ -114,6 +114,53 @@ describe("applyEvent", () => {
   });
 });
 
+describe("a failure's outcome, as the scheduler recorded it (NodeFailureHandled)", () => {
+  const error = { type: "HttpServerError", message: "503" };
+  const failing = () => [
+    ...started(["t", "f", "g"]),
+    ev("NodeReady", "f", 1, { input: { main: [{ i: 1 }, { i: 2 }] } }),
+    ev("NodeReady", "g", 1, { input: { main: [{}] } }),
+    ev("NodeFailed", "f", 1, { error }),
+  ];
+
+  it("routes the error to the error output under error_output, one item per input item", () => {
+    const run = applyEvents(emptyRun("x"), [
+      ...failing(),
+      ev("NodeFailureHandled", "f", 1, { outcome: "error_output", error, failed_at: "2026-11-26T10:00:05Z" }),
+    ]);
+    expect(run.nodes.f.status).toBe("failed");
+    expect(run.nodes.f.outcome).toBe("error_output");
+    expect(run.nodes.f.finishedAt).toBe("2026-11-26T10:00:05Z");
+    expect(run.nodes.f.output).toEqual({
+      error: [
+        { error, item: { i: 1 } },
+        { error, item: { i: 2 } },
+      ],
+    });
+  });
+
+  it("shows retrying for a failure the scheduler retries, and the next attempt then", () => {
+    const run = applyEvents(emptyRun("x"), [...failing(), ev("NodeFailureHandled", "f", 1, { outcome: "retry", error })]);
+    expect(run.nodes.f.status).toBe("retrying");
+    expect(run.nodes.f.outcome).toBeNull();
+    expect(applyEvent(run, ev("NodeReady", "f", 2, { input: {} })).nodes.f.status).toBe("queued");
+  });
+
+  it("takes the scheduler's cancel over a success it ignored once the run began to end", () => {
+    const run = applyEvents(emptyRun("x"), [
+      ...failing(),
+      ev("NodeSucceeded", "g", 1, { output: { main: [{}] } }), // stored before f's outcome
+      ev("NodeFailureHandled", "f", 1, { outcome: "fail", error }),
+      ev("NodeCancelled", "g", 1),
+    ]);
+    expect(run.nodes.g.status).toBe("cancelled");
+    expect(run.nodes.g.output).toBeNull();
+    expect(run.nodes.f.outcome).toBe("fail");
+    // A failure for good is final: no later cancel changes it.
+    expect(applyEvent(run, ev("NodeCancelled", "f", 1)).nodes.f.status).toBe("failed");
+  });
+});
+
 describe("waiting for a concurrency limit", () => {
   function queued() {
     seq = 0;

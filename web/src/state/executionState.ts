@@ -1,13 +1,17 @@
 // Folds an execution's event stream into the state the canvas shows: one status per node, the
-// execution's status and its progress. The rules mirror the notifier's projection
-// (services/notifier/.../projection.py): the first result of the current attempt wins, a done
-// node never changes again, and an event at or below the last applied seq changes nothing (so a
-// reconnect that repeats events is harmless).
+// execution's status and its progress. It reads what the scheduler recorded and judges nothing:
+// a failure's outcome (retried, or failed for good under the node's on_error) is its
+// NodeFailureHandled, and the scheduler's NodeCancelled / NodeSkipped are its last word on a
+// node. The rules are those of the one fold of a history (libs/contracts/.../history_fold.py):
+// the first result of the current attempt wins, a done node never changes again, and an event
+// at or below the last applied seq changes nothing (so a reconnect that repeats events is
+// harmless).
 import type {
   ErrorInfo,
   Execution,
   ExecutionEvent,
   ExecutionStatus,
+  FailureOutcome,
   NodeStatus,
   PortItems,
 } from "../types";
@@ -31,6 +35,9 @@ export interface NodeRunState {
   /** Set while the node's next attempt, ready to run, waits for its user's share of the
    * runners (its ``NodeDeferred`` event); its status stays pending or retrying meanwhile. */
   deferredFor: DeferredFor | null;
+  /** Failed for good: the scheduler's outcome (fail, continue, error_output); null while a
+   * failure waits for its outcome, and for nodes that did not fail for good. */
+  outcome: FailureOutcome | null;
 }
 
 /** A user's share of the runners a node's attempt waits on (its ``NodeDeferred`` event):
@@ -110,6 +117,7 @@ function pendingNode(): NodeRunState {
     reusedFrom: null,
     retryDelayMs: null,
     deferredFor: null,
+    outcome: null,
   };
 }
 
@@ -128,6 +136,7 @@ export function runFromExecution(execution: Execution): RunState {
       error: n.error,
       skipReason: n.skip_reason,
       pinned: n.pinned ?? false,
+      outcome: n.outcome ?? null,
     };
   }
   return {
@@ -224,7 +233,31 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         finishedAt: event.time,
         error: data.error ?? null,
         deferredFor: null,
+        outcome: null, // until the scheduler's NodeFailureHandled
       };
+    case "NodeFailureHandled": {
+      // The scheduler acted on the attempt's failure: shown failed since its NodeFailed (when
+      // that came through), in flight, or its next attempt refused before it was made ready.
+      const shown = node.status === "failed" && !node.outcome && attempt === node.attempts;
+      const inFlight = ACTIVE.has(node.status) && attempt === node.attempts;
+      const refused =
+        (node.status === "pending" || node.status === "retrying") && attempt === node.attempts + 1;
+      if (!(shown || inFlight || refused)) return null;
+      const outcome = data.outcome as FailureOutcome;
+      const error: ErrorInfo | null = data.error ?? node.error;
+      const failed = {
+        ...node,
+        attempts: attempt,
+        error,
+        finishedAt: typeof data.failed_at === "string" ? data.failed_at : event.time,
+        deferredFor: null,
+      };
+      if (outcome === "again" || outcome === "retry") {
+        return { ...failed, status: "retrying", finishedAt: null };
+      }
+      const output = outcome === "error_output" ? errorOutput(node.input, error) : null;
+      return { ...failed, status: "failed", outcome, output };
+    }
     case "NodeRetryScheduled":
       if (attempt !== node.attempts || !["queued", "running", "failed"].includes(node.status))
         return null;
@@ -235,7 +268,9 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         retryDelayMs: typeof data.delay_ms === "number" ? data.delay_ms : null,
       };
     case "NodeSkipped":
-      if (DONE.has(node.status) || node.status === "failed") return null;
+      // The scheduler's word: a failure it did not act on (stored after the run began to end)
+      // has no outcome, and the skip stands.
+      if (DONE.has(node.status) || (node.status === "failed" && node.outcome)) return null;
       return {
         ...node,
         status: "skipped",
@@ -244,12 +279,34 @@ function nextNode(node: NodeRunState, event: ExecutionEvent): NodeRunState | nul
         deferredFor: null,
       };
     case "NodeCancelled":
-      if (DONE.has(node.status) || node.status === "failed" || attempt < node.attempts)
+      // The scheduler's word too: a result stored after the run began to end, which it
+      // ignored, is overruled by its cancel.
+      if (
+        node.status === "skipped" ||
+        node.status === "cancelled" ||
+        (node.status === "failed" && node.outcome) ||
+        attempt < node.attempts
+      )
         return null;
-      return { ...node, status: "cancelled", finishedAt: event.time, deferredFor: null };
+      return {
+        ...node,
+        status: "cancelled",
+        finishedAt: event.time,
+        deferredFor: null,
+        output: null,
+        pinned: false,
+      };
     default:
       return null;
   }
+}
+
+/** ``on_error: error_output``: one error item per input item on the ``error`` port (one with
+ * an empty ``item`` when there was no input), as the scheduler delivers it downstream. */
+function errorOutput(input: PortItems | null, error: ErrorInfo | null): PortItems {
+  const summary = { type: error?.type ?? "", message: error?.message ?? "" };
+  const items = Object.values(input ?? {}).flat();
+  return { error: (items.length ? items : [{}]).map((item) => ({ error: summary, item })) };
 }
 
 /** The run after one event. Pure: the given state is not changed. */

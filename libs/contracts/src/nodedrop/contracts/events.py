@@ -93,7 +93,17 @@ class ExecutionQueued(Event, tag=True, frozen=True):
     limit: int
 
 
+#: ``v`` of the ``ExecutionStarted`` a scheduler records now: from this version on, the scheduler
+#: records the outcome of every failure it acts on (``NodeFailureHandled``). A history whose start
+#: is older is read by judging each failure from the recorded definition
+#: (:mod:`nodedrop.contracts.history_fold`).
+OUTCOMES_RECORDED_VERSION = 2
+
+
 class ExecutionStarted(Event, tag=True, frozen=True):
+    """The execution started. ``v`` 2 and later: each failure's outcome is recorded
+    (``NodeFailureHandled``); ``v`` 1 (older histories): it is not."""
+
     #: The plan: the nodes this execution may run, in definition order.
     plan: list[str]
 
@@ -225,6 +235,26 @@ class NodeLogged(Event, tag=True, frozen=True):
     lines: list[LogLine]
 
 
+#: What the scheduler made of a failed attempt: ``again`` (a lost runner's attempt, made again at
+#: once, outside the retry policy), ``retry`` (the retry policy tries once more), or, failed for
+#: good, the node's ``on_error``: ``fail`` (the execution begins to end as failed), ``continue``
+#: (its connections deliver nothing), ``error_output`` (its ``error`` port delivers the error).
+FailureOutcome = Literal["again", "retry", "fail", "continue", "error_output"]
+
+
+class NodeFailureHandled(Event, tag=True, frozen=True):
+    """The scheduler acted on ``attempt``'s ``NodeFailed`` (its ``error``): recorded in the batch
+    of the decisions it led to, so that no reader of the history judges a failure again. A
+    ``NodeFailed`` without one was not acted on (stored once the execution began to end)."""
+
+    node: str
+    attempt: int
+    outcome: FailureOutcome
+    error: ErrorInfo
+    #: When the attempt failed (its ``NodeFailed``'s time): when the node finished, if it did.
+    failed_at: datetime
+
+
 class NodeRetryScheduled(Event, tag=True, frozen=True):
     node: str
     #: The attempt that failed; the next one is ``attempt + 1``.
@@ -270,6 +300,7 @@ AnyEvent = (
     | NodeSucceeded
     | NodeFailed
     | NodeLogged
+    | NodeFailureHandled
     | NodeRetryScheduled
     | NodeSkipped
     | NodeCancelled
@@ -290,6 +321,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     NodeSucceeded,
     NodeFailed,
     NodeLogged,
+    NodeFailureHandled,
     NodeRetryScheduled,
     NodeSkipped,
     NodeCancelled,

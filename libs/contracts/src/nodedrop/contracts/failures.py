@@ -1,13 +1,11 @@
-"""What a node's failure leads to (docs/architecture.md, "Execution semantics", rules 5 and 6),
-for readers of the event stream that must judge a ``NodeFailed`` as the scheduler core does,
-without its state.
+"""What a node's failure leads to (docs/architecture.md, "Execution semantics", rules 5 and 6).
 
-The one copy of these rules: the scheduler core's fold decides with them (its policy read from
-the validated definition, ``nodedrop.scheduler.core.rules.failure_policy``); the notifier's
-projection applies them to know, at the ``NodeFailed`` itself, whether the node will be tried
-again and whether the execution began to end (its policy read from the recorded definition,
-:func:`policies_in`). tests/unit/scheduler/test_projection_agreement.py folds the core's
-histories through both and compares.
+The scheduler core judges each failure with these rules (its policy read from the validated
+definition, ``nodedrop.scheduler.core.rules.failure_policy``) and records the outcome
+(``NodeFailureHandled``): no reader of a history judges a failure itself. The one exception is
+the upcaster of histories recorded before outcomes were (``nodedrop.contracts.history_fold``),
+which reads each node's policy from the recorded definition (:func:`policies_in`) and judges as
+the scheduler then did.
 """
 
 from __future__ import annotations

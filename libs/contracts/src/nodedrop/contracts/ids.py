@@ -66,6 +66,10 @@ def node_logged(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.log"
 
 
+def node_failure_handled(execution_id: str, node: str, attempt: int) -> str:
+    return f"{execution_id}.{node}.{attempt}.handled"
+
+
 def node_retry(execution_id: str, node: str, attempt: int) -> str:
     return f"{execution_id}.{node}.{attempt}.retry"
 

@@ -19,98 +19,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from nodedrop.api.errors import UnprocessableError, problem
-from nodedrop.contracts.events import (
-    AnyEvent,
-    ExecutionFinished,
-    ExecutionRequested,
-    ExecutionStarted,
-    NodeCancelled,
-    NodeFailed,
-    NodeReady,
-    NodeSkipped,
-    NodeSucceeded,
-    NodeWaiting,
-)
+from nodedrop.contracts.events import AnyEvent
+from nodedrop.contracts.history_fold import History, fold_history
+from nodedrop.contracts.history_fold import settled as node_end
 from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.workflow import Workflow
 
-_SUCCEEDED = "succeeded"
-_NO_INPUT = "skipped:no_input"
+#: How a node ended in the first execution when the rerun gives it the same result unrun.
+_SETTLED = frozenset({"succeeded", "skipped:no_input"})
 
 
-@dataclass
-class _Node:
-    attempt: int = 0
-    #: ``succeeded``, ``failed``, ``cancelled``, ``skipped:<reason>``, or "" while it runs.
-    outcome: str = ""
-    output: PortItems | None = None
-    pinned: bool = False
+def read_history(events: Iterable[AnyEvent]) -> History | None:
+    """The first execution's history, read as every reader reads one
+    (:mod:`nodedrop.contracts.history_fold`); ``None`` without its request."""
+    return fold_history(events)
 
 
-@dataclass
-class Recorded:
-    """What an execution's events say: its request, plan, end and each node's outcome."""
-
-    request: ExecutionRequested
-    plan: list[str] | None = None
-    finished: bool = False
-    nodes: dict[str, _Node] = field(default_factory=dict)
-
-    def outcome(self, node_id: str) -> str:
-        node = self.nodes.get(node_id)
-        return node.outcome if node is not None else ""
-
-
-def read_history(events: Iterable[AnyEvent]) -> Recorded | None:
-    """Fold an execution's events (in stream order); ``None`` without its request.
-
-    Results are fenced as the scheduler fences them: a result counts for the node's current
-    attempt only (or, attempt 0, for a pinned or reused output recorded without a run), the
-    first one wins, and nothing after ``ExecutionFinished`` counts.
-    """
-    recorded: Recorded | None = None
-    for event in events:
-        if isinstance(event, ExecutionRequested):
-            recorded = recorded or Recorded(event)
-            continue
-        if recorded is None or recorded.finished:
-            continue
-        if isinstance(event, ExecutionStarted):
-            recorded.plan = event.plan
-        elif isinstance(event, ExecutionFinished):
-            recorded.finished = True
-        elif isinstance(event, NodeReady | NodeWaiting | NodeSucceeded | NodeFailed):
-            _apply_attempt(recorded.nodes.setdefault(event.node, _Node()), event)
-        elif isinstance(event, NodeSkipped | NodeCancelled):
-            node = recorded.nodes.setdefault(event.node, _Node())
-            if node.outcome in ("", "failed"):
-                reason = event.reason if isinstance(event, NodeSkipped) else None
-                node.outcome = f"skipped:{reason}" if reason else "cancelled"
-    return recorded
-
-
-def _apply_attempt(
-    node: _Node, event: NodeReady | NodeWaiting | NodeSucceeded | NodeFailed
-) -> None:
-    if isinstance(event, NodeReady | NodeWaiting):
-        if event.attempt > node.attempt and node.outcome in ("", "failed"):
-            node.attempt, node.outcome = event.attempt, ""  # a (re)try begins
-        return
-    if node.outcome:
-        return  # the first result wins
-    stands_in = isinstance(event, NodeSucceeded) and (event.pinned or event.reused_from)
-    if event.attempt != node.attempt and not (stands_in and node.attempt == 0):
-        return  # a late result of an older attempt
-    if isinstance(event, NodeSucceeded):
-        node.outcome, node.output, node.pinned = _SUCCEEDED, event.output, event.pinned
-    else:
-        node.outcome = "failed"
-
-
-def reused_outputs(original: Recorded, from_node: str) -> dict[str, PortItems]:
+def reused_outputs(original: History, from_node: str) -> dict[str, PortItems]:
     """The recorded outputs a rerun of ``original`` from ``from_node`` reuses (see the module
     docstring). 422 naming ``body.from_node`` when the node is not in the original's plan."""
     plan = original.plan or []
@@ -137,7 +64,7 @@ def reused_outputs(original: Recorded, from_node: str) -> dict[str, PortItems]:
         if node_id not in settled:
             settled[node_id] = (
                 node_id not in rerun
-                and original.outcome(node_id) in (_SUCCEEDED, _NO_INPUT)
+                and node_end(original.nodes.get(node_id)) in _SETTLED
                 and all(is_settled(parent) for parent in parents[node_id])
             )
         return settled[node_id]

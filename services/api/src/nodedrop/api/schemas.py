@@ -107,6 +107,9 @@ class NodeExecutionOut(BaseModel):
     pinned: bool = False
     #: ``execute_workflow``: the child executions the node started, in item order.
     children: list[str] | None = None
+    #: A node failed for good: what the scheduler made of it (``fail``, ``continue``,
+    #: ``error_output``), as recorded in its ``NodeFailureHandled``.
+    outcome: str | None = None
 
 
 class ChildExecution(BaseModel):

@@ -38,24 +38,24 @@ def checkpoint_name(partition: int) -> str:
 _EXECUTION_COLUMNS = (
     "id", "workflow_id", "workflow_version", "mode", "trigger", "node", "status", "requested_by",
     "rerun_of", "created_at", "started_at", "finished_at", "error", "last_seq", "ending",
-    "node_policies", "parent_execution_id", "parent_node",
+    "parent_execution_id", "parent_node", "outcomes_recorded",
 )  # fmt: skip
 _NODE_COLUMNS = (
     "execution_id", "node", "position", "status", "attempts", "started_at", "finished_at",
     "input", "output", "error", "skip_reason", "pinned", "last_seq", "runner_lost", "wait_until",
-    "children",
+    "children", "outcome",
 )  # fmt: skip
 _EXECUTION_TYPES = (
     "text", "text", "int", "text", "text", "text", "text", "text",
     "text", "timestamptz", "timestamptz", "timestamptz", "jsonb", "bigint", "bool",
-    "jsonb", "text", "text",
+    "text", "text", "bool",
 )  # fmt: skip
 _NODE_TYPES = (
     "text", "text", "int", "text", "int", "timestamptz", "timestamptz",
     "jsonb", "jsonb", "jsonb", "text", "bool", "bigint", "int", "timestamptz",
-    "jsonb",
+    "jsonb", "text",
 )  # fmt: skip
-_JSON_COLUMNS = frozenset({"error", "input", "output", "node_policies", "children"})
+_JSON_COLUMNS = frozenset({"error", "input", "output", "children"})
 
 
 def _unnest_upsert(
@@ -193,7 +193,6 @@ async def _read_rows(
     for record in await conn.fetch(_SELECT_EXECUTIONS, execution_ids):
         row = dict(record)
         row["error"] = _from_json(row["error"])
-        row["node_policies"] = _from_json(row["node_policies"])
         executions[row["id"]] = ExecutionRecord(**row)
     nodes: dict[NodeKey, NodeRecord] = {}
     keys = [key for key in _node_keys(events) if key[0] in executions]

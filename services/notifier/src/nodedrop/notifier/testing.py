@@ -12,6 +12,7 @@ from typing import Any
 
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
+    OUTCOMES_RECORDED_VERSION,
     AnyEvent,
     ErrorInfo,
     ExecutionCancelRequested,
@@ -19,9 +20,11 @@ from nodedrop.contracts.events import (
     ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
+    FailureOutcome,
     FinalStatus,
     NodeCancelled,
     NodeFailed,
+    NodeFailureHandled,
     NodeReady,
     NodeRetryScheduled,
     NodeSkipped,
@@ -30,6 +33,7 @@ from nodedrop.contracts.events import (
     NodeWaiting,
     SkipReason,
 )
+from nodedrop.contracts.failures import FailurePolicy, failure_outcome, policies_in
 from nodedrop.contracts.items import PortItems
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -58,6 +62,9 @@ class History:
         self.now = start
         self.step = timedelta(milliseconds=step_ms)
         self.events: list[AnyEvent] = []
+        self.policies: dict[str, FailurePolicy] = {}
+        self.outcomes_recorded = True
+        self._runner_lost: dict[str, int] = {}
 
     def _add(self, event: AnyEvent) -> AnyEvent:
         self.events.append(event)
@@ -81,6 +88,7 @@ class History:
         nodes = [
             {"id": node, "type": "noop", **fields} for node, fields in (policies or {}).items()
         ]
+        self.policies = policies_in({"nodes": nodes}) or {}
         return self._add(
             ExecutionRequested(
                 **self._common(ids.execution_requested(self.execution_id)),
@@ -105,9 +113,15 @@ class History:
             )
         )
 
-    def started(self, plan: list[str]) -> AnyEvent:
+    def started(self, plan: list[str], *, outcomes_recorded: bool = True) -> AnyEvent:
+        """``outcomes_recorded=False``: a start recorded before the scheduler recorded each
+        failure's outcome (``v`` 1), and no ``NodeFailureHandled`` follows a failure."""
+        self.outcomes_recorded = outcomes_recorded
+        version = OUTCOMES_RECORDED_VERSION if outcomes_recorded else 1
         return self._add(
-            ExecutionStarted(**self._common(ids.execution_started(self.execution_id)), plan=plan)
+            ExecutionStarted(
+                **self._common(ids.execution_started(self.execution_id)), plan=plan, v=version
+            )
         )
 
     def ready(self, node: str, attempt: int = 1, input: PortItems | None = None) -> AnyEvent:
@@ -168,15 +182,59 @@ class History:
         error_type: str = "HttpServerError",
         message: str = "boom",
         retryable: bool = True,
+        *,
+        acted_on: bool = True,
     ) -> AnyEvent:
-        return self._add(
+        """The attempt's failure and, as the scheduler records it when it acts on the failure
+        (``acted_on``; not once the execution began to end), its outcome under the node's
+        policy given to :meth:`requested`."""
+        error = ErrorInfo(
+            type=error_type, message=message, stack="Traceback ...", retryable=retryable
+        )
+        failed = self._add(
             NodeFailed(
                 **self._common(ids.node_result(self.execution_id, node, attempt)),
                 node=node,
                 attempt=attempt,
-                error=ErrorInfo(
-                    type=error_type, message=message, stack="Traceback ...", retryable=retryable
-                ),
+                error=error,
+            )
+        )
+        if self.outcomes_recorded and acted_on:
+            self.handled(node, self.outcome(node, attempt, error), attempt, error, failed.time)
+        return failed
+
+    def outcome(self, node: str, attempt: int, error: ErrorInfo) -> FailureOutcome:
+        """What the scheduler makes of the failure, under the node's policy."""
+        policy = self.policies.get(node, FailurePolicy())
+        lost = self._runner_lost.get(node, 0)
+        judged = failure_outcome(policy, attempt, lost, error)
+        if judged == "again":
+            self._runner_lost[node] = lost + 1
+            return "again"
+        if judged == "retry":
+            return "retry"
+        return (
+            "continue"
+            if policy.on_error == "continue"
+            else ("error_output" if policy.on_error == "error_output" else "fail")
+        )
+
+    def handled(
+        self,
+        node: str,
+        outcome: FailureOutcome,
+        attempt: int = 1,
+        error: ErrorInfo | None = None,
+        failed_at: datetime | None = None,
+    ) -> AnyEvent:
+        return self._add(
+            NodeFailureHandled(
+                **self._common(ids.node_failure_handled(self.execution_id, node, attempt)),
+                node=node,
+                attempt=attempt,
+                outcome=outcome,
+                error=error or ErrorInfo(type="HttpServerError", message="boom"),
+                failed_at=failed_at or self.now,
             )
         )
 

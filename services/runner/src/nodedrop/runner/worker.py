@@ -57,6 +57,7 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     WorkflowCalled,
 )
+from nodedrop.contracts.history_fold import fold_history
 from nodedrop.contracts.items import PortItems
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.event_log import Delivery, EventLog, Watching
@@ -472,23 +473,19 @@ class Runner:
             log.warning("history of %s not read (%r): giving the task back", task.event_id, error)
             await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
             return True
-        history = [event for _, event in stored]
-        if any(isinstance(e, ExecutionFinished) for e in history):
+        history = fold_history(event for _, event in stored)
+        node = history.nodes.get(task.node) if history is not None else None
+        if history is None or history.finished or node is None or node.attempts != task.attempt:
+            # Ended, or a newer attempt follows this one's result: nothing left to do.
             await msg.ack()
             return True
-        mine = [
-            e
-            for e in history
-            if isinstance(e, NodeStarted | NodeSucceeded | NodeFailed | WorkflowCalled)
-            and (e.node, e.attempt) == (task.node, task.attempt)
-        ]
-        if any(isinstance(e, NodeSucceeded | NodeFailed | WorkflowCalled) for e in mine):
-            await msg.ack()
+        if node.status == "queued":
+            return False
+        if node.status == "running" and node.children is None:
+            await self._record_runner_lost(task, msg)  # started, never answered
             return True
-        if mine:
-            await self._record_runner_lost(task, msg)
-            return True
-        return False
+        await msg.ack()  # answered (a result, or the workflow it calls)
+        return True
 
     async def _record_then_ack(self, events: Sequence[Event], msg: Delivery) -> None:
         """Record ``events`` and ack the task; if the stream will not take them, give the task

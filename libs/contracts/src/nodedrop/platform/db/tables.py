@@ -80,12 +80,14 @@ class ExecutionRow(SQLModel, table=True):
     ending: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
     )
-    #: The failure policy of each node not at the default, from the request's definition (what
-    #: the notifier judges a node's failure by); NULL: not known.
-    node_policies: dict[str, Any] | None = _json()
     #: A child of an ``execute_workflow`` node: the parent execution and node.
     parent_execution_id: str | None = None
     parent_node: str | None = None
+    #: The scheduler records each failure's outcome (``ExecutionStarted.v`` 2): the notifier
+    #: reads failures from those (docs/architecture.md, "One fold of a history").
+    outcomes_recorded: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default="false")
+    )
 
 
 class NodeExecutionRow(SQLModel, table=True):
@@ -114,6 +116,9 @@ class NodeExecutionRow(SQLModel, table=True):
     #: The child executions an ``execute_workflow`` node started (in item order); None for
     #: other nodes.
     children: list[str] | None = _json()
+    #: What the scheduler made of the node's failure for good (``NodeFailureHandled``):
+    #: ``fail``, ``continue`` or ``error_output``; NULL otherwise.
+    outcome: str | None = None
 
 
 class ExecutionLogRow(SQLModel, table=True):

@@ -452,6 +452,7 @@ def _node_out(row: NodeExecutionRow) -> NodeExecutionOut:
         skip_reason=row.skip_reason,
         pinned=row.pinned,
         children=row.children,
+        outcome=row.outcome,
     )
 
 

@@ -28,6 +28,7 @@ from typing import Protocol
 from nodedrop.contracts import ids
 from nodedrop.contracts.errors import DEAD_LETTER, INPUT_TOO_LARGE
 from nodedrop.contracts.events import (
+    OUTCOMES_RECORDED_VERSION,
     SCHEDULER_ACTOR,
     ChildExecutionFinished,
     ChildExecutionStarted,
@@ -42,6 +43,7 @@ from nodedrop.contracts.events import (
     NodeCancelled,
     NodeDeferred,
     NodeFailed,
+    NodeFailureHandled,
     NodeReady,
     NodeRetryScheduled,
     NodeSkipped,
@@ -124,6 +126,7 @@ def step(
         case NodeSucceeded() | NodeSkipped():
             decider.examine_children(event.node)
         case NodeFailed():
+            decider.record_outcome(event.node)
             decider.stop_children(event.node)
             decider.after_failure(event.node)
         case WorkflowCalled():
@@ -245,6 +248,8 @@ def resume(
     if state.finished:
         return []
     decider = _Decider(state, now, max_input_bytes, share)
+    for node_id in state.nodes:
+        decider.record_outcome(node_id)  # lost with the rest of its batch
     if not state.started and not admitted and state.plan is not None:
         if state.cancel_requested:
             decider.end_as_requested(state.cancel_reason)
@@ -356,6 +361,7 @@ class _Decider:
                 execution_id=self._id,
                 time=self.now,
                 plan=state.plan.order,
+                v=OUTCOMES_RECORDED_VERSION,
             )
         )
         self.examine(state.plan.root)
@@ -445,6 +451,26 @@ class _Decider:
                 self.decisions.append(other)  # another execution's: not folded here
 
     # ------------------------------------------------------------------ node level
+    def record_outcome(self, node_id: str) -> None:
+        """Record what the fold made of the node's failure, before what it leads to, so that
+        no reader of the history judges the failure again."""
+        node = self.state.nodes[node_id]
+        if node.outcome is None or node.outcome_recorded or node.error is None:
+            return
+        assert node.failed_at is not None  # set with the outcome
+        self.emit(
+            NodeFailureHandled(
+                event_id=ids.node_failure_handled(self._id, node_id, node.attempt),
+                execution_id=self._id,
+                time=self.now,
+                node=node_id,
+                attempt=node.attempt,
+                outcome=node.outcome,
+                error=node.error,
+                failed_at=node.failed_at,
+            )
+        )
+
     def after_failure(self, node_id: str) -> None:
         node = self.state.nodes[node_id]
         if node.status == NodeStatus.RETRYING:
@@ -771,6 +797,7 @@ class _Decider:
                 error=error,
             )
         )
+        self.record_outcome(node_id)
         self.stop_children(node_id)
         self.after_failure(node_id)
 

@@ -23,9 +23,11 @@ from nodedrop.contracts.events import (
     ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
+    FailureOutcome,
     NodeCancelled,
     NodeDeferred,
     NodeFailed,
+    NodeFailureHandled,
     NodeReady,
     NodeRetryScheduled,
     NodeSkipped,
@@ -122,6 +124,7 @@ def _node_ready(state: ExecutionState, event: NodeReady) -> bool:
     node.status = NodeStatus.QUEUED
     node.attempt = event.attempt
     node.input = event.input
+    node.outcome, node.outcome_recorded = None, False
     node.call = None  # an earlier attempt's children were stopped when it failed
     state.set_timer(event.node, None)
     return True
@@ -134,6 +137,7 @@ def _node_waiting(state: ExecutionState, event: NodeWaiting) -> bool:
     node.status = NodeStatus.RUNNING
     node.attempt = event.attempt
     node.input = event.input
+    node.outcome, node.outcome_recorded = None, False
     node.started_at = event.time
     node.wait_until = event.until
     due = event.until
@@ -188,19 +192,24 @@ def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
     elif not _accepts_result(node, event.attempt, pinned=False):
         return False
     node.error = event.error
+    node.failed_at = event.time
     state.set_timer(event.node, None)
     if state.deferred.get(event.node) == event.attempt:
         del state.deferred[event.node]  # refused when it was to be made ready at last
     policy = failure_policy(_plan_node(state, event.node))
     outcome = failure_outcome(policy, node.attempt, len(node.runner_lost), event.error)
+    node.outcome_recorded = False
     if outcome == "again":
+        node.outcome = "again"
         node.runner_lost += (event.attempt,)
         node.status = NodeStatus.RETRYING  # made again at once (decide.after_failure)
         return True
     if outcome == "retry":
         # The retry's due time arrives with NodeRetryScheduled.
+        node.outcome = "retry"
         node.status = NodeStatus.RETRYING
         return True
+    node.outcome = _ON_ERROR_OUTCOME.get(policy.on_error, "fail")
     node.status = NodeStatus.FAILED
     if policy.on_error == "fail":
         state.failure = event.error
@@ -211,6 +220,23 @@ def _node_failed(state: ExecutionState, event: NodeFailed) -> bool:
             error_output(node.input, event.error) if policy.on_error == "error_output" else None
         )
     _finish_node(state, event.node)
+    return True
+
+
+#: A failure for good's recorded outcome under each ``on_error``.
+_ON_ERROR_OUTCOME: dict[str, FailureOutcome] = {
+    "fail": "fail",
+    "continue": "continue",
+    "error_output": "error_output",
+}
+
+
+def _failure_handled(state: ExecutionState, event: NodeFailureHandled) -> bool:
+    # The scheduler's record of what the fold judged above; it changes nothing else.
+    node = state.nodes.get(event.node)
+    if node is None or node.outcome_recorded or event.attempt != node.attempt:
+        return False
+    node.outcome_recorded = True
     return True
 
 
@@ -315,6 +341,7 @@ _HANDLERS: dict[type[Event], Callable[[ExecutionState, Any], bool]] = {
     NodeStarted: _node_started,
     NodeSucceeded: _node_succeeded,
     NodeFailed: _node_failed,
+    NodeFailureHandled: _failure_handled,
     NodeRetryScheduled: _node_retry_scheduled,
     WorkflowCalled: _workflow_called,
     ChildExecutionStarted: _child_started,

@@ -1,8 +1,9 @@
 """Small rules of execution semantics (docs/architecture.md) that the fold and the decisions apply.
 
 What a node's failure leads to (a lost runner's attempt made again, a retry, a failure under
-``on_error``, the ``error_output`` items) is in :mod:`nodedrop.contracts.failures`, the one copy
-the notifier's projection applies too; :func:`failure_policy` reads a definition's policy for it.
+``on_error``, the ``error_output`` items) is in :mod:`nodedrop.contracts.failures`;
+:func:`failure_policy` reads a definition's policy for it. The scheduler records each outcome
+(``NodeFailureHandled``), so readers of the history never apply these rules themselves.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from nodedrop.contracts.events import (
     ChildExecutionFinished,
     ErrorInfo,
     ExecutionRequested,
+    FailureOutcome,
     WorkflowCalled,
 )
 from nodedrop.contracts.items import PortItems
@@ -91,6 +92,12 @@ class NodeState:
     #: An ``execute_workflow`` attempt's children (``WorkflowCalled`` recorded): the node
     #: waits on the scheduler, no runner holds a slot for it.
     call: Call | None = None
+    #: What the fold made of the current attempt's failure (None: it has not failed), and
+    #: whether that outcome is recorded (``NodeFailureHandled``): the decider records it once.
+    outcome: FailureOutcome | None = None
+    outcome_recorded: bool = False
+    #: When the current attempt failed.
+    failed_at: datetime | None = None
 
 
 @dataclass(slots=True)
