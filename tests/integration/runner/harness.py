@@ -16,7 +16,16 @@ from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 
 from nodedrop.contracts import ids, subjects
-from nodedrop.contracts.events import AnyEvent, Event, NodeFailed, NodeReady, NodeSucceeded
+from nodedrop.contracts.events import (
+    OUTCOMES_RECORDED_VERSION,
+    AnyEvent,
+    Event,
+    ExecutionRequested,
+    ExecutionStarted,
+    NodeFailed,
+    NodeReady,
+    NodeSucceeded,
+)
 from nodedrop.contracts.items import PortItems
 from nodedrop.contracts.routing import Layout
 from nodedrop.platform.bus import EventPublisher
@@ -73,6 +82,7 @@ class Rig:
         self.layout = layout or Layout.from_env()
         self.publisher = EventPublisher(js, self.layout)
         self._runners: list[tuple[Runner, NatsClient]] = []
+        self._requested: set[str] = set()
 
     async def start_runner(self, **options: Any) -> Runner:
         """A started Runner on its own connection, as a separate process would have."""
@@ -106,7 +116,39 @@ class Rig:
         )
 
     async def publish(self, *events: Event) -> None:
-        await self.publisher.publish(events)
+        """Record ``events``; a task of an execution not seen before comes after the execution's
+        request and start (plan: the nodes of its tasks here), as in the scheduler's stream, so
+        that a runner checking a redelivered task reads a history it can fold."""
+        await self.publisher.publish([*self._starts(events), *events])
+
+    def _starts(self, events: tuple[Event, ...]) -> list[Event]:
+        plans: dict[str, list[str]] = {}
+        for event in events:
+            if isinstance(event, NodeReady) and event.execution_id not in self._requested:
+                plans.setdefault(event.execution_id, []).append(event.node)
+        starts: list[Event] = []
+        for execution_id, plan in plans.items():
+            self._requested.add(execution_id)
+            now = datetime.now(UTC)
+            starts.append(
+                ExecutionRequested(
+                    event_id=ids.execution_requested(execution_id),
+                    execution_id=execution_id,
+                    time=now,
+                    workflow={"nodes": [], "connections": []},
+                    requested_by="user-1",
+                )
+            )
+            starts.append(
+                ExecutionStarted(
+                    event_id=ids.execution_started(execution_id),
+                    execution_id=execution_id,
+                    time=now,
+                    plan=plan,
+                    v=OUTCOMES_RECORDED_VERSION,
+                )
+            )
+        return starts
 
     async def stored(
         self,
