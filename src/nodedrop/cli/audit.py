@@ -339,6 +339,11 @@ def print_verification(verification: Verification, out: IO[str]) -> None:
               f"({verification.matched} decisions match)", file=out)  # fmt: skip
         for difference in verification.differences:
             print(f"  {difference}", file=out)
+    if not verification.outcomes_recorded:
+        print(
+            "recorded before the scheduler recorded failure outcomes: those are not compared",
+            file=out,
+        )
     if verification.awaiting:
         kinds = ", ".join(type_name(e) for e in verification.awaiting)
         print(f"still running: the scheduler has yet to record {kinds}", file=out)
@@ -391,6 +396,7 @@ def as_json(
             "ok": verification.ok,
             "matched": verification.matched,
             "finished": verification.finished,
+            "outcomes_recorded": verification.outcomes_recorded,
             "differences": [
                 {
                     "kind": d.kind,

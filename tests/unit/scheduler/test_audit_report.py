@@ -10,7 +10,7 @@ import msgspec
 
 from nodedrop.cli.audit import AuditRequest, report
 from nodedrop.cli.main import build_parser
-from nodedrop.contracts.events import Event, NodeSkipped
+from nodedrop.contracts.events import Event, ExecutionStarted, NodeFailureHandled, NodeSkipped
 
 from .harness import Sim, n, wf
 from .test_replay import lost_then_moot
@@ -78,8 +78,26 @@ def test_json_carries_the_events_nodes_and_verification() -> None:
     assert body["nodes"]["a"]["attempts"] == 2
     assert body["verification"] == {
         "ok": True, "matched": 9, "finished": True, "differences": [], "awaiting": [],
-        "lost": [],
+        "lost": [], "outcomes_recorded": True,
     }  # fmt: skip
+
+
+def test_a_history_recorded_before_outcomes_verifies_and_says_so() -> None:
+    """The same history as an older scheduler recorded it: no NodeFailureHandled, a v1 start.
+    Today's core decides the outcome too; it is not compared, and the report says so."""
+    old = [
+        (seq, msgspec.structs.replace(e, v=1) if isinstance(e, ExecutionStarted) else e)
+        for seq, e in history()
+        if not isinstance(e, NodeFailureHandled)
+    ]
+    out = io.StringIO()
+    assert report(AuditRequest("ex1", verify=True), old, out) == 0
+    text = out.getvalue()
+    assert "verified: 8 decisions match" in text
+    assert "recorded before the scheduler recorded failure outcomes" in text
+    out = io.StringIO()
+    assert report(AuditRequest("ex1", verify=True), history(), out) == 0
+    assert "recorded before" not in out.getvalue()
 
 
 def test_a_decision_lost_with_a_publish_and_moot_is_named_but_verifies() -> None:

@@ -53,6 +53,7 @@ from typing import Literal
 
 from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
+    OUTCOMES_RECORDED_VERSION,
     ChildExecutionFinished,
     Event,
     ExecutionCancelRequested,
@@ -62,6 +63,7 @@ from nodedrop.contracts.events import (
     ExecutionStarted,
     NodeDeferred,
     NodeFailed,
+    NodeFailureHandled,
     NodeLogged,
     NodeReady,
     NodeStarted,
@@ -124,6 +126,9 @@ class Verification:
     #: the same, so they are listed here rather than passed over.
     lost: list[Event] = field(default_factory=list)
     finished: bool = False
+    #: The history records each failure's outcome (``ExecutionStarted`` ``v`` 2). An older one
+    #: does not: the outcomes the core decides now are not compared.
+    outcomes_recorded: bool = True
 
     @property
     def ok(self) -> bool:
@@ -310,9 +315,9 @@ class _Replay:
         self.result = Verification()
         #: The admission read from the record (see the module doc).
         self.queued = next((e for _, e in self.events if isinstance(e, ExecutionQueued)), None)
-        self.started_at = next(
-            (e.time for _, e in self.events if isinstance(e, ExecutionStarted)), None
-        )
+        start = next((e for _, e in self.events if isinstance(e, ExecutionStarted)), None)
+        self.started_at = start.time if start is not None else None
+        self.result.outcomes_recorded = start is None or start.v >= OUTCOMES_RECORDED_VERSION
         #: The attempts recorded as deferred, and when each attempt was made ready.
         self.deferred = {
             (e.node, e.attempt): e for _, e in self.events if isinstance(e, NodeDeferred)
@@ -486,7 +491,12 @@ class _Replay:
         return _Trial(reading, state, self._own(produced))
 
     def _own(self, decisions: list[Event]) -> list[Event]:
-        return [e for e in decisions if e.execution_id == self.execution_id]
+        return [
+            e
+            for e in decisions
+            if e.execution_id == self.execution_id
+            and (self.result.outcomes_recorded or not isinstance(e, NodeFailureHandled))
+        ]
 
     def _admitted(self, now: datetime) -> bool:
         return self.queued is None or (self.started_at is not None and now >= self.started_at)
