@@ -474,17 +474,20 @@ class Runner:
             await _settle(lambda: msg.nak(delay=_NAK_DELAY_S))
             return True
         history = fold_history(event for _, event in stored)
-        node = history.nodes.get(task.node) if history is not None else None
-        if history is None or history.finished or node is None or node.attempts != task.attempt:
-            # Ended, or a newer attempt follows this one's result: nothing left to do.
+        if history is not None and history.finished:
             await msg.ack()
             return True
-        if node.status == "queued":
+        node = history.nodes.get(task.node) if history is not None else None
+        if node is None or (node.attempts < task.attempt and node.status == "pending"):
+            return False  # the history says nothing of this attempt but its task
+        if node.attempts == task.attempt and node.status == "queued":
             return False
-        if node.status == "running" and node.children is None:
+        if node.attempts == task.attempt and node.status == "running" and node.children is None:
             await self._record_runner_lost(task, msg)  # started, never answered
             return True
-        await msg.ack()  # answered (a result, or the workflow it calls)
+        # Answered (a result, or the workflow it calls), or a newer attempt follows this one's
+        # result, or the node ended without it.
+        await msg.ack()
         return True
 
     async def _record_then_ack(self, events: Sequence[Event], msg: Delivery) -> None:
