@@ -156,14 +156,16 @@ class Rig:
         until: Callable[[list[AnyEvent]], bool] | None = None,
         within_s: float = 30.0,
     ) -> list[AnyEvent]:
-        """The execution's stored events, polled until ``until(events)`` holds. The deadline is
-        generous on purpose: a correct run returns as soon as the condition holds, and only a
-        failing one waits it out, so a busy machine does not fail a correct test."""
+        """The execution's stored events but the request and start this rig recorded for it,
+        polled until ``until(events)`` holds. The deadline is generous on purpose: a correct
+        run returns as soon as the condition holds, and only a failing one waits it out, so a
+        busy machine does not fail a correct test."""
         deadline = time.monotonic() + within_s
         while True:
             found = [
                 event
                 for _, event in await read_execution(self.js, execution_id, layout=self.layout)
+                if not isinstance(event, ExecutionRequested | ExecutionStarted)
             ]
             if until is None or until(found):
                 return found
