@@ -162,7 +162,7 @@ class Rig:
         busy machine does not fail a correct test."""
         deadline = time.monotonic() + within_s
         while True:
-            found = [
+            found: list[AnyEvent] = [
                 event
                 for _, event in await read_execution(self.js, execution_id, layout=self.layout)
                 if not isinstance(event, ExecutionRequested | ExecutionStarted)
