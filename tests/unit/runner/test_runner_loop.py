@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
     Event,
+    ExecutionRequested,
+    ExecutionStarted,
     NodeCancelled,
     NodeFailed,
     NodeReady,
@@ -77,6 +79,22 @@ async def test_a_task_is_claimed_run_recorded_and_acknowledged() -> None:
 
 async def test_a_task_handed_out_again_after_its_start_ends_its_attempt_as_runner_lost() -> None:
     log = MemoryEventLog()
+    # The history as the scheduler records it: the runner folds it to judge the redelivery.
+    now = datetime.now(UTC)
+    log.record(
+        ExecutionRequested(
+            event_id=ids.execution_requested("ex"),
+            execution_id="ex",
+            time=now,
+            workflow={"nodes": [], "connections": []},
+            requested_by="user-1",
+        )
+    )
+    log.record(
+        ExecutionStarted(
+            event_id=ids.execution_started("ex"), execution_id="ex", time=now, plan=["a"], v=2
+        )
+    )
     ready = task("a")
     log.record(ready)
     # Another runner claimed the attempt, and its delivery came back unsettled (it died).
