@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nodedrop.api import definitions, entry, offload
+from nodedrop.api import definitions, drafts, entry, offload
 from nodedrop.api.routes import webhooks, workflows
 from nodedrop.contracts import workflow as workflow_module
 
@@ -56,7 +56,9 @@ async def test_health_answers_while_a_big_definition_is_validated(
         answered_meanwhile.append(health_answered.wait(timeout=10))
         return validate(*args, **kwargs)
 
+    # A save validates through the drafts module, a run's definition through definitions.
     monkeypatch.setattr(definitions, "validate_workflow", held_validation)
+    monkeypatch.setattr(drafts, "validate_workflow", held_validation)
     request = asyncio.create_task(api.client.post(path, json=body))
     assert await asyncio.to_thread(validating.wait, 10)
     health = await api.client.get("/health")
@@ -109,7 +111,7 @@ async def test_every_heavy_step_of_saving_a_big_definition_is_off_the_loop(
     threads: dict[str, set[int]] = {}
     record_threads(monkeypatch, entry, "decode_json", threads)
     record_threads(monkeypatch, definitions, "_checked", threads)
-    record_threads(monkeypatch, definitions, "stored_definition", threads)
+    record_threads(monkeypatch, drafts, "stored_definition", threads)
     record_threads(monkeypatch, workflows, "workflow_out", threads)
     big = large_body_definition()
     created = await api.client.post("/api/workflows", json=big)

@@ -33,13 +33,14 @@ class Workflow(Answer):
     updated_at: datetime | None = None
 
     def definition(self) -> dict[str, Any]:
-        """The definition alone, as ``POST /api/workflows`` takes it (no id, version, times)."""
-        server_fields = {"id", "version", "owner", "created_at", "updated_at"}
-        return {
-            key: value
-            for key, value in self.model_dump(mode="json").items()
-            if key not in server_fields
-        }
+        """The definition alone, as ``POST /api/workflows`` takes it: its own fields, none of
+        what the server adds (id, version, times, a draft's ``problems``, or fields a newer
+        server answers with, which a save would refuse)."""
+        return self.model_dump(mode="json", include=set(DEFINITION_FIELDS))
+
+
+#: The fields of a workflow definition (docs/api.md, "Workflows").
+DEFINITION_FIELDS = frozenset({"name", "nodes", "connections", "settings"})
 
 
 class NodeState(Answer):
