@@ -14,12 +14,15 @@ import pytest
 from nodedrop.api.eventlog import EventLog
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
+    OUTCOMES_RECORDED_VERSION,
     ErrorInfo,
     ExecutionFinished,
     ExecutionRequested,
     ExecutionStarted,
+    FailureOutcome,
     FinalStatus,
     NodeFailed,
+    NodeFailureHandled,
     NodeReady,
     NodeSkipped,
     NodeSucceeded,
@@ -73,13 +76,16 @@ class History:
     async def _append(self, event: Any) -> None:
         await self.api.resources.events.append(event)
 
-    async def started(self, plan: list[str]) -> None:
+    async def started(self, plan: list[str], *, outcomes_recorded: bool = False) -> None:
+        """``outcomes_recorded``: as today's scheduler records (each failure's outcome after
+        it); else as one before that did, whose failures a reader judges itself."""
         await self._append(
             ExecutionStarted(
                 event_id=ids.execution_started(self.execution_id),
                 execution_id=self.execution_id,
                 time=self._time(),
                 plan=plan,
+                v=OUTCOMES_RECORDED_VERSION if outcomes_recorded else 1,
             )
         )
 
@@ -113,18 +119,37 @@ class History:
             )
         )
 
-    async def failed(self, node: str, attempt: int = 1) -> None:
+    async def failed(
+        self, node: str, attempt: int = 1, *, outcome: FailureOutcome | None = None
+    ) -> None:
+        """``outcome``: the scheduler's, recorded after the failure (histories started with
+        ``outcomes_recorded``)."""
         await self.ready(node, attempt)
+        error = ErrorInfo(type="Boom", message=f"{node} failed")
+        failed_at = self._time()
         await self._append(
             NodeFailed(
                 event_id=ids.node_result(self.execution_id, node, attempt),
                 execution_id=self.execution_id,
-                time=self._time(),
+                time=failed_at,
                 node=node,
                 attempt=attempt,
-                error=ErrorInfo(type="Boom", message=f"{node} failed"),
+                error=error,
             )
         )
+        if outcome is not None:
+            await self._append(
+                NodeFailureHandled(
+                    event_id=ids.node_failure_handled(self.execution_id, node, attempt),
+                    execution_id=self.execution_id,
+                    time=self._time(),
+                    node=node,
+                    attempt=attempt,
+                    outcome=outcome,
+                    error=error,
+                    failed_at=failed_at,
+                )
+            )
 
     async def skipped(self, node: str, reason: SkipReason = "no_input") -> None:
         await self._append(
@@ -259,13 +284,13 @@ async def test_only_the_current_attempts_result_counts(api: Api) -> None:
     workflow = copy.deepcopy(CHAIN)
     workflow["nodes"][2]["pinned_output"] = {"main": [{"pinned": 1}]}
     first = await request(api, workflow)
-    await first.started(["start", "a", "b", "c", "d", "side"])
+    await first.started(["start", "a", "b", "c", "d", "side"], outcomes_recorded=True)
     await first.succeeded("start")
-    await first.failed("a", attempt=1)
+    await first.failed("a", attempt=1, outcome="retry")
     await first.succeeded("a", {"main": [{"try": 2}]}, attempt=2)
     await first.succeeded("b", {"main": [{"pinned": 1}]}, attempt=0, pinned=True)
     await first.succeeded("side")
-    await first.failed("c")
+    await first.failed("c", outcome="fail")
     await first.finished("failed")
 
     event = await rerun(api, first.execution_id, "c")
