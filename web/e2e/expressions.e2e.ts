@@ -128,7 +128,7 @@ describe("the node view and the expression editor", () => {
     await page.getByRole("button", { name: "⤢ Open node view" }).click();
     const view = page.getByRole("dialog", { name: /check/ });
     const input = view.getByRole("region", { name: "Input", exact: true });
-    const parameters = view.getByRole("region", { name: "Parameters" });
+    const parameters = view.getByRole("region", { name: "Settings" });
     const output = view.getByRole("region", { name: "Output", exact: true });
     await input.getByRole("button", { name: "total: insert its expression" }).waitFor();
     const [a, b, c] = [await input.boundingBox(), await parameters.boundingBox(), await output.boundingBox()];
@@ -229,7 +229,7 @@ describe("the node view and the expression editor", () => {
       const view = small.getByRole("dialog", { name: /check/ });
       await small.getByTestId("node-check-param-condition-expression").locator(".cm-content").waitFor();
       const boxes = await Promise.all(
-        ["Input", "Parameters", "Output"].map((name) => view.getByRole("region", { name, exact: true }).boundingBox()),
+        ["Input", "Settings", "Output"].map((name) => view.getByRole("region", { name, exact: true }).boundingBox()),
       );
       // One under the other, each the view's width.
       expect(boxes[0]!.y + boxes[0]!.height).toBeLessThanOrEqual(boxes[1]!.y + 1);

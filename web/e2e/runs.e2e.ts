@@ -3,7 +3,7 @@
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { seriousViolations } from "./axe";
-import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
+import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, createWorkflow, RUN, shot, UI_TIMEOUT } from "./helpers";
 
 let browser: Browser;
 let context: BrowserContext;
@@ -164,6 +164,7 @@ describe("comparing two executions", () => {
     expect(await row("second").locator("summary").textContent()).toBe("1 added, 1 changed");
     await row("second").locator("summary").click();
     expect(await row("second").textContent()).toContain("n: 1 → 2");
+    await shot(page, "compare");
     expect(await seriousViolations(page)).toEqual([]);
     await dialog.getByRole("button", { name: "Close" }).click();
     expect(await dialog.count()).toBe(0);
@@ -188,6 +189,7 @@ describe("running executions across workflows", () => {
     const row = table.locator(`tr[data-execution="${run}"]`);
     await row.waitFor({ timeout: UI_TIMEOUT });
     expect(await row.textContent()).toContain(`Long wait${RUN}`);
+    await shot(page, "running-now");
     expect(await seriousViolations(page)).toEqual([]);
     await row.getByRole("button", { name: /^Cancel execution of/ }).click();
     await row.getByRole("group", { name: "Cancel this execution?" }).waitFor();
@@ -264,6 +266,7 @@ describe("a cycle", () => {
     for (const n of ["a", "b"]) await expect.poll(() => node(n).locator(".node-issues").textContent()).toContain("part of a cycle");
     expect(await node("start").locator(".node-issues").count()).toBe(0);
     await expect.poll(() => page.locator(".react-flow__edge.edge-invalid").count()).toBe(2);
+    await shot(page, "cycle");
     expect(await seriousViolations(page)).toEqual([]);
     // Deleting one of its connections ends it.
     await page.locator(".react-flow__edge.edge-invalid").last().click({ force: true });

@@ -104,8 +104,9 @@ export function NodeView({
               </details>
             ))}
           </section>
-          <section className="node-view-column node-view-parameters" aria-label="Parameters">
-            <h3>Parameters</h3>
+          {/* The settings form has its own "Parameters" heading, after the node's name. */}
+          <section className="node-view-column node-view-parameters" aria-label="Settings">
+            <h3>Settings</h3>
             {settings}
           </section>
           <section className="node-view-column" aria-label="Output">
