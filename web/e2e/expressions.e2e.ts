@@ -150,6 +150,9 @@ describe("the node view and the expression editor", () => {
     const options = page.locator(".cm-tooltip-autocomplete li");
     await expect.poll(() => options.allTextContents()).toEqual(['name"Ann"', "total120"]);
     await shot(page, "node-view");
+    // CodeMirror ignores a key that accepts a completion in the first 75 ms after the list
+    // opens (its interactionDelay): without the screenshot's pause, Enter came too soon.
+    await page.waitForTimeout(250);
     await page.keyboard.press("Enter");
     await expect.poll(() => conditionText().textContent()).toBe("{{ item.name}}");
     await preview().getByText('"Ann"').waitFor();
