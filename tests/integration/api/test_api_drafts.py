@@ -190,3 +190,65 @@ async def test_a_webhook_of_a_draft_with_problems_is_a_422_listing_none(
     assert _locs(detail) == [["path", "workflow_id"]]
     assert "methods" not in detail[0]["msg"]  # the problems are the owner's to read
     assert await api.stream_count() == before
+
+
+async def test_a_webhook_with_a_secret_checks_its_caller_before_its_definition(
+    api: Api, anonymous: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Checking a saved definition (and looking up what it calls) is work: a caller without
+    # the secret must not be able to cause it.
+    from nodedrop.api.drafts import runnable as real_runnable
+
+    checks: list[str] = []
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        checks.append(kwargs["itself"])
+        return await real_runnable(*args, **kwargs)
+
+    monkeypatch.setattr("nodedrop.api.routes.webhooks.runnable", counted)
+    draft = {
+        "nodes": [
+            {"id": "hook", "type": "webhook_trigger", "parameters": {"secret": "s3cret-value"}},
+            {"id": "done", "type": "no_such_type"},
+        ],
+        "connections": [{"from": "hook", "to": "done"}],
+    }
+    workflow_id = (await api.client.post(DRAFTS, json=draft)).json()["id"]
+    url = f"/webhooks/{workflow_id}/hook"
+    before = await api.stream_count()
+
+    unauthenticated = await anonymous.post(url, json={"a": 1})
+    assert unauthenticated.status_code == 401, unauthenticated.text
+    wrong = await anonymous.post(url, json={"a": 1}, headers={"X-Nodedrop-Secret": "guess"})
+    assert wrong.status_code == 401, wrong.text
+    assert checks == []
+
+    authenticated = await anonymous.post(
+        url, json={"a": 1}, headers={"X-Nodedrop-Secret": "s3cret-value"}
+    )
+    assert authenticated.status_code == 422, authenticated.text
+    assert _locs(authenticated.json()["detail"]) == [["path", "workflow_id"]]
+    assert checks == [workflow_id]
+    assert await api.stream_count() == before
+
+
+async def test_a_webhook_whose_secret_is_not_text_is_a_422_without_a_check(
+    api: Api, anonymous: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the definition was checked for an unauthenticated caller")
+
+    monkeypatch.setattr("nodedrop.api.routes.webhooks.runnable", never)
+    draft = {
+        "nodes": [
+            {"id": "hook", "type": "webhook_trigger", "parameters": {"secret": 12345}},
+            {"id": "done", "type": "noop"},
+        ],
+        "connections": [{"from": "hook", "to": "done"}],
+    }
+    workflow_id = (await api.client.post(DRAFTS, json=draft)).json()["id"]
+    refused = await anonymous.post(
+        f"/webhooks/{workflow_id}/hook", json={"a": 1}, headers={"X-Nodedrop-Secret": "12345"}
+    )
+    assert refused.status_code == 422, refused.text
+    assert _locs(refused.json()["detail"]) == [["path", "workflow_id"]]

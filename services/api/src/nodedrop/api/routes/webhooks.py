@@ -252,29 +252,29 @@ async def receive_webhook(
     # A session only for the lookup: none is held while the answer waits for the run.
     async with open_session(resources) as session:
         row = await workflow_store.get(session, workflow_id)
-        node = _webhook_node(row.definition, node_id) if row is not None else None
-        if row is None or node is None:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"no webhook {workflow_id!r}/{node_id!r} is known"
-            )
-        # Before the node's parameters are read: a draft saved with problems may hold anything
-        # of the storable shape there. The problems are not listed to a caller who has not
-        # authenticated yet; the workflow's owner reads them with the workflow.
+    node = _webhook_node(row.definition, node_id) if row is not None else None
+    if row is None or node is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"no webhook {workflow_id!r}/{node_id!r} is known"
+        )
+    # The caller authenticates before the saved definition is checked: that check (and the
+    # lookups of the workflows it calls) is work no unauthenticated caller may cause. A draft
+    # may hold anything of the storable shape, so only a well-formed secret is trusted here.
+    stored = node.get("parameters")
+    stored = stored if isinstance(stored, dict) else {}
+    expected = stored.get("secret")
+    if expected is not None and not isinstance(expected, str):
+        raise _has_problems()
+    await _authenticate(request, stored, expected, secret, signature)
+    async with open_session(resources) as session:
         try:
             checked = await runnable(
                 session, row.definition, row.owner, running.registry, [], itself=row.id
             )
         except UnprocessableError:
-            raise UnprocessableError(
-                [
-                    problem(
-                        ["path", "workflow_id"],
-                        "the saved workflow has problems and cannot run until they are fixed "
-                        "and it is saved again",
-                        "value_error",
-                    )
-                ]
-            ) from None
+            # The owner reads the problems with the workflow; a caller is told only that
+            # there are some.
+            raise _has_problems() from None
     parameters = node.get("parameters") or {}
     methods = parameters.get("methods") or ["POST"]
     if request.method not in methods:
@@ -283,8 +283,6 @@ async def receive_webhook(
             f"this webhook accepts {', '.join(methods)}",
             headers={"Allow": ", ".join(methods)},
         )
-    expected: str | None = parameters.get("secret")
-    await _authenticate(request, parameters, expected, secret, signature)
     raw = await request.body()
     if parameters.get("output") == "request":
         run_input = await run_off_loop_if(
@@ -375,6 +373,19 @@ for _method in ROUTED_METHODS:
         status_code=status.HTTP_202_ACCEPTED,
         response_model=ExecutionAccepted,
         responses=_RESPONSES,
+    )
+
+
+def _has_problems() -> UnprocessableError:
+    return UnprocessableError(
+        [
+            problem(
+                ["path", "workflow_id"],
+                "the saved workflow has problems and cannot run until they are fixed "
+                "and it is saved again",
+                "value_error",
+            )
+        ]
     )
 
 
