@@ -160,11 +160,9 @@ def test_a_failed_child_fails_the_call_with_its_error_and_its_retryability() -> 
     )
 
 
-def test_a_child_cancelled_by_its_user_fails_the_call_as_retryable() -> None:
-    world = World()
-    world.request(parent("wait", retry={"max_attempts": 2, "initial_interval_ms": 0}), items(1))
-    run_until_recorded(world, ChildExecutionStarted)
-    [child] = world.children("p1")
+def cancelled_by_its_user(world: World, child: str) -> None:
+    """``child``'s user asks to cancel it, and the child's events come first: it ends before it
+    ran anything."""
     world.record(
         [
             ExecutionCancelRequested(
@@ -175,8 +173,15 @@ def test_a_child_cancelled_by_its_user_fails_the_call_as_retryable() -> None:
             )
         ]
     )
-    # The child's request and its cancel first: it ends before it ran anything.
     world.stream = deque(sorted(world.stream, key=lambda e: e.execution_id != child))
+
+
+def test_a_child_cancelled_by_its_user_fails_the_call_as_retryable() -> None:
+    world = World()
+    world.request(parent("wait", retry={"max_attempts": 2, "initial_interval_ms": 0}), items(1))
+    run_until_recorded(world, ChildExecutionStarted)
+    [child] = world.children("p1")
+    cancelled_by_its_user(world, child)
     world.run_all()
     assert world.finished(child).status == "cancelled"
     assert call_failure(world) == ErrorInfo(
@@ -293,17 +298,7 @@ def test_a_siblings_report_after_the_call_failed_decides_nothing() -> None:
     world.request(parent("each_item", parameters={"concurrency": 2}, retry=retry), items(2))
     run_until_recorded(world, ChildExecutionStarted, count=2)
     first, second = world.children("p1")
-    world.record(
-        [
-            ExecutionCancelRequested(
-                event_id=ids.cancel_requested(first),
-                execution_id=first,
-                time=world.now,
-                requested_by="alice",
-            )
-        ]
-    )
-    world.stream = deque(sorted(world.stream, key=lambda e: e.execution_id != first))
+    cancelled_by_its_user(world, first)
     world.run_all()
     assert world.finished(second).status == "cancelled"
     late = next(
