@@ -1,9 +1,9 @@
 // Rerun, retry, "run the parents first" and pinned outputs, driven from the canvas in headless
 // Chromium against the real system (e2e/system.ts).
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { seriousViolations } from "./axe";
-import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, closedPort, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
+import { apiGet, apiPost, baseUrl, closedPort, createWorkflow, executionWhen, openBrowser, RUN, UI_TIMEOUT, watchedPage } from "./helpers";
 
 let browser: Browser;
 let context: BrowserContext;
@@ -26,11 +26,7 @@ function chain(name: string) {
 }
 
 async function finished(id: string): Promise<any> {
-  let execution: any;
-  await expect
-    .poll(async () => (execution = await apiGet(`/api/executions/${id}`)).status, { timeout: UI_TIMEOUT })
-    .toMatch(/^(succeeded|failed|partial|cancelled|timed_out)$/);
-  return execution;
+  return executionWhen(id, /^(succeeded|failed|partial|cancelled|timed_out)$/);
 }
 
 async function run(workflowId: string): Promise<any> {
@@ -74,15 +70,11 @@ async function openMenu(nodeId: string) {
 }
 
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+  ({ browser, context } = await openBrowser());
 });
 
 beforeAll(async () => {
-  page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT);
-  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page = await watchedPage(context, pageErrors);
 });
 
 afterEach(() => {

@@ -1,10 +1,10 @@
 // Editing aids on the canvas, in headless Chromium against the real system (e2e/system.ts):
 // undo and redo, copy and paste of nodes and of workflow JSON, the webhook URL and the docs
 // link in a node's settings.
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { seriousViolations } from "./axe";
-import { apiGet, apiKey, baseUrl, CHROMIUM, createWorkflow, RUN, UI_TIMEOUT } from "./helpers";
+import { apiGet, baseUrl, createWorkflow, openBrowser, RUN, watchedPage } from "./helpers";
 
 let browser: Browser;
 let context: BrowserContext;
@@ -12,9 +12,7 @@ let page: Page;
 const pageErrors: string[] = [];
 
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+  ({ browser, context } = await openBrowser());
 });
 
 afterEach(async () => {
@@ -27,9 +25,7 @@ afterAll(async () => {
 
 async function open(definition: object): Promise<string> {
   const id = await createWorkflow(definition);
-  page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT);
-  page.on("pageerror", (e) => pageErrors.push(e.message));
+  page = await watchedPage(context, pageErrors);
   await page.goto(`${baseUrl}/workflows/${id}`);
   await page.getByTestId("node-start").waitFor();
   return id;

@@ -1,11 +1,11 @@
 // The editor's defences of the user's work and its keyboard and layout behaviour, in headless
 // Chromium against the real system (e2e/system.ts): stale saves, unsaved edits, Ctrl+S and
 // focus, an `if`'s second child, a past run's bar while stepping, the WebSocket's URL.
-import { chromium, type Browser, type BrowserContext, type Dialog, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Dialog, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { seriousViolations, type Violation } from "./axe";
 import { readFileSync } from "node:fs";
-import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, closedPort, createWorkflow, logFile, RUN, UI_TIMEOUT } from "./helpers";
+import { apiGet, apiKey, apiPost, baseUrl, closedPort, createWorkflow, executionWhen, keyedContext, logFile, openBrowser, RUN, UI_TIMEOUT, watchedPage } from "./helpers";
 
 let browser: Browser;
 let context: BrowserContext;
@@ -13,10 +13,7 @@ const pageErrors: string[] = [];
 
 /** A new tab, signed in (the key is in the tab's sessionStorage, as after signing in). */
 async function newTab(): Promise<Page> {
-  const page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT);
-  page.on("pageerror", (e) => pageErrors.push(e.message));
-  return page;
+  return watchedPage(context, pageErrors);
 }
 
 async function openWorkflow(page: Page, id: string) {
@@ -37,18 +34,8 @@ function twoNodes(name: string) {
   };
 }
 
-async function waitForExecution(id: string): Promise<any> {
-  let execution: any;
-  await expect
-    .poll(async () => (execution = await apiGet(`/api/executions/${id}`)).status, { timeout: UI_TIMEOUT })
-    .toBe("succeeded");
-  return execution;
-}
-
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+  ({ browser, context } = await openBrowser());
 });
 
 afterEach(async () => {
@@ -206,7 +193,7 @@ describe("a past run", () => {
       connections: [{ from: "start", to: "pause" }],
     });
     const { id: executionId } = await apiPost("/api/executions", { workflow_id: id }, 202);
-    await waitForExecution(executionId);
+    await executionWhen(executionId, "succeeded");
     const page = await newTab();
     const sockets: string[] = [];
     page.on("websocket", (ws) => sockets.push(ws.url()));
@@ -263,7 +250,7 @@ describe("accessibility (axe-core)", () => {
   it("finds no serious or critical violation on the main pages", async () => {
     const id = await createWorkflow(twoNodes("Axe"));
     const { id: executionId } = await apiPost("/api/executions", { workflow_id: id }, 202);
-    await waitForExecution(executionId);
+    await executionWhen(executionId, "succeeded");
     const page = await newTab();
     const found: Record<string, Violation[]> = {};
     await page.goto(`${baseUrl}/workflows/${id}`);
@@ -358,7 +345,7 @@ describe("layout", () => {
   it("the read-only view of a past run shows its nodes on the minimap", async () => {
     const id = await createWorkflow(branching("Minimap past"));
     const { id: executionId } = await apiPost("/api/executions", { workflow_id: id }, 202);
-    await waitForExecution(executionId);
+    await executionWhen(executionId, "succeeded");
     const page = await newTab();
     await page.goto(`${baseUrl}/workflows/${id}/executions/${executionId}`);
     await page.getByTestId("node-no").waitFor();
@@ -367,12 +354,9 @@ describe("layout", () => {
 
   it("on a phone (390x844) the canvas is usable, nothing scrolls sideways and Run works by touch", async () => {
     const id = await createWorkflow(twoNodes("Phone"));
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-    await phone.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+    const phone = await keyedContext(browser, true);
     try {
-      const page = await phone.newPage();
-      page.setDefaultTimeout(UI_TIMEOUT);
-      page.on("pageerror", (e) => pageErrors.push(e.message));
+      const page = await watchedPage(phone, pageErrors);
       await page.goto(`${baseUrl}/workflows/${id}`);
       await page.getByTestId("node-start").waitFor();
       const canvas = (await page.locator(".canvas").boundingBox())!;

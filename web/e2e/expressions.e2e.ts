@@ -1,9 +1,9 @@
 // The expression editor, the side-by-side node view and a trigger run with typed items, in
 // headless Chromium against the real system (e2e/system.ts).
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { seriousViolations } from "./axe";
-import { apiGet, apiKey, baseUrl, CHROMIUM, createWorkflow, RUN, shot, UI_TIMEOUT } from "./helpers";
+import { apiGet, baseUrl, createWorkflow, keyedContext, openBrowser, RUN, shot, UI_TIMEOUT, watchedPage } from "./helpers";
 
 let browser: Browser;
 let context: BrowserContext;
@@ -56,12 +56,8 @@ async function retype(keys: string) {
 }
 
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
-  page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT);
-  page.on("pageerror", (e) => pageErrors.push(e.message));
+  ({ browser, context } = await openBrowser());
+  page = await watchedPage(context, pageErrors);
 });
 
 afterEach(() => {
@@ -220,10 +216,8 @@ describe("the node view and the expression editor", () => {
   });
 
   it("stacks the node view on a phone, without sideways scrolling", async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true });
-    await phone.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
-    const small = await phone.newPage();
-    small.setDefaultTimeout(UI_TIMEOUT);
+    const phone = await keyedContext(browser, true);
+    const small = await watchedPage(phone, pageErrors);
     try {
       const id = await createWorkflow(branching("Phone view"));
       await small.goto(`${baseUrl}/workflows/${id}`);

@@ -3,7 +3,7 @@
 import { mkdirSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { join } from "node:path";
-import type { Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { expect, inject } from "vitest";
 
 export const baseUrl = inject("baseUrl");
@@ -53,4 +53,41 @@ export async function shot(page: Page, name: string) {
   mkdirSync(SHOTS, { recursive: true });
   await page.waitForTimeout(300); // let transitions settle
   await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+/** A headless Chromium whose pages hold the API key in their session storage (no key prompt). */
+export async function openBrowser(): Promise<{ browser: Browser; context: BrowserContext }> {
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  return { browser, context: await keyedContext(browser) };
+}
+
+/** A desktop window of ``browser`` whose pages hold the API key; ``phone``: 390x844, by touch. */
+export async function keyedContext(browser: Browser, phone = false): Promise<BrowserContext> {
+  const context = await browser.newContext(
+    phone
+      ? { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true }
+      : { viewport: { width: 1440, height: 900 } },
+  );
+  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
+  return context;
+}
+
+/** A new page of ``context`` whose uncaught errors land in ``errors`` (each test file checks
+ * it stays empty): an exception in the UI fails the journey even when the screen looks right. */
+export async function watchedPage(context: BrowserContext, errors: string[]): Promise<Page> {
+  const page = await context.newPage();
+  page.setDefaultTimeout(UI_TIMEOUT);
+  page.on("pageerror", (e) => errors.push(e.message));
+  return page;
+}
+
+/** The execution ``id`` once its status matches ``status`` (polled through the API). */
+export async function executionWhen(id: string, status: RegExp | string): Promise<any> {
+  let execution: any;
+  const matcher = expect.poll(async () => (execution = await apiGet(`/api/executions/${id}`)).status, {
+    timeout: UI_TIMEOUT,
+  });
+  if (typeof status === "string") await matcher.toBe(status);
+  else await matcher.toMatch(status);
+  return execution;
 }

@@ -1,9 +1,9 @@
 // Drafts saved with problems and running a node alone without losing the other nodes' states,
 // in headless Chromium against the real system (e2e/system.ts).
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { seriousViolations } from "./axe";
-import { apiGet, apiKey, apiPost, baseUrl, CHROMIUM, createWorkflow, RUN, shot, UI_TIMEOUT } from "./helpers";
+import { apiGet, apiPost, baseUrl, createWorkflow, executionWhen, openBrowser, RUN, shot, UI_TIMEOUT, watchedPage } from "./helpers";
 
 let browser: Browser;
 let context: BrowserContext;
@@ -32,12 +32,8 @@ async function status(id: string, expected: string) {
 }
 
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
-  context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
-  await context.addInitScript((key) => sessionStorage.setItem("nodedrop.apiKey", key), apiKey);
-  page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT);
-  page.on("pageerror", (e) => pageErrors.push(e.message));
+  ({ browser, context } = await openBrowser());
+  page = await watchedPage(context, pageErrors);
 });
 
 afterEach(() => {
@@ -145,7 +141,7 @@ describe("comparing two executions", () => {
     const id = await createWorkflow(chain("Compare"));
     for (const input of [[{ n: 1 }], [{ n: 2 }, { n: 3 }]]) {
       const { id: run } = await apiPost("/api/executions", { workflow_id: id, input }, 202);
-      await expect.poll(async () => (await apiGet(`/api/executions/${run}`)).status, { timeout: UI_TIMEOUT }).toBe("succeeded");
+      await executionWhen(run, "succeeded");
     }
     await page.goto(`${baseUrl}/workflows/${id}`);
     await node("start").waitFor();
