@@ -2,15 +2,16 @@ import { describe, expect, it } from "vitest";
 import { fieldLabel } from "./labels";
 
 describe("fieldLabel", () => {
-  it("replaces the titles pydantic generates from a field's name", () => {
+  it("makes a readable label of a field whose title pydantic generated from its name", () => {
     expect(fieldLabel("url", "Url")).toBe("URL");
-    expect(fieldLabel("ms", "Ms")).toBe("Wait (milliseconds)");
-    expect(fieldLabel("default_output", "Default Output")).toBe("Default output port");
-    expect(fieldLabel("url", undefined)).toBe("URL");
+    expect(fieldLabel("callback_url", "Callback Url")).toBe("Callback URL");
+    expect(fieldLabel("error_type", undefined)).toBe("Error type");
+    expect(fieldLabel("json_body", "Json Body")).toBe("JSON body");
+    expect(fieldLabel("record_id", undefined)).toBe("Record ID");
   });
-  it("keeps a title the schema chose, and a generated one that reads well", () => {
+  it("keeps a title the schema chose", () => {
     expect(fieldLabel("url", "Callback address")).toBe("Callback address");
+    expect(fieldLabel("ms", "Wait (milliseconds)")).toBe("Wait (milliseconds)");
     expect(fieldLabel("headers", "Headers")).toBe("Headers");
-    expect(fieldLabel("error_type", undefined)).toBe("Error Type");
   });
 });

@@ -70,7 +70,6 @@ class WebhookTriggerParameters(Parameters):
     )
     output: Literal["body", "request"] = Field(
         default="body",
-        # Not the web UI's label for an "output" parameter ("Output port": switch's).
         title="Trigger outputs",
         description="what the trigger outputs: the body (a JSON object as the item itself), or "
         "the whole request as {method, headers, query, body} (secret headers left out)",
@@ -133,6 +132,7 @@ class RespondToWebhookParameters(Parameters):
 
 class ScheduleTriggerParameters(Parameters):
     cron: str = Field(
+        title="Schedule (cron expression, UTC)",
         min_length=9,
         max_length=200,
         description="five-field cron expression (minute hour day-of-month month day-of-week), "
@@ -146,7 +146,12 @@ class ScheduleTriggerParameters(Parameters):
 
 
 class WaitParameters(Parameters):
-    ms: int = Field(ge=0, le=31 * 24 * 3600 * 1000, description="delay in milliseconds")
+    ms: int = Field(
+        title="Wait (milliseconds)",
+        ge=0,
+        le=31 * 24 * 3600 * 1000,
+        description="delay in milliseconds",
+    )
 
 
 class ExecuteWorkflowParameters(Parameters):
@@ -180,7 +185,9 @@ class ExecuteWorkflowParameters(Parameters):
 
 
 class StopAndErrorParameters(Parameters):
-    message: str = Field(default="Stopped by stop_and_error", max_length=10_000)
+    message: str = Field(
+        default="Stopped by stop_and_error", title="Error message", max_length=10_000
+    )
     error_type: str = Field(default="StopAndError", pattern=r"^[A-Za-z_][A-Za-z0-9_.]{0,99}$")
 
 
@@ -193,13 +200,15 @@ class IfParameters(Parameters):
 
 
 class SwitchCase(Parameters):
-    output: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    output: str = Field(title="Output port", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
     condition: str | bool
 
 
 class SwitchParameters(Parameters):
     cases: list[SwitchCase] = Field(min_length=1, max_length=64)
-    default_output: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+    default_output: str | None = Field(
+        default=None, title="Default output port", pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
+    )
 
 
 HttpScalar = str | int | float | bool
@@ -207,12 +216,12 @@ HttpScalar = str | int | float | bool
 
 class HttpRequestParameters(Parameters):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
-    url: str = Field(min_length=1, max_length=8192)
+    url: str = Field(title="URL", min_length=1, max_length=8192)
     # Values may be numbers or booleans too (what an expression such as `{{ item.id }}` gives);
     # they are sent as their JSON text.
     headers: dict[str, HttpScalar] = Field(default_factory=dict)
-    query: dict[str, HttpScalar] = Field(default_factory=dict)
-    json_body: Any = Field(default=None, alias="json")
+    query: dict[str, HttpScalar] = Field(default_factory=dict, title="Query parameters")
+    json_body: Any = Field(default=None, alias="json", title="JSON body")
     body: str | None = None
     credential: str | None = Field(
         default=None,
