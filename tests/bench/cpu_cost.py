@@ -1,6 +1,6 @@
 """Where the CPU of one execution goes: CPU time per process, divided by executions completed.
 
-``python -m tests.bench.cpu_cost [--rate 200] [--seconds 10] [--profile DIR]``
+``python -m tests.bench.cpu_cost [--rate 200] [--seconds 10] [--nodes 0] [--profile DIR]``
 
 Runs one-node executions (the S3 workload) at a fixed open-loop rate below saturation and reads
 each process's CPU time (utime + stime from /proc) before and after: the api, scheduler, runner
@@ -8,7 +8,9 @@ and notifier processes, nats-server, every PostgreSQL process, and this load gen
 per execution barely depends on what else the machine is doing, unlike latencies, so this is
 the measurement to optimise against on a busy two-core machine. With ``--profile DIR`` each
 service is also sampled by py-spy (installed separately: ``pip install py-spy``) and the
-hottest functions by own time are written to ``DIR/<service>.txt``.
+hottest functions by own time are written to ``DIR/<service>.txt``. ``--nodes N`` runs chains of
+N ``noop`` nodes after the trigger instead (S1's shape at a low rate: what one hop of a chain
+costs), and also reports the CPU per node.
 """
 
 from __future__ import annotations
@@ -121,12 +123,12 @@ def start_profilers(
     return spies
 
 
-async def measure(rate: float, seconds: float, profile: Path | None) -> None:
+async def measure(rate: float, seconds: float, profile: Path | None, nodes: int = 0) -> None:
     bench = Bench(quick=True)
     bench.start()
     try:
         async with bench.stack("cpu") as stack, stack.tap(*_STEPS) as tap:
-            body = execution_body(chain(0))
+            body = execution_body(chain(nodes))
             port, token = stack.system.api_port, stack.system.token
             await open_loop(port, token, rate=50, duration_s=1, body=lambda _: body)  # warm-up
             await stack.settle()
@@ -161,7 +163,8 @@ async def measure(rate: float, seconds: float, profile: Path | None) -> None:
                 (raw.parent / f"{name}.txt").write_text(_top_functions(raw))
     finally:
         bench.close()
-    print(f"{finished} executions of one node at {rate:g}/s for {seconds:g} s")
+    shape = f"a chain of {nodes} nodes after the trigger" if nodes else "one node"
+    print(f"{finished} executions of {shape} at {rate:g}/s for {seconds:g} s")
     print(
         f"end-to-end (due time -> ExecutionFinished): p50 {fmt_ms(percentile(latencies, 0.5))}, "
         f"p99 {fmt_ms(percentile(latencies, 0.99))}"
@@ -169,13 +172,14 @@ async def measure(rate: float, seconds: float, profile: Path | None) -> None:
     for name, values in steps.items():
         print(f"  {name:<45} p50 {fmt_ms(percentile(values, 0.5)):>9}  "
               f"p99 {fmt_ms(percentile(values, 0.99)):>9}")  # fmt: skip
-    print(f"{'process':<20} {'CPU ms / execution':>20}")
+    per_node = nodes + 1  # the trigger is a node too
+    print(f"{'process':<20} {'CPU ms / execution':>20} {'CPU ms / node':>14}")
     total = 0.0
     for name in before:
         cost = 1000 * (after[name] - before[name]) / max(finished, 1)
         total += cost if not name.startswith(" ") else 0.0
-        print(f"{name:<20} {cost:>20.3f}")
-    print(f"{'total':<20} {total:>20.3f}")
+        print(f"{name:<20} {cost:>20.3f} {cost / per_node:>14.3f}")
+    print(f"{'total':<20} {total:>20.3f} {total / per_node:>14.3f}")
 
 
 def main() -> None:
@@ -183,8 +187,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--profile", type=Path, default=None)
+    parser.add_argument("--nodes", type=int, default=0, help="noop nodes chained after the trigger")
     args = parser.parse_args()
-    asyncio.run(measure(args.rate, args.seconds, args.profile))
+    asyncio.run(measure(args.rate, args.seconds, args.profile, args.nodes))
 
 
 if __name__ == "__main__":
