@@ -276,12 +276,54 @@ def test_a_wait_the_api_refuses_falls_back_to_plain_requests() -> None:
 
     done = drive(operations.submit_and_wait("wf1", timeout_s=60, clock=clock), answer, clock)
     assert done.status == "succeeded"
+    # Refused once without saying its largest wait: plain requests from then on.
     assert [(r.method, "wait" in r.url.params) for r in seen] == [
         ("POST", True),
         ("POST", False),
-        ("GET", True),
         ("GET", False),
     ]
+
+
+def test_an_api_that_names_its_largest_wait_is_long_polled_with_it() -> None:
+    clock = FakeClock()
+    seen: list[tuple[str, str | None]] = []
+    too_long = {
+        "detail": [{"loc": ["query", "wait"], "msg": "at most 30", "type": "x", "ctx": {"le": 30}}]
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        wait = request.url.params.get("wait")
+        seen.append((request.method, wait))
+        if wait is not None and float(wait) > 30:
+            return httpx.Response(422, json=too_long)
+        if request.method == "POST":
+            clock.now += 30  # held for the whole wait
+            return httpx.Response(202, json={"id": "ex1", "status": "running"})
+        clock.now += 30
+        status = "succeeded" if len(seen) == 4 else "running"
+        return httpx.Response(200, json=execution(status))
+
+    done = drive(operations.submit_and_wait("wf1", timeout_s=300, clock=clock), answer, clock)
+    assert done.status == "succeeded"
+    assert seen == [("POST", "60"), ("POST", "30"), ("GET", "30"), ("GET", "30")]
+
+
+def test_a_get_refused_for_its_wait_goes_on_with_the_largest_one_named() -> None:
+    clock = FakeClock()
+    waits: list[str | None] = []
+    too_long = {"detail": [{"loc": ["query", "wait"], "msg": "m", "type": "x", "ctx": {"le": 5}}]}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        wait = request.url.params.get("wait")
+        waits.append(wait)
+        if wait is not None and float(wait) > 5:
+            return httpx.Response(422, json=too_long)
+        clock.now += 5
+        return httpx.Response(200, json=execution("succeeded" if len(waits) == 3 else "running"))
+
+    done = drive(operations.wait_for("ex1", timeout_s=100, clock=clock), answer, clock)
+    assert done.status == "succeeded"
+    assert waits == ["60", "5", "5"]
 
 
 def test_waiting_gives_up_at_the_timeout_with_the_last_state() -> None:

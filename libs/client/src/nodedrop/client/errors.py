@@ -7,7 +7,8 @@ exception class so that callers catch what they can handle (``except NotFound``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,6 +21,8 @@ class Problem:
     loc: tuple[str | int, ...]
     message: str
     type: str = ""
+    #: What the API adds for programs (``ctx``): e.g. ``{"le": 30}`` for a number over a bound.
+    context: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def field(self) -> str:
@@ -126,11 +129,13 @@ def _problems(detail: list[Any]) -> tuple[Problem, ...]:
     for entry in detail:
         if isinstance(entry, dict):
             loc = entry.get("loc")
+            context = entry.get("ctx")
             found.append(
                 Problem(
                     loc=tuple(loc) if isinstance(loc, list) else (),
                     message=str(entry.get("msg", "")),
                     type=str(entry.get("type", "")),
+                    context=context if isinstance(context, dict) else {},
                 )
             )
         else:

@@ -281,6 +281,15 @@ def _ignores_wait(error: ValidationFailed) -> bool:
     return any(problem.loc[-1:] == ("wait",) for problem in error.problems)
 
 
+def _largest_wait(error: ValidationFailed) -> float | None:
+    """The largest ``wait`` the api said it takes (its 422's ``ctx.le``), if it said one."""
+    for problem in error.problems:
+        largest = problem.context.get("le") if problem.loc[-1:] == ("wait",) else None
+        if isinstance(largest, int | float) and not isinstance(largest, bool) and largest > 0:
+            return float(largest)
+    return None
+
+
 def wait_for(
     execution_id: str,
     timeout_s: float | None = None,
@@ -294,12 +303,14 @@ def wait_for(
     return (yield from _wait(execution_id, deadline, long_poll=True))
 
 
-def _wait(execution_id: str, deadline: _Deadline, *, long_poll: bool) -> Operation[Execution]:
+def _wait(
+    execution_id: str, deadline: _Deadline, *, long_poll: bool, largest_wait: float = MAX_WAIT_S
+) -> Operation[Execution]:
     path = f"/api/executions/{_segment(execution_id)}"
     delay = FIRST_POLL_DELAY_S
     while True:
         if long_poll and deadline.left() > 0:
-            wait = min(MAX_WAIT_S, deadline.left())
+            wait = min(largest_wait, deadline.left())
             asked_at = deadline.clock()
             call = Call("GET", path, params={"wait": wait}, timeout=wait + _WAIT_SLACK_S)
             response = yield from send(call)
@@ -308,7 +319,12 @@ def _wait(execution_id: str, deadline: _Deadline, *, long_poll: bool) -> Operati
             except ValidationFailed as error:
                 if not _ignores_wait(error):
                     raise
-                long_poll = False
+                # An api with a smaller largest wait says which: long-poll with that instead.
+                smaller = _largest_wait(error)
+                if smaller is not None and smaller < largest_wait:
+                    largest_wait = smaller
+                else:
+                    long_poll = False
                 continue
             if not execution.finished and deadline.clock() - asked_at < wait * _IGNORED_WAIT_RATIO:
                 long_poll = False
@@ -338,16 +354,26 @@ def submit_and_wait(
     ``timeout_s`` (``None``: no limit); the execution goes on then."""
     body = execution_request(workflow_id, workflow, options)
     deadline = _Deadline(timeout_s, clock)
-    wait = min(MAX_WAIT_S, deadline.left())
-    response = yield from send(_post_waiting(body, wait))
-    if response.status_code == 422 and _ignores_wait(_validation(response)):
-        response = yield from send(_post_waiting(body, 0))
+    largest_wait = MAX_WAIT_S
+    response = yield from send(_post_waiting(body, min(largest_wait, deadline.left())))
+    if response.status_code == 422 and _ignores_wait(refused := _validation(response)):
+        # Nothing was recorded: send it again with the wait the api takes, or none.
+        smaller = _largest_wait(refused)
+        largest_wait = smaller if smaller is not None and smaller < largest_wait else 0.0
+        response = yield from send(_post_waiting(body, min(largest_wait, deadline.left())))
     if expect(response, 200, 202).status_code == 200:
         execution = Execution.model_validate(response.json())
         if execution.finished:
             return execution
     execution_id = str(response.json()["id"])
-    return (yield from _wait(execution_id, deadline, long_poll=True))
+    return (
+        yield from _wait(
+            execution_id,
+            deadline,
+            long_poll=largest_wait > 0,
+            largest_wait=largest_wait or MAX_WAIT_S,
+        )
+    )
 
 
 def _post_waiting(body: dict[str, Any], wait: float) -> Call:

@@ -89,16 +89,13 @@ def checked_wait(wait: float | None, config: ApiSettings) -> float | None:
     if wait is None:
         return None
     if not (math.isfinite(wait) and 0 < wait <= config.max_wait_s):
-        raise UnprocessableError(
-            [
-                problem(
-                    ["query", "wait"],
-                    f"wait must be a number of seconds more than 0 and at most "
-                    f"{config.max_wait_s:g}",
-                    "value_error",
-                )
-            ]
+        # ``ctx.le`` says the largest wait in a form a client can use without parsing text.
+        refused = problem(
+            ["query", "wait"],
+            f"wait must be a number of seconds more than 0 and at most {config.max_wait_s:g}",
+            "value_error",
         )
+        raise UnprocessableError([{**refused, "ctx": {"gt": 0, "le": config.max_wait_s}}])
     return wait
 
 
