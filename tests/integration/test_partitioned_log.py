@@ -281,8 +281,9 @@ async def test_fences_are_per_partition(jetstream: JetStreamContext) -> None:
 
 # ------------------------------------------------------------------ fences on one replica
 # A single server stages an atomic batch of a file-backed stream on disk (several fsyncs and
-# directory changes per batch), where one conditional message costs one fsync: a lone event
-# goes as such a message, a batch of several stays atomic.
+# directory changes per batch), where one conditional message costs one fsync: a lone event, or
+# a few of one execution, go as such messages; batches of several executions, or of many
+# events, stay atomic.
 
 BATCH_ID = "Nats-Batch-Id"
 
@@ -306,7 +307,7 @@ async def test_a_lone_fenced_event_goes_as_one_conditional_message(
     (together,) = [await publisher.publish([attempt(mine, 2), attempt(mine, 3)], fences={2: fence})]
     assert [alone, *together] == [fence + 1, fence + 2, fence + 3]
     headers = await stored_headers(jetstream, layout.stream(2), [alone, *together])
-    assert [BATCH_ID in h for h in headers] == [False, True, True]
+    assert [BATCH_ID in h for h in headers] == [False, False, False]
     # Sent again (a retry after a lost acknowledgement): stored once, the same sequence.
     assert await publisher.publish([attempt(mine, 1)], fences={2: fence}) == [alone]
 
@@ -316,17 +317,57 @@ async def test_a_lone_fenced_event_goes_as_one_conditional_message(
     assert len(await read_execution(jetstream, mine, layout=layout)) == 3
 
 
+async def test_which_batches_stay_atomic(jetstream: JetStreamContext) -> None:
+    layout = Layout(4)
+    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    mine, other = in_partition(layout, 2, "atomic", count=2)
+    publisher = EventPublisher(jetstream, layout)
+    fence = await publisher.write_fence(2, "owner")
+
+    few = await publisher.publish([attempt(mine, n) for n in range(1, 5)], fences={2: fence})
+    many = await publisher.publish([attempt(mine, n) for n in range(5, 10)], fences={2: fence})
+    two = await publisher.publish([attempt(mine, 10), attempt(other, 1)], fences={2: fence})
+    stream = layout.stream(2)
+    assert [BATCH_ID in h for h in await stored_headers(jetstream, stream, few)] == [False] * 4
+    assert all(BATCH_ID in h for h in await stored_headers(jetstream, stream, many))
+    assert all(BATCH_ID in h for h in await stored_headers(jetstream, stream, two))
+    assert few + many + two == list(range(fence + 1, fence + 12))
+
+
+async def small_messages_only(js: JetStreamContext, partition: int) -> Layout:
+    """Four partitions, ``partition``'s stream refusing messages over 4 KiB."""
+    layout = Layout(4)
+    await ensure_jetstream(js, StreamSettings(layout=layout))
+    config = (await js.stream_info(layout.stream(partition))).config
+    config.max_msg_size = 4096
+    await js.update_stream(config)
+    return layout
+
+
+async def test_a_few_events_of_one_execution_are_stored_as_a_prefix_never_with_a_hole(
+    jetstream: JetStreamContext,
+) -> None:
+    """Sent one after the other: the first is stored, the refused second stops the third,
+    and what is stored is a prefix the scheduler decides again after (a lost tail)."""
+    layout = await small_messages_only(jetstream, 3)
+    (mine,) = in_partition(layout, 3, "prefix")
+    publisher = EventPublisher(jetstream, layout)
+    fence = await publisher.write_fence(3, "owner")
+
+    events = [attempt(mine, 1), padded(attempt(mine, 2), "x" * 5000), attempt(mine, 3)]
+    with pytest.raises(PublishError):
+        await publisher.publish(events, fences={3: fence})
+    stored = [e.event_id for _, e in await read_execution(jetstream, mine, layout=layout)]
+    assert stored == [events[0].event_id]
+
+
 async def test_on_one_replica_a_batch_is_stored_whole_or_not_at_all(
     jetstream: JetStreamContext,
 ) -> None:
     """A child's request and its parent's note of it: the second too big for the stream, so the
     stream refuses it, and the request with it (one atomic batch)."""
-    layout = Layout(4)
-    await ensure_jetstream(jetstream, StreamSettings(layout=layout))
+    layout = await small_messages_only(jetstream, 1)
     stream = layout.stream(1)
-    config = (await jetstream.stream_info(stream)).config
-    config.max_msg_size = 4096
-    await jetstream.update_stream(config)
     parent, child = in_partition(layout, 1, "linked", count=2)
     publisher = EventPublisher(jetstream, layout)
     fence = await publisher.write_fence(1, "owner")

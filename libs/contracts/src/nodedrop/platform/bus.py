@@ -27,9 +27,13 @@ A batch of one event goes as one conditional message instead, on every stream: o
 stored whole or not at all anyway, and a single server stages each atomic batch of a
 file-backed stream in a store of its own on disk (directories made, renamed and removed, four
 fsyncs: about 2 ms on an idle disk, tens of ms on a busy one) where a message costs one write
-and one fsync. Bigger batches stay atomic: under load their four fsyncs beat one per message
-(figures in docs/architecture.md), and they keep a child's start and its parent's
-note of it together.
+and one fsync. So do a few events of one execution (an execution's start and its first
+``NodeReady``), one message after the other: if the writer dies between two, a prefix is
+stored, which the scheduler reads as the lost tail of a failed publish and decides again; one
+at a time, no message is stored after a refused one, and a replicated stream's leader has no
+conditional write in flight to refuse them for. Batches of several executions (linked ones: a
+child's start and its parent's note of it must be stored together) or of many events stay
+atomic: under load their four fsyncs beat one per message (figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -69,6 +73,8 @@ _CHECK_IN_FLIGHT = 10164
 _BATCH_DUPLICATE = 10201
 #: Tries of a batch answered 10164 (about 10 s of pauses growing to 50 ms).
 _IN_FLIGHT_TRIES = 200
+#: At most this many events of one execution go as conditional messages, not an atomic batch.
+_FEW_EVENTS = 4
 #: Messages and bytes of one atomic batch (the server takes at most 1,000 messages).
 _BATCH_MESSAGES = 500
 _BATCH_BYTES = 8 * 1024 * 1024
@@ -191,9 +197,9 @@ class EventPublisher:
                 events = [event for q in taken for event in q.events]
                 try:
                     stored: list[int] = []
-                    if len(events) == 1:
+                    if _as_messages(events):
                         stored = await self._fenced_one_by_one(
-                            [(events[0], codec.encode(events[0]))],
+                            [(event, codec.encode(event)) for event in events],
                             first.headers,
                             self._conditions(partition, first.fence),
                         )
@@ -338,6 +344,13 @@ class _Queued:
     headers: dict[str, str]
     fence: int
     future: asyncio.Future[list[int]]
+
+
+def _as_messages(events: list[Event]) -> bool:
+    """Whether ``events`` go as conditional messages one by one rather than an atomic batch:
+    a few of one execution, whose prefix the scheduler can read (the module's docstring)."""
+    first = events[0].execution_id
+    return len(events) <= _FEW_EVENTS and all(e.execution_id == first for e in events)
 
 
 def _chunks(events: list[Event]) -> list[list[tuple[Event, bytes]]]:
