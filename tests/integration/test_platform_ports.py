@@ -24,6 +24,8 @@ from nodedrop.contracts.events import (
     NodeStarted,
 )
 from nodedrop.contracts.routing import event_subject
+from nodedrop.notifier.consumer import Projector
+from nodedrop.notifier.testing import History, MemoryProjection, running
 from nodedrop.platform.bus import FencedError
 from nodedrop.platform.event_log import EventLog, JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
@@ -43,8 +45,12 @@ T = datetime(2026, 12, 1, tzinfo=UTC)
 CONSUMER = subjects.scheduler_consumer(0)
 
 
+#: Both logs serve the scheduler's port and the projectors' (``ProjectionLog``).
+AnyLog = MemoryEventLog | JetStreamEventLog
+
+
 @pytest.fixture(params=["memory", "nats"])
-async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
+async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[AnyLog]:
     if request.param == "memory":
         yield MemoryEventLog(SETTINGS.layout)
         return
@@ -262,13 +268,40 @@ async def test_tasks_come_again_when_given_back_or_held_past_the_ack_wait(
     assert list(await queue.next_batch(10, 1.5)) == []  # a was acknowledged: never again
 
 
-async def _floor_reaches(event_log: EventLog, seq: int) -> bool:
+async def _floor_reaches(event_log: EventLog, seq: int, consumer: str = CONSUMER) -> bool:
     """JetStream moves the ack floor when it processes the ack, a moment after it is sent."""
     for _ in range(500):
-        if await event_log.ack_floor(0, CONSUMER) == seq:
+        if await event_log.ack_floor(0, consumer) == seq:
             return True
         await asyncio.sleep(0.01)
     return False
+
+
+async def test_a_projector_projects_every_event_once_across_a_restart_and_acks_them(
+    event_log: AnyLog,
+) -> None:
+    """The projector's loop on the port: events in, rows out, the checkpoint resumed after a
+    restart, a fence between events (no event, a gap in the sequences) passed over, and the
+    notifier consumer acknowledged up to the last event."""
+    history = History.one_node_succeeded("a")
+    store = MemoryProjection()
+
+    await event_log.publish(history.events[:3])
+    first = Projector(event_log, store, partition=0, announce=True)
+    async with running(first.run):
+        await asyncio.wait_for(first.wait_for(3), 10)
+    fence = await event_log.write_fence(0, '{"owner": "scheduler"}')
+    await event_log.publish(history.events[3:])
+    last = await event_log.last_sequence(0)
+    second = Projector(event_log, store, partition=0, announce=True)
+    async with running(second.run):
+        await asyncio.wait_for(second.wait_for(last), 10)
+        assert await _floor_reaches(event_log, last, subjects.NOTIFIER_CONSUMER)
+
+    applied = [seq for commit in store.commits for seq in commit]
+    assert applied == [seq for seq in range(1, last + 1) if seq != fence]
+    assert store.executions["a"].status == "succeeded"
+    assert store.nodes[("a", "start")].status == "succeeded"
 
 
 async def test_keys_are_written_by_compare_and_swap(key_values: KeyValueStore) -> None:

@@ -39,6 +39,7 @@ from nodedrop.notifier.rebuild import IncompleteReplayError, rebuild_and_compare
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name, create_pool
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 pytestmark = pytest.mark.integration
@@ -370,18 +371,19 @@ async def test_the_projector_catches_up_on_large_events_on_a_busy_loop_without_b
 ) -> None:
     # 75 events of 400 KB waiting (30 MB) when the projector starts.
     lasts = await record(tight, large(3, 25))
-    layout = Layout.from_env()
+    settings = StreamSettings.from_env()
+    layout = settings.layout
     pool = await create_pool(migrated_database_url)
     stop = asyncio.Event()
     try:
         async with stalling(tight_nats_url, max_reconnect_attempts=-1) as notifier:
             projectors = [
                 Projector(
-                    notifier.nc,
-                    ProjectionStore(pool, checkpoint_name(layout.streams.index(stream))),
-                    stream=stream,
+                    JetStreamEventLog(notifier.nc, notifier.nc.jetstream(), settings),
+                    ProjectionStore(pool, checkpoint_name(partition)),
+                    partition=partition,
                 )
-                for stream in lasts
+                for partition in (layout.streams.index(stream) for stream in lasts)
             ]
             tasks = [asyncio.create_task(projector.run(stop)) for projector in projectors]
             try:
