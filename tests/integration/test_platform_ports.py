@@ -13,7 +13,7 @@ import pytest
 from nats.js import JetStreamContext
 from tests.fixtures.servers import clean_jetstream
 
-from nodedrop.contracts import ids, subjects
+from nodedrop.contracts import codec, ids, subjects
 from nodedrop.contracts.events import (
     ErrorInfo,
     Event,
@@ -302,6 +302,25 @@ async def test_a_projector_projects_every_event_once_across_a_restart_and_acks_t
     assert applied == [seq for seq in range(1, last + 1) if seq != fence]
     assert store.executions["a"].status == "succeeded"
     assert store.nodes[("a", "start")].status == "succeeded"
+
+
+async def test_a_partition_is_read_in_batches_of_events_after_a_sequence(
+    event_log: AnyLog,
+) -> None:
+    await event_log.publish([requested("a"), ready("a")])
+    fence = await event_log.write_fence(0, '{"owner": "scheduler"}')
+    await event_log.publish([started("a"), failed("a"), finished("a")])
+    stored = [seq for seq, _ in await event_log.history("a")]
+
+    batches = [list(b) async for b in event_log.read_partition(0, after_seq=1, batch_size=2)]
+
+    assert all(0 < len(batch) <= 2 for batch in batches)
+    read = [message for batch in batches for message in batch]
+    assert [m.seq for m in read] == stored[1:]  # events only: not the fence
+    assert fence not in [m.seq for m in read]
+    later = [ready("a"), started("a"), failed("a"), finished("a")]
+    assert [m.subject for m in read] == [event_subject(e) for e in later]
+    assert read[0].data == codec.encode(ready("a"))
 
 
 async def test_keys_are_written_by_compare_and_swap(key_values: KeyValueStore) -> None:

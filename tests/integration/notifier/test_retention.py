@@ -26,6 +26,7 @@ from nodedrop.notifier.retention import (
 from nodedrop.notifier.settings import NotifierSettings
 from nodedrop.notifier.testing import History, running
 from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream, events_stream_config
 
 pytestmark = pytest.mark.integration
@@ -128,7 +129,10 @@ async def test_only_executions_finished_before_the_cutoff_go_from_everywhere(
         for row in table
     )
     # The stream, with its holes, still folds into exactly the live projection...
-    rebuilt = await rebuild_and_compare(events, migrated_database_url, layout=Layout.from_env())
+    rebuilt = await rebuild_and_compare(
+        JetStreamEventLog.of_context(events, StreamSettings(layout=Layout.from_env())),
+        migrated_database_url,
+    )
     assert rebuilt.comparison.identical, [d.describe() for d in rebuilt.comparison.differences]
     # ... and a second run finds nothing more to do.
     again = await prune(events, pool, CUTOFF, layout=Layout.from_env())

@@ -156,8 +156,10 @@ async def project(js: JetStreamContext, database_url: str, lasts: dict[str, int]
     pool = await create_pool(database_url)
     try:
         for stream, last in lasts.items():
-            store = ProjectionStore(pool, checkpoint_name(layout.streams.index(stream)))
-            await replay(js, store, stream=stream, through_seq=last)
+            partition = layout.streams.index(stream)
+            store = ProjectionStore(pool, checkpoint_name(partition))
+            log = JetStreamEventLog.of_context(js, StreamSettings(layout=layout))
+            await replay(log, store, partition=partition, through_seq=last)
     finally:
         await pool.close()
 
@@ -172,7 +174,10 @@ async def test_a_rebuild_of_large_events_by_a_busy_reader_is_read_whole_and_iden
 
     async with stalling(tight_nats_url, max_reconnect_attempts=2) as reader:
         report = await rebuild_and_compare(
-            reader.nc.jetstream(), migrated_database_url, layout=Layout.from_env()
+            JetStreamEventLog.of_context(
+                reader.nc.jetstream(), StreamSettings(layout=Layout.from_env())
+            ),
+            migrated_database_url,
         )
         dropped = reader.dropped
 
@@ -199,7 +204,10 @@ async def test_a_rebuild_that_cannot_read_everything_says_how_far_it_got(
         reader.nc.publish = lost_after_the_first  # type: ignore[method-assign]
         with pytest.raises(IncompleteReplayError) as raised:
             await rebuild_and_compare(
-                reader.nc.jetstream(), migrated_database_url, layout=Layout.from_env()
+                JetStreamEventLog.of_context(
+                    reader.nc.jetstream(), StreamSettings(layout=Layout.from_env())
+                ),
+                migrated_database_url,
             )
 
     error = raised.value

@@ -13,6 +13,7 @@ from nodedrop.contracts import subjects
 from nodedrop.contracts.events import AnyEvent
 from nodedrop.contracts.routing import execution_subject
 from nodedrop.notifier.consumer import Projector
+from nodedrop.notifier.rebuild import replay
 from nodedrop.notifier.testing import History, MemoryProjection, running
 from nodedrop.platform.testing.event_log import MemoryEventLog
 
@@ -25,6 +26,16 @@ class DiesAfterCommit(MemoryProjection):
     async def apply(self, events: Any, through_seq: int) -> int:
         await super().apply(events, through_seq)
         raise Crash
+
+
+def with_undecodable_third() -> MemoryEventLog:
+    """A whole one-node execution (seqs 1-2, 4-7) with bytes that are no event at seq 3."""
+    log = MemoryEventLog()
+    history = History.one_node_succeeded()
+    record(log, history.events[:2])
+    log.record_bytes(execution_subject("ex1", "NodeReady"), b"not an event")
+    record(log, history.events[2:])
+    return log
 
 
 def record(log: MemoryEventLog, events: list[AnyEvent]) -> None:
@@ -122,14 +133,26 @@ async def test_a_crash_between_commit_and_ack_applies_nothing_twice() -> None:
 
 
 async def test_an_event_that_does_not_decode_is_passed_over() -> None:
-    log, store = MemoryEventLog(), MemoryProjection()
-    history = History.one_node_succeeded()
-    record(log, history.events[:2])
-    log.record_bytes(execution_subject("ex1", "NodeReady"), b"not an event")
-    record(log, history.events[2:])
+    log, store = with_undecodable_third(), MemoryProjection()
     projector = Projector(log, store, partition=0, linger_s=0)
     async with running(projector.run):
-        await asyncio.wait_for(projector.wait_for(len(history.events) + 1), 10)
+        await asyncio.wait_for(projector.wait_for(7), 10)
         await until(lambda: acknowledged(log))
     assert sorted(seq for commit in store.commits for seq in commit) == [1, 2, 4, 5, 6, 7]
+    assert store.executions["ex1"].status == "succeeded"
+
+
+async def test_a_replay_folds_a_stretch_of_the_partition_as_the_projector_does() -> None:
+    log, store = with_undecodable_third(), MemoryProjection()
+    await log.write_fence(0, "{}")  # no event: never read
+
+    applied = await replay(log, store, partition=0, through_seq=6, batch_size=2)
+
+    # Up to the sequence asked for, the undecodable message passed over, in batches.
+    assert applied == 5
+    assert [seq for commit in store.commits for seq in commit] == [1, 2, 4, 5, 6]
+    assert store.last_seq == 6
+    assert store.nodes[("ex1", "start")].status == "succeeded"
+    assert store.executions["ex1"].status == "running"  # its end (7) not replayed yet
+    assert await replay(log, store, partition=0, through_seq=7, after_seq=6) == 1
     assert store.executions["ex1"].status == "succeeded"

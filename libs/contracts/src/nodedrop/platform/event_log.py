@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -36,7 +37,7 @@ from nodedrop.contracts.routing import (
     execution_subject,
 )
 from nodedrop.platform.bus import EventPublisher
-from nodedrop.platform.history import read_batches, read_execution
+from nodedrop.platform.history import IncompleteReadError, read_batches, read_execution
 from nodedrop.platform.jetstream import StreamSettings, scheduler_consumer_config
 from nodedrop.platform.notifier_consumer import PULL_MAX_BYTES, rewind_consumer
 from nodedrop.platform.pull import PullConsumer
@@ -123,6 +124,15 @@ class ProjectionFeed(Protocol):
     async def stop(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as stored in a partition, read without a consumer's state."""
+
+    seq: int
+    subject: str
+    data: bytes
+
+
 class ProjectionLog(Protocol):
     """What a projector reads a partition through: the notifier's consumer (ack policy
     ``all``: acknowledging a delivery acknowledges every one before it), placed at its
@@ -146,6 +156,14 @@ class ProjectionLog(Protocol):
 
     async def announce_projected(self, partition: int, execution_ids: Sequence[str]) -> None:
         """Tell whoever waits (the api's requests) that these executions' ends are projected."""
+        ...
+
+    def read_partition(
+        self, partition: int, after_seq: int, batch_size: int
+    ) -> AsyncIterator[Sequence[StoredMessage]]:
+        """Batches of ``partition``'s events stored after ``after_seq``, in stream order, up to
+        what is stored when the read starts (a rebuild's read: nothing acknowledged). Raises
+        :class:`~nodedrop.platform.history.IncompleteReadError` when it cannot read on."""
         ...
 
 
@@ -244,6 +262,13 @@ class JetStreamEventLog:
         self._settings = settings or StreamSettings()
         self._layout = self._settings.layout
         self.publisher = EventPublisher(js, self._layout)
+
+    @classmethod
+    def of_context(
+        cls, js: JetStreamContext, settings: StreamSettings | None = None
+    ) -> JetStreamEventLog:
+        """The log over ``js`` and the connection it publishes with."""
+        return cls(js._nc, js, settings)  # nats-py exposes no accessor for it
 
     @property
     def layout(self) -> Layout:
@@ -364,6 +389,30 @@ class JetStreamEventLog:
     async def announce_projected(self, partition: int, execution_ids: Sequence[str]) -> None:
         subject = subjects.projected_finished_subject(partition)
         await self._nc.publish(subject, json.dumps(list(execution_ids)).encode())
+
+    async def read_partition(
+        self, partition: int, after_seq: int, batch_size: int
+    ) -> AsyncIterator[Sequence[StoredMessage]]:
+        stream = self._layout.stream(partition)
+        last = after_seq
+        batches = read_batches(
+            self._js,
+            stream=stream,
+            filter_subject=all_events(),
+            after_seq=after_seq,
+            batch_size=batch_size,
+            description=f"read of partition {partition} after seq {after_seq}",
+        )
+        try:
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    yield [
+                        StoredMessage(m.metadata.sequence.stream, m.subject, m.data) for m in batch
+                    ]
+                    last = batch[-1].metadata.sequence.stream
+        except (nats.errors.Error, TimeoutError, OSError) as error:
+            # The connection lost for good, the server not answering: how far the read got.
+            raise IncompleteReadError(stream, last, str(error) or type(error).__name__) from error
 
 
 class _Subscriptions:

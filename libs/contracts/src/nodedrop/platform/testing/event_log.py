@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +21,7 @@ from nodedrop.contracts import codec, subjects
 from nodedrop.contracts.events import EVENT_TYPES, INPUT_EVENT_TYPES, AnyEvent, Event
 from nodedrop.contracts.routing import Layout, event_subject, execution_id_of
 from nodedrop.platform.bus import FencedError, PublishError
-from nodedrop.platform.event_log import Fence, OnEvent, Watching
+from nodedrop.platform.event_log import Fence, OnEvent, StoredMessage, Watching
 from nodedrop.platform.waiting import event_set
 
 #: JetStream's ``max_deliver`` and ack wait of the scheduler consumers by default.
@@ -498,3 +498,12 @@ class MemoryEventLog:
 
     async def announce_projected(self, partition: int, execution_ids: Sequence[str]) -> None:
         self.announced.append((partition, list(execution_ids)))
+
+    async def read_partition(
+        self, partition: int, after_seq: int, batch_size: int
+    ) -> AsyncIterator[list[StoredMessage]]:
+        events = [m for m in self._partitions[partition].messages[after_seq:] if m.kind]
+        for start in range(0, len(events), batch_size):
+            yield [
+                StoredMessage(m.seq, m.subject, m.data) for m in events[start : start + batch_size]
+            ]
