@@ -30,6 +30,8 @@ from tests.chaos.oracle import Projection, Submitted, verify
 from tests.chaos.record import Stored, StreamRecord, read_stream
 
 from nodedrop.notifier.rebuild import rebuild_and_compare
+from nodedrop.platform.event_log import JetStreamEventLog
+from nodedrop.platform.jetstream import StreamSettings
 
 
 @dataclass
@@ -97,7 +99,10 @@ async def common_check(cluster: Cluster, result: Result, expected: Expectations)
     result.expect(not wrong, f"unexpected final status: {dict(list(wrong.items())[:5])}")
 
     # 2. projection == rebuild from the stream
-    report = await rebuild_and_compare(cluster.js, cluster.database_url, layout=cluster.layout)
+    report = await rebuild_and_compare(
+        JetStreamEventLog.of_context(cluster.js, StreamSettings(layout=cluster.layout)),
+        cluster.database_url,
+    )
     comparison = report.comparison
     result.expect(
         comparison.identical,

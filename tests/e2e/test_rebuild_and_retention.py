@@ -27,6 +27,8 @@ from nodedrop.contracts import subjects
 from nodedrop.contracts.routing import Layout, all_events, execution_subject
 from nodedrop.notifier.rebuild import rebuild_and_compare
 from nodedrop.notifier.store import asyncpg_dsn, checkpoint_name
+from nodedrop.platform.event_log import JetStreamEventLog
+from nodedrop.platform.jetstream import StreamSettings
 
 from .conftest import running_system
 from .system import System, free_port
@@ -281,7 +283,10 @@ async def test_an_altered_live_row_is_reported(
             victim,
         )
         try:
-            report = await rebuild_and_compare(js, system.database_url, layout=Layout.from_env())
+            report = await rebuild_and_compare(
+                JetStreamEventLog.of_context(js, StreamSettings(layout=Layout.from_env())),
+                system.database_url,
+            )
         finally:
             await conn.execute(
                 f"UPDATE node_executions SET attempts = $2 {where}",

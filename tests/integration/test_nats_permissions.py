@@ -44,11 +44,11 @@ from nodedrop.contracts.routing import (
     node_ready_subjects,
 )
 from nodedrop.embedded import EmbeddedNats
-from nodedrop.notifier.consumer import rewind_consumer
 from nodedrop.platform import natsauth, schedules
 from nodedrop.platform.datastore import DataStore
 from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+from nodedrop.platform.notifier_consumer import rewind_consumer
 from nodedrop.platform.pull import PullConsumer
 from nodedrop.scheduler.active import ActiveExecutions
 from nodedrop.scheduler.partitions import take_over
@@ -359,7 +359,7 @@ async def test_the_notifier_recreates_pulls_from_and_acks_its_own_consumer(
 ) -> None:
     """Its consumer as an older release left it (acked one message at a time): the notifier
     recreates it at its checkpoint with the canonical settings, pulls from it continuously, and
-    acknowledges a batch with one ack (notifier/consumer.py)."""
+    acknowledges a batch with one ack (platform/notifier_consumer.py, notifier/consumer.py)."""
     stream, consumer = LAYOUT.stream(0), subjects.NOTIFIER_CONSUMER
     old = (await admin.consumer_info(stream, consumer)).config
     await admin.delete_consumer(stream, consumer)

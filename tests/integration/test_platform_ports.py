@@ -13,7 +13,7 @@ import pytest
 from nats.js import JetStreamContext
 from tests.fixtures.servers import clean_jetstream
 
-from nodedrop.contracts import ids, subjects
+from nodedrop.contracts import codec, ids, subjects
 from nodedrop.contracts.events import (
     ErrorInfo,
     Event,
@@ -24,6 +24,8 @@ from nodedrop.contracts.events import (
     NodeStarted,
 )
 from nodedrop.contracts.routing import event_subject
+from nodedrop.notifier.consumer import Projector
+from nodedrop.notifier.testing import History, MemoryProjection, running
 from nodedrop.platform.bus import FencedError
 from nodedrop.platform.event_log import EventLog, JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
@@ -43,8 +45,12 @@ T = datetime(2026, 12, 1, tzinfo=UTC)
 CONSUMER = subjects.scheduler_consumer(0)
 
 
+#: Both logs serve the scheduler's port and the projectors' (``ProjectionLog``).
+AnyLog = MemoryEventLog | JetStreamEventLog
+
+
 @pytest.fixture(params=["memory", "nats"])
-async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[EventLog]:
+async def event_log(request: pytest.FixtureRequest) -> AsyncIterator[AnyLog]:
     if request.param == "memory":
         yield MemoryEventLog(SETTINGS.layout)
         return
@@ -262,13 +268,59 @@ async def test_tasks_come_again_when_given_back_or_held_past_the_ack_wait(
     assert list(await queue.next_batch(10, 1.5)) == []  # a was acknowledged: never again
 
 
-async def _floor_reaches(event_log: EventLog, seq: int) -> bool:
+async def _floor_reaches(event_log: EventLog, seq: int, consumer: str = CONSUMER) -> bool:
     """JetStream moves the ack floor when it processes the ack, a moment after it is sent."""
     for _ in range(500):
-        if await event_log.ack_floor(0, CONSUMER) == seq:
+        if await event_log.ack_floor(0, consumer) == seq:
             return True
         await asyncio.sleep(0.01)
     return False
+
+
+async def test_a_projector_projects_every_event_once_across_a_restart_and_acks_them(
+    event_log: AnyLog,
+) -> None:
+    """The projector's loop on the port: events in, rows out, the checkpoint resumed after a
+    restart, a fence between events (no event, a gap in the sequences) passed over, and the
+    notifier consumer acknowledged up to the last event."""
+    history = History.one_node_succeeded("a")
+    store = MemoryProjection()
+
+    await event_log.publish(history.events[:3])
+    first = Projector(event_log, store, partition=0, announce=True)
+    async with running(first.run):
+        await asyncio.wait_for(first.wait_for(3), 10)
+    fence = await event_log.write_fence(0, '{"owner": "scheduler"}')
+    await event_log.publish(history.events[3:])
+    last = await event_log.last_sequence(0)
+    second = Projector(event_log, store, partition=0, announce=True)
+    async with running(second.run):
+        await asyncio.wait_for(second.wait_for(last), 10)
+        assert await _floor_reaches(event_log, last, subjects.NOTIFIER_CONSUMER)
+
+    applied = [seq for commit in store.commits for seq in commit]
+    assert applied == [seq for seq in range(1, last + 1) if seq != fence]
+    assert store.executions["a"].status == "succeeded"
+    assert store.nodes[("a", "start")].status == "succeeded"
+
+
+async def test_a_partition_is_read_in_batches_of_events_after_a_sequence(
+    event_log: AnyLog,
+) -> None:
+    await event_log.publish([requested("a"), ready("a")])
+    fence = await event_log.write_fence(0, '{"owner": "scheduler"}')
+    await event_log.publish([started("a"), failed("a"), finished("a")])
+    stored = [seq for seq, _ in await event_log.history("a")]
+
+    batches = [list(b) async for b in event_log.read_partition(0, after_seq=1, batch_size=2)]
+
+    assert all(0 < len(batch) <= 2 for batch in batches)
+    read = [message for batch in batches for message in batch]
+    assert [m.seq for m in read] == stored[1:]  # events only: not the fence
+    assert fence not in [m.seq for m in read]
+    later = [ready("a"), started("a"), failed("a"), finished("a")]
+    assert [m.subject for m in read] == [event_subject(e) for e in later]
+    assert read[0].data == codec.encode(ready("a"))
 
 
 async def test_keys_are_written_by_compare_and_swap(key_values: KeyValueStore) -> None:

@@ -33,21 +33,21 @@ def rebuild(request: RebuildRequest) -> int:
 
 
 async def _rebuild(servers: admin.Servers, request: RebuildRequest) -> int:
-    from nodedrop.contracts.routing import Layout
     from nodedrop.notifier.rebuild import rebuild_and_compare
     from nodedrop.platform import natsconnect
+    from nodedrop.platform.event_log import JetStreamEventLog
+    from nodedrop.platform.jetstream import StreamSettings
 
     nc = await natsconnect.connect(
         servers.nats, name="nodedrop projections", max_reconnect_attempts=2
     )
     try:
         report = await rebuild_and_compare(
-            nc.jetstream(),
+            JetStreamEventLog(nc, nc.jetstream(), StreamSettings.from_env()),
             servers.database_url,
             keep=request.keep,
             batch_size=request.batch_size,
             max_differences=request.max_differences,
-            layout=Layout.from_env(),
         )
     finally:
         await nc.close()

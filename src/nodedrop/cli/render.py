@@ -1,14 +1,38 @@
 """Terminal view of one execution, built from its public events (docs/api.md).
 
-Pure: :meth:`ExecutionView.apply` turns an event into the line to print and
-:meth:`ExecutionView.summary` gives the final table; ``nodedrop run`` does the printing.
+Pure: :meth:`ExecutionView.apply` decodes an event (:func:`nodedrop.contracts.codec.from_public`),
+folds it into the execution's history with the one fold every reader shares
+(:mod:`nodedrop.contracts.history_fold`) and turns it into the line to print;
+:meth:`ExecutionView.summary` gives the final table; ``nodedrop run`` does the printing. What a
+node's status is, this module never decides: it shows what the fold says.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from nodedrop.contracts import codec, history_fold
+from nodedrop.contracts.events import (
+    ChildExecutionFinished,
+    ChildExecutionStarted,
+    Event,
+    ExecutionCancelRequested,
+    ExecutionFinished,
+    ExecutionQueued,
+    ExecutionRequested,
+    ExecutionStarted,
+    NodeDeferred,
+    NodeFailed,
+    NodeFailureHandled,
+    NodeRetryScheduled,
+    NodeSkipped,
+    NodeSucceeded,
+    NodeWaiting,
+    WorkflowCalled,
+)
 
 #: The label of lines about the execution as a whole rather than one node.
 EXECUTION = "(execution)"
@@ -96,6 +120,8 @@ _OUTCOME_DETAIL = {
 
 @dataclass
 class NodeState:
+    """One node's row of the summary: the fold's view of it, and the last detail shown."""
+
     node: str
     status: str = "pending"
     attempts: int = 0
@@ -111,130 +137,118 @@ class NodeState:
 
 
 class ExecutionView:
-    """The state of one execution's nodes as its events arrive, and how to show it."""
+    """One execution's history folded as its events arrive, and how to show it."""
 
     def __init__(self, execution_id: str, *, color: bool = False) -> None:
         self.execution_id = execution_id
         self.color = color
-        self.nodes: dict[str, NodeState] = {}
-        self.status: str | None = None
-        self.error: str = ""
         self.requested: datetime | None = None
-        self.finished_at: datetime | None = None
+        self._history: history_fold.History | None = None
+        #: What the last line about each node said beside its status.
+        self._details: dict[str, str] = {}
+        #: When each node's first attempt started: its duration runs from there.
+        self._first_start: dict[str, datetime] = {}
         self._width = len(EXECUTION)
 
     @property
     def finished(self) -> bool:
-        return self.status is not None
+        return self._history is not None and self._history.finished
 
-    def _node(self, node_id: str) -> NodeState:
-        state = self.nodes.get(node_id)
-        if state is None:  # not in the plan we saw (a reconnect after ExecutionStarted)
-            state = self.nodes[node_id] = NodeState(node_id)
-            self._width = max(self._width, len(node_id))
-        return state
+    @property
+    def status(self) -> str | None:
+        """The execution's final status; None until it has finished."""
+        return self._history.execution.status if self.finished and self._history else None
 
-    def apply(self, event: dict[str, Any]) -> str | None:
+    @property
+    def error(self) -> str:
+        return "" if self._history is None else error_text(self._history.execution.error)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return None if self._history is None else self._history.execution.finished_at
+
+    @property
+    def nodes(self) -> dict[str, NodeState]:
+        """The plan's nodes in plan order, as the fold has them."""
+        if self._history is None:
+            return {}
+        return {
+            name: NodeState(
+                name,
+                node.status,
+                node.attempts,
+                self._first_start.get(name),
+                node.finished_at,
+                self._details.get(name, ""),
+            )
+            for name, node in self._history.nodes.items()
+        }
+
+    def apply(self, public: Mapping[str, Any]) -> str | None:
         """Take one event into the view; the line that reports it, or None if it says nothing
-        a user needs to see."""
-        kind = str(event.get("type", ""))
-        raw_data = event.get("data")
-        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
-        when = parse_time(event.get("time"))
-        node_id = event.get("node")
-        attempt = event.get("attempt") if isinstance(event.get("attempt"), int) else None
+        a user needs to see (an event the fold passes over, a runner's failure whose outcome
+        the next event says)."""
+        try:
+            event = codec.from_public(public)
+        except codec.EventDecodeError:
+            # A type newer than this release: shown by name, folded by nobody here.
+            node = public.get("node")
+            attempt = public.get("attempt")
+            number = attempt if isinstance(attempt, int) else None
+            kind = str(public.get("type", ""))
+            return self._line(public, node, kind, number, "") if isinstance(node, str) else None
+        if isinstance(event, ExecutionRequested):
+            if self._history is None:
+                self._history = history_fold.History(event)
+                self.requested = history_fold.utc(event.time)
+            detail = f"trigger {event.trigger}" if event.trigger else ""
+            return self._line(public, EXECUTION, "requested", None, detail)
+        history = self._history
+        if history is None:
+            return None  # Nothing to fold into: a stream always begins with the request.
+        changed = history_fold.evolve(history, event)
+        if isinstance(event, history_fold.NODE_EVENTS):
+            node = history.nodes.get(event.node)
+            if node is None or not changed:
+                return None
+            if isinstance(event, NodeFailed) and history.execution.outcomes_recorded:
+                return None  # Its NodeFailureHandled follows: what the scheduler made of it.
+            if node.started_at is not None:
+                self._first_start.setdefault(event.node, node.started_at)
+            detail = self._details[event.node] = _node_detail(event)
+            attempt = getattr(event, "attempt", None)
+            return self._line(public, event.node, node.status, attempt, detail)
+        return self._execution_line(public, history, event)
 
-        if kind == "ExecutionRequested":
-            self.requested = when
-            trigger = data.get("trigger")
-            detail = f"trigger {trigger}" if trigger else ""
-            return self._line(event, EXECUTION, "requested", None, detail)
-        if kind == "ExecutionQueued":
-            limit = data.get("limit")
-            detail = f"{data.get('scope')} {data.get('key')}: {limit} running (its limit)"
-            return self._line(event, EXECUTION, "waiting", None, detail)
-        if kind == "ExecutionStarted":
-            plan = data.get("plan")
-            if isinstance(plan, list):
-                for planned in plan:
-                    self._node(str(planned))
-            if self.requested is None:
-                self.requested = when
-            return self._line(event, EXECUTION, "started", None, f"{len(self.nodes)} nodes")
-        if kind == "ExecutionCancelRequested":
-            reason = str(data.get("reason") or "")
-            return self._line(event, EXECUTION, "cancelling", None, reason)
-        if kind == "ExecutionFinished":
-            self.status = str(data.get("status") or "unknown")
-            self.error = error_text(data.get("error"))
-            self.finished_at = when
-            return self._line(event, EXECUTION, self.status, None, self.error)
-        if not isinstance(node_id, str):
-            return None
-        state = self._node(node_id)
-        if attempt is not None:
-            state.attempts = max(state.attempts, attempt)
-        if not self._node_event(state, kind, data, when, attempt):
-            return self._line(event, node_id, kind, attempt, "")
-        return self._line(event, node_id, state.status, attempt, state.detail)
-
-    def _node_event(
-        self,
-        state: NodeState,
-        kind: str,
-        data: dict[str, Any],
-        when: datetime | None,
-        attempt: int | None,
-    ) -> bool:
-        """Apply a node event to ``state``; False if the type is unknown here."""
-        if kind == "NodeReady":
-            state.status, state.detail = "queued", ""
-        elif kind == "NodeDeferred":
-            state.status = "waiting"
-            state.detail = f"{data.get('key')} has {data.get('limit')} on the runners (their share)"
-        elif kind == "NodeStarted":
-            state.status, state.detail, state.finished = "running", "", None
-            if state.started is None:
-                state.started = when
-        elif kind == "NodeSucceeded":
-            state.status, state.finished = "succeeded", when
-            state.detail = items_text(data.get("output"))
-            if data.get("pinned"):
-                state.detail = f"pinned; {state.detail}" if state.detail else "pinned"
-            if state.started is None:
-                state.started = when
-        elif kind == "NodeFailed":
-            state.status, state.finished = "failed", when
-            state.detail = error_text(data.get("error"))
-        elif kind == "NodeFailureHandled":
-            # The scheduler's outcome of the failure: tried again, or failed for good.
-            outcome = str(data.get("outcome") or "")
-            again = outcome in ("again", "retry")
-            state.status = "retrying" if again else "failed"
-            state.finished = None if again else state.finished
-            state.detail = _OUTCOME_DETAIL.get(outcome, outcome)
-        elif kind == "NodeRetryScheduled":
-            state.status, state.finished = "retrying", None
-            delay = data.get("delay_ms")
-            state.detail = f"attempt {(attempt or state.attempts) + 1}"
-            if isinstance(delay, int | float):
-                state.detail += f" in {duration(delay / 1000)}"
-        elif kind == "NodeSkipped":
-            state.status, state.finished = "skipped", when
-            state.detail = str(data.get("reason") or "")
-        elif kind == "NodeCancelled":
-            state.status, state.finished, state.detail = "cancelled", when, ""
-        else:
-            return False
-        return True
+    def _execution_line(
+        self, public: Mapping[str, Any], history: history_fold.History, event: Event
+    ) -> str | None:
+        if isinstance(event, ExecutionQueued):
+            detail = f"{event.scope} {event.key}: {event.limit} running (its limit)"
+            return self._line(public, EXECUTION, "waiting", None, detail)
+        if isinstance(event, ExecutionStarted):
+            self._width = max([self._width, *(len(name) for name in history.nodes)])
+            detail = f"{len(history.nodes)} nodes"
+            return self._line(public, EXECUTION, "started", None, detail)
+        if isinstance(event, ExecutionCancelRequested):
+            return self._line(public, EXECUTION, "cancelling", None, event.reason or "")
+        if isinstance(event, ExecutionFinished):
+            status = history.execution.status
+            return self._line(public, EXECUTION, status, None, self.error)
+        return None
 
     def _line(
-        self, event: dict[str, Any], label: str, status: str, attempt: int | None, detail: str
+        self,
+        public: Mapping[str, Any],
+        label: str,
+        status: str,
+        attempt: int | None,
+        detail: str,
     ) -> str:
         width = max(self._width, 12)
         number = f"#{attempt}" if attempt is not None else ""
         parts = [
-            clock(event.get("time")),
+            clock(public.get("time")),
             label.ljust(width),
             self._paint(status, 10),
             number.ljust(3),
@@ -278,3 +292,34 @@ class ExecutionView:
             tail += f": {self.error}"
         lines += ["", tail]
         return "\n".join(lines)
+
+
+def _node_detail(event: history_fold.NodeEvent) -> str:
+    """What a line about a node event says beside the node's status."""
+    if isinstance(event, NodeDeferred):
+        return f"{event.key} has {event.limit} on the runners (their share)"
+    if isinstance(event, NodeWaiting):
+        return f"until {clock(event.until.isoformat())}"
+    if isinstance(event, NodeSucceeded):
+        items = items_text(event.output)
+        if event.reused_from is not None:
+            return f"reused from {event.reused_from}; {items}" if items else "reused"
+        if event.pinned:
+            return f"pinned; {items}" if items else "pinned"
+        return items
+    if isinstance(event, NodeFailed):
+        return error_text(history_fold.error_dict(event.error))
+    if isinstance(event, NodeFailureHandled):
+        outcome = _OUTCOME_DETAIL.get(event.outcome, event.outcome)
+        return f"{error_text(history_fold.error_dict(event.error))} ({outcome})"
+    if isinstance(event, NodeRetryScheduled):
+        return f"attempt {event.attempt + 1} in {duration(event.delay_ms / 1000)}"
+    if isinstance(event, NodeSkipped):
+        return event.reason
+    if isinstance(event, WorkflowCalled):
+        return f"calls {event.workflow_id} ({event.mode})"
+    if isinstance(event, ChildExecutionStarted):
+        return f"child {event.index}: {event.child}"
+    if isinstance(event, ChildExecutionFinished):
+        return f"child {event.index}: {event.child} {event.status}"
+    return ""

@@ -16,7 +16,6 @@ from typing import Any
 
 import nats
 import pytest
-from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
@@ -26,6 +25,7 @@ from nodedrop.contracts.routing import Layout, all_events, event_subject
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.store import CHECKPOINT_NAME, ProjectionStore, checkpoint_name, create_pool
 from nodedrop.platform.db import migrate
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 Publish = Callable[[Iterable[AnyEvent]], Awaitable[list[int]]]
@@ -134,17 +134,20 @@ ProjectorFactory = Callable[..., contextlib.AbstractAsyncContextManager[RunningP
 
 
 @pytest.fixture
-async def projector_nats(nats_url: str, events: JetStreamContext) -> AsyncIterator[NatsClient]:
-    """The projector's own connection, as in the notifier (after the layout is in place)."""
+async def projector_log(
+    nats_url: str, events: JetStreamContext
+) -> AsyncIterator[JetStreamEventLog]:
+    """The log over the projector's own connection, as in the notifier (after the layout is in
+    place)."""
     nc = await nats.connect(nats_url)
     try:
-        yield nc
+        yield JetStreamEventLog(nc, nc.jetstream(), StreamSettings.from_env())
     finally:
         await nc.close()
 
 
 @pytest.fixture
-def projector(projector_nats: NatsClient, pool: Any, layout: Layout) -> ProjectorFactory:
+def projector(projector_log: JetStreamEventLog, pool: Any, layout: Layout) -> ProjectorFactory:
     """``async with projector() as running:`` runs a Projector for every partition until the
     block ends, each on the real store with its partition's checkpoint. With ``partition``,
     only that partition's, on ``store`` if given (whose checkpoint must be that partition's)."""
@@ -157,9 +160,9 @@ def projector(projector_nats: NatsClient, pool: Any, layout: Layout) -> Projecto
         partitions = range(layout.partitions) if partition is None else [partition]
         projectors = {
             p: Projector(
-                projector_nats,
+                projector_log,
                 store or ProjectionStore(pool, checkpoint_name(p)),
-                stream=layout.stream(p),
+                partition=p,
                 **options,
             )
             for p in partitions

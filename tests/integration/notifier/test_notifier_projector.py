@@ -10,7 +10,6 @@ from typing import Any
 import msgspec
 import nats
 import pytest
-from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
 
@@ -21,6 +20,7 @@ from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.projection import fold
 from nodedrop.notifier.store import ProjectionStore
 from nodedrop.notifier.testing import History, numbered
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, consumer_configs, ensure_jetstream
 
 pytestmark = pytest.mark.integration
@@ -268,15 +268,15 @@ class FlakyStore(ProjectionStore):
 
 
 async def test_a_batch_that_fails_to_commit_is_retried_in_order(
-    projector_nats: NatsClient, publish: Any, pool: Any, db: Any
+    projector_log: JetStreamEventLog, publish: Any, pool: Any, db: Any
 ) -> None:
     history = one_partition()
     await publish(history)
     store = FlakyStore(pool, failures=3)  # partition 0's checkpoint
     projector = Projector(
-        projector_nats,
+        projector_log,
         store,
-        stream=Layout.from_env().stream(0),
+        partition=0,
         batch_size=8,
         max_backoff=0.05,
     )
@@ -427,7 +427,11 @@ async def test_a_crash_between_commit_and_ack_loses_nothing_and_duplicates_nothi
     first = DiesAfterCommit(db.pool)  # partition 0's checkpoint
     # The batch is exactly the ten events: it fills up long before its linger ends.
     crashed = Projector(
-        doomed, first, stream=Layout.from_env().stream(0), batch_size=10, linger_s=60
+        JetStreamEventLog(doomed, doomed.jetstream(), StreamSettings.from_env()),
+        first,
+        partition=0,
+        batch_size=10,
+        linger_s=60,
     )
     with pytest.raises(Crash):
         await asyncio.wait_for(crashed.run(asyncio.Event()), 10)

@@ -15,6 +15,8 @@ from nodedrop.contracts.routing import Layout
 from nodedrop.notifier.rebuild import drop_rebuilt_schemas, rebuild_and_compare
 from nodedrop.notifier.store import asyncpg_dsn
 from nodedrop.notifier.testing import History
+from nodedrop.platform.event_log import JetStreamEventLog
+from nodedrop.platform.jetstream import StreamSettings
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +68,9 @@ async def test_the_rebuilt_projection_is_identical_and_its_schema_dropped(
         last = await running.caught_up(events)
 
     report = await rebuild_and_compare(
-        events, migrated_database_url, batch_size=50, layout=Layout.from_env()
+        JetStreamEventLog.of_context(events, StreamSettings(layout=Layout.from_env())),
+        migrated_database_url,
+        batch_size=50,
     )
 
     comparison = report.comparison
@@ -100,7 +104,10 @@ async def test_rows_changed_added_or_removed_in_the_live_projection_are_named(
         "last_seq) VALUES ('ex-0000', 'extra', 9, 'succeeded', 1, false, 1)"
     )
 
-    report = await rebuild_and_compare(events, migrated_database_url, layout=Layout.from_env())
+    report = await rebuild_and_compare(
+        JetStreamEventLog.of_context(events, StreamSettings(layout=Layout.from_env())),
+        migrated_database_url,
+    )
 
     comparison = report.comparison
     assert not comparison.identical
@@ -123,7 +130,9 @@ async def test_keep_leaves_the_rebuilt_schema_for_inspection(
         await running.caught_up(events)
 
     report = await rebuild_and_compare(
-        events, migrated_database_url, keep=True, layout=Layout.from_env()
+        JetStreamEventLog.of_context(events, StreamSettings(layout=Layout.from_env())),
+        migrated_database_url,
+        keep=True,
     )
 
     assert report.kept
@@ -144,7 +153,10 @@ async def test_keep_leaves_the_rebuilt_schema_for_inspection(
 async def test_an_empty_projection_rebuilds_identical(
     events: JetStreamContext, migrated_database_url: str
 ) -> None:
-    report = await rebuild_and_compare(events, migrated_database_url, layout=Layout.from_env())
+    report = await rebuild_and_compare(
+        JetStreamEventLog.of_context(events, StreamSettings(layout=Layout.from_env())),
+        migrated_database_url,
+    )
     assert report.comparison.identical
     assert (report.executions, report.events, report.comparison.rows) == (0, 0, 0)
 

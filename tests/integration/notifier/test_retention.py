@@ -5,8 +5,7 @@ finished by the next one, and the projection still rebuilds identical from the p
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,8 +24,9 @@ from nodedrop.notifier.retention import (
     prune,
 )
 from nodedrop.notifier.settings import NotifierSettings
-from nodedrop.notifier.testing import History
+from nodedrop.notifier.testing import History, running
 from nodedrop.platform.datastore import DataStore
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream, events_stream_config
 
 pytestmark = pytest.mark.integration
@@ -129,7 +129,10 @@ async def test_only_executions_finished_before_the_cutoff_go_from_everywhere(
         for row in table
     )
     # The stream, with its holes, still folds into exactly the live projection...
-    rebuilt = await rebuild_and_compare(events, migrated_database_url, layout=Layout.from_env())
+    rebuilt = await rebuild_and_compare(
+        JetStreamEventLog.of_context(events, StreamSettings(layout=Layout.from_env())),
+        migrated_database_url,
+    )
     assert rebuilt.comparison.identical, [d.describe() for d in rebuilt.comparison.differences]
     # ... and a second run finds nothing more to do.
     again = await prune(events, pool, CUTOFF, layout=Layout.from_env())
@@ -234,17 +237,6 @@ async def test_a_fresh_projection_of_a_pruned_stream_skips_its_holes(
     assert await db.dump() == kept
 
 
-@contextlib.asynccontextmanager
-async def running(pruner: Pruner) -> AsyncIterator[asyncio.Task[None]]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(pruner.run(stop))
-    try:
-        yield task
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 5)
-
-
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
     for _ in range(int(within / 0.05)):
         if await check():
@@ -269,7 +261,7 @@ async def test_the_notifiers_pruner_runs_periodically_with_its_settings(
 
         return check
 
-    async with projector() as projecting, running(pruner):
+    async with projector() as projecting, running(pruner.run, within=5):
         await projecting.caught_up(events)
         await eventually(left("old-waiting", "recent"))
         assert pruner.last is not None
@@ -280,7 +272,7 @@ async def test_the_notifiers_pruner_runs_periodically_with_its_settings(
     assert await events_of(events, "recent") == 0
 
     off = Pruner(events, pool, RetentionSettings(days=0), layout=Layout.from_env())
-    async with running(off) as task:
+    async with running(off.run, within=5) as task:
         await asyncio.sleep(0.3)
         assert not task.done()  # waits for the stop, like the notifier's other tasks
     assert off.last is None

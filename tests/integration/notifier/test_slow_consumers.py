@@ -39,6 +39,7 @@ from nodedrop.notifier.rebuild import IncompleteReplayError, rebuild_and_compare
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name, create_pool
 from nodedrop.notifier.testing import History
 from nodedrop.notifier.websocket import create_app
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
 
 pytestmark = pytest.mark.integration
@@ -155,8 +156,10 @@ async def project(js: JetStreamContext, database_url: str, lasts: dict[str, int]
     pool = await create_pool(database_url)
     try:
         for stream, last in lasts.items():
-            store = ProjectionStore(pool, checkpoint_name(layout.streams.index(stream)))
-            await replay(js, store, stream=stream, through_seq=last)
+            partition = layout.streams.index(stream)
+            store = ProjectionStore(pool, checkpoint_name(partition))
+            log = JetStreamEventLog.of_context(js, StreamSettings(layout=layout))
+            await replay(log, store, partition=partition, through_seq=last)
     finally:
         await pool.close()
 
@@ -171,7 +174,10 @@ async def test_a_rebuild_of_large_events_by_a_busy_reader_is_read_whole_and_iden
 
     async with stalling(tight_nats_url, max_reconnect_attempts=2) as reader:
         report = await rebuild_and_compare(
-            reader.nc.jetstream(), migrated_database_url, layout=Layout.from_env()
+            JetStreamEventLog.of_context(
+                reader.nc.jetstream(), StreamSettings(layout=Layout.from_env())
+            ),
+            migrated_database_url,
         )
         dropped = reader.dropped
 
@@ -198,7 +204,10 @@ async def test_a_rebuild_that_cannot_read_everything_says_how_far_it_got(
         reader.nc.publish = lost_after_the_first  # type: ignore[method-assign]
         with pytest.raises(IncompleteReplayError) as raised:
             await rebuild_and_compare(
-                reader.nc.jetstream(), migrated_database_url, layout=Layout.from_env()
+                JetStreamEventLog.of_context(
+                    reader.nc.jetstream(), StreamSettings(layout=Layout.from_env())
+                ),
+                migrated_database_url,
             )
 
     error = raised.value
@@ -370,18 +379,19 @@ async def test_the_projector_catches_up_on_large_events_on_a_busy_loop_without_b
 ) -> None:
     # 75 events of 400 KB waiting (30 MB) when the projector starts.
     lasts = await record(tight, large(3, 25))
-    layout = Layout.from_env()
+    settings = StreamSettings.from_env()
+    layout = settings.layout
     pool = await create_pool(migrated_database_url)
     stop = asyncio.Event()
     try:
         async with stalling(tight_nats_url, max_reconnect_attempts=-1) as notifier:
             projectors = [
                 Projector(
-                    notifier.nc,
-                    ProjectionStore(pool, checkpoint_name(layout.streams.index(stream))),
-                    stream=stream,
+                    JetStreamEventLog(notifier.nc, notifier.nc.jetstream(), settings),
+                    ProjectionStore(pool, checkpoint_name(partition)),
+                    partition=partition,
                 )
-                for stream in lasts
+                for partition in (layout.streams.index(stream) for stream in lasts)
             ]
             tasks = [asyncio.create_task(projector.run(stop)) for projector in projectors]
             try:

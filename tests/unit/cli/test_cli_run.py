@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from tests.unit.cli.public_events import PublicHistory
 
 from nodedrop.cli import run
 from nodedrop.cli.render import ExecutionView
@@ -24,27 +25,20 @@ HELLO = {
 }
 
 
-def event(seq: int, kind: str, node: str | None = None, **data: Any) -> str:
-    return json.dumps(
-        {
-            "seq": seq,
-            "type": kind,
-            "time": "2026-11-26T10:00:00.000Z",
-            "execution_id": "ex1",
-            "node": node,
-            "attempt": 1 if node else None,
-            "data": data,
-        }
-    )
+def _events() -> list[str]:
+    h = PublicHistory()
+    h.requested(trigger="start")
+    h.queued(key="wf-1", limit=1)
+    h.started("start", "n")  # the last before the drop: sent again after it
+    for node in ("start", "n"):
+        h.ready(node)
+        h.node_started(node)
+        h.succeeded(node)
+    h.finished("succeeded")
+    return [json.dumps(public) for public in h.events]
 
 
-EVENTS = [
-    event(1, "ExecutionRequested", trigger="start"),
-    event(2, "ExecutionStarted", plan=["start", "n"]),
-    event(3, "NodeSucceeded", "start", output={"main": [{}]}),
-    event(5, "NodeSucceeded", "n", output={"main": [{}]}),
-    event(8, "ExecutionFinished", status="succeeded"),
-]
+EVENTS = _events()
 
 
 def test_input_is_json_or_a_file_and_one_object_becomes_a_list(tmp_path: Path) -> None:
@@ -135,7 +129,7 @@ async def test_follow_reconnects_after_the_last_seq(tmp_path: Path, notifier: Fa
     ]
     assert {auth for _, auth in fake.requests} == {"Bearer k"}
     assert view.status == "succeeded"
-    assert out.getvalue().count("start ") == 1  # the duplicate was not shown twice
+    assert out.getvalue().count("started") == 1  # the duplicate was not shown twice
     assert "reconnecting after seq 3" in err.getvalue()
 
 

@@ -69,8 +69,8 @@ def test_the_runner_limits_are_the_documented_ones() -> None:
 def test_the_api_and_notifier_limits_are_the_documented_ones() -> None:
     from nodedrop.api import definitions, offload
     from nodedrop.api.routes import executions, webhooks
-    from nodedrop.notifier import consumer, websocket
-    from nodedrop.platform import apikeys
+    from nodedrop.notifier import websocket
+    from nodedrop.platform import apikeys, notifier_consumer
 
     # "definitions validated in a worker thread | more than 200 nodes + connections";
     # "bodies decoded and checked in a worker thread | more than 64 KiB".
@@ -85,4 +85,4 @@ def test_the_api_and_notifier_limits_are_the_documented_ones() -> None:
     # "WebSocket client that takes no event | 30 s"; "notices kept per socket | one number ...;
     # events read in 4 MiB batches" (the one number: tests/integration/notifier).
     assert websocket.SEND_TIMEOUT_S == 30.0
-    assert consumer.PULL_MAX_BYTES == 4 * MIB
+    assert notifier_consumer.PULL_MAX_BYTES == 4 * MIB

@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from nodedrop.contracts import ids, routing
-from nodedrop.contracts.codec import EventDecodeError, decode, encode, to_public
+from nodedrop.contracts.codec import EventDecodeError, decode, encode, from_public, to_public
 from nodedrop.contracts.events import (
     EVENT_TYPES,
+    OUTCOMES_RECORDED_VERSION,
     SCHEDULER_ACTOR,
     ChildExecutionFinished,
     ChildExecutionStarted,
@@ -534,6 +536,7 @@ def test_public_shape_of_a_node_event() -> None:
         "node": "fetch",
         "attempt": 2,
         "event_id": f"{EXECUTION}.fetch.2.result",
+        "v": 1,
         "actor": None,
         "data": {
             "output": {
@@ -556,6 +559,7 @@ def test_public_shape_of_an_execution_event() -> None:
         "node": None,
         "attempt": None,
         "event_id": f"{EXECUTION}.finished",
+        "v": 1,
         "actor": None,
         "data": {"status": "failed", "error": {"type": "HttpServerError", "message": "503"}},
     }
@@ -609,8 +613,8 @@ def test_public_shape_of_every_event(events: dict[str, Event], name: str) -> Non
 
     public = to_public(event, seq=5)
 
-    # The contract's keys, plus event_id and actor (documented additions).
-    assert set(public) == CONTRACT_KEYS | {"event_id", "actor"}
+    # The contract's keys, plus event_id, v and actor (documented additions).
+    assert set(public) == CONTRACT_KEYS | {"event_id", "v", "actor"}
     assert (public["seq"], public["type"], public["execution_id"]) == (
         5,
         name,
@@ -623,8 +627,34 @@ def test_public_shape_of_every_event(events: dict[str, Event], name: str) -> Non
     envelope = {"event_id", "execution_id", "time", "v", "node", "attempt"}
     assert set(public["data"]) <= set(fields_of(event)) - envelope
     assert set(public["data"]) >= set(json.loads(encode(event))) - envelope - {"type"}
-    # Clients get plain JSON.
+    # Clients get plain JSON, and can decode it back into the event.
     assert json.loads(json.dumps(public)) == public
+    assert from_public(json.loads(json.dumps(public))) == event
+
+
+def test_a_public_event_keeps_its_schema_version() -> None:
+    started = ExecutionStarted(
+        event_id="e", execution_id=EXECUTION, time=T0, plan=["a"], v=OUTCOMES_RECORDED_VERSION
+    )
+    public = to_public(started, seq=2)
+    assert public["v"] == OUTCOMES_RECORDED_VERSION
+    assert from_public(public) == started
+    # An older server sent no `v`: version 1.
+    assert from_public({k: v for k, v in public.items() if k != "v"}).v == 1
+
+
+@pytest.mark.parametrize(
+    "public",
+    [
+        {"type": "NodeSomethingNew", "event_id": "e", "execution_id": "x", "data": {}},
+        {"type": "ExecutionFinished", "event_id": "e", "execution_id": "x", "data": None},
+        {"type": "ExecutionStarted", "event_id": "e", "execution_id": "x", "data": {}},
+    ],
+    ids=["unknown type", "no data", "missing field"],
+)
+def test_a_public_shape_that_is_no_event_is_refused(public: dict[str, Any]) -> None:
+    with pytest.raises(EventDecodeError):
+        from_public(public)
 
 
 # ------------------------------------------------------------------------------ stored samples

@@ -108,6 +108,8 @@ class Event(Answer):
     node: str | None = None
     attempt: int | None = None
     event_id: str | None = None
+    #: The event's schema version (1 from servers that did not send it).
+    v: int = 1
     actor: str | None = None
     data: dict[str, Any] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -41,8 +42,8 @@ def decode(data: bytes) -> AnyEvent:
 
 def to_public(event: Event, seq: int) -> dict[str, Any]:
     """``{"seq", "type", "time", "execution_id", "node", "attempt", "data"}`` for clients, plus
-    ``event_id`` and ``actor``: the user who caused the event (its ``requested_by``: a request or
-    a cancel), ``None`` for what the system did by itself."""
+    ``event_id``, the event's schema version ``v``, and ``actor``: the user who caused the event
+    (its ``requested_by``: a request or a cancel), ``None`` for what the system did by itself."""
     raw: dict[str, Any] = msgspec.to_builtins(event)
     return {
         "seq": seq,
@@ -52,9 +53,23 @@ def to_public(event: Event, seq: int) -> dict[str, Any]:
         "node": raw.get("node"),
         "attempt": raw.get("attempt"),
         "event_id": event.event_id,
+        "v": event.v,
         "actor": _actor(raw.get("requested_by")),
         "data": {k: v for k, v in raw.items() if k not in _ENVELOPE},
     }
+
+
+def from_public(public: Mapping[str, Any]) -> AnyEvent:
+    """The event :func:`to_public` made ``public`` from (a client of the API folds these);
+    :class:`EventDecodeError` if it is no event of this catalogue (a type newer than this
+    release, a field missing)."""
+    data = public.get("data")
+    if not isinstance(data, Mapping):
+        raise EventDecodeError("the event has no data object")
+    # Envelope fields an event does not have are null in the public shape (and left out here);
+    # a public shape without `v` (from an older server) is version 1.
+    envelope = {k: public[k] for k in _ENVELOPE if public.get(k) is not None}
+    return decode(_encoder.encode({**data, **envelope}))
 
 
 def _actor(requested_by: str | None) -> str | None:

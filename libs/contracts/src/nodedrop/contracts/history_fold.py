@@ -3,8 +3,9 @@ error, and the execution's status, from its events in stream order. Pure code.
 
 Every reader of a history reads it through this module: the notifier's projection (row by row,
 :func:`apply_to_execution` and :func:`apply_to_node`), api reruns, the runner's check of an old
-task and the ``nodedrop`` command (whole histories, :func:`fold_history`). None of them judges
-anything itself: what the scheduler decided is in the history.
+task and ``nodedrop audit`` (whole histories, :func:`fold_history`), and ``nodedrop run``'s live
+view (event by event, :func:`evolve`). None of them judges anything itself: what the scheduler
+decided is in the history.
 
 - A runner's result counts only for the node's current attempt while that attempt is queued or
   running (the first result wins); an output that stands in for a run (pinned, or reused by a

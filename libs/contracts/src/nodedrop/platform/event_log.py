@@ -5,6 +5,8 @@ A log records events (each id once), under a partition's fence when asked; reads
 execution's history; scans a partition for the executions with an event of a type; and serves
 a partition's inputs through named consumers, whose deliveries are acknowledged one by one
 (:class:`Delivery`, shaped as nats-py's ``Msg`` so the adapter hands those over unwrapped).
+The notifier's projectors read a partition through the narrower :class:`ProjectionLog`, which
+the same classes implement.
 An in-memory log with the same behaviour is
 :class:`nodedrop.platform.testing.event_log.MemoryEventLog`.
 """
@@ -12,21 +14,33 @@ An in-memory log with the same behaviour is
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+import json
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
+import nats.errors
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
+from nodedrop.contracts import subjects
 from nodedrop.contracts.events import AnyEvent, Event
-from nodedrop.contracts.routing import Layout, events_of_type, execution_id_of, execution_subject
+from nodedrop.contracts.routing import (
+    Layout,
+    all_events,
+    events_of_type,
+    execution_id_of,
+    execution_subject,
+)
 from nodedrop.platform.bus import EventPublisher
-from nodedrop.platform.history import read_batches, read_execution
+from nodedrop.platform.history import IncompleteReadError, read_batches, read_execution
 from nodedrop.platform.jetstream import StreamSettings, scheduler_consumer_config
+from nodedrop.platform.notifier_consumer import PULL_MAX_BYTES, rewind_consumer
+from nodedrop.platform.pull import PullConsumer
 from nodedrop.platform.pullgroup import PullGroup
 
 
@@ -44,6 +58,16 @@ class DeliveryInfo(Protocol):
 
     @property
     def stream(self) -> str: ...
+
+    @property
+    def num_pending(self) -> int:
+        """How many messages the consumer had still to deliver after this one."""
+        ...
+
+    @property
+    def timestamp(self) -> datetime:
+        """When the message was stored."""
+        ...
 
 
 class Delivery(Protocol):
@@ -87,6 +111,60 @@ class InputFeed(Protocol):
         """End a :meth:`next_batch` waiting now, with what is there (maybe nothing)."""
 
     async def stop(self) -> None: ...
+
+
+class ProjectionFeed(Protocol):
+    """A partition's events as the notifier's consumer delivers them, in stream order."""
+
+    async def next_batch(self, limit: int, wait_s: float | None) -> Sequence[Delivery]:
+        """Up to ``limit`` deliveries waiting now, or the first to come within ``wait_s``
+        (None: as long as it takes); maybe none."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as stored in a partition, read without a consumer's state."""
+
+    seq: int
+    subject: str
+    data: bytes
+
+
+class ProjectionLog(Protocol):
+    """What a projector reads a partition through: the notifier's consumer (ack policy
+    ``all``: acknowledging a delivery acknowledges every one before it), placed at its
+    checkpoint; the holes in the stream; and where a committed batch's finished executions are
+    announced."""
+
+    @property
+    def layout(self) -> Layout: ...
+
+    async def open_projection(
+        self, partition: int, after_seq: int, capacity: int
+    ) -> ProjectionFeed:
+        """Read ``partition``'s events from ``after_seq + 1`` on, with ``capacity`` deliveries
+        of credit (the consumer is moved there unless it stands there already)."""
+        ...
+
+    async def first_event_from(self, partition: int, seq: int) -> int | None:
+        """The sequence of the first event still stored at or after ``seq`` (pruned executions
+        and aged-out events leave holes); None if there is none."""
+        ...
+
+    async def announce_projected(self, partition: int, execution_ids: Sequence[str]) -> None:
+        """Tell whoever waits (the api's requests) that these executions' ends are projected."""
+        ...
+
+    def read_partition(
+        self, partition: int, after_seq: int, batch_size: int
+    ) -> AsyncIterator[Sequence[StoredMessage]]:
+        """Batches of ``partition``'s events stored after ``after_seq``, in stream order, up to
+        what is stored when the read starts (a rebuild's read: nothing acknowledged). Raises
+        :class:`~nodedrop.platform.history.IncompleteReadError` when it cannot read on."""
+        ...
 
 
 class Watching(Protocol):
@@ -185,6 +263,13 @@ class JetStreamEventLog:
         self._layout = self._settings.layout
         self.publisher = EventPublisher(js, self._layout)
 
+    @classmethod
+    def of_context(
+        cls, js: JetStreamContext, settings: StreamSettings | None = None
+    ) -> JetStreamEventLog:
+        """The log over ``js`` and the connection it publishes with."""
+        return cls(js._nc, js, settings)  # nats-py exposes no accessor for it
+
     @property
     def layout(self) -> Layout:
         return self._layout
@@ -275,6 +360,59 @@ class JetStreamEventLog:
 
     def input_feed(self, capacity: int) -> InputFeed:
         return PullGroup(self._nc, "", capacity=capacity)
+
+    async def open_projection(
+        self, partition: int, after_seq: int, capacity: int
+    ) -> ProjectionFeed:
+        stream = self._layout.stream(partition)
+        # The consumer's info and the pulls go over the same connection: the server then sees
+        # an earlier feed's inbox unsubscribed before the info a rewind decides on.
+        await rewind_consumer(self._js, stream, after_seq, self._settings)
+        consumer = PullConsumer(
+            self._nc,
+            stream,
+            subjects.NOTIFIER_CONSUMER,
+            capacity=capacity,
+            max_bytes=PULL_MAX_BYTES,
+        )
+        await consumer.start()
+        return consumer
+
+    async def first_event_from(self, partition: int, seq: int) -> int | None:
+        stream = self._layout.stream(partition)
+        try:
+            msg = await self._js.get_msg(stream, seq=seq, subject=all_events(), next=True)
+        except NotFoundError:
+            return None
+        return msg.seq
+
+    async def announce_projected(self, partition: int, execution_ids: Sequence[str]) -> None:
+        subject = subjects.projected_finished_subject(partition)
+        await self._nc.publish(subject, json.dumps(list(execution_ids)).encode())
+
+    async def read_partition(
+        self, partition: int, after_seq: int, batch_size: int
+    ) -> AsyncIterator[Sequence[StoredMessage]]:
+        stream = self._layout.stream(partition)
+        last = after_seq
+        batches = read_batches(
+            self._js,
+            stream=stream,
+            filter_subject=all_events(),
+            after_seq=after_seq,
+            batch_size=batch_size,
+            description=f"read of partition {partition} after seq {after_seq}",
+        )
+        try:
+            async with contextlib.aclosing(batches):
+                async for batch in batches:
+                    yield [
+                        StoredMessage(m.metadata.sequence.stream, m.subject, m.data) for m in batch
+                    ]
+                    last = batch[-1].metadata.sequence.stream
+        except (nats.errors.Error, TimeoutError, OSError) as error:
+            # The connection lost for good, the server not answering: how far the read got.
+            raise IncompleteReadError(stream, last, str(error) or type(error).__name__) from error
 
 
 class _Subscriptions:

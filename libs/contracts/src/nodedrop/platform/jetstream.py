@@ -173,7 +173,7 @@ def consumer_configs(settings: StreamSettings, *, fresh_stream: bool) -> list[Co
             deliver_policy=DeliverPolicy.ALL,
             # The notifier's checkpoint in PostgreSQL is the truth, and it acks only the last
             # message of a committed batch. Not editable in place: the notifier recreates its
-            # consumer when this differs (notifier/consumer.py, rewind_consumer).
+            # consumer when this differs (platform/notifier_consumer.py, rewind_consumer).
             ack_policy=AckPolicy.ALL,
             ack_wait=60.0,
             max_ack_pending=50_000,

@@ -160,6 +160,8 @@ class PublicEvent(BaseModel):
     node: str | None
     attempt: int | None
     event_id: str
+    #: The event's schema version (a history's reader needs its ``ExecutionStarted``'s).
+    v: int = 1
     #: The user who caused the event (a request, a cancel); None for the system's own events.
     actor: str | None = None
     data: dict[str, Any]

@@ -22,28 +22,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
-import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from nats.aio.client import Client as NatsClient
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError
-
-from nodedrop.contracts import codec, subjects
+from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent, ExecutionFinished
-from nodedrop.contracts.routing import all_events
-from nodedrop.notifier.store import ProjectionStore
-from nodedrop.platform.jetstream import StreamSettings, consumer_configs
+from nodedrop.platform.event_log import Delivery, ProjectionFeed, ProjectionLog
 from nodedrop.platform.metrics import PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS
-from nodedrop.platform.pull import PullConsumer
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +40,20 @@ T = TypeVar("T")
 
 #: At 200 one-node executions/s (1,200 events/s) a batch of 20 ms holds ~25 events instead of 1-3.
 DEFAULT_LINGER_S = 0.02
-#: Bytes one pull request of the projector asks for at most (and at least the largest message).
-PULL_MAX_BYTES = 4 * 1024 * 1024
-#: Fields of the consumer's configuration that say where it starts; a rewind sets them.
-_POSITION_FIELDS = frozenset({"deliver_policy", "opt_start_seq", "opt_start_time"})
+
+
+class Projection(Protocol):
+    """Where a projector writes: :class:`nodedrop.notifier.store.ProjectionStore` (PostgreSQL),
+    or :class:`nodedrop.notifier.testing.MemoryProjection` in unit tests."""
+
+    async def checkpoint(self) -> int:
+        """The last stream sequence applied (0 before the first batch)."""
+        ...
+
+    async def apply(self, events: Sequence[tuple[int, AnyEvent]], through_seq: int) -> int:
+        """Project ``events`` and move the checkpoint to ``through_seq``, in one commit,
+        skipping what the checkpoint covers; how many events were applied."""
+        ...
 
 
 class _RewindError(Exception):
@@ -71,34 +70,31 @@ class Projector:
 
     def __init__(
         self,
-        nc: NatsClient,
-        store: ProjectionStore,
+        events: ProjectionLog,
+        store: Projection,
         *,
-        stream: str,
+        partition: int,
         batch_size: int = 500,
         linger_s: float = DEFAULT_LINGER_S,
         max_backoff: float = 5.0,
-        partition: int | None = None,
-        finished_subject: str | None = None,
+        announce: bool = False,
     ) -> None:
-        # One connection for the pull requests and the JetStream API: the server then sees an
-        # unsubscribed inbox before the consumer info a rewind decides on.
-        self._nc = nc
-        self._js = nc.jetstream()
+        self._events = events
         self._store = store
-        self.stream = stream
+        self.partition = partition
+        self.stream = events.layout.stream(partition)
         self._batch_size = batch_size
         #: How long a batch keeps collecting after its first event (fewer, larger transactions).
         self._linger_s = linger_s
         self._max_backoff = max_backoff
-        #: Where the ids of the executions a committed batch finished are announced (core NATS),
-        #: for the api's waiting requests; None announces nothing.
-        self._finished_subject = finished_subject
+        #: Whether the ids of the executions a committed batch finished are announced, for the
+        #: api's waiting requests.
+        self._announce = announce
         self._advanced = asyncio.Condition()
         #: The last stream sequence committed to PostgreSQL.
         self.checkpoint = 0
-        #: The ``partition`` label of the lag metrics (the stream's name when not given).
-        self._lag_label = self.stream if partition is None else str(partition)
+        #: The ``partition`` label of the lag metrics.
+        self._lag_label = str(partition)
 
     async def wait_for(self, seq: int) -> None:
         """Return once everything up to stream sequence ``seq`` is projected."""
@@ -107,7 +103,7 @@ class Projector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Project until ``stop`` is set. Failures are logged and retried, never raised."""
-        consumer: PullConsumer | None = None
+        consumer: ProjectionFeed | None = None
         stopping = asyncio.create_task(stop.wait())
         try:
             self.checkpoint = await self._until_done(self._store.checkpoint, stop)
@@ -147,7 +143,9 @@ class Projector:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
 
-    async def _next_batch(self, consumer: PullConsumer, stopping: asyncio.Task[Any]) -> list[Msg]:
+    async def _next_batch(
+        self, consumer: ProjectionFeed, stopping: asyncio.Task[Any]
+    ) -> list[Delivery]:
         """The next batch, or nothing once stop is requested (without waiting out the linger).
         Anything taken and not committed stays unacked; the next start rewinds to it."""
         collect = asyncio.ensure_future(self._collect(consumer))
@@ -159,8 +157,8 @@ class Projector:
             await collect
         return []
 
-    async def _collect(self, consumer: PullConsumer) -> list[Msg]:
-        batch = await consumer.next_batch(self._batch_size, None)
+    async def _collect(self, consumer: ProjectionFeed) -> list[Delivery]:
+        batch = list(await consumer.next_batch(self._batch_size, None))
         if not batch or self._linger_s <= 0:
             return batch
         loop = asyncio.get_running_loop()
@@ -169,24 +167,15 @@ class Projector:
             batch += await consumer.next_batch(self._batch_size - len(batch), left)
         return batch
 
-    async def _bind(self) -> PullConsumer:
-        await rewind_consumer(self._js, self.stream, self.checkpoint)
-        consumer = PullConsumer(
-            self._nc,
-            self.stream,
-            subjects.NOTIFIER_CONSUMER,
-            capacity=2 * self._batch_size,
-            # Large events must not put more on the wire than the server holds for a client
-            # (it drops a slow consumer, and everything else on this connection with it).
-            max_bytes=PULL_MAX_BYTES,
+    async def _bind(self) -> ProjectionFeed:
+        return await self._events.open_projection(
+            self.partition, self.checkpoint, capacity=2 * self._batch_size
         )
-        await consumer.start()
-        return consumer
 
-    async def _project(self, msgs: Sequence[Msg], stop: asyncio.Event) -> None:
-        fresh: dict[int, Msg] = {}
-        done: list[Msg] = []
-        broken: list[Msg] = []
+    async def _project(self, msgs: Sequence[Delivery], stop: asyncio.Event) -> None:
+        fresh: dict[int, Delivery] = {}
+        done: list[Delivery] = []
+        broken: list[Delivery] = []
         for msg in msgs:
             seq = msg.metadata.sequence.stream
             if seq <= self.checkpoint:
@@ -218,7 +207,7 @@ class Projector:
             await self._announce_finished(events)
         await _settle(done=[*done, *broken], term=broken)
 
-    def _observe_lag(self, newest: Msg) -> None:
+    def _observe_lag(self, newest: Delivery) -> None:
         """The projection's lag once a batch is committed: the events stored after its newest
         (the consumer's pending count, as the server gave it with that event) and how old that
         event then was. A stalled projector stops updating these: the sampled pending count of
@@ -230,13 +219,13 @@ class Projector:
 
     async def _announce_finished(self, events: Sequence[tuple[int, AnyEvent]]) -> None:
         """Tell the api which executions the committed batch ended (their rows now say so)."""
-        if self._finished_subject is None:
+        if not self._announce:
             return
         finished = [e.execution_id for _, e in events if isinstance(e, ExecutionFinished)]
         if not finished:
             return
         try:
-            await self._nc.publish(self._finished_subject, json.dumps(finished).encode())
+            await self._events.announce_projected(self.partition, finished)
         except Exception:
             # Best effort: a waiting request then answers when its wait runs out.
             log.warning("announcing finished executions failed", exc_info=True)
@@ -253,17 +242,14 @@ class Projector:
 
     async def _first_stored_from(self, seq: int) -> int:
         """The sequence of the first event still in the stream at or after ``seq``."""
-        try:
-            msg = await self._js.get_msg(self.stream, seq=seq, subject=all_events(), next=True)
-        except NotFoundError:
-            return sys.maxsize  # Nothing from there on: the events went while we looked.
-        return msg.seq or sys.maxsize
+        first = await self._events.first_event_from(self.partition, seq)
+        return sys.maxsize if first is None else first  # None: the events went while we looked
 
     async def _until_done(
         self,
         attempt: Callable[[], Awaitable[T]],
         stop: asyncio.Event,
-        keep_alive: Iterable[Msg] = (),
+        keep_alive: Iterable[Delivery] = (),
     ) -> T:
         """Run ``attempt`` until it succeeds (the database may be restarting)."""
         backoff = _Backoff(self._max_backoff)
@@ -278,63 +264,6 @@ class Projector:
                 for msg in keep_alive:
                     await msg.in_progress()
             await _sleep_unless(stop, backoff.next())
-
-
-async def rewind_consumer(js: JetStreamContext, stream: str, checkpoint: int) -> None:
-    """Make the durable consumer deliver from ``checkpoint + 1`` with the canonical settings,
-    unless it stands there with them already.
-
-    Neither a consumer's start nor its ack policy can be changed in place: it is deleted and
-    created again with the canonical configuration, starting at the checkpoint. So a consumer
-    created by an older release (acks one by one) is migrated at the notifier's next start.
-    """
-    config = _notifier_consumer_config(checkpoint + 1)
-    try:
-        info = await js.consumer_info(stream, subjects.NOTIFIER_CONSUMER)
-    except NotFoundError:
-        info = None
-    if info is not None:
-        if outdated := _differing_settings(info.config, config):
-            log.info("recreating consumer %s at the checkpoint %d: %s differ from the canonical",
-                     subjects.NOTIFIER_CONSUMER, checkpoint, ", ".join(outdated))  # fmt: skip
-        elif info.delivered is not None and info.delivered.stream_seq == checkpoint:
-            return
-        elif info.delivered is not None:
-            log.info("rewinding consumer %s from %d to the checkpoint %d",
-                     subjects.NOTIFIER_CONSUMER, info.delivered.stream_seq, checkpoint)  # fmt: skip
-    for attempt in range(3):
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(stream, subjects.NOTIFIER_CONSUMER)
-        try:
-            await js.add_consumer(stream, config)
-            return
-        except Exception:
-            # Another service's ensure_jetstream may have recreated it in between: go again.
-            if attempt == 2:
-                raise
-
-
-def _differing_settings(live: ConsumerConfig, wanted: ConsumerConfig) -> list[str]:
-    """The settings ``wanted`` names (other than where it starts) that ``live`` does not have."""
-    return [
-        field.name
-        for field in dataclasses.fields(wanted)
-        if field.name not in _POSITION_FIELDS
-        and (value := getattr(wanted, field.name)) is not None
-        and getattr(live, field.name) != value
-    ]
-
-
-def _notifier_consumer_config(start_seq: int) -> ConsumerConfig:
-    settings = StreamSettings()
-    (config,) = [
-        c
-        for c in consumer_configs(settings, fresh_stream=True)
-        if c.durable_name == subjects.NOTIFIER_CONSUMER
-    ]
-    config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-    config.opt_start_seq = start_seq
-    return config
 
 
 class _Backoff:
@@ -357,7 +286,7 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _settle(*, done: Sequence[Msg], term: Sequence[Msg] = ()) -> None:
+async def _settle(*, done: Sequence[Delivery], term: Sequence[Delivery] = ()) -> None:
     """Acknowledge a committed batch: ``term`` the messages that did not decode (an advisory
     names each), then ack the last of ``done``, which under the ``all`` ack policy acknowledges
     every message up to it."""

@@ -21,6 +21,7 @@ from nodedrop.notifier.store import create_pool
 from nodedrop.notifier.websocket import create_app
 from nodedrop.platform import eventloop, natsconnect
 from nodedrop.platform.consumerlag import ConsumerLag, Sampled
+from nodedrop.platform.event_log import JetStreamEventLog
 from nodedrop.platform.jetstream import ensure_jetstream
 from nodedrop.platform.lease_store import open_leases
 from nodedrop.platform.leases import PartitionLeases
@@ -60,7 +61,11 @@ async def serve(settings: NotifierSettings, stop: asyncio.Event | None = None) -
         await ensure_jetstream(js, streams)
         pool = await create_pool(settings.database_url)
         try:
-            projectors = Projectors(nc, pool, streams.layout, linger_s=settings.linger_s)
+            # The projectors' pulls and consumer info share this one connection (a rewind then
+            # sees an earlier feed's inbox unsubscribed).
+            projectors = Projectors(
+                JetStreamEventLog(nc, js, streams), pool, linger_s=settings.linger_s
+            )
             lease_s = settings.lease_s
             leases = PartitionLeases(
                 await open_leases(js, lease_s, streams.replicas),

@@ -14,22 +14,18 @@ import contextlib
 import logging
 from typing import Any
 
-from nats.aio.client import Client as NatsClient
-
-from nodedrop.contracts import subjects
-from nodedrop.contracts.routing import Layout
 from nodedrop.notifier.consumer import Projector
 from nodedrop.notifier.store import ProjectionStore, checkpoint_name
+from nodedrop.platform.event_log import ProjectionLog
 from nodedrop.platform.metrics import PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS
 
 log = logging.getLogger(__name__)
 
 
 class Projectors:
-    def __init__(self, nc: NatsClient, pool: Any, layout: Layout, *, linger_s: float) -> None:
-        self._nc = nc
+    def __init__(self, events: ProjectionLog, pool: Any, *, linger_s: float) -> None:
+        self._events = events
         self._pool = pool
-        self._layout = layout
         self._linger_s = linger_s
         self._running: dict[int, tuple[asyncio.Event, asyncio.Task[None]]] = {}
 
@@ -39,12 +35,11 @@ class Projectors:
 
     def projector(self, partition: int) -> Projector:
         return Projector(
-            self._nc,
+            self._events,
             ProjectionStore(self._pool, checkpoint_name(partition)),
-            stream=self._layout.stream(partition),
-            linger_s=self._linger_s,
             partition=partition,
-            finished_subject=subjects.projected_finished_subject(partition),
+            linger_s=self._linger_s,
+            announce=True,
         )
 
     async def take(self, partition: int) -> None:

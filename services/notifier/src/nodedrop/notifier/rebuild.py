@@ -22,21 +22,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
-import nats.errors
-from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from nodedrop.contracts import codec
 from nodedrop.contracts.events import AnyEvent
-from nodedrop.contracts.routing import Layout, all_events
 from nodedrop.notifier.canonical import PROJECTION_TABLES, Comparison, compare, ident
+from nodedrop.notifier.consumer import Projection
 from nodedrop.notifier.store import ProjectionStore, asyncpg_dsn, checkpoint_name
-from nodedrop.platform.history import IncompleteReadError, read_batches
+from nodedrop.platform.event_log import ProjectionLog, StoredMessage
+from nodedrop.platform.history import IncompleteReadError
 
 log = logging.getLogger(__name__)
 
@@ -70,16 +69,16 @@ class RebuildReport:
 
 
 async def rebuild_and_compare(
-    js: JetStreamContext,
+    events_log: ProjectionLog,
     database_url: str,
     *,
     keep: bool = False,
     batch_size: int = 1000,
     max_differences: int = 20,
-    layout: Layout | None = None,
 ) -> RebuildReport:
-    """Rebuild into a fresh schema and compare with the live projection (see the module)."""
-    layout = layout or Layout()
+    """Rebuild into a fresh schema and compare with the live projection (see the module), from
+    the partitions of ``events_log``'s layout."""
+    layout = events_log.layout
     dsn = asyncpg_dsn(database_url)
     live = await asyncpg.connect(dsn)
     schema = new_schema_name()
@@ -95,7 +94,7 @@ async def rebuild_and_compare(
             async with live.transaction(isolation="repeatable_read", readonly=True):
                 events = 0
                 checkpoints = 0
-                for partition, stream in enumerate(layout.streams):
+                for partition in range(layout.partitions):
                     name = checkpoint_name(partition)
                     checkpoint = await live.fetchval(
                         f"SELECT last_seq FROM {ident(live_schema)}.projection_checkpoints "
@@ -107,7 +106,11 @@ async def rebuild_and_compare(
                     checkpoints += checkpoint
                     store = ProjectionStore(rebuilt_pool, name)
                     events += await replay(
-                        js, store, stream=stream, through_seq=checkpoint, batch_size=batch_size
+                        events_log,
+                        store,
+                        partition=partition,
+                        through_seq=checkpoint,
+                        batch_size=batch_size,
                     )
                     # Exactly the live checkpoint, even if its last events were pruned since.
                     await store.apply([], checkpoint)
@@ -180,15 +183,15 @@ async def drop_rebuilt_schemas(database_url: str) -> list[str]:
 
 
 async def replay(
-    js: JetStreamContext,
-    store: ProjectionStore,
+    events_log: ProjectionLog,
+    store: Projection,
     *,
-    stream: str,
+    partition: int,
     through_seq: int,
     after_seq: int = 0,
     batch_size: int = 1000,
 ) -> int:
-    """Project every event of ``stream`` in ``(after_seq, through_seq]`` into ``store``, in
+    """Project every event of ``partition`` in ``(after_seq, through_seq]`` into ``store``, in
     stream order and in batches, as the live projector does. Returns the events applied.
 
     Sequences missing from the stream (pruned executions, or aged out) are simply not there; a
@@ -201,20 +204,13 @@ async def replay(
     batches: asyncio.Queue[tuple[list[tuple[int, AnyEvent]], int] | None] = asyncio.Queue(2)
 
     async def read() -> None:
-        msgs = read_batches(
-            js,
-            stream=stream,
-            filter_subject=all_events(),
-            after_seq=after_seq,
-            batch_size=batch_size,
-            description="nodedrop projections rebuild",
-        )
-        async with contextlib.aclosing(msgs):
+        msgs = events_log.read_partition(partition, after_seq, batch_size)
+        async with contextlib.aclosing(msgs):  # type: ignore[type-var]  # an async generator
             async for batch in msgs:
                 events, last = _decoded(batch, through_seq)
                 if last:
                     await batches.put((events, last))
-                if batch[-1].metadata.sequence.stream >= through_seq:
+                if batch[-1].seq >= through_seq:
                     break
         await batches.put(None)
 
@@ -225,8 +221,9 @@ async def replay(
         while (item := await _next(batches, reader)) is not None:
             events, last = item
             applied += await store.apply(events, last)
-    except (nats.errors.Error, IncompleteReadError, TimeoutError, OSError) as error:
+    except (IncompleteReadError, TimeoutError, OSError) as error:
         why = str(error) or type(error).__name__
+        stream = events_log.layout.stream(partition)
         raise IncompleteReplayError(stream, last, through_seq, applied, why) from error
     finally:
         reader.cancel()
@@ -248,12 +245,14 @@ async def _next(
     raise RuntimeError("the stream reader stopped early")  # pragma: no cover
 
 
-def _decoded(msgs: list[Msg], through_seq: int) -> tuple[list[tuple[int, AnyEvent]], int]:
+def _decoded(
+    msgs: Sequence[StoredMessage], through_seq: int
+) -> tuple[list[tuple[int, AnyEvent]], int]:
     """The decodable events of ``msgs`` up to ``through_seq``, and the last sequence taken."""
     events: list[tuple[int, AnyEvent]] = []
     last = 0
     for msg in msgs:
-        seq = msg.metadata.sequence.stream
+        seq = msg.seq
         if seq > through_seq:
             break
         last = seq

@@ -1,12 +1,15 @@
 """Test support shipped with the service: build the event history of an execution the way the
-scheduler and the runners record it, with deterministic ids and times.
+scheduler and the runners record it, with deterministic ids and times; and a projection kept in
+memory (:class:`MemoryProjection`) for running the projector in unit tests.
 
 Used by the notifier's unit and integration tests and by its benchmark; no I/O here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,8 +38,59 @@ from nodedrop.contracts.events import (
 )
 from nodedrop.contracts.failures import FailurePolicy, failure_outcome, policies_in
 from nodedrop.contracts.items import PortItems
+from nodedrop.notifier.projection import ExecutionRecord, LogLine, NodeKey, NodeRecord, fold
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+
+
+class MemoryProjection:
+    """The projection tables as dictionaries, folded with the real :func:`fold` and written
+    with the rules of :class:`~nodedrop.notifier.store.ProjectionStore`: a batch and its
+    checkpoint at once, events the checkpoint covers skipped, log lines unique."""
+
+    def __init__(self) -> None:
+        self.last_seq = 0
+        self.executions: dict[str, ExecutionRecord] = {}
+        self.nodes: dict[NodeKey, NodeRecord] = {}
+        self.logs: dict[tuple[str, int, int], LogLine] = {}
+        #: Sequences of the events each commit applied.
+        self.commits: list[list[int]] = []
+        #: How many of the next commits fail (as while the database restarts).
+        self.failures = 0
+
+    async def checkpoint(self) -> int:
+        return self.last_seq
+
+    async def apply(self, events: Sequence[tuple[int, AnyEvent]], through_seq: int) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database restarting")
+        if through_seq <= self.last_seq:
+            return 0
+        fresh = [(seq, event) for seq, event in events if seq > self.last_seq]
+        changes = fold(fresh, self.executions, self.nodes)
+        self.executions.update(changes.executions)
+        self.nodes.update(changes.nodes)
+        for line in changes.logs:
+            self.logs.setdefault((line.execution_id, line.seq, line.line), line)
+        self.last_seq = through_seq
+        self.commits.append([seq for seq, _ in fresh])
+        return len(fresh)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    loop: Callable[[asyncio.Event], Coroutine[Any, Any, None]], *, within: float = 10.0
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a service loop (``loop(stop)``: a projector's, the pruner's) for the block; then stop
+    it and wait up to ``within`` seconds for it to end."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(loop(stop))
+    try:
+        yield task
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, within)
 
 
 def numbered(events: Iterable[AnyEvent], start: int = 1) -> list[tuple[int, AnyEvent]]:
@@ -102,6 +156,18 @@ class History:
                 rerun_of=rerun_of,
             )
         )
+
+    @classmethod
+    def one_node_succeeded(cls, execution_id: str = "ex1") -> History:
+        """A whole execution whose trigger ``start`` ran and succeeded (six events)."""
+        history = cls(execution_id)
+        history.requested()
+        history.started(["start"])
+        history.ready("start")
+        history.node_started("start")
+        history.succeeded("start")
+        history.finished("succeeded")
+        return history
 
     def queued(self, scope: str = "workflow", key: str = "wf-1", limit: int = 1) -> AnyEvent:
         return self._add(

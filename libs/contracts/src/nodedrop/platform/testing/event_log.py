@@ -13,19 +13,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from nodedrop.contracts import codec
-from nodedrop.contracts.events import INPUT_EVENT_TYPES, AnyEvent, Event
+from nodedrop.contracts import codec, subjects
+from nodedrop.contracts.events import EVENT_TYPES, INPUT_EVENT_TYPES, AnyEvent, Event
 from nodedrop.contracts.routing import Layout, event_subject, execution_id_of
 from nodedrop.platform.bus import FencedError, PublishError
-from nodedrop.platform.event_log import Fence, OnEvent, Watching
+from nodedrop.platform.event_log import Fence, OnEvent, StoredMessage, Watching
 from nodedrop.platform.waiting import event_set
 
 #: JetStream's ``max_deliver`` and ack wait of the scheduler consumers by default.
 MAX_DELIVER = 10
 SCHEDULER_ACK_WAIT_S = 30.0
+#: The notifier consumer's ack wait (it has no ``max_deliver``).
+NOTIFIER_ACK_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class _Stored:
     execution_id: str | None
     #: The event as it was stored (what a test reads; readers through the port decode).
     event: Event | None
+    stored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 @dataclass
@@ -62,6 +66,8 @@ class _Info:
     sequence: _Sequence
     num_delivered: int
     stream: str
+    num_pending: int
+    timestamp: datetime
 
 
 class MemoryDelivery:
@@ -69,11 +75,17 @@ class MemoryDelivery:
         self._consumer = consumer
         self.data = stored.data
         self.subject = stored.subject
-        self.metadata = _Info(_Sequence(stored.seq), delivered, consumer.stream)
+        self.metadata = _Info(
+            _Sequence(stored.seq),
+            delivered,
+            consumer.stream,
+            consumer.undelivered_after(stored.seq),
+            stored.stored_at,
+        )
         self.seq = stored.seq
 
     async def ack(self) -> None:
-        self._consumer.settle(self.seq)
+        self._consumer.acknowledge(self.seq)
 
     async def term(self) -> None:
         self._consumer.settle(self.seq)
@@ -99,7 +111,8 @@ class MemoryConsumer:
         *,
         kinds: Iterable[type[Event]] = INPUT_EVENT_TYPES,
         ack_wait_s: float = SCHEDULER_ACK_WAIT_S,
-        max_deliver: int = MAX_DELIVER,
+        max_deliver: int | None = MAX_DELIVER,
+        ack_all: bool = False,
     ) -> None:
         self.log = log
         self.partition = partition
@@ -108,6 +121,8 @@ class MemoryConsumer:
         self.kinds = {t.__name__ for t in kinds}
         self.ack_wait_s = ack_wait_s
         self.max_deliver = max_deliver
+        #: Ack policy ``all``: an ack settles every delivery up to it (the notifier's).
+        self.ack_all = ack_all
         #: When each delivery not settled yet goes to someone else.
         self.deadlines: dict[int, float] = {}
         #: Just after the last input delivered (or where the consumer starts).
@@ -123,6 +138,14 @@ class MemoryConsumer:
             self.pending.pop(seq, None)
             self.again.pop(seq, None)
             self.deadlines.pop(seq, None)
+
+    def acknowledge(self, seq: int) -> None:
+        for settled in [s for s in self.pending if s <= seq] if self.ack_all else [seq]:
+            self.settle(settled)
+
+    def undelivered_after(self, seq: int) -> int:
+        messages = self.log.partition(self.partition).messages
+        return sum(1 for m in messages[seq:] if m.kind in self.kinds)
 
     def touch(self, seq: int) -> None:
         if not self.deleted and seq in self.deadlines:
@@ -153,7 +176,7 @@ class MemoryConsumer:
             if len(taken) >= limit:
                 break
             del self.again[seq]
-            if self.deliveries[seq] >= self.max_deliver:
+            if self.max_deliver is not None and self.deliveries[seq] >= self.max_deliver:
                 self.pending.pop(seq)  # JetStream stops there (and advises a dead letter)
                 continue
             taken.append(self._deliver(self.pending[seq]))
@@ -187,11 +210,12 @@ class MemoryConsumer:
 
 
 class MemoryFeed:
-    """:class:`~nodedrop.platform.event_log.InputFeed` over a memory log's consumers."""
+    """:class:`~nodedrop.platform.event_log.InputFeed` over a memory log's consumers (and a
+    :class:`~nodedrop.platform.event_log.ProjectionFeed` over one)."""
 
-    def __init__(self, log: MemoryEventLog) -> None:
+    def __init__(self, log: MemoryEventLog, members: Mapping[str, str] | None = None) -> None:
         self._log = log
-        self._members: dict[str, str] = {}
+        self._members: dict[str, str] = dict(members or {})
         self._woken = False
 
     async def add(self, stream: str, consumer: str | None = None) -> None:
@@ -273,6 +297,8 @@ class MemoryEventLog:
         self._consumers: dict[tuple[int, str], MemoryConsumer] = {}
         self._disturbance: _Disturbance | None = None
         self._watches: list[_Watch] = []
+        #: What projectors announced: (partition, the executions a committed batch finished).
+        self.announced: list[tuple[int, list[str]]] = []
         #: How many publishes a disturbance cut short.
         self.cut_short = 0
         #: Set whenever something a consumer may deliver arrives.
@@ -303,6 +329,15 @@ class MemoryEventLog:
         """Store ``event`` as another writer (a runner, the api) would; False if its id was
         stored already."""
         return self._store(event)
+
+    def record_bytes(self, subject: str, data: bytes) -> None:
+        """Store ``data`` on an event's ``subject`` as is (bytes that may not decode)."""
+        execution_id = execution_id_of(subject)
+        partition = self._partitions[self._layout.partition_of(execution_id)]
+        kind = subject.rsplit(".", 1)[-1]
+        stored = _Stored(partition.last_seq + 1, subject, data, kind, execution_id, None)
+        partition.messages.append(stored)
+        self.changed.set()
 
     def disturb_next_publish(self, *, keep: int | None = None, amid: Iterable[Event] = ()) -> None:
         """The next publish of events stores only its first ``keep`` events, then fails with
@@ -437,3 +472,38 @@ class MemoryEventLog:
 
     def input_feed(self, capacity: int) -> MemoryFeed:
         return MemoryFeed(self)
+
+    # ------------------------------------------------------------------ the projection port
+    async def open_projection(self, partition: int, after_seq: int, capacity: int) -> MemoryFeed:
+        name = subjects.NOTIFIER_CONSUMER
+        consumer = self.consumer(partition, name)
+        # As on JetStream: moved (created anew) unless it delivered exactly that far.
+        if consumer is None or consumer.cursor - 1 != after_seq:
+            consumer = MemoryConsumer(
+                self,
+                partition,
+                name,
+                after_seq + 1,
+                kinds=EVENT_TYPES,
+                ack_wait_s=NOTIFIER_ACK_WAIT_S,
+                max_deliver=None,
+                ack_all=True,
+            )
+            self.open_consumer(partition, consumer)
+        return MemoryFeed(self, {consumer.stream: name})
+
+    async def first_event_from(self, partition: int, seq: int) -> int | None:
+        messages = self._partitions[partition].messages
+        return next((m.seq for m in messages[max(seq, 1) - 1 :] if m.kind is not None), None)
+
+    async def announce_projected(self, partition: int, execution_ids: Sequence[str]) -> None:
+        self.announced.append((partition, list(execution_ids)))
+
+    async def read_partition(
+        self, partition: int, after_seq: int, batch_size: int
+    ) -> AsyncIterator[list[StoredMessage]]:
+        events = [m for m in self._partitions[partition].messages[after_seq:] if m.kind]
+        for start in range(0, len(events), batch_size):
+            yield [
+                StoredMessage(m.seq, m.subject, m.data) for m in events[start : start + batch_size]
+            ]
