@@ -372,6 +372,7 @@ ADDED_AFTER_V1 = {
     "report_to_parent",
     "depth",
     "error_handler",
+    "cause",
 }
 
 
