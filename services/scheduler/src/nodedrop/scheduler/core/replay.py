@@ -51,9 +51,7 @@ from nodedrop.contracts.events import (
     ExecutionFinished,
     ExecutionQueued,
     ExecutionStarted,
-    NodeDeferred,
     NodeLogged,
-    NodeReady,
 )
 from nodedrop.scheduler.core.decide import admit, dispatch, queue, resume, step, tick
 from nodedrop.scheduler.core.fold import evolve
@@ -63,7 +61,7 @@ from nodedrop.scheduler.core.state import ExecutionState
 from nodedrop.scheduler.core.verification import (
     Difference,
     DifferenceKind,
-    RecordedShare,
+    FromTheRecord,
     Verification,
     clone,
     content,
@@ -124,12 +122,7 @@ class _Fold:
         self.owed: list[tuple[Event, int]] = []
         #: Decided and not recorded: missing once the execution finished, else awaited.
         self._not_recorded: list[tuple[int, Event, str]] = []
-        queued = next((e for _, e in events if isinstance(e, ExecutionQueued)), None)
-        start = next((e for _, e in events if isinstance(e, ExecutionStarted)), None)
-        self.queued = queued
-        self.started_at = start.time if start is not None else None
-        self.deferred = {(e.node, e.attempt): e for _, e in events if isinstance(e, NodeDeferred)}
-        self.ready_at = {(e.node, e.attempt): e.time for _, e in events if isinstance(e, NodeReady)}
+        self.record = FromTheRecord(events)
 
     def run(self) -> Verification:
         index = 0
@@ -206,8 +199,8 @@ class _Fold:
         recorded: list[tuple[int, Event]],
         after: int,
     ) -> list[Event] | None:
-        share = RecordedShare(self.deferred, self.ready_at, now)
-        admitted = self._admitted(now)
+        share = self.record.share(now)
+        admitted = self.record.admitted(now)
         limit = self.limit
         if cause.call == "step":
             self.inputs_folded = max(self.inputs_folded, after + 1)
@@ -300,13 +293,13 @@ class _Fold:
             self._step_quietly(seq, event, now)
 
     def _step_quietly(self, seq: int, event: Event, now: datetime) -> None:
-        share = RecordedShare(self.deferred, self.ready_at, now)
+        share = self.record.share(now)
         self.state, decided = step(
             self.state,
             event,
             now,
             max_input_bytes=self.limit,
-            admitted=self._admitted(now),
+            admitted=self.record.admitted(now),
             share=share,
         )
         for decision in self._own(decided):
@@ -327,9 +320,6 @@ class _Fold:
 
     def _steppable(self, at: int, before: int) -> bool:
         return at < before and isinstance(self.events[at][1], INPUT_EVENT_TYPES)
-
-    def _admitted(self, now: datetime) -> bool:
-        return self.queued is None or (self.started_at is not None and now >= self.started_at)
 
     def _own(self, decisions: list[Event]) -> list[Event]:
         return [e for e in decisions if e.execution_id == self.execution_id]

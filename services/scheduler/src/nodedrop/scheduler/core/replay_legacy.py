@@ -59,10 +59,8 @@ from nodedrop.contracts.events import (
     Event,
     ExecutionCancelRequested,
     ExecutionFinished,
-    ExecutionQueued,
     ExecutionRequested,
     ExecutionStarted,
-    NodeDeferred,
     NodeFailed,
     NodeFailureHandled,
     NodeLogged,
@@ -84,6 +82,7 @@ from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 from nodedrop.scheduler.core.state import ExecutionState
 from nodedrop.scheduler.core.verification import (
     DifferenceKind,
+    FromTheRecord,
     RecordedShare,
     Verification,
     clone,
@@ -172,20 +171,16 @@ class _Replay:
         self.lost: set[str] = set()
         self.result = Verification()
         #: The admission read from the record (see the module doc).
-        self.queued = next((e for _, e in self.events if isinstance(e, ExecutionQueued)), None)
+        self.record = FromTheRecord(self.events)
+        self.queued = self.record.queued
         start = next((e for _, e in self.events if isinstance(e, ExecutionStarted)), None)
-        self.started_at = start.time if start is not None else None
         self.result.outcomes_recorded = start is None or start.v >= OUTCOMES_RECORDED_VERSION
-        #: The attempts recorded as deferred, and when each attempt was made ready.
-        self.deferred = {
-            (e.node, e.attempt): e for _, e in self.events if isinstance(e, NodeDeferred)
-        }
-        self.ready_at = {
-            (e.node, e.attempt): e.time for _, e in self.events if isinstance(e, NodeReady)
-        }
 
     def _share(self, now: datetime) -> RecordedShare:
-        return RecordedShare(self.deferred, self.ready_at, now)
+        return self.record.share(now)
+
+    def _admitted(self, now: datetime) -> bool:
+        return self.record.admitted(now)
 
     # ------------------------------------------------------------------ driving
     def run(self) -> Verification:
@@ -355,9 +350,6 @@ class _Replay:
             if e.execution_id == self.execution_id
             and (self.result.outcomes_recorded or not isinstance(e, NodeFailureHandled))
         ]
-
-    def _admitted(self, now: datetime) -> bool:
-        return self.queued is None or (self.started_at is not None and now >= self.started_at)
 
     def _step(
         self, state: ExecutionState | None, event: Event, now: datetime

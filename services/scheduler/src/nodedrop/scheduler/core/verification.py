@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from nodedrop.contracts.events import (
     Event,
+    ExecutionQueued,
+    ExecutionStarted,
     NodeDeferred,
+    NodeReady,
     type_name,
 )
 from nodedrop.scheduler.core.decide import ShareFull
@@ -140,6 +144,28 @@ class RecordedShare:
             return full  # first made ready: deferred, as recorded
         ready_at = self._ready_at.get((node, attempt))
         return None if ready_at is not None and ready_at <= self.now else full
+
+
+class FromTheRecord:
+    """What depends on other executions, read from one history: whether a new execution had a
+    concurrency slot (one with an ``ExecutionQueued`` was admitted at the time of its
+    ``ExecutionStarted``, queued on the limit that event names until then), and the user's
+    share of the runners (:class:`RecordedShare`)."""
+
+    def __init__(self, events: Sequence[tuple[int, Event]]) -> None:
+        self.queued = next((e for _, e in events if isinstance(e, ExecutionQueued)), None)
+        start = next((e for _, e in events if isinstance(e, ExecutionStarted)), None)
+        self.started_at = start.time if start is not None else None
+        self._deferred = {(e.node, e.attempt): e for _, e in events if isinstance(e, NodeDeferred)}
+        self._ready_at = {
+            (e.node, e.attempt): e.time for _, e in events if isinstance(e, NodeReady)
+        }
+
+    def admitted(self, now: datetime) -> bool:
+        return self.queued is None or (self.started_at is not None and now >= self.started_at)
+
+    def share(self, now: datetime) -> RecordedShare:
+        return RecordedShare(self._deferred, self._ready_at, now)
 
 
 def clone(state: ExecutionState | None) -> ExecutionState | None:
