@@ -23,6 +23,7 @@ from nodedrop.contracts.codec import EventDecodeError, decode, encode, to_public
 from nodedrop.contracts.events import (
     EVENT_TYPES,
     SCHEDULER_ACTOR,
+    Cause,
     ChildExecutionFinished,
     ChildExecutionStarted,
     ErrorInfo,
@@ -770,3 +771,11 @@ def test_type_filters() -> None:
 
 if __name__ == "__main__":
     write_missing_samples()
+
+
+def test_a_decisions_cause_stays_out_of_its_public_shape() -> None:
+    decided = msgspec.structs.replace(
+        SAMPLES["ExecutionFinished"], cause=Cause(call="step", after="a.1.result")
+    )
+    assert b'"cause":{"call":"step","after":"a.1.result"}' in encode(decided)  # stored
+    assert to_public(decided, seq=99) == to_public(SAMPLES["ExecutionFinished"], seq=99)
