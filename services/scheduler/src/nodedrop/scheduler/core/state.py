@@ -1,9 +1,11 @@
 """An execution's state: what the fold of its events says, and, apart from it, the decider's
 memo of what it proposed this run.
 
-Every field of :class:`ExecutionState` and :class:`NodeState` but ``memo`` is the fold of the
-execution's events (:mod:`fold`, and the decisions the decider folds in as it makes them):
-a fresh fold of the same events gives the same values. ``memo`` (:class:`DeciderMemo`) is what
+Every field of :class:`ExecutionState` and :class:`NodeState` but ``through`` and ``memo`` is
+the fold of the execution's events (:mod:`fold`, and the decisions the decider folds in as it
+makes them): a fresh fold of the same events gives the same values. ``through`` says how far
+the state has read the stream (the last event read from it that changed the state), for the
+causes of its decisions. ``memo`` (:class:`DeciderMemo`) is what
 no event says: a proposal (a node's timeout or refused input, the execution's deadline: see
 ``decide.propose_failure``) is recorded as an input and acted on only when it comes back from
 the stream, and until then the memo keeps the decider from proposing it again. A rebuild from
