@@ -25,6 +25,7 @@ from nodedrop.contracts.events import (
     EVENT_TYPES,
     OUTCOMES_RECORDED_VERSION,
     SCHEDULER_ACTOR,
+    Cause,
     ChildExecutionFinished,
     ChildExecutionStarted,
     ErrorInfo,
@@ -374,6 +375,7 @@ ADDED_AFTER_V1 = {
     "report_to_parent",
     "depth",
     "error_handler",
+    "cause",
 }
 
 
@@ -799,3 +801,11 @@ def test_type_filters() -> None:
 
 if __name__ == "__main__":
     write_missing_samples()
+
+
+def test_a_decisions_cause_stays_out_of_its_public_shape() -> None:
+    decided = msgspec.structs.replace(
+        SAMPLES["ExecutionFinished"], cause=Cause(call="step", after="a.1.result")
+    )
+    assert b'"cause":{"call":"step","after":"a.1.result"}' in encode(decided)  # stored
+    assert to_public(decided, seq=99) == to_public(SAMPLES["ExecutionFinished"], seq=99)

@@ -7,9 +7,12 @@ does, and every recorded event is kept in ``log`` for replay checks.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
@@ -30,6 +33,12 @@ from nodedrop.scheduler.core import ExecutionState, next_wakeup, step, tick
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
+
+
+def uncaused(events: Sequence[Event | None]) -> list[Event | None]:
+    """The decisions without their causes: a rebuild decides the same events as the step it
+    stands in for, and records that it was a ``resume``."""
+    return [None if e is None else msgspec.structs.replace(e, cause=None) for e in events]
 
 
 def wf(nodes: list[dict[str, Any]], edges: list[Any], **settings: Any) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from nodedrop.contracts import ids
 from nodedrop.contracts.events import (
+    Cause,
+    DecidingCall,
     Event,
     ExecutionFinished,
     ExecutionStarted,
@@ -27,7 +29,8 @@ from nodedrop.contracts.events import (
     NodeSucceeded,
     NodeWaiting,
 )
-from nodedrop.scheduler.core.replay import verify
+from nodedrop.scheduler.core import replay as replay_module
+from nodedrop.scheduler.core.replay import causes_recorded, verify
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
 
 from .harness import Sim, n, wf
@@ -235,6 +238,86 @@ def test_a_lost_publish_is_resumed_and_verifies() -> None:
     live.settle()
     assert len([e for e in live.stream if isinstance(e, NodeReady)]) == 4
     assert verify(live.history()).ok
+    # The rebuild (its decisions' cause: resume) made the two lost tasks ready again.
+    resumed = [e for e in live.stream if e.cause is not None and e.cause.call == "resume"]
+    assert sorted(e.event_id for e in resumed) == sorted(
+        ids.node_ready("ex", node, 1)
+        for node in "abc"
+        if ids.node_ready("ex", node, 1) != kept[0].event_id
+    )
+
+
+def test_a_history_with_causes_verifies_by_folding_without_inferring(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    live = Live(
+        wf(
+            [n("start", "manual_trigger"), n("a", timeout_ms=5), n("b")],
+            [("start", "a"), ("a", "b")],
+        )
+    )
+    live.request()
+    live.batch()
+    run_task(live, "start")
+    live.batch()
+    [task] = live.open_attempts()
+    live.record(live.start(task))
+    live.batch()
+    live.now += timedelta(seconds=5)
+    live.batch()  # a's timeout is proposed, then acted on
+    live.settle()
+    decisions = [e for e in live.stream if e.event_id in live.decided]
+    assert {e.cause.call for e in decisions if e.cause} >= {"step", "tick"}
+    assert all(e.cause is not None for e in decisions)
+    assert causes_recorded(live.history())
+
+    def no_inferring(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a history with causes was read by inferring its batches")
+
+    monkeypatch.setattr(replay_module, "verify_inferred", no_inferring)
+    result = verify(live.history())
+    assert result.ok, [str(d) for d in result.differences]
+    assert result.matched == len(decisions)
+
+
+def test_a_decision_attributed_to_the_wrong_cause_is_reported() -> None:
+    events = retried_chain().log
+    at = first(events, NodeSkipped)
+    skip = events[at]
+    assert skip.cause is not None
+    assert skip.cause.call == "step"  # in answer to check's result
+    events[at] = msgspec.structs.replace(skip, cause=Cause(call="tick", after=skip.cause.after))
+    result = verify(numbered(events))
+    found = {(d.kind, d.event_type, d.node): d for d in result.differences}
+    # Check's result is recorded as having decided nothing, the tick as having skipped "no":
+    # the skip is missing from the one, unexpected from the other.
+    assert ("missing", "NodeSkipped", "no") in found
+    unexpected = found["unexpected", "NodeSkipped", "no"]
+    assert unexpected.seq == at + 1
+    assert "recorded as decided by tick after check.1.result" in str(unexpected)
+
+    # Named after an input it did not answer (the start of an attempt: nothing to decide).
+    started = next(e for e in events if e.event_id == ids.node_started("ex1", "check", 1))
+    after = started.event_id.removeprefix("ex1.")
+    events[at] = msgspec.structs.replace(skip, cause=Cause(call="step", after=after))
+    result = verify(numbered(events))
+    assert ("unexpected", at + 1, "NodeSkipped", "no") in [
+        (d.kind, d.seq, d.event_type, d.node) for d in result.differences
+    ]
+
+
+def test_a_decision_recorded_again_past_the_duplicate_window_verifies() -> None:
+    # A rebuild long after a decision was stored records it again (the stream's duplicate
+    # window has passed): the same content under the same id, a resume's.
+    events = retried_chain().log
+    at = first(events, NodeRetryScheduled)
+    again = msgspec.structs.replace(events[at], cause=Cause(call="resume", after="a.1.handled"))
+    events.insert(at + 3, again)
+    assert_verifies(numbered(events))
+    events[at + 3] = altered(again)
+    assert [(d.kind, d.event_type) for d in verify(numbered(events)).differences] == [
+        ("duplicate", "NodeRetryScheduled")
+    ]
 
 
 def run_task(live: Live, node: str, outcome: str = "succeed", items: int = 1) -> None:
@@ -665,8 +748,43 @@ def altered(event: Event) -> Event:
     raise AssertionError(event)
 
 
+def before_causes(history: list[tuple[int, Event]]) -> list[tuple[int, Event]]:
+    """The same history as a scheduler recorded it before decisions had causes."""
+    replace = msgspec.structs.replace
+    return [
+        (seq, replace(e, cause=None, v=2) if isinstance(e, ExecutionStarted) else e)
+        if isinstance(e, ExecutionStarted)
+        else (seq, replace(e, cause=None))
+        for seq, e in history
+    ]
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), workflow=workflows())
+def test_a_history_recorded_before_causes_is_read_by_inferring_its_batches(
+    data: st.DataObject, workflow: dict[str, Any]
+) -> None:
+    live = play(data, workflow)
+    older = before_causes(live.history())
+    assert not causes_recorded(older)
+    result = verify(older, max_input_bytes=live.limit)
+    assert result.differences == [], "\n".join(map(str, result.differences))
+    assert result.finished
+
+
+def recaused(event: Event) -> Event:
+    """The same decision, attributed to another call of the core."""
+    assert event.cause is not None
+    call: DecidingCall = "dispatch" if event.cause.call == "tick" else "tick"
+    return msgspec.structs.replace(event, cause=Cause(call=call, after=event.cause.after))
+
+
 @EXAMPLES
-@given(data=st.data(), workflow=workflows(), how=st.sampled_from(["alter", "remove", "add"]))
+@given(
+    data=st.data(),
+    workflow=workflows(),
+    how=st.sampled_from(["alter", "remove", "add", "recause"]),
+)
 def test_any_one_tampered_decision_is_reported(
     data: st.DataObject, workflow: dict[str, Any], how: str
 ) -> None:
@@ -690,6 +808,8 @@ def test_any_one_tampered_decision_is_reported(
         stream[at] = altered(target)
     elif how == "remove":
         del stream[at]
+    elif how == "recause":
+        stream[at] = recaused(target)
     else:
         stream.insert(
             at + 1,

@@ -16,8 +16,10 @@ MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 _encoder = msgspec.json.Encoder()
 _decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
-#: Fields lifted out of ``data`` in the public event shape (docs/api.md, "Endpoints").
-_ENVELOPE = frozenset({"type", "event_id", "execution_id", "time", "v", "node", "attempt"})
+#: Fields lifted out of ``data`` in the public event shape (docs/api.md, "Endpoints"), or
+#: left out of it: a decision's ``cause`` is the scheduler's record for replaying the history
+#: (``nodedrop audit --verify`` reads it from the stream), not something it says to clients.
+_ENVELOPE = frozenset({"type", "event_id", "execution_id", "time", "v", "node", "attempt", "cause"})
 
 
 class EventDecodeError(ValueError):

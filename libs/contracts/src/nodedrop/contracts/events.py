@@ -32,11 +32,31 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     retryable: bool = True
 
 
+#: The scheduler core's calls that decide (``nodedrop.scheduler.core.decide``).
+DecidingCall = Literal["step", "tick", "resume", "admit", "queue", "dispatch"]
+
+
+class Cause(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a scheduler decision answered: the core's ``call`` that decided it, at the
+    decision's ``time`` (the batch's clock), from a state that had folded the execution's
+    events up to ``after``. For ``step``, ``after`` is the input stepped; for ``resume`` (after
+    a rebuild from the stream), the last event the rebuild read; for the other calls, the last
+    input stepped before them. ``after`` is the event's id with the execution's id and the dot
+    after it left off when it starts so (most do), to keep decisions small on the wire."""
+
+    call: DecidingCall
+    after: str | None = None
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
     event_id: str
     execution_id: str
     time: datetime
     v: int = 1
+    #: Set on the scheduler's decisions about their own execution from ``ExecutionStarted``
+    #: ``v`` 3 on (:data:`CAUSES_RECORDED_VERSION`); never on what runners, users or other
+    #: executions record.
+    cause: Cause | None = None
 
 
 class ExecutionRequested(Event, tag=True, frozen=True):
@@ -98,11 +118,17 @@ class ExecutionQueued(Event, tag=True, frozen=True):
 #: is older is read by judging each failure from the recorded definition
 #: (:mod:`nodedrop.contracts.history_fold`).
 OUTCOMES_RECORDED_VERSION = 2
+#: ``v`` of the ``ExecutionStarted`` from which on every scheduler decision of the execution
+#: carries its :class:`Cause`, so that replay verifies the history by folding it as it stands
+#: (``nodedrop.scheduler.core.replay``); older histories are read by the reader that infers
+#: the scheduler's batches (``replay_legacy``).
+CAUSES_RECORDED_VERSION = 3
 
 
 class ExecutionStarted(Event, tag=True, frozen=True):
     """The execution started. ``v`` 2 and later: each failure's outcome is recorded
-    (``NodeFailureHandled``); ``v`` 1 (older histories): it is not."""
+    (``NodeFailureHandled``); ``v`` 1 (older histories): it is not. ``v`` 3 and later: every
+    scheduler decision of the execution carries its ``cause``."""
 
     #: The plan: the nodes this execution may run, in definition order.
     plan: list[str]

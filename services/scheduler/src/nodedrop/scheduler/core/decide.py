@@ -28,11 +28,13 @@ from typing import Protocol
 from nodedrop.contracts import ids
 from nodedrop.contracts.errors import DEAD_LETTER, INPUT_TOO_LARGE
 from nodedrop.contracts.events import (
-    OUTCOMES_RECORDED_VERSION,
+    CAUSES_RECORDED_VERSION,
     SCHEDULER_ACTOR,
+    Cause,
     ChildExecutionFinished,
     ChildExecutionStarted,
     ConcurrencyScope,
+    DecidingCall,
     ErrorInfo,
     Event,
     ExecutionCancelRequested,
@@ -116,12 +118,13 @@ def step(
             return None, []  # an event of an execution we never saw requested
         if not admitted and state.plan is not None:
             return state, []
-        decider = _Decider(state, now, max_input_bytes, share)
+        decider = _Decider(state, now, max_input_bytes, share, _cause(state, "step"))
         decider.start()
         return state, decider.decisions
     if not apply(state, event):
         return state, []  # a duplicate, a late result, or after the end: nothing to decide
-    decider = _Decider(state, now, max_input_bytes, share)
+    state.through = event.event_id
+    decider = _Decider(state, now, max_input_bytes, share, _cause(state, "step"))
     match event:
         case NodeSucceeded() | NodeSkipped():
             decider.examine_children(event.node)
@@ -149,10 +152,21 @@ def tick(
     share: RunnerShare | None = None,
 ) -> list[Event]:
     """Fire every timer of ``state`` that is due at ``now``."""
+    return _tick(state, now, _cause(state, "tick"), max_input_bytes, share)
+
+
+def _tick(
+    state: ExecutionState,
+    now: datetime,
+    cause: Cause,
+    max_input_bytes: int,
+    share: RunnerShare | None,
+) -> list[Event]:
     if state.finished or not state.started:
         return []
-    decider = _Decider(state, now, max_input_bytes, share)
-    if state.deadline is not None and state.deadline <= now:
+    decider = _Decider(state, now, max_input_bytes, share, cause)
+    deadline = state.deadline
+    if deadline is not None and deadline <= now and not state.memo.deadline_proposed:
         decider.propose_timeout()
         return decider.decisions
     while not state.finished and (timer := state.next_timer()) is not None and timer[0] <= now:
@@ -178,7 +192,7 @@ def tick(
             )
             decider.propose_failure(node_id, ErrorInfo(type=NODE_TIMEOUT, message=message))
         else:  # pragma: no cover - the fold clears timers of nodes in any other status
-            state.set_timer(node_id, None)
+            state.answer_timer(node_id)
     decider.finish_if_done()
     return decider.decisions
 
@@ -190,12 +204,13 @@ def queue(
     a queued execution stays queued until :func:`admit`)."""
     if state.started or state.queued or state.finished:
         return []
-    decider = _Decider(state, now, MAX_INPUT_BYTES)
+    decider = _Decider(state, now, MAX_INPUT_BYTES, cause=_cause(state, "queue"))
     decider.emit(
         ExecutionQueued(
             event_id=ids.execution_queued(state.execution_id),
             execution_id=state.execution_id,
             time=now,
+            cause=decider.cause,
             scope=scope,
             key=key,
             limit=limit,
@@ -214,7 +229,7 @@ def admit(
     """Start an execution that was not admitted before (it has a slot now)."""
     if state.started or state.finished:
         return []
-    return resume(state, now, max_input_bytes=max_input_bytes, share=share)
+    return _resume(state, now, _cause(state, "admit"), max_input_bytes, admitted=True, share=share)
 
 
 def dispatch(
@@ -228,7 +243,7 @@ def dispatch(
     first; the first one it does not let go stops the rest (they keep their turn)."""
     if state.finished or not state.started or not state.deferred:
         return []
-    decider = _Decider(state, now, max_input_bytes, share)
+    decider = _Decider(state, now, max_input_bytes, share, _cause(state, "dispatch"))
     decider.dispatch_deferred()
     return decider.decisions
 
@@ -245,9 +260,23 @@ def resume(
     the same ids, so re-recording them is harmless), then fire overdue timers. An execution
     not started yet starts only if ``admitted``; if cancelled meanwhile, it ends either way.
     Deferred attempts keep their turn: they go first, as far as ``share`` lets them."""
+    return _resume(
+        state, now, _cause(state, "resume"), max_input_bytes, admitted=admitted, share=share
+    )
+
+
+def _resume(
+    state: ExecutionState,
+    now: datetime,
+    cause: Cause,
+    max_input_bytes: int,
+    *,
+    admitted: bool,
+    share: RunnerShare | None,
+) -> list[Event]:
     if state.finished:
         return []
-    decider = _Decider(state, now, max_input_bytes, share)
+    decider = _Decider(state, now, max_input_bytes, share, cause)
     for node_id in state.nodes:
         decider.record_outcome(node_id)  # lost with the rest of its batch
     if not state.started and not admitted and state.plan is not None:
@@ -275,12 +304,12 @@ def resume(
         if node_id in state.deferred:
             continue  # waits for its share (dispatch), not for a decision lost in a crash
         if node.status == NodeStatus.RETRYING and node.timer is None:
-            if node.refused != node.attempt + 1:  # else its next attempt was refused already
+            if state.memo.refused.get(node_id) != node.attempt + 1:  # else refused already
                 decider.after_failure(node_id)
         elif node.status == NodeStatus.PENDING and node.waiting_on == 0:
             decider.examine(node_id)
     decider.finish_if_done()
-    return decider.decisions + tick(state, now, max_input_bytes=max_input_bytes, share=share)
+    return decider.decisions + _tick(state, now, cause, max_input_bytes, share)
 
 
 def next_wakeup(state: ExecutionState) -> datetime | None:
@@ -288,12 +317,25 @@ def next_wakeup(state: ExecutionState) -> datetime | None:
     if state.finished or not state.started:
         return None
     timer = state.next_timer()
-    times = [t for t in (timer[0] if timer else None, state.deadline) if t is not None]
+    deadline = None if state.memo.deadline_proposed else state.deadline
+    times = [t for t in (timer[0] if timer else None, deadline) if t is not None]
     return min(times, default=None)
 
 
+def _cause(state: ExecutionState, call: DecidingCall) -> Cause:
+    """The cause each decision of ``call`` records: the call, and the last event ``state``
+    folded from the stream (for ``step``, the input stepped), named relative to the execution
+    (:class:`Cause`)."""
+    through = state.through
+    prefix = f"{state.execution_id}."
+    if through is not None and through.startswith(prefix):
+        through = through[len(prefix) :]
+    return Cause(call=call, after=through)
+
+
 class _Decider:
-    """Collects the decisions of one step, folding each into the state as it is made."""
+    """Collects the decisions of one call, folding each into the state as it is made, each
+    marked with ``cause``."""
 
     def __init__(
         self,
@@ -301,11 +343,13 @@ class _Decider:
         now: datetime,
         max_input_bytes: int,
         share: RunnerShare | None = None,
+        cause: Cause | None = None,
     ) -> None:
         self.state = state
         self.now = now
         self.max_input_bytes = max_input_bytes
         self.share = share
+        self.cause = cause
         self.decisions: list[Event] = []
         self._id = state.execution_id
 
@@ -327,12 +371,13 @@ class _Decider:
                 event_id=ids.node_result(self._id, node_id, attempt),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=attempt,
                 error=error,
             )
         )
-        self.state.set_timer(node_id, None)  # proposed once; a rebuild proposes it again
+        self.state.answer_timer(node_id)  # proposed once; a rebuild proposes it again
 
     def propose_timeout(self) -> None:
         self.decisions.append(
@@ -340,11 +385,12 @@ class _Decider:
                 event_id=ids.execution_timed_out(self._id),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 requested_by=SCHEDULER_ACTOR,
                 reason=TIMED_OUT,
             )
         )
-        self.state.deadline = None  # proposed once; a rebuild proposes it again
+        self.state.memo.deadline_proposed = True  # once; a rebuild proposes it again
 
     # ------------------------------------------------------------------ execution level
     def start(self) -> None:
@@ -360,8 +406,9 @@ class _Decider:
                 event_id=ids.execution_started(self._id),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 plan=state.plan.order,
-                v=OUTCOMES_RECORDED_VERSION,
+                v=CAUSES_RECORDED_VERSION,
             )
         )
         self.examine(state.plan.root)
@@ -404,6 +451,7 @@ class _Decider:
                         event_id=ids.node_cancelled(self._id, node_id, node.attempt),
                         execution_id=self._id,
                         time=self.now,
+                        cause=self.cause,
                         node=node_id,
                         attempt=node.attempt,
                     )
@@ -439,6 +487,7 @@ class _Decider:
                 event_id=ids.execution_finished(self._id),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 status=status,
                 error=error,
             )
@@ -463,6 +512,7 @@ class _Decider:
                 event_id=ids.node_failure_handled(self._id, node_id, node.attempt),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=node.attempt,
                 outcome=node.outcome,
@@ -484,6 +534,7 @@ class _Decider:
                     event_id=ids.node_retry(self._id, node_id, node.attempt),
                     execution_id=self._id,
                     time=self.now,
+                    cause=self.cause,
                     node=node_id,
                     attempt=node.attempt,
                     delay_ms=delay_ms,
@@ -540,7 +591,7 @@ class _Decider:
     def ready(self, node_id: str, attempt: int, node_input: PortItems) -> bool:
         """Make the attempt ready (or waiting, for a ``wait`` node); returns False when it
         was not: refused as too large, or deferred for its user's share of the runners."""
-        if self.state.nodes[node_id].refused == attempt:
+        if self.state.memo.refused.get(node_id) == attempt:
             return False  # too large: its failure is proposed, not back from the stream yet
         definition = _definition(self.state, node_id)
         ms = definition.parameters.get("ms")  # a `wait` node's delay
@@ -552,6 +603,7 @@ class _Decider:
                 event_id=ids.node_ready(self._id, node_id, attempt),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=attempt,
                 node_type=definition.type,
@@ -584,13 +636,14 @@ class _Decider:
 
     def _defer(self, node_id: str, attempt: int, full: ShareFull) -> None:
         if self.state.deferred.get(node_id) == attempt:
-            self.state.set_timer(node_id, None)  # (a retry's timer read again) it keeps its turn
+            self.state.answer_timer(node_id)  # (a retry's timer read again) it keeps its turn
             return
         self.emit(
             NodeDeferred(
                 event_id=ids.node_deferred(self._id, node_id, attempt),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=attempt,
                 key=full.key,
@@ -610,7 +663,7 @@ class _Decider:
         )
         error = ErrorInfo(type=INPUT_TOO_LARGE, message=message, retryable=False)
         self.propose_failure(node_id, error, attempt)
-        self.state.nodes[node_id].refused = attempt
+        self.state.memo.refused[node_id] = attempt
 
     def _upstream(self, node_id: str) -> dict[str, PortItems]:
         """The recorded outputs the node's expressions may read, and only those."""
@@ -635,6 +688,7 @@ class _Decider:
             event_id=ids.node_waiting(self._id, node_id, attempt),
             execution_id=self._id,
             time=self.now,
+            cause=self.cause,
             node=node_id,
             attempt=attempt,
             input=node_input,
@@ -674,6 +728,7 @@ class _Decider:
                 event_id=ids.node_result(self._id, node_id, 0),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=0,
                 output=output,
@@ -753,6 +808,7 @@ class _Decider:
                 event_id=ids.child_started(self._id, node_id, called.attempt, index),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=called.attempt,
                 index=index,
@@ -778,6 +834,7 @@ class _Decider:
                 event_id=ids.node_result(self._id, node_id, node.attempt),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=node.attempt,
                 output={MAIN_PORT: output},
@@ -792,6 +849,7 @@ class _Decider:
                 event_id=ids.node_result(self._id, node_id, node.attempt),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 attempt=node.attempt,
                 error=error,
@@ -807,6 +865,7 @@ class _Decider:
                 event_id=ids.node_skipped(self._id, node_id),
                 execution_id=self._id,
                 time=self.now,
+                cause=self.cause,
                 node=node_id,
                 reason=reason,
             )

@@ -53,8 +53,12 @@ from nodedrop.scheduler.core.state import (
 def evolve(state: ExecutionState | None, event: Event) -> ExecutionState | None:
     """Fold ``event`` into ``state`` (``None`` before the execution's first event)."""
     if state is None:
-        return new_execution(event) if isinstance(event, ExecutionRequested) else None
-    apply(state, event)
+        if not isinstance(event, ExecutionRequested):
+            return None
+        state = new_execution(event)
+    elif not apply(state, event):
+        return state  # (a duplicate read again does not move ``through`` back)
+    state.through = event.event_id
     return state
 
 

@@ -1,592 +1,337 @@
-"""Replay: check a recorded history against the decisions the core makes now.
+"""Replay: check a recorded history against the decisions the core makes now, by folding it.
 
-An execution's history interleaves what runners and users recorded (inputs: the request, starts,
-results, cancel requests) with what the scheduler decided. :func:`verify` plays the scheduler
-again over the inputs, with the real :func:`step` and :func:`tick`, and compares every decision
-it makes with the recorded one of the same id (ids are deterministic, :mod:`nodedrop.contracts.
-ids`). Nothing here re-implements a rule: a history verifies exactly when today's core, fed what
-the live scheduler was fed, records what the live scheduler recorded.
+Every scheduler decision records its cause (``Event.cause``, from ``ExecutionStarted`` ``v`` 3
+on): the core's call that decided it (``step``, ``tick``, ``resume``, ``admit``, ``queue``,
+``dispatch``), at the decision's ``time``, from a state that had folded the execution's events
+up to the one the cause names (``after``). The decisions of one call are recorded together, in
+the order it made them. So :func:`verify` folds the history as it stands, the way Temporal's
+replayer folds a workflow's: for each recorded group of decisions it brings its state to where
+the cause says, makes the same call at the same ``now``, and compares what the core decides
+with what was recorded, by id (ids are deterministic, :mod:`nodedrop.contracts.ids`). Nothing
+here re-implements a rule, and nothing is guessed:
 
-What the live scheduler was fed is not written down, so it is reconstructed from the record:
-
-- The scheduler works in batches. Every decision of one batch carries the batch's time (its
-  ``now``), and a batch's decisions are recorded after its inputs. So a recorded decision that
-  no earlier replay step explains marks a batch at its time ``T``: some prefix of the inputs
-  recorded since the previous batch was stepped at ``T``, and due timers fired at ``T``.
-- Usually all those inputs were in the batch, then timers fired. But an input can be recorded
-  while a batch is being published (it goes to the next batch), a timer set in a batch fires in
-  the next one, and a rebuilt execution fires its overdue timers before its inputs. So the
-  replay tries those readings in order of likelihood on a copy of its state and keeps the first
-  that explains the recorded decisions of that time without deciding anything that was not
-  recorded then; if none does, it keeps the usual reading and reports what differs.
-- A failed publish records a prefix of its batch's decisions and loses the rest (its tail);
-  the scheduler's next batch for the execution is then a rebuild from the stream, which decides
-  the tail again or, when what it reads there makes it moot, not at all. So after a batch read
-  with a lost tail the rebuild reading is tried first, and a rebuild forgets only that tail:
-  what it does not decide again is listed in :attr:`Verification.lost` (a decision removed from
-  the end of a batch reads the same), never silently dropped.
-- A node timeout the scheduler proposes shares its id with the attempt's result: when the
-  runner's result is stored first, the proposal is dropped, and the runner's result is an input.
+- Inputs (what runners and users record, and the scheduler's own results and proposals, which
+  come back to it from the stream) are folded by ``step`` when a cause names them, or, when
+  they decided nothing new, when a later cause names a later event: the scheduler steps an
+  execution's inputs in stream order. Whatever the core decides for such an input that is not
+  in the stream is ``missing``.
+- ``resume`` follows a rebuild: the state is then a fresh fold of the history up to the event
+  the cause names, the last one the rebuild read (the decider's memo of proposals starts
+  empty, as live).
+- A decision already recorded under its id is not recorded again (the stream's duplicate
+  window): the core's decisions are compared only where first recorded, so a rebuilt
+  scheduler deciding again what it decided before verifies.
+- A publish that lost the end of its batch leaves a prefix of a call's decisions; the
+  scheduler's next call for the execution is then a ``resume``, which decides the rest again
+  or, when what it read made them moot, not at all. What it does not decide again is listed in
+  :attr:`Verification.lost` (a decision removed from the end of a group reads the same), never
+  silently dropped; anywhere else, a decision not recorded is ``missing``.
+- What depends on other executions is read from the record, from the cause's own decisions:
+  whether a new execution had a concurrency slot (one with an ``ExecutionQueued`` was admitted
+  at the time of its ``ExecutionStarted``, and queued on the limit that event names), and
+  whether an attempt went to the runners at once (see :class:`RecordedShare`).
 - Decision times are the batch's clock, so ``due_at``/``until`` are compared relative to the
   event's own ``time``; ``time`` itself is never compared.
-- The recorded events of input types (including a scheduler's own results and timeout
-  proposals, which come back to it through its consumer) are stepped like any input; the fold
-  ignores what it already knows.
-- Whether a new execution had a concurrency slot depends on other executions, not on its own
-  history, so it is read from the record: one with an ``ExecutionQueued`` was not admitted
-  before the time of its ``ExecutionStarted`` (and was queued on the recorded limit), and was
-  admitted from then on.
-- Whether an attempt went to the runners at once depends on its user's other work, so it is read
-  from the record too: an attempt with a ``NodeDeferred`` was deferred when first made ready,
-  and goes to the runners (:func:`dispatch`, at the end of a batch) at the time of its
-  ``NodeReady``.
+
+A history recorded before causes were (``ExecutionStarted`` ``v`` below 3) does not say which
+inputs each of the scheduler's batches took: :mod:`replay_legacy` reads it by inferring them,
+chosen here by the version, as an upcaster would.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
 
-from nodedrop.contracts.errors import RUNNER_LOST
 from nodedrop.contracts.events import (
-    OUTCOMES_RECORDED_VERSION,
-    ChildExecutionFinished,
+    CAUSES_RECORDED_VERSION,
+    INPUT_EVENT_TYPES,
+    Cause,
     Event,
-    ExecutionCancelRequested,
     ExecutionFinished,
     ExecutionQueued,
-    ExecutionRequested,
     ExecutionStarted,
-    NodeDeferred,
-    NodeFailed,
-    NodeFailureHandled,
     NodeLogged,
-    NodeReady,
-    NodeStarted,
-    NodeSucceeded,
-    WorkflowCalled,
-    type_name,
 )
-from nodedrop.scheduler.core.decide import (
-    ShareFull,
-    admit,
-    dispatch,
-    queue,
-    resume,
-    step,
-    tick,
-)
+from nodedrop.scheduler.core.decide import admit, dispatch, queue, resume, step, tick
 from nodedrop.scheduler.core.fold import evolve
+from nodedrop.scheduler.core.replay_legacy import verify_inferred
 from nodedrop.scheduler.core.rules import MAX_INPUT_BYTES
-from nodedrop.scheduler.core.state import Call, ExecutionState, NodeState
+from nodedrop.scheduler.core.state import ExecutionState
+from nodedrop.scheduler.core.verification import (
+    Difference,
+    DifferenceKind,
+    FromTheRecord,
+    Verification,
+    clone,
+    content,
+    describe_change,
+    difference,
+)
 
-DifferenceKind = Literal["changed", "missing", "unexpected", "duplicate"]
-
-#: Readings of one batch tried before giving up on explaining it (each costs a state copy).
-_MAX_INPUTS_CONSIDERED = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Difference:
-    """One place where the record and today's core disagree."""
-
-    kind: DifferenceKind
-    #: Stream sequence of the recorded event; for a missing decision, of the event after which
-    #: the core would have recorded it.
-    seq: int
-    event_type: str
-    node: str | None
-    attempt: int | None
-    detail: str
-
-    def __str__(self) -> str:
-        where = f"seq {self.seq}: {self.event_type}"
-        if self.node is not None:
-            where += f" {self.node}"
-        if self.attempt is not None:
-            where += f"#{self.attempt}"
-        return f"{where}: {self.kind}: {self.detail}"
-
-
-@dataclass(slots=True)
-class Verification:
-    #: Recorded scheduler decisions that match what the core decides now.
-    matched: int = 0
-    differences: list[Difference] = field(default_factory=list)
-    #: Decisions the core would make that are not recorded yet, in an execution that has not
-    #: finished (the scheduler may simply not have got there).
-    awaiting: list[Event] = field(default_factory=list)
-    #: Decisions a publish lost from the end of a batch that the scheduler, rebuilt from the
-    #: stream, did not make again: what it read there made them moot (a failure recorded
-    #: before them ended the execution, say). A decision removed from the end of a batch reads
-    #: the same, so they are listed here rather than passed over.
-    lost: list[Event] = field(default_factory=list)
-    finished: bool = False
-    #: The history records each failure's outcome (``ExecutionStarted`` ``v`` 2). An older one
-    #: does not: the outcomes the core decides now are not compared.
-    outcomes_recorded: bool = True
-
-    @property
-    def ok(self) -> bool:
-        return not self.differences
+__all__ = [
+    "Difference",
+    "Verification",
+    "causes_recorded",
+    "clone",
+    "content",
+    "describe_change",
+    "verify",
+]
 
 
 def verify(
     history: Sequence[tuple[int, Event]], *, max_input_bytes: int = MAX_INPUT_BYTES
 ) -> Verification:
     """Compare the scheduler decisions recorded in ``history`` (``(seq, event)`` of one
-    execution, in stream order) with the decisions the core makes when replaying its inputs
-    (with the limit the live scheduler had on the events it records, see :func:`step`)."""
-    return _Replay(history, max_input_bytes).run()
+    execution, in stream order) with the decisions the core makes now (with the limit the
+    live scheduler had on the events it records, see :func:`step`)."""
+    events = [(seq, e) for seq, e in history if not isinstance(e, NodeLogged)]
+    if not causes_recorded(events):
+        return verify_inferred(history, max_input_bytes=max_input_bytes)
+    return _Fold(events, max_input_bytes).run()
 
 
-# ---------------------------------------------------------------------------------------------
-# Comparing decisions
+def causes_recorded(history: Sequence[tuple[int, Event]]) -> bool:
+    """Whether the history's decisions record their causes: its ``ExecutionStarted`` is
+    ``v`` 3 or later; an execution that never started (cancelled while queued, a request
+    without a plan) says so by its decisions."""
+    start = next((e for _, e in history if isinstance(e, ExecutionStarted)), None)
+    if start is not None:
+        return start.v >= CAUSES_RECORDED_VERSION
+    return any(e.cause is not None for _, e in history)
 
 
-#: Fields that say nothing the decision chose: ids and times, and a task's ``requester`` (a copy
-#: of the request's ``requested_by``, absent from tasks recorded before it was added).
-_NOT_DECIDED = frozenset({"event_id", "time", "v", "requester"})
-
-
-def content(event: Event) -> dict[str, object]:
-    """What a decision says, for comparison: every field but its id, ``time`` and schema
-    version, with times as offsets from the event's own ``time`` (a batch's clock differs from
-    one run to the next, the delay it decided does not)."""
-    said: dict[str, object] = {"type": type_name(event)}
-    for name in event.__struct_fields__:
-        if name in _NOT_DECIDED:
-            continue
-        value = getattr(event, name)
-        said[name] = value - event.time if isinstance(value, datetime) else value
-    return said
-
-
-def describe_change(expected: Event, recorded: Event) -> str:
-    want, got = content(expected), content(recorded)
-    parts = [
-        f"{name}: expected {_short(want.get(name))}, recorded {_short(got.get(name))}"
-        for name in sorted(want.keys() | got.keys())
-        if want.get(name) != got.get(name)
-    ]
-    return "; ".join(parts)
-
-
-def _short(value: object, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _node_of(event: Event) -> tuple[str | None, int | None]:
-    node = getattr(event, "node", None)
-    attempt = getattr(event, "attempt", None)
-    return (node if isinstance(node, str) else None, attempt if isinstance(attempt, int) else None)
-
-
-# ---------------------------------------------------------------------------------------------
-# The replay
-
-
-class _RecordedShare:
-    """The user's share of the runners as the live scheduler found it, read from the record
-    (see the module doc), at the time ``now`` of the batch being replayed."""
-
-    def __init__(
-        self,
-        deferred: dict[tuple[str, int], NodeDeferred],
-        ready_at: dict[tuple[str, int], datetime],
-        now: datetime,
-    ) -> None:
-        self._deferred = deferred
-        self._ready_at = ready_at
-        self.now = now
-
-    def take(self, state: ExecutionState, node: str, attempt: int) -> ShareFull | None:
-        deferred = self._deferred.get((node, attempt))
-        if deferred is None:
-            return None
-        full = ShareFull(deferred.key, deferred.limit)
-        if state.deferred.get(node) != attempt:
-            return full  # first made ready: deferred, as recorded
-        ready_at = self._ready_at.get((node, attempt))
-        return None if ready_at is not None and ready_at <= self.now else full
-
-
-#: Always recorded by a runner or a user, never decided by the scheduler.
-_PLAIN_INPUTS = (ExecutionRequested, NodeStarted, WorkflowCalled, ChildExecutionFinished)
-#: Recorded by a runner or a user, or by the scheduler (its own results, timeout proposals);
-#: the scheduler steps them whoever recorded them.
-_INPUT_TYPES = (
-    ExecutionRequested,
-    NodeStarted,
-    NodeSucceeded,
-    NodeFailed,
-    ExecutionCancelRequested,
-    WorkflowCalled,
-    ChildExecutionFinished,
-)
-
-
-def clone(state: ExecutionState | None) -> ExecutionState | None:
-    """A copy of ``state`` that the core can change without touching the original: nodes and
-    every list, dict or set are copied; the plan, the request and events are immutable."""
-    if state is None:
-        return None
-    copied = copy.copy(state)
-    for spec in dataclasses.fields(state):
-        value = getattr(state, spec.name)
-        if spec.name == "nodes":
-            copied.nodes = {node_id: _clone_node(node) for node_id, node in value.items()}
-        elif isinstance(value, list | dict | set):
-            setattr(copied, spec.name, copy.copy(value))
-    return copied
-
-
-def _clone_node(node: NodeState) -> NodeState:
-    copied = copy.copy(node)
-    if node.call is not None:
-        copied.call = Call(node.call.called, dict(node.call.started), dict(node.call.finished))
-    return copied
-
-
-#: How well a reading must fit the record, tried in this order: ``exact``, it decides what the
-#: batch recorded and nothing that was not recorded at the batch's time; ``later``, what it
-#: decides beyond that is recorded later (a lost publish, re-decided after a rebuild); ``tail``,
-#: what it decides beyond that comes after everything the batch recorded (a publish that lost
-#: its tail: the next batch is a rebuild, which decides those again or, when what it reads in the
-#: stream makes them moot, not at all); ``batch``, it decides what the batch recorded, whatever
-#: else.
-_Fit = Literal["exact", "later", "tail", "batch"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Reading:
-    """One way the scheduler may have handled a batch: which queued inputs it stepped, and
-    whether due timers fired before and after them."""
-
-    inputs: int
-    tick_before: bool
-    tick_after: bool
-    #: The scheduler lost a publish, so it rebuilt the execution from the stream and resumed
-    #: it: the decisions it had made but not recorded are forgotten, not expected any more.
-    rebuild: bool = False
-
-
-@dataclass(slots=True)
-class _Trial:
-    reading: _Reading
-    state: ExecutionState | None
-    produced: list[Event]
-
-
-class _Replay:
-    def __init__(self, history: Sequence[tuple[int, Event]], max_input_bytes: int) -> None:
-        self.limit = max_input_bytes
-        self.events = [(seq, e) for seq, e in history if not isinstance(e, NodeLogged)]
+class _Fold:
+    def __init__(self, events: list[tuple[int, Event]], limit: int) -> None:
+        self.events = events
+        self.limit = limit
+        self.execution_id = events[0][1].execution_id if events else ""
         self.state: ExecutionState | None = None
-        #: Inputs recorded but not stepped yet: (seq, event).
-        self.queue: list[tuple[int, Event]] = []
-        #: Decisions the core made that no recorded event matched yet: id -> (event, seq).
-        self.pending: dict[str, tuple[Event, int]] = {}
-        #: Recorded decisions already checked, by id (to tell duplicates).
-        self.seen: dict[str, Event] = {}
-        #: (time, id) of every recorded event: what a batch at a time did record.
-        self.recorded_at = {(e.time, e.event_id) for _, e in self.events}
-        #: Where each id was last recorded: a decision lost in a failed publish may be
-        #: recorded later, by the rebuilt scheduler.
-        self.last_index = {e.event_id: i for i, (_, e) in enumerate(self.events)}
-        #: (node, attempt) of every recorded NodeReady: only those attempts ran on a runner.
-        self.readied = {(e.node, e.attempt) for _, e in self.events if isinstance(e, NodeReady)}
-        #: ... less those that called a workflow: their result is the scheduler's decision.
-        self.readied -= {
-            (e.node, e.attempt) for _, e in self.events if isinstance(e, WorkflowCalled)
-        }
-        #: Decisions about other executions (a child's request or cancel, a report to the
-        #: parent) are recorded in those executions' histories, not in this one.
-        self.execution_id = self.events[0][1].execution_id if self.events else ""
-        #: Ids the last batch decided after everything it recorded: the tail of a publish cut
-        #: short. The live scheduler then dropped the execution's state, so its next batch for
-        #: the execution was a rebuild, which forgot these (and only these) decisions.
-        self.lost: set[str] = set()
         self.result = Verification()
-        #: The admission read from the record (see the module doc).
-        self.queued = next((e for _, e in self.events if isinstance(e, ExecutionQueued)), None)
-        start = next((e for _, e in self.events if isinstance(e, ExecutionStarted)), None)
-        self.started_at = start.time if start is not None else None
-        self.result.outcomes_recorded = start is None or start.v >= OUTCOMES_RECORDED_VERSION
-        #: The attempts recorded as deferred, and when each attempt was made ready.
-        self.deferred = {
-            (e.node, e.attempt): e for _, e in self.events if isinstance(e, NodeDeferred)
-        }
-        self.ready_at = {
-            (e.node, e.attempt): e.time for _, e in self.events if isinstance(e, NodeReady)
-        }
+        #: Where each id was first recorded (a later copy is a duplicate).
+        self.position: dict[str, int] = {}
+        for index, (_, event) in reversed(list(enumerate(events))):
+            self.position[event.event_id] = index
+        #: Recorded events read so far, by id.
+        self.seen: dict[str, Event] = {}
+        #: Every input before this position has been folded.
+        self.inputs_folded = 0
+        #: Decisions a call made beyond the prefix of them it recorded: a publish cut short,
+        #: if the execution's next call is a rebuild's ``resume`` (see the module doc).
+        self.owed: list[tuple[Event, int]] = []
+        #: Decided and not recorded: missing once the execution finished, else awaited.
+        self._not_recorded: list[tuple[int, Event, str]] = []
+        self.record = FromTheRecord(events)
 
-    def _share(self, now: datetime) -> _RecordedShare:
-        return _RecordedShare(self.deferred, self.ready_at, now)
-
-    # ------------------------------------------------------------------ driving
     def run(self) -> Verification:
         index = 0
         while index < len(self.events):
             seq, event = self.events[index]
             if event.event_id in self.seen:
                 self._duplicate(seq, event)
-            elif self._plain_input(event):
-                # Never a decision. A node timeout the core proposed under its id lost the race
-                # for the id (a proposal has its attempt's result's id on purpose): the runner's
-                # result was stored first, the proposal dropped as a duplicate.
-                self.pending.pop(event.event_id, None)
-                self.queue.append((seq, event))
-            elif event.event_id in self.pending:
-                expected, _ = self.pending[event.event_id]
-                if content(expected) != content(event) or expected.time != event.time:
-                    # Decided differently, or recorded later than decided: after a lost
-                    # publish and a rebuild from the stream, perhaps, whose batch opens here.
-                    if not self._explain(index, strict_only=True):
-                        self.lost.clear()  # no rebuild opens here: nothing was lost after all
-                    expected, _ = self.pending[event.event_id]
-                if self._maybe_input(event) and content(expected) != content(event):
-                    # A runner's failure under the id of a node timeout the core proposed: the
-                    # runner's was stored first and the proposal dropped as a duplicate. What
-                    # the scheduler then did is checked against this failure, as an input.
-                    del self.pending[event.event_id]
-                    self.queue.append((seq, event))
-                else:
-                    self._match(seq, event)
-            elif self._maybe_input(event):
-                # Either the scheduler proposed it at a timer, or a runner or user recorded it.
-                if not self._explain(index, strict_only=True):
-                    self.queue.append((seq, event))
-                    index += 1
-                    continue
-                self._match(seq, event)
+                index += 1
+            elif event.cause is None:
+                self.seen[event.event_id] = event
+                if isinstance(event, ExecutionFinished):
+                    self.result.finished = True
+                if not isinstance(event, INPUT_EVENT_TYPES):
+                    detail = "a scheduler decision recorded without its cause"
+                    self._differ("unexpected", seq, event, detail)
+                    self._fold_recorded(event)
+                index += 1
             else:
-                self._explain(index, strict_only=False)
-                if event.event_id in self.pending:
-                    self._match(seq, event)
-                else:
-                    self._unexpected(seq, event)
-            index += 1
+                group = self._group(index)
+                self._replay(event.cause, event.time, group)
+                index = group[-1] + 1
         self._finish()
         return self.result
 
-    def _plain_input(self, event: Event) -> bool:
-        if isinstance(event, _PLAIN_INPUTS):
-            return True
-        # A runner's success of an attempt it was given (the scheduler never decides those).
-        return isinstance(event, NodeSucceeded) and self._ran_on_runner(event)
+    def _next_decision(self, after: int) -> int:
+        """The position of the first decision recorded after ``after`` (or the end)."""
+        for index in range(after + 1, len(self.events)):
+            if self.events[index][1].cause is not None:
+                return index
+        return len(self.events)
 
-    def _maybe_input(self, event: Event) -> bool:
-        if isinstance(event, ExecutionCancelRequested):
-            return True
-        # Only a runner records RunnerLost, also for an attempt whose workflow call it had
-        # answered already (and whose result is otherwise the scheduler's).
-        lost = isinstance(event, NodeFailed) and event.error.type == RUNNER_LOST
-        return lost or (isinstance(event, NodeFailed) and self._ran_on_runner(event))
-
-    def _ran_on_runner(self, event: NodeSucceeded | NodeFailed) -> bool:
-        if isinstance(event, NodeSucceeded) and (event.pinned or event.reused_from is not None):
-            return False
-        return (event.node, event.attempt) in self.readied
-
-    # ------------------------------------------------------------------ explaining a batch
-    def _explain(self, index: int, *, strict_only: bool) -> bool:
-        """Step queued inputs and fire timers at the time of the event at ``index`` so as to
-        explain it (see the module doc). Returns whether a reading explained it."""
-        seq, event = self.events[index]
-        now = event.time
-        batch = self._recorded_batch(index)
-        readings = self._readings()
-        # Perhaps a publish failed: the scheduler then rebuilt the execution from the stream
-        # (inputs it had not handled yet included) and resumed it.
-        rebuilt = _Reading(len(self.queue), False, False, rebuild=True)
-        # After a lost tail the rebuild is the live reading, tried first: the decisions the lost
-        # batch still owes may be moot after it, and only a rebuild forgets them.
-        candidates = [rebuilt, *readings] if self.lost else [*readings, rebuilt]
-        levels: list[_Fit] = ["exact", "later", "tail"]
-        if not strict_only:
-            levels.append("batch")
-        if self._continues_batch(index):
-            levels = []  # one batch, one clock reading: a new batch cannot start here
-        for fit in levels:
-            for reading in candidates:
-                trial = self._try(reading, now, index)
-                if self._explains(trial, batch, now, index, fit):
-                    self._commit(trial, seq, now)
-                    return True
-        if strict_only:
-            return False
-        # Nothing explains it: keep the usual reading and let the comparison say what differs.
-        self._commit(self._try(readings[0], now, index), seq, now)
-        return False
-
-    def _continues_batch(self, index: int) -> bool:
-        """Whether the event at ``index`` directly follows a decision of the same time."""
-        if index == 0:
-            return False
-        previous = self.events[index - 1][1]
-        if self._plain_input(previous) or self._maybe_input(previous):
-            return False
-        return previous.time == self.events[index][1].time
-
-    def _readings(self) -> list[_Reading]:
-        waiting = min(len(self.queue), _MAX_INPUTS_CONSIDERED)
-        readings = []
-        for inputs in range(waiting, -1, -1):
-            readings.append(_Reading(inputs, tick_before=False, tick_after=True))
-            if inputs:
-                readings.append(_Reading(inputs, tick_before=False, tick_after=False))
-                readings.append(_Reading(inputs, tick_before=True, tick_after=True))
-        if waiting < len(self.queue):  # a long backlog: the usual reading first of all
-            readings.insert(0, _Reading(len(self.queue), tick_before=False, tick_after=True))
-        return readings
-
-    def _recorded_batch(self, index: int) -> list[Event]:
-        """The recorded decisions that open at ``index``: consecutive events of the same time up
-        to the next input (or possible input)."""
-        first = self.events[index][1]
-        batch = [first]
-        for _, event in self.events[index + 1 :]:
-            if event.time != first.time or self._plain_input(event) or self._maybe_input(event):
+    def _group(self, first: int) -> list[int]:
+        """The positions of the decisions of one call: those of the same cause and time from
+        ``first`` on, with only inputs or duplicates recorded amid them."""
+        cause, time = self.events[first][1].cause, self.events[first][1].time
+        group = [first]
+        for index in range(first + 1, len(self.events)):
+            event = self.events[index][1]
+            if event.event_id in self.seen or self.position[event.event_id] != index:
+                continue
+            if event.cause is None and isinstance(event, INPUT_EVENT_TYPES):
+                continue
+            if event.cause != cause or event.time != time:
                 break
-            if event.event_id not in self.seen:
-                batch.append(event)
-        return batch
+            group.append(index)
+        return group
 
-    def _try(self, reading: _Reading, now: datetime, index: int) -> _Trial:
-        produced: list[Event] = []
-        if reading.rebuild:
-            state = None
-            for _, event in self.events[:index]:
-                state = evolve(state, event)
-            if state is not None and not state.finished:
-                admitted = self._admitted(now)
-                produced += resume(
-                    state,
-                    now,
-                    max_input_bytes=self.limit,
-                    admitted=admitted,
-                    share=self._share(now),
-                )
-                produced += self._queue_if_waiting(state, now)
-            return _Trial(reading, state, self._own(produced))
-        state = clone(self.state)
-        share = self._share(now)
-        if reading.tick_before and state is not None:
-            produced += tick(state, now, max_input_bytes=self.limit, share=share)
-        for _, event in self.queue[: reading.inputs]:
-            state, decided = self._step(state, event, now)
-            produced += decided
-        if state is not None and self.queued is not None and self._admitted(now):
-            produced += admit(state, now, max_input_bytes=self.limit, share=share)
-        if reading.tick_after and state is not None:
-            produced += tick(state, now, max_input_bytes=self.limit, share=share)
-        if state is not None:
-            produced += dispatch(state, now, share, max_input_bytes=self.limit)
-        return _Trial(reading, state, self._own(produced))
+    # ------------------------------------------------------------------ one call
+    def _replay(self, cause: Cause, now: datetime, group: list[int]) -> None:
+        recorded = [self.events[i] for i in group]
+        after = self._resolve(cause.after)
+        if after is None or (cause.call == "step" and not self._steppable(after, group[0])):
+            detail = f"its cause ({_describe(cause)}) names no input recorded before it"
+            self._unexplained(recorded, detail)
+            return
+        if cause.call == "resume":
+            self._rebuild(after)
+        else:
+            self._owed_missing()
+            self._fold_inputs(through=after if cause.call != "step" else after - 1, now=now)
+        produced = self._call(cause, now, recorded, after)
+        if cause.call == "resume":
+            self._settle_owed(produced or [])
+        if produced is None:
+            detail = f"{cause.call} of an execution never requested"
+            self._unexplained(recorded, detail)
+            return
+        self._compare(cause, recorded, produced, end=self._next_decision(group[-1]))
 
-    def _own(self, decisions: list[Event]) -> list[Event]:
-        return [
-            e
-            for e in decisions
-            if e.execution_id == self.execution_id
-            and (self.result.outcomes_recorded or not isinstance(e, NodeFailureHandled))
+    def _call(
+        self,
+        cause: Cause,
+        now: datetime,
+        recorded: list[tuple[int, Event]],
+        after: int,
+    ) -> list[Event] | None:
+        share = self.record.share(now)
+        admitted = self.record.admitted(now)
+        limit = self.limit
+        if cause.call == "step":
+            self.inputs_folded = max(self.inputs_folded, after + 1)
+            event = self.events[after][1]
+            self.state, decided = step(
+                self.state, event, now, max_input_bytes=limit, admitted=admitted, share=share
+            )
+            return None if self.state is None else self._own(decided)
+        state = self.state
+        if state is None:
+            return None
+        match cause.call:
+            case "tick":
+                decided = tick(state, now, max_input_bytes=limit, share=share)
+            case "resume":
+                decided = resume(state, now, max_input_bytes=limit, admitted=admitted, share=share)
+            case "admit":
+                decided = admit(state, now, max_input_bytes=limit, share=share)
+            case "dispatch":
+                decided = dispatch(state, now, share, max_input_bytes=limit)
+            case "queue":
+                # The limit that was full is the gate's answer, read from the record.
+                limits = [e for _, e in recorded if isinstance(e, ExecutionQueued)]
+                if not limits:
+                    return []
+                full = limits[0]
+                decided = queue(state, now, scope=full.scope, key=full.key, limit=full.limit)
+        return self._own(decided)
+
+    def _compare(
+        self, cause: Cause, recorded: list[tuple[int, Event]], produced: list[Event], *, end: int
+    ) -> None:
+        # What the stream had already was not stored again (its duplicate window): what was
+        # recorded before, or amid the call's publish (a runner's result taking the id of a
+        # timeout the call proposes), which ends before the next call's decisions.
+        mine = {e.event_id for _, e in recorded}
+        expected = [
+            e for e in produced if e.event_id in mine or self.position.get(e.event_id, end) >= end
         ]
+        by_id = {e.event_id: e for e in expected}
+        for seq, event in recorded:
+            self.seen[event.event_id] = event
+            decided = by_id.pop(event.event_id, None)
+            if decided is None:
+                detail = f"recorded as decided by {_describe(cause)}, which does not decide it"
+                self._differ("unexpected", seq, event, detail)
+                self._fold_recorded(event)
+            elif content(decided) == content(event):
+                self.result.matched += 1
+            else:
+                self._differ("changed", seq, event, describe_change(decided, event))
+            if isinstance(event, ExecutionFinished):
+                self.result.finished = True
+        if not by_id:
+            return
+        seq = recorded[-1][0]
+        left = [(e, seq) for e in expected if e.event_id in by_id]
+        recorded_ids = [e.event_id for _, e in recorded]
+        if [e.event_id for e in expected[: len(recorded_ids)]] == recorded_ids:
+            self.owed = left  # a prefix was recorded: perhaps a publish cut short
+        else:
+            for event, at in left:
+                self._missing(at, event, f"{_describe(cause)} decides it; not recorded")
 
-    def _admitted(self, now: datetime) -> bool:
-        return self.queued is None or (self.started_at is not None and now >= self.started_at)
+    def _settle_owed(self, produced: list[Event]) -> None:
+        """Decisions owed by the call before a rebuild's ``resume``: those it does not decide
+        again were lost with a publish, then made moot (or removed from the stream)."""
+        again = {e.event_id for e in produced}
+        self.result.lost += [e for e, _ in self.owed if e.event_id not in again]
+        self.owed = []
 
-    def _step(
-        self, state: ExecutionState | None, event: Event, now: datetime
-    ) -> tuple[ExecutionState | None, list[Event]]:
-        admitted = self._admitted(now)
-        state, decided = step(
-            state,
+    # ------------------------------------------------------------------ folding the record
+    def fresh_fold(self, through: int) -> ExecutionState | None:
+        state: ExecutionState | None = None
+        for _, event in self.events[: through + 1]:
+            state = evolve(state, event)
+        return state
+
+    def _rebuild(self, through: int) -> None:
+        self.state = self.fresh_fold(through)
+        self.inputs_folded = max(self.inputs_folded, through + 1)
+
+    def _fold_inputs(self, *, through: int, now: datetime) -> None:
+        """Step the inputs up to ``through`` not stepped yet: they decided nothing new."""
+        for index in range(self.inputs_folded, through + 1):
+            seq, event = self.events[index]
+            if not isinstance(event, INPUT_EVENT_TYPES) or self.position[event.event_id] != index:
+                continue
+            self.inputs_folded = index + 1
+            self._step_quietly(seq, event, now)
+
+    def _step_quietly(self, seq: int, event: Event, now: datetime) -> None:
+        share = self.record.share(now)
+        self.state, decided = step(
+            self.state,
             event,
             now,
             max_input_bytes=self.limit,
-            admitted=admitted,
-            share=self._share(now),
+            admitted=self.record.admitted(now),
+            share=share,
         )
-        if state is not None:
-            decided += self._queue_if_waiting(state, now)
-        return state, decided
+        for decision in self._own(decided):
+            if decision.event_id not in self.seen:
+                self._missing(seq, decision, "the core decides it in answer to this input")
 
-    def _queue_if_waiting(self, state: ExecutionState, now: datetime) -> list[Event]:
-        if self.queued is None or self._admitted(now):
-            return []
-        limit = self.queued
-        return queue(state, now, scope=limit.scope, key=limit.key, limit=limit.limit)
+    def _fold_recorded(self, event: Event) -> None:
+        if self.state is not None and not isinstance(event, INPUT_EVENT_TYPES):
+            evolve(self.state, event)
 
-    def _explains(
-        self, trial: _Trial, batch: list[Event], now: datetime, index: int, fit: _Fit
-    ) -> bool:
-        """Every recorded decision of the batch is decided (same id, same content), and (see
-        :data:`_Fit`) nothing is decided that was not recorded then, or later."""
-        # A decision carries the clock of the batch that decided it: one decided earlier and
-        # recorded now was decided again, by a rebuild, so only a rebuild reading explains it.
-        decided = (
-            {}
-            if trial.reading.rebuild
-            else {e.event_id: e for e, _ in self.pending.values() if e.time == now}
-        )
-        decided.update((e.event_id, e) for e in trial.produced)
-        for recorded in batch:
-            expected = decided.get(recorded.event_id)
-            if expected is None or content(expected) != content(recorded):
-                return False
-        if fit == "exact":
-            return all((now, e.event_id) in self.recorded_at for e in trial.produced)
-        if fit == "later":
-            return all(self.last_index.get(e.event_id, -1) >= index for e in trial.produced)
-        if fit == "tail":
-            return self._lost_tail(trial, now) is not None
-        return True
+    def _resolve(self, after: str | None) -> int | None:
+        if after is None:
+            return None
+        for event_id in (f"{self.execution_id}.{after}", after):
+            if event_id in self.position:
+                return self.position[event_id]
+        return None
 
-    def _lost_tail(self, trial: _Trial, now: datetime) -> list[Event] | None:
-        """The decisions of ``trial`` not recorded at ``now``, when what was recorded is a
-        prefix of them (what a publish cut short leaves); ``None`` when it is not, or when
-        nothing was recorded (a batch is known by what it recorded)."""
-        published = [(now, e.event_id) in self.recorded_at for e in trial.produced]
-        if True not in published:
-            return None if published else []
-        cut = len(published) - published[::-1].index(True)
-        return None if False in published[:cut] else trial.produced[cut:]
+    def _steppable(self, at: int, before: int) -> bool:
+        return at < before and isinstance(self.events[at][1], INPUT_EVENT_TYPES)
 
-    def _commit(self, trial: _Trial, seq: int, now: datetime) -> None:
-        self.state = trial.state
-        del self.queue[: trial.reading.inputs]
-        if trial.reading.rebuild:
-            # What a rebuild forgets is what was decided and never recorded: a lost tail. Any
-            # other decision still awaited should have been recorded; it stays expected.
-            again = {e.event_id for e in trial.produced}
-            forgotten = [self.pending.pop(i) for i in self.lost if i in self.pending]
-            self.result.lost += [e for e, _ in _in_order(forgotten) if e.event_id not in again]
-            # Decided again, with the rebuild's clock.
-            self.pending.update((e.event_id, (e, seq)) for e in trial.produced)
-        for decision in trial.produced:
-            self.pending.setdefault(decision.event_id, (decision, seq))
-        self.lost = {e.event_id for e in self._lost_tail(trial, now) or ()}
+    def _own(self, decisions: list[Event]) -> list[Event]:
+        return [e for e in decisions if e.execution_id == self.execution_id]
 
-    # ------------------------------------------------------------------ comparing
-    def _match(self, seq: int, recorded: Event) -> None:
-        expected, _ = self.pending.pop(recorded.event_id)
-        self.seen[recorded.event_id] = recorded
-        if content(expected) == content(recorded):
-            self.result.matched += 1
-        else:
-            self._differ("changed", seq, recorded, describe_change(expected, recorded))
-        self._follow(seq, recorded)
-
-    def _unexpected(self, seq: int, recorded: Event) -> None:
-        self.seen[recorded.event_id] = recorded
-        self._differ("unexpected", seq, recorded, "recorded, but the core does not decide it")
-        self._follow(seq, recorded)
+    # ------------------------------------------------------------------ reporting
+    def _unexplained(self, recorded: list[tuple[int, Event]], detail: str) -> None:
+        for seq, event in recorded:
+            self.seen[event.event_id] = event
+            self._differ("unexpected", seq, event, detail)
+            self._fold_recorded(event)
+            if isinstance(event, ExecutionFinished):
+                self.result.finished = True
 
     def _duplicate(self, seq: int, recorded: Event) -> None:
         first = self.seen[recorded.event_id]
@@ -594,36 +339,33 @@ class _Replay:
             detail = "recorded again with other content: " + describe_change(first, recorded)
             self._differ("duplicate", seq, recorded, detail)
 
-    def _follow(self, seq: int, recorded: Event) -> None:
-        """Carry on from what was recorded: inputs are stepped when their batch comes (the
-        scheduler receives its own results and proposals too); other decisions are folded."""
-        if isinstance(recorded, _INPUT_TYPES):
-            self.queue.append((seq, recorded))
-        else:
-            self.state = evolve(self.state, recorded)
-        if isinstance(recorded, ExecutionFinished):
-            self.result.finished = True
+    def _missing(self, seq: int, event: Event, detail: str) -> None:
+        self._not_recorded.append((seq, event, detail))
+
+    def _owed_missing(self) -> None:
+        for event, seq in self.owed:
+            self._missing(seq, event, "decided, not recorded (and no rebuild followed)")
+        self.owed = []
 
     def _differ(self, kind: DifferenceKind, seq: int, event: Event, detail: str) -> None:
-        node, attempt = _node_of(event)
-        self.result.differences.append(
-            Difference(kind, seq, type_name(event), node, attempt, detail)
-        )
+        self.result.differences.append(difference(kind, seq, event, detail))
 
     def _finish(self) -> None:
-        """Step what is left (inputs after the last decision) and report what was decided but
-        never recorded: missing in a finished execution, awaited in a running one."""
-        for seq, event in self.queue:
-            self.state, decided = self._step(self.state, event, event.time)
-            for decision in self._own(decided):
-                self.pending.setdefault(decision.event_id, (decision, seq))
-        self.queue.clear()
-        for decision, seq in _in_order(self.pending.values()):
+        """Step the inputs after the last decision, then report what is decided but never
+        recorded: missing in a finished execution, awaited in a running one."""
+        self._owed_missing()
+        for index in range(self.inputs_folded, len(self.events)):
+            seq, event = self.events[index]
+            if isinstance(event, INPUT_EVENT_TYPES) and self.position[event.event_id] == index:
+                self._step_quietly(seq, event, event.time)
+        self.inputs_folded = len(self.events)
+        for seq, event, detail in self._not_recorded:
             if self.result.finished:
-                self._differ("missing", seq, decision, "the core decides it; not recorded")
+                self._differ("missing", seq, event, detail)
             else:
-                self.result.awaiting.append(decision)
+                self.result.awaiting.append(event)
+        self.result.differences.sort(key=lambda d: d.seq)
 
 
-def _in_order(pending: Iterable[tuple[Event, int]]) -> list[tuple[Event, int]]:
-    return sorted(pending, key=lambda item: item[1])
+def _describe(cause: Cause) -> str:
+    return cause.call if cause.after is None else f"{cause.call} after {cause.after}"

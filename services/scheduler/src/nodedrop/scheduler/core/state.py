@@ -1,12 +1,16 @@
-"""An execution's state: what the fold of its events says, plus marks of what its scheduler
-proposed and has not seen back from the stream yet.
+"""An execution's state: what the fold of its events says, and, apart from it, the decider's
+memo of what it proposed this run.
 
-A proposal (a node's timeout or refused input, the execution's deadline: see
-``decide.propose_failure``) is recorded as an input and acted on when it comes back. Until then
-the decider marks it made, outside the fold, so that it is not proposed twice: the node's timer
-or the deadline is cleared, a refused attempt is noted in ``NodeState.refused``. These marks are
-the only state no event says; a rebuild from the stream starts without them and proposes again
-(the proposals' ids are deterministic, so nothing is recorded twice).
+Every field of :class:`ExecutionState` and :class:`NodeState` but ``through`` and ``memo`` is
+the fold of the execution's events (:mod:`fold`, and the decisions the decider folds in as it
+makes them): a fresh fold of the same events gives the same values. ``through`` says how far
+the state has read the stream (the last event read from it that changed the state), for the
+causes of its decisions. ``memo`` (:class:`DeciderMemo`) is what
+no event says: a proposal (a node's timeout or refused input, the execution's deadline: see
+``decide.propose_failure``) is recorded as an input and acted on only when it comes back from
+the stream, and until then the memo keeps the decider from proposing it again. A rebuild from
+the stream starts with an empty memo and proposes again (the proposals' ids are deterministic,
+so nothing is recorded twice).
 """
 
 from __future__ import annotations
@@ -85,10 +89,6 @@ class NodeState:
     #: Attempts that a lost runner ended (``RunnerLost``) and that were made again at once;
     #: the retry policy does not count them.
     runner_lost: tuple[int, ...] = ()
-    #: The attempt the scheduler refused to make ready (its input would not fit in one event)
-    #: and proposed as failed: not proposed again until the failure comes back from the stream
-    #: (a rebuild, whose fresh state has no such mark, proposes it again).
-    refused: int = 0
     #: An ``execute_workflow`` attempt's children (``WorkflowCalled`` recorded): the node
     #: waits on the scheduler, no runner holds a slot for it.
     call: Call | None = None
@@ -98,6 +98,25 @@ class NodeState:
     outcome_recorded: bool = False
     #: When the current attempt failed.
     failed_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class DeciderMemo:
+    """What the decider proposed (or answered with nothing to record) this run and has not
+    seen back from the stream: not part of the fold, empty after a rebuild."""
+
+    #: node -> due time of the node's timer, answered already (a timeout proposed, a deferred
+    #: attempt's retry read again): :meth:`ExecutionState.next_timer` passes it over until
+    #: the fold sets the node's timer anew.
+    timers_answered: dict[str, datetime] = field(default_factory=dict)
+    #: The execution's deadline passed and its cancel is proposed.
+    deadline_proposed: bool = False
+    #: node -> the attempt refused as too large to send and proposed as failed: not made ready
+    #: nor proposed again until that failure comes back.
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def copy(self) -> DeciderMemo:
+        return DeciderMemo(dict(self.timers_answered), self.deadline_proposed, dict(self.refused))
 
 
 @dataclass(slots=True)
@@ -136,18 +155,33 @@ class ExecutionState:
     ending: bool = False
     finished: bool = False
     final_status: str | None = None
+    #: The id of the last event that changed the state as read from the stream: folded by a
+    #: rebuild (``evolve``), or stepped as an input. Each decision's ``cause`` names it
+    #: (``after``); an event that changed nothing (a duplicate) leaves it.
+    through: str | None = None
+    #: Not the fold: the decider's memo of this run (:class:`DeciderMemo`).
+    memo: DeciderMemo = field(default_factory=DeciderMemo)
 
     def set_timer(self, node_id: str, due: datetime | None) -> None:
         self.nodes[node_id].timer = due
+        self.memo.timers_answered.pop(node_id, None)  # a new timer, unanswered
         if due is not None:
             heapq.heappush(self.timer_heap, (due, node_id))
 
+    def answer_timer(self, node_id: str) -> None:
+        """Note in the memo that the node's timer is answered (its timeout proposed...)."""
+        due = self.nodes[node_id].timer
+        if due is not None:
+            self.memo.timers_answered[node_id] = due
+
     def next_timer(self) -> tuple[datetime, str] | None:
-        """The earliest live timer, discarding stale heap entries on the way."""
+        """The earliest live timer not answered yet (see :class:`DeciderMemo`), discarding
+        stale and answered heap entries on the way."""
         heap = self.timer_heap
+        answered = self.memo.timers_answered
         while heap:
             due, node_id = heap[0]
-            if self.nodes[node_id].timer == due:
+            if self.nodes[node_id].timer == due and answered.get(node_id) != due:
                 return due, node_id
             heapq.heappop(heap)
         return None
