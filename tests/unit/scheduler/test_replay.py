@@ -13,9 +13,11 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from nodedrop.contracts import ids
+from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import (
     Cause,
     DecidingCall,
+    ErrorInfo,
     Event,
     ExecutionFinished,
     ExecutionStarted,
@@ -840,3 +842,24 @@ def test_histories_of_the_core_property_world_verify(
     result = verify(numbered(world.log), max_input_bytes=world.limit)
     assert result.differences == [], "\n".join(map(str, result.differences))
     assert result.finished
+
+
+def test_an_end_recorded_by_the_dead_letter_consumer_is_named_as_such() -> None:
+    # The dead-letter consumer ends an execution whose events the scheduler gave up on: no
+    # decision of the core, so the history does not verify, and the difference says why.
+    sim = Sim(wf([n("start", "manual_trigger"), n("a")], [("start", "a")]))
+    sim.request()
+    sim.succeed("start")
+    execution_id = sim.log[0].execution_id
+    ended = ExecutionFinished(
+        event_id=ids.execution_finished(execution_id),
+        execution_id=execution_id,
+        time=sim.log[-1].time,
+        status="failed",
+        error=ErrorInfo(type=DEAD_LETTER, message="gave up", retryable=False),
+    )
+    result = verify(numbered([*sim.log, ended]))
+    assert not result.ok
+    [difference] = result.differences
+    assert (difference.kind, difference.event_type) == ("unexpected", "ExecutionFinished")
+    assert "dead-letter consumer" in difference.detail

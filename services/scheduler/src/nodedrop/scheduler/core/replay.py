@@ -43,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from nodedrop.contracts.errors import DEAD_LETTER
 from nodedrop.contracts.events import (
     CAUSES_RECORDED_VERSION,
     INPUT_EVENT_TYPES,
@@ -136,8 +137,7 @@ class _Fold:
                 if isinstance(event, ExecutionFinished):
                     self.result.finished = True
                 if not isinstance(event, INPUT_EVENT_TYPES):
-                    detail = "a scheduler decision recorded without its cause"
-                    self._differ("unexpected", seq, event, detail)
+                    self._differ("unexpected", seq, event, _uncaused(event))
                     self._fold_recorded(event)
                 index += 1
             else:
@@ -369,3 +369,15 @@ class _Fold:
 
 def _describe(cause: Cause) -> str:
     return cause.call if cause.after is None else f"{cause.call} after {cause.after}"
+
+
+def _uncaused(event: Event) -> str:
+    """Why ``event``, a decision, has no cause: the dead-letter consumer ends an execution the
+    core could not process (not a decision the core made, so it cannot verify); anything else
+    was recorded without one."""
+    if isinstance(event, ExecutionFinished) and event.error and event.error.type == DEAD_LETTER:
+        return (
+            "ended by the dead-letter consumer: the scheduler gave up on this execution's "
+            "events, so its end is not a decision of the core"
+        )
+    return "a scheduler decision recorded without its cause"
