@@ -1,7 +1,7 @@
 """``make bench``: the system benchmarks of issues 7 and 22, side by side with DBOS and Prefect 3.
 
     .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--no-n8n]
-        [--write | --no-write]
+        [--retry-n8n] [--write | --no-write]
 
 Starts the system on the embedded defaults (nats-server with ``sync_interval: always``, a
 durable PostgreSQL on disk, the four services as processes), runs the scenarios, prints the
@@ -288,7 +288,9 @@ class InterleavedPeers:
         self._dbos_peer: peer_dbos.DbosPeer | None = None
         self._n8n_peer: peer_n8n.N8nPeer | None = None
 
-    async def start(self, stack: contextlib.AsyncExitStack, bench: Bench, *, n8n: bool) -> None:
+    async def start(
+        self, stack: contextlib.AsyncExitStack, bench: Bench, *, n8n: bool, retry_n8n: bool
+    ) -> None:
         print("DBOS (S1, S4, S9, each right after nodedrop's) ...", flush=True)
         dbos = await stack.enter_async_context(peer_dbos.running(bench))
         if isinstance(dbos, peer_dbos.DbosResult):
@@ -300,7 +302,7 @@ class InterleavedPeers:
             print("n8n: skipped (--no-n8n)", flush=True)
             return
         print("n8n (S1, S4, S9, each right after DBOS's) ...", flush=True)
-        started = await stack.enter_async_context(peer_n8n.running(bench))
+        started = await stack.enter_async_context(peer_n8n.running(bench, retry=retry_n8n))
         if isinstance(started, peer_n8n.N8nResult):
             self.n8n = started
             print(f"  {started.error}", flush=True)  # e.g. no Node.js >= 20: skipped, not failed
@@ -329,7 +331,7 @@ async def run(args: argparse.Namespace) -> int:
         async with contextlib.AsyncExitStack() as peers:
             interleaved = InterleavedPeers()
             if not args.quick and args.peer and DBOS_SCENARIOS & set(selected):
-                await interleaved.start(peers, bench, n8n=args.n8n)
+                await interleaved.start(peers, bench, n8n=args.n8n, retry_n8n=args.retry_n8n)
             dbos, n8n = interleaved.dbos, interleaved.n8n
             for scenario in selected:
                 module = SCENARIOS[scenario]
@@ -377,6 +379,11 @@ def main() -> None:
         dest="n8n",
         action="store_false",
         help="skip n8n only (its first installation takes tens of minutes)",
+    )
+    parser.add_argument(
+        "--retry-n8n",
+        action="store_true",
+        help="install n8n even if its installation failed before (.bench/n8n-install-failed.json)",
     )
     parser.add_argument(
         "--write",
