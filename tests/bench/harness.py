@@ -48,7 +48,7 @@ from tests.bench import (
     sp_partitions,
     ss_shares,
 )
-from tests.bench.stack import Bench
+from tests.bench.stack import Bench, to_the_end
 from tests.bench.stats import Outcome, Row, fmt_ms, median, percentile
 
 SCENARIOS: dict[str, ModuleType] = {
@@ -327,7 +327,7 @@ async def run(args: argparse.Namespace) -> int:
     outcomes: dict[str, Outcome] = {}
     ok = True
     try:
-        await asyncio.to_thread(bench.start)
+        await to_the_end(bench.start)
         async with contextlib.AsyncExitStack() as peers:
             interleaved = InterleavedPeers()
             if not args.quick and args.peer and DBOS_SCENARIOS & set(selected):
@@ -341,7 +341,7 @@ async def run(args: argparse.Namespace) -> int:
                     await interleaved.after(scenario)
         description = machine(bench)
     finally:
-        await asyncio.to_thread(bench.close)
+        await to_the_end(bench.close)
     peer = None
     if not args.quick and args.peer and PEER_SCENARIOS & set(selected):
         print("Prefect 3 (S1, S4) ...", flush=True)
@@ -358,6 +358,27 @@ async def run(args: argparse.Namespace) -> int:
         print(f"written to {DOCS}")
     print(f"took {time.monotonic() - started:.0f} s")
     return 0 if ok else 1
+
+
+#: Each stops the harness the way Ctrl-C does. SIGINT is handled here too because a shell
+#: starts a background job with SIGINT ignored; SIGHUP comes when its terminal goes away.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_on_signals(task: asyncio.Task[int]) -> None:
+    """The first of :data:`STOP_SIGNALS` cancels ``task``, whose cleanup stops every process
+    the harness started (each runs in a session of its own, so no signal reaches them).
+    Later ones are ignored: a second cancellation would cut that cleanup short."""
+    loop = asyncio.get_running_loop()
+
+    def stop(number: int) -> None:
+        print(f"{signal.Signals(number).name}: stopping what the harness started", flush=True)
+        for other in STOP_SIGNALS:
+            loop.add_signal_handler(other, lambda: None)
+        task.cancel()
+
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, stop, number)
 
 
 def main() -> None:
@@ -396,8 +417,7 @@ def main() -> None:
     async def guarded() -> int:
         task = asyncio.current_task()
         assert task is not None
-        # SIGTERM like Ctrl-C: cancel, so every process started is stopped on the way out.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        stop_on_signals(task)
         try:
             return await run(args)
         except asyncio.CancelledError:
