@@ -1,6 +1,6 @@
 """``make bench``: the system benchmarks of issues 7 and 22, side by side with DBOS and Prefect 3.
 
-    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--no-n8n]
+    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--no-prefect] [--no-n8n]
         [--retry-n8n] [--write | --no-write]
 
 Starts the system on the embedded defaults (nats-server with ``sync_interval: always``, a
@@ -343,7 +343,7 @@ async def run(args: argparse.Namespace) -> int:
     finally:
         await to_the_end(bench.close)
     peer = None
-    if not args.quick and args.peer and PEER_SCENARIOS & set(selected):
+    if not args.quick and args.peer and args.prefect and PEER_SCENARIOS & set(selected):
         print("Prefect 3 (S1, S4) ...", flush=True)
         peer = await peer_prefect.measure()
         print(f"  {peer.error or 'done'}", flush=True)
@@ -394,6 +394,12 @@ def main() -> None:
         dest="peer",
         action="store_false",
         help="skip the peers (DBOS, n8n, Prefect)",
+    )
+    parser.add_argument(
+        "--no-prefect",
+        dest="prefect",
+        action="store_false",
+        help="skip Prefect only (it runs after the others, on its own)",
     )
     parser.add_argument(
         "--no-n8n",
