@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from tests.bench import n8n_install
 from tests.bench.peer_dbos import DbosResult
 from tests.bench.peer_n8n import DURABILITY as N8N_DURABILITY
 from tests.bench.peer_n8n import N8nResult
@@ -238,9 +239,10 @@ def n8n_details(n8n: N8nResult | None) -> list[str]:
     if n8n is None or n8n.error:
         return [f"**n8n**: not measured: {n8n.error}", ""] if n8n else []
     lines = [
-        f"**n8n {n8n.version}** (`.bench/n8n`, on the Node.js 24 of npm's `node` package, its "
-        "defaults: SQLite in a fresh data folder; each workflow behind a webhook answering when "
-        "its last node has run; each workload run right after DBOS's). Durability: "
+        f"**n8n {n8n.version}** (`.bench/n8n`, on the Node.js 24 npm packages as "
+        f"`{n8n_install.node_package()}`, its defaults: SQLite in a fresh data folder; each "
+        "workflow behind a webhook answering when its last node has run; each workload run "
+        "right after DBOS's). Durability: "
         f"{N8N_DURABILITY}.",
         "",
     ]
