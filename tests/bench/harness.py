@@ -1,7 +1,7 @@
 """``make bench``: the system benchmarks of issues 7 and 22, side by side with DBOS and Prefect 3.
 
-    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--no-n8n]
-        [--write | --no-write]
+    .venv/bin/python -m tests.bench [--quick] [--only S1,S4] [--no-peer] [--no-prefect] [--no-n8n]
+        [--retry-n8n] [--write | --no-write]
 
 Starts the system on the embedded defaults (nats-server with ``sync_interval: always``, a
 durable PostgreSQL on disk, the four services as processes), runs the scenarios, prints the
@@ -48,7 +48,7 @@ from tests.bench import (
     sp_partitions,
     ss_shares,
 )
-from tests.bench.stack import Bench
+from tests.bench.stack import Bench, to_the_end
 from tests.bench.stats import Outcome, Row, fmt_ms, median, percentile
 
 SCENARIOS: dict[str, ModuleType] = {
@@ -288,7 +288,9 @@ class InterleavedPeers:
         self._dbos_peer: peer_dbos.DbosPeer | None = None
         self._n8n_peer: peer_n8n.N8nPeer | None = None
 
-    async def start(self, stack: contextlib.AsyncExitStack, bench: Bench, *, n8n: bool) -> None:
+    async def start(
+        self, stack: contextlib.AsyncExitStack, bench: Bench, *, n8n: bool, retry_n8n: bool
+    ) -> None:
         print("DBOS (S1, S4, S9, each right after nodedrop's) ...", flush=True)
         dbos = await stack.enter_async_context(peer_dbos.running(bench))
         if isinstance(dbos, peer_dbos.DbosResult):
@@ -300,7 +302,7 @@ class InterleavedPeers:
             print("n8n: skipped (--no-n8n)", flush=True)
             return
         print("n8n (S1, S4, S9, each right after DBOS's) ...", flush=True)
-        started = await stack.enter_async_context(peer_n8n.running(bench))
+        started = await stack.enter_async_context(peer_n8n.running(bench, retry=retry_n8n))
         if isinstance(started, peer_n8n.N8nResult):
             self.n8n = started
             print(f"  {started.error}", flush=True)  # e.g. no Node.js >= 20: skipped, not failed
@@ -325,11 +327,11 @@ async def run(args: argparse.Namespace) -> int:
     outcomes: dict[str, Outcome] = {}
     ok = True
     try:
-        await asyncio.to_thread(bench.start)
+        await to_the_end(bench.start)
         async with contextlib.AsyncExitStack() as peers:
             interleaved = InterleavedPeers()
             if not args.quick and args.peer and DBOS_SCENARIOS & set(selected):
-                await interleaved.start(peers, bench, n8n=args.n8n)
+                await interleaved.start(peers, bench, n8n=args.n8n, retry_n8n=args.retry_n8n)
             dbos, n8n = interleaved.dbos, interleaved.n8n
             for scenario in selected:
                 module = SCENARIOS[scenario]
@@ -339,9 +341,9 @@ async def run(args: argparse.Namespace) -> int:
                     await interleaved.after(scenario)
         description = machine(bench)
     finally:
-        await asyncio.to_thread(bench.close)
+        await to_the_end(bench.close)
     peer = None
-    if not args.quick and args.peer and PEER_SCENARIOS & set(selected):
+    if not args.quick and args.peer and args.prefect and PEER_SCENARIOS & set(selected):
         print("Prefect 3 (S1, S4) ...", flush=True)
         peer = await peer_prefect.measure()
         print(f"  {peer.error or 'done'}", flush=True)
@@ -356,6 +358,27 @@ async def run(args: argparse.Namespace) -> int:
         print(f"written to {DOCS}")
     print(f"took {time.monotonic() - started:.0f} s")
     return 0 if ok else 1
+
+
+#: Each stops the harness the way Ctrl-C does. SIGINT is handled here too because a shell
+#: starts a background job with SIGINT ignored; SIGHUP comes when its terminal goes away.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_on_signals(task: asyncio.Task[int]) -> None:
+    """The first of :data:`STOP_SIGNALS` cancels ``task``, whose cleanup stops every process
+    the harness started (each runs in a session of its own, so no signal reaches them).
+    Later ones are ignored: a second cancellation would cut that cleanup short."""
+    loop = asyncio.get_running_loop()
+
+    def stop(number: int) -> None:
+        print(f"{signal.Signals(number).name}: stopping what the harness started", flush=True)
+        for other in STOP_SIGNALS:
+            loop.add_signal_handler(other, lambda: None)
+        task.cancel()
+
+    for number in STOP_SIGNALS:
+        loop.add_signal_handler(number, stop, number)
 
 
 def main() -> None:
@@ -373,10 +396,21 @@ def main() -> None:
         help="skip the peers (DBOS, n8n, Prefect)",
     )
     parser.add_argument(
+        "--no-prefect",
+        dest="prefect",
+        action="store_false",
+        help="skip Prefect only (it runs after the others, on its own)",
+    )
+    parser.add_argument(
         "--no-n8n",
         dest="n8n",
         action="store_false",
         help="skip n8n only (its first installation takes tens of minutes)",
+    )
+    parser.add_argument(
+        "--retry-n8n",
+        action="store_true",
+        help="install n8n even if its installation failed before (.bench/n8n-install-failed.json)",
     )
     parser.add_argument(
         "--write",
@@ -389,8 +423,7 @@ def main() -> None:
     async def guarded() -> int:
         task = asyncio.current_task()
         assert task is not None
-        # SIGTERM like Ctrl-C: cancel, so every process started is stopped on the way out.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        stop_on_signals(task)
         try:
             return await run(args)
         except asyncio.CancelledError:

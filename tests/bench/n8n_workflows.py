@@ -7,7 +7,8 @@ is timed from outside as nodedrop's and DBOS's are.
   once over all its input items, one node at a time), so the nearest it comes to a fan-out and
   join is ``Split Out`` (one item per element), a No Operation node over all the items, and
   ``Aggregate`` (the join, one item).
-- S9 ``POST /webhook/one``: the trigger and one No Operation node.
+- S9 ``POST /webhook/one``: the trigger and one Edit Fields (Set) node answering
+  ``{"id": the execution's id}``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,20 @@ def fan() -> dict[str, Any]:
 
 
 def one() -> dict[str, Any]:
-    return _workflow(ONE, [_webhook(ONE), _node("Step", "noOp", 1, 1)])
+    # Its one step answers the run's id, as nodedrop's and DBOS's submit-and-wait do (the load
+    # generator reads it from each answer); a No Operation node would echo the request.
+    step = _node("Step", "set", 3.4, 1, options={})
+    step["parameters"]["assignments"] = {
+        "assignments": [
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "nodedrop-bench/one/id")),
+                "name": "id",
+                "value": "={{ $execution.id }}",
+                "type": "string",
+            }
+        ]
+    }
+    return _workflow(ONE, [_webhook(ONE), step])
 
 
 def all_workflows(chain_nodes: int) -> list[dict[str, Any]]:

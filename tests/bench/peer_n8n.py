@@ -2,9 +2,8 @@
 ``n8n_workflows.py``, each behind a webhook that answers once its last node has run.
 
 Only where Node.js >= 20 is found (npm is needed to install it): otherwise the harness prints a
-line saying so and goes on; n8n is never failed, nor a nodedrop dependency. n8n 2.x itself needs
-Node.js 24, so ``.bench/n8n`` (git-ignored) gets ``npm install node@24 n8n@2.41`` the first time
-(npm's ``node`` package: the Node.js 24 binary, from the npm registry) and n8n runs on that.
+line saying so and goes on; n8n is never failed, nor a nodedrop dependency. n8n 2.x itself runs
+on the Node.js 24 that :mod:`tests.bench.n8n_install` puts into ``.bench/n8n`` with it.
 Its data folder is a fresh one under the bench's work directory, with n8n's defaults (SQLite).
 It listens on 127.0.0.1 only and is stopped, with its whole process group, when the peer closes.
 A failed installation or start is reported, not raised.
@@ -23,15 +22,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.bench import n8n_workflows, peer_env
+from tests.bench import n8n_install, n8n_workflows, peer_env
 from tests.bench.load import ApiConnection
 from tests.bench.peer_rates import NO_TOKEN, RateStep, best_sustained, cpu_seconds, submit_wait
 from tests.bench.stack import Bench
 from tests.bench.stats import ms
 
-FOLDER = peer_env.BENCH_DIR / "n8n"
-#: n8n 2.41.3 names a dependency the registry does not have (@n8n/agents 0.26.2).
-PACKAGES = ["node@24", "n8n@2.41.1"]
 MIN_NODE = (20,)
 #: What the default keeps, written next to n8n's figures.
 DURABILITY = (
@@ -87,29 +83,6 @@ async def _system_node() -> str | None:
     return skip_reason(node, version, npm)
 
 
-def _binaries() -> tuple[Path, Path]:
-    """(the Node.js 24 binary, n8n's entry point) in :data:`FOLDER`."""
-    modules = FOLDER / "node_modules"
-    return modules / "node" / "bin" / "node", modules / "n8n" / "bin" / "n8n"
-
-
-async def install() -> tuple[str, str]:
-    """(node, n8n) of :data:`FOLDER`, installed on first use."""
-    node, n8n = _binaries()
-    if node.exists() and n8n.exists():
-        with contextlib.suppress(RuntimeError, OSError, TimeoutError):
-            await peer_env.run([str(node), str(n8n), "--version"], 120)
-            return str(node), str(n8n)
-    FOLDER.mkdir(parents=True, exist_ok=True)
-    (FOLDER / "package.json").write_text('{"private": true}\n')
-    print(f"  installing {' '.join(PACKAGES)} into {FOLDER} (npm) ...", flush=True)
-    npm = shutil.which("npm")
-    assert npm is not None  # (checked by skip_reason)
-    command = [npm, "install", "--prefix", str(FOLDER), "--no-audit", "--no-fund", *PACKAGES]
-    await peer_env.run(command, 1800)
-    return str(node), str(n8n)
-
-
 class N8nPeer:
     """n8n, running with the bench's workflows active; ``result`` gathers what was measured."""
 
@@ -158,9 +131,11 @@ class N8nPeer:
         )
 
 
-def _environment(data: Path, port: int) -> dict[str, str]:
+def _environment(node: str, data: Path, port: int) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("N8N_", "DB_", "EXECUTIONS_"))}
     return keep | {
+        # n8n starts its JavaScript task runner with the first ``node`` on the PATH: the same.
+        "PATH": f"{Path(node).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "N8N_USER_FOLDER": str(data),
         "N8N_PORT": str(port),
         "N8N_LISTEN_ADDRESS": "127.0.0.1",
@@ -173,6 +148,8 @@ def _environment(data: Path, port: int) -> dict[str, str]:
         "N8N_PERSONALIZATION_ENABLED": "false",
         "N8N_ENFORCE_SETTINGS_FILE_PERMISSIONS": "true",
         "N8N_LOG_LEVEL": "warn",
+        # Its catalogue of MCP servers is fetched from api.n8n.io every so often.
+        "N8N_DISABLED_MODULES": "mcp-registry",
     }
 
 
@@ -202,20 +179,24 @@ async def _wait_ready(peer: N8nPeer, timeout_s: float = 180) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(bench: Bench) -> AsyncIterator[N8nPeer | N8nResult]:
-    """n8n with the bench's workflows active, or a result saying why it is not there."""
+async def running(bench: Bench, *, retry: bool = False) -> AsyncIterator[N8nPeer | N8nResult]:
+    """n8n with the bench's workflows active, or a result saying why it is not there;
+    ``retry``: install it even if its installation failed before."""
     if (why := await _system_node()) is not None:
         yield N8nResult(error=why)
         return
     try:
-        node, n8n = await install()
+        node, n8n = await n8n_install.install(retry=retry)
         version = (await peer_env.run([node, n8n, "--version"], 120)).strip().splitlines()[-1]
         data = bench.work / "n8n"
         port = peer_env.free_port()
-        env = _environment(data, port)
+        env = _environment(node, data, port)
         await _import_workflows(node, n8n, data, env)
+    except n8n_install.InstallError as error:
+        yield N8nResult(error=str(error))
+        return
     except (RuntimeError, OSError, TimeoutError) as error:
-        yield N8nResult(error=f"installation failed: {error}".splitlines()[0][:300])
+        yield N8nResult(error=f"setting n8n up failed: {error}".splitlines()[0][:300])
         return
     log = os.open(bench.work / "n8n.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     process = await asyncio.create_subprocess_exec(

@@ -4,6 +4,10 @@ durability each one's default gives written next to its figures."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
+from tests.bench import n8n_install
 from tests.bench.peer_dbos import DbosResult
 from tests.bench.peer_n8n import DURABILITY as N8N_DURABILITY
 from tests.bench.peer_n8n import N8nResult
@@ -58,59 +62,67 @@ def _submit_cell(steps: list[RateStep]) -> tuple[str, float | None]:
     )
 
 
+class PeerRuns(Protocol):
+    """What DBOS and n8n both measure, each timed from outside."""
+
+    error: str
+    failed: dict[str, str]
+    chain_nodes: int
+    chain_whole_ms: list[float]
+    fan_whole_ms: list[float]
+    submit_steps: list[RateStep]
+
+
+def _peer_cells(
+    peer: PeerRuns, chain_note: str, fan_cell: Callable[[float, str], tuple[str, float | None]]
+) -> Cells:
+    """Per workload: (what the peer did, the number compared with nodedrop's). ``chain_note``
+    follows its per-step figure; ``fan_cell`` makes S4's cell of the median and the runs."""
+    cells = _unmeasured(peer.error, peer.failed)
+    if peer.error:
+        return cells
+    if peer.chain_whole_ms:
+        whole = median(peer.chain_whole_ms)
+        cells["S1"] = (
+            f"{fmt_ms(whole)} ({fmt_ms(whole / peer.chain_nodes)} per step{chain_note}), "
+            f"{len(peer.chain_whole_ms)} runs",
+            whole,
+        )
+    if peer.fan_whole_ms:
+        runs = ", ".join(fmt_ms(v) for v in peer.fan_whole_ms)
+        cells["S4"] = fan_cell(median(peer.fan_whole_ms), runs)
+    if peer.submit_steps:
+        cells["S9"] = _submit_cell(peer.submit_steps)
+    return cells
+
+
 def dbos_cells(dbos: DbosResult | None) -> Cells:
-    """Per workload: (what DBOS did, the number compared with nodedrop's)."""
     if dbos is None:
         return {}
-    cells = _unmeasured(dbos.error, dbos.failed)
-    if dbos.error:
-        return cells
-    if dbos.chain_whole_ms:
-        whole = median(dbos.chain_whole_ms)
-        inside = median(dbos.chain_inside_ms) / dbos.chain_nodes
-        cells["S1"] = (
-            f"{fmt_ms(whole)} ({fmt_ms(whole / dbos.chain_nodes)} per step; inside the "
-            f"workflow {fmt_ms(inside)} per step), {len(dbos.chain_whole_ms)} runs",
-            whole,
-        )
-    if dbos.fan_whole_ms:
-        whole = median(dbos.fan_whole_ms)
-        cells["S4"] = (
-            f"{fmt_ms(whole)} (gathered steps, no queue; runs "
-            + ", ".join(fmt_ms(v) for v in dbos.fan_whole_ms)
-            + ")",
-            whole,
-        )
-    if dbos.submit_steps:
-        cells["S9"] = _submit_cell(dbos.submit_steps)
-    return cells
+    inside = ""
+    if dbos.chain_inside_ms:
+        per_step = median(dbos.chain_inside_ms) / dbos.chain_nodes
+        inside = f"; inside the workflow {fmt_ms(per_step)} per step"
+    return _peer_cells(
+        dbos,
+        inside,
+        lambda whole, runs: (f"{fmt_ms(whole)} (gathered steps, no queue; runs {runs})", whole),
+    )
 
 
 def n8n_cells(n8n: N8nResult | None) -> Cells:
-    """Per workload: (what n8n did, the number compared with nodedrop's)."""
     if n8n is None:
         return {}
-    cells = _unmeasured(n8n.error, n8n.failed)
-    if n8n.error:
-        return cells
-    if n8n.chain_whole_ms:
-        whole = median(n8n.chain_whole_ms)
-        cells["S1"] = (
-            f"{fmt_ms(whole)} ({fmt_ms(whole / n8n.chain_nodes)} per step, kept in memory), "
-            f"{len(n8n.chain_whole_ms)} runs",
-            whole,
-        )
-    if n8n.fan_whole_ms:
-        whole = median(n8n.fan_whole_ms)
-        cells["S4"] = (
+    # n8n has no parallel branches: its S4 is items through one node, shown but not compared.
+    return _peer_cells(
+        n8n,
+        ", kept in memory",
+        lambda whole, runs: (
             f"{fmt_ms(whole)}: no parallel branches; {n8n.fan_width:,} items through one node "
-            "(Split Out, No Op, Aggregate), not comparable; runs "
-            + ", ".join(fmt_ms(v) for v in n8n.fan_whole_ms),
+            f"(Split Out, No Op, Aggregate), not comparable; runs {runs}",
             None,
-        )
-    if n8n.submit_steps:
-        cells["S9"] = _submit_cell(n8n.submit_steps)
-    return cells
+        ),
+    )
 
 
 def prefect_cells(prefect: PrefectResult | None) -> dict[str, tuple[str, float | None]]:
@@ -227,9 +239,10 @@ def n8n_details(n8n: N8nResult | None) -> list[str]:
     if n8n is None or n8n.error:
         return [f"**n8n**: not measured: {n8n.error}", ""] if n8n else []
     lines = [
-        f"**n8n {n8n.version}** (`.bench/n8n`, on the Node.js 24 of npm's `node` package, its "
-        "defaults: SQLite in a fresh data folder; each workflow behind a webhook answering when "
-        "its last node has run; each workload run right after DBOS's). Durability: "
+        f"**n8n {n8n.version}** (`.bench/n8n`, on the Node.js 24 npm packages as "
+        f"`{n8n_install.node_package()}`, its defaults: SQLite in a fresh data folder; each "
+        "workflow behind a webhook answering when its last node has run; each workload run "
+        "right after DBOS's). Durability: "
         f"{N8N_DURABILITY}.",
         "",
     ]

@@ -15,9 +15,10 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import httpx
@@ -35,6 +36,21 @@ from nodedrop.embedded import EmbeddedNats, EmbeddedPostgres
 from nodedrop.notifier.store import checkpoint_name
 from nodedrop.platform.db.migrate import upgrade
 from nodedrop.platform.jetstream import StreamSettings, ensure_jetstream
+
+T = TypeVar("T")
+
+
+async def to_the_end(function: Callable[[], T]) -> T:
+    """``function()`` in a thread; cancelled, it still waits for the thread to return before the
+    cancellation goes on. A plain ``asyncio.to_thread`` gives up at once and leaves the thread
+    running beside the cleanup: a server whose start was cut short would come up after its
+    cleanup had run, and a cancelled stop would skip the stops after it."""
+    work = asyncio.ensure_future(asyncio.to_thread(function))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await work
+        raise
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -222,7 +238,7 @@ class Bench:
         directory = self.work / name
         directory.mkdir()
         server = EmbeddedNats(directory / "nats", port=0)
-        await asyncio.to_thread(server.start)
+        await to_the_end(server.start)
         self.nats_version = self.nats_version or server.server_version
         database_url = ""
         system: System | None = None
@@ -249,8 +265,8 @@ class Bench:
                 with contextlib.suppress(Exception):
                     await nc.close()
             if system is not None:
-                await asyncio.to_thread(system.stop_all)
-            await asyncio.to_thread(server.stop)
+                await to_the_end(system.stop_all)
+            await to_the_end(server.stop)
             if database_url:
                 with contextlib.suppress(Exception):
                     await self.drop_database(database_url)

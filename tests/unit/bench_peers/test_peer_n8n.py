@@ -70,6 +70,14 @@ def test_the_fan_out_splits_the_items_and_joins_them_in_one() -> None:
     assert kinds == ["webhook", "splitOut", "noOp", "aggregate"]
 
 
+def test_the_submit_and_wait_step_answers_the_runs_id_as_the_load_generator_reads_it() -> None:
+    webhook, step = n8n_workflows.one()["nodes"]
+    assert webhook["parameters"]["responseMode"] == "lastNode"
+    assert step["type"] == "n8n-nodes-base.set"
+    [field] = step["parameters"]["assignments"]["assignments"]
+    assert (field["name"], field["value"]) == ("id", "={{ $execution.id }}")
+
+
 def test_the_workflows_have_distinct_ids_and_webhook_paths() -> None:
     workflows = n8n_workflows.all_workflows(40)
     assert len({w["id"] for w in workflows}) == 3
