@@ -312,9 +312,9 @@ class InterleavedPeers:
 
     async def after(self, scenario: str) -> None:
         if self._dbos_peer is not None:
-            await _peer_workload("DBOS", self._dbos_peer, scenario, [25.0, 50.0])
+            await _peer_workload("DBOS", self._dbos_peer, scenario, [])
         if self._n8n_peer is not None:
-            await _peer_workload("n8n", self._n8n_peer, scenario, [10.0, 25.0, 50.0])
+            await _peer_workload("n8n", self._n8n_peer, scenario, [10.0])
 
 
 async def run(args: argparse.Namespace) -> int:

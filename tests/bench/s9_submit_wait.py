@@ -29,7 +29,8 @@ from tests.bench.tap import EventTap
 ID = "S9"
 TARGET_RATE = 300.0
 TARGET_P99_MS = 100.0
-STEP_RATES = (100, 200, 300, 400, 500, 650, 800)
+#: From 25/s, as DBOS's steps start: a system that does not hold 100/s still gets a figure.
+STEP_RATES = (25, 50, 100, 200, 300, 400, 500, 650, 800)
 #: Long enough that a finished execution is always answered 200 under any load measured.
 WAIT_S = 10
 #: Requests in flight at most: at 800/s and 100 ms each, 80 are.
