@@ -1,5 +1,6 @@
 """A tick decides nothing for an execution that has ended, even one whose deadline and node
-timers are past (mutation testing: the guard of ``tick`` could be weakened unnoticed)."""
+timers are past, and no wake-up is asked for it (mutation testing: the guards of ``tick`` and
+``next_wakeup`` could be weakened unnoticed)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from nodedrop.contracts.events import ExecutionFinished
 from .harness import Sim, n, wf
 
 
-def test_a_finished_execution_past_its_deadline_and_timers_gets_no_decision() -> None:
+def test_a_finished_execution_past_its_deadline_gets_no_wakeup_and_no_decision() -> None:
     sim = Sim(
         wf([n("start", "manual_trigger"), n("a", timeout_ms=50)], [("start", "a")], timeout_ms=100)
     )
@@ -19,6 +20,8 @@ def test_a_finished_execution_past_its_deadline_and_timers_gets_no_decision() ->
     sim.cancel()
     assert isinstance(sim.finished(), ExecutionFinished)
     count = len(sim.log)
+
+    assert sim.wakeup() is None
 
     assert sim.advance(10_000) == []
     assert len(sim.log) == count
