@@ -129,8 +129,9 @@ async def test_a_stopping_runner_hands_back_unstarted_tasks_at_once(
     await eventually(all_held)
     await rig.start_runner(concurrency=3, processes=2)
     stopping = asyncio.create_task(first.stop(grace_s=300))
-    # Handed back, not left to come back when the ack wait runs out: that is ten minutes here.
-    found = await rig.stored(execution_id, until=count_results(2), within_s=120)
+    # Handed back, not left to come back when the ack wait runs out: that is ten minutes here,
+    # and the test gives up after one.
+    found = await rig.stored(execution_id, until=count_results(2), within_s=60)
     assert sorted(r.node for r in results(found)) == sorted(WAITING)  # running still runs
     assert not stopping.done(), "the runner stopped before its running node ended"
     gate.touch()
@@ -209,8 +210,8 @@ async def test_sigterm_hands_back_unstarted_tasks_at_once_and_running_ones_after
     await rig.start_runner(processes=2)
 
     process.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(process.wait(), 120) == 0
-    found = await rig.stored(execution_id, until=count_results(3), within_s=120)
+    assert await asyncio.wait_for(process.wait(), 60) == 0
+    found = await rig.stored(execution_id, until=count_results(3), within_s=60)
     runner_lost(found, RUNNING)
     assert [e.worker for e in started(of_node(found, RUNNING))] == [claimed.worker]
     for waiting in WAITING:
