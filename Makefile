@@ -7,7 +7,7 @@ PACKAGES := -e libs/contracts[db] -e libs/client -e services/api -e services/sch
             -e services/notifier -e .[test,dev]
 PYPROJECTS := pyproject.toml libs/contracts/pyproject.toml libs/client/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: install run test test-unit test-integration lint format bench chaos mutate mutate-results clean web test-web
+.PHONY: install run test test-unit test-integration lint format bench chaos mutate mutate-budget mutate-mutmut mutate-results clean web test-web
 
 install: $(STAMP)
 
@@ -64,13 +64,23 @@ bench: install
 chaos: install
 	$(BIN)/python -m tests.chaos $(if $(QUICK),--quick,) $(if $(ONLY),--only $(ONLY),)
 
-# make mutate: mutation testing (mutmut) of the scheduler core and the notifier's projection
-# against the fast unit tests of both (tests/unit/scheduler, tests/unit/notifier), in a copy under
-# build/mutate/, never in the tree. About 2,400 mutants: many hours on 2 cores (JOBS=N processes,
-# default all cores); ONLY='nodedrop.scheduler.core.plan*' runs a sample (names: fnmatch
-# patterns). Survivors: `make mutate-results`; docs/reliability.md, "Mutation testing".
-MUTATE_DIR := build/mutate
+# make mutate MODULE=nodedrop.scheduler.core.rules TESTS='tests/unit/scheduler/test_rules.py':
+# mutation testing of one module against a chosen pytest selection (python -m tests.mutation),
+# each mutant in a forked process that runs only the tests reaching its line; minutes for a core
+# module. Optional: FUNCTIONS=a,b, LINES=FIRST-LAST, JOBS=N, QUIET=1 (print only survivors).
+# make mutate-budget: the modules of tests/mutation/budget.toml, failing below their score or on
+# a survivor the file does not explain (CI). make mutate-mutmut: the exhaustive mutmut run of
+# the scheduler core and the notifier's projection (many hours); docs/reliability.md.
 mutate: install
+	@test -n "$(MODULE)" -a -n "$(TESTS)" || { echo "usage: make mutate MODULE=dotted.name TESTS='pytest args'" >&2; exit 2; }
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-dev} $(BIN)/python -m tests.mutation $(MODULE) \
+	    $(if $(JOBS),--jobs $(JOBS),) $(if $(FUNCTIONS),--functions $(FUNCTIONS),) \
+	    $(if $(LINES),--lines $(LINES),) $(if $(QUIET),--quiet,) -- $(TESTS)
+mutate-budget: install
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-dev} $(BIN)/python -m tests.mutation \
+	    --budget tests/mutation/budget.toml $(if $(JOBS),--jobs $(JOBS),)
+MUTATE_DIR := build/mutate
+mutate-mutmut: install
 	rm -rf $(MUTATE_DIR) && mkdir -p $(MUTATE_DIR)/src/nodedrop $(MUTATE_DIR)/tests
 	cp -r services/scheduler/src/nodedrop/scheduler services/notifier/src/nodedrop/notifier \
 	    $(MUTATE_DIR)/src/nodedrop/

@@ -48,12 +48,20 @@ class AsyncEcho:
 
 
 class Sleeper:
-    """Blocks its thread (an event loop's, if it had one) for ``parameters["s"]`` seconds."""
+    """Blocks its thread (an event loop's, if it had one) for ``parameters["s"]`` seconds, or
+    until the file ``parameters["until"]`` exists if given: a test then decides when it ends."""
 
     spec: ClassVar[NodeTypeSpec] = _spec("sleeper")
 
     def run(self, ctx: NodeContext, node_input: PortItems, parameters: dict[str, Any]) -> Any:
-        time.sleep(parameters.get("s", 30))
+        seconds = parameters.get("s", 30)
+        gate = parameters.get("until")
+        if gate is None:
+            time.sleep(seconds)
+            return {"main": []}
+        deadline = time.monotonic() + seconds
+        while not Path(gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         return {"main": []}
 
 

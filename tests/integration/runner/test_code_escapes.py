@@ -288,11 +288,11 @@ async def test_ten_gigabytes_are_refused(node: CodeNode, loop_watch: LoopWatch) 
 async def test_spinning_forever_is_stopped_by_the_cpu_limit(
     node: CodeNode, loop_watch: LoopWatch
 ) -> None:
-    started = time.perf_counter()
     source = "def main(items, ctx):\n    while True:\n        pass\n"
     error = failed(await attack(node, loop_watch, source), "CodeLimitExceeded")
-    assert "CPU" in error.message
-    assert time.perf_counter() - started < SETTINGS.cpu_s + 3
+    # The CPU limit's own message (the wall-clock limit's says "longer than N s"): stopped by
+    # the CPU limit, however long a loaded machine took to give it that CPU time.
+    assert error.message == f"the code used more than {SETTINGS.cpu_s} s of CPU time"
 
 
 async def test_sleeping_forever_is_stopped_by_the_wall_limit(loop_watch: LoopWatch) -> None:

@@ -36,7 +36,7 @@ async def test_two_runner_processes_share_the_work_and_stop_on_sigterm(rig: Rig)
             for i in range(6)
         ]
         await rig.publish(*tasks)
-        found = await rig.stored(execution_id, until=lambda ev: len(results(ev)) == 6, within_s=20)
+        found = await rig.stored(execution_id, until=lambda ev: len(results(ev)) == 6, within_s=90)
         assert all(isinstance(r, NodeSucceeded) for r in results(found))
         workers = {e.worker for e in found if isinstance(e, NodeStarted)}
         assert workers == {f"{os.uname().nodename}-{p.pid}" for p in processes}
@@ -44,7 +44,7 @@ async def test_two_runner_processes_share_the_work_and_stop_on_sigterm(rig: Rig)
         for process in processes:
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
-        codes = [await asyncio.wait_for(p.wait(), 10) for p in processes]
+        codes = [await asyncio.wait_for(p.wait(), 60) for p in processes]
     assert codes == [0, 0]
     for process in processes:
         assert process.stderr is not None

@@ -1,6 +1,6 @@
 import { EditorView } from "@codemirror/view";
 import { act, fireEvent, render, screen, waitFor } from "@testing-library/react";
-import { describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import type { NodeDef, NodeType } from "../types";
 import { fakeApi } from "./credentialFixtures";
 import { NodeSettings, type NodeTools } from "./NodeSettings";
@@ -41,6 +41,13 @@ function markedLines(): string[] {
 }
 
 describe("the code node's source editor", () => {
+  // The editor's first import (CodeMirror and the Python grammar) can take many seconds on a
+  // busy machine: done once here under a limit of its own, so that a test's default timeout
+  // covers what the test does, not the first import.
+  beforeAll(async () => {
+    await import("./PythonEditor");
+  }, 120_000);
+
   it("shows the source in a Python editor with highlighting", async () => {
     await settings();
     const content = screen.getByRole("textbox", { name: "source (Python)" });

@@ -1,6 +1,6 @@
 import { render, screen, waitFor } from "@testing-library/react";
 import { useState } from "react";
-import { describe, expect, it, vi } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import { ApiError, type Api } from "../api";
 import type { ExpressionData } from "../expressions";
 import { expressionTarget } from "../expressionTarget";
@@ -33,6 +33,12 @@ function field(previewExpression: Api["previewExpression"], initial: string) {
 }
 
 describe("the expression field", () => {
+  // The editor's first import (CodeMirror) can take many seconds on a busy machine: done once
+  // here under a limit of its own, so that a test's default timeout covers what the test does.
+  beforeAll(async () => {
+    await import("./ExpressionEditor");
+  }, 120_000);
+
   it("previews the value with the last run's item, by the API", async () => {
     const { api } = field(async () => ({ value: true }), "{{ item.total > 100 }}");
     await screen.findByText("true", {}, { timeout: 15_000 });
