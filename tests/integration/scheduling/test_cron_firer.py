@@ -111,11 +111,8 @@ async def eventually(check: Callable[[], Any], within_s: float = 5.0) -> None:
 
 
 async def count_is(js: JetStreamContext, expected: int) -> None:
-    async def check() -> bool:
-        return len(await requested(js)) == expected
-
-    await eventually(check)
-    await asyncio.sleep(0.3)  # and nothing more comes
+    # Called after ``move``, which waits for a pass of each firer at the new time: whatever
+    # they were going to record by then is in the stream.
     assert len(await requested(js)) == expected
 
 
@@ -148,9 +145,13 @@ async def save(kv: KeyValue, value: ScheduleEntry) -> None:
 
 
 async def move(clock: FakeClock, firers: Sequence[CronFirer], to: datetime) -> None:
+    """The clock at ``to``, and each firer done with a pass at that time (not a fixed sleep:
+    under load a pass may take long, and an absence seen too early proves nothing)."""
     clock.now = to
     for firer in firers:
         firer.wake()
+    for firer in firers:
+        await asyncio.wait_for(firer.looked_at(to), 30)
 
 
 async def test_one_request_per_tick_with_its_id_and_input(
@@ -160,7 +161,7 @@ async def test_one_request_per_tick_with_its_id_and_input(
     await save(kv, entry())
     async with running(jetstream, clock) as firer:
         await eventually(lambda: "wf1" in firer.workflow_ids)
-        await asyncio.sleep(0.2)
+        await move(clock, [firer], SAVED + timedelta(seconds=6))
         assert await requested(jetstream) == []  # 10:00 was before the schedule was saved
 
         await move(clock, [firer], minute(1) + timedelta(milliseconds=20))
@@ -214,8 +215,8 @@ async def test_a_late_copy_does_not_fire_a_claimed_tick(
     # 11:00 fired 4 minutes ago: past the 2-minute duplicate window, within the 5-minute grace.
     clock.now = minute(64)
     late = CountingPublisher(jetstream)
-    async with running(jetstream, clock, publisher=late):
-        await asyncio.sleep(0.3)
+    async with running(jetstream, clock, publisher=late) as copy:
+        await move(clock, [copy], minute(64) + timedelta(seconds=1))
     assert late.published == []
     await count_is(jetstream, 1)
 
@@ -231,7 +232,6 @@ async def test_a_deleted_schedule_stops(jetstream: JetStreamContext, kv: KeyValu
         await eventually(lambda: "wf1" not in firer.workflow_ids)
         for n in (2, 3):
             await move(clock, [firer], minute(n))
-            await asyncio.sleep(0.2)
         await count_is(jetstream, 1)
 
 
@@ -244,10 +244,9 @@ async def test_an_updated_schedule_follows_the_new_cron(
         await move(clock, [firer], minute(1))
         await count_is(jetstream, 1)
         await save(kv, entry(cron="*/5 * * * *", version=2))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: getattr(firer.entry("wf1"), "version", None) == 2)
         for n in (2, 3, 4):
             await move(clock, [firer], minute(n))
-            await asyncio.sleep(0.1)
         await count_is(jetstream, 1)
         await move(clock, [firer], minute(5))
         await count_is(jetstream, 2)
@@ -270,13 +269,14 @@ async def test_missed_ticks_after_downtime(
     # Down from 10:01 to 10:04:10: 10:04 is 10 s old (within grace), 10:02 and 10:03 are skipped.
     clock.now = minute(4) + timedelta(seconds=10)
     async with running(jetstream, clock, grace=grace) as firer:
+        # A pass after the stored schedule was loaded (the first may come before it).
+        await move(clock, [firer], minute(4) + timedelta(seconds=11))
         await count_is(jetstream, 2)
         assert "10:02:00Z to 2026-11-26T10:03:00Z" in caplog.text
         caplog.clear()
 
         # The clock jumps while running: 10:07 is 30 s old at 10:07:30, past grace: nothing.
         await move(clock, [firer], minute(7) + timedelta(seconds=30))
-        await asyncio.sleep(0.3)
         await count_is(jetstream, 2)
         assert "10:05:00Z to 2026-11-26T10:07:00Z" in caplog.text
 

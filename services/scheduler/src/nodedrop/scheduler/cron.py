@@ -133,6 +133,9 @@ class CronFirer:
         self._stopping = asyncio.Event()
         self._changed = asyncio.Event()
         self._loaded = asyncio.Event()
+        #: The clock's reading at the start of the last pass over the triggers that finished.
+        self._looked_at: datetime | None = None
+        self._looked = asyncio.Event()
 
     # -------------------------------------------------------------- control
 
@@ -141,9 +144,21 @@ class CronFirer:
         """The scheduled workflows known to this copy."""
         return set(self._entries)
 
+    def entry(self, workflow_id: str) -> ScheduleEntry | None:
+        """The schedule this copy follows for ``workflow_id``, if any."""
+        return self._entries.get(workflow_id)
+
     async def loaded(self) -> None:
         """Returns once the entries stored when the firer started are in memory."""
         await self._loaded.wait()
+
+    async def looked_at(self, moment: datetime) -> None:
+        """Returns once a pass over the triggers has finished that read the clock at ``moment``
+        or later: every tick due by then is fired, or claimed by another copy. (A test that
+        moves a fake clock waits for this instead of sleeping.)"""
+        while self._looked_at is None or self._looked_at < moment:
+            self._looked.clear()
+            await self._looked.wait()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -270,6 +285,8 @@ class CronFirer:
             execution_id = await self._fire(key, trigger, plan.fire)
             if execution_id is not None:
                 recorded.append(execution_id)
+        self._looked_at = now
+        self._looked.set()
         return recorded
 
     async def _fire(self, key: TriggerKey, trigger: _Trigger, tick: datetime) -> str | None:
